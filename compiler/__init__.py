@@ -1,0 +1,1 @@
+"""The compiler: graph IR, passes, kernel IR and backends (in progress; see the issues)."""

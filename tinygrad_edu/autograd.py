@@ -1,0 +1,184 @@
+"""The one autograd mechanism shared by the scalar `Value` and the array `Tensor`.
+
+Every op application records a node: the op (from `ops.OPS`), its input nodes and its attributes.
+`backward` walks those nodes in reverse topological order (found iteratively, so a chain of
+100,000 nodes needs no recursion) and asks each op for its vector-Jacobian product. A VJP is
+written in DSL ops, so with `create_graph=True` the backward pass is itself a recorded graph and
+a gradient can be differentiated again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .ops import Op
+
+_state = threading.local()
+
+
+def grad_enabled() -> bool:
+    """Whether new op applications are recorded for backward."""
+    return getattr(_state, "enabled", True)
+
+
+@contextlib.contextmanager
+def no_grad() -> Iterator[None]:
+    """Context manager: ops inside it record nothing (inference, optimizer updates)."""
+    previous = grad_enabled()
+    _state.enabled = False
+    try:
+        yield
+    finally:
+        _state.enabled = previous
+
+
+@contextlib.contextmanager
+def enable_grad() -> Iterator[None]:
+    """Context manager: record ops even inside `no_grad` (used by `create_graph=True`)."""
+    previous = grad_enabled()
+    _state.enabled = True
+    try:
+        yield
+    finally:
+        _state.enabled = previous
+
+
+class Node(ABC):
+    """What `Value` and `Tensor` share: data, a gradient, and how the data was made.
+
+    Subclasses say how raw data is wrapped (`_wrap`), how a constant operand becomes a node
+    (`_const`), how gradients are stored on the user-facing object (`_store_grad`) and how the
+    seed gradient of `backward()` looks (`_seed_grad`).
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "_op", "_inputs", "_attrs", "_retain", "label")
+
+    def __init__(self, data: Any, requires_grad: bool = False) -> None:
+        self.data = data
+        self.grad: Any = None
+        self.requires_grad = requires_grad
+        self._op: Op | None = None
+        self._inputs: tuple[Node, ...] = ()
+        self._attrs: dict[str, Any] = {}
+        self._retain = False
+        self.label = ""
+
+    # -- subclass hooks ---------------------------------------------------------------------
+    @classmethod
+    @abstractmethod
+    def _wrap(cls, data: Any) -> Node:
+        """Turn raw data (a number or an array) into a node of this class."""
+
+    @abstractmethod
+    def _seed_grad(self) -> Node:
+        """The gradient `backward()` starts from when none is given (a one)."""
+
+    @abstractmethod
+    def _store_grad(self, grad: Node) -> None:
+        """Accumulate `grad` into the user-facing `.grad`."""
+
+    @classmethod
+    @abstractmethod
+    def _forward(cls, op: Op, inputs: Sequence[Node], attrs: dict[str, Any]) -> Node:
+        """Run `op.forward` on the inputs' raw data and wrap the result (no recording)."""
+
+    @property
+    @abstractmethod
+    def shape(self) -> tuple[int, ...]:
+        """The node's shape (`()` for a scalar)."""
+
+    @classmethod
+    def apply(cls, op: Op, inputs: Sequence[Node], attrs: dict[str, Any]) -> Node:
+        """Apply a primitive op: check shapes by its rule, run its forward, record the node.
+
+        The shape rule runs first so a bad call fails here, on the user's line, with a
+        message naming the op and the shapes, before any array work is done.
+        """
+        op.shape(*(i.shape for i in inputs), **attrs)
+        return record(cls._forward(op, inputs, attrs), op, inputs, attrs)
+
+    # -- graph ------------------------------------------------------------------------------
+    @property
+    def is_leaf(self) -> bool:
+        return self._op is None
+
+    @property
+    def op_name(self) -> str:
+        """The op that produced this node ('' for a leaf); the same name as in the op table."""
+        return self._op.name if self._op is not None else ""
+
+    def topological_order(self) -> list[Node]:
+        """Nodes reachable from this one that need gradients, inputs before their users.
+
+        Iterative depth-first search with an explicit stack: no recursion limit.
+        """
+        order: list[Node] = []
+        visited: set[int] = set()
+        stack: list[tuple[Node, bool]] = [(self, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if expanded:
+                order.append(node)
+                continue
+            if id(node) in visited:
+                continue
+            visited.add(id(node))
+            stack.append((node, True))
+            for parent in reversed(node._inputs):
+                if parent.requires_grad and id(parent) not in visited:
+                    stack.append((parent, False))
+        return order
+
+    def backward(self, gradient: Any = None, create_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into `.grad` of every leaf that requires grad.
+
+        `gradient` is the upstream gradient (required unless self has one element).
+        With `create_graph=True` the backward ops are recorded, so gradients can be
+        differentiated again.
+        """
+        if not self.requires_grad:
+            raise RuntimeError(
+                "backward: this value does not require grad; create the inputs with "
+                "requires_grad=True (and do not compute it under no_grad())"
+            )
+        seed = self._seed_grad() if gradient is None else self._coerce_seed(gradient)
+        grads: dict[int, Node] = {id(self): seed}
+        mode = enable_grad() if create_graph else no_grad()
+        with mode:
+            for node in reversed(self.topological_order()):
+                grad = grads.pop(id(node), None)
+                if grad is None:
+                    continue
+                if node.is_leaf or node._retain:
+                    node._store_grad(grad)
+                if node.is_leaf:
+                    continue
+                assert node._op is not None
+                input_grads = node._op.vjp(grad, node, *node._inputs, **node._attrs)
+                for parent, parent_grad in zip(node._inputs, input_grads, strict=True):
+                    if parent_grad is None or not parent.requires_grad:
+                        continue
+                    key = id(parent)
+                    grads[key] = parent_grad if key not in grads else grads[key] + parent_grad
+
+    def _coerce_seed(self, gradient: Any) -> Node:
+        return gradient if isinstance(gradient, Node) else type(self)._wrap(gradient)
+
+    def retain_grad(self) -> None:
+        """Keep the gradient of this intermediate node after backward (leaves always keep it)."""
+        self._retain = True
+
+
+def record(out: Node, op: Op, inputs: Sequence[Node], attrs: dict[str, Any]) -> Node:
+    """Attach the recipe (op, inputs, attrs) to `out` when any input needs a gradient."""
+    if grad_enabled() and op.vjp is not None and any(i.requires_grad for i in inputs):
+        out.requires_grad = True
+        out._op = op
+        out._inputs = tuple(inputs)
+        out._attrs = attrs
+    return out

@@ -1,0 +1,767 @@
+"""The op table: every primitive op defined exactly once.
+
+An `Op` has
+- a **shape rule** `shape(*input_shapes, **attrs) -> output_shape` that validates its inputs and
+  raises an `OpError` naming the op, the shapes and the fix;
+- a **forward** `forward(xp, *arrays, **attrs) -> array`, generic over the array module `xp`
+  (numpy, or cupy for CUDA tensors);
+- a **vector-Jacobian product** `vjp(g, out, *inputs, **attrs) -> tuple of input gradients`,
+  written in DSL ops on the graph nodes (`Tensor` or `Value`), so the backward pass is itself a
+  graph: it can be differentiated again or handed to the compiler. `None` means "no gradient
+  flows to this input". An op with `vjp=None` (comparisons, argmax) is never recorded.
+
+The scalar `Value`, the eager `Tensor` and the compiler all read this table; composite ops
+(softmax, cross-entropy, LRN, linear, ...) live in `tensor.py` as compositions of these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .errors import op_error
+
+Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Op:
+    """One primitive: its name, kind (for fusion), shape rule, forward and VJP."""
+
+    name: str
+    kind: str  # "elementwise", "compare", "reduce", "movement", "matmul", "conv", "pool"
+    shape: Callable[..., Shape]
+    forward: Callable[..., Any]
+    vjp: Callable[..., tuple[Any, ...]] | None
+
+    def __repr__(self) -> str:
+        return f"Op({self.name})"
+
+
+OPS: dict[str, Op] = {}
+
+
+def _register(
+    name: str,
+    kind: str,
+    shape: Callable[..., Shape],
+    forward: Callable[..., Any],
+    vjp: Callable[..., tuple[Any, ...]] | None,
+) -> Op:
+    op = Op(name, kind, shape, forward, vjp)
+    OPS[name] = op
+    return op
+
+
+# ---------------------------------------------------------------------------------------------
+# shape rules shared by many ops
+# ---------------------------------------------------------------------------------------------
+def _same_shape(x: Shape, **_: Any) -> Shape:
+    return x
+
+
+def _broadcast_rule(name: str) -> Callable[..., Shape]:
+    def rule(*shapes: Shape, **_: Any) -> Shape:
+        try:
+            return tuple(np.broadcast_shapes(*shapes))
+        except ValueError:
+            raise op_error(
+                name,
+                "shapes cannot be broadcast together",
+                " and ".join(map(str, shapes)),
+                "make trailing dimensions equal or 1 (reshape/unsqueeze one operand)",
+            ) from None
+
+    return rule
+
+
+def unbroadcast(g: Any, shape: Shape) -> Any:
+    """Sum a gradient of a broadcast result back down to an input's `shape`."""
+    if tuple(g.shape) == tuple(shape):
+        return g
+    lead = len(g.shape) - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, n in enumerate(shape) if n == 1 and g.shape[lead + i] != 1
+    )
+    summed = g.sum(axis=axes, keepdim=True) if axes else g
+    return summed.reshape(shape)
+
+
+def _needs(node: Any) -> bool:
+    return bool(getattr(node, "requires_grad", False))
+
+
+# ---------------------------------------------------------------------------------------------
+# elementwise unary
+# ---------------------------------------------------------------------------------------------
+def _unary(name: str, forward: Callable[..., Any], vjp: Callable[..., Any] | None) -> Op:
+    return _register(
+        name,
+        "elementwise",
+        _same_shape,
+        forward,
+        None if vjp is None else (lambda g, out, x, **a: (vjp(g, out, x, **a),)),
+    )
+
+
+def _sigmoid(xp: Any, x: Any) -> Any:
+    # Stable for large |x|: exp only ever sees non-positive arguments.
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+NEG = _unary("neg", lambda xp, x: -x, lambda g, out, x: -g)
+EXP = _unary("exp", lambda xp, x: xp.exp(x), lambda g, out, x: g * out)
+LOG = _unary("log", lambda xp, x: xp.log(x), lambda g, out, x: g / x)
+SQRT = _unary("sqrt", lambda xp, x: xp.sqrt(x), lambda g, out, x: g / (out * 2))
+ABS = _unary("abs", lambda xp, x: xp.abs(x), lambda g, out, x: g * x.sign())
+SIGN = _unary("sign", lambda xp, x: xp.sign(x), None)
+RELU = _unary("relu", lambda xp, x: xp.maximum(x, 0), lambda g, out, x: g * (x > 0))
+SIGMOID = _unary("sigmoid", _sigmoid, lambda g, out, x: g * out * (1 - out))
+TANH = _unary("tanh", lambda xp, x: xp.tanh(x), lambda g, out, x: g * (1 - out * out))
+LEAKY_RELU = _unary(
+    "leaky_relu",
+    lambda xp, x, slope: xp.where(x > 0, x, x * slope),
+    lambda g, out, x, slope: g * (x > 0) * (1 - slope) + g * slope,
+)
+
+
+def _cast_forward(xp: Any, x: Any, dtype: str) -> Any:
+    return x.astype(dtype)
+
+
+CAST = _register(
+    "cast",
+    "elementwise",
+    lambda x, dtype: x,
+    _cast_forward,
+    lambda g, out, x, dtype: (g.cast(x.dtype),),
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# elementwise binary (broadcasting) and where
+# ---------------------------------------------------------------------------------------------
+def _binary(
+    name: str,
+    forward: Callable[..., Any],
+    vjp: Callable[..., tuple[Any, Any]] | None,
+    kind: str = "elementwise",
+) -> Op:
+    def full_vjp(g: Any, out: Any, a: Any, b: Any) -> tuple[Any, Any]:
+        assert vjp is not None
+        ga, gb = vjp(g, out, a, b)
+        return (
+            None if ga is None else unbroadcast(ga, a.shape),
+            None if gb is None else unbroadcast(gb, b.shape),
+        )
+
+    return _register(name, kind, _broadcast_rule(name), forward, None if vjp is None else full_vjp)
+
+
+def _pow_vjp(g: Any, out: Any, a: Any, b: Any) -> tuple[Any, Any]:
+    ga = g * b * a ** (b - 1) if _needs(a) else None
+    gb = g * out * a.log() if _needs(b) else None
+    return ga, gb
+
+
+def _max_share(g: Any, a: Any, b: Any) -> Any:
+    # Where a and b tie, each gets half of the gradient (as PyTorch does). Masks multiply g
+    # (not a Python float) so the result keeps g's dtype.
+    return g * (a > b) + g * (a == b) * 0.5
+
+
+ADD = _binary("add", lambda xp, a, b: a + b, lambda g, out, a, b: (g, g))
+SUB = _binary("sub", lambda xp, a, b: a - b, lambda g, out, a, b: (g, -g))
+MUL = _binary(
+    "mul",
+    lambda xp, a, b: a * b,
+    lambda g, out, a, b: (g * b if _needs(a) else None, g * a if _needs(b) else None),
+)
+DIV = _binary(
+    "div",
+    lambda xp, a, b: a / b,
+    lambda g, out, a, b: (g / b if _needs(a) else None, -g * out / b if _needs(b) else None),
+)
+POW = _binary("pow", lambda xp, a, b: a**b, _pow_vjp)
+MAXIMUM = _binary(
+    "maximum",
+    lambda xp, a, b: xp.maximum(a, b),
+    lambda g, out, a, b: (_max_share(g, a, b), _max_share(g, b, a)),
+)
+MINIMUM = _binary(
+    "minimum",
+    lambda xp, a, b: xp.minimum(a, b),
+    lambda g, out, a, b: (_max_share(g, b, a), _max_share(g, a, b)),
+)
+
+# Comparisons have no gradient; they produce bool tensors (floats 0/1 for `Value`).
+EQ = _binary("eq", lambda xp, a, b: a == b, None, "compare")
+NE = _binary("ne", lambda xp, a, b: a != b, None, "compare")
+LT = _binary("lt", lambda xp, a, b: a < b, None, "compare")
+LE = _binary("le", lambda xp, a, b: a <= b, None, "compare")
+GT = _binary("gt", lambda xp, a, b: a > b, None, "compare")
+GE = _binary("ge", lambda xp, a, b: a >= b, None, "compare")
+
+
+def _where_vjp(g: Any, out: Any, cond: Any, a: Any, b: Any) -> tuple[Any, Any, Any]:
+    ga = unbroadcast(g.where(cond, 0.0), a.shape) if _needs(a) else None
+    gb = unbroadcast((g * 0.0).where(cond, g), b.shape) if _needs(b) else None
+    return None, ga, gb
+
+
+WHERE = _register(
+    "where",
+    "elementwise",
+    _broadcast_rule("where"),
+    lambda xp, c, a, b: xp.where(c, a, b),
+    _where_vjp,
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# reductions (attrs: axis = sorted tuple of non-negative ints, keepdim = bool)
+# ---------------------------------------------------------------------------------------------
+def _reduce_shape(x: Shape, axis: tuple[int, ...], keepdim: bool) -> Shape:
+    if keepdim:
+        return tuple(1 if i in axis else n for i, n in enumerate(x))
+    return tuple(n for i, n in enumerate(x) if i not in axis)
+
+
+def _keep_shape(x: Shape, axis: tuple[int, ...]) -> Shape:
+    return tuple(1 if i in axis else n for i, n in enumerate(x))
+
+
+def _sum_vjp(g: Any, out: Any, x: Any, axis: tuple[int, ...], keepdim: bool) -> tuple[Any]:
+    return (g.reshape(_keep_shape(x.shape, axis)).expand(x.shape),)
+
+
+def _extreme_vjp(g: Any, out: Any, x: Any, axis: tuple[int, ...], keepdim: bool) -> tuple[Any]:
+    # The gradient is split evenly between tied extremes: a valid subgradient that sums to g.
+    keep = _keep_shape(x.shape, axis)
+    hit = x == out.detach().reshape(keep)
+    return (g.reshape(keep) * hit / hit.sum(axis=axis, keepdim=True),)
+
+
+def _reducer(name: str, fn: str) -> Callable[..., Any]:
+    def forward(xp: Any, x: Any, axis: tuple[int, ...], keepdim: bool) -> Any:
+        if x.size == 0 and fn != "sum":
+            raise op_error(
+                name,
+                "cannot reduce an empty tensor",
+                x.shape,
+                "reduce a tensor with at least one element",
+            )
+        return getattr(xp, fn)(x, axis=axis, keepdims=keepdim)
+
+    return forward
+
+
+SUM = _register("sum", "reduce", _reduce_shape, _reducer("sum", "sum"), _sum_vjp)
+MAX = _register("max", "reduce", _reduce_shape, _reducer("max", "max"), _extreme_vjp)
+MIN = _register("min", "reduce", _reduce_shape, _reducer("min", "min"), _extreme_vjp)
+
+
+def _argmax_shape(x: Shape, axis: int | None, keepdim: bool) -> Shape:
+    if axis is None:
+        return (1,) * len(x) if keepdim else ()
+    return _reduce_shape(x, (axis,), keepdim)
+
+
+def _argmax_forward(xp: Any, x: Any, axis: int | None, keepdim: bool) -> Any:
+    return xp.argmax(x, axis=axis, keepdims=keepdim)
+
+
+ARGMAX = _register("argmax", "reduce", _argmax_shape, _argmax_forward, None)
+
+
+# ---------------------------------------------------------------------------------------------
+# movement
+# ---------------------------------------------------------------------------------------------
+def _reshape_shape(x: Shape, shape: Shape) -> Shape:
+    if int(np.prod(x)) != int(np.prod(shape)):
+        raise op_error(
+            "reshape",
+            f"cannot view {int(np.prod(x))} elements as {shape}",
+            x,
+            "keep the number of elements the same (use -1 for one dimension)",
+        )
+    return shape
+
+
+RESHAPE = _register(
+    "reshape",
+    "movement",
+    _reshape_shape,
+    lambda xp, x, shape: x.reshape(shape),
+    lambda g, out, x, shape: (g.reshape(x.shape),),
+)
+
+
+def _permute_shape(x: Shape, dims: tuple[int, ...]) -> Shape:
+    return tuple(x[d] for d in dims)
+
+
+PERMUTE = _register(
+    "permute",
+    "movement",
+    _permute_shape,
+    lambda xp, x, dims: xp.transpose(x, dims),
+    lambda g, out, x, dims: (g.permute(tuple(np.argsort(dims))),),
+)
+
+
+def _expand_shape(x: Shape, shape: Shape) -> Shape:
+    lead = len(shape) - len(x)
+    if lead < 0 or any(n != 1 and n != shape[lead + i] for i, n in enumerate(x)):
+        raise op_error(
+            "expand",
+            f"cannot expand to {shape}",
+            x,
+            "only dimensions of size 1 can grow; add leading dims with unsqueeze",
+        )
+    return shape
+
+
+EXPAND = _register(
+    "expand",
+    "movement",
+    _expand_shape,
+    lambda xp, x, shape: xp.broadcast_to(x, shape),
+    lambda g, out, x, shape: (unbroadcast(g, x.shape),),
+)
+
+
+def _pad_shape(x: Shape, pads: tuple[tuple[int, int], ...], value: float) -> Shape:
+    return tuple(n + lo + hi for n, (lo, hi) in zip(x, pads, strict=True))
+
+
+def _pad_vjp(g: Any, out: Any, x: Any, pads: Any, value: float) -> tuple[Any]:
+    return (g[tuple(slice(lo, lo + n) for n, (lo, _) in zip(x.shape, pads, strict=True))],)
+
+
+PAD = _register(
+    "pad",
+    "movement",
+    _pad_shape,
+    lambda xp, x, pads, value: xp.pad(x, pads, constant_values=value),
+    _pad_vjp,
+)
+
+
+def _getitem_shape(x: Shape, index: tuple[Any, ...]) -> Shape:
+    return tuple(np.empty(x, dtype=np.bool_)[index].shape)
+
+
+def _index_put_forward(xp: Any, g: Any, shape: Shape, index: tuple[Any, ...]) -> Any:
+    out = xp.zeros(shape, dtype=g.dtype)
+    if any(isinstance(i, (np.ndarray, list)) for i in index):
+        xp.add.at(out, index, g)  # advanced indexing may repeat positions: accumulate
+    else:
+        out[index] = g
+    return out
+
+
+GETITEM = _register(
+    "getitem",
+    "movement",
+    _getitem_shape,
+    lambda xp, x, index: x[index],
+    lambda g, out, x, index: (g.index_put(x.shape, index),),
+)
+INDEX_PUT = _register(
+    "index_put",
+    "movement",
+    lambda g, shape, index: shape,
+    _index_put_forward,
+    lambda g, out, u, shape, index: (g[index],),
+)
+
+
+def _cat_shape(*shapes: Shape, axis: int) -> Shape:
+    first = shapes[0]
+    for s in shapes[1:]:
+        if len(s) != len(first) or any(
+            a != b for i, (a, b) in enumerate(zip(s, first)) if i != axis
+        ):
+            raise op_error(
+                "cat",
+                f"all dimensions except axis {axis} must match",
+                list(shapes),
+                "reshape the inputs so only the joined axis differs",
+            )
+    return first[:axis] + (sum(s[axis] for s in shapes),) + first[axis + 1 :]
+
+
+def _cat_vjp(g: Any, out: Any, *xs: Any, axis: int) -> tuple[Any, ...]:
+    grads, start = [], 0
+    for x in xs:
+        stop = start + x.shape[axis]
+        grads.append(g[(slice(None),) * axis + (slice(start, stop),)] if _needs(x) else None)
+        start = stop
+    return tuple(grads)
+
+
+CAT = _register(
+    "cat", "movement", _cat_shape, lambda xp, *xs, axis: xp.concatenate(xs, axis=axis), _cat_vjp
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# matmul (batched, broadcasting batch dims; both operands at least 2-D here)
+# ---------------------------------------------------------------------------------------------
+def _matmul_shape(a: Shape, b: Shape) -> Shape:
+    if len(a) < 2 or len(b) < 2 or a[-1] != b[-2]:
+        raise op_error(
+            "matmul",
+            "inner dimensions differ"
+            if len(a) >= 2 and len(b) >= 2
+            else "operands must be at least 1-D",
+            f"{a} @ {b}",
+            "the last dim of the left operand must equal the second-to-last of "
+            "the right (transpose one of them?)",
+        )
+    try:
+        batch = tuple(np.broadcast_shapes(a[:-2], b[:-2]))
+    except ValueError:
+        raise op_error(
+            "matmul",
+            "batch dimensions cannot be broadcast",
+            f"{a} @ {b}",
+            "make the leading (batch) dims equal or 1",
+        ) from None
+    return batch + (a[-2], b[-1])
+
+
+def _matmul_vjp(g: Any, out: Any, a: Any, b: Any) -> tuple[Any, Any]:
+    ga = unbroadcast(g @ b.transpose(-1, -2), a.shape) if _needs(a) else None
+    gb = unbroadcast(a.transpose(-1, -2) @ g, b.shape) if _needs(b) else None
+    return ga, gb
+
+
+MATMUL = _register("matmul", "matmul", _matmul_shape, lambda xp, a, b: xp.matmul(a, b), _matmul_vjp)
+
+
+# ---------------------------------------------------------------------------------------------
+# sliding windows: the machinery conv2d and pooling share
+# ---------------------------------------------------------------------------------------------
+Pair = tuple[int, int]
+
+
+def window_out_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
+    """Output length of a sliding window (PyTorch's floor rule)."""
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def _window_out(
+    op: str, hw: Pair, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair, shapes: object
+) -> Pair:
+    for name, v, low in (
+        ("kernel_size", kernel, 1),
+        ("stride", stride, 1),
+        ("padding", padding, 0),
+        ("dilation", dilation, 1),
+    ):
+        if min(v) < low:
+            raise op_error(
+                op, f"{name} must be >= {low}, got {v}", shapes, f"pass a {name} of at least {low}"
+            )
+    out = tuple(
+        window_out_size(hw[i], kernel[i], stride[i], padding[i], dilation[i]) for i in range(2)
+    )
+    if min(out) < 1:
+        eff = tuple(dilation[i] * (kernel[i] - 1) + 1 for i in range(2))
+        padded = tuple(hw[i] + 2 * padding[i] for i in range(2))
+        raise op_error(
+            op,
+            f"window {eff} is larger than the padded input {padded}",
+            shapes,
+            "use a smaller kernel/dilation, more padding, or a larger input",
+        )
+    return out  # type: ignore[return-value]
+
+
+def _pad_hw(xp: Any, x: Any, padding: Pair, value: float) -> Any:
+    if padding == (0, 0):
+        return x
+    ph, pw = padding
+    return xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=value)
+
+
+def _tap(xpad: Any, i: int, j: int, out_hw: Pair, stride: Pair, dilation: Pair) -> Any:
+    """The strided slice of the padded input that kernel tap (i, j) sees, shape (..., OH, OW)."""
+    r0, c0 = i * dilation[0], j * dilation[1]
+    return xpad[
+        ...,
+        r0 : r0 + stride[0] * (out_hw[0] - 1) + 1 : stride[0],
+        c0 : c0 + stride[1] * (out_hw[1] - 1) + 1 : stride[1],
+    ]
+
+
+def _windows(
+    xp: Any, x: Any, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair, pad_value: float
+) -> Any:
+    """A strided view (N, C, KH, KW, OH, OW) of every window of x (no copy beyond padding)."""
+    xpad = xp.ascontiguousarray(_pad_hw(xp, x, padding, pad_value))
+    n, c, h, w = xpad.shape
+    oh = (h - dilation[0] * (kernel[0] - 1) - 1) // stride[0] + 1
+    ow = (w - dilation[1] * (kernel[1] - 1) - 1) // stride[1] + 1
+    sn, sc, sh, sw = xpad.strides
+    return xp.lib.stride_tricks.as_strided(
+        xpad,
+        shape=(n, c, kernel[0], kernel[1], oh, ow),
+        strides=(sn, sc, sh * dilation[0], sw * dilation[1], sh * stride[0], sw * stride[1]),
+    )
+
+
+def _col2im(xp: Any, cols: Any, x_shape: Shape, stride: Pair, padding: Pair, dilation: Pair) -> Any:
+    """Adjoint of `_windows`: add every window (N, C, KH, KW, OH, OW) back into (N, C, H, W)."""
+    n, c, h, w = x_shape
+    kh, kw, oh, ow = cols.shape[-4:]
+    ph, pw = padding
+    acc = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            _tap(acc, i, j, (oh, ow), stride, dilation)[...] += cols[:, :, i, j]
+    return acc[:, :, ph : ph + h, pw : pw + w]
+
+
+def _unfold_shape(
+    x: Shape, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair, pad_value: float
+) -> Shape:
+    oh, ow = _window_out("unfold2d", x[2:], kernel, stride, padding, dilation, x)
+    return (x[0], x[1], kernel[0], kernel[1], oh, ow)
+
+
+UNFOLD2D = _register(
+    "unfold2d",
+    "movement",
+    _unfold_shape,
+    lambda xp, x, kernel, stride, padding, dilation, pad_value: _windows(
+        xp, x, kernel, stride, padding, dilation, pad_value
+    ).copy(),
+    lambda g, out, x, kernel, stride, padding, dilation, pad_value: (
+        g.fold2d(x.shape, stride, padding, dilation),
+    ),
+)
+FOLD2D = _register(
+    "fold2d",
+    "movement",
+    lambda cols, x_shape, stride, padding, dilation: x_shape,
+    lambda xp, cols, x_shape, stride, padding, dilation: _col2im(
+        xp, cols, x_shape, stride, padding, dilation
+    ),
+    lambda g, out, cols, x_shape, stride, padding, dilation: (
+        g.unfold2d(cols.shape[2:4], stride, padding, dilation),
+    ),
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# conv2d and its two adjoints (together they are closed under differentiation)
+# ---------------------------------------------------------------------------------------------
+def _conv_shape(
+    x: Shape, w: Shape, stride: Pair, padding: Pair, dilation: Pair, groups: int
+) -> Shape:
+    shapes = f"input {x}, weight {w}"
+    if len(x) != 4 or len(w) != 4:
+        raise op_error(
+            "conv2d",
+            "input must be (N, C, H, W) and weight (O, C/groups, KH, KW)",
+            shapes,
+            "add a batch dim with unsqueeze(0) for a single image",
+        )
+    if groups < 1 or x[1] % groups or w[0] % groups:
+        raise op_error(
+            "conv2d",
+            f"channels must divide into groups={groups}",
+            shapes,
+            "pick groups dividing both input and output channels",
+        )
+    if x[1] != w[1] * groups:
+        raise op_error(
+            "conv2d",
+            f"input has {x[1]} channels but weight expects "
+            f"{w[1]} x groups {groups} = {w[1] * groups}",
+            shapes,
+            "make weight.shape[1] == in_channels / groups",
+        )
+    oh, ow = _window_out("conv2d", x[2:], w[2:], stride, padding, dilation, shapes)
+    return (x[0], w[0], oh, ow)
+
+
+def _conv_cols(
+    xp: Any, x: Any, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair, groups: int
+) -> Any:
+    """im2col: (N, G, Cg*KH*KW, OH*OW), one contiguous copy, ready for a batched GEMM."""
+    view = _windows(xp, x, kernel, stride, padding, dilation, 0.0)
+    n, c, kh, kw, oh, ow = view.shape
+    return view.reshape(n, groups, (c // groups) * kh * kw, oh * ow)
+
+
+def _conv_forward(
+    xp: Any, x: Any, w: Any, stride: Pair, padding: Pair, dilation: Pair, groups: int
+) -> Any:
+    o, cg, kh, kw = w.shape
+    cols = _conv_cols(xp, x, (kh, kw), stride, padding, dilation, groups)
+    out = xp.matmul(w.reshape(groups, o // groups, cg * kh * kw), cols)  # (N, G, Og, L)
+    oh, ow = (
+        window_out_size(x.shape[2 + i], w.shape[2 + i], stride[i], padding[i], dilation[i])
+        for i in range(2)
+    )
+    return out.reshape(x.shape[0], o, oh, ow)
+
+
+def _conv_grad_input_forward(
+    xp: Any,
+    g: Any,
+    w: Any,
+    x_shape: Shape,
+    stride: Pair,
+    padding: Pair,
+    dilation: Pair,
+    groups: int,
+) -> Any:
+    n, _, oh, ow = g.shape
+    o, cg, kh, kw = w.shape
+    wm = w.reshape(groups, o // groups, cg * kh * kw)
+    cols = xp.matmul(wm.transpose(0, 2, 1), g.reshape(n, groups, o // groups, oh * ow))
+    cols = cols.reshape(n, groups * cg, kh, kw, oh, ow)
+    return _col2im(xp, cols, x_shape, stride, padding, dilation)
+
+
+def _conv_grad_weight_forward(
+    xp: Any,
+    x: Any,
+    g: Any,
+    w_shape: Shape,
+    stride: Pair,
+    padding: Pair,
+    dilation: Pair,
+    groups: int,
+) -> Any:
+    o, cg, kh, kw = w_shape
+    n, _, oh, ow = g.shape
+    cols = _conv_cols(xp, x, (kh, kw), stride, padding, dilation, groups)
+    gm = g.reshape(n, groups, o // groups, oh * ow)
+    return xp.matmul(gm, cols.transpose(0, 1, 3, 2)).sum(axis=0).reshape(w_shape)
+
+
+def _conv_vjp(g: Any, out: Any, x: Any, w: Any, **conv: Any) -> tuple[Any, Any]:
+    gx = g.conv2d_grad_input(w, x.shape, **conv) if _needs(x) else None
+    gw = x.conv2d_grad_weight(g, w.shape, **conv) if _needs(w) else None
+    return gx, gw
+
+
+def _conv_grad_input_vjp(
+    u: Any, out: Any, g: Any, w: Any, x_shape: Shape, **conv: Any
+) -> tuple[Any, Any]:
+    # out = J_x^T g, bilinear in (g, w): d/dg <u, out> = conv2d(u, w); d/dw = grad_weight(u, g)
+    gg = u.conv2d(w, **conv) if _needs(g) else None
+    gw = u.conv2d_grad_weight(g, w.shape, **conv) if _needs(w) else None
+    return gg, gw
+
+
+def _conv_grad_weight_vjp(
+    v: Any, out: Any, x: Any, g: Any, w_shape: Shape, **conv: Any
+) -> tuple[Any, Any]:
+    # out = J_w^T g, bilinear in (x, g): d/dx <v, out> = grad_input(g, v); d/dg = conv2d(x, v)
+    gx = g.conv2d_grad_input(v, x.shape, **conv) if _needs(x) else None
+    gg = x.conv2d(v, **conv) if _needs(g) else None
+    return gx, gg
+
+
+CONV2D = _register("conv2d", "conv", _conv_shape, _conv_forward, _conv_vjp)
+CONV2D_GRAD_INPUT = _register(
+    "conv2d_grad_input",
+    "conv",
+    lambda g, w, x_shape, **conv: x_shape,
+    _conv_grad_input_forward,
+    _conv_grad_input_vjp,
+)
+CONV2D_GRAD_WEIGHT = _register(
+    "conv2d_grad_weight",
+    "conv",
+    lambda x, g, w_shape, **conv: w_shape,
+    _conv_grad_weight_forward,
+    _conv_grad_weight_vjp,
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# pooling (forward loops over kernel taps: KH*KW vector ops, no window copy)
+# ---------------------------------------------------------------------------------------------
+def _pool_shape(name: str) -> Callable[..., Shape]:
+    def rule(x: Shape, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair) -> Shape:
+        if len(x) != 4:
+            raise op_error(
+                name,
+                "input must be (N, C, H, W)",
+                x,
+                "add a batch dim with unsqueeze(0) for a single image",
+            )
+        if any(padding[i] * 2 > kernel[i] for i in range(2)):
+            raise op_error(
+                name,
+                f"padding {padding} exceeds half the kernel {kernel}",
+                x,
+                "use padding <= kernel_size // 2",
+            )
+        return x[:2] + _window_out(name, x[2:], kernel, stride, padding, dilation, x)
+
+    return rule
+
+
+def _pool_forward(reduce: str) -> Callable[..., Any]:
+    def forward(xp: Any, x: Any, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair) -> Any:
+        fill = -np.inf if reduce == "max" else 0.0
+        xpad = _pad_hw(xp, x, padding, fill)
+        out_hw = (
+            window_out_size(x.shape[2], kernel[0], stride[0], padding[0], dilation[0]),
+            window_out_size(x.shape[3], kernel[1], stride[1], padding[1], dilation[1]),
+        )
+        acc = None
+        for i in range(kernel[0]):
+            for j in range(kernel[1]):
+                tap = _tap(xpad, i, j, out_hw, stride, dilation)
+                if acc is None:
+                    acc = tap.copy()
+                elif reduce == "max":
+                    xp.maximum(acc, tap, out=acc)
+                else:
+                    acc += tap
+        assert acc is not None
+        return acc if reduce == "max" else acc / (kernel[0] * kernel[1])
+
+    return forward
+
+
+def _max_pool_vjp(
+    g: Any, out: Any, x: Any, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair
+) -> tuple[Any]:
+    n, c, oh, ow = out.shape
+    win = x.detach().unfold2d(kernel, stride, padding, dilation, pad_value=-np.inf)
+    hit = win == out.detach().reshape((n, c, 1, 1, oh, ow))
+    # ties split evenly, like `max`
+    cols = g.reshape((n, c, 1, 1, oh, ow)) * hit / hit.sum(axis=(2, 3), keepdim=True)
+    return (cols.fold2d(x.shape, stride, padding, dilation),)
+
+
+def _avg_pool_vjp(
+    g: Any, out: Any, x: Any, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair
+) -> tuple[Any]:
+    n, c, oh, ow = out.shape
+    cols = (g / (kernel[0] * kernel[1])).reshape((n, c, 1, 1, oh, ow))
+    cols = cols.expand((n, c, kernel[0], kernel[1], oh, ow))
+    return (cols.fold2d(x.shape, stride, padding, dilation),)
+
+
+MAX_POOL2D = _register(
+    "max_pool2d", "pool", _pool_shape("max_pool2d"), _pool_forward("max"), _max_pool_vjp
+)
+AVG_POOL2D = _register(
+    "avg_pool2d", "pool", _pool_shape("avg_pool2d"), _pool_forward("avg"), _avg_pool_vjp
+)

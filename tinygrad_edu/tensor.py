@@ -1,0 +1,934 @@
+"""`Tensor`: an n-dimensional array that records its history, PyTorch-style, NCHW layout.
+
+Primitive ops come from the op table (`ops.py`); this module adds the user-facing methods,
+argument normalisation (ints or pairs, negative axes, `dim=` as an alias of `axis=`), and the
+composite ops built from primitives: mean, logsumexp, softmax, losses, linear, LRN, dropout.
+Arrays are numpy arrays; the forwards are array-module generic so other modules can plug in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from . import ops, rng
+from .autograd import Node, no_grad
+from .errors import op_error
+from .ops import Op
+
+DEFAULT_FLOAT = np.dtype(np.float32)
+
+Pair = tuple[int, int]
+
+
+def _array_module(arrays: Iterable[Any]) -> Any:
+    for a in arrays:
+        module = type(a).__module__
+        if module.startswith("cupy"):
+            import cupy  # lazily: only CUDA users have it
+
+            return cupy
+    return np
+
+
+def _to_array(data: Any, dtype: Any = None) -> np.ndarray:
+    if isinstance(data, Tensor):
+        data = data.data
+    if dtype is not None:
+        return np.asarray(data, dtype=np.dtype(dtype))
+    arr = np.asarray(data)
+    if arr.dtype.kind == "f":
+        return arr.astype(DEFAULT_FLOAT, copy=False)  # float32 unless asked otherwise
+    if arr.dtype.kind in "iu":
+        return arr.astype(np.int64, copy=False)
+    if arr.dtype.kind == "b":
+        return arr
+    raise TypeError(
+        f"Tensor: cannot make a tensor from dtype {arr.dtype}. Fix: pass numbers, "
+        "a numpy array of floats/ints/bools, or a nested list of them"
+    )
+
+
+def _pair(value: int | Sequence[int], name: str, op: str) -> Pair:
+    if isinstance(value, (int, np.integer)):
+        return (int(value), int(value))
+    items = tuple(int(v) for v in value)
+    if len(items) != 2:
+        raise op_error(op, f"{name} must be an int or a pair", value, f"pass {name}=3 or (3, 3)")
+    return items  # type: ignore[return-value]
+
+
+def _axis(axis: Any, dim: Any) -> Any:
+    return dim if axis is None else axis
+
+
+class Tensor(Node):
+    """An array with a gradient. float32 by default; float64 works end to end.
+
+    `Tensor(np_array, requires_grad=True)` makes a leaf; ops on it record nodes, and
+    `loss.backward()` fills `.grad` (a Tensor) of every leaf that requires grad.
+    """
+
+    __slots__ = ()
+    __array_priority__ = 1000  # so `ndarray * Tensor` calls Tensor.__rmul__
+
+    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
+        arr = _to_array(data, dtype)
+        if requires_grad and arr.dtype.kind != "f":
+            raise TypeError(
+                f"Tensor: only floating-point tensors can require grad, got "
+                f"{arr.dtype}. Fix: pass float data or dtype='float32'"
+            )
+        super().__init__(arr, requires_grad)
+
+    @classmethod
+    def _make(cls, array: Any, requires_grad: bool = False) -> Tensor:
+        """Wrap an array exactly as it is (no dtype policy, no copy)."""
+        t = cls.__new__(cls)
+        Node.__init__(t, array, requires_grad)
+        return t
+
+    # -- Node hooks ---------------------------------------------------------------------------
+    @classmethod
+    def _wrap(cls, data: Any) -> Tensor:
+        return cls(data)
+
+    @classmethod
+    def _forward(cls, op: Op, inputs: Sequence[Node], attrs: dict[str, Any]) -> Tensor:
+        arrays = [i.data for i in inputs]
+        out = op.forward(_array_module(arrays), *arrays, **attrs)
+        if out.dtype == np.float64 and not any(a.dtype == np.float64 for a in arrays):
+            out = out.astype(DEFAULT_FLOAT)  # int/int division etc. stays in the default float
+        return cls._make(out)
+
+    def _seed_grad(self) -> Tensor:
+        if self.data.size != 1:
+            raise RuntimeError(
+                f"backward: output has shape {self.shape}, so a gradient must be given. "
+                "Fix: reduce to a scalar first (e.g. .sum() or .mean()) or call "
+                "backward(gradient) with a tensor of the output's shape"
+            )
+        return Tensor._make(np.ones_like(self.data))
+
+    def _store_grad(self, grad: Node) -> None:
+        g = grad if grad.shape == self.shape else grad.expand(self.shape)
+        if self.grad is None:
+            self.grad = (
+                g
+                if g.requires_grad
+                else Tensor._make(np.array(g.data, dtype=self.data.dtype, copy=True))
+            )
+        else:
+            self.grad = self.grad + g
+
+    def _coerce_seed(self, gradient: Any) -> Node:
+        seed = gradient if isinstance(gradient, Tensor) else Tensor(gradient, dtype=self.data.dtype)
+        if seed.shape != self.shape:
+            raise op_error(
+                "backward",
+                "gradient shape differs from the output shape",
+                f"gradient {seed.shape}, output {self.shape}",
+                "pass a gradient with the output's shape",
+            )
+        return seed
+
+    # -- basics -------------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.data.shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return int(self.data.size)
+
+    def numel(self) -> int:
+        return int(self.data.size)
+
+    def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def numpy(self) -> np.ndarray:
+        """The data as a numpy array (shared, not copied: do not write into it)."""
+        data = self.data
+        return data.get() if hasattr(data, "get") else data
+
+    def item(self) -> float | int | bool:
+        if self.data.size != 1:
+            raise ValueError(
+                f"item: tensor has {self.data.size} elements, shape {self.shape}. "
+                "Fix: reduce it first (sum/mean) or index one element"
+            )
+        return self.data.reshape(()).item()
+
+    def tolist(self) -> Any:
+        return self.numpy().tolist()
+
+    def detach(self) -> Tensor:
+        """The same data, cut from the graph (no gradient flows through it)."""
+        return Tensor._make(self.data)
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        if requires_grad and self.dtype.kind != "f":
+            raise TypeError(f"requires_grad_: only float tensors can require grad ({self.dtype})")
+        self.requires_grad = requires_grad
+        return self
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    def __repr__(self) -> str:
+        grad = ", requires_grad=True" if self.requires_grad else ""
+        op = f", op={self.op_name}" if self.op_name else ""
+        body = np.array2string(self.numpy(), precision=4, separator=", ", threshold=20)
+        return f"Tensor({body}, dtype={self.dtype}{grad}{op})"
+
+    __hash__ = object.__hash__
+
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise ValueError(
+                f"bool: a tensor of shape {self.shape} is ambiguous. "
+                "Fix: use .any()/.all() via numpy(), or compare one element"
+            )
+        return bool(self.data.reshape(()).item())
+
+    # -- constructors ------------------------------------------------------------------------
+    @staticmethod
+    def zeros(*shape: Any, dtype: Any = DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
+        return Tensor(np.zeros(_shape_arg(shape), dtype=dtype), requires_grad=requires_grad)
+
+    @staticmethod
+    def ones(*shape: Any, dtype: Any = DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
+        return Tensor(np.ones(_shape_arg(shape), dtype=dtype), requires_grad=requires_grad)
+
+    @staticmethod
+    def full(
+        shape: Sequence[int], value: float, dtype: Any = DEFAULT_FLOAT, requires_grad: bool = False
+    ) -> Tensor:
+        return Tensor(np.full(tuple(shape), value, dtype=dtype), requires_grad=requires_grad)
+
+    @staticmethod
+    def randn(*shape: Any, dtype: Any = DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
+        """Standard normal samples from the global generator (`tinygrad_edu.manual_seed`)."""
+        data = rng.generator().standard_normal(_shape_arg(shape)).astype(dtype)
+        return Tensor(data, requires_grad=requires_grad)
+
+    @staticmethod
+    def rand(*shape: Any, dtype: Any = DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
+        """Uniform [0, 1) samples from the global generator."""
+        data = rng.generator().random(_shape_arg(shape)).astype(dtype)
+        return Tensor(data, requires_grad=requires_grad)
+
+    @staticmethod
+    def arange(
+        start: float, stop: float | None = None, step: float = 1, dtype: Any = None
+    ) -> Tensor:
+        """Like `torch.arange`: int64 for integer arguments, else float32."""
+        if stop is None:
+            start, stop = 0, start
+        data = np.arange(start, stop, step)
+        return Tensor(data, dtype=dtype)
+
+    @staticmethod
+    def zeros_like(t: Tensor) -> Tensor:
+        return Tensor._make(np.zeros_like(t.data))
+
+    @staticmethod
+    def ones_like(t: Tensor) -> Tensor:
+        return Tensor._make(np.ones_like(t.data))
+
+    # -- applying ops --------------------------------------------------------------------------
+    def _lift(self, other: Any) -> Tensor:
+        """A constant operand as a tensor whose dtype does not change `self`'s dtype."""
+        if isinstance(other, Tensor):
+            return other
+        arr = np.asarray(other)
+        if arr.dtype.kind == "f" or (arr.dtype.kind in "iub" and self.dtype.kind == "f"):
+            dtype = self.dtype if self.dtype.kind == "f" else DEFAULT_FLOAT
+            if arr.ndim and arr.dtype == np.float64 and self.dtype != np.float64:
+                dtype = DEFAULT_FLOAT
+            return Tensor(arr, dtype=dtype)
+        return Tensor(arr)
+
+    def _call(self, op: Op, *others: Any, **attrs: Any) -> Tensor:
+        return self.apply(op, (self, *(self._lift(o) for o in others)), attrs)  # type: ignore
+
+    def _rop(self, op: Op, other: Any) -> Tensor:
+        return self.apply(op, (self._lift(other), self), {})  # type: ignore[return-value]
+
+    # -- elementwise -----------------------------------------------------------------------------
+    def __add__(self, other: Any) -> Tensor:
+        return self._call(ops.ADD, other)
+
+    def __radd__(self, other: Any) -> Tensor:
+        return self._rop(ops.ADD, other)
+
+    def __sub__(self, other: Any) -> Tensor:
+        return self._call(ops.SUB, other)
+
+    def __rsub__(self, other: Any) -> Tensor:
+        return self._rop(ops.SUB, other)
+
+    def __mul__(self, other: Any) -> Tensor:
+        return self._call(ops.MUL, other)
+
+    def __rmul__(self, other: Any) -> Tensor:
+        return self._rop(ops.MUL, other)
+
+    def __truediv__(self, other: Any) -> Tensor:
+        return self._call(ops.DIV, other)
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        return self._rop(ops.DIV, other)
+
+    def __pow__(self, other: Any) -> Tensor:
+        return self._call(ops.POW, other)
+
+    def __rpow__(self, other: Any) -> Tensor:
+        return self._rop(ops.POW, other)
+
+    def __neg__(self) -> Tensor:
+        return self._call(ops.NEG)
+
+    def __matmul__(self, other: Any) -> Tensor:
+        return self.matmul(other)
+
+    def __rmatmul__(self, other: Any) -> Tensor:
+        return self._lift(other).matmul(self)
+
+    # Comparisons: bool tensors, no gradient.
+    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return self._call(ops.EQ, other)
+
+    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return self._call(ops.NE, other)
+
+    def __lt__(self, other: Any) -> Tensor:
+        return self._call(ops.LT, other)
+
+    def __le__(self, other: Any) -> Tensor:
+        return self._call(ops.LE, other)
+
+    def __gt__(self, other: Any) -> Tensor:
+        return self._call(ops.GT, other)
+
+    def __ge__(self, other: Any) -> Tensor:
+        return self._call(ops.GE, other)
+
+    def exp(self) -> Tensor:
+        return self._call(ops.EXP)
+
+    def log(self) -> Tensor:
+        return self._call(ops.LOG)
+
+    def sqrt(self) -> Tensor:
+        return self._call(ops.SQRT)
+
+    def abs(self) -> Tensor:
+        return self._call(ops.ABS)
+
+    def sign(self) -> Tensor:
+        return self._call(ops.SIGN)
+
+    def relu(self) -> Tensor:
+        return self._call(ops.RELU)
+
+    def sigmoid(self) -> Tensor:
+        return self._call(ops.SIGMOID)
+
+    def tanh(self) -> Tensor:
+        return self._call(ops.TANH)
+
+    def leaky_relu(self, negative_slope: float = 0.01) -> Tensor:
+        return self._call(ops.LEAKY_RELU, slope=float(negative_slope))
+
+    def maximum(self, other: Any) -> Tensor:
+        return self._call(ops.MAXIMUM, other)
+
+    def minimum(self, other: Any) -> Tensor:
+        return self._call(ops.MINIMUM, other)
+
+    def where(self, condition: Any, other: Any) -> Tensor:
+        """`condition ? self : other` (PyTorch's `Tensor.where`)."""
+        return where(condition, self, other)
+
+    def cast(self, dtype: Any) -> Tensor:
+        dtype = np.dtype(dtype)
+        if dtype == self.dtype:
+            return self
+        return self._call(ops.CAST, dtype=dtype.name)
+
+    def float(self) -> Tensor:
+        return self.cast(np.float32)
+
+    def double(self) -> Tensor:
+        return self.cast(np.float64)
+
+    # -- reductions ------------------------------------------------------------------------------
+    def _axes(self, axis: Any, op: str) -> tuple[int, ...]:
+        if axis is None:
+            return tuple(range(self.ndim))
+        items = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+        out = []
+        for a in items:
+            if not -self.ndim <= a < max(self.ndim, 1):
+                raise op_error(
+                    op,
+                    f"axis {a} is out of range for {self.ndim}-D input",
+                    self.shape,
+                    f"use an axis in [-{self.ndim}, {self.ndim - 1}]",
+                )
+            out.append(int(a) % max(self.ndim, 1))
+        return tuple(sorted(set(out)))
+
+    def sum(self, axis: Any = None, keepdim: bool = False, *, dim: Any = None) -> Tensor:
+        axes = self._axes(_axis(axis, dim), "sum")
+        return self._call(ops.SUM, axis=axes, keepdim=keepdim)
+
+    def mean(self, axis: Any = None, keepdim: bool = False, *, dim: Any = None) -> Tensor:
+        axes = self._axes(_axis(axis, dim), "mean")
+        count = int(np.prod([self.shape[a] for a in axes])) if axes else 1
+        return self.sum(axes, keepdim) / count
+
+    def var(
+        self, axis: Any = None, keepdim: bool = False, *, dim: Any = None, correction: int = 1
+    ) -> Tensor:
+        """Variance with Bessel's correction by default (`correction=0` for the biased one)."""
+        axes = self._axes(_axis(axis, dim), "var")
+        count = int(np.prod([self.shape[a] for a in axes])) if axes else 1
+        centered = self - self.mean(axes, keepdim=True)
+        return (centered * centered).sum(axes, keepdim) / max(count - correction, 1)
+
+    def max(self, axis: Any = None, keepdim: bool = False, *, dim: Any = None) -> Tensor:
+        """Largest values along `axis` (values only, like `torch.amax`)."""
+        return self._call(ops.MAX, axis=self._axes(_axis(axis, dim), "max"), keepdim=keepdim)
+
+    def min(self, axis: Any = None, keepdim: bool = False, *, dim: Any = None) -> Tensor:
+        return self._call(ops.MIN, axis=self._axes(_axis(axis, dim), "min"), keepdim=keepdim)
+
+    def argmax(
+        self, axis: int | None = None, keepdim: bool = False, *, dim: int | None = None
+    ) -> Tensor:
+        """Index of the largest value (flattened when axis is None); no gradient."""
+        axis = _axis(axis, dim)
+        ax = None if axis is None else self._axes(axis, "argmax")[0]
+        return self._call(ops.ARGMAX, axis=ax, keepdim=keepdim)
+
+    def logsumexp(self, axis: Any = None, keepdim: bool = False, *, dim: Any = None) -> Tensor:
+        """log(sum(exp(x))) computed stably by shifting by the (constant) max."""
+        axes = self._axes(_axis(axis, dim), "logsumexp")
+        shift = self.detach().max(axes, keepdim=True)
+        shift = Tensor._make(np.where(np.isfinite(shift.data), shift.data, 0).astype(self.dtype))
+        out = (self - shift).exp().sum(axes, keepdim=True).log() + shift
+        return out if keepdim else out.reshape(_drop_axes(out.shape, axes))
+
+    # -- movement --------------------------------------------------------------------------------
+    def reshape(self, *shape: Any) -> Tensor:
+        target = _shape_arg(shape)
+        if target.count(-1) > 1:
+            raise op_error(
+                "reshape",
+                "only one dimension can be -1",
+                target,
+                "give every other dimension explicitly",
+            )
+        if -1 in target:
+            known = int(np.prod([n for n in target if n != -1]))
+            if known == 0 or self.size % known:
+                raise op_error(
+                    "reshape",
+                    f"cannot infer -1 in {target} for {self.size} elements",
+                    self.shape,
+                    "make the sizes divide evenly",
+                )
+            target = tuple(self.size // known if n == -1 else n for n in target)
+        if target == self.shape:
+            return self
+        return self._call(ops.RESHAPE, shape=target)
+
+    view = reshape
+
+    def permute(self, *dims: Any) -> Tensor:
+        order = _shape_arg(dims)
+        norm = tuple(d % self.ndim for d in order) if self.ndim else ()
+        if sorted(norm) != list(range(self.ndim)):
+            raise op_error(
+                "permute",
+                f"dims {order} are not a permutation of 0..{self.ndim - 1}",
+                self.shape,
+                "list every axis exactly once",
+            )
+        if norm == tuple(range(self.ndim)):
+            return self
+        return self._call(ops.PERMUTE, dims=norm)
+
+    def transpose(self, dim0: int = -2, dim1: int = -1) -> Tensor:
+        if self.ndim < 2:
+            return self
+        order = list(range(self.ndim))
+        a, b = dim0 % self.ndim, dim1 % self.ndim
+        order[a], order[b] = order[b], order[a]
+        return self.permute(tuple(order))
+
+    @property
+    def T(self) -> Tensor:  # noqa: N802 (PyTorch's name)
+        return self.permute(tuple(reversed(range(self.ndim))))
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+        if self.ndim == 0:
+            return self.reshape(1)
+        s, e = start_dim % self.ndim, end_dim % self.ndim
+        merged = int(np.prod(self.shape[s : e + 1]))
+        return self.reshape(self.shape[:s] + (merged,) + self.shape[e + 1 :])
+
+    def unsqueeze(self, dim: int) -> Tensor:
+        d = dim % (self.ndim + 1)
+        return self.reshape(self.shape[:d] + (1,) + self.shape[d:])
+
+    def squeeze(self, dim: int | None = None) -> Tensor:
+        if dim is None:
+            return self.reshape(tuple(n for n in self.shape if n != 1))
+        d = self._axes(dim, "squeeze")[0]
+        if self.shape[d] != 1:
+            return self
+        return self.reshape(self.shape[:d] + self.shape[d + 1 :])
+
+    def expand(self, *shape: Any) -> Tensor:
+        target = _shape_arg(shape)
+        lead = len(target) - self.ndim
+        target = tuple(
+            self.shape[i - lead] if n == -1 and i >= lead else n for i, n in enumerate(target)
+        )
+        if target == self.shape:
+            return self
+        return self._call(ops.EXPAND, shape=target)
+
+    def pad(self, pad: Sequence[Any], value: float = 0.0) -> Tensor:
+        """Constant padding. `pad` is PyTorch's flat form, last dim first
+        (`(left, right, top, bottom, ...)`), or numpy's one (before, after) pair per dim."""
+        if pad and isinstance(pad[0], (tuple, list)):
+            pairs = [tuple(int(v) for v in p) for p in pad]
+            if len(pairs) != self.ndim:
+                raise op_error(
+                    "pad",
+                    f"{len(pairs)} (before, after) pairs for a {self.ndim}-D tensor",
+                    self.shape,
+                    "give one pair per dim",
+                )
+        else:
+            if len(pad) % 2 or len(pad) // 2 > self.ndim:
+                raise op_error(
+                    "pad",
+                    f"flat pad {tuple(pad)} needs an even length of at most 2*ndim",
+                    self.shape,
+                    "pass (left, right[, top, bottom...])",
+                )
+            pairs = [(0, 0)] * self.ndim
+            for i in range(len(pad) // 2):
+                pairs[self.ndim - 1 - i] = (int(pad[2 * i]), int(pad[2 * i + 1]))
+        if any(lo < 0 or hi < 0 for lo, hi in pairs):
+            raise op_error("pad", "negative padding", pairs, "use slicing to crop instead")
+        return self._call(ops.PAD, pads=tuple(pairs), value=float(value))
+
+    def __getitem__(self, index: Any) -> Tensor:
+        idx = _normalize_index(index)
+        try:
+            return self._call(ops.GETITEM, index=idx)
+        except IndexError as e:
+            raise op_error(
+                "getitem", str(e), self.shape, "index within the tensor's shape"
+            ) from None
+
+    def index_put(self, shape: Sequence[int], index: Any) -> Tensor:
+        """Zeros of `shape` with self written (added, for repeated indices) at `index`.
+        The adjoint of indexing; used by its VJP."""
+        return self._call(ops.INDEX_PUT, shape=tuple(shape), index=_normalize_index(index))
+
+    def contiguous(self) -> Tensor:
+        return self
+
+    # -- matmul, linear -----------------------------------------------------------------------
+    def matmul(self, other: Any) -> Tensor:
+        """`self @ other` with numpy/PyTorch semantics, 1-D operands included."""
+        other = self._lift(other)
+        if self.ndim == 0 or other.ndim == 0:
+            raise op_error(
+                "matmul",
+                "operands must be at least 1-D",
+                f"{self.shape} @ {other.shape}",
+                "use * for scalar products",
+            )
+        a = self.unsqueeze(0) if self.ndim == 1 else self
+        b = other.unsqueeze(-1) if other.ndim == 1 else other
+        out = a.apply(ops.MATMUL, (a, b), {})
+        if self.ndim == 1:
+            out = out.squeeze(-2)
+        if other.ndim == 1:
+            out = out.squeeze(-1)
+        return out  # type: ignore[return-value]
+
+    def linear(self, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+        """`self @ weight.T + bias`, weight in PyTorch layout (out_features, in_features)."""
+        if weight.ndim != 2 or self.shape[-1:] != weight.shape[1:]:
+            raise op_error(
+                "linear",
+                "input's last dim must equal weight's in_features",
+                f"input {self.shape}, weight {weight.shape}",
+                "weight is (out_features, in_features); flatten the input first?",
+            )
+        out = self @ weight.T
+        return out if bias is None else out + bias
+
+    # -- convolution and pooling ---------------------------------------------------------------
+    def conv2d(
+        self,
+        weight: Tensor,
+        bias: Tensor | None = None,
+        stride: Any = 1,
+        padding: Any = 0,
+        dilation: Any = 1,
+        groups: int = 1,
+    ) -> Tensor:
+        """2-D cross-correlation, NCHW input, weight (out, in/groups, kh, kw), PyTorch rules."""
+        conv = _conv_attrs(stride, padding, dilation, groups, "conv2d")
+        out = self._call(ops.CONV2D, weight, **conv)
+        if bias is None:
+            return out
+        if bias.shape != (weight.shape[0],):
+            raise op_error(
+                "conv2d",
+                "bias must have one entry per output channel",
+                f"bias {bias.shape}, weight {weight.shape}",
+                f"pass a bias of shape ({weight.shape[0]},)",
+            )
+        return out + bias.reshape(1, -1, 1, 1)
+
+    def conv2d_grad_input(
+        self,
+        weight: Tensor,
+        x_shape: Sequence[int],
+        stride: Pair,
+        padding: Pair,
+        dilation: Pair,
+        groups: int,
+    ) -> Tensor:
+        """The input gradient of conv2d for output gradient `self` (a transposed conv)."""
+        return self._call(
+            ops.CONV2D_GRAD_INPUT,
+            weight,
+            x_shape=tuple(x_shape),
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            groups=groups,
+        )
+
+    def conv2d_grad_weight(
+        self,
+        grad_out: Tensor,
+        w_shape: Sequence[int],
+        stride: Pair,
+        padding: Pair,
+        dilation: Pair,
+        groups: int,
+    ) -> Tensor:
+        """The weight gradient of conv2d for input `self` and output gradient `grad_out`."""
+        return self._call(
+            ops.CONV2D_GRAD_WEIGHT,
+            grad_out,
+            w_shape=tuple(w_shape),
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            groups=groups,
+        )
+
+    def _pool(self, op: Op, kernel_size: Any, stride: Any, padding: Any, dilation: Any) -> Tensor:
+        kernel = _pair(kernel_size, "kernel_size", op.name)
+        attrs = dict(
+            kernel=kernel,
+            stride=kernel if stride is None else _pair(stride, "stride", op.name),
+            padding=_pair(padding, "padding", op.name),
+            dilation=_pair(dilation, "dilation", op.name),
+        )
+        return self._call(op, **attrs)
+
+    def max_pool2d(
+        self, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1
+    ) -> Tensor:
+        """Max over (possibly overlapping) windows; stride defaults to kernel_size."""
+        return self._pool(ops.MAX_POOL2D, kernel_size, stride, padding, dilation)
+
+    def avg_pool2d(self, kernel_size: Any, stride: Any = None, padding: Any = 0) -> Tensor:
+        """Mean over windows, zero padding counted (PyTorch's count_include_pad=True)."""
+        return self._pool(ops.AVG_POOL2D, kernel_size, stride, padding, 1)
+
+    def adaptive_avg_pool2d(self, output_size: Any) -> Tensor:
+        """PyTorch's adaptive average pooling: window i spans [floor(i*H/O), ceil((i+1)*H/O))."""
+        oh, ow = _pair(output_size, "output_size", "adaptive_avg_pool2d")
+        h, w = self.shape[-2:]
+        if h % oh == 0 and w % ow == 0:
+            return self.avg_pool2d((h // oh, w // ow))
+        rows = []
+        for i in range(oh):
+            r0, r1 = (i * h) // oh, -((-(i + 1) * h) // oh)
+            cols = []
+            for j in range(ow):
+                c0, c1 = (j * w) // ow, -((-(j + 1) * w) // ow)
+                cols.append(self[:, :, r0:r1, c0:c1].mean(axis=(2, 3), keepdim=True))
+            rows.append(cat(cols, axis=3))
+        return cat(rows, axis=2)
+
+    def unfold2d(
+        self,
+        kernel: Sequence[int],
+        stride: Pair,
+        padding: Pair,
+        dilation: Pair,
+        pad_value: float = 0.0,
+    ) -> Tensor:
+        """Every window as a (N, C, KH, KW, OH, OW) tensor (im2col without the reshape)."""
+        return self._call(
+            ops.UNFOLD2D,
+            kernel=tuple(kernel),
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            pad_value=float(pad_value),
+        )
+
+    def fold2d(self, x_shape: Sequence[int], stride: Pair, padding: Pair, dilation: Pair) -> Tensor:
+        """Adjoint of `unfold2d`: add windows back into an (N, C, H, W) tensor."""
+        return self._call(
+            ops.FOLD2D, x_shape=tuple(x_shape), stride=stride, padding=padding, dilation=dilation
+        )
+
+    def local_response_norm(
+        self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0
+    ) -> Tensor:
+        """torch.nn.functional.local_response_norm: b = a / (k + alpha/size * sum a^2)^beta,
+        the sum over `size` neighbouring channels (zero-padded at the ends)."""
+        if self.ndim < 3:
+            raise op_error(
+                "local_response_norm",
+                "input must have a channel dim (N, C, ...)",
+                self.shape,
+                "pass at least a 3-D tensor",
+            )
+        if size < 1:
+            raise op_error(
+                "local_response_norm",
+                f"size must be >= 1, got {size}",
+                self.shape,
+                "use an odd window such as 5",
+            )
+        channels = self.shape[1]
+        sq = self * self
+        pads = [(0, 0)] * self.ndim
+        pads[1] = (size // 2, (size - 1) // 2)
+        sq = sq.pad(pads)
+        window = sq[:, 0:channels]
+        for offset in range(1, size):
+            window = window + sq[:, offset : offset + channels]
+        return self / (window * (alpha / size) + k) ** beta
+
+    # -- activations and losses ----------------------------------------------------------------
+    def softmax(self, axis: int = -1, *, dim: int | None = None) -> Tensor:
+        axis = _axis(axis if dim is None else None, dim)
+        shift = self.detach().max(axis, keepdim=True)
+        e = (self - shift).exp()
+        return e / e.sum(axis, keepdim=True)
+
+    def log_softmax(self, axis: int = -1, *, dim: int | None = None) -> Tensor:
+        axis = _axis(axis if dim is None else None, dim)
+        return self - self.logsumexp(axis, keepdim=True)
+
+    def cross_entropy(self, target: Any) -> Tensor:
+        """Mean negative log-likelihood of integer class `target` under logits self (N, C)."""
+        labels = np.asarray(target.data if isinstance(target, Tensor) else target)
+        if self.ndim != 2 or labels.shape != (self.shape[0],):
+            raise op_error(
+                "cross_entropy",
+                "logits must be (N, C) and targets (N,)",
+                f"logits {self.shape}, target {labels.shape}",
+                "flatten logits to (N, C) and pass one class index per row",
+            )
+        if labels.dtype.kind not in "iu":
+            raise op_error(
+                "cross_entropy",
+                f"targets must be integer class indices, got {labels.dtype}",
+                labels.shape,
+                "pass labels.astype(int)",
+            )
+        classes = self.shape[1]
+        if labels.size and (labels.min() < 0 or labels.max() >= classes):
+            raise op_error(
+                "cross_entropy",
+                f"target values must be in [0, {classes - 1}], got "
+                f"[{labels.min()}, {labels.max()}]",
+                self.shape,
+                "check the label encoding or the number of classes",
+            )
+        onehot = np.zeros(self.shape, dtype=self.dtype)
+        onehot[np.arange(labels.size), labels] = 1
+        return -(self.log_softmax(axis=1) * Tensor._make(onehot)).sum() / max(labels.size, 1)
+
+    def _check_target(self, target: Any, op: str) -> Tensor:
+        t = self._lift(target)
+        if t.shape != self.shape:
+            raise op_error(
+                op,
+                "input and target shapes differ",
+                f"input {self.shape}, target {t.shape}",
+                "pass a target of the input's shape",
+            )
+        return t.cast(self.dtype).detach() if t.dtype != self.dtype else t
+
+    def binary_cross_entropy(self, target: Any) -> Tensor:
+        """Mean BCE of probabilities self against targets in [0, 1]; logs clamped at -100 as
+        PyTorch does, so p = 0 or 1 gives a finite loss."""
+        t = self._check_target(target, "binary_cross_entropy")
+        if self.size and (self.data.min() < 0 or self.data.max() > 1):
+            raise op_error(
+                "binary_cross_entropy",
+                "input must be probabilities in [0, 1]",
+                self.shape,
+                "apply sigmoid first, or use binary_cross_entropy_with_logits",
+            )
+        log_p = self.log().maximum(-100.0)
+        log_q = (1 - self).log().maximum(-100.0)
+        return -(t * log_p + (1 - t) * log_q).mean()
+
+    def binary_cross_entropy_with_logits(self, target: Any) -> Tensor:
+        """Mean BCE on logits: log(1 + exp(x)) - x*t, with log(1 + exp(x)) written as
+        logsumexp([0, x]), which is stable and smooth (its gradient is exactly sigmoid(x) - t;
+        the common max(x, 0) + log(1 + exp(-|x|)) form has cancelling kinks at 0)."""
+        t = self._check_target(target, "binary_cross_entropy_with_logits")
+        softplus = stack([self * 0.0, self], axis=-1).logsumexp(axis=-1)
+        return (softplus - self * t).mean()
+
+    def mse_loss(self, target: Any) -> Tensor:
+        d = self - self._check_target(target, "mse_loss")
+        return (d * d).mean()
+
+    def dropout(self, p: float = 0.5, training: bool = True) -> Tensor:
+        """Inverted dropout: zero each element with probability p, scale the rest by 1/(1-p).
+        Draws from the global generator (`tinygrad_edu.manual_seed`). Identity when not
+        training or p == 0."""
+        if not 0.0 <= p <= 1.0:
+            raise op_error(
+                "dropout",
+                f"p must be in [0, 1], got {p}",
+                self.shape,
+                "pass a probability such as 0.5",
+            )
+        if not training or p == 0.0:
+            return self
+        if p == 1.0:
+            return self * 0.0
+        keep = rng.generator().random(self.shape) >= p
+        return self * Tensor._make((keep / (1.0 - p)).astype(self.dtype))
+
+
+# ---------------------------------------------------------------------------------------------
+# module-level functions
+# ---------------------------------------------------------------------------------------------
+def _shape_arg(shape: Sequence[Any]) -> tuple[int, ...]:
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = shape[0]
+    return tuple(int(n) for n in shape)
+
+
+def _drop_axes(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(n for i, n in enumerate(shape) if i not in axes)
+
+
+def _normalize_index(index: Any) -> tuple[Any, ...]:
+    items = index if isinstance(index, tuple) else (index,)
+    out: list[Any] = []
+    for item in items:
+        if isinstance(item, Tensor):
+            item = item.numpy()
+        if isinstance(item, list):
+            item = np.asarray(item)
+        if isinstance(item, np.ndarray) and item.dtype.kind not in "iub":
+            raise op_error(
+                "getitem",
+                f"index arrays must hold ints or bools, not {item.dtype}",
+                item.shape,
+                "cast the index with .astype(int)",
+            )
+        if not isinstance(item, (int, np.integer, slice, np.ndarray, type(None), type(Ellipsis))):
+            raise op_error(
+                "getitem",
+                f"unsupported index {item!r}",
+                type(item).__name__,
+                "use ints, slices, None, ... or integer/bool arrays",
+            )
+        out.append(int(item) if isinstance(item, np.integer) else item)
+    return tuple(out)
+
+
+def _conv_attrs(stride: Any, padding: Any, dilation: Any, groups: int, op: str) -> dict:
+    return dict(
+        stride=_pair(stride, "stride", op),
+        padding=_pair(padding, "padding", op),
+        dilation=_pair(dilation, "dilation", op),
+        groups=int(groups),
+    )
+
+
+def where(condition: Any, a: Any, b: Any) -> Tensor:
+    """Elementwise `condition ? a : b` with broadcasting; gradients flow to a and b."""
+    anchor = a if isinstance(a, Tensor) else b if isinstance(b, Tensor) else Tensor(a)
+    cond = condition if isinstance(condition, Tensor) else Tensor(np.asarray(condition, dtype=bool))
+    return anchor.apply(ops.WHERE, (cond, anchor._lift(a), anchor._lift(b)), {})  # type: ignore
+
+
+def cat(tensors: Sequence[Tensor], axis: int = 0, *, dim: int | None = None) -> Tensor:
+    """Join tensors along an existing axis."""
+    axis = _axis(axis if dim is None else None, dim)
+    if not tensors:
+        raise op_error("cat", "needs at least one tensor", [], "pass a non-empty list")
+    first = tensors[0]
+    if any(t.ndim != first.ndim for t in tensors):
+        raise op_error(
+            "cat",
+            "all tensors must have the same number of dims",
+            [t.shape for t in tensors],
+            "reshape the inputs to the same rank",
+        )
+    ax = first._axes(axis, "cat")[0]
+    return first.apply(ops.CAT, tuple(tensors), {"axis": ax})  # type: ignore[return-value]
+
+
+def stack(tensors: Sequence[Tensor], axis: int = 0, *, dim: int | None = None) -> Tensor:
+    """Join tensors along a new axis."""
+    axis = _axis(axis if dim is None else None, dim)
+    if not tensors:
+        raise op_error("stack", "needs at least one tensor", [], "pass a non-empty list")
+    shapes = {t.shape for t in tensors}
+    if len(shapes) != 1:
+        raise op_error(
+            "stack",
+            "all tensors must have the same shape",
+            [t.shape for t in tensors],
+            "reshape or pad them to one shape",
+        )
+    ax = axis % (tensors[0].ndim + 1)
+    return cat([t.unsqueeze(ax) for t in tensors], axis=ax)
+
+
+__all__ = ["Tensor", "cat", "stack", "where", "no_grad"]
