@@ -1,1 +1,7 @@
-"""Models written in the tinygrad_edu DSL."""
+"""Models written in the tinygrad_edu DSL: logistic regression, MLP, AlexNet."""
+
+from .alexnet import AlexNet
+from .logistic_regression import LogisticRegression
+from .mlp import MLP
+
+__all__ = ["MLP", "AlexNet", "LogisticRegression"]

@@ -6,6 +6,7 @@
 Both `Value` and `Tensor` run the op table in `ops.py` through one autograd (`autograd.py`).
 """
 
+from . import nn, optim
 from .autograd import enable_grad, grad_enabled, no_grad
 from .errors import OpError
 from .gradcheck import GradcheckError, gradcheck
@@ -25,6 +26,8 @@ __all__ = [
     "grad_enabled",
     "gradcheck",
     "manual_seed",
+    "nn",
+    "optim",
     "no_grad",
     "stack",
     "where",
