@@ -1,1 +1,179 @@
-"""The compiler: graph IR, passes, kernel IR and backends (in progress; see the issues)."""
+"""The compiler: a DSL model -> graph IR -> passes -> fused kernels you can read.
+
+    import compiler
+    g = compiler.trace(model, example_x)                  # Graph IR (g.nx is networkx)
+    fwd = compiler.compile(model, example_x)              # inference
+    step = compiler.compile_train_step(model, loss_fn, optimizer, example_x, example_y)
+    loss = step(x_batch, y_batch)                         # forward + backward + SGD update
+    fwd.kernels; print(fwd.explain_fusion()); fwd.report("model.html")
+
+Pipeline (each pass a pure function, in `compiler.passes`): trace → verify → [autodiff] →
+simplify → verify → fuse → plan_memory → lower (kernel IR) → backend.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from tinygrad_edu import Tensor, nn, optim
+
+from .graph import Graph, trace
+from .kernel import Kernel
+from .lower import lower
+from .passes import SGDSpec, autodiff, fuse, plan_memory, simplify, verify
+from .runtime import CompiledFunction, debug_level
+
+BACKENDS = ("numpy",)
+
+
+def _check_backend(backend: str) -> None:
+    if backend not in BACKENDS:
+        raise ValueError(
+            f"compile: unknown backend {backend!r}; available: {BACKENDS}. Fix: use backend='numpy'"
+        )
+
+
+def build(
+    traced: Graph,
+    backend: str = "numpy",
+    bindings: dict[str, Callable[[], np.ndarray]] | None = None,
+    pass_seconds: dict[str, float] | None = None,
+) -> CompiledFunction:
+    """Run the passes on a traced graph and return the compiled function."""
+    _check_backend(backend)
+    seconds = dict(pass_seconds or {})
+
+    def timed(name: str, fn: Callable[..., Any], *args: Any) -> Any:
+        t0 = time.perf_counter()
+        out = fn(*args)
+        seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - t0
+        return out
+
+    timed("verify", verify, traced)
+    graph = timed("simplify", simplify, traced)
+    timed("verify", verify, graph)
+    fusion = timed("fuse", fuse, graph)
+    memory = timed("plan_memory", plan_memory, fusion)
+    kernels = timed("lower", lower, fusion)
+    compiled = CompiledFunction(
+        traced, graph, fusion, memory, kernels, backend, dict(bindings or {}), seconds
+    )
+    level = debug_level()
+    if level >= 1:
+        print(f"[compiler] {compiled.summary()}", file=sys.stderr)
+    if level >= 3:
+        for k in kernels:
+            print(k.pseudo_c(), file=sys.stderr)
+    if level >= 5:
+        print(compiled.explain_fusion(), file=sys.stderr)
+        print(graph, file=sys.stderr)
+    return compiled
+
+
+def _param_bindings(model: Any) -> dict[str, Callable[[], np.ndarray]]:
+    if not isinstance(model, nn.Module):
+        return {}
+    return {name: (lambda p=p: p.data) for name, p in model.named_parameters()}
+
+
+def compile(
+    model: Callable[..., Any],
+    *examples: Any,  # noqa: A001 (the natural name)
+    backend: str = "numpy",
+) -> CompiledFunction:
+    """Compile `model(*examples)` for inference. Parameters are read live at each call, so
+    training the model eagerly and calling the compiled function agree."""
+    t0 = time.perf_counter()
+    traced = trace(model, *examples)
+    return build(traced, backend, _param_bindings(model), {"trace": time.perf_counter() - t0})
+
+
+class TrainStep:
+    """`step(x, y)`: forward, backward and SGD update in one compiled graph; returns the loss.
+
+    Parameters are updated in place (the model sees them), momentum buffers live in the
+    optimizer's state (so `optimizer.state_dict()` stays valid) and the learning rate is read
+    from `optimizer.lr` at every call (schedulers keep working)."""
+
+    def __init__(self, compiled: CompiledFunction, model: nn.Module, optimizer: optim.SGD) -> None:
+        self.compiled, self.model, self.optimizer = compiled, model, optimizer
+
+    def __getattr__(self, name: str) -> Any:  # kernels, report(), explain_fusion(), ...
+        return getattr(self.compiled, name)
+
+    def __call__(self, x: Any, y: Any) -> float:
+        outs = self.compiled.run(x, y)
+        params = dict(self.model.named_parameters())
+        for key, value in outs.items():
+            kind, _, name = key.partition(":")
+            if kind == "param":
+                params[name].data[...] = value
+            elif kind == "momentum":
+                index = _index_of(self.optimizer.params, params[name])
+                self.optimizer.state[index]["momentum_buffer"][...] = value
+        self.optimizer.step_count += 1
+        for p in self.optimizer.params:
+            p.grad = None
+        return float(outs["loss"])
+
+
+def _index_of(params: list[Tensor], p: Tensor) -> int:
+    # by identity: Tensor.__eq__ is elementwise comparison
+    return next(i for i, q in enumerate(params) if q is p)
+
+
+def _sgd_spec(optimizer: Any) -> SGDSpec:
+    if not isinstance(optimizer, optim.SGD) or optimizer.rule != "pytorch":
+        raise TypeError(
+            f"compile_train_step: supports optim.SGD (rule='pytorch'), got "
+            f"{type(optimizer).__name__}. Fix: use SGD, or train eagerly"
+        )
+    if optimizer.dampening:
+        raise ValueError("compile_train_step: SGD dampening is not supported; use dampening=0")
+    return SGDSpec(optimizer.momentum, optimizer.weight_decay, optimizer.nesterov)
+
+
+def compile_train_step(
+    model: nn.Module,
+    loss_fn: Callable[[Tensor, Tensor], Tensor],
+    optimizer: optim.SGD,
+    example_x: Any,
+    example_y: Any,
+    backend: str = "numpy",
+) -> TrainStep:
+    """Compile one training step of `loss_fn(model(x), y)` with `optimizer`'s SGD rule."""
+    _check_backend(backend)
+    spec = _sgd_spec(optimizer)
+    t0 = time.perf_counter()
+    forward = trace(
+        lambda x, y: loss_fn(model(x), y),
+        example_x,
+        example_y,
+        module=model,
+        input_names=["x", "y"],
+    )
+    t1 = time.perf_counter()
+    train_graph = autodiff(forward, spec)
+    t2 = time.perf_counter()
+    params = dict(model.named_parameters())
+    bindings = _param_bindings(model)
+    bindings["lr"] = lambda: np.array(optimizer.lr, dtype=np.float32)
+    if spec.momentum:
+        for i, p in enumerate(optimizer.params):
+            optimizer.state[i].setdefault("momentum_buffer", np.zeros_like(p.data))
+        for name, p in params.items():
+            index = _index_of(optimizer.params, p)
+            bindings[f"momentum:{name}"] = lambda i=index: optimizer.state[i]["momentum_buffer"]
+    compiled = build(train_graph, backend, bindings, {"trace": t1 - t0, "autodiff": t2 - t1})
+    return TrainStep(compiled, model, optimizer)
+
+
+__all__ = [
+    "CompiledFunction", "Graph", "Kernel", "TrainStep", "autodiff", "build", "compile",
+    "compile_train_step", "fuse", "lower", "plan_memory", "simplify", "trace", "verify",
+]  # fmt: skip

@@ -37,6 +37,24 @@ def no_grad() -> Iterator[None]:
         _state.enabled = previous
 
 
+def tracing() -> bool:
+    """Whether ops run symbolically (shapes and dtypes only) and every op is recorded."""
+    return getattr(_state, "tracing", False)
+
+
+@contextlib.contextmanager
+def trace_mode() -> Iterator[None]:
+    """Context manager used by the compiler: inside it, ops compute no numbers (each result
+    holds only a shape and a dtype, from the op table's rules) and every op application is
+    recorded, gradients or not, so the whole program can be read back as a graph."""
+    previous = tracing()
+    _state.tracing = True
+    try:
+        yield
+    finally:
+        _state.tracing = previous
+
+
 @contextlib.contextmanager
 def enable_grad() -> Iterator[None]:
     """Context manager: record ops even inside `no_grad` (used by `create_graph=True`)."""
@@ -84,8 +102,11 @@ class Node(ABC):
 
     @classmethod
     @abstractmethod
-    def _forward(cls, op: Op, inputs: Sequence[Node], attrs: dict[str, Any]) -> Node:
-        """Run `op.forward` on the inputs' raw data and wrap the result (no recording)."""
+    def _forward(
+        cls, op: Op, inputs: Sequence[Node], attrs: dict[str, Any], shape: tuple[int, ...]
+    ) -> Node:
+        """Run `op.forward` on the inputs' raw data and wrap the result (no recording).
+        `shape` is what the op's shape rule gave."""
 
     @property
     @abstractmethod
@@ -99,8 +120,8 @@ class Node(ABC):
         The shape rule runs first so a bad call fails here, on the user's line, with a
         message naming the op and the shapes, before any array work is done.
         """
-        op.shape(*(i.shape for i in inputs), **attrs)
-        return record(cls._forward(op, inputs, attrs), op, inputs, attrs)
+        shape = op.shape(*(i.shape for i in inputs), **attrs)
+        return record(cls._forward(op, inputs, attrs, shape), op, inputs, attrs)
 
     # -- graph ------------------------------------------------------------------------------
     @property
@@ -175,9 +196,11 @@ class Node(ABC):
 
 
 def record(out: Node, op: Op, inputs: Sequence[Node], attrs: dict[str, Any]) -> Node:
-    """Attach the recipe (op, inputs, attrs) to `out` when any input needs a gradient."""
-    if grad_enabled() and op.vjp is not None and any(i.requires_grad for i in inputs):
-        out.requires_grad = True
+    """Attach the recipe (op, inputs, attrs) to `out` when any input needs a gradient (and
+    always while tracing, so the compiler sees non-differentiable ops too)."""
+    needs_grad = grad_enabled() and op.vjp is not None and any(i.requires_grad for i in inputs)
+    if needs_grad or tracing():
+        out.requires_grad = needs_grad
         out._op = op
         out._inputs = tuple(inputs)
         out._attrs = attrs

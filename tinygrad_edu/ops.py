@@ -765,3 +765,70 @@ MAX_POOL2D = _register(
 AVG_POOL2D = _register(
     "avg_pool2d", "pool", _pool_shape("avg_pool2d"), _pool_forward("avg"), _avg_pool_vjp
 )
+
+
+# ---------------------------------------------------------------------------------------------
+# no gradient: detach, random masks, one-hot labels
+# ---------------------------------------------------------------------------------------------
+DETACH = _register("detach", "elementwise", _same_shape, lambda xp, x: x, None)
+
+
+def _bernoulli_forward(xp: Any, shape: Shape, p: float, dtype: str) -> Any:
+    # Inverted-dropout mask: 0 with probability p, else 1/(1-p). Drawn from the global
+    # generator (`tinygrad_edu.manual_seed`) on every execution, eager or compiled.
+    from . import rng
+
+    keep = rng.generator().random(shape) >= p
+    return xp.asarray((keep / (1.0 - p)).astype(dtype))
+
+
+BERNOULLI = _register(
+    "bernoulli", "elementwise", lambda shape, p, dtype: shape, _bernoulli_forward, None
+)
+
+
+def _one_hot_shape(labels: Shape, num_classes: int, dtype: str) -> Shape:
+    return labels + (num_classes,)
+
+
+def _one_hot_forward(xp: Any, labels: Any, num_classes: int, dtype: str) -> Any:
+    if labels.size and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+        raise op_error(
+            "one_hot",
+            f"labels must be in [0, {num_classes - 1}], got [{int(labels.min())}, "
+            f"{int(labels.max())}]",
+            labels.shape,
+            "check the label encoding or the number of classes",
+        )
+    return (labels[..., None] == xp.arange(num_classes)).astype(dtype)
+
+
+ONE_HOT = _register("one_hot", "elementwise", _one_hot_shape, _one_hot_forward, None)
+
+
+# ---------------------------------------------------------------------------------------------
+# dtype rule (the compiler's verify pass and symbolic tracing use it; eager runs get the same
+# answer from numpy, which a test checks)
+# ---------------------------------------------------------------------------------------------
+_DEFAULT_FLOAT = np.dtype(np.float32)
+
+
+def infer_dtype(op: Op, dtypes: list[np.dtype], attrs: dict[str, Any]) -> np.dtype:
+    """Result dtype of `op` on inputs of `dtypes`: numpy promotion, except that float64
+    appears only when an input is float64 (int/int division gives float32, as in PyTorch)."""
+    if op.kind == "compare":
+        return np.dtype(np.bool_)
+    if op.name == "argmax":
+        return np.dtype(np.int64)
+    if "dtype" in attrs:
+        return np.dtype(attrs["dtype"])
+    if op.name == "where":
+        dtypes = dtypes[1:]
+    if op.name in ("sigmoid", "tanh", "exp", "log", "sqrt", "div") or op.kind in ("conv", "pool"):
+        dtypes = [*dtypes, _DEFAULT_FLOAT]
+    result = np.result_type(*dtypes) if dtypes else _DEFAULT_FLOAT
+    if op.name == "sum" and result.kind in "biu":
+        return np.dtype(np.int64)  # numpy sums bools and small ints into int64
+    if result == np.float64 and np.dtype(np.float64) not in dtypes:
+        return _DEFAULT_FLOAT
+    return np.dtype(result)

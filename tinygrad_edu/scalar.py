@@ -44,7 +44,9 @@ class Value(Node):
         return cls(data, requires_grad=False)
 
     @classmethod
-    def _forward(cls, op: Op, inputs: Sequence[Node], attrs: dict[str, Any]) -> Value:
+    def _forward(
+        cls, op: Op, inputs: Sequence[Node], attrs: dict[str, Any], shape: tuple[int, ...]
+    ) -> Value:
         with np.errstate(all="ignore"):
             result = op.forward(np, *(i.data for i in inputs), **attrs)
         return cls(result, requires_grad=False)

@@ -14,13 +14,34 @@ from typing import Any
 import numpy as np
 
 from . import ops, rng
-from .autograd import Node, no_grad
+from .autograd import Node, no_grad, tracing
 from .errors import op_error
 from .ops import Op
 
 DEFAULT_FLOAT = np.dtype(np.float32)
 
 Pair = tuple[int, int]
+
+
+class MetaArray:
+    """What a tensor holds while the compiler traces: a shape and a dtype, no numbers."""
+
+    __slots__ = ("shape", "dtype")
+
+    def __init__(self, shape: Sequence[int], dtype: Any) -> None:
+        self.shape = tuple(int(n) for n in shape)
+        self.dtype = np.dtype(dtype)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    def __repr__(self) -> str:
+        return f"MetaArray({self.shape}, {self.dtype})"
 
 
 def _array_module(arrays: Iterable[Any]) -> Any:
@@ -96,8 +117,13 @@ class Tensor(Node):
         return cls(data)
 
     @classmethod
-    def _forward(cls, op: Op, inputs: Sequence[Node], attrs: dict[str, Any]) -> Tensor:
+    def _forward(
+        cls, op: Op, inputs: Sequence[Node], attrs: dict[str, Any], shape: tuple[int, ...]
+    ) -> Tensor:
         arrays = [i.data for i in inputs]
+        if tracing():  # symbolic: the op table's shape and dtype rules, no array work
+            dtype = ops.infer_dtype(op, [a.dtype for a in arrays], attrs)
+            return cls._make(MetaArray(shape, dtype))
         out = op.forward(_array_module(arrays), *arrays, **attrs)
         if out.dtype == np.float64 and not any(a.dtype == np.float64 for a in arrays):
             out = out.astype(DEFAULT_FLOAT)  # int/int division etc. stays in the default float
@@ -110,14 +136,14 @@ class Tensor(Node):
                 "Fix: reduce to a scalar first (e.g. .sum() or .mean()) or call "
                 "backward(gradient) with a tensor of the output's shape"
             )
-        return Tensor._make(np.ones_like(self.data))
+        return Tensor._make(np.ones(self.shape, dtype=self.dtype))
 
     def _store_grad(self, grad: Node) -> None:
         g = grad if grad.shape == self.shape else grad.expand(self.shape)
         if self.grad is None:
             self.grad = (
                 g
-                if g.requires_grad
+                if g.requires_grad or tracing()
                 else Tensor._make(np.array(g.data, dtype=self.data.dtype, copy=True))
             )
         else:
@@ -162,9 +188,16 @@ class Tensor(Node):
     def numpy(self) -> np.ndarray:
         """The data as a numpy array (shared, not copied: do not write into it)."""
         data = self.data
+        if isinstance(data, MetaArray):
+            raise RuntimeError(
+                f"numpy: this tensor {data} is symbolic (made while the compiler traced), so it "
+                "has no values. Fix: read values from the compiled function's outputs"
+            )
         return data.get() if hasattr(data, "get") else data
 
     def item(self) -> float | int | bool:
+        if isinstance(self.data, MetaArray):
+            self.numpy()  # a symbolic tensor explains itself
         if self.data.size != 1:
             raise ValueError(
                 f"item: tensor has {self.data.size} elements, shape {self.shape}. "
@@ -177,7 +210,7 @@ class Tensor(Node):
 
     def detach(self) -> Tensor:
         """The same data, cut from the graph (no gradient flows through it)."""
-        return Tensor._make(self.data)
+        return self._call(ops.DETACH)
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         if requires_grad and self.dtype.kind != "f":
@@ -189,6 +222,8 @@ class Tensor(Node):
         self.grad = None
 
     def __repr__(self) -> str:
+        if isinstance(self.data, MetaArray):
+            return f"Tensor(symbolic {self.shape}, dtype={self.dtype}, op={self.op_name})"
         grad = ", requires_grad=True" if self.requires_grad else ""
         op = f", op={self.op_name}" if self.op_name else ""
         body = np.array2string(self.numpy(), precision=4, separator=", ", threshold=20)
@@ -430,7 +465,7 @@ class Tensor(Node):
         """log(sum(exp(x))) computed stably by shifting by the (constant) max."""
         axes = self._axes(_axis(axis, dim), "logsumexp")
         shift = self.detach().max(axes, keepdim=True)
-        shift = Tensor._make(np.where(np.isfinite(shift.data), shift.data, 0).astype(self.dtype))
+        shift = shift.where(shift.abs() != np.inf, 0.0)  # all -inf (or an inf): no shift
         out = (self - shift).exp().sum(axes, keepdim=True).log() + shift
         return out if keepdim else out.reshape(_drop_axes(out.shape, axes))
 
@@ -757,7 +792,7 @@ class Tensor(Node):
 
     def cross_entropy(self, target: Any) -> Tensor:
         """Mean negative log-likelihood of integer class `target` under logits self (N, C)."""
-        labels = np.asarray(target.data if isinstance(target, Tensor) else target)
+        labels = target if isinstance(target, Tensor) else Tensor(np.asarray(target))
         if self.ndim != 2 or labels.shape != (self.shape[0],):
             raise op_error(
                 "cross_entropy",
@@ -773,17 +808,18 @@ class Tensor(Node):
                 "pass labels.astype(int)",
             )
         classes = self.shape[1]
-        if labels.size and (labels.min() < 0 or labels.max() >= classes):
-            raise op_error(
-                "cross_entropy",
-                f"target values must be in [0, {classes - 1}], got "
-                f"[{labels.min()}, {labels.max()}]",
-                self.shape,
-                "check the label encoding or the number of classes",
-            )
-        onehot = np.zeros(self.shape, dtype=self.dtype)
-        onehot[np.arange(labels.size), labels] = 1
-        return -(self.log_softmax(axis=1) * Tensor._make(onehot)).sum() / max(labels.size, 1)
+        values = labels.data
+        if not isinstance(values, MetaArray) and values.size:
+            if values.min() < 0 or values.max() >= classes:
+                raise op_error(
+                    "cross_entropy",
+                    f"target values must be in [0, {classes - 1}], got "
+                    f"[{values.min()}, {values.max()}]",
+                    self.shape,
+                    "check the label encoding or the number of classes",
+                )
+        onehot = labels._call(ops.ONE_HOT, num_classes=classes, dtype=self.dtype.name)
+        return -(self.log_softmax(axis=1) * onehot).sum() / max(labels.size, 1)
 
     def _check_target(self, target: Any, op: str) -> Tensor:
         t = self._lift(target)
@@ -800,7 +836,9 @@ class Tensor(Node):
         """Mean BCE of probabilities self against targets in [0, 1]; logs clamped at -100 as
         PyTorch does, so p = 0 or 1 gives a finite loss."""
         t = self._check_target(target, "binary_cross_entropy")
-        if self.size and (self.data.min() < 0 or self.data.max() > 1):
+        if not isinstance(self.data, MetaArray) and (
+            self.size and (self.data.min() < 0 or self.data.max() > 1)
+        ):
             raise op_error(
                 "binary_cross_entropy",
                 "input must be probabilities in [0, 1]",
@@ -838,8 +876,8 @@ class Tensor(Node):
             return self
         if p == 1.0:
             return self * 0.0
-        keep = rng.generator().random(self.shape) >= p
-        return self * Tensor._make((keep / (1.0 - p)).astype(self.dtype))
+        attrs = dict(shape=self.shape, p=float(p), dtype=self.dtype.name)
+        return self * self.apply(ops.BERNOULLI, (), attrs)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,90 @@
+"""`python -m compiler inspect MODEL [--train] [--backend B] [--batch N] [--report out.html]`
+
+Compiles a model from `models/` (inference, or with `--train` the whole training step) and
+prints what the compiler did: node and kernel counts, pass times, the memory plan, a kernel
+table after one timed call, and (with `-v`) every fusion decision and the kernel IR.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import numpy as np
+
+import compiler
+from models import MLP, AlexNet, LogisticRegression
+from tinygrad_edu import manual_seed, nn, optim
+
+MODELS = {
+    "logreg": (lambda: LogisticRegression(64, 10), (64,), 10),
+    "mlp": (lambda: MLP([64, 128, 64, 10]), (64,), 10),
+    "alexnet": (lambda: AlexNet(1000, "paper"), (3, 227, 227), 1000),
+    "alexnet-torchvision": (lambda: AlexNet(1000, "torchvision"), (3, 224, 224), 1000),
+    "alexnet-mini": (lambda: AlexNet(10, "mini"), (3, 32, 32), 10),
+}
+
+
+def inspect_model(
+    name: str, train: bool, backend: str, batch: int, report: str | None, verbose: bool, run: bool
+) -> compiler.CompiledFunction:
+    make, shape, classes = MODELS[name]
+    manual_seed(0)
+    model: nn.Module = make()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, *shape)).astype(np.float32)
+    y = rng.integers(0, classes, batch)
+    if train:
+        opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+        step = compiler.compile_train_step(
+            model, lambda o, t: o.cross_entropy(t), opt, x, y, backend=backend
+        )
+        compiled = step.compiled
+        if run:
+            print(f"loss after one compiled step: {step(x, y):.4f}")
+    else:
+        model.eval()
+        compiled = compiler.compile(model, x, backend=backend)
+        if run:
+            compiled(x)
+    what = "training step" if train else "inference"
+    print(f"== {name} {what}, batch {batch}, backend {backend}")
+    print(compiled.summary())
+    if run:
+        print(compiled.timing_table())
+    if verbose:
+        print(compiled.explain_fusion())
+        for k in compiled.kernels:
+            print(k.pseudo_c())
+    if report:
+        print(f"report written to {compiled.report(report)}")
+    return compiled
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m compiler", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    ins = sub.add_parser("inspect", help="compile a model and show what the compiler did")
+    ins.add_argument("model", choices=sorted(MODELS))
+    ins.add_argument("--train", action="store_true", help="compile the whole training step")
+    ins.add_argument("--backend", default="numpy", choices=compiler.BACKENDS)
+    ins.add_argument("--batch", type=int, default=2)
+    ins.add_argument("--report", help="write a self-contained HTML report here")
+    ins.add_argument("--no-run", action="store_true", help="compile only; do not time a call")
+    ins.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="print every fusion decision and each kernel's IR",
+    )
+    args = p.parse_args(argv)
+    if args.batch < 1:
+        p.error("--batch must be >= 1")
+    inspect_model(
+        args.model, args.train, args.backend, args.batch, args.report, args.verbose, not args.no_run
+    )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,236 @@
+"""Kernel IR: what a kernel computes, as loop nests over buffers, plus how it loops (schedule).
+
+Expressions: `Var`, `Const`, `Load(buffer, index)`, `Bin(op, a, b)`, `Call(fn, args)` and
+`Select(cond, a, b)`. Statements: `Loop(var, extent, body, tags)`, `Let(var, value)` (a
+scalar in a register), `Local(name, shape)` (a small on-chip tile), `Store(buffer, index,
+value)` and `Accumulate(target, op, value)`. The schedule is carried as loop tags —
+"parallel" (split across threads), "vectorize" (SIMD lanes), "unroll", "tile=N" — in the
+spirit of Halide/TVM: the same computation can be re-scheduled without changing what it
+computes. `Kernel.pseudo_c()` prints it as readable C.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+# -- expressions -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Var:
+    name: str
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class Const:
+    value: float | int | bool
+
+    def __str__(self) -> str:
+        v = self.value
+        if isinstance(v, float):
+            return "-INFINITY" if v == -np.inf else "INFINITY" if v == np.inf else f"{v!r}f"
+        return str(v).lower() if isinstance(v, bool) else str(v)
+
+
+@dataclass(frozen=True)
+class Load:
+    buffer: str
+    index: tuple[Expr, ...]
+
+    def __str__(self) -> str:
+        return self.buffer + ("".join(f"[{i}]" for i in self.index) or "[0]")
+
+
+@dataclass(frozen=True)
+class Bin:
+    op: str  # + - * / max min < <= > >= == != && ||
+    a: Expr
+    b: Expr
+
+    def __str__(self) -> str:
+        if self.op in ("max", "min"):
+            return f"f{self.op}({self.a}, {self.b})"
+        return f"({self.a} {self.op} {self.b})"
+
+
+@dataclass(frozen=True)
+class Call:
+    fn: str
+    args: tuple[Expr, ...]
+
+    def __str__(self) -> str:
+        return f"{self.fn}({', '.join(map(str, self.args))})"
+
+
+@dataclass(frozen=True)
+class Select:
+    cond: Expr
+    a: Expr
+    b: Expr
+
+    def __str__(self) -> str:
+        return f"({self.cond} ? {self.a} : {self.b})"
+
+
+Expr = Var | Const | Load | Bin | Call | Select
+
+
+def add(*terms: Expr) -> Expr:
+    """Sum of index terms with zeros dropped (keeps printed indices short)."""
+    kept = [t for t in terms if not (isinstance(t, Const) and t.value == 0)]
+    if not kept:
+        return Const(0)
+    out = kept[0]
+    for t in kept[1:]:
+        out = Bin("+", out, t)
+    return out
+
+
+def mul(a: Expr, k: int) -> Expr:
+    if k == 0:
+        return Const(0)
+    if k == 1:
+        return a
+    if isinstance(a, Const):
+        return Const(a.value * k)
+    return Bin("*", a, Const(k))
+
+
+# -- statements --------------------------------------------------------------------------------
+@dataclass
+class Loop:
+    var: str
+    extent: int
+    body: list[Stmt]
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Let:
+    var: str
+    value: Expr
+
+
+@dataclass
+class Local:
+    name: str
+    shape: tuple[int, ...]
+
+
+@dataclass
+class Store:
+    buffer: str
+    index: tuple[Expr, ...]
+    value: Expr
+
+
+@dataclass
+class Accumulate:
+    target: str  # a register (Let) or a buffer element written as "buf[i, j]"
+    op: str  # "+" or "max" or "min"
+    value: Expr
+
+
+@dataclass
+class Comment:
+    text: str
+
+
+Stmt = Loop | Let | Local | Store | Accumulate | Comment
+
+
+@dataclass
+class Buffer:
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    role: str  # "in" | "out"
+    node: int
+
+
+@dataclass
+class Kernel:
+    """One fused group lowered: its buffers, loop nest, and cost figures."""
+
+    name: str
+    ops: list[str]
+    nodes: list[int]
+    buffers: list[Buffer]
+    body: list[Stmt]
+    flops: int
+    bytes_read: int
+    bytes_written: int
+    kind: str
+    seconds: list[float] = field(default_factory=list)  # measured per call by the runtime
+    sources: dict[str, str] = field(default_factory=dict)  # backend sources, when rendered
+
+    @property
+    def inputs(self) -> list[Buffer]:
+        return [b for b in self.buffers if b.role == "in"]
+
+    @property
+    def outputs(self) -> list[Buffer]:
+        return [b for b in self.buffers if b.role == "out"]
+
+    @property
+    def median_seconds(self) -> float | None:
+        return float(np.median(self.seconds)) if self.seconds else None
+
+    def pseudo_c(self) -> str:
+        params = ", ".join(
+            f"{'const ' if b.role == 'in' else ''}{_ctype(b.dtype)} {b.name}"
+            f"{''.join(f'[{n}]' for n in b.shape) or '[1]'}"
+            for b in self.buffers
+        )
+        lines = [
+            f"// {self.name}: {' -> '.join(self.ops)}",
+            f"// {self.flops:,} FLOPs, {self.bytes_read:,} B read, "
+            f"{self.bytes_written:,} B written",
+            f"void {self.name}({params}) {{",
+        ]
+        _print(self.body, 1, lines)
+        lines.append("}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.pseudo_c()
+
+
+def _ctype(dtype: str) -> str:
+    return {
+        "float32": "float",
+        "float64": "double",
+        "int64": "int64_t",
+        "bool": "bool",
+        "int32": "int32_t",
+    }.get(dtype, dtype)
+
+
+def _print(stmts: list[Stmt], depth: int, lines: list[str]) -> None:
+    pad = "  " * depth
+    for s in stmts:
+        if isinstance(s, Loop):
+            tags = f"  // {', '.join(s.tags)}" if s.tags else ""
+            lines.append(f"{pad}for (int {s.var} = 0; {s.var} < {s.extent}; {s.var}++) {{{tags}")
+            _print(s.body, depth + 1, lines)
+            lines.append(f"{pad}}}")
+        elif isinstance(s, Let):
+            lines.append(f"{pad}float {s.var} = {s.value};")
+        elif isinstance(s, Local):
+            lines.append(
+                f"{pad}float {s.name}{''.join(f'[{n}]' for n in s.shape)};  // on-chip tile"
+            )
+        elif isinstance(s, Store):
+            idx = "".join(f"[{i}]" for i in s.index) or "[0]"
+            lines.append(f"{pad}{s.buffer}{idx} = {s.value};")
+        elif isinstance(s, Accumulate):
+            if s.op == "+":
+                lines.append(f"{pad}{s.target} += {s.value};")
+            else:
+                lines.append(f"{pad}{s.target} = f{s.op}({s.target}, {s.value});")
+        elif isinstance(s, Comment):
+            lines.append(f"{pad}// {s.text}")

@@ -1,0 +1,696 @@
+"""lower: each fused group -> a `Kernel` (loop nest over buffers, FLOPs, bytes).
+
+The anchor op decides the loop structure (elementwise: the output's index space; reduction:
+kept dims outside, reduced dims inside; matmul: i, j outside, k inside; conv2d: n, oc, oh, ow
+outside, ic, kh, kw inside; pooling: the window inside; movement: a gather per output
+element). Every elementwise op of the group becomes a register `Let` on the anchor's value, so
+a fused epilogue costs no memory traffic. A conv2d group with a pooling epilogue computes a
+row tile of conv outputs into an on-chip `Local` and pools from it: only pooled values are
+written.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+
+from tinygrad_edu.ops import OPS
+
+from .graph import Graph
+from .kernel import (
+    Accumulate,
+    Bin,
+    Buffer,
+    Call,
+    Comment,
+    Const,
+    Expr,
+    Kernel,
+    Let,
+    Load,
+    Local,
+    Loop,
+    Select,
+    Stmt,
+    Store,
+    Var,
+    add,
+    mul,
+)
+from .passes.fuse import Fusion, Group, is_view
+
+UNARY_CALLS = {
+    "exp": "expf",
+    "log": "logf",
+    "sqrt": "sqrtf",
+    "tanh": "tanhf",
+    "abs": "fabsf",
+    "sign": "signf",
+    "sigmoid": "sigmoid",
+}
+BINARY_OPS = {
+    "add": "+",
+    "sub": "-",
+    "mul": "*",
+    "div": "/",
+    "maximum": "max",
+    "minimum": "min",
+    "eq": "==",
+    "ne": "!=",
+    "lt": "<",
+    "le": "<=",
+    "gt": ">",
+    "ge": ">=",
+}
+
+
+def buffer_name(g: Graph, nid: int) -> str:
+    d = g.node(nid)
+    if d["op"] in ("input", "param", "state") and d["name"]:
+        return re.sub(r"\W", "_", d["name"])
+    if d["op"] == "const":
+        return f"c{nid}"
+    return f"t{nid}"
+
+
+def _nbytes(g: Graph, nid: int) -> int:
+    d = g.node(nid)
+    return int(np.prod(d["shape"])) * d["dtype"].itemsize
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    return int(np.prod(shape))
+
+
+def op_flops(g: Graph, nid: int) -> int:
+    """Floating-point operations of one node (a multiply-add counts 2)."""
+    d = g.node(nid)
+    op, attrs, shape = d["op"], d["attrs"], d["shape"]
+    operands = [g.node(o)["shape"] for o in g.operands(nid)]
+    kind = OPS[op].kind if op in OPS else ""
+    if op == "conv2d":
+        w = operands[1]
+        return 2 * _numel(shape) * w[1] * w[2] * w[3]
+    if op == "conv2d_grad_input":
+        g_shape, w = operands
+        return 2 * _numel(g_shape) * w[1] * w[2] * w[3]
+    if op == "conv2d_grad_weight":
+        g_shape = operands[1]
+        return 2 * _numel(g_shape) * shape[1] * shape[2] * shape[3]
+    if op == "matmul":
+        return 2 * _numel(shape) * operands[0][-1]
+    if kind == "pool":
+        return _numel(shape) * attrs["kernel"][0] * attrs["kernel"][1]
+    if kind == "reduce":
+        return _numel(operands[0])
+    if kind in ("elementwise", "compare") and op not in ("detach", "cast"):
+        return _numel(shape)
+    return 0
+
+
+class _Lowerer:
+    def __init__(self, fusion: Fusion, group: Group, index: int) -> None:
+        self.g = fusion.graph
+        self.fusion = fusion
+        self.group = group
+        self.members = set(group.nodes)
+        self.outputs = fusion.group_outputs(group)
+        self.inputs = fusion.group_inputs(group)
+        self.index = index
+        self.views = {n for n in group.nodes if is_view(self.g, n) and n != group.anchor}
+        self.compute = [n for n in group.nodes if n not in self.views]
+
+    # -- values -----------------------------------------------------------------------------
+    def load(self, nid: int, idx: tuple[Expr, ...], out_shape: tuple[int, ...]) -> Expr:
+        """Read operand `nid` at the index of a result of `out_shape` (broadcasting)."""
+        shape = self.g.node(nid)["shape"]
+        lead = len(out_shape) - len(shape)
+        bidx = tuple(
+            Const(0) if n == 1 and out_shape[lead + i] != 1 else idx[lead + i]
+            for i, n in enumerate(shape)
+        )
+        if nid in self.views:  # a folded view: remap the index, read its source
+            _, value = gather_value(self.g, nid, bidx)
+            src = self.g.operands(nid)[0]
+            return _relink(
+                value,
+                buffer_name(self.g, src),
+                lambda index: self.load(src, index, self.g.node(src)["shape"]),
+            )
+        return Load(buffer_name(self.g, nid), bidx)
+
+    def operand(self, nid: int, idx: tuple[Expr, ...], out_shape: tuple[int, ...]) -> Expr:
+        if nid in self.members and nid not in self.views:
+            shape = self.g.node(nid)["shape"]
+            if shape == out_shape:
+                return Var(f"v{nid}")
+        return self.load(nid, idx, out_shape)
+
+    def elementwise(self, nid: int, idx: tuple[Expr, ...]) -> Expr:
+        d = self.g.node(nid)
+        op, attrs, shape = d["op"], d["attrs"], d["shape"]
+        args = [self.operand(o, idx, shape) for o in self.g.operands(nid)]
+        if op in BINARY_OPS:
+            return Bin(BINARY_OPS[op], args[0], args[1])
+        if op in UNARY_CALLS:
+            return Call(UNARY_CALLS[op], (args[0],))
+        if op == "neg":
+            return Bin("-", Const(0.0), args[0])
+        if op == "relu":
+            return Bin("max", args[0], Const(0.0))
+        if op == "leaky_relu":
+            return Select(
+                Bin(">", args[0], Const(0.0)),
+                args[0],
+                Bin("*", args[0], Const(float(attrs["slope"]))),
+            )
+        if op == "pow":
+            return Call("powf", (args[0], args[1]))
+        if op == "where":
+            return Select(args[0], args[1], args[2])
+        if op in ("detach",):
+            return args[0]
+        if op == "cast":
+            return Call(f"({attrs['dtype']})", (args[0],))
+        if op == "bernoulli":
+            return Call("dropout_mask", (Const(float(attrs["p"])), *idx))
+        if op == "one_hot":
+            labels = self.load(self.g.operands(nid)[0], idx[:-1], shape[:-1])
+            return Select(Bin("==", labels, idx[-1]), Const(1.0), Const(0.0))
+        return Call(op, tuple(args))
+
+    def epilogue(self, nodes: list[int], idx: tuple[Expr, ...]) -> list[Stmt]:
+        """Lets for the group's elementwise `nodes`, then stores of those that are outputs."""
+        nodes = [n for n in nodes if n not in self.views]
+        body: list[Stmt] = [Let(f"v{n}", self.elementwise(n, idx)) for n in nodes]
+        return body + self.stores(nodes, idx)
+
+    def stores(self, nodes: list[int], idx: tuple[Expr, ...]) -> list[Stmt]:
+        return [
+            Store(buffer_name(self.g, n), idx, Var(f"v{n}")) for n in nodes if n in self.outputs
+        ]
+
+    @staticmethod
+    def loops(
+        names: list[str],
+        extents: tuple[int, ...],
+        body: list[Stmt],
+        parallel: bool = True,
+        vectorize: bool = True,
+    ) -> list[Stmt]:
+        """Nest loops (outermost first) with default schedule tags."""
+        stmts = body
+        for k in reversed(range(len(names))):
+            tags = []
+            if k == 0 and parallel and extents[k] > 1:
+                tags.append("parallel")
+            if k == len(names) - 1 and vectorize and extents[k] >= 16:
+                tags.append("vectorize(16)")
+            stmts = [Loop(names[k], int(extents[k]), stmts, tags)]
+        return stmts
+
+    # -- structures -----------------------------------------------------------------------------
+    def lower(self) -> list[Stmt]:
+        g, group = self.g, self.group
+        anchor = group.anchor
+        if anchor is None:
+            reduce_nodes = [n for n in self.compute if OPS[g.node(n)["op"]].kind == "reduce"]
+            if reduce_nodes:
+                return self.reduction(reduce_nodes[0])
+            shape = g.node(self.compute[0])["shape"]
+            idx = tuple(Var(f"i{k}") for k in range(len(shape)))
+            return self.loops(
+                [f"i{k}" for k in range(len(shape))], shape, self.epilogue(self.compute, idx)
+            )
+        op = g.node(anchor)["op"]
+        kind = OPS[op].kind
+        if kind == "reduce":
+            return self.reduction(anchor)
+        if op == "matmul":
+            return self.matmul(anchor)
+        if op == "conv2d":
+            return self.conv2d(anchor)
+        if kind == "pool":
+            return self.pool(anchor)
+        return self.gather(anchor)
+
+    def after(self, nid: int) -> list[int]:
+        i = self.compute.index(nid)
+        return self.compute[i + 1 :]
+
+    def reduction(self, red: int) -> list[Stmt]:
+        g = self.g
+        d = g.node(red)
+        x = g.operands(red)[0]
+        in_shape = g.node(x)["shape"]
+        axes = d["attrs"].get("axis")
+        axes = (
+            tuple(range(len(in_shape)))
+            if axes is None
+            else ((axes,) if isinstance(axes, int) else tuple(axes))
+        )
+        keep = [k for k in range(len(in_shape)) if k not in axes]
+        full = tuple(Var(f"i{k}") for k in range(len(in_shape)))
+        prologue = self.compute[: self.compute.index(red)]
+        inner: list[Stmt] = [Let(f"v{n}", self.elementwise(n, full)) for n in prologue]
+        value = self.operand(x, full, in_shape)
+        if d["op"] == "argmax":
+            inner += [
+                Comment("track the first index of the largest value"),
+                Accumulate("acc", "argmax", value),
+            ]
+        else:
+            inner.append(
+                Accumulate("acc", {"sum": "+", "max": "max", "min": "min"}[d["op"]], value)
+            )
+        red_loops = self.loops(
+            [f"i{k}" for k in axes], tuple(in_shape[k] for k in axes), inner, parallel=False
+        )
+        init = {"sum": 0.0, "max": -np.inf, "min": np.inf, "argmax": 0}[d["op"]]
+        out_idx = tuple(Var(f"i{k}") if k in keep else Const(0) for k in range(len(in_shape)))
+        if not d["attrs"].get("keepdim", False):
+            out_idx = tuple(Var(f"i{k}") for k in keep)
+        body: list[Stmt] = [Let("acc", Const(init)), *red_loops, Let(f"v{red}", Var("acc"))]
+        body += self.epilogue(self.after(red), out_idx) + self.stores([red], out_idx)
+        return self.loops([f"i{k}" for k in keep], tuple(in_shape[k] for k in keep), body)
+
+    def matmul(self, mm: int) -> list[Stmt]:
+        g = self.g
+        a, b = g.operands(mm)
+        shape = g.node(mm)["shape"]
+        k_extent = g.node(a)["shape"][-1]
+        names = [f"b{k}" for k in range(len(shape) - 2)] + ["i", "j"]
+        idx = tuple(Var(n) for n in names)
+        a_idx = idx[:-1] + (Var("k"),)
+        b_idx = idx[:-2] + (Var("k"), idx[-1])
+        a_load = self.load(a, a_idx, shape[:-1] + (k_extent,))
+        b_load = self.load(b, b_idx, shape[:-2] + (k_extent, shape[-1]))
+        # (a folded transpose of b shows up here as swapped load indices)
+        body: list[Stmt] = [
+            Let("acc", Const(0.0)),
+            Loop(
+                "k",
+                k_extent,
+                [Accumulate("acc", "+", Bin("*", a_load, b_load))],
+                ["unroll(4)"] if k_extent >= 4 else [],
+            ),
+            Let(f"v{mm}", Var("acc")),
+        ]
+        body += self.epilogue(self.after(mm), idx) + self.stores([mm], idx)
+        loops = self.loops(names, shape, body)
+        if len(shape) == 2 and shape[0] >= 64 and shape[1] >= 64:
+            loops[0].tags.append("tile=64x64 (register-blocked micro-kernel)")
+        return loops
+
+    def conv_value(self, conv: int, n: Expr, oc: Expr, oh: Expr, ow: Expr) -> list[Stmt]:
+        """Statements leaving conv2d's output element (n, oc, oh, ow) in register `acc`."""
+        g = self.g
+        x, w = g.operands(conv)
+        attrs = g.node(conv)["attrs"]
+        (sh, sw), (ph, pw), (dh, dw) = attrs["stride"], attrs["padding"], attrs["dilation"]
+        groups = attrs["groups"]
+        out_c, cg, kh, kw = g.node(w)["shape"]
+        h, wd = g.node(x)["shape"][2:]
+        ih = add(mul(oh, sh), Const(-ph) if ph else Const(0), mul(Var("kh"), dh))
+        iw = add(mul(ow, sw), Const(-pw) if pw else Const(0), mul(Var("kw"), dw))
+        chan = (
+            add(mul(Bin("/", oc, Const(out_c // groups)), cg), Var("ic"))
+            if groups > 1
+            else Var("ic")
+        )
+        x_load: Expr = Load(buffer_name(g, x), (n, chan, ih, iw))
+        if ph or pw:
+            inside = Bin(
+                "&&",
+                Bin("&&", Bin(">=", ih, Const(0)), Bin("<", ih, Const(h))),
+                Bin("&&", Bin(">=", iw, Const(0)), Bin("<", iw, Const(wd))),
+            )
+            x_load = Select(inside, x_load, Const(0.0))
+        w_load = Load(buffer_name(g, w), (oc, Var("ic"), Var("kh"), Var("kw")))
+        mac: list[Stmt] = [Accumulate("acc", "+", Bin("*", x_load, w_load))]
+        return [
+            Let("acc", Const(0.0)),
+            Loop("ic", cg, [Loop("kh", kh, [Loop("kw", kw, mac, ["unroll"])])]),
+            Let(f"v{conv}", Var("acc")),
+        ]
+
+    def conv2d(self, conv: int) -> list[Stmt]:
+        g = self.g
+        shape = g.node(conv)["shape"]
+        tail = self.after(conv)
+        pools = [n for n in tail if OPS[g.node(n)["op"]].kind == "pool"]
+        if not pools:
+            idx = (Var("n"), Var("oc"), Var("oh"), Var("ow"))
+            body = self.conv_value(conv, *idx)
+            body += self.epilogue(tail, idx) + self.stores([conv], idx)
+            return self.loops(["n", "oc", "oh", "ow"], shape, body)
+        pool = pools[0]
+        pre = tail[: tail.index(pool)]
+        post = tail[tail.index(pool) + 1 :]
+        tile_idx = (Var("n"), Var("oc"), Var("oh"), Var("ow"))
+        fill = self.conv_value(conv, *tile_idx) + [
+            Let(f"v{n}", self.elementwise(n, tile_idx)) for n in pre
+        ]
+        last = f"v{pre[-1]}" if pre else f"v{conv}"
+        fill.append(Store("tile", (Var("oh"), Var("ow")), Var(last)))
+        pd = g.node(pool)["attrs"]
+        pool_shape = g.node(pool)["shape"]
+        is_max = g.node(pool)["op"] == "max_pool2d"
+        r = add(
+            mul(Var("ph"), pd["stride"][0]),
+            Const(-pd["padding"][0]),
+            mul(Var("i"), pd["dilation"][0]),
+        )
+        c = add(
+            mul(Var("pw"), pd["stride"][1]),
+            Const(-pd["padding"][1]),
+            mul(Var("j"), pd["dilation"][1]),
+        )
+        window = [
+            Loop(
+                "i",
+                pd["kernel"][0],
+                [
+                    Loop(
+                        "j",
+                        pd["kernel"][1],
+                        [Accumulate("m", "max" if is_max else "+", Load("tile", (r, c)))],
+                    )
+                ],
+                ["unroll"],
+            )
+        ]
+        out_idx = (Var("n"), Var("oc"), Var("ph"), Var("pw"))
+        scale = 1.0 / (pd["kernel"][0] * pd["kernel"][1])
+        pooled: list[Stmt] = [
+            Let("m", Const(-np.inf if is_max else 0.0)),
+            *window,
+            Let(f"v{pool}", Var("m") if is_max else Bin("*", Var("m"), Const(scale))),
+        ]
+        pooled += self.epilogue(post, out_idx) + self.stores([pool], out_idx)
+        body: list[Stmt] = [
+            Local("tile", shape[2:]),
+            Comment("conv + epilogue into the on-chip tile: never written to memory"),
+            *self.loops(["oh", "ow"], shape[2:], fill, parallel=False),
+            Comment(f"{g.node(pool)['op']} from the tile: the only store of this kernel"),
+            *self.loops(["ph", "pw"], pool_shape[2:], pooled, parallel=False),
+        ]
+        return self.loops(["n", "oc"], shape[:2], body, vectorize=False)
+
+    def pool(self, pool: int) -> list[Stmt]:
+        g = self.g
+        d = g.node(pool)
+        x = g.operands(pool)[0]
+        h, w = g.node(x)["shape"][2:]
+        pd = d["attrs"]
+        is_max = d["op"] == "max_pool2d"
+        r = add(
+            mul(Var("oh"), pd["stride"][0]),
+            Const(-pd["padding"][0]),
+            mul(Var("i"), pd["dilation"][0]),
+        )
+        c = add(
+            mul(Var("ow"), pd["stride"][1]),
+            Const(-pd["padding"][1]),
+            mul(Var("j"), pd["dilation"][1]),
+        )
+        inside = Bin(
+            "&&",
+            Bin("&&", Bin(">=", r, Const(0)), Bin("<", r, Const(h))),
+            Bin("&&", Bin(">=", c, Const(0)), Bin("<", c, Const(w))),
+        )
+        value = Select(
+            inside,
+            Load(buffer_name(g, x), (Var("n"), Var("c"), r, c)),
+            Const(-np.inf if is_max else 0.0),
+        )
+        window = [
+            Loop(
+                "i",
+                pd["kernel"][0],
+                [Loop("j", pd["kernel"][1], [Accumulate("m", "max" if is_max else "+", value)])],
+                ["unroll"],
+            )
+        ]
+        scale = 1.0 / (pd["kernel"][0] * pd["kernel"][1])
+        idx = (Var("n"), Var("c"), Var("oh"), Var("ow"))
+        body: list[Stmt] = [
+            Let("m", Const(-np.inf if is_max else 0.0)),
+            *window,
+            Let(f"v{pool}", Var("m") if is_max else Bin("*", Var("m"), Const(scale))),
+        ]
+        body += self.epilogue(self.after(pool), idx) + self.stores([pool], idx)
+        return self.loops(["n", "c", "oh", "ow"], d["shape"], body)
+
+    def gather(self, node: int) -> list[Stmt]:
+        """Movement and scatter-like ops, written as a gather per output element."""
+        g = self.g
+        d = g.node(node)
+        shape = d["shape"]
+        names = [f"i{k}" for k in range(len(shape))]
+        idx = tuple(Var(n) for n in names)
+        pre, value = gather_value(g, node, idx)
+        body = [*pre, Let(f"v{node}", value)]
+        body += self.epilogue(self.after(node), idx) + self.stores([node], idx)
+        return self.loops(names, shape, body)
+
+
+def _relink(expr: Expr, buffer: str, load: Any) -> Expr:
+    """Replace every Load of `buffer` in `expr` by `load(index)` (resolving folded views)."""
+    if isinstance(expr, Load):
+        return load(expr.index) if expr.buffer == buffer else expr
+    if isinstance(expr, Bin):
+        return Bin(expr.op, _relink(expr.a, buffer, load), _relink(expr.b, buffer, load))
+    if isinstance(expr, Select):
+        return Select(
+            _relink(expr.cond, buffer, load),
+            _relink(expr.a, buffer, load),
+            _relink(expr.b, buffer, load),
+        )
+    if isinstance(expr, Call):
+        return Call(expr.fn, tuple(_relink(a, buffer, load) for a in expr.args))
+    return expr
+
+
+def _unravel(flat: Expr, shape: tuple[int, ...]) -> tuple[Expr, ...]:
+    out = []
+    stride = 1
+    for n in reversed(shape):
+        part: Expr = Bin("/", flat, Const(stride)) if stride != 1 else flat
+        out.append(Bin("%", part, Const(n)) if n != 1 else Const(0))
+        stride *= n
+    return tuple(reversed(out))
+
+
+def gather_value(g: Graph, node: int, idx: tuple[Expr, ...]) -> tuple[list[Stmt], Expr]:
+    """(setup statements, value) of output element `idx` of a movement-like node."""
+    d = g.node(node)
+    op, attrs, shape = d["op"], d["attrs"], d["shape"]
+    operands = g.operands(node)
+    src = operands[0]
+    src_shape = g.node(src)["shape"]
+    name = buffer_name(g, src)
+    if op == "reshape":
+        strides = [int(np.prod(shape[k + 1 :])) for k in range(len(shape))]
+        flat = add(*(mul(i, s) for i, s in zip(idx, strides)))
+        return [], Load(name, _unravel(flat, src_shape))
+    if op == "permute":
+        inv = [0] * len(shape)
+        for k, dim in enumerate(attrs["dims"]):
+            inv[dim] = k
+        return [], Load(name, tuple(idx[inv[k]] for k in range(len(src_shape))))
+    if op == "expand":
+        lead = len(shape) - len(src_shape)
+        return [], Load(
+            name,
+            tuple(
+                Const(0) if n == 1 and shape[lead + k] != 1 else idx[lead + k]
+                for k, n in enumerate(src_shape)
+            ),
+        )
+    if op == "pad":
+        src_idx = tuple(add(i, Const(-lo)) for i, (lo, _) in zip(idx, attrs["pads"]))
+        conds: Expr = Const(True)
+        for e, n in zip(src_idx, src_shape):
+            conds = Bin("&&", conds, Bin("&&", Bin(">=", e, Const(0)), Bin("<", e, Const(n))))
+        return [], Select(conds, Load(name, src_idx), Const(float(attrs["value"])))
+    if op == "cat":
+        axis = attrs["axis"]
+        value: Expr = Const(0.0)
+        start = 0
+        pieces = []
+        for o in operands:
+            n = g.node(o)["shape"][axis]
+            sub = tuple(add(i, Const(-start)) if k == axis else i for k, i in enumerate(idx))
+            pieces.append((start + n, Load(buffer_name(g, o), sub)))
+            start += n
+        for stop, load in reversed(pieces):
+            value = Select(Bin("<", idx[axis], Const(stop)), load, value)
+        return [], value
+    if op == "unfold2d":
+        n, c, i, j, oh, ow = idx
+        (sh, sw), (ph, pw), (dh, dw) = attrs["stride"], attrs["padding"], attrs["dilation"]
+        r = add(mul(oh, sh), Const(-ph), mul(i, dh))
+        col = add(mul(ow, sw), Const(-pw), mul(j, dw))
+        inside = Bin(
+            "&&",
+            Bin("&&", Bin(">=", r, Const(0)), Bin("<", r, Const(src_shape[2]))),
+            Bin("&&", Bin(">=", col, Const(0)), Bin("<", col, Const(src_shape[3]))),
+        )
+        return [], Select(inside, Load(name, (n, c, r, col)), Const(float(attrs["pad_value"])))
+    if op in ("fold2d", "conv2d_grad_input"):
+        return _transposed_window(g, node, idx)
+    if op == "conv2d_grad_weight":
+        x, gout = operands
+        oc, ic, kh, kw = idx
+        (sh, sw), (ph, pw), (dh, dw) = attrs["stride"], attrs["padding"], attrs["dilation"]
+        groups = attrs["groups"]
+        gshape = g.node(gout)["shape"]
+        chan = (
+            add(mul(Bin("/", oc, Const(gshape[1] // groups)), shape[1]), ic) if groups > 1 else ic
+        )
+        r = add(mul(Var("oh"), sh), Const(-ph), mul(kh, dh))
+        col = add(mul(Var("ow"), sw), Const(-pw), mul(kw, dw))
+        xs = g.node(x)["shape"]
+        inside = Bin(
+            "&&",
+            Bin("&&", Bin(">=", r, Const(0)), Bin("<", r, Const(xs[2]))),
+            Bin("&&", Bin(">=", col, Const(0)), Bin("<", col, Const(xs[3]))),
+        )
+        prod = Bin(
+            "*",
+            Select(inside, Load(buffer_name(g, x), (Var("n"), chan, r, col)), Const(0.0)),
+            Load(buffer_name(g, gout), (Var("n"), oc, Var("oh"), Var("ow"))),
+        )
+        loops: list[Stmt] = [
+            Let("acc", Const(0.0)),
+            Loop(
+                "n",
+                gshape[0],
+                [Loop("oh", gshape[2], [Loop("ow", gshape[3], [Accumulate("acc", "+", prod)])])],
+            ),
+        ]
+        return loops, Var("acc")
+    if op == "getitem" and all(
+        isinstance(i, (int, slice, type(None), type(Ellipsis))) for i in attrs["index"]
+    ):
+        return [], Load(name, _basic_index(attrs["index"], src_shape, idx))
+    return (
+        [Comment(f"{op}: data-dependent indexing, done by a runtime helper")],
+        Call(op, (Var(name), *idx)),
+    )
+
+
+def _basic_index(
+    index: tuple[Any, ...], src_shape: tuple[int, ...], idx: tuple[Expr, ...]
+) -> tuple[Expr, ...]:
+    items = list(index)
+    if any(i is Ellipsis for i in items):
+        k = items.index(Ellipsis)
+        used = sum(1 for i in items if i is not None and i is not Ellipsis)
+        items[k : k + 1] = [slice(None)] * (len(src_shape) - used)
+    items += [slice(None)] * (len(src_shape) - sum(1 for i in items if i is not None))
+    out: list[Expr] = []
+    pos = 0
+    dim = 0
+    for item in items:
+        if item is None:
+            pos += 1
+            continue
+        if isinstance(item, int):
+            out.append(Const(item % src_shape[dim]))
+        else:
+            start, _, step = item.indices(src_shape[dim])
+            out.append(add(Const(start), mul(idx[pos], step)))
+            pos += 1
+        dim += 1
+    return tuple(out)
+
+
+def _transposed_window(g: Graph, node: int, idx: tuple[Expr, ...]) -> tuple[list[Stmt], Expr]:
+    """fold2d / conv2d_grad_input as a gather: input pixel (n, c, h, w) sums every window
+    position (oh, ow) and tap (kh, kw) with h = oh*s - p + kh*d."""
+    d = g.node(node)
+    attrs = d["attrs"]
+    (sh, sw), (ph, pw), (dh, dw) = attrs["stride"], attrs["padding"], attrs["dilation"]
+    n, c, h, w = idx
+    operands = g.operands(node)
+    src = operands[0]
+    src_shape = g.node(src)["shape"]
+    if d["op"] == "fold2d":
+        kh, kw, oh_n, ow_n = src_shape[2:]
+    else:
+        wshape = g.node(operands[1])["shape"]
+        kh, kw = wshape[2:]
+        oh_n, ow_n = src_shape[2:]
+    rh = add(h, Const(ph), Bin("*", Const(-dh), Var("kh")))
+    rw = add(w, Const(pw), Bin("*", Const(-dw), Var("kw")))
+    oh, ow = Bin("/", rh, Const(sh)), Bin("/", rw, Const(sw))
+    valid = Bin(
+        "&&",
+        Bin(
+            "&&",
+            Bin("==", Bin("%", rh, Const(sh)), Const(0)),
+            Bin("==", Bin("%", rw, Const(sw)), Const(0)),
+        ),
+        Bin(
+            "&&",
+            Bin("&&", Bin(">=", oh, Const(0)), Bin("<", oh, Const(oh_n))),
+            Bin("&&", Bin(">=", ow, Const(0)), Bin("<", ow, Const(ow_n))),
+        ),
+    )
+    if d["op"] == "fold2d":
+        term: Expr = Load(buffer_name(g, src), (n, c, Var("kh"), Var("kw"), oh, ow))
+        inner: list[Stmt] = [Accumulate("acc", "+", Select(valid, term, Const(0.0)))]
+    else:
+        groups = attrs["groups"]
+        wshape = g.node(operands[1])["shape"]
+        og = wshape[0] // groups
+        cg = wshape[1]
+        oc = add(mul(Bin("/", c, Const(cg)), og), Var("o")) if groups > 1 else Var("o")
+        term = Bin(
+            "*",
+            Load(buffer_name(g, src), (n, oc, oh, ow)),
+            Load(buffer_name(g, operands[1]), (oc, Bin("%", c, Const(cg)), Var("kh"), Var("kw"))),
+        )
+        inner = [Loop("o", og, [Accumulate("acc", "+", Select(valid, term, Const(0.0)))])]
+    loops: list[Stmt] = [
+        Let("acc", Const(0.0)),
+        Loop("kh", kh, [Loop("kw", kw, inner, ["unroll"])]),
+    ]
+    return loops, Var("acc")
+
+
+def lower(fusion: Fusion) -> list[Kernel]:
+    """One Kernel per group, in execution order."""
+    g = fusion.graph
+    kernels = []
+    for k, group in enumerate(fusion.groups):
+        low = _Lowerer(fusion, group, k)
+        body = low.lower()
+        ops = group.op_names(g)
+        name = f"k{k}_" + "_".join(dict.fromkeys(ops))[:48]
+        buffers = [
+            Buffer(buffer_name(g, n), g.node(n)["shape"], g.node(n)["dtype"].name, "in", n)
+            for n in low.inputs
+        ]
+        buffers += [
+            Buffer(buffer_name(g, n), g.node(n)["shape"], g.node(n)["dtype"].name, "out", n)
+            for n in low.outputs
+        ]
+        kernels.append(
+            Kernel(
+                name=name,
+                ops=ops,
+                nodes=list(group.nodes),
+                buffers=buffers,
+                body=body,
+                flops=sum(op_flops(g, n) for n in group.nodes),
+                bytes_read=sum(_nbytes(g, n) for n in low.inputs),
+                bytes_written=sum(_nbytes(g, n) for n in low.outputs),
+                kind=group.kind(g),
+            )
+        )
+    return kernels

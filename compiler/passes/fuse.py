@@ -1,0 +1,328 @@
+"""fuse: partition the graph's ops into groups; each group becomes one kernel.
+
+Rules, applied greedily in topological order (every decision is recorded with its reason):
+1. conv2d, conv2d_grad_*, matmul, pooling, reductions and movement ops start a group (anchors).
+2. An elementwise op joins the group of an operand's producer when that operand has the same
+   shape (same iteration space: the op becomes an epilogue evaluated on values still in
+   registers) and nothing outside the group reads the operand — so conv → bias add → ReLU is
+   one group, and in the backward graph ReLU-mask × upstream gradient joins the kernel that
+   produced the gradient.
+3. max_pool2d / avg_pool2d joins a conv2d group whose ops after the conv are elementwise and
+   whose output only the pool reads: conv → bias → ReLU → max-pool is ONE kernel that writes
+   only the pooled output.
+4. A reduction joins a purely elementwise group that only it reads (map-reduce in one pass).
+5. A view (reshape, permute, expand, constant pad, slicing) read by one op is folded into that
+   op's kernel: it only changes the index expression of a load (a transposed weight feeding
+   matmul, or the shifted channel windows of local response normalisation, cost nothing).
+Legality: merging must keep the graph of groups acyclic; when an op reads several groups this
+is checked directly by contracting the groups and testing acyclicity.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from tinygrad_edu.ops import OPS
+
+from ..graph import Graph
+
+ANCHOR_KINDS = ("conv", "matmul", "pool", "reduce", "movement")
+VIEW_OPS = ("reshape", "permute", "expand", "pad", "getitem")  # index remaps (see is_view)
+
+
+def is_view(g: Graph, nid: int) -> bool:
+    """An op whose output element is one input element at a remapped index (or a pad value):
+    it can be folded into its reader's loads instead of running as a kernel."""
+    d = g.node(nid)
+    if d["op"] == "getitem":
+        return all(
+            isinstance(i, (int, slice, type(None), type(Ellipsis))) for i in d["attrs"]["index"]
+        )
+    return d["op"] in VIEW_OPS
+
+
+@dataclass
+class Group:
+    """Ops that run as one kernel. `anchor` heads it (None for a pure elementwise chain)."""
+
+    gid: int
+    nodes: list[int] = field(default_factory=list)
+    anchor: int | None = None
+
+    def kind(self, g: Graph) -> str:
+        return "elementwise" if self.anchor is None else OPS[g.node(self.anchor)["op"]].kind
+
+    def op_names(self, g: Graph) -> list[str]:
+        return [g.node(n)["op"] for n in self.nodes]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Why node `node` did or did not join group `group`."""
+
+    node: int
+    op: str
+    group: int
+    fused: bool
+    reason: str
+
+
+@dataclass
+class Fusion:
+    """The fuse pass's result: the graph, its groups in execution order, and the decisions."""
+
+    graph: Graph
+    groups: list[Group]
+    decisions: list[Decision]
+    group_of: dict[int, int]
+
+    def group_outputs(self, group: Group) -> list[int]:
+        """Nodes of the group that something outside it reads (or that are graph outputs)."""
+        g = self.graph
+        members = set(group.nodes)
+        return [
+            n
+            for n in group.nodes
+            if n in g.outputs or any(c not in members for c in g.consumers(n))
+        ]
+
+    def group_inputs(self, group: Group) -> list[int]:
+        g = self.graph
+        members = set(group.nodes)
+        seen: list[int] = []
+        for n in group.nodes:
+            for o in g.operands(n):
+                if o not in members and o not in seen:
+                    seen.append(o)
+        return seen
+
+    def explain(self) -> str:
+        lines = [f"{len(self.groups)} kernels from {sum(len(gr.nodes) for gr in self.groups)} ops"]
+        for d in self.decisions:
+            mark = "fused " if d.fused else "kernel"
+            lines.append(f"  [{mark}] %{d.node} {d.op:20s} -> k{d.group}: {d.reason}")
+        return "\n".join(lines)
+
+
+def _acyclic_after_merge(g: Graph, group_of: dict[int, int], moving: set[int], target: int) -> bool:
+    """Contract every group to one vertex (with the `moving` nodes placed in `target`) and
+    test for a cycle. Linear in the graph size; only called when an op reads several groups."""
+
+    def gid(n: int) -> int | None:
+        return target if n in moving else group_of.get(n)
+
+    contracted = nx.DiGraph()
+    for src, dst in g.nx.edges():
+        a, b = gid(src), gid(dst)
+        if a is not None and b is not None and a != b:
+            contracted.add_edge(a, b)
+    return nx.is_directed_acyclic_graph(contracted)
+
+
+def fuse(g: Graph) -> Fusion:
+    groups: dict[int, Group] = {}
+    group_of: dict[int, int] = {}
+    decisions: list[Decision] = []
+
+    def new_group(nid: int, anchor: int | None, reason: str) -> None:
+        gid = len(groups)
+        groups[gid] = Group(gid, [nid], anchor)
+        group_of[nid] = gid
+        decisions.append(Decision(nid, g.node(nid)["op"], gid, False, reason))
+        place_views(nid)
+
+    def join(nid: int, gid: int, reason: str) -> None:
+        groups[gid].nodes.append(nid)
+        group_of[nid] = gid
+        decisions.append(Decision(nid, g.node(nid)["op"], gid, True, reason))
+        place_views(nid)
+
+    def views_of(nid: int) -> list[int]:
+        out = []
+        for v in pending.get(nid, []):
+            out += [v, *views_of(v)]
+        return out
+
+    def can_join(nid: int, gid: int, producers: list[int]) -> str:
+        """'' if nid (with its folded views) may join group gid, else the reason not."""
+        views = views_of(nid)
+        if any(group_of.get(source(v)) == gid for v in views):
+            return f"it reads k{gid} through a view (a reordered index is not in registers)"
+        others = {group_of[p] for p in producers if group_of[p] != gid}
+        if others and not _acyclic_after_merge(g, group_of, {nid, *views}, gid):
+            return f"joining k{gid} would make a cycle between kernels"
+        return ""
+
+    def outside_readers(operand: int, nid: int, gid: int) -> list[int]:
+        return [c for c in g.consumers(operand) if c != nid and group_of.get(c) != gid]
+
+    pending: dict[int, list[int]] = {}  # consumer -> views waiting to be folded into it
+
+    def is_foldable_view(nid: int) -> bool:
+        readers = g.consumers(nid)
+        return (
+            is_view(g, nid)
+            and len(readers) == 1
+            and nid not in g.outputs
+            and g.operands(readers[0]).count(nid) == 1
+        )
+
+    def place_views(nid: int) -> None:
+        # fold the views feeding nid into nid's group, ahead of nid (they only remap indices)
+        gid = group_of[nid]
+        nodes = groups[gid].nodes
+        for view in pending.pop(nid, []):
+            nodes.insert(nodes.index(nid), view)
+            group_of[view] = gid
+            decisions.append(
+                Decision(
+                    view,
+                    g.node(view)["op"],
+                    gid,
+                    True,
+                    f"view folded into the loads of %{nid} in k{gid}",
+                )
+            )
+            place_views(view)
+
+    def source(o: int) -> int:
+        while o in view_of:
+            o = view_of[o]
+        return o
+
+    view_of: dict[int, int] = {}
+    for nid in g.order():
+        if g.is_leaf(nid):
+            continue
+        d = g.node(nid)
+        op = OPS[d["op"]]
+        if is_foldable_view(nid):
+            pending.setdefault(g.consumers(nid)[0], []).append(nid)
+            view_of[nid] = g.operands(nid)[0]
+            continue
+        producers = [source(o) for o in g.operands(nid)]
+        producers = [o for o in producers if o in group_of]  # groups read, through views too
+        direct = [o for o in g.operands(nid) if o in group_of]  # values usable in registers
+        if op.kind in ("elementwise", "compare"):
+            reasons = []
+            placed = False
+            for o in direct:
+                gid = group_of[o]
+                producer = g.describe(o).split(" = ")[1].split("(")[0]
+                if g.node(o)["shape"] != d["shape"]:
+                    reasons.append(
+                        f"%{o} ({producer}) has shape {g.node(o)['shape']}, "
+                        f"not {d['shape']} (different index pattern)"
+                    )
+                    continue
+                readers = outside_readers(o, nid, gid)
+                if readers or o in g.outputs:
+                    who = f"read by {len(readers)} other op(s)" if readers else "a graph output"
+                    reasons.append(f"%{o} ({producer}) is {who}: it must be written anyway")
+                    continue
+                blocked = can_join(nid, gid, producers)
+                if blocked:
+                    reasons.append(blocked)
+                    continue
+                kind = groups[gid].kind(g)
+                join(
+                    nid,
+                    gid,
+                    f"epilogue of k{gid} ({kind}): same shape as %{o}, which only this op reads",
+                )
+                placed = True
+                break
+            if not placed:
+                why = "; ".join(reasons) if reasons else "its operands are all graph inputs"
+                new_group(nid, None, f"new elementwise kernel: {why}")
+            continue
+        if op.kind == "pool" and direct:
+            o = direct[0]
+            gid = group_of[o]
+            grp = groups[gid]
+            conv_headed = grp.anchor is not None and g.node(grp.anchor)["op"] == "conv2d"
+            tail_ok = (
+                all(
+                    OPS[g.node(n)["op"]].kind in ("elementwise", "compare") or is_view(g, n)
+                    for n in grp.nodes[grp.nodes.index(grp.anchor) + 1 :]
+                )
+                if (conv_headed)
+                else False
+            )
+            if (
+                conv_headed
+                and tail_ok
+                and not outside_readers(o, nid, gid)
+                and (o not in g.outputs)
+                and not can_join(nid, gid, producers)
+            ):
+                join(
+                    nid,
+                    gid,
+                    f"pooling epilogue of the conv2d kernel k{gid}: the kernel "
+                    "writes only the pooled output",
+                )
+                continue
+            why = (
+                "producer is not a conv2d kernel"
+                if not conv_headed
+                else "its input is read elsewhere or is an output"
+                if tail_ok
+                else "the conv kernel already has a non-elementwise epilogue"
+            )
+            new_group(nid, nid, f"new {d['op']} kernel ({why})")
+            continue
+        if op.kind == "reduce" and direct and d["op"] != "argmax":
+            o = direct[0]
+            gid = group_of[o]
+            readers = outside_readers(o, nid, gid)
+            if groups[gid].anchor is not None:
+                why = f"its input comes from a {groups[gid].kind(g)} kernel"
+            elif readers or o in g.outputs:
+                why = (
+                    f"its input %{o} is read by {len(readers)} other op(s)"
+                    if readers
+                    else f"its input %{o} is a graph output"
+                )
+            else:
+                why = can_join(nid, gid, producers)
+                if not why:
+                    join(
+                        nid,
+                        gid,
+                        f"reduction over the elementwise kernel k{gid} (map-reduce in one pass)",
+                    )
+                    continue
+            new_group(nid, nid, f"new reduce kernel: not fused with k{gid}: {why}")
+            continue
+        new_group(nid, nid, f"new {op.kind} kernel: {d['op']} is an anchor op")
+    # Number kernels in execution order (a group can gain ops that depend on later groups).
+    ordered = _execution_order(g, groups, group_of)
+    renumber = {grp.gid: i for i, grp in enumerate(ordered)}
+    for grp in ordered:
+        grp.gid = renumber[grp.gid]
+    decisions = [
+        Decision(d.node, d.op, renumber[d.group], d.fused, _renumber_text(d.reason, renumber))
+        for d in decisions
+    ]
+    group_of = {n: renumber[gid] for n, gid in group_of.items()}
+    return Fusion(g, ordered, decisions, group_of)
+
+
+def _renumber_text(text: str, renumber: dict[int, int]) -> str:
+
+    return re.sub(r"\bk(\d+)\b", lambda m: f"k{renumber[int(m.group(1))]}", text)
+
+
+def _execution_order(g: Graph, groups: dict[int, Group], group_of: dict[int, int]) -> list[Group]:
+    dag = nx.DiGraph()
+    dag.add_nodes_from(groups)
+    for src, dst in g.nx.edges():
+        a, b = group_of.get(src), group_of.get(dst)
+        if a is not None and b is not None and a != b:
+            dag.add_edge(a, b)
+    order = list(nx.lexicographical_topological_sort(dag))
+    return [groups[i] for i in order]

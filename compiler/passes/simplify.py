@@ -1,0 +1,73 @@
+"""simplify: dead-code elimination, constant folding, and removal of no-op movement ops."""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+
+from tinygrad_edu.ops import OPS
+
+from ..graph import Graph
+
+NO_OP_WHEN_SAME_SHAPE = ("reshape", "expand")
+FOLD_LIMIT = 1 << 16  # elements: fold small constant subgraphs, never bake in big arrays
+NOT_FOLDABLE = ("bernoulli",)  # random: must run every call
+
+
+def _is_noop(g: Graph, nid: int) -> bool:
+    d = g.node(nid)
+    if d["op"] == "detach":
+        return True
+    operands = g.operands(nid)
+    if d["op"] in NO_OP_WHEN_SAME_SHAPE:
+        return g.node(operands[0])["shape"] == d["shape"]
+    if d["op"] == "permute":
+        return tuple(d["attrs"]["dims"]) == tuple(range(len(d["shape"])))
+    if d["op"] == "cast":
+        return g.node(operands[0])["dtype"] == d["dtype"]
+    return False
+
+
+def simplify(g: Graph) -> Graph:
+    """A new graph computing the same outputs with fewer nodes."""
+    live = set(g.outputs)
+    for out in g.outputs:
+        live |= nx.ancestors(g.nx, out)
+    new = Graph()
+    remap: dict[int, int] = {}
+    for nid in g.order():
+        if nid not in live:
+            continue  # dead code
+        d = g.node(nid)
+        if g.is_leaf(nid):
+            remap[nid] = new.add(
+                d["op"], (), d["attrs"], d["shape"], d["dtype"], d["name"], d["value"]
+            )
+            continue
+        operands = [remap[o] for o in g.operands(nid)]
+        if _is_noop(g, nid) and new.node(operands[0])["dtype"] == d["dtype"]:
+            remap[nid] = operands[0]
+            continue
+        op, attrs = d["op"], d["attrs"]
+        if op == "reshape" and new.node(operands[0])["op"] == "reshape":
+            operands = new.operands(operands[0])  # reshape(reshape(x)) = reshape(x)
+        size = int(np.prod(d["shape"]))
+        if (
+            op not in NOT_FOLDABLE
+            and operands
+            and size <= FOLD_LIMIT
+            and all(new.node(o)["op"] == "const" for o in operands)
+        ):
+            value = OPS[op].forward(np, *(new.node(o)["value"] for o in operands), **attrs)
+            value = np.asarray(value, dtype=d["dtype"])
+            remap[nid] = new.add("const", (), {}, d["shape"], d["dtype"], f"folded{nid}", value)
+            continue
+        remap[nid] = new.add(op, operands, attrs, d["shape"], d["dtype"])
+    new.outputs = [remap[o] for o in g.outputs]
+    new.output_names = list(g.output_names)
+    # DCE again: folding and reshape merging can orphan nodes
+    live = set(new.outputs)
+    for out in new.outputs:
+        live |= nx.ancestors(new.nx, out)
+    new.nx.remove_nodes_from([n for n in list(new.nx.nodes) if n not in live])
+    return new

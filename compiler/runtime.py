@@ -1,0 +1,263 @@
+"""The compiled program users call: binds inputs and parameters, runs kernels, reports.
+
+`CompiledFunction` holds every stage's output — the traced graph, the simplified graph, the
+fusion (groups and decisions), the memory plan and the kernels — and runs the kernels with a
+backend. The `numpy` backend is the reference: each kernel evaluates its group's ops with the
+op table's own forwards (the definitions eager mode uses), in the group's order, and drops each
+intermediate after its last reader (the memory plan's liveness).
+
+`DEBUG` (environment variable) levels: 1 kernel count and total time per call; 2 a table per
+call (kernel, fused ops, time, GFLOP/s, GB/s); 3 the kernel IR (pseudo-C) at compile time;
+4 backend source; 5 the fusion decisions and the graph listing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tinygrad_edu import Tensor
+from tinygrad_edu.errors import op_error
+from tinygrad_edu.ops import OPS
+
+from .graph import Graph
+from .kernel import Kernel
+from .passes import Fusion, MemoryPlan
+
+
+def debug_level() -> int:
+    try:
+        return int(os.environ.get("DEBUG", "0"))
+    except ValueError:
+        return 0
+
+
+@dataclass
+class CompiledFunction:
+    """A compiled graph. Call it with the inputs' arrays (or Tensors), in trace order."""
+
+    traced: Graph
+    graph: Graph
+    fusion: Fusion
+    memory: MemoryPlan
+    kernels: list[Kernel]
+    backend: str
+    bindings: dict[str, Callable[[], np.ndarray]] = field(default_factory=dict)
+    pass_seconds: dict[str, float] = field(default_factory=dict)
+    calls: int = 0
+
+    def __post_init__(self) -> None:
+        keep = set(self.graph.outputs)
+        self._dead_after: list[list[int]] = [[] for _ in self.kernels]
+        for nid, k in self.memory.last_use.items():
+            if nid not in keep and not self.graph.is_leaf(nid):
+                self._dead_after[k].append(nid)
+
+    # -- running ------------------------------------------------------------------------------
+    @property
+    def input_names(self) -> list[str]:
+        return [
+            self.graph.node(n)["name"]
+            for n in self.graph.leaves("input")
+            if self.graph.node(n)["name"] not in self.bindings
+        ]
+
+    def _bind(self, args: Sequence[Any]) -> dict[int, np.ndarray]:
+        g = self.graph
+        names = self.input_names
+        if len(args) != len(names):
+            raise TypeError(f"compiled function takes {len(names)} inputs {names}, got {len(args)}")
+        given = dict(zip(names, args))
+        env: dict[int, np.ndarray] = {}
+        for nid in g.nx.nodes:
+            d = g.node(nid)
+            role = d["op"]
+            if role == "const":
+                env[nid] = d["value"]
+                continue
+            if role not in ("input", "param", "state"):
+                continue
+            name = d["name"]
+            value = self.bindings[name]() if name in self.bindings else given[name]
+            arr = value.numpy() if isinstance(value, Tensor) else np.asarray(value)
+            if tuple(arr.shape) != d["shape"]:
+                raise op_error(
+                    "compiled call",
+                    f"{role} {name!r} has shape {tuple(arr.shape)} "
+                    f"but the function was compiled for {d['shape']}",
+                    tuple(arr.shape),
+                    "call with the compiled shapes, or compile again for the new shape",
+                )
+            if arr.dtype != d["dtype"]:
+                if arr.dtype.kind != d["dtype"].kind:
+                    raise op_error(
+                        "compiled call",
+                        f"{role} {name!r} has dtype {arr.dtype} but "
+                        f"the function was compiled for {d['dtype']}",
+                        arr.shape,
+                        f"pass {d['dtype']} data (e.g. .astype(np.{d['dtype']}))",
+                    )
+                arr = arr.astype(d["dtype"])
+            env[nid] = arr
+        return env
+
+    def run(self, *args: Any) -> dict[str, np.ndarray]:
+        """Execute; return every output by name."""
+        if self.backend != "numpy":
+            raise RuntimeError(f"backend {self.backend!r} has no runtime yet")
+        g = self.graph
+        env = self._bind(args)
+        last_use = self.memory.last_use
+        keep = set(g.outputs)
+        level = debug_level()
+        total = 0.0
+        for k, (group, kernel) in enumerate(zip(self.fusion.groups, self.kernels)):
+            t0 = time.perf_counter()
+            for nid in group.nodes:
+                d = g.node(nid)
+                env[nid] = OPS[d["op"]].forward(
+                    np, *(env[o] for o in g.operands(nid)), **d["attrs"]
+                )
+            dt = time.perf_counter() - t0
+            kernel.seconds.append(dt)
+            total += dt
+            # liveness: drop values nothing reads any more (group-internal ones at once)
+            for nid in group.nodes:
+                if nid not in last_use and nid not in keep:
+                    env.pop(nid, None)
+            for nid in self._dead_after[k]:
+                env.pop(nid, None)
+        self.calls += 1
+        if level >= 1:
+            print(f"[compiler] {len(self.kernels)} kernels, {total * 1e3:.2f} ms", file=sys.stderr)
+        if level >= 2:
+            print(self.timing_table(last_only=True), file=sys.stderr)
+        return {
+            name: np.asarray(env[nid], dtype=g.node(nid)["dtype"])
+            for name, nid in zip(g.output_names, g.outputs)
+        }
+
+    def __call__(self, *args: Any) -> Any:
+        outs = self.run(*args)
+        values = list(outs.values())
+        return values[0] if len(values) == 1 else outs
+
+    # -- inspecting ---------------------------------------------------------------------------
+    def explain_fusion(self) -> str:
+        """Every fusion decision and its reason."""
+        return self.fusion.explain()
+
+    def timing_table(self, last_only: bool = False) -> str:
+        rows = [f"{'kernel':44s} {'ops':>4s} {'ms':>9s} {'GFLOP/s':>9s} {'GB/s':>8s}"]
+        for k in self.kernels:
+            if not k.seconds:
+                t = float("nan")
+            else:
+                t = k.seconds[-1] if last_only else float(np.median(k.seconds))
+            gflops = k.flops / t / 1e9 if t and t == t else float("nan")
+            gbs = (k.bytes_read + k.bytes_written) / t / 1e9 if t and t == t else float("nan")
+            rows.append(
+                f"{k.name[:44]:44s} {len(k.ops):4d} {t * 1e3:9.3f} {gflops:9.2f} {gbs:8.2f}"
+            )
+        return "\n".join(rows)
+
+    def summary(self) -> str:
+        flops = sum(k.flops for k in self.kernels)
+        passes = ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in self.pass_seconds.items())
+        return (
+            f"{len(self.traced)} traced nodes -> {len(self.graph)} after simplify -> "
+            f"{len(self.kernels)} kernels ({flops / 1e9:.3f} GFLOP per call)\n"
+            f"{self.memory.summary()}\npasses: {passes}"
+        )
+
+    def to_dot(self) -> str:
+        """Graphviz source: one cluster per kernel, nodes labelled op and shape."""
+        g = self.graph
+        lines = ["digraph compiled {", "  rankdir=TB; node [shape=box, fontsize=10];"]
+        for k, group in enumerate(self.fusion.groups):
+            lines.append(
+                f'  subgraph cluster_{k} {{ label="{self.kernels[k].name}"; '
+                f'style=filled; color="{_color(k)}";'
+            )
+            for n in group.nodes:
+                lines.append(f'    n{n} [label="%{n} {g.node(n)["op"]}\\n{g.node(n)["shape"]}"];')
+            lines.append("  }")
+        for n in g.nx.nodes:
+            if g.is_leaf(n):
+                d = g.node(n)
+                lines.append(
+                    f'  n{n} [shape=ellipse, label="{d["op"]} {d["name"]}\\n{d["shape"]}"];'
+                )
+        for src, dst, key in g.nx.edges(keys=True):
+            lines.append(f"  n{src} -> n{dst} [label={key}];")
+        lines.append("}")
+        return "\n".join(lines)
+
+    def to_json(self) -> str:
+        """Graph, kernels and fusion decisions as JSON."""
+        g = self.graph
+        nodes = [
+            {
+                "id": n,
+                "op": g.node(n)["op"],
+                "name": g.node(n)["name"],
+                "shape": list(g.node(n)["shape"]),
+                "dtype": g.node(n)["dtype"].name,
+                "attrs": {k: repr(v) for k, v in g.node(n)["attrs"].items()},
+                "operands": g.operands(n),
+                "kernel": self.fusion.group_of.get(n),
+            }
+            for n in g.order()
+        ]
+        kernels = [
+            {
+                "name": k.name,
+                "ops": k.ops,
+                "nodes": k.nodes,
+                "flops": k.flops,
+                "bytes_read": k.bytes_read,
+                "bytes_written": k.bytes_written,
+                "median_seconds": k.median_seconds,
+                "ir": k.pseudo_c(),
+            }
+            for k in self.kernels
+        ]
+        decisions = [vars(d) for d in self.fusion.decisions]
+        return json.dumps(
+            {
+                "outputs": dict(zip(g.output_names, g.outputs)),
+                "nodes": nodes,
+                "kernels": kernels,
+                "decisions": decisions,
+                "memory": vars(self.memory),
+            },
+            indent=1,
+            default=str,
+        )
+
+    def report(self, path: str) -> str:
+        """Write a self-contained HTML page (graph as SVG, kernels, decisions); return path."""
+        from .inspect import write_report
+
+        return write_report(self, path)
+
+
+def _color(k: int) -> str:
+    palette = [
+        "#dbe9f6",
+        "#fde2c8",
+        "#d9f0d3",
+        "#f6d5d5",
+        "#e6dcf0",
+        "#f0e6d2",
+        "#d8eeee",
+        "#f3dbea",
+    ]
+    return palette[k % len(palette)]
