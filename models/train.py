@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+import compiler
 from tinygrad_edu import Tensor, manual_seed, nn, no_grad, optim, rng
 from tinygrad_edu.data import DataLoader, GrayToRGB, Resize, load_digits
 
@@ -206,9 +207,17 @@ def write_metrics(out: str, history: dict[str, list[float]], title: str) -> None
 
 
 def train(
-    config: Config, out: str, resume: bool = False, log: Callable[[str], None] = print
+    config: Config,
+    out: str,
+    resume: bool = False,
+    log: Callable[[str], None] = print,
+    compiled: bool = False,
 ) -> dict[str, list[float]]:
-    """Train `config.model` on digits; return the per-epoch history."""
+    """Train `config.model` on digits; return the per-epoch history.
+
+    With `compiled`, each step runs as one compiled graph (`compiler.compile_train_step`:
+    forward, backward and the SGD update fused into kernels); the numbers are the eager ones.
+    """
     os.makedirs(out, exist_ok=True)
     manual_seed(config.seed)
     model = build_model(config.model)
@@ -229,6 +238,16 @@ def train(
         "lr": [],
         "seconds": [],
     }
+    steps: dict[tuple[int, ...], compiler.TrainStep] = {}
+
+    def compiled_step(xb: np.ndarray, yb: np.ndarray) -> float:
+        # one compiled graph per batch shape (the last batch of an epoch may be smaller)
+        if xb.shape not in steps:
+            steps[xb.shape] = compiler.compile_train_step(
+                model, lambda o, t: o.cross_entropy(t), opt, xb, yb
+            )
+        return steps[xb.shape](xb, yb)
+
     ckpt = os.path.join(out, "checkpoint.npz")
     start = 0
     if resume:
@@ -249,11 +268,14 @@ def train(
         bar = ProgressBar(len(loader), f"epoch {epoch + 1}/{config.epochs}")
         losses = []
         for i, (xb, yb) in enumerate(loader):
-            loss = model(Tensor(xb)).cross_entropy(yb)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
+            if compiled:
+                losses.append(compiled_step(xb, yb))
+            else:
+                loss = model(Tensor(xb)).cross_entropy(yb)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                losses.append(loss.item())
             bar.update(i + 1, float(np.mean(losses)))
         bar.close()
         train_loss = float(np.mean(losses))
@@ -276,12 +298,19 @@ def train(
         save_checkpoint(ckpt, config, epoch + 1, model, opt, sched, history)
         write_metrics(out, history, f"{config.model} on digits")
     nn.save(model.state_dict(), os.path.join(out, "model.npz"))
+    if compiled and steps:
+        step = max(steps.values(), key=lambda s: s.compiled.calls)
+        log("\nwhat the compiler did (the training step: forward + backward + SGD update):")
+        log(step.compiled.summary())
+        log(step.compiled.timing_table())
+        report = step.compiled.report(os.path.join(out, "compiler_report.html"))
+        log(f"fusion decisions, kernel IR and the graph: {report}")
     if history["test_acc"]:
         log(f"final test accuracy {history['test_acc'][-1]:.2%}  (outputs in {out})")
     return history
 
 
-def parse_args(argv: Sequence[str] | None) -> tuple[Config, str, bool]:
+def parse_args(argv: Sequence[str] | None) -> tuple[Config, str, bool, bool]:
     p = argparse.ArgumentParser(prog="python -m models.train", description=__doc__.split("\n")[0])
     p.add_argument("model", choices=sorted(CONFIGS))
     p.add_argument("--epochs", type=int)
@@ -295,6 +324,12 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Config, str, bool]:
     p.add_argument("--patience", type=int)
     p.add_argument("--out", help="output directory (default runs/MODEL)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
+    p.add_argument(
+        "--compiled",
+        action="store_true",
+        help="run each training step as one compiled graph (and write a compiler "
+        "report to OUT/compiler_report.html)",
+    )
     args = p.parse_args(argv)
     overrides = {
         k: v
@@ -307,12 +342,12 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Config, str, bool]:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
     if config.lr <= 0:
         p.error("--lr must be > 0")
-    return config, args.out or os.path.join("runs", args.model), args.resume
+    return config, args.out or os.path.join("runs", args.model), args.resume, args.compiled
 
 
 def main(argv: Iterable[str] | None = None) -> None:
-    config, out, resume = parse_args(None if argv is None else list(argv))
-    train(config, out, resume)
+    config, out, resume, compiled = parse_args(None if argv is None else list(argv))
+    train(config, out, resume, compiled=compiled)
 
 
 if __name__ == "__main__":

@@ -4,9 +4,9 @@ Rules, applied greedily in topological order (every decision is recorded with it
 1. conv2d, conv2d_grad_*, matmul, pooling, reductions and movement ops start a group (anchors).
 2. An elementwise op joins the group of an operand's producer when that operand has the same
    shape (same iteration space: the op becomes an epilogue evaluated on values still in
-   registers) and nothing outside the group reads the operand — so conv → bias add → ReLU is
-   one group, and in the backward graph ReLU-mask × upstream gradient joins the kernel that
-   produced the gradient.
+   registers; if others read the operand too, the kernel also writes it) — so conv → bias
+   add → ReLU is one group, and in the backward graph ReLU-mask × upstream gradient joins the
+   kernel that produced the gradient.
 3. max_pool2d / avg_pool2d joins a conv2d group whose ops after the conv are elementwise and
    whose output only the pool reads: conv → bias → ReLU → max-pool is ONE kernel that writes
    only the pooled output.
@@ -140,6 +140,14 @@ def fuse(g: Graph) -> Fusion:
         decisions.append(Decision(nid, g.node(nid)["op"], gid, True, reason))
         place_views(nid)
 
+    def tail_shape(gid: int) -> tuple[int, ...]:
+        # the index space the group's last op iterates over; epilogues must share it
+        last = [n for n in groups[gid].nodes if n not in view_of]
+        return g.node(last[-1])["shape"]
+
+    def has_reduction(gid: int) -> bool:
+        return any(OPS[g.node(n)["op"]].kind == "reduce" for n in groups[gid].nodes)
+
     def views_of(nid: int) -> list[int]:
         out = []
         for v in pending.get(nid, []):
@@ -212,6 +220,12 @@ def fuse(g: Graph) -> Fusion:
             for o in direct:
                 gid = group_of[o]
                 producer = g.describe(o).split(" = ")[1].split("(")[0]
+                if tail_shape(gid) != d["shape"]:
+                    reasons.append(
+                        f"k{gid} iterates over {tail_shape(gid)}, not {d['shape']} (different "
+                        "index pattern)"
+                    )
+                    continue
                 if g.node(o)["shape"] != d["shape"]:
                     reasons.append(
                         f"%{o} ({producer}) has shape {g.node(o)['shape']}, "
@@ -219,20 +233,19 @@ def fuse(g: Graph) -> Fusion:
                     )
                     continue
                 readers = outside_readers(o, nid, gid)
-                if readers or o in g.outputs:
-                    who = f"read by {len(readers)} other op(s)" if readers else "a graph output"
-                    reasons.append(f"%{o} ({producer}) is {who}: it must be written anyway")
-                    continue
                 blocked = can_join(nid, gid, producers)
                 if blocked:
                     reasons.append(blocked)
                     continue
                 kind = groups[gid].kind(g)
-                join(
-                    nid,
-                    gid,
-                    f"epilogue of k{gid} ({kind}): same shape as %{o}, which only this op reads",
+                also = (
+                    f"; %{o} is still written, for {len(readers)} other reader(s)"
+                    if readers
+                    else f"; %{o} is still written: a graph output"
+                    if o in g.outputs
+                    else f", so %{o} never leaves registers"
                 )
+                join(nid, gid, f"epilogue of k{gid} ({kind}): same shape as %{o}{also}")
                 placed = True
                 break
             if not placed:
@@ -252,9 +265,17 @@ def fuse(g: Graph) -> Fusion:
                 if (conv_headed)
                 else False
             )
+            others_written = [
+                n
+                for n in grp.nodes
+                if n != o
+                and (n in g.outputs or any(group_of.get(c) != gid for c in g.consumers(n)))
+            ]
             if (
                 conv_headed
                 and tail_ok
+                and not others_written
+                and o == [n for n in grp.nodes if n not in view_of][-1]
                 and not outside_readers(o, nid, gid)
                 and (o not in g.outputs)
                 and not can_join(nid, gid, producers)
@@ -269,7 +290,7 @@ def fuse(g: Graph) -> Fusion:
             why = (
                 "producer is not a conv2d kernel"
                 if not conv_headed
-                else "its input is read elsewhere or is an output"
+                else "the conv kernel's values are read elsewhere (it must write them)"
                 if tail_ok
                 else "the conv kernel already has a non-elementwise epilogue"
             )
@@ -281,6 +302,8 @@ def fuse(g: Graph) -> Fusion:
             readers = outside_readers(o, nid, gid)
             if groups[gid].anchor is not None:
                 why = f"its input comes from a {groups[gid].kind(g)} kernel"
+            elif has_reduction(gid) or tail_shape(gid) != g.node(o)["shape"]:
+                why = f"k{gid} already reduces (one reduction per kernel)"
             elif readers or o in g.outputs:
                 why = (
                     f"its input %{o} is read by {len(readers)} other op(s)"
