@@ -113,3 +113,14 @@ def test_cli_rejects_bad_arguments(argv, capsys):
     with pytest.raises(SystemExit):
         main(argv)
     assert "error" in capsys.readouterr().err
+
+
+def test_compiled_training_gives_the_eager_numbers_and_a_report(tmp_path):
+    config = replace(CONFIGS["mlp"], epochs=2)
+    eager = train(config, str(tmp_path / "eager"), log=quiet)
+    lines = []
+    compiled = train(config, str(tmp_path / "compiled"), log=lines.append, compiled=True)
+    for key in ("train_loss", "test_loss", "test_acc"):
+        np.testing.assert_allclose(compiled[key], eager[key], rtol=1e-5)
+    assert (tmp_path / "compiled" / "compiler_report.html").exists()
+    assert any("kernels" in line for line in lines)
