@@ -199,7 +199,13 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
         super().__init__()
-        if in_features < 1 or out_features < 1:
+        if (
+            not all(
+                isinstance(v, int) and not isinstance(v, bool) for v in (in_features, out_features)
+            )
+            or in_features < 1
+            or out_features < 1
+        ):
             raise ValueError(
                 f"Linear: features must be >= 1, got in={in_features}, out={out_features}"
             )
@@ -216,7 +222,21 @@ class Linear(Module):
 
 
 def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
-    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+    if isinstance(v, int) and not isinstance(v, bool):
+        return (v, v)
+    if (
+        isinstance(v, (tuple, list))
+        and len(v) == 2
+        and all(isinstance(i, int) and not isinstance(i, bool) for i in v)
+    ):
+        return (int(v[0]), int(v[1]))
+    raise ValueError(f"expected an int or a pair of ints, got {v!r}")
+
+
+def _check_ints(layer: str, **values: object) -> None:
+    for name, v in values.items():
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{layer}: {name} must be a positive int, got {v!r}")
 
 
 class Conv2d(Module):
@@ -234,15 +254,26 @@ class Conv2d(Module):
         bias: bool = True,
     ) -> None:
         super().__init__()
+        _check_ints("Conv2d", in_channels=in_channels, out_channels=out_channels, groups=groups)
         if groups < 1 or in_channels % groups or out_channels % groups:
             raise ValueError(
                 f"Conv2d: in_channels={in_channels} and out_channels={out_channels} must both "
                 f"be divisible by groups={groups}"
             )
         kh, kw = _pair(kernel_size)
+        for name, v in (
+            ("kernel_size", (kh, kw)),
+            ("stride", _pair(stride)),
+            ("dilation", _pair(dilation)),
+        ):
+            if min(v) < 1:
+                raise ValueError(f"Conv2d: {name} must be >= 1, got {v}")
+        if not isinstance(padding, str) and min(_pair(padding)) < 0:
+            raise ValueError(f"Conv2d: padding must be >= 0, got {padding}")
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.kernel_size, self.stride = (kh, kw), _pair(stride)
-        self.padding, self.dilation = _pair(padding), _pair(dilation)
+        self.padding = padding if isinstance(padding, str) else _pair(padding)
+        self.dilation = _pair(dilation)
         bound = 1 / math.sqrt(in_channels // groups * kh * kw)
         self.weight = _uniform((out_channels, in_channels // groups, kh, kw), bound)
         self.bias = _uniform((out_channels,), bound) if bias else None
@@ -263,6 +294,10 @@ class Conv2d(Module):
 class MaxPool2d(Module):
     def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1):
         super().__init__()
+        if min(_pair(kernel_size)) < 1 or (stride is not None and min(_pair(stride)) < 1):
+            raise ValueError(
+                f"MaxPool2d: kernel_size and stride must be >= 1, got {kernel_size}, {stride}"
+            )
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.dilation = dilation
 
@@ -276,6 +311,10 @@ class MaxPool2d(Module):
 class AvgPool2d(Module):
     def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0):
         super().__init__()
+        if min(_pair(kernel_size)) < 1 or (stride is not None and min(_pair(stride)) < 1):
+            raise ValueError(
+                f"AvgPool2d: kernel_size and stride must be >= 1, got {kernel_size}, {stride}"
+            )
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
 
     def forward(self, x: Tensor) -> Tensor:
@@ -330,6 +369,7 @@ class LocalResponseNorm(Module):
 
     def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0):
         super().__init__()
+        _check_ints("LocalResponseNorm", size=size)
         self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
 
     def forward(self, x: Tensor) -> Tensor:
@@ -379,6 +419,12 @@ class BatchNorm2d(Module):
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1):
         super().__init__()
+        _check_ints("BatchNorm2d", num_features=num_features)
+        if not eps > 0 or not 0 <= momentum <= 1:
+            raise ValueError(
+                f"BatchNorm2d: need eps > 0 and momentum in [0, 1], got eps={eps}, "
+                f"momentum={momentum}"
+            )
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.weight = Parameter(np.ones(num_features))
         self.bias = Parameter(np.zeros(num_features))
@@ -397,6 +443,13 @@ class BatchNorm2d(Module):
         shape = (1, self.num_features, 1, 1)
         if self.training:
             count = x.shape[0] * x.shape[2] * x.shape[3]
+            if count < 2:
+                raise op_error(
+                    "BatchNorm2d",
+                    "training needs more than 1 value per channel",
+                    x.shape,
+                    "use a larger batch, or call .eval() for inference",
+                )
             mean = x.mean(axis=(0, 2, 3), keepdim=True)
             var = x.var(axis=(0, 2, 3), keepdim=True, correction=0)
             if tracing():  # a compiled graph does not update running statistics

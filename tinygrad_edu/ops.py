@@ -118,7 +118,7 @@ EXP = _unary("exp", lambda xp, x: xp.exp(x), lambda g, out, x: g * out)
 LOG = _unary("log", lambda xp, x: xp.log(x), lambda g, out, x: g / x)
 SQRT = _unary("sqrt", lambda xp, x: xp.sqrt(x), lambda g, out, x: g / (out * 2))
 ABS = _unary("abs", lambda xp, x: xp.abs(x), lambda g, out, x: g * x.sign())
-SIGN = _unary("sign", lambda xp, x: xp.sign(x), None)
+SIGN = _unary("sign", lambda xp, x: xp.sign(x), lambda g, out, x: g * 0.0)  # zero a.e.
 RELU = _unary("relu", lambda xp, x: xp.maximum(x, 0), lambda g, out, x: g * (x > 0))
 SIGMOID = _unary("sigmoid", _sigmoid, lambda g, out, x: g * out * (1 - out))
 TANH = _unary("tanh", lambda xp, x: xp.tanh(x), lambda g, out, x: g * (1 - out * out))
@@ -163,8 +163,10 @@ def _binary(
 
 
 def _pow_vjp(g: Any, out: Any, a: Any, b: Any) -> tuple[Any, Any]:
-    ga = g * b * a ** (b - 1) if _needs(a) else None
-    gb = g * out * a.log() if _needs(b) else None
+    # `where` keeps 0 * inf from turning into NaN: d(a^0)/da = 0 and d(0^b)/db = 0 (b >= 0),
+    # as PyTorch defines them.
+    ga = g * (b * a ** (b - 1)).where(b.abs() > 0, 0.0) if _needs(a) else None
+    gb = g * (out * a.log()).where(a.abs() > 0, 0.0) if _needs(b) else None
     return ga, gb
 
 
@@ -734,6 +736,18 @@ def _pool_forward(reduce: str) -> Callable[..., Any]:
                 else:
                     acc += tap
         assert acc is not None
+        if (
+            reduce == "max"
+            and padding != (0, 0)
+            and bool(xp.isneginf(acc).any())
+            and not bool(xp.isneginf(x).any())
+        ):
+            raise op_error(
+                "max_pool2d",
+                "a window lies entirely in the padding",
+                x.shape,
+                "use less padding or dilation (or a larger input)",
+            )
         return acc if reduce == "max" else acc / (kernel[0] * kernel[1])
 
     return forward
@@ -742,11 +756,14 @@ def _pool_forward(reduce: str) -> Callable[..., Any]:
 def _max_pool_vjp(
     g: Any, out: Any, x: Any, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair
 ) -> tuple[Any]:
+    # The whole gradient goes to the first maximum of each window in row-major order (as
+    # PyTorch routes it): argmax over the unfolded window, one-hot, fold back.
     n, c, oh, ow = out.shape
+    kh, kw = kernel
     win = x.detach().unfold2d(kernel, stride, padding, dilation, pad_value=-np.inf)
-    hit = win == out.detach().reshape((n, c, 1, 1, oh, ow))
-    # ties split evenly, like `max`
-    cols = g.reshape((n, c, 1, 1, oh, ow)) * hit / hit.sum(axis=(2, 3), keepdim=True)
+    first = win.reshape((n, c, kh * kw, oh, ow)).argmax(axis=2)
+    pick = first.one_hot(kh * kw, dtype=g.dtype.name).permute(0, 1, 4, 2, 3)
+    cols = g.reshape((n, c, 1, 1, oh, ow)) * pick.reshape((n, c, kh, kw, oh, ow))
     return (cols.fold2d(x.shape, stride, padding, dilation),)
 
 
@@ -764,6 +781,35 @@ MAX_POOL2D = _register(
 )
 AVG_POOL2D = _register(
     "avg_pool2d", "pool", _pool_shape("avg_pool2d"), _pool_forward("avg"), _avg_pool_vjp
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# binary cross-entropy on probabilities, elementwise (PyTorch's clamped formula)
+# ---------------------------------------------------------------------------------------------
+def _bce_forward(xp: Any, p: Any, y: Any) -> Any:
+    with np.errstate(divide="ignore"):
+        log_p = xp.maximum(xp.log(p), -100.0)
+        log_q = xp.maximum(xp.log(1 - p), -100.0)
+    return -(y * log_p + (1 - y) * log_q)
+
+
+def _bce_vjp(g: Any, out: Any, p: Any, y: Any) -> tuple[Any, Any]:
+    # d/dp = (p - y) / max(p (1 - p), 1e-12): finite at p = 0 and p = 1 (PyTorch's rule)
+    gp = g * (p - y) / (p * (1 - p)).maximum(1e-12) if _needs(p) else None
+    gy = g * ((1 - p).log().maximum(-100.0) - p.log().maximum(-100.0)) if _needs(y) else None
+    return (
+        None if gp is None else unbroadcast(gp, p.shape),
+        None if gy is None else unbroadcast(gy, y.shape),
+    )
+
+
+BCE = _register(
+    "binary_cross_entropy",
+    "elementwise",
+    _broadcast_rule("binary_cross_entropy"),
+    _bce_forward,
+    _bce_vjp,
 )
 
 

@@ -147,6 +147,10 @@ class Value(Node):
     def leaky_relu(self, negative_slope: float = 0.01) -> Value:
         return self._unary(ops.LEAKY_RELU, slope=negative_slope)
 
+    def where(self, condition: Any, other: Any) -> Value:
+        """`condition ? self : other` (condition a 0/1 Value from a comparison)."""
+        return self.apply(ops.WHERE, (self._lift(condition), self, self._lift(other)), {})  # type: ignore[return-value]
+
     def detach(self) -> Value:
         return Value(self.data, requires_grad=False)
 

@@ -56,7 +56,9 @@ def _array_module(arrays: Iterable[Any]) -> Any:
 
 def _to_array(data: Any, dtype: Any = None) -> np.ndarray:
     if isinstance(data, Tensor):
-        data = data.data
+        if dtype is None:
+            return data.numpy()  # a tensor keeps its dtype, as torch.tensor(t) does
+        data = data.numpy()
     if dtype is not None:
         return np.asarray(data, dtype=np.dtype(dtype))
     arr = np.asarray(data)
@@ -72,9 +74,20 @@ def _to_array(data: Any, dtype: Any = None) -> np.ndarray:
     )
 
 
+def _is_int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
 def _pair(value: int | Sequence[int], name: str, op: str) -> Pair:
-    if isinstance(value, (int, np.integer)):
+    if _is_int(value):
         return (int(value), int(value))
+    if not isinstance(value, (tuple, list)) or not all(_is_int(v) for v in value):
+        raise op_error(
+            op,
+            f"{name} must be an int or a pair of ints, got {value!r}",
+            value,
+            f"pass {name}=3 or (3, 3)",
+        )
     items = tuple(int(v) for v in value)
     if len(items) != 2:
         raise op_error(op, f"{name} must be an int or a pair", value, f"pass {name}=3 or (3, 3)")
@@ -125,7 +138,11 @@ class Tensor(Node):
             dtype = ops.infer_dtype(op, [a.dtype for a in arrays], attrs)
             return cls._make(MetaArray(shape, dtype))
         out = op.forward(_array_module(arrays), *arrays, **attrs)
-        if out.dtype == np.float64 and not any(a.dtype == np.float64 for a in arrays):
+        if (
+            out.dtype == np.float64
+            and "dtype" not in attrs
+            and not any(a.dtype == np.float64 for a in arrays)
+        ):
             out = out.astype(DEFAULT_FLOAT)  # int/int division etc. stays in the default float
         return cls._make(out)
 
@@ -242,29 +259,32 @@ class Tensor(Node):
     # -- constructors ------------------------------------------------------------------------
     @staticmethod
     def zeros(*shape: Any, dtype: Any = DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
-        return Tensor(np.zeros(_shape_arg(shape), dtype=dtype), requires_grad=requires_grad)
+        data = np.zeros(_shape_arg(shape, "zeros"), dtype=dtype)
+        return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 
     @staticmethod
     def ones(*shape: Any, dtype: Any = DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
-        return Tensor(np.ones(_shape_arg(shape), dtype=dtype), requires_grad=requires_grad)
+        data = np.ones(_shape_arg(shape, "ones"), dtype=dtype)
+        return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 
     @staticmethod
     def full(
         shape: Sequence[int], value: float, dtype: Any = DEFAULT_FLOAT, requires_grad: bool = False
     ) -> Tensor:
-        return Tensor(np.full(tuple(shape), value, dtype=dtype), requires_grad=requires_grad)
+        data = np.full(_shape_arg(tuple(shape), "full"), value, dtype=dtype)
+        return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 
     @staticmethod
     def randn(*shape: Any, dtype: Any = DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
         """Standard normal samples from the global generator (`tinygrad_edu.manual_seed`)."""
-        data = rng.generator().standard_normal(_shape_arg(shape)).astype(dtype)
-        return Tensor(data, requires_grad=requires_grad)
+        data = rng.generator().standard_normal(_shape_arg(shape, "randn")).astype(dtype)
+        return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 
     @staticmethod
     def rand(*shape: Any, dtype: Any = DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
         """Uniform [0, 1) samples from the global generator."""
-        data = rng.generator().random(_shape_arg(shape)).astype(dtype)
-        return Tensor(data, requires_grad=requires_grad)
+        data = rng.generator().random(_shape_arg(shape, "rand")).astype(dtype)
+        return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 
     @staticmethod
     def arange(
@@ -273,6 +293,13 @@ class Tensor(Node):
         """Like `torch.arange`: int64 for integer arguments, else float32."""
         if stop is None:
             start, stop = 0, start
+        if step == 0:
+            raise op_error(
+                "arange",
+                "step must be non-zero",
+                (start, stop, step),
+                "pass a positive or negative step",
+            )
         data = np.arange(start, stop, step)
         return Tensor(data, dtype=dtype)
 
@@ -415,7 +442,34 @@ class Tensor(Node):
     def _axes(self, axis: Any, op: str) -> tuple[int, ...]:
         if axis is None:
             return tuple(range(self.ndim))
+        if (
+            not isinstance(axis, (int, np.integer, tuple, list))
+            or isinstance(axis, bool)
+            or (
+                isinstance(axis, (tuple, list))
+                and not all(isinstance(a, (int, np.integer)) for a in axis)
+            )
+        ):
+            raise op_error(
+                op,
+                f"axis must be an int or a tuple of ints, got {axis!r}",
+                self.shape,
+                "pass axis=1 or axis=(0, 2)",
+            )
         items = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+        if len(set(int(a) % max(self.ndim, 1) for a in items)) != len(items):
+            raise op_error(
+                op,
+                f"axis {tuple(items)} names a dim more than once",
+                self.shape,
+                "list each axis once",
+            )
+        if self.ndim == 0:  # like PyTorch, a 0-d tensor accepts dim 0 or -1
+            if any(a not in (0, -1) for a in items):
+                raise op_error(
+                    op, f"axis {axis} is out of range for a 0-d input", (), "use axis 0, -1 or None"
+                )
+            return ()
         out = []
         for a in items:
             if not -self.ndim <= a < max(self.ndim, 1):
@@ -427,6 +481,20 @@ class Tensor(Node):
                 )
             out.append(int(a) % max(self.ndim, 1))
         return tuple(sorted(set(out)))
+
+    def _dim(self, d: Any, op: str, extra: int = 0) -> int:
+        """One dim index, negative allowed, checked against ndim (+ extra for unsqueeze)."""
+        n = self.ndim + extra
+        if not isinstance(d, (int, np.integer)) or isinstance(d, bool):
+            raise op_error(op, f"dim must be an int, got {d!r}", self.shape, "pass an int")
+        if not -max(n, 1) <= d < max(n, 1):
+            raise op_error(
+                op,
+                f"dim {d} is out of range for {n}-D",
+                self.shape,
+                f"use a dim in [-{max(n, 1)}, {max(n, 1) - 1}]",
+            )
+        return int(d) % max(n, 1)
 
     def sum(self, axis: Any = None, keepdim: bool = False, *, dim: Any = None) -> Tensor:
         axes = self._axes(_axis(axis, dim), "sum")
@@ -444,7 +512,10 @@ class Tensor(Node):
         axes = self._axes(_axis(axis, dim), "var")
         count = int(np.prod([self.shape[a] for a in axes])) if axes else 1
         centered = self - self.mean(axes, keepdim=True)
-        return (centered * centered).sum(axes, keepdim) / max(count - correction, 1)
+        # count <= correction: inf or nan, as PyTorch gives (not a silently clamped divisor)
+        denom = count - correction if count > correction else 0.0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (centered * centered).sum(axes, keepdim) / denom
 
     def max(self, axis: Any = None, keepdim: bool = False, *, dim: Any = None) -> Tensor:
         """Largest values along `axis` (values only, like `torch.amax`)."""
@@ -464,6 +535,13 @@ class Tensor(Node):
     def logsumexp(self, axis: Any = None, keepdim: bool = False, *, dim: Any = None) -> Tensor:
         """log(sum(exp(x))) computed stably by shifting by the (constant) max."""
         axes = self._axes(_axis(axis, dim), "logsumexp")
+        if self.size == 0:
+            raise op_error(
+                "logsumexp",
+                "cannot reduce an empty tensor",
+                self.shape,
+                "check the batch is not empty",
+            )
         shift = self.detach().max(axes, keepdim=True)
         shift = shift.where(shift.abs() != np.inf, 0.0)  # all -inf (or an inf): no shift
         out = (self - shift).exp().sum(axes, keepdim=True).log() + shift
@@ -471,7 +549,7 @@ class Tensor(Node):
 
     # -- movement --------------------------------------------------------------------------------
     def reshape(self, *shape: Any) -> Tensor:
-        target = _shape_arg(shape)
+        target = _shape_arg(shape, "reshape", allow_minus_one=True)
         if target.count(-1) > 1:
             raise op_error(
                 "reshape",
@@ -496,8 +574,8 @@ class Tensor(Node):
     view = reshape
 
     def permute(self, *dims: Any) -> Tensor:
-        order = _shape_arg(dims)
-        norm = tuple(d % self.ndim for d in order) if self.ndim else ()
+        order = _shape_arg(dims, "permute", allow_minus_one=True, allow_negative=True)
+        norm = tuple(self._dim(d, "permute") for d in order) if self.ndim else ()
         if sorted(norm) != list(range(self.ndim)):
             raise op_error(
                 "permute",
@@ -513,7 +591,7 @@ class Tensor(Node):
         if self.ndim < 2:
             return self
         order = list(range(self.ndim))
-        a, b = dim0 % self.ndim, dim1 % self.ndim
+        a, b = self._dim(dim0, "transpose"), self._dim(dim1, "transpose")
         order[a], order[b] = order[b], order[a]
         return self.permute(tuple(order))
 
@@ -524,25 +602,37 @@ class Tensor(Node):
     def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
         if self.ndim == 0:
             return self.reshape(1)
-        s, e = start_dim % self.ndim, end_dim % self.ndim
+        s, e = self._dim(start_dim, "flatten"), self._dim(end_dim, "flatten")
+        if s > e:
+            raise op_error(
+                "flatten",
+                f"start_dim {start_dim} comes after end_dim {end_dim}",
+                self.shape,
+                "pass start_dim <= end_dim",
+            )
         merged = int(np.prod(self.shape[s : e + 1]))
         return self.reshape(self.shape[:s] + (merged,) + self.shape[e + 1 :])
 
     def unsqueeze(self, dim: int) -> Tensor:
-        d = dim % (self.ndim + 1)
+        d = self._dim(dim, "unsqueeze", extra=1)
         return self.reshape(self.shape[:d] + (1,) + self.shape[d:])
 
     def squeeze(self, dim: int | None = None) -> Tensor:
         if dim is None:
             return self.reshape(tuple(n for n in self.shape if n != 1))
-        d = self._axes(dim, "squeeze")[0]
-        if self.shape[d] != 1:
-            return self
-        return self.reshape(self.shape[:d] + self.shape[d + 1 :])
+        drop = {d for d in self._axes(dim, "squeeze") if self.shape[d] == 1}
+        return self.reshape(tuple(n for i, n in enumerate(self.shape) if i not in drop))
 
     def expand(self, *shape: Any) -> Tensor:
-        target = _shape_arg(shape)
+        target = _shape_arg(shape, "expand", allow_minus_one=True)
         lead = len(target) - self.ndim
+        if lead < 0 or any(n == -1 for n in target[:lead]):
+            raise op_error(
+                "expand",
+                f"cannot expand {self.ndim}-D to {target}",
+                self.shape,
+                "give at least as many dims, and -1 only for existing dims",
+            )
         target = tuple(
             self.shape[i - lead] if n == -1 and i >= lead else n for i, n in enumerate(target)
         )
@@ -591,6 +681,17 @@ class Tensor(Node):
         The adjoint of indexing; used by its VJP."""
         return self._call(ops.INDEX_PUT, shape=tuple(shape), index=_normalize_index(index))
 
+    def one_hot(self, num_classes: int, dtype: Any = DEFAULT_FLOAT) -> Tensor:
+        """Integer labels (...,) -> (..., num_classes) of 0/1 (no gradient)."""
+        if self.dtype.kind not in "iu":
+            raise op_error(
+                "one_hot",
+                f"labels must be integers, got {self.dtype}",
+                self.shape,
+                "pass labels.astype(int)",
+            )
+        return self._call(ops.ONE_HOT, num_classes=int(num_classes), dtype=np.dtype(dtype).name)
+
     def contiguous(self) -> Tensor:
         return self
 
@@ -636,9 +737,16 @@ class Tensor(Node):
         dilation: Any = 1,
         groups: int = 1,
     ) -> Tensor:
-        """2-D cross-correlation, NCHW input, weight (out, in/groups, kh, kw), PyTorch rules."""
+        """2-D cross-correlation, NCHW input, weight (out, in/groups, kh, kw), PyTorch rules.
+        `padding` may also be "valid" (none) or "same" (stride 1; the odd extra row/column
+        goes after, as PyTorch pads)."""
+        x = self
+        if isinstance(padding, str):
+            x, padding = self._string_padding(weight, padding, stride, dilation)
         conv = _conv_attrs(stride, padding, dilation, groups, "conv2d")
-        out = self._call(ops.CONV2D, weight, **conv)
+        if not isinstance(weight, Tensor):
+            raise TypeError(f"conv2d: weight must be a Tensor, got {type(weight).__name__}")
+        out = x._call(ops.CONV2D, weight, **conv)
         if bias is None:
             return out
         if bias.shape != (weight.shape[0],):
@@ -690,7 +798,40 @@ class Tensor(Node):
             groups=groups,
         )
 
+    def _string_padding(
+        self, weight: Tensor, padding: str, stride: Any, dilation: Any
+    ) -> tuple[Tensor, Pair]:
+        if padding == "valid":
+            return self, (0, 0)
+        if padding != "same":
+            raise op_error(
+                "conv2d",
+                f"padding must be an int, a pair, 'valid' or 'same', got {padding!r}",
+                self.shape,
+                "pass padding=1 or padding='same'",
+            )
+        if _pair(stride, "stride", "conv2d") != (1, 1):
+            raise op_error(
+                "conv2d",
+                "padding='same' needs stride 1",
+                self.shape,
+                "use an explicit padding with strided convolutions",
+            )
+        dil = _pair(dilation, "dilation", "conv2d")
+        totals = [dil[i] * (weight.shape[2 + i] - 1) for i in range(2)]
+        if all(t % 2 == 0 for t in totals):
+            return self, (totals[0] // 2, totals[1] // 2)
+        pads = (
+            totals[1] // 2,
+            totals[1] - totals[1] // 2,
+            totals[0] // 2,
+            totals[0] - totals[0] // 2,
+        )
+        return self.pad(pads), (0, 0)
+
     def _pool(self, op: Op, kernel_size: Any, stride: Any, padding: Any, dilation: Any) -> Tensor:
+        if self.ndim == 3:  # (C, H, W): one image, as PyTorch accepts
+            return self.unsqueeze(0)._pool(op, kernel_size, stride, padding, dilation).squeeze(0)
         kernel = _pair(kernel_size, "kernel_size", op.name)
         attrs = dict(
             kernel=kernel,
@@ -713,6 +854,22 @@ class Tensor(Node):
     def adaptive_avg_pool2d(self, output_size: Any) -> Tensor:
         """PyTorch's adaptive average pooling: window i spans [floor(i*H/O), ceil((i+1)*H/O))."""
         oh, ow = _pair(output_size, "output_size", "adaptive_avg_pool2d")
+        if self.ndim == 3:
+            return self.unsqueeze(0).adaptive_avg_pool2d((oh, ow)).squeeze(0)
+        if self.ndim != 4:
+            raise op_error(
+                "adaptive_avg_pool2d",
+                "input must be (N, C, H, W) or (C, H, W)",
+                self.shape,
+                "add a batch dim with unsqueeze(0)",
+            )
+        if oh < 1 or ow < 1:
+            raise op_error(
+                "adaptive_avg_pool2d",
+                f"output_size must be >= 1, got {(oh, ow)}",
+                self.shape,
+                "pass a positive output size such as (6, 6)",
+            )
         h, w = self.shape[-2:]
         if (h, w) == (oh, ow):
             return self  # every window is one pixel
@@ -764,7 +921,7 @@ class Tensor(Node):
                 self.shape,
                 "pass at least a 3-D tensor",
             )
-        if size < 1:
+        if not _is_int(size) or size < 1:
             raise op_error(
                 "local_response_norm",
                 f"size must be >= 1, got {size}",
@@ -784,13 +941,19 @@ class Tensor(Node):
     # -- activations and losses ----------------------------------------------------------------
     def softmax(self, axis: int = -1, *, dim: int | None = None) -> Tensor:
         axis = _axis(axis if dim is None else None, dim)
-        shift = self.detach().max(axis, keepdim=True)
+        axes = self._axes(axis, "softmax")
+        if self.size == 0:
+            return self * 1.0
+        shift = self.detach().max(axes, keepdim=True)
         e = (self - shift).exp()
-        return e / e.sum(axis, keepdim=True)
+        return e / e.sum(axes, keepdim=True)
 
     def log_softmax(self, axis: int = -1, *, dim: int | None = None) -> Tensor:
         axis = _axis(axis if dim is None else None, dim)
-        return self - self.logsumexp(axis, keepdim=True)
+        axes = self._axes(axis, "log_softmax")
+        if self.size == 0:
+            return self * 1.0
+        return self - self.logsumexp(axes, keepdim=True)
 
     def cross_entropy(self, target: Any) -> Tensor:
         """Mean negative log-likelihood of integer class `target` under logits self (N, C)."""
@@ -820,8 +983,9 @@ class Tensor(Node):
                     self.shape,
                     "check the label encoding or the number of classes",
                 )
-        onehot = labels._call(ops.ONE_HOT, num_classes=classes, dtype=self.dtype.name)
-        return -(self.log_softmax(axis=1) * onehot).sum() / max(labels.size, 1)
+        onehot = labels.one_hot(classes, dtype=self.dtype)
+        with np.errstate(invalid="ignore", divide="ignore"):  # an empty batch gives nan
+            return -(self.log_softmax(axis=1) * onehot).sum() / (labels.size or 0.0)
 
     def _check_target(self, target: Any, op: str) -> Tensor:
         t = self._lift(target)
@@ -847,9 +1011,14 @@ class Tensor(Node):
                 self.shape,
                 "apply sigmoid first, or use binary_cross_entropy_with_logits",
             )
-        log_p = self.log().maximum(-100.0)
-        log_q = (1 - self).log().maximum(-100.0)
-        return -(t * log_p + (1 - t) * log_q).mean()
+        if not isinstance(self.data, MetaArray) and self.size and np.isnan(self.data).any():
+            raise op_error(
+                "binary_cross_entropy",
+                "input contains NaN",
+                self.shape,
+                "check the model for NaNs before the loss",
+            )
+        return self._call(ops.BCE, t).mean()
 
     def binary_cross_entropy_with_logits(self, target: Any) -> Tensor:
         """Mean BCE on logits: log(1 + exp(x)) - x*t, with log(1 + exp(x)) written as
@@ -867,7 +1036,18 @@ class Tensor(Node):
         """Inverted dropout: zero each element with probability p, scale the rest by 1/(1-p).
         Draws from the global generator (`tinygrad_edu.manual_seed`). Identity when not
         training or p == 0."""
-        if not 0.0 <= p <= 1.0:
+        if self.dtype.kind != "f":
+            raise op_error(
+                "dropout",
+                f"input must be floating point, got {self.dtype}",
+                self.shape,
+                "cast with .float() first",
+            )
+        if (
+            not isinstance(p, (int, float, np.floating))
+            or isinstance(p, bool)
+            or not 0.0 <= p <= 1.0
+        ):
             raise op_error(
                 "dropout",
                 f"p must be in [0, 1], got {p}",
@@ -885,9 +1065,30 @@ class Tensor(Node):
 # ---------------------------------------------------------------------------------------------
 # module-level functions
 # ---------------------------------------------------------------------------------------------
-def _shape_arg(shape: Sequence[Any]) -> tuple[int, ...]:
+def _shape_arg(
+    shape: Sequence[Any],
+    op: str = "shape",
+    allow_minus_one: bool = False,
+    allow_negative: bool = False,
+) -> tuple[int, ...]:
+    """Integer sizes (or dims), refusing floats, bools and negative sizes with a clear error."""
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = shape[0]
+    for n in shape:
+        if not isinstance(n, (int, np.integer)) or isinstance(n, bool):
+            raise op_error(
+                op,
+                f"sizes must be ints, got {n!r}",
+                tuple(shape),
+                "pass integers (int(x) if you computed a size)",
+            )
+        if n < 0 and not allow_negative and not (allow_minus_one and n == -1):
+            raise op_error(
+                op,
+                f"size {n} is negative",
+                tuple(shape),
+                "sizes must be >= 0" + (" (-1 infers one size)" if allow_minus_one else ""),
+            )
     return tuple(int(n) for n in shape)
 
 
@@ -922,6 +1123,8 @@ def _normalize_index(index: Any) -> tuple[Any, ...]:
 
 
 def _conv_attrs(stride: Any, padding: Any, dilation: Any, groups: int, op: str) -> dict:
+    if not _is_int(groups):
+        raise op_error(op, f"groups must be an int, got {groups!r}", (), "pass groups=1 or 2")
     return dict(
         stride=_pair(stride, "stride", op),
         padding=_pair(padding, "padding", op),
@@ -933,16 +1136,32 @@ def _conv_attrs(stride: Any, padding: Any, dilation: Any, groups: int, op: str) 
 def where(condition: Any, a: Any, b: Any) -> Tensor:
     """Elementwise `condition ? a : b` with broadcasting; gradients flow to a and b."""
     anchor = a if isinstance(a, Tensor) else b if isinstance(b, Tensor) else Tensor(a)
-    cond = condition if isinstance(condition, Tensor) else Tensor(np.asarray(condition, dtype=bool))
+    cond = condition if isinstance(condition, Tensor) else Tensor(np.asarray(condition))
+    if cond.dtype != np.bool_:
+        raise op_error(
+            "where",
+            f"condition must be bool, got {cond.dtype}",
+            cond.shape,
+            "compare first (x > 0) or cast with .astype(bool)",
+        )
     return anchor.apply(ops.WHERE, (cond, anchor._lift(a), anchor._lift(b)), {})  # type: ignore
 
 
 def cat(tensors: Sequence[Tensor], axis: int = 0, *, dim: int | None = None) -> Tensor:
     """Join tensors along an existing axis."""
     axis = _axis(axis if dim is None else None, dim)
+    if isinstance(tensors, Tensor) or not all(isinstance(t, Tensor) for t in tensors):
+        raise TypeError("cat: pass a list or tuple of Tensors, e.g. cat([a, b], axis=0)")
     if not tensors:
         raise op_error("cat", "needs at least one tensor", [], "pass a non-empty list")
     first = tensors[0]
+    if first.ndim == 0:
+        raise op_error(
+            "cat",
+            "zero-dimensional tensors cannot be concatenated",
+            [t.shape for t in tensors],
+            "use stack, or unsqueeze(0) each one",
+        )
     if any(t.ndim != first.ndim for t in tensors):
         raise op_error(
             "cat",
@@ -967,7 +1186,7 @@ def stack(tensors: Sequence[Tensor], axis: int = 0, *, dim: int | None = None) -
             [t.shape for t in tensors],
             "reshape or pad them to one shape",
         )
-    ax = axis % (tensors[0].ndim + 1)
+    ax = tensors[0]._dim(axis, "stack", extra=1)
     return cat([t.unsqueeze(ax) for t in tensors], axis=ax)
 
 
