@@ -213,6 +213,22 @@ class _Lowerer:
 
     # -- structures -----------------------------------------------------------------------------
     def lower(self) -> list[Stmt]:
+        """The loop nest, with every load of a folded view resolved to its source."""
+        body = self.structure()
+        views = {buffer_name(self.g, v): v for v in self.views}
+        if not views:
+            return body
+
+        def resolve(e: Expr) -> Expr:
+            for name, v in views.items():
+                e = _relink(
+                    e, name, lambda index, v=v: self.load(v, index, self.g.node(v)["shape"])
+                )
+            return e
+
+        return _map_stmts(body, resolve)
+
+    def structure(self) -> list[Stmt]:
         g, group = self.g, self.group
         anchor = group.anchor
         if anchor is None:
@@ -255,6 +271,7 @@ class _Lowerer:
         full = tuple(Var(f"i{k}") for k in range(len(in_shape)))
         prologue = self.compute[: self.compute.index(red)]
         inner: list[Stmt] = [Let(f"v{n}", self.elementwise(n, full)) for n in prologue]
+        inner += self.stores(prologue, full)  # prologue values other kernels also read
         value = self.operand(x, full, in_shape)
         if d["op"] == "argmax":
             inner += [
@@ -368,17 +385,20 @@ class _Lowerer:
             Const(-pd["padding"][1]),
             mul(Var("j"), pd["dilation"][1]),
         )
+        th, tw = shape[2:]
+        in_tile = Bin(
+            "&&",
+            Bin("&&", Bin(">=", r, Const(0)), Bin("<", r, Const(th))),
+            Bin("&&", Bin(">=", c, Const(0)), Bin("<", c, Const(tw))),
+        )
+        tap: Expr = Load("tile", (r, c))
+        if pd["padding"] != (0, 0):  # pool padding: -inf (max) or 0 (avg) outside the tile
+            tap = Select(in_tile, tap, Const(-np.inf if is_max else 0.0))
         window = [
             Loop(
                 "i",
                 pd["kernel"][0],
-                [
-                    Loop(
-                        "j",
-                        pd["kernel"][1],
-                        [Accumulate("m", "max" if is_max else "+", Load("tile", (r, c)))],
-                    )
-                ],
+                [Loop("j", pd["kernel"][1], [Accumulate("m", "max" if is_max else "+", tap)])],
                 ["unroll"],
             )
         ]
@@ -455,6 +475,23 @@ class _Lowerer:
         body = [*pre, Let(f"v{node}", value)]
         body += self.epilogue(self.after(node), idx) + self.stores([node], idx)
         return self.loops(names, shape, body)
+
+
+def _map_stmts(stmts: list[Stmt], fn: Any) -> list[Stmt]:
+    """Apply `fn` to every expression in a statement tree."""
+    out: list[Stmt] = []
+    for s in stmts:
+        if isinstance(s, Loop):
+            out.append(Loop(s.var, s.extent, _map_stmts(s.body, fn), list(s.tags)))
+        elif isinstance(s, Let):
+            out.append(Let(s.var, fn(s.value)))
+        elif isinstance(s, Store):
+            out.append(Store(s.buffer, tuple(fn(i) for i in s.index), fn(s.value)))
+        elif isinstance(s, Accumulate):
+            out.append(Accumulate(s.target, s.op, fn(s.value)))
+        else:
+            out.append(s)
+    return out
 
 
 def _relink(expr: Expr, buffer: str, load: Any) -> Expr:
@@ -573,6 +610,11 @@ def gather_value(g: Graph, node: int, idx: tuple[Expr, ...]) -> tuple[list[Stmt]
             ),
         ]
         return loops, Var("acc")
+    if op == "index_put" and all(
+        isinstance(i, (int, slice, type(None), type(Ellipsis))) for i in attrs["index"]
+    ):
+        cond, src_idx = _scatter_index(attrs["index"], shape, idx)
+        return [], Select(cond, Load(name, src_idx), Const(0.0))
     if op == "getitem" and all(
         isinstance(i, (int, slice, type(None), type(Ellipsis))) for i in attrs["index"]
     ):
@@ -607,6 +649,45 @@ def _basic_index(
             pos += 1
         dim += 1
     return tuple(out)
+
+
+def _scatter_index(
+    index: tuple[Any, ...], out_shape: tuple[int, ...], idx: tuple[Expr, ...]
+) -> tuple[Expr, tuple[Expr, ...]]:
+    """For index_put (the adjoint of basic indexing): whether output element `idx` was
+    written, and which source element it came from."""
+    items = list(index)
+    used = sum(1 for i in items if i is not None and i is not Ellipsis)
+    if any(i is Ellipsis for i in items):
+        k = items.index(Ellipsis)
+        items[k : k + 1] = [slice(None)] * (len(out_shape) - used)
+    items += [slice(None)] * (len(out_shape) - sum(1 for i in items if i is not None))
+    cond: Expr = Const(True)
+    src: list[Expr] = []
+    dim = 0
+    for item in items:
+        if item is None:
+            src.append(Const(0))
+            continue
+        i, n = idx[dim], out_shape[dim]
+        if isinstance(item, int):
+            cond = Bin("&&", cond, Bin("==", i, Const(item % n)))
+        else:
+            start, stop, step = item.indices(n)
+            if step > 0:
+                inside = Bin("&&", Bin(">=", i, Const(start)), Bin("<", i, Const(stop)))
+                offset = add(i, Const(-start))
+            else:
+                inside = Bin("&&", Bin("<=", i, Const(start)), Bin(">", i, Const(stop)))
+                offset = add(Const(start), Bin("*", Const(-1), i))
+            k = abs(step)
+            if k != 1:
+                inside = Bin("&&", inside, Bin("==", Bin("%", offset, Const(k)), Const(0)))
+                offset = Bin("/", offset, Const(k))
+            cond = Bin("&&", cond, inside)
+            src.append(offset)
+        dim += 1
+    return cond, tuple(src)
 
 
 def _transposed_window(g: Graph, node: int, idx: tuple[Expr, ...]) -> tuple[list[Stmt], Expr]:

@@ -108,6 +108,18 @@ class CompiledFunction:
             env[nid] = arr
         return env
 
+    def values(self, *args: Any) -> dict[int, np.ndarray]:
+        """Every node's value (reference backend, nothing freed): for checking kernels."""
+        g = self.graph
+        env = self._bind(args)
+        for group in self.fusion.groups:
+            for nid in group.nodes:
+                d = g.node(nid)
+                env[nid] = np.asarray(
+                    OPS[d["op"]].forward(np, *(env[o] for o in g.operands(nid)), **d["attrs"])
+                )
+        return env
+
     def run(self, *args: Any) -> dict[str, np.ndarray]:
         """Execute; return every output by name."""
         if self.backend != "numpy":

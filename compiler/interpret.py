@@ -1,0 +1,151 @@
+"""A slow, exact interpreter for the kernel IR (C semantics), used to check lowering.
+
+Backends render the same loop nests (CUDA C today), so a kernel's IR must compute exactly what
+its group's ops compute. `run_kernel` executes the IR element by element in Python on small
+inputs; tests compare it with the numpy reference backend. Integer `/` and `%` truncate toward
+zero as in C; `Select` evaluates only the branch it takes (so guarded loads stay in bounds).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .kernel import (
+    Accumulate,
+    Bin,
+    Call,
+    Comment,
+    Const,
+    Expr,
+    Kernel,
+    Let,
+    Load,
+    Local,
+    Loop,
+    Select,
+    Stmt,
+    Store,
+    Var,
+)
+
+
+class NotInterpretableError(Exception):
+    """The IR calls a runtime helper (random masks, data-dependent indexing, argmax)."""
+
+
+def _cdiv(a: int, b: int) -> int:
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b >= 0) else -q
+
+
+def _binary(op: str, a: Any, b: Any) -> Any:
+    if op == "+":
+        return a + b
+    if op == "-":
+        return a - b
+    if op == "*":
+        return a * b
+    if op == "/":
+        if isinstance(a, (int, np.integer)) and isinstance(b, (int, np.integer)):
+            return _cdiv(int(a), int(b))
+        return a / b
+    if op == "%":
+        return int(a) - int(b) * _cdiv(int(a), int(b))
+    if op == "max":
+        return b if math.isnan(float(a)) else a if math.isnan(float(b)) else max(a, b)
+    if op == "min":
+        return b if math.isnan(float(a)) else a if math.isnan(float(b)) else min(a, b)
+    compare = {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b, "==": a == b, "!=": a != b}
+    if op in compare:
+        return bool(compare[op])
+    if op == "&&":
+        return bool(a) and bool(b)
+    if op == "||":
+        return bool(a) or bool(b)
+    raise NotInterpretableError(f"binary op {op}")
+
+
+def _call(fn: str, args: list[Any]) -> Any:
+    x = float(args[0]) if args else 0.0
+    with np.errstate(all="ignore"):
+        if fn == "expf":
+            return float(np.exp(x))
+        if fn == "logf":
+            return float(np.log(x))
+        if fn == "sqrtf":
+            return float(np.sqrt(x))
+        if fn == "tanhf":
+            return math.tanh(x)
+        if fn == "fabsf":
+            return abs(x)
+        if fn == "signf":
+            return float(np.sign(x))
+        if fn == "sigmoid":
+            return float(1 / (1 + np.exp(-x)))
+        if fn == "powf":
+            return float(np.power(x, float(args[1])))
+    if fn.startswith("(") and fn.endswith(")"):
+        return np.dtype(fn[1:-1]).type(args[0]).item()
+    raise NotInterpretableError(f"runtime helper {fn}")
+
+
+class _Machine:
+    def __init__(self, buffers: dict[str, np.ndarray]) -> None:
+        self.buffers = buffers
+        self.env: dict[str, Any] = {}
+
+    def value(self, e: Expr) -> Any:
+        if isinstance(e, Var):
+            return self.env[e.name]
+        if isinstance(e, Const):
+            return e.value
+        if isinstance(e, Load):
+            buf = self.buffers[e.buffer]
+            index = tuple(int(self.value(i)) for i in e.index)
+            if any(i < 0 or i >= n for i, n in zip(index, buf.shape)):
+                raise IndexError(f"{e.buffer}{list(index)} is outside {buf.shape}")
+            return buf[index].item() if buf.ndim else buf.item()
+        if isinstance(e, Bin):
+            return _binary(e.op, self.value(e.a), self.value(e.b))
+        if isinstance(e, Select):
+            return self.value(e.a) if self.value(e.cond) else self.value(e.b)
+        if isinstance(e, Call):
+            return _call(e.fn, [self.value(a) for a in e.args])
+        raise NotInterpretableError(f"expression {e!r}")
+
+    def run(self, body: list[Stmt]) -> None:
+        for s in body:
+            if isinstance(s, Loop):
+                for v in range(s.extent):
+                    self.env[s.var] = v
+                    self.run(s.body)
+            elif isinstance(s, Let):
+                self.env[s.var] = self.value(s.value)
+            elif isinstance(s, Local):
+                self.buffers[s.name] = np.zeros(s.shape)
+            elif isinstance(s, Store):
+                buf = self.buffers[s.buffer]
+                index = tuple(int(self.value(i)) for i in s.index)
+                buf[index if buf.ndim else ()] = self.value(s.value)
+            elif isinstance(s, Accumulate):
+                v = self.value(s.value)
+                if s.op == "+":
+                    self.env[s.target] = self.env[s.target] + v
+                elif s.op in ("max", "min"):
+                    self.env[s.target] = _binary(s.op, self.env[s.target], v)
+                else:
+                    raise NotInterpretableError(f"accumulate {s.op}")
+            elif not isinstance(s, Comment):
+                raise NotInterpretableError(f"statement {s!r}")
+
+
+def run_kernel(kernel: Kernel, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Execute `kernel` on named input arrays; return its outputs by buffer name."""
+    buffers = {b.name: np.asarray(inputs[b.name]) for b in kernel.inputs}
+    for b in kernel.outputs:
+        buffers[b.name] = np.full(b.shape, np.nan, dtype=np.dtype(b.dtype))
+    _Machine(buffers).run(kernel.body)
+    return {b.name: buffers[b.name] for b in kernel.outputs}
