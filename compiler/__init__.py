@@ -28,7 +28,7 @@ from .lower import lower
 from .passes import SGDSpec, autodiff, fuse, plan_memory, simplify, verify
 from .runtime import CompiledFunction, debug_level
 
-BACKENDS = ("numpy",)
+BACKENDS = ("numpy", "cuda")
 
 
 def _check_backend(backend: str) -> None:
@@ -60,6 +60,10 @@ def build(
     fusion = timed("fuse", fuse, graph)
     memory = timed("plan_memory", plan_memory, fusion)
     kernels = timed("lower", lower, fusion)
+    if backend == "cuda":  # rendering needs no GPU: sources are inspectable anywhere
+        from .backends.cuda import render_module
+
+        timed("render", render_module, kernels)
     compiled = CompiledFunction(
         traced, graph, fusion, memory, kernels, backend, dict(bindings or {}), seconds
     )
@@ -69,6 +73,10 @@ def build(
     if level >= 3:
         for k in kernels:
             print(k.pseudo_c(), file=sys.stderr)
+    if level >= 4:
+        for k in kernels:
+            for name, src in k.sources.items():
+                print(f"// {name} source of {k.name}\n{src}", file=sys.stderr)
     if level >= 5:
         print(compiled.explain_fusion(), file=sys.stderr)
         print(graph, file=sys.stderr)
@@ -111,6 +119,8 @@ class TrainStep:
         params = dict(self.model.named_parameters())
         for key, value in outs.items():
             kind, _, name = key.partition(":")
+            if kind in ("param", "momentum") and isinstance(params[name].data, np.ndarray):
+                value = value.get() if hasattr(value, "get") else value  # device -> host
             if kind == "param":
                 params[name].data[...] = value
             elif kind == "momentum":

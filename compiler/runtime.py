@@ -52,6 +52,7 @@ class CompiledFunction:
     bindings: dict[str, Callable[[], np.ndarray]] = field(default_factory=dict)
     pass_seconds: dict[str, float] = field(default_factory=dict)
     calls: int = 0
+    _executor: Any = None
 
     def __post_init__(self) -> None:
         keep = set(self.graph.outputs)
@@ -86,7 +87,9 @@ class CompiledFunction:
                 continue
             name = d["name"]
             value = self.bindings[name]() if name in self.bindings else given[name]
-            arr = value.numpy() if isinstance(value, Tensor) else np.asarray(value)
+            if isinstance(value, Tensor):
+                value = value.data  # host or device array, as it is
+            arr = value if type(value).__module__.startswith("cupy") else np.asarray(value)
             if tuple(arr.shape) != d["shape"]:
                 raise op_error(
                     "compiled call",
@@ -120,23 +123,33 @@ class CompiledFunction:
                 )
         return env
 
+    def executor(self) -> Any:
+        """The backend's executor, created on first use (a GPU is only needed to run)."""
+        if self._executor is None:
+            if self.backend == "numpy":
+                self._executor = NumpyExecutor()
+            elif self.backend == "cuda":
+                from .backends.cuda import CudaExecutor
+
+                self._executor = CudaExecutor(self.kernels)
+            else:
+                raise RuntimeError(f"unknown backend {self.backend!r}")
+        return self._executor
+
     def run(self, *args: Any) -> dict[str, np.ndarray]:
-        """Execute; return every output by name."""
-        if self.backend != "numpy":
-            raise RuntimeError(f"backend {self.backend!r} has no runtime yet")
+        """Execute; return every output by name (numpy arrays, or device arrays when the
+        inputs were device arrays)."""
         g = self.graph
-        env = self._bind(args)
+        ex = self.executor()
+        on_host = not any(type(a).__module__.startswith("cupy") for a in args)
+        env = {nid: ex.to_device(v) for nid, v in self._bind(args).items()}
         last_use = self.memory.last_use
         keep = set(g.outputs)
         level = debug_level()
         total = 0.0
         for k, (group, kernel) in enumerate(zip(self.fusion.groups, self.kernels)):
             t0 = time.perf_counter()
-            for nid in group.nodes:
-                d = g.node(nid)
-                env[nid] = OPS[d["op"]].forward(
-                    np, *(env[o] for o in g.operands(nid)), **d["attrs"]
-                )
+            ex.run_group(g, group, kernel, env)
             dt = time.perf_counter() - t0
             kernel.seconds.append(dt)
             total += dt
@@ -151,10 +164,13 @@ class CompiledFunction:
             print(f"[compiler] {len(self.kernels)} kernels, {total * 1e3:.2f} ms", file=sys.stderr)
         if level >= 2:
             print(self.timing_table(last_only=True), file=sys.stderr)
-        return {
-            name: np.asarray(env[nid], dtype=g.node(nid)["dtype"])
-            for name, nid in zip(g.output_names, g.outputs)
-        }
+        out = {}
+        for name, nid in zip(g.output_names, g.outputs):
+            value = env[nid]
+            out[name] = (
+                np.asarray(ex.to_host(value), dtype=g.node(nid)["dtype"]) if on_host else value
+            )
+        return out
 
     def __call__(self, *args: Any) -> Any:
         outs = self.run(*args)
@@ -259,6 +275,31 @@ class CompiledFunction:
         from .inspect import write_report
 
         return write_report(self, path)
+
+
+class NumpyExecutor:
+    """The reference: each kernel runs its group's ops with the op table's forwards."""
+
+    xp = np
+
+    @staticmethod
+    def to_device(value: Any) -> Any:
+        return value
+
+    @staticmethod
+    def to_host(value: Any) -> Any:
+        return value
+
+    @staticmethod
+    def run_group(g: Graph, group: Any, kernel: Kernel, env: dict[int, Any]) -> None:
+        run_ops(np, g, group.nodes, env)
+
+
+def run_ops(xp: Any, g: Graph, nodes: list[int], env: dict[int, Any]) -> None:
+    """Evaluate nodes in order with the op table's array-module-generic forwards."""
+    for nid in nodes:
+        d = g.node(nid)
+        env[nid] = OPS[d["op"]].forward(xp, *(env[o] for o in g.operands(nid)), **d["attrs"])
 
 
 def _color(k: int) -> str:

@@ -54,11 +54,31 @@ def _array_module(arrays: Iterable[Any]) -> Any:
     return np
 
 
+def _to_device(arr: np.ndarray, device: str) -> Any:
+    if device != "cuda":
+        raise ValueError(f"Tensor: unknown device {device!r}. Fix: use 'cpu' or 'cuda'")
+    try:
+        import cupy
+    except ImportError:
+        raise RuntimeError("Tensor(device='cuda') needs CuPy: pip install -e '.[cuda]' "
+                           "(cupy-cuda13x)") from None
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception:  # noqa: BLE001 (CuPy raises driver-specific errors)
+        count = 0
+    if count < 1:
+        raise RuntimeError("Tensor(device='cuda'): no CUDA device is visible. Fix: run on a "
+                           "machine with a GPU, or keep the tensor on 'cpu'")
+    return cupy.asarray(arr)
+
+
 def _to_array(data: Any, dtype: Any = None) -> np.ndarray:
     if isinstance(data, Tensor):
         if dtype is None:
             return data.numpy()  # a tensor keeps its dtype, as torch.tensor(t) does
         data = data.numpy()
+    if type(data).__module__.startswith("cupy"):
+        data = data.get()
     if dtype is not None:
         return np.asarray(data, dtype=np.dtype(dtype))
     arr = np.asarray(data)
@@ -108,8 +128,14 @@ class Tensor(Node):
     __slots__ = ()
     __array_priority__ = 1000  # so `ndarray * Tensor` calls Tensor.__rmul__
 
-    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
+    def __init__(
+        self, data: Any, requires_grad: bool = False, dtype: Any = None, device: str | None = None
+    ) -> None:
+        if device is None and type(data).__module__.startswith("cupy"):
+            device = "cuda"  # a CuPy array stays on the GPU
         arr = _to_array(data, dtype)
+        if device is not None and device != "cpu":
+            arr = _to_device(arr, device)
         if requires_grad and arr.dtype.kind != "f":
             raise TypeError(
                 f"Tensor: only floating-point tensors can require grad, got "
@@ -134,10 +160,13 @@ class Tensor(Node):
         cls, op: Op, inputs: Sequence[Node], attrs: dict[str, Any], shape: tuple[int, ...]
     ) -> Tensor:
         arrays = [i.data for i in inputs]
+        xp = _array_module(arrays)
+        if xp is not np and not tracing():  # constants made on the host join the device
+            arrays = [xp.asarray(a) for a in arrays]
         if tracing():  # symbolic: the op table's shape and dtype rules, no array work
             dtype = ops.infer_dtype(op, [a.dtype for a in arrays], attrs)
             return cls._make(MetaArray(shape, dtype))
-        out = op.forward(_array_module(arrays), *arrays, **attrs)
+        out = op.forward(xp, *arrays, **attrs)
         if (
             out.dtype == np.float64
             and "dtype" not in attrs
@@ -153,7 +182,8 @@ class Tensor(Node):
                 "Fix: reduce to a scalar first (e.g. .sum() or .mean()) or call "
                 "backward(gradient) with a tensor of the output's shape"
             )
-        return Tensor._make(np.ones(self.shape, dtype=self.dtype))
+        xp = _array_module([self.data]) if not tracing() else np
+        return Tensor._make(xp.ones(self.shape, dtype=self.dtype))
 
     def _store_grad(self, grad: Node) -> None:
         g = grad if grad.shape == self.shape else grad.expand(self.shape)
@@ -161,7 +191,7 @@ class Tensor(Node):
             self.grad = (
                 g
                 if g.requires_grad or tracing()
-                else Tensor._make(np.array(g.data, dtype=self.data.dtype, copy=True))
+                else Tensor._make(g.data.astype(self.data.dtype, copy=True))
             )
         else:
             self.grad = self.grad + g
@@ -181,6 +211,25 @@ class Tensor(Node):
     @property
     def shape(self) -> tuple[int, ...]:
         return tuple(self.data.shape)
+
+    @property
+    def device(self) -> str:
+        """"cuda" for tensors on the GPU (CuPy arrays), else "cpu"."""
+        return "cuda" if type(self.data).__module__.startswith("cupy") else "cpu"
+
+    def to(self, device: str) -> Tensor:
+        """A copy on `device` ("cpu" or "cuda"), cut from the graph (like .detach())."""
+        if device == self.device:
+            return self
+        if device == "cpu":
+            return Tensor._make(self.numpy())
+        return Tensor._make(_to_device(self.numpy(), device))
+
+    def cuda(self) -> Tensor:
+        return self.to("cuda")
+
+    def cpu(self) -> Tensor:
+        return self.to("cpu")
 
     @property
     def dtype(self) -> np.dtype:
