@@ -28,7 +28,7 @@ from .lower import lower
 from .passes import SGDSpec, autodiff, fuse, plan_memory, simplify, verify
 from .runtime import CompiledFunction, debug_level
 
-BACKENDS = ("numpy", "cuda")
+BACKENDS = ("numpy", "llvm", "cuda")
 
 
 def _check_backend(backend: str) -> None:
@@ -67,6 +67,10 @@ def build(
     compiled = CompiledFunction(
         traced, graph, fusion, memory, kernels, backend, dict(bindings or {}), seconds
     )
+    if backend == "llvm":  # JIT now, so compile time is paid here and sources are readable
+        t0 = time.perf_counter()
+        compiled.executor()
+        compiled.pass_seconds["jit"] = time.perf_counter() - t0
     level = debug_level()
     if level >= 1:
         print(f"[compiler] {compiled.summary()}", file=sys.stderr)
@@ -76,7 +80,8 @@ def build(
     if level >= 4:
         for k in kernels:
             for name, src in k.sources.items():
-                print(f"// {name} source of {k.name}\n{src}", file=sys.stderr)
+                if name != "asm" or level >= 5:
+                    print(f"// {name} of {k.name}\n{src}", file=sys.stderr)
     if level >= 5:
         print(compiled.explain_fusion(), file=sys.stderr)
         print(graph, file=sys.stderr)

@@ -177,6 +177,21 @@ class Kernel:
         return [b for b in self.buffers if b.role == "out"]
 
     @property
+    def llvm_ir(self) -> str | None:
+        """LLVM IR text (backend "llvm"), or None."""
+        return self.sources.get("llvm_ir")
+
+    @property
+    def asm(self) -> str | None:
+        """Host assembly the LLVM backend generated, or None (cached objects have none)."""
+        return self.sources.get("asm")
+
+    @property
+    def cuda_src(self) -> str | None:
+        """CUDA C with its launch configuration (backend "cuda"), or None."""
+        return self.sources.get("cuda")
+
+    @property
     def median_seconds(self) -> float | None:
         return float(np.median(self.seconds)) if self.seconds else None
 

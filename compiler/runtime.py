@@ -128,6 +128,10 @@ class CompiledFunction:
         if self._executor is None:
             if self.backend == "numpy":
                 self._executor = NumpyExecutor()
+            elif self.backend == "llvm":
+                from .backends.llvm import LLVMExecutor
+
+                self._executor = LLVMExecutor(self.kernels)
             elif self.backend == "cuda":
                 from .backends.cuda import CudaExecutor
 

@@ -60,15 +60,18 @@ def _to_device(arr: np.ndarray, device: str) -> Any:
     try:
         import cupy
     except ImportError:
-        raise RuntimeError("Tensor(device='cuda') needs CuPy: pip install -e '.[cuda]' "
-                           "(cupy-cuda13x)") from None
+        raise RuntimeError(
+            "Tensor(device='cuda') needs CuPy: pip install -e '.[cuda]' (cupy-cuda13x)"
+        ) from None
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception:  # noqa: BLE001 (CuPy raises driver-specific errors)
         count = 0
     if count < 1:
-        raise RuntimeError("Tensor(device='cuda'): no CUDA device is visible. Fix: run on a "
-                           "machine with a GPU, or keep the tensor on 'cpu'")
+        raise RuntimeError(
+            "Tensor(device='cuda'): no CUDA device is visible. Fix: run on a "
+            "machine with a GPU, or keep the tensor on 'cpu'"
+        )
     return cupy.asarray(arr)
 
 
@@ -214,7 +217,7 @@ class Tensor(Node):
 
     @property
     def device(self) -> str:
-        """"cuda" for tensors on the GPU (CuPy arrays), else "cpu"."""
+        """ "cuda" for tensors on the GPU (CuPy arrays), else "cpu"."""
         return "cuda" if type(self.data).__module__.startswith("cupy") else "cpu"
 
     def to(self, device: str) -> Tensor:

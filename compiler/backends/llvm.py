@@ -1,0 +1,599 @@
+"""LLVM backend: the kernel IR rendered as LLVM IR text, JIT-compiled by llvmlite for the host.
+
+Each kernel becomes `void @name(ptr args, i64 start, i64 end)`: `args` holds the buffer
+pointers (inputs, then outputs, in the kernel's buffer order) and [start, end) is the slice of
+the outermost loop — the one the schedule marks parallel — that this call runs, so a thread
+pool splits it over the cores (ctypes releases the GIL during the call). Scalars live in
+allocas that LLVM's own passes promote to registers; `Select` becomes control flow, so a
+guarded (padded) load is never executed out of bounds. Accumulations carry `reassoc contract`
+so LLVM may vectorise reductions and fuse multiply-adds.
+
+The target machine is the host's CPU name and features (znver4 with AVX-512 here), optimised
+with the new pass manager at -O3. Compiled objects are cached in memory and on disk
+(`~/.cache/tinygrad_edu/llvm`, keyed by a hash of the IR, the CPU, its features and the
+versions; a file whose checksum fails is rebuilt, never loaded). Kernels whose IR needs a
+runtime helper (random masks, argmax, gathers with index arrays) run the op table's numpy
+forwards instead.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import struct
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from ..kernel import (
+    Accumulate,
+    Bin,
+    Call,
+    Comment,
+    Const,
+    Expr,
+    Kernel,
+    Let,
+    Load,
+    Local,
+    Loop,
+    Select,
+    Stmt,
+    Store,
+    Var,
+)
+
+ELEM = {"float32": "float", "float64": "double", "int64": "i64", "int32": "i32", "bool": "i8"}
+CACHE_VERSION = "tinygrad_edu-llvm-1"
+CACHE_MAGIC = b"TGEDUOBJ"
+
+
+class NotRenderableError(Exception):
+    """The kernel's IR uses a runtime helper that this backend leaves to numpy."""
+
+
+def _fconst(value: float, ty: str) -> str:
+    if ty == "float":
+        value = float(np.float32(value))
+    return "0x" + struct.pack(">d", float(value)).hex().upper()
+
+
+class _Function:
+    """Emits one kernel's LLVM IR text."""
+
+    def __init__(self, kernel: Kernel, symbol: str) -> None:
+        self.kernel = kernel
+        self.symbol = symbol
+        self.lines: list[str] = []
+        self.entry: list[str] = []
+        self.n = 0
+        self.buffers: dict[str, tuple[str, tuple[int, ...], str]] = {}
+        self.slots: dict[str, str] = {}  # "name:type" -> alloca
+        self.var_type: dict[str, str] = {}
+        self.loop_vars: set[str] = set()
+        self.intrinsics: set[str] = set()
+        outs = [b for b in kernel.outputs if b.dtype == "float64"]
+        self.ftype = "double" if outs else "float"
+
+    def tmp(self) -> str:
+        self.n += 1
+        return f"%t{self.n}"
+
+    def label(self, stem: str) -> str:
+        self.n += 1
+        return f"{stem}{self.n}"
+
+    def emit(self, line: str) -> None:
+        self.lines.append("  " + line)
+
+    def block(self, name: str) -> None:
+        self.lines.append(f"{name}:")
+
+    def slot(self, name: str, ty: str) -> str:
+        key = f"{name}:{ty}"
+        if key not in self.slots:
+            ptr = f"%s_{name}_{ty.replace(' ', '')}".replace("[", "").replace("]", "")
+            self.slots[key] = ptr
+            self.entry.append(f"  {ptr} = alloca {ty}")
+        return self.slots[key]
+
+    # -- types ----------------------------------------------------------------------------------
+    def type_of(self, e: Expr) -> str:
+        if isinstance(e, Var):
+            if e.name in self.loop_vars:
+                return "i64"
+            return self.var_type.get(e.name, self.ftype)
+        if isinstance(e, Const):
+            if isinstance(e.value, bool):
+                return "i1"
+            return "i64" if isinstance(e.value, (int, np.integer)) else self.ftype
+        if isinstance(e, Load):
+            elem = self.buffers[e.buffer][2]
+            return "i1" if elem == "i8" else elem
+        if isinstance(e, Bin):
+            if e.op in ("<", "<=", ">", ">=", "==", "!=", "&&", "||"):
+                return "i1"
+            return self.join(self.type_of(e.a), self.type_of(e.b))
+        if isinstance(e, Select):
+            return self.join(self.type_of(e.a), self.type_of(e.b))
+        if isinstance(e, Call):
+            if e.fn.startswith("(") and e.fn.endswith(")"):
+                name = e.fn[1:-1]
+                return "i1" if name == "bool" else ELEM.get(name, self.ftype)
+            return self.join(self.ftype, *(self.type_of(a) for a in e.args))
+        raise NotRenderableError(f"expression {e!r}")
+
+    @staticmethod
+    def join(*types: str) -> str:
+        if "double" in types:
+            return "double"
+        if "float" in types:
+            return "float"
+        if "i64" in types or "i32" in types:
+            return "i64"
+        return "i1"
+
+    def convert(self, value: str, src: str, dst: str) -> str:
+        if src == dst:
+            return value
+        t = self.tmp()
+        floats = ("float", "double")
+        if src == "i1" and dst in floats:
+            self.emit(f"{t} = uitofp i1 {value} to {dst}")
+        elif src == "i1":
+            self.emit(f"{t} = zext i1 {value} to {dst}")
+        elif dst == "i1" and src in floats:
+            self.emit(f"{t} = fcmp une {src} {value}, 0.0")
+        elif dst == "i1":
+            self.emit(f"{t} = icmp ne {src} {value}, 0")
+        elif src in floats and dst in floats:
+            op = "fpext" if dst == "double" else "fptrunc"
+            self.emit(f"{t} = {op} {src} {value} to {dst}")
+        elif src in floats:
+            self.emit(f"{t} = fptosi {src} {value} to {dst}")
+        elif dst in floats:
+            self.emit(f"{t} = sitofp {src} {value} to {dst}")
+        else:
+            op = "sext" if int(src[1:]) < int(dst[1:]) else "trunc"
+            self.emit(f"{t} = {op} {src} {value} to {dst}")
+        return t
+
+    # -- expressions --------------------------------------------------------------------------
+    def address(self, buffer: str, index: tuple[Expr, ...]) -> tuple[str, str]:
+        ptr, shape, elem = self.buffers[buffer]
+        flat = "0"
+        stride = 1
+        for i, n in zip(reversed(index), reversed(shape)):
+            v = self.value(i, "i64")
+            if stride != 1:
+                t = self.tmp()
+                self.emit(f"{t} = mul i64 {v}, {stride}")
+                v = t
+            if flat == "0":
+                flat = v
+            else:
+                t = self.tmp()
+                self.emit(f"{t} = add i64 {flat}, {v}")
+                flat = t
+            stride *= n
+        t = self.tmp()
+        self.emit(f"{t} = getelementptr inbounds {elem}, ptr {ptr}, i64 {flat}")
+        return t, elem
+
+    def value(self, e: Expr, want: str | None = None) -> str:
+        ty = self.type_of(e)
+        v = self.raw(e, ty)
+        return self.convert(v, ty, want) if want else v
+
+    def raw(self, e: Expr, ty: str) -> str:
+        if isinstance(e, Var):
+            if e.name in self.loop_vars:
+                t = self.tmp()
+                self.emit(f"{t} = load i64, ptr {self.slot(e.name, 'i64')}")
+                return t
+            t = self.tmp()
+            self.emit(f"{t} = load {ty}, ptr {self.slot(e.name, ty)}")
+            return t
+        if isinstance(e, Const):
+            if ty == "i1":
+                return "true" if e.value else "false"
+            if ty == "i64":
+                return str(int(e.value))
+            return _fconst(float(e.value), ty)
+        if isinstance(e, Load):
+            addr, elem = self.address(e.buffer, e.index)
+            t = self.tmp()
+            self.emit(f"{t} = load {elem}, ptr {addr}")
+            return self.convert(t, elem, "i1") if elem == "i8" else t
+        if isinstance(e, Bin):
+            return self.binary(e, ty)
+        if isinstance(e, Select):
+            return self.select(e, ty)
+        if isinstance(e, Call):
+            return self.call(e, ty)
+        raise NotRenderableError(f"expression {e!r}")
+
+    def binary(self, e: Bin, ty: str) -> str:
+        t = self.tmp()
+        if e.op in ("&&", "||"):
+            a, b = self.value(e.a, "i1"), self.value(e.b, "i1")
+            self.emit(f"{t} = {'and' if e.op == '&&' else 'or'} i1 {a}, {b}")
+            return t
+        if e.op in ("<", "<=", ">", ">=", "==", "!="):
+            common = self.join(self.type_of(e.a), self.type_of(e.b))
+            a, b = self.value(e.a, common), self.value(e.b, common)
+            if common in ("float", "double"):
+                pred = {"<": "olt", "<=": "ole", ">": "ogt", ">=": "oge", "==": "oeq", "!=": "une"}[
+                    e.op
+                ]
+                self.emit(f"{t} = fcmp {pred} {common} {a}, {b}")
+            else:
+                pred = {"<": "slt", "<=": "sle", ">": "sgt", ">=": "sge", "==": "eq", "!=": "ne"}[
+                    e.op
+                ]
+                self.emit(f"{t} = icmp {pred} {common} {a}, {b}")
+            return t
+        a, b = self.value(e.a, ty), self.value(e.b, ty)
+        if ty in ("float", "double"):
+            if e.op in ("max", "min"):
+                return self.intrinsic("maxnum" if e.op == "max" else "minnum", ty, a, b)
+            op = {"+": "fadd", "-": "fsub", "*": "fmul", "/": "fdiv"}.get(e.op)
+            if op is None:
+                raise NotRenderableError(f"float {e.op}")
+            self.emit(f"{t} = {op} {ty} {a}, {b}")
+            return t
+        op = {"+": "add", "-": "sub", "*": "mul", "/": "sdiv", "%": "srem"}.get(e.op)
+        if op is None:
+            if e.op in ("max", "min"):
+                c = self.tmp()
+                self.emit(f"{c} = icmp {'sgt' if e.op == 'max' else 'slt'} {ty} {a}, {b}")
+                self.emit(f"{t} = select i1 {c}, {ty} {a}, {ty} {b}")
+                return t
+            raise NotRenderableError(f"integer {e.op}")
+        if ty == "i1":
+            a, b = self.convert(a, "i1", "i64"), self.convert(b, "i1", "i64")
+            ty = "i64"
+        self.emit(f"{t} = {op} {ty} {a}, {b}")
+        return t
+
+    def select(self, e: Select, ty: str) -> str:
+        # real control flow: only the taken side runs (guarded loads stay in bounds)
+        result = self.slot(f"sel{self.n}", ty)
+        cond = self.value(e.cond, "i1")
+        yes, no, done = self.label("sel_yes"), self.label("sel_no"), self.label("sel_done")
+        self.emit(f"br i1 {cond}, label %{yes}, label %{no}")
+        self.block(yes)
+        self.emit(f"store {ty} {self.value(e.a, ty)}, ptr {result}")
+        self.emit(f"br label %{done}")
+        self.block(no)
+        self.emit(f"store {ty} {self.value(e.b, ty)}, ptr {result}")
+        self.emit(f"br label %{done}")
+        self.block(done)
+        t = self.tmp()
+        self.emit(f"{t} = load {ty}, ptr {result}")
+        return t
+
+    def intrinsic(self, name: str, ty: str, *args: str) -> str:
+        suffix = "f32" if ty == "float" else "f64"
+        fn = f"llvm.{name}.{suffix}"
+        self.intrinsics.add(f"declare {ty} @{fn}({', '.join([ty] * len(args))})")
+        t = self.tmp()
+        self.emit(f"{t} = call {ty} @{fn}({', '.join(f'{ty} {a}' for a in args)})")
+        return t
+
+    def call(self, e: Call, ty: str) -> str:
+        if e.fn.startswith("(") and e.fn.endswith(")"):
+            return self.value(e.args[0], ty)
+        x = self.value(e.args[0], ty) if e.args else "0"
+        one = _fconst(1.0, ty)
+        simple = {"expf": "exp", "logf": "log", "sqrtf": "sqrt", "fabsf": "fabs"}
+        if e.fn in simple:
+            return self.intrinsic(simple[e.fn], ty, x)
+        if e.fn == "powf":
+            return self.intrinsic("pow", ty, x, self.value(e.args[1], ty))
+        if e.fn == "sigmoid":
+            neg = self.tmp()
+            self.emit(f"{neg} = fneg {ty} {x}")
+            ex = self.intrinsic("exp", ty, neg)
+            den, t = self.tmp(), self.tmp()
+            self.emit(f"{den} = fadd {ty} {one}, {ex}")
+            self.emit(f"{t} = fdiv {ty} {one}, {den}")
+            return t
+        if e.fn == "tanhf":  # tanh x = 1 - 2 / (exp(2x) + 1): exact at +-inf, no libm call
+            two = self.tmp()
+            self.emit(f"{two} = fadd {ty} {x}, {x}")
+            ex = self.intrinsic("exp", ty, two)
+            den, q, t = self.tmp(), self.tmp(), self.tmp()
+            self.emit(f"{den} = fadd {ty} {ex}, {one}")
+            self.emit(f"{q} = fdiv {ty} {_fconst(2.0, ty)}, {den}")
+            self.emit(f"{t} = fsub {ty} {one}, {q}")
+            return t
+        if e.fn == "signf":
+            pos, neg, a, t = self.tmp(), self.tmp(), self.tmp(), self.tmp()
+            self.emit(f"{pos} = fcmp ogt {ty} {x}, 0.0")
+            self.emit(f"{neg} = fcmp olt {ty} {x}, 0.0")
+            self.emit(f"{a} = select i1 {neg}, {ty} {_fconst(-1.0, ty)}, {ty} 0.0")
+            self.emit(f"{t} = select i1 {pos}, {ty} {one}, {ty} {a}")
+            return t
+        raise NotRenderableError(f"runtime helper {e.fn}")
+
+    # -- statements ---------------------------------------------------------------------------
+    def stmts(self, body: list[Stmt], parallel_loop: Loop | None = None) -> None:
+        for s in body:
+            if isinstance(s, Loop):
+                self.loop(s, s is parallel_loop)
+            elif isinstance(s, Let):
+                ty = self.type_of(s.value)
+                v = self.value(s.value, ty)
+                self.var_type[s.var] = ty
+                self.emit(f"store {ty} {v}, ptr {self.slot(s.var, ty)}")
+            elif isinstance(s, Store):
+                addr, elem = self.address(s.buffer, s.index)
+                v = self.value(s.value, "i1" if elem == "i8" else elem)
+                if elem == "i8":
+                    v = self.convert(v, "i1", "i8")
+                self.emit(f"store {elem} {v}, ptr {addr}")
+            elif isinstance(s, Accumulate):
+                self.accumulate(s)
+            elif isinstance(s, Local):
+                size = int(np.prod(s.shape))
+                ptr = f"%local_{s.name}"
+                self.entry.append(f"  {ptr} = alloca [{size} x {self.ftype}]")
+                self.buffers[s.name] = (ptr, s.shape, self.ftype)
+            elif not isinstance(s, Comment):
+                raise NotRenderableError(f"statement {s!r}")
+
+    def accumulate(self, s: Accumulate) -> None:
+        ty = self.var_type.get(s.target, self.ftype)
+        slot = self.slot(s.target, ty)
+        cur, t = self.tmp(), self.tmp()
+        self.emit(f"{cur} = load {ty}, ptr {slot}")
+        v = self.value(s.value, ty)
+        if s.op == "+":
+            self.emit(f"{t} = fadd reassoc contract {ty} {cur}, {v}")
+        elif s.op in ("max", "min"):
+            t = self.intrinsic("maxnum" if s.op == "max" else "minnum", ty, cur, v)
+        else:
+            raise NotRenderableError(f"accumulate {s.op}")
+        self.emit(f"store {ty} {t}, ptr {slot}")
+
+    def loop(self, lp: Loop, parallel: bool) -> None:
+        self.loop_vars.add(lp.var)
+        slot = self.slot(lp.var, "i64")
+        head, body, done = self.label("head"), self.label("body"), self.label("done")
+        self.emit(f"store i64 {'%start' if parallel else 0}, ptr {slot}")
+        self.emit(f"br label %{head}")
+        self.block(head)
+        i, c = self.tmp(), self.tmp()
+        self.emit(f"{i} = load i64, ptr {slot}")
+        self.emit(f"{c} = icmp slt i64 {i}, {'%end' if parallel else lp.extent}")
+        self.emit(f"br i1 {c}, label %{body}, label %{done}")
+        self.block(body)
+        self.stmts(lp.body)
+        j, k = self.tmp(), self.tmp()
+        self.emit(f"{j} = load i64, ptr {slot}")
+        self.emit(f"{k} = add nuw nsw i64 {j}, 1")
+        self.emit(f"store i64 {k}, ptr {slot}")
+        self.emit(f"br label %{head}")
+        self.block(done)
+
+    def render(self) -> str:
+        for i, b in enumerate(self.kernel.buffers):
+            ptr = f"%buf{i}"
+            self.entry.append(f"  %slot{i} = getelementptr ptr, ptr %args, i64 {i}")
+            self.entry.append(f"  {ptr} = load ptr, ptr %slot{i}")
+            if b.dtype not in ELEM:
+                raise NotRenderableError(f"dtype {b.dtype}")
+            self.buffers[b.name] = (ptr, b.shape, ELEM[b.dtype])
+        body = self.kernel.body
+        parallel = body[0] if len(body) == 1 and isinstance(body[0], Loop) else None
+        if parallel is None:  # no outer loop to split: the call with start 0 does it all
+            skip = self.label("skip")
+            run = self.label("run")
+            c = self.tmp()
+            self.emit(f"{c} = icmp eq i64 %start, 0")
+            self.emit(f"br i1 {c}, label %{run}, label %{skip}")
+            self.block(run)
+            self.stmts(body)
+            self.emit(f"br label %{skip}")
+            self.block(skip)
+        else:
+            self.stmts(body, parallel)
+        self.emit("ret void")
+        head = [f"define void @{self.symbol}(ptr noalias %args, i64 %start, i64 %end) {{", "entry:"]
+        return "\n".join(
+            sorted(self.intrinsics)
+            + head
+            + self.entry
+            + ["  br label %main", "main:"]
+            + self.lines
+            + ["}"]
+        )
+
+
+def render(kernel: Kernel) -> tuple[str, str, int]:
+    """(LLVM IR text, function symbol, extent of the parallel loop) for one kernel."""
+    digest = hashlib.sha256(kernel.pseudo_c().encode()).hexdigest()[:12]
+    symbol = f"{kernel.name}_{digest}"
+    fn = _Function(kernel, symbol)
+    text = fn.render()
+    body = kernel.body
+    extent = body[0].extent if len(body) == 1 and isinstance(body[0], Loop) else 1
+    return text, symbol, extent
+
+
+class _Target:
+    """The host target machine, the JIT engine and the object cache (one per process)."""
+
+    _instance: _Target | None = None
+    _lock = threading.Lock()
+
+    def __init__(self) -> None:
+        import llvmlite
+        import llvmlite.binding as llvm
+
+        self.llvm = llvm
+        llvm.initialize_native_target()
+        llvm.initialize_native_asmprinter()
+        self.cpu = llvm.get_host_cpu_name()
+        self.features = llvm.get_host_cpu_features().flatten()
+        target = llvm.Target.from_default_triple()
+        self.machine = target.create_target_machine(
+            cpu=self.cpu, features=self.features, opt=3, codemodel="jitdefault"
+        )
+        self.engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), self.machine)
+        self.tag = f"{CACHE_VERSION}|{llvmlite.__version__}|{self.cpu}|{self.features}"
+        self.cache_dir = os.environ.get(
+            "TINYGRAD_EDU_CACHE",
+            os.path.join(os.path.expanduser("~"), ".cache", "tinygrad_edu", "llvm"),
+        )
+        self.memory: dict[str, int] = {}
+        self.asm: dict[str, str] = {}
+        self.hits = 0
+        self.misses = 0
+
+    @classmethod
+    def get(cls) -> _Target:
+        with cls._lock:
+            if cls._instance is None:
+                cls._instance = cls()
+            return cls._instance
+
+    def key(self, ir: str) -> str:
+        return hashlib.sha256((self.tag + "\n" + ir).encode()).hexdigest()
+
+    def _read_cache(self, key: str) -> bytes | None:
+        path = os.path.join(self.cache_dir, key + ".o")
+        try:
+            with open(path, "rb") as f:
+                blob = f.read()
+        except OSError:
+            return None
+        head = len(CACHE_MAGIC) + 32
+        if len(blob) < head or blob[: len(CACHE_MAGIC)] != CACHE_MAGIC:
+            return None  # foreign or truncated: rebuild
+        obj = blob[head:]
+        if hashlib.sha256(obj).digest() != blob[len(CACHE_MAGIC) : head]:
+            return None  # corrupt: rebuild
+        return obj
+
+    def _write_cache(self, key: str, obj: bytes) -> None:
+        try:
+            os.makedirs(self.cache_dir, exist_ok=True)
+            tmp = os.path.join(self.cache_dir, f".{key}.{os.getpid()}.tmp")
+            with open(tmp, "wb") as f:
+                f.write(CACHE_MAGIC + hashlib.sha256(obj).digest() + obj)
+            os.replace(tmp, os.path.join(self.cache_dir, key + ".o"))
+        except OSError:
+            pass  # a read-only home directory only costs the disk cache
+
+    def compile(self, ir: str, symbol: str) -> int:
+        """Address of `symbol`, compiling (or loading from the caches) as needed."""
+        key = self.key(ir)
+        with self._lock:
+            if key in self.memory:
+                self.hits += 1
+                return self.memory[key]
+            llvm = self.llvm
+            obj = self._read_cache(key)
+            if obj is not None:
+                self.hits += 1
+                self.engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+            else:
+                self.misses += 1
+                mod = llvm.parse_assembly(ir)
+                mod.verify()
+                pto = llvm.create_pipeline_tuning_options(speed_level=3)
+                pto.loop_vectorization = True
+                pto.slp_vectorization = True
+                pb = llvm.create_pass_builder(self.machine, pto)
+                pb.getModulePassManager().run(mod, pb)
+                self.asm[key] = self.machine.emit_assembly(mod)
+                obj = self.machine.emit_object(mod)
+                self._write_cache(key, obj)
+                self.engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+            self.engine.finalize_object()
+            address = self.engine.get_function_address(symbol)
+            if not address:
+                raise RuntimeError(f"llvm: symbol {symbol} missing after compilation")
+            self.memory[key] = address
+            return address
+
+
+KernelFn = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(
+            max_workers=os.cpu_count() or 1, thread_name_prefix="tinygrad_edu-llvm"
+        )
+    return _POOL
+
+
+class LLVMExecutor:
+    """Runs each group as its JIT-compiled kernel, the parallel loop split across threads."""
+
+    xp = np
+
+    def __init__(self, kernels: list[Kernel]) -> None:
+        self.target = _Target.get()
+        self.compiled: dict[str, tuple[Any, int]] = {}
+        for k in kernels:
+            try:
+                ir, symbol, extent = render(k)
+            except NotRenderableError as why:
+                k.sources["llvm"] = f"; runs with numpy: {why}"
+                continue
+            address = self.target.compile(ir, symbol)
+            k.sources["llvm_ir"] = ir
+            asm = self.target.asm.get(self.target.key(ir))
+            if asm:
+                k.sources["asm"] = asm
+            self.compiled[k.name] = (KernelFn(address), extent)
+        self.workers = os.cpu_count() or 1
+
+    @staticmethod
+    def to_device(value: Any) -> Any:
+        return value
+
+    @staticmethod
+    def to_host(value: Any) -> Any:
+        return value
+
+    def run_group(self, g: Any, group: Any, kernel: Kernel, env: dict[int, Any]) -> None:
+        from ..runtime import run_ops
+
+        entry = self.compiled.get(kernel.name)
+        if entry is None:
+            run_ops(np, g, group.nodes, env)
+            return
+        fn, extent = entry
+        keep = []  # every array stays referenced until the call returns
+        for b in kernel.buffers:
+            if b.role == "in":
+                arr = np.ascontiguousarray(env[b.node], dtype=np.dtype(b.dtype))
+            else:
+                arr = np.empty(b.shape, dtype=np.dtype(b.dtype))
+                env[b.node] = arr
+            keep.append(arr)
+        args = (ctypes.c_void_p * len(keep))(*(a.ctypes.data for a in keep))
+        work = kernel.flops + kernel.bytes_read + kernel.bytes_written
+        chunks = min(self.workers, extent) if work > 200_000 else 1
+        if chunks <= 1:
+            fn(args, 0, extent)
+            return
+        bounds = np.linspace(0, extent, chunks + 1).astype(int)
+        futures = [
+            _pool().submit(fn, args, int(a), int(b))
+            for a, b in zip(bounds[:-1], bounds[1:])
+            if b > a
+        ]
+        for f in futures:
+            f.result()
+        del keep
