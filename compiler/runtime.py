@@ -8,7 +8,7 @@ intermediate after its last reader (the memory plan's liveness).
 
 `DEBUG` (environment variable) levels: 1 kernel count and total time per call; 2 a table per
 call (kernel, fused ops, time, GFLOP/s, GB/s); 3 the kernel IR (pseudo-C) at compile time;
-4 backend source; 5 the fusion decisions and the graph listing.
+4 backend source (LLVM IR, CUDA C); 5 also assembly, the fusion decisions and the graph.
 """
 
 from __future__ import annotations

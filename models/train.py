@@ -212,11 +212,13 @@ def train(
     resume: bool = False,
     log: Callable[[str], None] = print,
     compiled: bool = False,
+    backend: str = "numpy",
 ) -> dict[str, list[float]]:
     """Train `config.model` on digits; return the per-epoch history.
 
     With `compiled`, each step runs as one compiled graph (`compiler.compile_train_step`:
-    forward, backward and the SGD update fused into kernels); the numbers are the eager ones.
+    forward, backward and the SGD update fused into kernels) on `backend`; the numbers are the
+    eager ones.
     """
     os.makedirs(out, exist_ok=True)
     manual_seed(config.seed)
@@ -244,7 +246,7 @@ def train(
         # one compiled graph per batch shape (the last batch of an epoch may be smaller)
         if xb.shape not in steps:
             steps[xb.shape] = compiler.compile_train_step(
-                model, lambda o, t: o.cross_entropy(t), opt, xb, yb
+                model, lambda o, t: o.cross_entropy(t), opt, xb, yb, backend=backend
             )
         return steps[xb.shape](xb, yb)
 
@@ -310,7 +312,7 @@ def train(
     return history
 
 
-def parse_args(argv: Sequence[str] | None) -> tuple[Config, str, bool, bool]:
+def parse_args(argv: Sequence[str] | None) -> tuple[Config, str, bool, bool, str]:
     p = argparse.ArgumentParser(prog="python -m models.train", description=__doc__.split("\n")[0])
     p.add_argument("model", choices=sorted(CONFIGS))
     p.add_argument("--epochs", type=int)
@@ -330,6 +332,12 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Config, str, bool, bool]:
         help="run each training step as one compiled graph (and write a compiler "
         "report to OUT/compiler_report.html)",
     )
+    p.add_argument(
+        "--backend",
+        choices=compiler.BACKENDS,
+        default="numpy",
+        help="backend for --compiled: numpy (reference), llvm (JIT for this CPU), cuda",
+    )
     args = p.parse_args(argv)
     overrides = {
         k: v
@@ -342,12 +350,15 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Config, str, bool, bool]:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
     if config.lr <= 0:
         p.error("--lr must be > 0")
-    return config, args.out or os.path.join("runs", args.model), args.resume, args.compiled
+    if args.backend != "numpy" and not args.compiled:
+        p.error("--backend applies to --compiled runs; add --compiled")
+    out = args.out or os.path.join("runs", args.model)
+    return config, out, args.resume, args.compiled, args.backend
 
 
 def main(argv: Iterable[str] | None = None) -> None:
-    config, out, resume, compiled = parse_args(None if argv is None else list(argv))
-    train(config, out, resume, compiled=compiled)
+    config, out, resume, compiled, backend = parse_args(None if argv is None else list(argv))
+    train(config, out, resume, compiled=compiled, backend=backend)
 
 
 if __name__ == "__main__":
