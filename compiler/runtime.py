@@ -307,14 +307,6 @@ def run_ops(xp: Any, g: Graph, nodes: list[int], env: dict[int, Any]) -> None:
 
 
 def _color(k: int) -> str:
-    palette = [
-        "#dbe9f6",
-        "#fde2c8",
-        "#d9f0d3",
-        "#f6d5d5",
-        "#e6dcf0",
-        "#f0e6d2",
-        "#d8eeee",
-        "#f3dbea",
-    ]
-    return palette[k % len(palette)]
+    from .inspect import PALETTE
+
+    return PALETTE[k % len(PALETTE)]

@@ -54,25 +54,29 @@ def _array_module(arrays: Iterable[Any]) -> Any:
     return np
 
 
-def _to_device(arr: np.ndarray, device: str) -> Any:
-    if device != "cuda":
-        raise ValueError(f"Tensor: unknown device {device!r}. Fix: use 'cpu' or 'cuda'")
+def cupy_with_device(who: str) -> Any:
+    """The cupy module, once it is importable and a CUDA device is visible; else an error
+    saying which of the two is missing."""
     try:
         import cupy
     except ImportError:
-        raise RuntimeError(
-            "Tensor(device='cuda') needs CuPy: pip install -e '.[cuda]' (cupy-cuda13x)"
-        ) from None
+        raise RuntimeError(f"{who} needs CuPy: pip install -e '.[cuda]' (cupy-cuda13x)") from None
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception:  # noqa: BLE001 (CuPy raises driver-specific errors)
         count = 0
     if count < 1:
         raise RuntimeError(
-            "Tensor(device='cuda'): no CUDA device is visible. Fix: run on a "
-            "machine with a GPU, or keep the tensor on 'cpu'"
+            f"{who}: no CUDA device is visible. Fix: run on a machine with a GPU "
+            "(compiled CUDA sources stay readable in kernel.sources['cuda'])"
         )
-    return cupy.asarray(arr)
+    return cupy
+
+
+def _to_device(arr: np.ndarray, device: str) -> Any:
+    if device != "cuda":
+        raise ValueError(f"Tensor: unknown device {device!r}. Fix: use 'cpu' or 'cuda'")
+    return cupy_with_device("Tensor(device='cuda')").asarray(arr)
 
 
 def _to_array(data: Any, dtype: Any = None) -> np.ndarray:

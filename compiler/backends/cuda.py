@@ -198,6 +198,18 @@ def _fix_acc(lines: list[str], kernel: Kernel) -> list[str]:
     ]
 
 
+def _unflatten(loops: list[Loop], flat: str, pad: str = "  ", tmp: str = "q") -> list[str]:
+    """Declarations recovering each loop variable from one flat (thread or block) index."""
+    lines, rest = [], flat
+    for k in reversed(range(len(loops))):
+        lp = loops[k]
+        lines.append(f"{pad}long long {lp.var} = {rest} % {lp.extent};")
+        if k:
+            lines.append(f"{pad}long long {tmp}{k} = {rest} / {lp.extent};")
+            rest = f"{tmp}{k}"
+    return lines
+
+
 def _render_flat(kernel: Kernel, sig: str) -> tuple[str, LaunchConfig]:
     loops, inner = _outer_nest(kernel.body)
     printer = _Printer(kernel)
@@ -207,13 +219,7 @@ def _render_flat(kernel: Kernel, sig: str) -> tuple[str, LaunchConfig]:
         "  long long tid = (long long)blockIdx.x * blockDim.x + threadIdx.x;",
         f"  if (tid >= {total}LL) return;",
     ]
-    rest = "tid"
-    for k in reversed(range(len(loops))):
-        lp = loops[k]
-        lines.append(f"  long long {lp.var} = {rest} % {lp.extent};")
-        if k:
-            lines.append(f"  long long q{k} = {rest} / {lp.extent};")
-            rest = f"q{k}"
+    lines += _unflatten(loops, "tid")
     body: list[str] = []
     printer.stmts(inner, 1, body)
     lines += _fix_acc(body, kernel) + ["}"]
@@ -233,24 +239,13 @@ def _render_conv_tile(kernel: Kernel, sig: str) -> tuple[str, LaunchConfig]:
         "  long long block = blockIdx.x;",
         f"  if (block >= {total}LL) return;",
     ]
-    rest = "block"
-    for k in reversed(range(len(loops))):
-        lp = loops[k]
-        lines.append(f"  long long {lp.var} = {rest} % {lp.extent};")
-        if k:
-            lines.append(f"  long long q{k} = {rest} / {lp.extent};")
-            rest = f"q{k}"
+    lines += _unflatten(loops, "block")
     phases = [s for s in inner if isinstance(s, Loop)]
     for p, phase in enumerate(phases):
         nest, body = _outer_nest([phase])  # (oh, ow) fill, then (ph, pw) pooling
         count = int(np.prod([lp.extent for lp in nest]))
         lines.append(f"  for (long long t = threadIdx.x; t < {count}LL; t += blockDim.x) {{")
-        rest = "t"
-        for k in reversed(range(len(nest))):
-            lines.append(f"    long long {nest[k].var} = {rest} % {nest[k].extent};")
-            if k:
-                lines.append(f"    long long r{k} = {rest} / {nest[k].extent};")
-                rest = f"r{k}"
+        lines += _unflatten(nest, "t", pad="    ", tmp="r")
         out: list[str] = []
         printer.stmts(body, 2, out)
         lines += _fix_acc(out, kernel) + ["  }"]
@@ -288,12 +283,7 @@ def _render_matmul(kernel: Kernel, sig: str) -> tuple[str, LaunchConfig]:
     ]
     if batch:
         lines.append("  long long bz = blockIdx.z;")
-    rest = "bz"
-    for k in reversed(range(len(batch))):
-        lines.append(f"  long long {batch[k].var} = {rest} % {batch[k].extent};")
-        if k:
-            lines.append(f"  long long z{k} = {rest} / {batch[k].extent};")
-            rest = f"z{k}"
+    lines += _unflatten(batch, "bz", tmp="z")
     k_extent = k_loop.extent
     lines += [
         f"  {ctype} acc = 0;",
@@ -363,23 +353,9 @@ def source_hash(source: str) -> str:
 
 
 def _cupy() -> Any:
-    try:
-        import cupy
-    except ImportError:
-        raise RuntimeError(
-            "backend 'cuda' needs CuPy: pip install -e '.[cuda]' (cupy-cuda13x)"
-        ) from None
-    try:
-        count = cupy.cuda.runtime.getDeviceCount()
-    except Exception:  # noqa: BLE001 (CuPy raises driver-specific errors)
-        count = 0
-    if count < 1:
-        raise RuntimeError(
-            "backend 'cuda': no CUDA device is visible. The CUDA sources are "
-            "still available (kernel.sources['cuda']); run on a machine with a "
-            "GPU to execute them"
-        )
-    return cupy
+    from tinygrad_edu.tensor import cupy_with_device
+
+    return cupy_with_device("backend 'cuda'")
 
 
 class CudaExecutor:

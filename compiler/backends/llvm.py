@@ -45,6 +45,7 @@ from ..kernel import (
     Store,
     Var,
 )
+from ..runtime import NumpyExecutor, run_ops
 
 ELEM = {"float32": "float", "float64": "double", "int64": "i64", "int32": "i32", "bool": "i8"}
 CACHE_VERSION = "tinygrad_edu-llvm-1"
@@ -536,10 +537,9 @@ def _pool() -> ThreadPoolExecutor:
     return _POOL
 
 
-class LLVMExecutor:
-    """Runs each group as its JIT-compiled kernel, the parallel loop split across threads."""
-
-    xp = np
+class LLVMExecutor(NumpyExecutor):
+    """Runs each group as its JIT-compiled kernel, the parallel loop split across threads
+    (host arrays, like the numpy reference it falls back to)."""
 
     def __init__(self, kernels: list[Kernel]) -> None:
         self.target = _Target.get()
@@ -558,17 +558,7 @@ class LLVMExecutor:
             self.compiled[k.name] = (KernelFn(address), extent)
         self.workers = os.cpu_count() or 1
 
-    @staticmethod
-    def to_device(value: Any) -> Any:
-        return value
-
-    @staticmethod
-    def to_host(value: Any) -> Any:
-        return value
-
     def run_group(self, g: Any, group: Any, kernel: Kernel, env: dict[int, Any]) -> None:
-        from ..runtime import run_ops
-
         entry = self.compiled.get(kernel.name)
         if entry is None:
             run_ops(np, g, group.nodes, env)
