@@ -56,6 +56,7 @@ from __future__ import annotations
 import math
 import numbers
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -205,7 +206,7 @@ def _check_lr(owner: str, lr: Any) -> float:
 
 
 # -- optimizers --------------------------------------------------------------------------------
-class Optimizer:
+class Optimizer(ABC):
     """Base class: holds the parameters, the learning rate and per-parameter state.
 
     Subclasses implement `_update(state, w, g)` for one parameter (w = `p.data`, written in
@@ -271,11 +272,13 @@ class Optimizer:
             )
         return g.astype(p.data.dtype, copy=False)
 
+    @abstractmethod
     def _update(self, state: dict[str, Any], w: np.ndarray, g: np.ndarray) -> None:
-        raise NotImplementedError
+        """Apply the rule to one parameter array `w` in place, given its gradient `g`."""
 
+    @abstractmethod
     def _configure(self, **hyper: Any) -> None:
-        raise NotImplementedError
+        """Validate and set the rule's hyperparameters."""
 
     # -- saving and restoring ----------------------------------------------------------------
     def state_dict(self) -> dict[str, np.ndarray]:
@@ -461,26 +464,37 @@ class SGD(Optimizer):
         self.nesterov, self.dampening = nesterov, dampening
 
     def _update(self, state: dict[str, Any], w: np.ndarray, g: np.ndarray) -> None:
+        # In place, with at most one temporary the size of w (AlexNet has 61M parameters: every
+        # extra pass over memory shows). The caller's gradient is never written.
         lr, momentum = self.lr, self.momentum
+        scratch = None
         if self.weight_decay != 0:
-            g = g + self.weight_decay * w  # a new array: the caller's gradient stays untouched
+            scratch = np.multiply(w, self.weight_decay, out=np.empty_like(w))
+            scratch += g  # = g + wd * w, in PyTorch's order
+            g = scratch
         if momentum == 0:
-            w -= lr * g
+            step = np.multiply(g, lr, out=scratch) if scratch is not None else lr * g
+            w -= step
         elif self.rule == "alexnet":
             v = state.get("velocity")
             if v is None:
                 v = state["velocity"] = np.zeros_like(w)
             v *= momentum
-            v -= lr * g  # = momentum*v - wd*lr*w - lr*dL/dw
-            w += v
+            v -= np.multiply(g, lr, out=scratch) if scratch is not None else lr * g
+            w += v  # v = momentum*v - wd*lr*w - lr*dL/dw
         else:
             buf = state.get("momentum_buffer")
             if buf is None:
                 buf = state["momentum_buffer"] = np.array(g, copy=True)
             else:
                 buf *= momentum
-                buf += (1 - self.dampening) * g
-            w -= lr * (g + momentum * buf if self.nesterov else buf)
+                buf += (1 - self.dampening) * g if self.dampening else g
+            if self.nesterov:
+                direction = np.multiply(buf, momentum)
+                direction += g
+            else:
+                direction = buf
+            w -= np.multiply(direction, lr, out=scratch if scratch is not None else None)
 
 
 class Adam(Optimizer):
@@ -541,7 +555,7 @@ class Adam(Optimizer):
 
 
 # -- learning-rate schedulers ------------------------------------------------------------------
-class LRScheduler:
+class LRScheduler(ABC):
     """Base class: changes `optimizer.lr`; saves its own state as a flat dict of arrays.
 
     A scheduler's state dict holds the scheduler only; the optimizer's lr is restored by the
@@ -586,8 +600,9 @@ class LRScheduler:
         values = {name: _to_python(d[name]) for name in self._fields}
         self._restore(owner, values)
 
+    @abstractmethod
     def _restore(self, owner: str, values: dict[str, Any]) -> None:
-        raise NotImplementedError
+        """Set the scheduler's own fields from validated saved values."""
 
 
 class StepLR(LRScheduler):
