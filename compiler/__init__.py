@@ -59,7 +59,7 @@ def build(
     timed("verify", verify, graph)
     fusion = timed("fuse", fuse, graph)
     memory = timed("plan_memory", plan_memory, fusion)
-    kernels = timed("lower", lower, fusion)
+    kernels = timed("lower", lower, fusion, "cpu" if backend == "llvm" else "default")
     if backend == "cuda":  # rendering needs no GPU: sources are inspectable anywhere
         from .backends.cuda import render_module
 

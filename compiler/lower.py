@@ -111,7 +111,8 @@ def op_flops(g: Graph, nid: int) -> int:
 
 
 class _Lowerer:
-    def __init__(self, fusion: Fusion, group: Group, index: int) -> None:
+    def __init__(self, fusion: Fusion, group: Group, index: int, schedule: str = "default") -> None:
+        self.schedule = schedule
         self.g = fusion.graph
         self.fusion = fusion
         self.group = group
@@ -305,6 +306,9 @@ class _Lowerer:
         a_load = self.load(a, a_idx, shape[:-1] + (k_extent,))
         b_load = self.load(b, b_idx, shape[:-2] + (k_extent, shape[-1]))
         # (a folded transpose of b shows up here as swapped load indices)
+        contiguous_j = isinstance(b_load, Load) and b_load.index[-1] == Var("j")
+        if self.schedule == "cpu" and contiguous_j and shape[-1] > 1:
+            return self.matmul_rows(mm, names, shape, k_extent, a_load, b_load)
         body: list[Stmt] = [
             Let("acc", Const(0.0)),
             Loop(
@@ -316,10 +320,41 @@ class _Lowerer:
             Let(f"v{mm}", Var("acc")),
         ]
         body += self.epilogue(self.after(mm), idx) + self.stores([mm], idx)
-        loops = self.loops(names, shape, body)
-        if len(shape) == 2 and shape[0] >= 64 and shape[1] >= 64:
-            loops[0].tags.append("tile=64x64 (register-blocked micro-kernel)")
-        return loops
+        if self.schedule == "cpu" and len(shape) == 2:
+            # B is read along k (a transposed weight, as in linear layers): with j outside,
+            # each row of B is streamed once while the few rows of A stay in cache
+            return self.loops(["j", "i"], (shape[1], shape[0]), body)
+        return self.loops(names, shape, body)
+
+    def matmul_rows(
+        self,
+        mm: int,
+        names: list[str],
+        shape: tuple[int, ...],
+        k_extent: int,
+        a_load: Expr,
+        b_load: Expr,
+    ) -> list[Stmt]:
+        """CPU schedule (i, k, j): a row of C accumulates in a local buffer while j, the
+        innermost loop, walks B and C contiguously: one broadcast a[i][k] times a vector of B,
+        so the j loop vectorises with fused multiply-adds (no gathers)."""
+        j_extent = shape[-1]
+        row_j = (Var("j"),)
+        idx = tuple(Var(n) for n in names)
+        update = Store("row", row_j, Bin("+", Load("row", row_j), Bin("*", Var("aik"), b_load)))
+        epilogue = [Let(f"v{mm}", Load("row", row_j))]
+        epilogue += self.epilogue(self.after(mm), idx) + self.stores([mm], idx)
+        body: list[Stmt] = [
+            Local("row", (j_extent,)),
+            Loop("j", j_extent, [Store("row", row_j, Const(0.0))], ["vectorize(16)"]),
+            Loop(
+                "k",
+                k_extent,
+                [Let("aik", a_load), Loop("j", j_extent, [update], ["vectorize(16)"])],
+            ),
+            Loop("j", j_extent, epilogue, ["vectorize(16)"]),
+        ]
+        return self.loops(names[:-1], shape[:-1], body, vectorize=False)
 
     def conv_value(self, conv: int, n: Expr, oc: Expr, oh: Expr, ow: Expr) -> list[Stmt]:
         """Statements leaving conv2d's output element (n, oc, oh, ow) in register `acc`."""
@@ -358,8 +393,13 @@ class _Lowerer:
         shape = g.node(conv)["shape"]
         tail = self.after(conv)
         pools = [n for n in tail if OPS[g.node(n)["op"]].kind == "pool"]
+        cpu = self.schedule == "cpu"
         if not pools:
             idx = (Var("n"), Var("oc"), Var("oh"), Var("ow"))
+            if cpu:
+                finish = self.epilogue(tail, idx) + self.stores([conv], idx)
+                rows = self.conv_rows(conv, finish)
+                return self.loops(["oc", "n"], (shape[1], shape[0]), rows, vectorize=False)
             body = self.conv_value(conv, *idx)
             body += self.epilogue(tail, idx) + self.stores([conv], idx)
             return self.loops(["n", "oc", "oh", "ow"], shape, body)
@@ -372,6 +412,12 @@ class _Lowerer:
         ]
         last = f"v{pre[-1]}" if pre else f"v{conv}"
         fill.append(Store("tile", (Var("oh"), Var("ow")), Var(last)))
+        if cpu:
+            finish = [Let(f"v{n}", self.elementwise(n, tile_idx)) for n in pre]
+            finish.append(Store("tile", (Var("oh"), Var("ow")), Var(last)))
+            fill_loops = self.conv_rows(conv, finish)
+        else:
+            fill_loops = self.loops(["oh", "ow"], shape[2:], fill, parallel=False)
         pd = g.node(pool)["attrs"]
         pool_shape = g.node(pool)["shape"]
         is_max = g.node(pool)["op"] == "max_pool2d"
@@ -413,11 +459,77 @@ class _Lowerer:
         body: list[Stmt] = [
             Local("tile", shape[2:]),
             Comment("conv + epilogue into the on-chip tile: never written to memory"),
-            *self.loops(["oh", "ow"], shape[2:], fill, parallel=False),
+            *fill_loops,
             Comment(f"{g.node(pool)['op']} from the tile: the only store of this kernel"),
             *self.loops(["ph", "pw"], pool_shape[2:], pooled, parallel=False),
         ]
+        if cpu:
+            return self.loops(["oc", "n"], (shape[1], shape[0]), body, vectorize=False)
         return self.loops(["n", "oc"], shape[:2], body, vectorize=False)
+
+    def conv_rows(self, conv: int, finish: list[Stmt]) -> list[Stmt]:
+        """CPU schedule of conv2d for one (n, oc): per output row, a local row accumulates
+        x-row × w-tap products over (ic, kh, kw) with ow innermost (vectorisable: one broadcast
+        weight times a run of x), then `finish` runs per output element with v{conv} set.
+        Padding is handled by clamping the load index and masking the product, so the inner
+        loop has no branches."""
+        g = self.g
+        x, w = g.operands(conv)
+        attrs = g.node(conv)["attrs"]
+        (sh, sw), (ph, pw), (dh, dw) = attrs["stride"], attrs["padding"], attrs["dilation"]
+        groups = attrs["groups"]
+        out_c, cg, kh, kw = g.node(w)["shape"]
+        h, wd = g.node(x)["shape"][2:]
+        oh_n, ow_n = g.node(conv)["shape"][2:]
+        n, oc, oh, ow = Var("n"), Var("oc"), Var("oh"), Var("ow")
+        ih = add(mul(oh, sh), Const(-ph), mul(Var("kh"), dh))
+        chan = (
+            add(mul(Bin("/", oc, Const(out_c // groups)), cg), Var("ic"))
+            if groups > 1
+            else Var("ic")
+        )
+
+        def clamp(e: Expr, size: int) -> Expr:
+            return Bin("min", Bin("max", e, Const(0)), Const(size - 1))
+
+        # Rows: a tap row outside the input contributes 0 (mask the weight, clamp the row).
+        # Columns: for each kw the in-bounds range of ow is computed here, statically, so the
+        # inner loop reads x contiguously (stride 1) with no per-element test.
+        row_in = Bin("&&", Bin(">=", ih, Const(0)), Bin("<", ih, Const(h)))
+        row_idx = clamp(ih, h) if ph else ih
+        row = (ow,)
+        per_kw: list[Stmt] = []
+        for k in range(kw):
+            lo = max(0, -((k * dw - pw) // sw)) if k * dw < pw else 0
+            hi = min(ow_n, (wd - 1 + pw - k * dw) // sw + 1) if wd - 1 + pw - k * dw >= 0 else 0
+            if hi <= lo:
+                continue
+            col = add(mul(add(Var("owr"), Const(lo)), sw), Const(k * dw - pw))
+            x_val = Load(buffer_name(g, x), (n, chan, row_idx, col))
+            at = (add(Var("owr"), Const(lo)),)
+            update = Store("row", at, Bin("+", Load("row", at), Bin("*", x_val, Var("wv"))))
+            per_kw += [
+                Let(
+                    "wv",
+                    Bin(
+                        "*",
+                        Load(buffer_name(g, w), (oc, Var("ic"), Var("kh"), Const(k))),
+                        Var("rm"),
+                    )
+                    if ph
+                    else Load(buffer_name(g, w), (oc, Var("ic"), Var("kh"), Const(k))),
+                ),
+                Loop("owr", hi - lo, [update], ["vectorize(16)"]),
+            ]
+        head: list[Stmt] = [Let("rm", Select(row_in, Const(1.0), Const(0.0)))] if ph else []
+        taps = Loop("ic", cg, [Loop("kh", kh, [*head, *per_kw])])
+        per_row: list[Stmt] = [
+            Local("row", (ow_n,)),
+            Loop("ow", ow_n, [Store("row", row, Const(0.0))], ["vectorize(16)"]),
+            taps,
+            Loop("ow", ow_n, [Let(f"v{conv}", Load("row", row)), *finish]),
+        ]
+        return [Loop("oh", oh_n, per_row)]
 
     def pool(self, pool: int) -> list[Stmt]:
         g = self.g
@@ -744,12 +856,14 @@ def _transposed_window(g: Graph, node: int, idx: tuple[Expr, ...]) -> tuple[list
     return loops, Var("acc")
 
 
-def lower(fusion: Fusion) -> list[Kernel]:
-    """One Kernel per group, in execution order."""
+def lower(fusion: Fusion, schedule: str = "default") -> list[Kernel]:
+    """One Kernel per group, in execution order. `schedule` picks how loops are ordered where
+    targets differ: "default" (one output element per iteration: GPUs, the printer) or "cpu"
+    (matmul rows accumulated with a vectorisable innermost j loop)."""
     g = fusion.graph
     kernels = []
     for k, group in enumerate(fusion.groups):
-        low = _Lowerer(fusion, group, k)
+        low = _Lowerer(fusion, group, k, schedule)
         body = low.lower()
         ops = group.op_names(g)
         name = f"k{k}_" + "_".join(dict.fromkeys(ops))[:48]

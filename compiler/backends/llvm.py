@@ -62,6 +62,18 @@ def _fconst(value: float, ty: str) -> str:
     return "0x" + struct.pack(">d", float(value)).hex().upper()
 
 
+def _has_load(e: Expr) -> bool:
+    if isinstance(e, Load):
+        return True
+    if isinstance(e, Bin):
+        return _has_load(e.a) or _has_load(e.b)
+    if isinstance(e, Select):
+        return _has_load(e.cond) or _has_load(e.a) or _has_load(e.b)
+    if isinstance(e, Call):
+        return any(_has_load(a) for a in e.args)
+    return False
+
+
 class _Function:
     """Emits one kernel's LLVM IR text."""
 
@@ -244,7 +256,8 @@ class _Function:
             op = {"+": "fadd", "-": "fsub", "*": "fmul", "/": "fdiv"}.get(e.op)
             if op is None:
                 raise NotRenderableError(f"float {e.op}")
-            self.emit(f"{t} = {op} {ty} {a}, {b}")
+            # `contract` lets a*b + c become one fused multiply-add
+            self.emit(f"{t} = {op} contract {ty} {a}, {b}")
             return t
         op = {"+": "add", "-": "sub", "*": "mul", "/": "sdiv", "%": "srem"}.get(e.op)
         if op is None:
@@ -261,6 +274,12 @@ class _Function:
         return t
 
     def select(self, e: Select, ty: str) -> str:
+        if not (_has_load(e.a) or _has_load(e.b)):  # nothing to guard: a branch-free select
+            cond = self.value(e.cond, "i1")
+            a, b = self.value(e.a, ty), self.value(e.b, ty)
+            t = self.tmp()
+            self.emit(f"{t} = select i1 {cond}, {ty} {a}, {ty} {b}")
+            return t
         # real control flow: only the taken side runs (guarded loads stay in bounds)
         result = self.slot(f"sel{self.n}", ty)
         cond = self.value(e.cond, "i1")
