@@ -500,8 +500,7 @@ class _Lowerer:
         row = (ow,)
         per_kw: list[Stmt] = []
         for k in range(kw):
-            lo = max(0, -((k * dw - pw) // sw)) if k * dw < pw else 0
-            hi = min(ow_n, (wd - 1 + pw - k * dw) // sw + 1) if wd - 1 + pw - k * dw >= 0 else 0
+            lo, hi = _column_range(k, ow_n, wd, sw, pw, dw)
             if hi <= lo:
                 continue
             col = add(mul(add(Var("owr"), Const(lo)), sw), Const(k * dw - pw))
@@ -581,12 +580,151 @@ class _Lowerer:
         g = self.g
         d = g.node(node)
         shape = d["shape"]
+        if self.schedule == "cpu" and d["op"] == "conv2d_grad_weight":
+            return self.grad_weight_rows(node)
+        if (
+            self.schedule == "cpu"
+            and d["op"] == "conv2d_grad_input"
+            and d["attrs"]["stride"] == (1, 1)
+        ):
+            return self.grad_input_rows(node)
         names = [f"i{k}" for k in range(len(shape))]
         idx = tuple(Var(n) for n in names)
         pre, value = gather_value(g, node, idx)
         body = [*pre, Let(f"v{node}", value)]
         body += self.epilogue(self.after(node), idx) + self.stores([node], idx)
         return self.loops(names, shape, body)
+
+    def grad_weight_rows(self, node: int) -> list[Stmt]:
+        """CPU schedule of conv2d's weight gradient: for each (oc, ic, kh) and each static kw,
+        a dot product along output rows, the ow loop innermost over contiguous x and g."""
+        g = self.g
+        x, gout = g.operands(node)
+        attrs = g.node(node)["attrs"]
+        (sh, sw), (ph, pw), (dh, dw) = attrs["stride"], attrs["padding"], attrs["dilation"]
+        groups = attrs["groups"]
+        out_c, cg, kh_n, kw_n = g.node(node)["shape"]
+        n_n, _, oh_n, ow_n = g.node(gout)["shape"]
+        h, wd = g.node(x)["shape"][2:]
+        oc, ic, kh = Var("oc"), Var("ic"), Var("kh")
+        chan = add(mul(Bin("/", oc, Const(out_c // groups)), cg), ic) if groups > 1 else ic
+        ih = add(mul(Var("oh"), sh), Const(-ph), mul(kh, dh))
+        row_in = Bin("&&", Bin(">=", ih, Const(0)), Bin("<", ih, Const(h)))
+        row_idx = Bin("min", Bin("max", ih, Const(0)), Const(h - 1)) if ph else ih
+        per_kw: list[Stmt] = []
+        for k in range(kw_n):
+            lo, hi = _column_range(k, ow_n, wd, sw, pw, dw)
+            idx = (oc, ic, kh, Const(k))
+            if hi <= lo:
+                per_kw += [
+                    Let(f"v{node}", Const(0.0)),
+                    *self.epilogue(self.after(node), idx),
+                    *self.stores([node], idx),
+                ]
+                continue
+            ow = add(Var("owr"), Const(lo))
+            col = add(mul(ow, sw), Const(k * dw - pw))
+            prod = Bin(
+                "*",
+                Load(buffer_name(g, x), (Var("n"), chan, row_idx, col)),
+                Load(buffer_name(g, gout), (Var("n"), oc, Var("oh"), ow)),
+            )
+            # partial sums stay in a vector of columns across all (n, oh) rows; one horizontal
+            # sum at the end (a per-row reduction would pay it n * oh times)
+            at = (Var("owr"),)
+            scaled = Bin("*", prod, Var("rm")) if ph else prod
+            row_sum: list[Stmt] = [
+                *([Let("rm", Select(row_in, Const(1.0), Const(0.0)))] if ph else []),
+                Loop(
+                    "owr",
+                    hi - lo,
+                    [Store("cols", at, Bin("+", Load("cols", at), scaled))],
+                    ["vectorize(16)"],
+                ),
+            ]
+            per_kw += [
+                Loop("owr", hi - lo, [Store("cols", at, Const(0.0))]),
+                Loop("n", n_n, [Loop("oh", oh_n, row_sum)]),
+                Let("acc", Const(0.0)),
+                Loop("owr", hi - lo, [Accumulate("acc", "+", Load("cols", at))]),
+                Let(f"v{node}", Var("acc")),
+                *self.epilogue(self.after(node), idx),
+                *self.stores([node], idx),
+            ]
+        body: list[Stmt] = [Local("cols", (ow_n,)), *per_kw]
+        return self.loops(["oc", "ic", "kh"], (out_c, cg, kh_n), body, vectorize=False)
+
+    def grad_input_rows(self, node: int) -> list[Stmt]:
+        """CPU schedule of conv2d's input gradient (stride 1): each input row accumulates
+        g-row × weight-tap products with w innermost over contiguous g (a full correlation)."""
+        g = self.g
+        gout, wt = g.operands(node)
+        attrs = g.node(node)["attrs"]
+        (ph, pw), (dh, dw) = attrs["padding"], attrs["dilation"]
+        groups = attrs["groups"]
+        n_n, c_n, h_n, w_n = g.node(node)["shape"]
+        out_c, cg, kh_n, kw_n = g.node(wt)["shape"]
+        oh_n, ow_n = g.node(gout)["shape"][2:]
+        og = out_c // groups
+        n, c, hh = Var("n"), Var("c"), Var("h")
+        o_abs = add(mul(Bin("/", c, Const(cg)), og), Var("o")) if groups > 1 else Var("o")
+        oh = add(hh, Const(ph), mul(Var("kh"), -dh))
+        row_in = Bin("&&", Bin(">=", oh, Const(0)), Bin("<", oh, Const(oh_n)))
+        oh_idx = Bin("min", Bin("max", oh, Const(0)), Const(oh_n - 1))
+        c_in = Bin("%", c, Const(cg)) if groups > 1 else c
+        per_kw: list[Stmt] = [Let("rm", Select(row_in, Const(1.0), Const(0.0)))]
+        for k in range(kw_n):
+            lo = max(0, k * dw - pw)
+            hi = min(w_n, ow_n + k * dw - pw)
+            if hi <= lo:
+                continue
+            ww = add(Var("wr"), Const(lo))
+            at = (ww,)
+            term = Bin(
+                "*",
+                Load(buffer_name(g, gout), (n, o_abs, oh_idx, add(ww, Const(pw - k * dw)))),
+                Var("wv"),
+            )
+            per_kw += [
+                Let(
+                    "wv",
+                    Bin(
+                        "*", Load(buffer_name(g, wt), (o_abs, c_in, Var("kh"), Const(k))), Var("rm")
+                    ),
+                ),
+                Loop(
+                    "wr",
+                    hi - lo,
+                    [Store("row", at, Bin("+", Load("row", at), term))],
+                    ["vectorize(16)"],
+                ),
+            ]
+        idx = (n, c, hh, Var("w"))
+        per_row: list[Stmt] = [
+            Local("row", (w_n,)),
+            Loop("w", w_n, [Store("row", (Var("w"),), Const(0.0))], ["vectorize(16)"]),
+            Loop("o", og, [Loop("kh", kh_n, per_kw)]),
+            Loop(
+                "w",
+                w_n,
+                [
+                    Let(f"v{node}", Load("row", (Var("w"),))),
+                    *self.epilogue(self.after(node), idx),
+                    *self.stores([node], idx),
+                ],
+            ),
+        ]
+        return self.loops(["n", "c", "h"], (n_n, c_n, h_n), per_row, vectorize=False)
+
+
+def _column_range(
+    k: int, out_n: int, in_n: int, stride: int, pad: int, dil: int
+) -> tuple[int, int]:
+    """Output columns [lo, hi) whose tap k reads inside the input: 0 <= o*s - p + k*d < n."""
+    lo = -((k * dil - pad) // stride) if k * dil < pad else 0
+    top = in_n - 1 + pad - k * dil
+    hi = min(out_n, top // stride + 1) if top >= 0 else 0
+    return max(0, lo), hi
 
 
 def _map_stmts(stmts: list[Stmt], fn: Any) -> list[Stmt]:

@@ -1,4 +1,5 @@
-"""simplify: dead-code elimination, constant folding, and removal of no-op movement ops."""
+"""simplify: dead-code elimination, constant folding, removal of no-op movement ops, and two
+algebraic rewrites: permute(permute(x)) = one permute, and permute(A @ B) = B^T @ A^T."""
 
 from __future__ import annotations
 
@@ -28,6 +29,19 @@ def _is_noop(g: Graph, nid: int) -> bool:
     return False
 
 
+def _permute(g: Graph, src: int, dims: tuple[int, ...]) -> int:
+    """permute(src, dims), composing with a permute that produced src; identity is src."""
+    if g.node(src)["op"] == "permute":
+        inner = tuple(g.node(src)["attrs"]["dims"])
+        dims = tuple(inner[d] for d in dims)
+        src = g.operands(src)[0]
+    if dims == tuple(range(len(dims))):
+        return src
+    d = g.node(src)
+    shape = tuple(d["shape"][k] for k in dims)
+    return g.add("permute", [src], {"dims": dims}, shape, d["dtype"])
+
+
 def simplify(g: Graph) -> Graph:
     """A new graph computing the same outputs with fewer nodes."""
     live = set(g.outputs)
@@ -51,6 +65,27 @@ def simplify(g: Graph) -> Graph:
         op, attrs = d["op"], d["attrs"]
         if op == "reshape" and new.node(operands[0])["op"] == "reshape":
             operands = new.operands(operands[0])  # reshape(reshape(x)) = reshape(x)
+        if op == "permute":
+            src = g.operands(nid)[0]
+            if (
+                g.node(src)["op"] == "matmul"
+                and len(g.node(src)["shape"]) == 2
+                and g.consumers(src) == [nid]
+                and src not in g.outputs
+            ):
+                # (A B)^T = B^T A^T: the product comes out in the layout its reader wants
+                # (weight gradients of linear layers), and the transposes fold into loads
+                a, b = new.operands(operands[0])
+                remap[nid] = new.add(
+                    "matmul",
+                    [_permute(new, b, (1, 0)), _permute(new, a, (1, 0))],
+                    {},
+                    d["shape"],
+                    d["dtype"],
+                )
+                continue
+            remap[nid] = _permute(new, operands[0], tuple(attrs["dims"]))
+            continue
         size = int(np.prod(d["shape"]))
         if (
             op not in NOT_FOLDABLE
