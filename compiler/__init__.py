@@ -31,21 +31,31 @@ from .runtime import CompiledFunction, debug_level
 BACKENDS = ("numpy", "llvm", "cuda")
 
 
-def _check_backend(backend: str) -> None:
+def default_backend() -> str:
+    """The backend used when none is named: "numpy", the reference, whose conv and matmul
+    kernels run on BLAS and are today faster than the LLVM backend's generated loops (see the
+    README's LLVM status); `backend="llvm"` is there to be chosen, studied and improved."""
+    return "numpy"
+
+
+def _check_backend(backend: str | None) -> str:
+    backend = default_backend() if backend is None else backend
     if backend not in BACKENDS:
         raise ValueError(
             f"compile: unknown backend {backend!r}; available: {BACKENDS}. Fix: use backend='numpy'"
         )
+    return backend
 
 
 def build(
     traced: Graph,
-    backend: str = "numpy",
+    backend: str | None = None,
     bindings: dict[str, Callable[[], np.ndarray]] | None = None,
     pass_seconds: dict[str, float] | None = None,
 ) -> CompiledFunction:
-    """Run the passes on a traced graph and return the compiled function."""
-    _check_backend(backend)
+    """Run the passes on a traced graph and return the compiled function (backend None:
+    `default_backend()`)."""
+    backend = _check_backend(backend)
     seconds = dict(pass_seconds or {})
 
     def timed(name: str, fn: Callable[..., Any], *args: Any) -> Any:
@@ -97,7 +107,7 @@ def _param_bindings(model: Any) -> dict[str, Callable[[], np.ndarray]]:
 def compile(
     model: Callable[..., Any],
     *examples: Any,  # noqa: A001 (the natural name)
-    backend: str = "numpy",
+    backend: str | None = None,
 ) -> CompiledFunction:
     """Compile `model(*examples)` for inference. Parameters are read live at each call, so
     training the model eagerly and calling the compiled function agree."""
@@ -159,10 +169,11 @@ def compile_train_step(
     optimizer: optim.SGD,
     example_x: Any,
     example_y: Any,
-    backend: str = "numpy",
+    backend: str | None = None,
 ) -> TrainStep:
-    """Compile one training step of `loss_fn(model(x), y)` with `optimizer`'s SGD rule."""
-    _check_backend(backend)
+    """Compile one training step of `loss_fn(model(x), y)` with `optimizer`'s SGD rule
+    (backend None: `default_backend()`)."""
+    backend = _check_backend(backend)
     spec = _sgd_spec(optimizer)
     t0 = time.perf_counter()
     forward = trace(
@@ -190,5 +201,6 @@ def compile_train_step(
 
 __all__ = [
     "CompiledFunction", "Graph", "Kernel", "TrainStep", "autodiff", "build", "compile",
-    "compile_train_step", "fuse", "lower", "plan_memory", "simplify", "trace", "verify",
+    "compile_train_step",
+    "default_backend", "fuse", "lower", "plan_memory", "simplify", "trace", "verify",
 ]  # fmt: skip

@@ -27,7 +27,13 @@ MODELS = {
 
 
 def inspect_model(
-    name: str, train: bool, backend: str, batch: int, report: str | None, verbose: bool, run: bool
+    name: str,
+    train: bool,
+    backend: str | None,
+    batch: int,
+    report: str | None,
+    verbose: bool,
+    run: bool,
 ) -> compiler.CompiledFunction:
     make, shape, classes = MODELS[name]
     manual_seed(0)
@@ -49,7 +55,7 @@ def inspect_model(
         if run:
             compiled(x)
     what = "training step" if train else "inference"
-    print(f"== {name} {what}, batch {batch}, backend {backend}")
+    print(f"== {name} {what}, batch {batch}, backend {compiled.backend}")
     print(compiled.summary())
     if run:
         print(compiled.timing_table())
@@ -68,7 +74,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     ins = sub.add_parser("inspect", help="compile a model and show what the compiler did")
     ins.add_argument("model", choices=sorted(MODELS))
     ins.add_argument("--train", action="store_true", help="compile the whole training step")
-    ins.add_argument("--backend", default="numpy", choices=compiler.BACKENDS)
+    ins.add_argument(
+        "--backend",
+        default=None,
+        choices=compiler.BACKENDS,
+        help="default: llvm where llvmlite is installed, else numpy",
+    )
     ins.add_argument("--batch", type=int, default=2)
     ins.add_argument("--report", help="write a self-contained HTML report here")
     ins.add_argument("--no-run", action="store_true", help="compile only; do not time a call")

@@ -212,7 +212,7 @@ def train(
     resume: bool = False,
     log: Callable[[str], None] = print,
     compiled: bool = False,
-    backend: str = "numpy",
+    backend: str | None = None,
 ) -> dict[str, list[float]]:
     """Train `config.model` on digits; return the per-epoch history.
 
@@ -335,8 +335,9 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Config, str, bool, bool, str
     p.add_argument(
         "--backend",
         choices=compiler.BACKENDS,
-        default="numpy",
-        help="backend for --compiled: numpy (reference), llvm (JIT for this CPU), cuda",
+        default=None,
+        help="backend for --compiled: numpy (the reference; the default), llvm (JIT for this "
+        "CPU), cuda",
     )
     args = p.parse_args(argv)
     overrides = {
@@ -350,7 +351,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Config, str, bool, bool, str
             p.error(f"--{name.replace('_', '-')} must be >= 1")
     if config.lr <= 0:
         p.error("--lr must be > 0")
-    if args.backend != "numpy" and not args.compiled:
+    if args.backend is not None and not args.compiled:
         p.error("--backend applies to --compiled runs; add --compiled")
     out = args.out or os.path.join("runs", args.model)
     return config, out, args.resume, args.compiled, args.backend
