@@ -89,3 +89,50 @@ def test_kernel_ir_of_a_conv_net_training_step_matches_the_reference():
 def test_kernel_ir_of_the_mlp_matches_the_reference():
     x = np.random.default_rng(0).standard_normal((3, 8)).astype(np.float32)
     assert check_kernels(compiler.compile(MLP([8, 5, 4]), x), x) == 4
+
+
+# Regression cases the interpreter caught while the lowering was written (kept as fixed tests).
+def _regression_programs():
+    from compiler.testing import Program, Step
+
+    return {
+        # a reduction whose elementwise prologue is also read by another kernel: it must store it
+        "prologue_store": Program(
+            (1, 2, 4, 4), [Step("relu", (0,)), Step("relu", (1,)), Step("relu", (1,))], 0
+        ),
+        # a conv whose pooling epilogue is padded: the tile must be read with bounds checks
+        "padded_pool_tile": Program(
+            (1, 2, 4, 4),
+            [
+                Step("conv2d", (0,), (1, (1, 1), (1, 1), (0, 0), (1, 1), 1)),
+                Step("max_pool2d", (1,), ((1, 2), (1, 1), (0, 1))),
+            ],
+            0,
+        ),
+        # an anchor reading through a folded view (fold2d of a reshape in avg-pool backward)
+        "view_into_anchor": Program(
+            (1, 2, 4, 4),
+            [Step("scale", (0,)), Step("avg_pool2d", (1,), ((1, 1), (1, 1), (0, 0)))],
+            0,
+        ),
+    }
+
+
+def test_kernel_ir_regressions():
+    for name, program in _regression_programs().items():
+        x = np.random.default_rng(0).standard_normal(program.x_shape).astype(np.float32)
+        compiled = compiler.compile(program, x)
+        assert check_kernels(compiled, x) == 2 * len(compiled.kernels), name
+
+        def loss(t, program=program):
+            outs = program(t)
+            total = outs[0].sum()
+            for o in outs[1:]:
+                total = total + (o * o).mean()
+            return total
+
+        grads = compiler.build(
+            autodiff(trace(loss, x, module=program), sgd=None),
+            bindings={n: (lambda p=p: p.data) for n, p in program.named_parameters()},
+        )
+        check_kernels(grads, x)
