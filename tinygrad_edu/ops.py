@@ -761,9 +761,10 @@ def _max_pool_vjp(
     n, c, oh, ow = out.shape
     kh, kw = kernel
     win = x.detach().unfold2d(kernel, stride, padding, dilation, pad_value=-np.inf)
-    first = win.reshape((n, c, kh * kw, oh, ow)).argmax(axis=2)
-    pick = first.one_hot(kh * kw, dtype=g.dtype.name).permute(0, 1, 4, 2, 3)
-    cols = g.reshape((n, c, 1, 1, oh, ow)) * pick.reshape((n, c, kh, kw, oh, ow))
+    first = win.reshape((n, c, kh * kw, oh, ow)).argmax(axis=2, keepdim=True)
+    taps = type(g)._make(np.arange(kh * kw).reshape(1, 1, kh * kw, 1, 1))
+    pick = (first == taps).reshape((n, c, kh, kw, oh, ow))  # one-hot, already window-major
+    cols = g.reshape((n, c, 1, 1, oh, ow)) * pick
     return (cols.fold2d(x.shape, stride, padding, dilation),)
 
 
