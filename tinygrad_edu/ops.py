@@ -65,6 +65,9 @@ def _same_shape(x: Shape, **_: Any) -> Shape:
 
 def _broadcast_rule(name: str) -> Callable[..., Shape]:
     def rule(*shapes: Shape, **_: Any) -> Shape:
+        first = shapes[0]
+        if all(s == first for s in shapes):  # the common case, without numpy's overhead
+            return tuple(first)
         try:
             return tuple(np.broadcast_shapes(*shapes))
         except ValueError:

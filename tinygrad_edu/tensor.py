@@ -372,6 +372,8 @@ class Tensor(Node):
         """A constant operand as a tensor whose dtype does not change `self`'s dtype."""
         if isinstance(other, Tensor):
             return other
+        if type(other) in (float, int) and self.dtype.kind == "f" and not tracing():
+            return Tensor._make(np.array(other, dtype=self.dtype))  # fast path: a number
         arr = np.asarray(other)
         if arr.dtype.kind == "f" or (arr.dtype.kind in "iub" and self.dtype.kind == "f"):
             dtype = self.dtype if self.dtype.kind == "f" else DEFAULT_FLOAT
