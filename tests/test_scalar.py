@@ -66,7 +66,7 @@ EXPRESSIONS = [
     lambda x, y: (x - y) / (y * y + 1.0) + (x * 0.5).exp(),
     lambda x, y: ((x * x + 1.0).log() * y.relu() - x.leaky_relu(0.2)) ** 2,
     lambda x, y: (x.abs() + 1.0).sqrt() - 2.0 / (1.0 + y * y) + (-x).exp(),
-    lambda x, y: x ** (y.sigmoid() + 1.0) if False else (x * x + 0.1) ** (y.sigmoid() + 1.0),
+    lambda x, y: (x * x + 0.1) ** (y.sigmoid() + 1.0),
 ]
 
 

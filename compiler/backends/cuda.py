@@ -265,13 +265,10 @@ def _render_matmul(kernel: Kernel, sig: str) -> tuple[str, LaunchConfig]:
     a_load, b_load = mac.value.a, mac.value.b
     batch, (li, lj) = loops[:-2], loops[-2:]
     ctype = _acc_type(kernel)
-    row_printer = _Printer(kernel, {"i": "row", "k": "(kt + threadIdx.x)", "j": "col"})
-    col_printer = _Printer(kernel, {"i": "row", "k": "(kt + threadIdx.y)", "j": "col"})
     # tile loads: thread (ty, tx) loads A(row = tile_i + ty, k = kt + tx) and
     # B(k = kt + ty, col = tile_j + tx)
     a_printer = _Printer(kernel, {"i": "arow", "k": "(kt + threadIdx.x)"})
     b_printer = _Printer(kernel, {"k": "(kt + threadIdx.y)", "j": "bcol"})
-    del row_printer, col_printer
     lines = [
         f'extern "C" __global__ void {kernel.name}({sig}) {{',
         f"  __shared__ {ctype} As[{TILE}][{TILE + 1}];",
