@@ -367,11 +367,7 @@ class _Lowerer:
         h, wd = g.node(x)["shape"][2:]
         ih = add(mul(oh, sh), Const(-ph) if ph else Const(0), mul(Var("kh"), dh))
         iw = add(mul(ow, sw), Const(-pw) if pw else Const(0), mul(Var("kw"), dw))
-        chan = (
-            add(mul(Bin("/", oc, Const(out_c // groups)), cg), Var("ic"))
-            if groups > 1
-            else Var("ic")
-        )
+        chan = _input_channel(oc, out_c, groups, cg, Var("ic"))
         x_load: Expr = Load(buffer_name(g, x), (n, chan, ih, iw))
         if ph or pw:
             inside = Bin(
@@ -471,8 +467,8 @@ class _Lowerer:
         """CPU schedule of conv2d for one (n, oc): per output row, a local row accumulates
         x-row × w-tap products over (ic, kh, kw) with ow innermost (vectorisable: one broadcast
         weight times a run of x), then `finish` runs per output element with v{conv} set.
-        Padding is handled by clamping the load index and masking the product, so the inner
-        loop has no branches."""
+        Padding: out-of-range tap rows are masked (weight times 0, row index clamped) and each
+        tap's in-bounds column range is computed here, so the inner loop has no branches."""
         g = self.g
         x, w = g.operands(conv)
         attrs = g.node(conv)["attrs"]
@@ -483,11 +479,7 @@ class _Lowerer:
         oh_n, ow_n = g.node(conv)["shape"][2:]
         n, oc, oh, ow = Var("n"), Var("oc"), Var("oh"), Var("ow")
         ih = add(mul(oh, sh), Const(-ph), mul(Var("kh"), dh))
-        chan = (
-            add(mul(Bin("/", oc, Const(out_c // groups)), cg), Var("ic"))
-            if groups > 1
-            else Var("ic")
-        )
+        chan = _input_channel(oc, out_c, groups, cg, Var("ic"))
 
         def clamp(e: Expr, size: int) -> Expr:
             return Bin("min", Bin("max", e, Const(0)), Const(size - 1))
@@ -607,7 +599,7 @@ class _Lowerer:
         n_n, _, oh_n, ow_n = g.node(gout)["shape"]
         h, wd = g.node(x)["shape"][2:]
         oc, ic, kh = Var("oc"), Var("ic"), Var("kh")
-        chan = add(mul(Bin("/", oc, Const(out_c // groups)), cg), ic) if groups > 1 else ic
+        chan = _input_channel(oc, out_c, groups, cg, ic)
         ih = add(mul(Var("oh"), sh), Const(-ph), mul(kh, dh))
         row_in = Bin("&&", Bin(">=", ih, Const(0)), Bin("<", ih, Const(h)))
         row_idx = Bin("min", Bin("max", ih, Const(0)), Const(h - 1)) if ph else ih
@@ -725,6 +717,13 @@ def _column_range(
     top = in_n - 1 + pad - k * dil
     hi = min(out_n, top // stride + 1) if top >= 0 else 0
     return max(0, lo), hi
+
+
+def _input_channel(oc: Expr, out_c: int, groups: int, cg: int, ic: Expr) -> Expr:
+    """The input channel that output channel `oc`'s tap `ic` reads (grouped convolution)."""
+    if groups == 1:
+        return ic
+    return add(mul(Bin("/", oc, Const(out_c // groups)), cg), ic)
 
 
 def _map_stmts(stmts: list[Stmt], fn: Any) -> list[Stmt]:
