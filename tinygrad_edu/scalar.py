@@ -7,6 +7,7 @@ node by node from those same VJPs.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,6 +15,7 @@ import numpy as np
 
 from . import ops
 from .autograd import Node, no_grad
+from .errors import op_error
 from .ops import Op
 
 Number = int | float
@@ -47,8 +49,20 @@ class Value(Node):
     def _forward(
         cls, op: Op, inputs: Sequence[Node], attrs: dict[str, Any], shape: tuple[int, ...]
     ) -> Value:
-        with np.errstate(all="ignore"):
-            result = op.forward(np, *(i.data for i in inputs), **attrs)
+        values = [i.data for i in inputs]
+        try:
+            with np.errstate(all="ignore"):
+                result = float(op.forward(np, *(np.float64(v) for v in values), **attrs))
+        except ZeroDivisionError:
+            result = math.nan
+        if math.isnan(result) and not any(math.isnan(v) for v in values):
+            raise op_error(
+                op.name,
+                "the result is not a number",
+                values,
+                "keep inputs in the op's domain (no log/sqrt of negatives, 0/0, "
+                "0**negative, inf - inf)",
+            )
         return cls(result, requires_grad=False)
 
     def _seed_grad(self) -> Value:
