@@ -92,3 +92,11 @@ def test_value_and_tensor_agree_on_values_and_gradients(expr, x, y):
 def test_value_rejects_non_numbers_with_a_clear_message():
     with pytest.raises(TypeError, match="Value holds one float"):
         Value([1.0, 2.0])
+
+
+def test_value_nan_results_raise_naming_the_op_but_infinities_pass():
+    assert (Value(1.0) / Value(0.0)).data == math.inf
+    with pytest.raises(ValueError, match="log: the result is not a number"):
+        Value(-1.0).log()
+    with pytest.raises(ValueError, match="div: the result is not a number"):
+        Value(0.0) / Value(0.0)
