@@ -307,6 +307,9 @@ class _Lowerer:
         b_load = self.load(b, b_idx, shape[:-2] + (k_extent, shape[-1]))
         # (a folded transpose of b shows up here as swapped load indices)
         contiguous_j = isinstance(b_load, Load) and b_load.index[-1] == Var("j")
+        if (self.schedule == "cpu" and contiguous_j and len(shape) == 2
+                and shape[0] % BLOCK_I == 0 and shape[1] % BLOCK_J == 0):
+            return self.matmul_blocked(mm, shape, k_extent, a_load, b_load)
         if self.schedule == "cpu" and contiguous_j and shape[-1] > 1:
             return self.matmul_rows(mm, names, shape, k_extent, a_load, b_load)
         body: list[Stmt] = [
@@ -325,6 +328,36 @@ class _Lowerer:
             # each row of B is streamed once while the few rows of A stay in cache
             return self.loops(["j", "i"], (shape[1], shape[0]), body)
         return self.loops(names, shape, body)
+
+    def matmul_blocked(self, mm: int, shape: tuple[int, ...], k_extent: int, a_load: Expr,
+                       b_load: Expr) -> list[Stmt]:
+        """CPU schedule: a BLOCK_I x BLOCK_J tile of C accumulates over all of k before it is
+        stored (a register-blocked micro-kernel once LLVM keeps the tile in vector registers):
+        per k, BLOCK_I broadcasts of A times BLOCK_J/16 vectors of B."""
+        ii = add(mul(Var("i0"), BLOCK_I), Var("ii"))
+        jj = add(mul(Var("j0"), BLOCK_J), Var("jj"))
+        tile = (Var("ii"), Var("jj"))
+
+        def sub(e: Expr) -> Expr:  # i -> i0*BI + ii, j -> j0*BJ + jj
+            return _substitute(e, {"i": ii, "j": jj})
+
+        update = Store("acc_tile", tile, Bin("+", Load("acc_tile", tile),
+                                             Bin("*", Var("aik"), sub(b_load))))
+        epilogue: list[Stmt] = [Let(f"v{mm}", Load("acc_tile", tile))]
+        epilogue += [_map_one(s, sub) for s in
+                     self.epilogue(self.after(mm), (Var("i"), Var("j")))
+                     + self.stores([mm], (Var("i"), Var("j")))]
+        body: list[Stmt] = [
+            Local("acc_tile", (BLOCK_I, BLOCK_J)),
+            Loop("ii", BLOCK_I, [Loop("jj", BLOCK_J, [Store("acc_tile", tile, Const(0.0))],
+                                      ["vectorize(16)"])], ["unroll"]),
+            Loop("k", k_extent, [Loop("ii", BLOCK_I, [
+                Let("aik", sub(a_load)),
+                Loop("jj", BLOCK_J, [update], ["vectorize(16)"])], ["unroll"])]),
+            Loop("ii", BLOCK_I, [Loop("jj", BLOCK_J, epilogue, ["vectorize(16)"])]),
+        ]
+        return self.loops(["i0", "j0"], (shape[0] // BLOCK_I, shape[1] // BLOCK_J), body,
+                          vectorize=False)
 
     def matmul_rows(
         self,
@@ -717,6 +750,28 @@ def _column_range(
     top = in_n - 1 + pad - k * dil
     hi = min(out_n, top // stride + 1) if top >= 0 else 0
     return max(0, lo), hi
+
+
+BLOCK_I, BLOCK_J = 4, 64  # the CPU matmul tile: 4 rows x 4 zmm registers of C
+
+
+def _substitute(e: Expr, env: dict[str, Expr]) -> Expr:
+    """Replace variables in an expression."""
+    if isinstance(e, Var):
+        return env.get(e.name, e)
+    if isinstance(e, Load):
+        return Load(e.buffer, tuple(_substitute(i, env) for i in e.index))
+    if isinstance(e, Bin):
+        return Bin(e.op, _substitute(e.a, env), _substitute(e.b, env))
+    if isinstance(e, Select):
+        return Select(_substitute(e.cond, env), _substitute(e.a, env), _substitute(e.b, env))
+    if isinstance(e, Call):
+        return Call(e.fn, tuple(_substitute(a, env) for a in e.args))
+    return e
+
+
+def _map_one(s: Stmt, fn: Any) -> Stmt:
+    return _map_stmts([s], fn)[0]
 
 
 def _input_channel(oc: Expr, out_c: int, groups: int, cg: int, ic: Expr) -> Expr:

@@ -136,3 +136,12 @@ def test_kernel_ir_regressions():
             bindings={n: (lambda p=p: p.data) for n, p in program.named_parameters()},
         )
         check_kernels(grads, x)
+
+
+def test_blocked_matmul_schedule_matches_the_reference():
+    r = np.random.default_rng(0)
+    a, b = r.standard_normal((8, 5)).astype(np.float32), r.standard_normal((5, 128))
+    c = r.standard_normal(128).astype(np.float32)
+    compiled = compiler.compile(lambda a, b, c: (a @ b + c).relu(), a, b.astype(np.float32), c)
+    assert "acc_tile" in lower(compiled.fusion, "cpu")[0].pseudo_c()  # the 4x64 tile is used
+    assert check_kernels(compiled, a, b.astype(np.float32), c) == 2

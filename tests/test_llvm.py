@@ -118,3 +118,12 @@ def test_llvm_kernels_use_512_bit_vectors_and_no_gathers(tmp_path, monkeypatch):
         assert "zmm" in kernel.asm  # AVX-512 on this host (znver4)
     for kernel in (mm.kernels[0], conv.kernels[0]):
         assert "gather" not in kernel.asm and "scatter" not in kernel.asm
+
+
+def test_llvm_blocked_gemm_matches_numpy_and_uses_fma():
+    r = np.random.default_rng(0)
+    a = r.standard_normal((64, 96)).astype(np.float32)
+    b = r.standard_normal((96, 192)).astype(np.float32)
+    compiled = compiler.compile(lambda x, y: (x @ y).relu(), a, b, backend="llvm")
+    np.testing.assert_allclose(compiled(a, b), np.maximum(a @ b, 0), rtol=1e-4, atol=1e-4)
+    assert "acc_tile" in compiled.kernels[0].pseudo_c()
