@@ -53,7 +53,6 @@ is multi-threaded, and the passes are single-threaded Python that another busy p
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -67,6 +66,8 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
+from common import log, median_seconds, print_result, ratio  # noqa: E402
+from common import rounded as _rounded  # noqa: E402
 
 import compiler  # noqa: E402
 from compiler import CompiledFunction  # noqa: E402
@@ -91,18 +92,8 @@ TARGET_S = 1.0  # the issue's budget for all passes of the paper AlexNet trainin
 SEED = 0
 
 
-def log(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
-
-
 def rounded(value: float | None, digits: int = 4) -> float | None:
-    return None if value is None else round(value, digits)
-
-
-def ratio(ours: float | None, theirs: float | None) -> float | None:
-    if ours is None or theirs is None or theirs == 0:
-        return None
-    return round(ours / theirs, 3)
+    return _rounded(value, digits)
 
 
 @dataclass
@@ -204,18 +195,6 @@ def bench_compile(
     }, same
 
 
-def median_seconds(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> float:
-    """Median wall time of `repeats` calls of `fn`, after `warmup` untimed calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def bench_run(model: nn.Module, x: np.ndarray, repeats: int) -> dict[str, Any]:
     """Compiled forward vs eager forward of the same eval-mode model on the same input."""
     model.eval()
@@ -313,12 +292,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    start = time.perf_counter()
-    result = run(args)
-    result["total_wall_s"] = round(time.perf_counter() - start, 2)
-    log(f"done in {result['total_wall_s']} s")
-    print(json.dumps(result))
+    print_result(run, parse_args(argv))
 
 
 if __name__ == "__main__":

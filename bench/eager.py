@@ -44,19 +44,16 @@ Keys for a batch size that was not run (N=1 under `--quick`) are null, so the sc
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
+from common import log, median_seconds, print_result, ratio, rounded  # noqa: E402
 
 from tinygrad_edu import Tensor, no_grad  # noqa: E402
 
@@ -70,32 +67,6 @@ CONV_OUT_HW = 55  # (227 - 11) / 4 + 1
 MLP_SIZES: tuple[int, ...] = (64, 128, 64, 10)
 MLP_SAMPLES, MLP_BATCH, MLP_LR = 1437, 32, 0.1
 SEED = 0
-
-
-def log(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
-
-
-def median_seconds(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> float:
-    """Median wall time of `repeats` calls of `fn`, after `warmup` untimed calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def ratio(ours: float | None, theirs: float | None) -> float | None:
-    if ours is None or theirs is None or theirs == 0:
-        return None
-    return round(ours / theirs, 3)
-
-
-def rounded(value: float | None, digits: int = 3) -> float | None:
-    return None if value is None else round(value, digits)
 
 
 def conv_flops(n: int) -> int:
@@ -342,12 +313,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    start = time.perf_counter()
-    result = run(args)
-    result["total_wall_s"] = round(time.perf_counter() - start, 2)
-    log(f"done in {result['total_wall_s']} s")
-    print(json.dumps(result))
+    print_result(run, parse_args(argv))
 
 
 if __name__ == "__main__":

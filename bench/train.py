@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import platform
 import statistics
@@ -63,6 +62,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
+from common import log, print_result, ratio, rounded  # noqa: E402
 
 from models.alexnet import PAPER_LRN, AlexNet  # noqa: E402
 from models.train import CONFIGS, Config, build_model, prepare_digits  # noqa: E402
@@ -84,10 +84,6 @@ SEED = 0
 Step = Callable[[], float]  # one training step; returns the loss
 
 
-def log(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
-
-
 def timed(fn: Callable[[], Any], repeats: int, warmup: int) -> list[float]:
     """Wall times of `repeats` calls of `fn`, after `warmup` untimed calls."""
     for _ in range(warmup):
@@ -98,16 +94,6 @@ def timed(fn: Callable[[], Any], repeats: int, warmup: int) -> list[float]:
         fn()
         times.append(time.perf_counter() - start)
     return times
-
-
-def ratio(ours: float | None, theirs: float | None) -> float | None:
-    if ours is None or theirs is None or theirs == 0:
-        return None
-    return round(ours / theirs, 3)
-
-
-def rounded(value: float | None, digits: int = 3) -> float | None:
-    return None if value is None else round(value, digits)
 
 
 def release() -> None:
@@ -452,12 +438,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    start = time.perf_counter()
-    result = run(args)
-    result["total_wall_s"] = round(time.perf_counter() - start, 2)
-    log(f"done in {result['total_wall_s']} s")
-    print(json.dumps(result))
+    print_result(run, parse_args(argv))
 
 
 if __name__ == "__main__":
