@@ -307,8 +307,13 @@ class _Lowerer:
         b_load = self.load(b, b_idx, shape[:-2] + (k_extent, shape[-1]))
         # (a folded transpose of b shows up here as swapped load indices)
         contiguous_j = isinstance(b_load, Load) and b_load.index[-1] == Var("j")
-        if (self.schedule == "cpu" and contiguous_j and len(shape) == 2
-                and shape[0] % BLOCK_I == 0 and shape[1] % BLOCK_J == 0):
+        if (
+            self.schedule == "cpu"
+            and contiguous_j
+            and len(shape) == 2
+            and shape[0] % BLOCK_I == 0
+            and shape[1] % BLOCK_J == 0
+        ):
             return self.matmul_blocked(mm, shape, k_extent, a_load, b_load)
         if self.schedule == "cpu" and contiguous_j and shape[-1] > 1:
             return self.matmul_rows(mm, names, shape, k_extent, a_load, b_load)
@@ -329,8 +334,9 @@ class _Lowerer:
             return self.loops(["j", "i"], (shape[1], shape[0]), body)
         return self.loops(names, shape, body)
 
-    def matmul_blocked(self, mm: int, shape: tuple[int, ...], k_extent: int, a_load: Expr,
-                       b_load: Expr) -> list[Stmt]:
+    def matmul_blocked(
+        self, mm: int, shape: tuple[int, ...], k_extent: int, a_load: Expr, b_load: Expr
+    ) -> list[Stmt]:
         """CPU schedule: a BLOCK_I x BLOCK_J tile of C accumulates over all of k before it is
         stored (a register-blocked micro-kernel once LLVM keeps the tile in vector registers):
         per k, BLOCK_I broadcasts of A times BLOCK_J/16 vectors of B."""
@@ -341,23 +347,40 @@ class _Lowerer:
         def sub(e: Expr) -> Expr:  # i -> i0*BI + ii, j -> j0*BJ + jj
             return _substitute(e, {"i": ii, "j": jj})
 
-        update = Store("acc_tile", tile, Bin("+", Load("acc_tile", tile),
-                                             Bin("*", Var("aik"), sub(b_load))))
+        update = Store(
+            "acc_tile", tile, Bin("+", Load("acc_tile", tile), Bin("*", Var("aik"), sub(b_load)))
+        )
         epilogue: list[Stmt] = [Let(f"v{mm}", Load("acc_tile", tile))]
-        epilogue += [_map_one(s, sub) for s in
-                     self.epilogue(self.after(mm), (Var("i"), Var("j")))
-                     + self.stores([mm], (Var("i"), Var("j")))]
+        epilogue += [
+            _map_one(s, sub)
+            for s in self.epilogue(self.after(mm), (Var("i"), Var("j")))
+            + self.stores([mm], (Var("i"), Var("j")))
+        ]
         body: list[Stmt] = [
             Local("acc_tile", (BLOCK_I, BLOCK_J)),
-            Loop("ii", BLOCK_I, [Loop("jj", BLOCK_J, [Store("acc_tile", tile, Const(0.0))],
-                                      ["vectorize(16)"])], ["unroll"]),
-            Loop("k", k_extent, [Loop("ii", BLOCK_I, [
-                Let("aik", sub(a_load)),
-                Loop("jj", BLOCK_J, [update], ["vectorize(16)"])], ["unroll"])]),
+            Loop(
+                "ii",
+                BLOCK_I,
+                [Loop("jj", BLOCK_J, [Store("acc_tile", tile, Const(0.0))], ["vectorize(16)"])],
+                ["unroll"],
+            ),
+            Loop(
+                "k",
+                k_extent,
+                [
+                    Loop(
+                        "ii",
+                        BLOCK_I,
+                        [Let("aik", sub(a_load)), Loop("jj", BLOCK_J, [update], ["vectorize(16)"])],
+                        ["unroll"],
+                    )
+                ],
+            ),
             Loop("ii", BLOCK_I, [Loop("jj", BLOCK_J, epilogue, ["vectorize(16)"])]),
         ]
-        return self.loops(["i0", "j0"], (shape[0] // BLOCK_I, shape[1] // BLOCK_J), body,
-                          vectorize=False)
+        return self.loops(
+            ["i0", "j0"], (shape[0] // BLOCK_I, shape[1] // BLOCK_J), body, vectorize=False
+        )
 
     def matmul_rows(
         self,
@@ -450,41 +473,19 @@ class _Lowerer:
         pd = g.node(pool)["attrs"]
         pool_shape = g.node(pool)["shape"]
         is_max = g.node(pool)["op"] == "max_pool2d"
-        r = add(
-            mul(Var("ph"), pd["stride"][0]),
-            Const(-pd["padding"][0]),
-            mul(Var("i"), pd["dilation"][0]),
-        )
-        c = add(
-            mul(Var("pw"), pd["stride"][1]),
-            Const(-pd["padding"][1]),
-            mul(Var("j"), pd["dilation"][1]),
-        )
         th, tw = shape[2:]
-        in_tile = Bin(
-            "&&",
-            Bin("&&", Bin(">=", r, Const(0)), Bin("<", r, Const(th))),
-            Bin("&&", Bin(">=", c, Const(0)), Bin("<", c, Const(tw))),
+        # pool padding: outside the tile the window sees -inf (max) or 0 (avg)
+        window = _pool_window(
+            pool,
+            pd,
+            is_max,
+            ("ph", "pw"),
+            (th, tw),
+            lambda r, c: Load("tile", (r, c)),
+            pd["padding"] != (0, 0),
         )
-        tap: Expr = Load("tile", (r, c))
-        if pd["padding"] != (0, 0):  # pool padding: -inf (max) or 0 (avg) outside the tile
-            tap = Select(in_tile, tap, Const(-np.inf if is_max else 0.0))
-        window = [
-            Loop(
-                "i",
-                pd["kernel"][0],
-                [Loop("j", pd["kernel"][1], [Accumulate("m", "max" if is_max else "+", tap)])],
-                ["unroll"],
-            )
-        ]
         out_idx = (Var("n"), Var("oc"), Var("ph"), Var("pw"))
-        scale = 1.0 / (pd["kernel"][0] * pd["kernel"][1])
-        pooled: list[Stmt] = [
-            Let("m", Const(-np.inf if is_max else 0.0)),
-            *window,
-            Let(f"v{pool}", Var("m") if is_max else Bin("*", Var("m"), Const(scale))),
-        ]
-        pooled += self.epilogue(post, out_idx) + self.stores([pool], out_idx)
+        pooled: list[Stmt] = window + self.epilogue(post, out_idx) + self.stores([pool], out_idx)
         body: list[Stmt] = [
             Local("tile", shape[2:]),
             Comment("conv + epilogue into the on-chip tile: never written to memory"),
@@ -562,41 +563,16 @@ class _Lowerer:
         h, w = g.node(x)["shape"][2:]
         pd = d["attrs"]
         is_max = d["op"] == "max_pool2d"
-        r = add(
-            mul(Var("oh"), pd["stride"][0]),
-            Const(-pd["padding"][0]),
-            mul(Var("i"), pd["dilation"][0]),
-        )
-        c = add(
-            mul(Var("ow"), pd["stride"][1]),
-            Const(-pd["padding"][1]),
-            mul(Var("j"), pd["dilation"][1]),
-        )
-        inside = Bin(
-            "&&",
-            Bin("&&", Bin(">=", r, Const(0)), Bin("<", r, Const(h))),
-            Bin("&&", Bin(">=", c, Const(0)), Bin("<", c, Const(w))),
-        )
-        value = Select(
-            inside,
-            Load(buffer_name(g, x), (Var("n"), Var("c"), r, c)),
-            Const(-np.inf if is_max else 0.0),
-        )
-        window = [
-            Loop(
-                "i",
-                pd["kernel"][0],
-                [Loop("j", pd["kernel"][1], [Accumulate("m", "max" if is_max else "+", value)])],
-                ["unroll"],
-            )
-        ]
-        scale = 1.0 / (pd["kernel"][0] * pd["kernel"][1])
         idx = (Var("n"), Var("c"), Var("oh"), Var("ow"))
-        body: list[Stmt] = [
-            Let("m", Const(-np.inf if is_max else 0.0)),
-            *window,
-            Let(f"v{pool}", Var("m") if is_max else Bin("*", Var("m"), Const(scale))),
-        ]
+        body = _pool_window(
+            pool,
+            pd,
+            is_max,
+            ("oh", "ow"),
+            (h, w),
+            lambda r, c: Load(buffer_name(g, x), (Var("n"), Var("c"), r, c)),
+            True,
+        )
         body += self.epilogue(self.after(pool), idx) + self.stores([pool], idx)
         return self.loops(["n", "c", "oh", "ow"], d["shape"], body)
 
@@ -772,6 +748,50 @@ def _substitute(e: Expr, env: dict[str, Expr]) -> Expr:
 
 def _map_one(s: Stmt, fn: Any) -> Stmt:
     return _map_stmts([s], fn)[0]
+
+
+def _pool_window(
+    pool: int,
+    pd: dict[str, Any],
+    is_max: bool,
+    out_vars: tuple[str, str],
+    bounds: tuple[int, int],
+    source: Any,
+    guard: bool,
+) -> list[Stmt]:
+    """Statements leaving pooled value v{pool} for output position `out_vars`: loop the
+    window taps (i, j) over `source(row, col)`, reading -inf/0 outside `bounds` when `guard`."""
+    r = add(
+        mul(Var(out_vars[0]), pd["stride"][0]),
+        Const(-pd["padding"][0]),
+        mul(Var("i"), pd["dilation"][0]),
+    )
+    c = add(
+        mul(Var(out_vars[1]), pd["stride"][1]),
+        Const(-pd["padding"][1]),
+        mul(Var("j"), pd["dilation"][1]),
+    )
+    fill = Const(-np.inf if is_max else 0.0)
+    tap: Expr = source(r, c)
+    if guard:
+        inside = Bin(
+            "&&",
+            Bin("&&", Bin(">=", r, Const(0)), Bin("<", r, Const(bounds[0]))),
+            Bin("&&", Bin(">=", c, Const(0)), Bin("<", c, Const(bounds[1]))),
+        )
+        tap = Select(inside, tap, fill)
+    op = "max" if is_max else "+"
+    scale = 1.0 / (pd["kernel"][0] * pd["kernel"][1])
+    return [
+        Let("m", fill),
+        Loop(
+            "i",
+            pd["kernel"][0],
+            [Loop("j", pd["kernel"][1], [Accumulate("m", op, tap)])],
+            ["unroll"],
+        ),
+        Let(f"v{pool}", Var("m") if is_max else Bin("*", Var("m"), Const(scale))),
+    ]
 
 
 def _input_channel(oc: Expr, out_c: int, groups: int, cg: int, ic: Expr) -> Expr:
