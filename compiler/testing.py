@@ -61,6 +61,20 @@ class Program(nn.Module):
         return tuple(v for i, v in enumerate(values) if i not in used and i > 0) or (x,)
 
 
+def scalar_loss(program: Program) -> Any:
+    """A scalar of every output of `program` (the first summed, the rest mean-squared), for
+    differentiating a random program as a whole."""
+
+    def loss(x: Tensor) -> Tensor:
+        outs = program(x)
+        total = outs[0].sum()
+        for o in outs[1:]:
+            total = total + (o * o).mean()
+        return total
+
+    return loss
+
+
 def _param_shapes(s: Step, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
     x = shapes[s.args[0]]
     if s.op == "conv2d":

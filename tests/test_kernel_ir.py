@@ -10,7 +10,7 @@ from compiler.graph import trace
 from compiler.interpret import NotInterpretableError, run_kernel
 from compiler.lower import buffer_name, lower
 from compiler.passes import autodiff
-from compiler.testing import programs
+from compiler.testing import programs, scalar_loss
 from models import MLP
 from tinygrad_edu import nn, optim
 
@@ -47,13 +47,7 @@ def test_kernel_ir_of_random_programs_matches_the_reference(program, seed):
     compiled = compiler.compile(program, x)
     assert check_kernels(compiled, x) == 2 * len(compiled.kernels)  # all interpretable here
 
-    def loss(t):
-        outs = program(t)
-        total = outs[0].sum()
-        for o in outs[1:]:
-            total = total + (o * o).mean()
-        return total
-
+    loss = scalar_loss(program)
     graph = trace(loss, x, module=program)
     grads = compiler.build(
         autodiff(graph, sgd=None),
@@ -124,13 +118,7 @@ def test_kernel_ir_regressions():
         compiled = compiler.compile(program, x)
         assert check_kernels(compiled, x) == 2 * len(compiled.kernels), name
 
-        def loss(t, program=program):
-            outs = program(t)
-            total = outs[0].sum()
-            for o in outs[1:]:
-                total = total + (o * o).mean()
-            return total
-
+        loss = scalar_loss(program)
         grads = compiler.build(
             autodiff(trace(loss, x, module=program), sgd=None),
             bindings={n: (lambda p=p: p.data) for n, p in program.named_parameters()},

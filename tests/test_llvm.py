@@ -14,7 +14,7 @@ pytest.importorskip("llvmlite")
 import compiler  # noqa: E402
 from compiler.graph import trace  # noqa: E402
 from compiler.passes import autodiff  # noqa: E402
-from compiler.testing import programs  # noqa: E402
+from compiler.testing import programs, scalar_loss  # noqa: E402
 from models import MLP, AlexNet, LogisticRegression  # noqa: E402
 from tinygrad_edu import manual_seed, optim  # noqa: E402
 
@@ -33,13 +33,7 @@ def test_llvm_random_programs_match_numpy_outputs_and_gradients(program, seed):
     for name in ref:
         close(got[name], ref[name])
 
-    def loss(t):
-        outs = program(t)
-        total = outs[0].sum()
-        for o in outs[1:]:
-            total = total + (o * o).mean()
-        return total
-
+    loss = scalar_loss(program)
     graph = autodiff(trace(loss, x, module=program), sgd=None)
     bindings = {n: (lambda p=p: p.data) for n, p in program.named_parameters()}
     ref_g = compiler.build(graph, "numpy", bindings).run(x)
