@@ -18,6 +18,7 @@ import numpy as np
 
 from tinygrad_edu.ops import OPS
 
+from .conv_gemm import BI, ConvGeometry, conv_gemm_direct, conv_gemm_tiled
 from .graph import Graph
 from .kernel import (
     Accumulate,
@@ -446,6 +447,10 @@ class _Lowerer:
         tail = self.after(conv)
         pools = [n for n in tail if OPS[g.node(n)["op"]].kind == "pool"]
         cpu = self.schedule == "cpu"
+        if cpu:
+            gemm = self.conv2d_gemm(conv, tail, pools)
+            if gemm is not None:
+                return gemm
         if not pools:
             idx = (Var("n"), Var("oc"), Var("oh"), Var("ow"))
             if cpu:
@@ -496,6 +501,98 @@ class _Lowerer:
         if cpu:
             return self.loops(["oc", "n"], (shape[1], shape[0]), body, vectorize=False)
         return self.loops(["n", "oc"], shape[:2], body, vectorize=False)
+
+    def conv2d_gemm(self, conv: int, tail: list[int], pools: list[int]) -> list[Stmt] | None:
+        """CPU schedule of conv2d as an implicit GEMM (see `conv_gemm`), the group's
+        elementwise epilogue applied to each finished element and a pooling epilogue read
+        from an on-chip tile; None when the on-chip buffers would not fit."""
+        g = self.g
+        x, w = g.operands(conv)
+        attrs = g.node(conv)["attrs"]
+        batch, out_c, oh_n, ow_n = g.node(conv)["shape"]
+        _, cg, kh, kw = g.node(w)["shape"]
+        groups = attrs["groups"]
+        rows = out_c // groups
+        geo = ConvGeometry(
+            buffer_name(g, x),
+            g.node(x)["shape"][2:],
+            (oh_n, ow_n),
+            cg,
+            (kh, kw),
+            attrs["stride"],
+            attrs["padding"],
+            attrs["dilation"],
+        )
+        wname = buffer_name(g, w)
+
+        def a_load(oc: Expr, ic: Expr, r: Expr, q: Expr) -> Expr:
+            return Load(wname, (oc, ic, r, q))
+
+        idx = (Var("n"), Var("oc"), Var("oh"), Var("ow"))
+        if not pools:
+            if geo.taps * geo.block_cols * 4 > GEMM_LOCAL_BYTES:
+                return None
+
+            def finish(n: Expr, oc: Expr, oh: Expr, ow: Expr) -> list[Stmt]:
+                return [
+                    Let("oc", oc),
+                    Let(f"v{conv}", Var("acc_v")),
+                    *self.epilogue(tail, idx),
+                    *self.stores([conv], idx),
+                ]
+
+            return conv_gemm_direct(geo, batch, groups, rows, a_load, finish)
+        pool = pools[0]
+        pre = tail[: tail.index(pool)]
+        post = tail[tail.index(pool) + 1 :]
+        splits = 1
+        # one image and one group would leave a core idle: split its channels in two
+        if batch * groups < 2 and rows % 2 == 0 and rows // 2 >= BI:
+            splits = 2
+        while (
+            rows // splits * geo.pixels * 4 > GEMM_TILE_BYTES
+            and rows % (2 * splits) == 0
+            and rows // (2 * splits) >= BI
+        ):
+            splits *= 2
+        part = rows // splits
+        local_bytes = (part * geo.pixels + geo.taps * geo.block_cols) * 4
+        if local_bytes > GEMM_LOCAL_BYTES:
+            return None
+
+        def to_tile(n: Expr, oc: Expr, oh: Expr, ow: Expr) -> list[Stmt]:
+            last = f"v{pre[-1]}" if pre else f"v{conv}"
+            return [
+                Let("oc", oc),
+                Let(f"v{conv}", Var("acc_v")),
+                *[Let(f"v{m}", self.elementwise(m, idx)) for m in pre],
+                Store("tile", (Var("r"), Var("oh"), Var("ow")), Var(last)),
+            ]
+
+        pd = g.node(pool)["attrs"]
+        window = _pool_window(
+            pool,
+            pd,
+            g.node(pool)["op"] == "max_pool2d",
+            ("ph", "pw"),
+            (oh_n, ow_n),
+            lambda r, c: Load("tile", (Var("tc"), r, c)),
+            pd["padding"] != (0, 0),
+        )
+        out_idx = (Var("n"), Var("oc"), Var("ph"), Var("pw"))
+        pooled = window + self.epilogue(post, out_idx) + self.stores([pool], out_idx)
+        from_tile: list[Stmt] = [
+            Comment(f"{g.node(pool)['op']} from the tile: the only store of this kernel"),
+            Loop(
+                "tc",
+                part,
+                [
+                    Let("oc", add(mul(Var("g"), rows), mul(Var("s"), part), Var("tc"))),
+                    *self.loops(["ph", "pw"], g.node(pool)["shape"][2:], pooled, parallel=False),
+                ],
+            ),
+        ]
+        return conv_gemm_tiled(geo, batch, groups, rows, splits, a_load, to_tile, from_tile)
 
     def conv_rows(self, conv: int, finish: list[Stmt]) -> list[Stmt]:
         """CPU schedule of conv2d for one (n, oc): per output row, a local row accumulates
@@ -729,6 +826,11 @@ def _column_range(
 
 
 BLOCK_I, BLOCK_J = 4, 64  # the CPU matmul tile: 4 rows x 4 zmm registers of C
+# On-chip budgets of the implicit-GEMM convolution (stack memory of the kernel's thread): the
+# pooled epilogue's tile of conv outputs splits its channels to stay under GEMM_TILE_BYTES,
+# and larger layers fall back to the row schedule.
+GEMM_TILE_BYTES = 2 << 20
+GEMM_LOCAL_BYTES = 6 << 20
 
 
 def _substitute(e: Expr, env: dict[str, Expr]) -> Expr:

@@ -121,3 +121,45 @@ def test_llvm_blocked_gemm_matches_numpy_and_uses_fma():
     compiled = compiler.compile(lambda x, y: (x @ y).relu(), a, b, backend="llvm")
     np.testing.assert_allclose(compiled(a, b), np.maximum(a @ b, 0), rtol=1e-4, atol=1e-4)
     assert "acc_tile" in compiled.kernels[0].pseudo_c()
+
+
+# (in, out, kernel, stride, padding, dilation, groups, hw, batch, pool): the implicit-GEMM
+# convolution's corner cases — fewer channels than a tile row block, fewer pixels than a
+# column block, overlapping remainder blocks, groups, padding wider than the kernel reach,
+# dilation, batch 1 (channel split across cores) and pooled epilogues with padding.
+CONV_CASES = [
+    (3, 8, 3, 1, 1, 1, 1, 9, 2, None),
+    (3, 5, 3, 1, 0, 1, 1, 7, 1, None),
+    (2, 3, 1, 1, 0, 1, 1, 4, 1, None),
+    (4, 6, 3, 2, 2, 1, 2, 11, 3, None),
+    (3, 7, 5, 1, 2, 2, 1, 12, 1, (2, 2, 0)),
+    (3, 10, 11, 4, 0, 1, 1, 35, 1, (3, 2, 0)),
+    (6, 12, 3, 1, 1, 1, 3, 10, 2, (3, 2, 1)),
+    (4, 16, 2, 1, 3, 1, 1, 6, 1, (3, 1, 1)),
+    (8, 9, 3, 1, 1, 1, 1, 13, 2, (3, 2, 0)),
+]
+
+
+@pytest.mark.parametrize("case", CONV_CASES, ids=str)
+def test_llvm_convolution_schedules_match_numpy(case):
+    from tinygrad_edu import nn
+
+    cin, cout, k, s, p, d, groups, hw, batch, pool = case
+    manual_seed(1)
+    layers = [nn.Conv2d(cin, cout, k, stride=s, padding=p, dilation=d, groups=groups), nn.ReLU()]
+    if pool:
+        layers.append(nn.MaxPool2d(pool[0], pool[1], padding=pool[2]))
+    net = nn.Sequential(*layers)
+    x = np.random.default_rng(2).standard_normal((batch, cin, hw, hw)).astype(np.float32)
+    close(compiler.compile(net, x, backend="llvm")(x), compiler.compile(net, x)(x))
+
+    def loss(inp):
+        out = net(inp)
+        return (out * out).sum()
+
+    graph = autodiff(trace(loss, x, module=net), sgd=None)
+    bindings = {n: (lambda q=q: q.data) for n, q in net.named_parameters()}
+    ref = compiler.build(graph, "numpy", bindings).run(x)
+    got = compiler.build(graph, "llvm", bindings).run(x)
+    for name in ref:
+        close(got[name], ref[name], rtol=1e-4)

@@ -1,0 +1,283 @@
+"""CPU schedule: a convolution as an implicit GEMM on a packed panel.
+
+Per image and group, conv2d is a matrix product `out[oc, p] = sum_k W[oc, k] * cols[k, p]`
+with k = (ic, kh, kw) the taps and p = (oh, ow) the output pixels; `cols` is im2col, never
+built whole. Instead a task copies BJ columns of it (one block of output pixels, all K taps)
+into an on-chip `panel` (the pack, zero where a tap reads padding), then every block of BI
+output channels runs the register-tiled micro-kernel over it: a BI x BJ accumulator tile
+(4 rows x 4 zmm registers) takes, per tap, BI broadcasts of W times BJ/16 vectors of the
+panel, and is handed to the epilogue only once all K taps are summed. The pack is paid once
+per panel and amortised over every output channel.
+
+The input gradient of a stride-1 convolution is the same computation (a full correlation of
+the output gradient with the flipped, transposed weight), so it reuses this schedule with a
+different source and weight view.
+
+Remainders need no masks: the last column block starts at P - BJ and the last channel block
+at rows - BI, so they overlap the previous block and recompute (and re-store) the same values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .kernel import Bin, Const, Expr, Let, Load, Local, Loop, Select, Stmt, Store, Var, add, mul
+
+BI, BJ = 4, 64  # the accumulator tile: BI output channels x BJ output pixels
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    """One convolution seen as a GEMM: `rows` output channels per group read `cg` source
+    channels per group of `src` (N, C, H, W) through a kh x kw window."""
+
+    src: str
+    src_hw: tuple[int, int]
+    out_hw: tuple[int, int]
+    cg: int
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    dilation: tuple[int, int]
+
+    @property
+    def taps(self) -> int:
+        return self.cg * self.kernel[0] * self.kernel[1]
+
+    @property
+    def pixels(self) -> int:
+        return self.out_hw[0] * self.out_hw[1]
+
+    @property
+    def block_cols(self) -> int:
+        return min(BJ, self.pixels)
+
+    @property
+    def col_blocks(self) -> int:
+        return -(-self.pixels // self.block_cols)
+
+
+def pack(geo: ConvGeometry, n: Expr, channel0: Expr, p0: Expr) -> list[Stmt]:
+    """Copy columns p0 .. p0+BJ-1 of image n's im2col (source channels from `channel0`) into
+    `panel[tap][col]`. Scalar loops: each column computes its window origin once, and a
+    vectorised version would need gathers (strided or row-crossing reads)."""
+    (h, w), (oh_n, ow_n) = geo.src_hw, geo.out_hw
+    (kh_n, kw_n), (sh, sw), (dh, dw) = geo.kernel, geo.stride, geo.dilation
+    bj = geo.block_cols
+    pixel = add(p0, Var("pj"))
+    ih = add(Var("ohb"), mul(Var("pkh"), dh))
+    iw = add(Var("owb"), mul(Var("pkw"), dw))
+    tap = add(mul(add(mul(Var("pic"), kh_n), Var("pkh")), kw_n), Var("pkw"))
+    value: Expr = Load(geo.src, (n, add(channel0, Var("pic")), ih, iw))
+    padded = any(geo.padding) or (oh_n - 1) * sh + (kh_n - 1) * dh >= h
+    padded = padded or (ow_n - 1) * sw + (kw_n - 1) * dw >= w
+    if padded:  # only the taps that read inside the image load (others are padding: 0)
+        inside = Bin(
+            "&&",
+            Bin("&&", Bin(">=", ih, Const(0)), Bin("<", ih, Const(h))),
+            Bin("&&", Bin(">=", iw, Const(0)), Bin("<", iw, Const(w))),
+        )
+        value = Select(inside, value, Const(0.0))
+    return [
+        Loop(
+            "pj",
+            bj,
+            [
+                Let("ohb", add(mul(Bin("/", pixel, Const(ow_n)), sh), Const(-geo.padding[0]))),
+                Let("owb", add(mul(Bin("%", pixel, Const(ow_n)), sw), Const(-geo.padding[1]))),
+                Loop(
+                    "pic",
+                    geo.cg,
+                    [
+                        Loop(
+                            "pkh",
+                            kh_n,
+                            [Loop("pkw", kw_n, [Store("panel", (tap, Var("pj")), value)])],
+                            ["scalar"],
+                        )
+                    ],
+                    ["scalar"],
+                ),
+            ],
+            ["scalar"],
+        )
+    ]
+
+
+def micro_kernel(
+    geo: ConvGeometry,
+    rows: int,
+    row0: Expr,
+    a_load: Callable[[Expr, Expr, Expr, Expr], Expr],
+    finish: Callable[[Expr, Expr], list[Stmt]],
+) -> list[Stmt]:
+    """For each block of BI of the task's `rows` output channels (absolute channel row0 + r):
+    accumulate the BI x BJ tile over every tap of the panel, then run `finish(r, jj)` per
+    element with the sum in `acc_v` (r: the channel within the task, jj: the panel column).
+    `a_load(oc, ic, kh, kw)` reads the weight of output channel oc at tap (ic, kh, kw)."""
+    bi = min(BI, rows)
+    bj = geo.block_cols
+    kh_n, kw_n = geo.kernel
+    tile = (Var("ii"), Var("jj"))
+    tap = add(mul(add(mul(Var("kc"), kh_n), Var("kr")), kw_n), Var("kq"))
+    update = Store(
+        "acc_tile",
+        tile,
+        Bin("+", Load("acc_tile", tile), Bin("*", Var("aik"), Load("panel", (tap, Var("jj"))))),
+    )
+    row = add(Var("ib"), Var("ii"))
+    weight = a_load(add(row0, row), Var("kc"), Var("kr"), Var("kq"))
+    return [
+        Loop(
+            "i0",
+            -(-rows // bi),
+            [
+                # the last block overlaps its neighbour instead of running past `rows`
+                Let("ib", Bin("min", mul(Var("i0"), bi), Const(rows - bi))),
+                Loop(
+                    "ii",
+                    bi,
+                    [Loop("jj", bj, [Store("acc_tile", tile, Const(0.0))], ["vectorize(16)"])],
+                    ["unroll"],
+                ),
+                Loop(
+                    "kc",
+                    geo.cg,
+                    [
+                        Loop(
+                            "kr",
+                            kh_n,
+                            [
+                                Loop(
+                                    "kq",
+                                    kw_n,
+                                    [
+                                        Loop(
+                                            "ii",
+                                            bi,
+                                            [
+                                                Let("aik", weight),
+                                                Loop("jj", bj, [update], ["vectorize(16)"]),
+                                            ],
+                                            ["unroll"],
+                                        )
+                                    ],
+                                )
+                            ],
+                        )
+                    ],
+                ),
+                Loop(
+                    "ii",
+                    bi,
+                    [
+                        Loop(
+                            "jj",
+                            bj,
+                            [Let("acc_v", Load("acc_tile", tile)), *finish(row, Var("jj"))],
+                            ["vectorize(16)"],
+                        )
+                    ],
+                ),
+            ],
+        )
+    ]
+
+
+def column_block_start(geo: ConvGeometry, block: Expr) -> Expr:
+    """First pixel of column block `block`; the last block is pulled back to end at P."""
+    bj = geo.block_cols
+    return Bin("min", mul(block, bj), Const(geo.pixels - bj))
+
+
+def locals_for(geo: ConvGeometry, rows: int) -> list[Stmt]:
+    return [
+        Local("panel", (geo.taps, geo.block_cols)),
+        Local("acc_tile", (min(BI, rows), geo.block_cols)),
+    ]
+
+
+def pixel_position(geo: ConvGeometry, p0: Expr, jj: Expr) -> list[Stmt]:
+    """Lets `oh`, `ow` for panel column jj of the block starting at p0."""
+    ow_n = geo.out_hw[1]
+    pixel = add(p0, jj)
+    return [Let("oh", Bin("/", pixel, Const(ow_n))), Let("ow", Bin("%", pixel, Const(ow_n)))]
+
+
+def conv_gemm_direct(
+    geo: ConvGeometry,
+    batch: int,
+    groups: int,
+    rows: int,
+    a_load: Callable[[Expr, Expr, Expr, Expr], Expr],
+    finish: Callable[[Expr, Expr, Expr, Expr], list[Stmt]],
+) -> list[Stmt]:
+    """Tasks over (image, group, column block), parallel: pack, then all channel blocks;
+    `finish(n, oc, oh, ow)` consumes `acc_v` for each output element."""
+    blocks = geo.col_blocks
+    n = Var("n")
+    task = Var("task")
+
+    def done(r: Expr, jj: Expr) -> list[Stmt]:
+        oc = add(mul(Var("g"), rows), r)
+        return pixel_position(geo, Var("p0"), jj) + finish(n, oc, Var("oh"), Var("ow"))
+
+    body: list[Stmt] = [
+        *locals_for(geo, rows),
+        Let("n", Bin("/", task, Const(groups * blocks))),
+        Let("g", Bin("%", Bin("/", task, Const(blocks)), Const(groups))),
+        Let("p0", column_block_start(geo, Bin("%", task, Const(blocks)))),
+        *pack(geo, n, mul(Var("g"), geo.cg), Var("p0")),
+        *micro_kernel(geo, rows, mul(Var("g"), rows), a_load, done),
+    ]
+    return [Loop("task", batch * groups * blocks, body, ["parallel"])]
+
+
+def conv_gemm_tiled(
+    geo: ConvGeometry,
+    batch: int,
+    groups: int,
+    rows: int,
+    splits: int,
+    a_load: Callable[[Expr, Expr, Expr, Expr], Expr],
+    to_tile: Callable[[Expr, Expr, Expr, Expr], list[Stmt]],
+    from_tile: list[Stmt],
+    tile_name: str = "tile",
+) -> list[Stmt]:
+    """Tasks over (image, group, channel split), parallel: every column block is packed and
+    multiplied into an on-chip tile of this task's rows // splits channels (`to_tile(n, oc,
+    oh, ow)` stores `acc_v` after its epilogue), then `from_tile` (with `n`, `g`, `s` set)
+    reads the finished tile, e.g. to max-pool it: the conv output never reaches memory."""
+    part = rows // splits
+    blocks = geo.col_blocks
+    n = Var("n")
+    task = Var("task")
+
+    def done(r: Expr, jj: Expr) -> list[Stmt]:
+        oc = add(mul(Var("g"), rows), mul(Var("s"), part), r)
+        return [
+            *pixel_position(geo, Var("p0"), jj),
+            Let("r", r),
+            *to_tile(n, oc, Var("oh"), Var("ow")),
+        ]
+
+    first_row = add(mul(Var("g"), rows), mul(Var("s"), part))
+    body: list[Stmt] = [
+        *locals_for(geo, part),
+        Local(tile_name, (part, *geo.out_hw)),
+        Let("n", Bin("/", task, Const(groups * splits))),
+        Let("g", Bin("%", Bin("/", task, Const(splits)), Const(groups))),
+        Let("s", Bin("%", task, Const(splits))),
+        Loop(
+            "pb",
+            blocks,
+            [
+                Let("p0", column_block_start(geo, Var("pb"))),
+                *pack(geo, n, mul(Var("g"), geo.cg), Var("p0")),
+                *micro_kernel(geo, part, first_row, a_load, done),
+            ],
+        ),
+        *from_tile,
+    ]
+    return [Loop("task", batch * groups * splits, body, ["parallel"])]
