@@ -168,6 +168,8 @@ def micro_kernel(
                         )
                     ],
                 ),
+                # a copy with constant offsets keeps acc_tile in registers (the epilogue
+                # indexes its copy with loop variables)
                 Loop(
                     "ii",
                     bi,
@@ -175,8 +177,20 @@ def micro_kernel(
                         Loop(
                             "jj",
                             bj,
-                            [Let("acc_v", Load("acc_tile", tile)), *finish(row, Var("jj"))],
+                            [Store("done_tile", tile, Load("acc_tile", tile))],
                             ["vectorize(16)"],
+                        )
+                    ],
+                    ["unroll"],
+                ),
+                Loop(
+                    "ii",
+                    bi,
+                    [
+                        Loop(
+                            "jj",
+                            bj,
+                            [Let("acc_v", Load("done_tile", tile)), *finish(row, Var("jj"))],
                         )
                     ],
                 ),
@@ -195,6 +209,7 @@ def locals_for(geo: ConvGeometry, rows: int) -> list[Stmt]:
     return [
         Local("panel", (geo.taps, geo.block_cols)),
         Local("acc_tile", (min(BI, rows), geo.block_cols)),
+        Local("done_tile", (min(BI, rows), geo.block_cols)),
     ]
 
 

@@ -351,7 +351,7 @@ class _Lowerer:
         update = Store(
             "acc_tile", tile, Bin("+", Load("acc_tile", tile), Bin("*", Var("aik"), sub(b_load)))
         )
-        epilogue: list[Stmt] = [Let(f"v{mm}", Load("acc_tile", tile))]
+        epilogue: list[Stmt] = [Let(f"v{mm}", Load("done_tile", tile))]
         epilogue += [
             _map_one(s, sub)
             for s in self.epilogue(self.after(mm), (Var("i"), Var("j")))
@@ -359,6 +359,7 @@ class _Lowerer:
         ]
         body: list[Stmt] = [
             Local("acc_tile", (BLOCK_I, BLOCK_J)),
+            Local("done_tile", (BLOCK_I, BLOCK_J)),
             Loop(
                 "ii",
                 BLOCK_I,
@@ -376,6 +377,20 @@ class _Lowerer:
                         ["unroll"],
                     )
                 ],
+            ),
+            # a copy with constant offsets keeps acc_tile in registers
+            Loop(
+                "ii",
+                BLOCK_I,
+                [
+                    Loop(
+                        "jj",
+                        BLOCK_J,
+                        [Store("done_tile", tile, Load("acc_tile", tile))],
+                        ["vectorize(16)"],
+                    )
+                ],
+                ["unroll"],
             ),
             Loop("ii", BLOCK_I, [Loop("jj", BLOCK_J, epilogue, ["vectorize(16)"])]),
         ]

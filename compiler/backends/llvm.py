@@ -21,6 +21,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
+import re
 import struct
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -48,8 +49,13 @@ from ..kernel import (
 from ..runtime import NumpyExecutor, run_ops
 
 ELEM = {"float32": "float", "float64": "double", "int64": "i64", "int32": "i32", "bool": "i8"}
-CACHE_VERSION = "tinygrad_edu-llvm-1"
+CACHE_VERSION = "tinygrad_edu-llvm-2"
 CACHE_MAGIC = b"TGEDUOBJ"
+LANES = 16  # float32 lanes of one AVX-512 register
+VEC = f"<{LANES} x float>"
+VECTOR_OPS = ("+", "-", "*", "/", "max", "min")
+MAX_UNROLL = 16  # "unroll" loops up to this extent are emitted once per value
+MAX_VECTOR_UNROLL = 4  # vector loops of up to this many registers get constant offsets
 
 
 class NotRenderableError(Exception):
@@ -74,6 +80,14 @@ def _has_load(e: Expr) -> bool:
     return False
 
 
+def _substitute_var(e: Expr, var: str, value: Expr) -> Expr:
+    if e == Var(var):
+        return value
+    if isinstance(e, Bin):
+        return Bin(e.op, _substitute_var(e.a, var, value), _substitute_var(e.b, var, value))
+    return e
+
+
 class _Function:
     """Emits one kernel's LLVM IR text."""
 
@@ -88,6 +102,10 @@ class _Function:
         self.var_type: dict[str, str] = {}
         self.loop_vars: set[str] = set()
         self.intrinsics: set[str] = set()
+        self.fixed: dict[str, int] = {}  # unrolled loop variables -> their constant value
+        self.vector: tuple[str, Expr] | None = None  # (loop variable, first lane's index)
+        self.vector_lets: set[str] = set()
+        self.metadata: list[str] = []
         outs = [b for b in kernel.outputs if b.dtype == "float64"]
         self.ftype = "double" if outs else "float"
 
@@ -108,7 +126,7 @@ class _Function:
     def slot(self, name: str, ty: str) -> str:
         key = f"{name}:{ty}"
         if key not in self.slots:
-            ptr = f"%s_{name}_{ty.replace(' ', '')}".replace("[", "").replace("]", "")
+            ptr = "%s_" + re.sub(r"\W", "", f"{name}_{ty}")
             self.slots[key] = ptr
             self.entry.append(f"  {ptr} = alloca {ty}")
         return self.slots[key]
@@ -116,7 +134,7 @@ class _Function:
     # -- types ----------------------------------------------------------------------------------
     def type_of(self, e: Expr) -> str:
         if isinstance(e, Var):
-            if e.name in self.loop_vars:
+            if e.name in self.loop_vars or e.name in self.fixed:
                 return "i64"
             return self.var_type.get(e.name, self.ftype)
         if isinstance(e, Const):
@@ -203,6 +221,8 @@ class _Function:
 
     def raw(self, e: Expr, ty: str) -> str:
         if isinstance(e, Var):
+            if e.name in self.fixed:
+                return str(self.fixed[e.name])
             if e.name in self.loop_vars:
                 t = self.tmp()
                 self.emit(f"{t} = load i64, ptr {self.slot(e.name, 'i64')}")
@@ -343,6 +363,8 @@ class _Function:
     # -- statements ---------------------------------------------------------------------------
     def stmts(self, body: list[Stmt], parallel_loop: Loop | None = None) -> None:
         for s in body:
+            if isinstance(s, Loop) and s is not parallel_loop and self.try_special_loop(s):
+                continue
             if isinstance(s, Loop):
                 self.loop(s, s is parallel_loop)
             elif isinstance(s, Let):
@@ -380,7 +402,163 @@ class _Function:
             raise NotRenderableError(f"accumulate {s.op}")
         self.emit(f"store {ty} {t}, ptr {slot}")
 
-    def loop(self, lp: Loop, parallel: bool) -> None:
+    # -- schedule tags the backend carries out itself ------------------------------------------
+    def try_special_loop(self, lp: Loop) -> bool:
+        """Carry out "unroll" (small loops: the body once per value, the variable a constant,
+        so on-chip tiles get constant offsets and stay in registers) and "vectorize(16)"
+        (explicit <16 x float> code for bodies of contiguous loads/stores and arithmetic);
+        False leaves the loop to the generic path."""
+        if "unroll" in lp.tags and lp.extent <= MAX_UNROLL and lp.var not in self.fixed:
+            for v in range(lp.extent):
+                self.fixed[lp.var] = v
+                self.stmts(lp.body)
+            del self.fixed[lp.var]
+            return True
+        if (
+            "vectorize(16)" in lp.tags
+            and self.vector is None
+            and self.ftype == "float"
+            and lp.extent >= LANES
+            and self.vectorizable(lp)
+        ):
+            self.vector_loop(lp)
+            return True
+        return False
+
+    def vectorizable(self, lp: Loop) -> bool:
+        lets: set[str] = set()
+        for st in lp.body:
+            if isinstance(st, Comment):
+                continue
+            if isinstance(st, Let):
+                kind = self.lane_kind(st.value, lp.var, lets)
+                if kind is None:
+                    return False
+                if kind == "v":
+                    lets.add(st.var)
+                elif st.var in lets:
+                    lets.discard(st.var)
+            elif isinstance(st, Store):
+                if not self.contiguous(st.buffer, st.index, lp.var, lets):
+                    return False
+                if self.lane_kind(st.value, lp.var, lets) is None:
+                    return False
+            else:
+                return False
+        return True
+
+    def contiguous(self, buffer: str, index: tuple[Expr, ...], var: str, lets: set[str]) -> bool:
+        """A float buffer indexed [uniform..., uniform + var]: one vector of lanes."""
+        if buffer not in self.buffers or self.buffers[buffer][2] != "float" or not index:
+            return False
+        if any(self.lane_kind(i, var, lets) != "u" for i in index[:-1]):
+            return False
+        last = index[-1]
+        if last == Var(var):
+            return True
+        if isinstance(last, Bin) and last.op == "+":
+            for a, b in ((last.a, last.b), (last.b, last.a)):
+                if a == Var(var) and self.lane_kind(b, var, lets) == "u":
+                    return True
+        return False
+
+    def lane_kind(self, e: Expr, var: str, lets: set[str]) -> str | None:
+        """'u' (the same for every lane), 'v' (a float vector) or None (not supported)."""
+        if isinstance(e, Var):
+            if e.name == var:
+                return None
+            return "v" if e.name in lets else "u"
+        if isinstance(e, Const):
+            return "u"
+        if isinstance(e, Load):
+            if all(self.lane_kind(i, var, lets) == "u" for i in e.index):
+                return "u"
+            return "v" if self.contiguous(e.buffer, e.index, var, lets) else None
+        if isinstance(e, Bin):
+            a, b = self.lane_kind(e.a, var, lets), self.lane_kind(e.b, var, lets)
+            if a is None or b is None:
+                return None
+            if a == b == "u":
+                return "u"
+            return "v" if e.op in VECTOR_OPS else None
+        if isinstance(e, (Select, Call)):
+            parts = (e.cond, e.a, e.b) if isinstance(e, Select) else e.args
+            if all(self.lane_kind(p, var, lets) == "u" for p in parts):
+                return "u"
+        return None
+
+    def vector_loop(self, lp: Loop) -> None:
+        full = lp.extent // LANES
+        if full <= MAX_VECTOR_UNROLL:  # constant offsets: tiles can live in registers
+            for c in range(full):
+                self.vector_body(lp, Const(c * LANES))
+        else:
+            chunk = f"{lp.var}_v"
+            self.loop(
+                Loop(chunk, full, []),
+                False,
+                lambda: self.vector_body(lp, Bin("*", Var(chunk), Const(LANES))),
+            )
+        for v in range(full * LANES, lp.extent):  # the remainder, one lane at a time
+            self.fixed[lp.var] = v
+            self.stmts(lp.body)
+            del self.fixed[lp.var]
+
+    def vector_body(self, lp: Loop, base: Expr) -> None:
+        self.vector = (lp.var, base)
+        self.vector_lets = set()
+        for st in lp.body:
+            if isinstance(st, Let):
+                if self.lane_kind(st.value, lp.var, self.vector_lets) == "v":
+                    v = self.vec_value(st.value)
+                    self.vector_lets.add(st.var)
+                    self.emit(f"store {VEC} {v}, ptr {self.slot(st.var, VEC)}")
+                else:
+                    self.vector_lets.discard(st.var)
+                    self.stmts([st])
+            elif isinstance(st, Store):
+                addr = self.lane_address(st.buffer, st.index)
+                self.emit(f"store {VEC} {self.vec_value(st.value)}, ptr {addr}, align 4")
+        self.vector = None
+        self.vector_lets = set()
+
+    def lane_address(self, buffer: str, index: tuple[Expr, ...]) -> str:
+        """Address of lane 0: the loop variable replaced by the chunk's first index."""
+        assert self.vector is not None
+        var, base = self.vector
+        first = index[:-1] + (_substitute_var(index[-1], var, base),)
+        return self.address(buffer, first)[0]
+
+    def vec_value(self, e: Expr) -> str:
+        assert self.vector is not None
+        var = self.vector[0]
+        kind = self.lane_kind(e, var, self.vector_lets)
+        if kind == "u":
+            scalar = self.value(e, "float")
+            ins, t = self.tmp(), self.tmp()
+            self.emit(f"{ins} = insertelement {VEC} poison, float {scalar}, i64 0")
+            self.emit(
+                f"{t} = shufflevector {VEC} {ins}, {VEC} poison, <{LANES} x i32> zeroinitializer"
+            )
+            return t
+        t = self.tmp()
+        if isinstance(e, Var):
+            self.emit(f"{t} = load {VEC}, ptr {self.slot(e.name, VEC)}")
+        elif isinstance(e, Load):
+            self.emit(f"{t} = load {VEC}, ptr {self.lane_address(e.buffer, e.index)}, align 4")
+        else:
+            assert isinstance(e, Bin)
+            a, b = self.vec_value(e.a), self.vec_value(e.b)
+            if e.op in ("max", "min"):
+                fn = f"llvm.{'maxnum' if e.op == 'max' else 'minnum'}.v{LANES}f32"
+                self.intrinsics.add(f"declare {VEC} @{fn}({VEC}, {VEC})")
+                self.emit(f"{t} = call {VEC} @{fn}({VEC} {a}, {VEC} {b})")
+            else:
+                op = {"+": "fadd", "-": "fsub", "*": "fmul", "/": "fdiv"}[e.op]
+                self.emit(f"{t} = {op} contract {VEC} {a}, {b}")
+        return t
+
+    def loop(self, lp: Loop, parallel: bool, emit_body: Any = None) -> None:
         self.loop_vars.add(lp.var)
         slot = self.slot(lp.var, "i64")
         head, body, done = self.label("head"), self.label("body"), self.label("done")
@@ -392,12 +570,24 @@ class _Function:
         self.emit(f"{c} = icmp slt i64 {i}, {'%end' if parallel else lp.extent}")
         self.emit(f"br i1 {c}, label %{body}, label %{done}")
         self.block(body)
-        self.stmts(lp.body)
+        if emit_body is None:
+            self.stmts(lp.body)
+        else:
+            emit_body()
         j, k = self.tmp(), self.tmp()
         self.emit(f"{j} = load i64, ptr {slot}")
         self.emit(f"{k} = add nuw nsw i64 {j}, 1")
         self.emit(f"store i64 {k}, ptr {slot}")
-        self.emit(f"br label %{head}")
+        if "scalar" in lp.tags:  # e.g. a pack whose vector form would be gathers/scatters
+            m = len(self.metadata)
+            self.metadata += [
+                f"!{m} = distinct !{{!{m}, !{m + 1}, !{m + 2}}}",
+                f'!{m + 1} = !{{!"llvm.loop.vectorize.enable", i1 false}}',
+                f'!{m + 2} = !{{!"llvm.loop.unroll.disable"}}',
+            ]
+            self.emit(f"br label %{head}, !llvm.loop !{m}")
+        else:
+            self.emit(f"br label %{head}")
         self.block(done)
 
     def render(self) -> str:
@@ -431,6 +621,7 @@ class _Function:
             + ["  br label %main", "main:"]
             + self.lines
             + ["}"]
+            + self.metadata
         )
 
 
