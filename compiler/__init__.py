@@ -130,7 +130,7 @@ class TrainStep:
         return getattr(self.compiled, name)
 
     def __call__(self, x: Any, y: Any) -> float:
-        outs = self.compiled.run(x, y)
+        outs = self.compiled.run(x, y, reuse_outputs=True)  # copied out below
         params = dict(self.model.named_parameters())
         for key, value in outs.items():
             kind, _, name = key.partition(":")

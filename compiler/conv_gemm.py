@@ -296,3 +296,189 @@ def conv_gemm_tiled(
         *from_tile,
     ]
     return [Loop("task", batch * groups * splits, body, ["parallel"])]
+
+
+PANEL_PIXELS = 512  # output pixels per weight-gradient panel (512 x 64 floats: 128 KiB)
+
+
+def weight_grad_gemm(
+    geo: ConvGeometry,
+    batch: int,
+    groups: int,
+    rows: int,
+    gout: str,
+    finish: Callable[[Expr], list[Stmt]],
+) -> list[Stmt]:
+    """conv2d's weight gradient as a GEMM: dW[oc, tap] = sum over (n, oh, ow) of
+    gout[n, oc, oh, ow] * cols[n, tap, (oh, ow)]. Tasks over (group, block of BJ taps),
+    parallel; each keeps its rows x BJ block of dW in an on-chip `wtile`, packs R whole output
+    rows of cols (taps across, pixels down) at a time and runs the micro-kernel over them:
+    per pixel, BI broadcasts of gout times BJ/16 vectors of the panel. `finish(value)` runs
+    per weight element with `oc`, `ic`, `kh`, `kw` set."""
+    (oh_n, ow_n), (kh_n, kw_n) = geo.out_hw, geo.kernel
+    (sh, sw), (ph, pw), (dh, dw) = geo.stride, geo.padding, geo.dilation
+    (h, w) = geo.src_hw
+    taps = geo.taps
+    bj = min(BJ, taps)
+    blocks = -(-taps // bj)
+    bi = next(b for b in (BI, 3, 2, 1) if rows % b == 0)  # a reduction may not overlap
+    band = max(1, min(oh_n, PANEL_PIXELS // ow_n))
+    full, rest = divmod(oh_n, band)
+    tile = (Var("ii"), Var("jj"))
+    wrow = (add(Var("ib"), Var("ii")), Var("jj"))
+
+    def decompose(tap: Expr) -> list[Stmt]:
+        return [
+            Let("ic", Bin("/", tap, Const(kh_n * kw_n))),
+            Let("kh", Bin("%", Bin("/", tap, Const(kw_n)), Const(kh_n))),
+            Let("kw", Bin("%", tap, Const(kw_n))),
+        ]
+
+    def band_pass(oh0: Expr, nrows: int) -> list[Stmt]:
+        ih = add(mul(add(oh0, Var("br")), sh), Const(-ph), mul(Var("kh"), dh))
+        iw = add(mul(Var("bw"), sw), Const(-pw), mul(Var("kw"), dw))
+        value: Expr = Load(geo.src, (Var("n"), Var("chan"), ih, iw))
+        if (
+            any(geo.padding)
+            or (oh_n - 1) * sh + (kh_n - 1) * dh >= h
+            or ((ow_n - 1) * sw + (kw_n - 1) * dw >= w)
+        ):
+            inside = Bin(
+                "&&",
+                Bin("&&", Bin(">=", ih, Const(0)), Bin("<", ih, Const(h))),
+                Bin("&&", Bin(">=", iw, Const(0)), Bin("<", iw, Const(w))),
+            )
+            value = Select(inside, value, Const(0.0))
+        pixel = add(mul(Var("br"), ow_n), Var("bw"))
+        pack_loops = Loop(
+            "pj",
+            bj,
+            [
+                *decompose(add(Var("t0"), Var("pj"))),
+                Let("chan", add(mul(Var("g"), geo.cg), Var("ic"))),
+                Loop(
+                    "br",
+                    nrows,
+                    [
+                        Loop(
+                            "bw",
+                            ow_n,
+                            [Store("panel", (pixel, Var("pj")), value)],
+                            ["scalar"],
+                        )
+                    ],
+                    ["scalar"],
+                ),
+            ],
+            ["scalar"],
+        )
+        grad = Load(
+            gout,
+            (
+                Var("n"),
+                add(mul(Var("g"), rows), Var("ib"), Var("ii")),
+                add(oh0, Var("br")),
+                Var("bw"),
+            ),
+        )
+        update = Store(
+            "acc_tile",
+            tile,
+            Bin(
+                "+", Load("acc_tile", tile), Bin("*", Var("aik"), Load("panel", (pixel, Var("jj"))))
+            ),
+        )
+        micro = Loop(
+            "i0",
+            rows // bi,
+            [
+                Let("ib", mul(Var("i0"), bi)),
+                Loop(
+                    "ii",
+                    bi,
+                    [
+                        Loop(
+                            "jj",
+                            bj,
+                            [Store("acc_tile", tile, Load("wtile", wrow))],
+                            ["vectorize(16)"],
+                        )
+                    ],
+                    ["unroll"],
+                ),
+                Loop(
+                    "br",
+                    nrows,
+                    [
+                        Loop(
+                            "bw",
+                            ow_n,
+                            [
+                                Loop(
+                                    "ii",
+                                    bi,
+                                    [Let("aik", grad), Loop("jj", bj, [update], ["vectorize(16)"])],
+                                    ["unroll"],
+                                )
+                            ],
+                        )
+                    ],
+                ),
+                Loop(
+                    "ii",
+                    bi,
+                    [
+                        Loop(
+                            "jj",
+                            bj,
+                            [Store("wtile", wrow, Load("acc_tile", tile))],
+                            ["vectorize(16)"],
+                        )
+                    ],
+                    ["unroll"],
+                ),
+            ],
+        )
+        return [pack_loops, micro]
+
+    per_image: list[Stmt] = []
+    if full:
+        per_image.append(Loop("band", full, band_pass(mul(Var("band"), band), band)))
+    if rest:
+        per_image += band_pass(Const(full * band), rest)
+    body: list[Stmt] = [
+        Local("wtile", (rows, bj)),
+        Local("panel", (band * ow_n, bj)),
+        Local("acc_tile", (bi, bj)),
+        Let("g", Bin("/", Var("task"), Const(blocks))),
+        Let("t0", Bin("min", mul(Bin("%", Var("task"), Const(blocks)), bj), Const(taps - bj))),
+        Loop(
+            "wr",
+            rows,
+            [
+                Loop(
+                    "jj",
+                    bj,
+                    [Store("wtile", (Var("wr"), Var("jj")), Const(0.0))],
+                    ["vectorize(16)"],
+                )
+            ],
+        ),
+        Loop("n", batch, per_image),
+        Loop(
+            "wr",
+            rows,
+            [
+                Loop(
+                    "jj",
+                    bj,
+                    [
+                        *decompose(add(Var("t0"), Var("jj"))),
+                        Let("oc", add(mul(Var("g"), rows), Var("wr"))),
+                        *finish(Load("wtile", (Var("wr"), Var("jj")))),
+                    ],
+                )
+            ],
+        ),
+    ]
+    return [Loop("task", groups * blocks, body, ["parallel"])]

@@ -18,7 +18,15 @@ import numpy as np
 
 from tinygrad_edu.ops import OPS
 
-from .conv_gemm import BI, ConvGeometry, conv_gemm_direct, conv_gemm_tiled
+from .conv_gemm import (
+    BI,
+    BJ,
+    PANEL_PIXELS,
+    ConvGeometry,
+    conv_gemm_direct,
+    conv_gemm_tiled,
+    weight_grad_gemm,
+)
 from .graph import Graph
 from .kernel import (
     Accumulate,
@@ -694,19 +702,102 @@ class _Lowerer:
         d = g.node(node)
         shape = d["shape"]
         if self.schedule == "cpu" and d["op"] == "conv2d_grad_weight":
-            return self.grad_weight_rows(node)
+            return self.grad_weight_gemm(node) or self.grad_weight_rows(node)
         if (
             self.schedule == "cpu"
             and d["op"] == "conv2d_grad_input"
             and d["attrs"]["stride"] == (1, 1)
         ):
-            return self.grad_input_rows(node)
+            return self.grad_input_gemm(node) or self.grad_input_rows(node)
         names = [f"i{k}" for k in range(len(shape))]
         idx = tuple(Var(n) for n in names)
         pre, value = gather_value(g, node, idx)
         body = [*pre, Let(f"v{node}", value)]
         body += self.epilogue(self.after(node), idx) + self.stores([node], idx)
         return self.loops(names, shape, body)
+
+    def grad_input_gemm(self, node: int) -> list[Stmt] | None:
+        """CPU schedule of a stride-1 input gradient: the full correlation of the output
+        gradient with the flipped, transposed weight, as an implicit GEMM (`conv_gemm`)."""
+        g = self.g
+        gout, wt = g.operands(node)
+        attrs = g.node(node)["attrs"]
+        batch, _, h, w = g.node(node)["shape"]
+        out_c, cg, kh, kw = g.node(wt)["shape"]
+        groups = attrs["groups"]
+        og = out_c // groups
+        (ph, pw), (dh, dw) = attrs["padding"], attrs["dilation"]
+        geo = ConvGeometry(
+            buffer_name(g, gout),
+            g.node(gout)["shape"][2:],
+            (h, w),
+            og,
+            (kh, kw),
+            (1, 1),
+            (dh * (kh - 1) - ph, dw * (kw - 1) - pw),
+            (dh, dw),
+        )
+        if geo.taps * geo.block_cols * 4 > GEMM_LOCAL_BYTES:
+            return None
+        wname = buffer_name(g, wt)
+
+        def a_load(c: Expr, o: Expr, r: Expr, q: Expr) -> Expr:
+            group = Var("g")
+            return Load(
+                wname,
+                (
+                    add(mul(group, og), o),
+                    Bin("-", c, mul(group, cg)),
+                    add(Const(kh - 1), mul(r, -1)),
+                    add(Const(kw - 1), mul(q, -1)),
+                ),
+            )
+
+        idx = (Var("n"), Var("oc"), Var("oh"), Var("ow"))
+
+        def finish(n: Expr, c: Expr, oh: Expr, ow: Expr) -> list[Stmt]:
+            return [
+                Let("oc", c),
+                Let(f"v{node}", Var("acc_v")),
+                *self.epilogue(self.after(node), idx),
+                *self.stores([node], idx),
+            ]
+
+        return conv_gemm_direct(geo, batch, groups, cg, a_load, finish)
+
+    def grad_weight_gemm(self, node: int) -> list[Stmt] | None:
+        """CPU schedule of conv2d's weight gradient as a GEMM over packed pixel bands
+        (`conv_gemm.weight_grad_gemm`)."""
+        g = self.g
+        x, gout = g.operands(node)
+        attrs = g.node(node)["attrs"]
+        out_c, cg, kh, kw = g.node(node)["shape"]
+        batch = g.node(gout)["shape"][0]
+        groups = attrs["groups"]
+        rows = out_c // groups
+        geo = ConvGeometry(
+            buffer_name(g, x),
+            g.node(x)["shape"][2:],
+            g.node(gout)["shape"][2:],
+            cg,
+            (kh, kw),
+            attrs["stride"],
+            attrs["padding"],
+            attrs["dilation"],
+        )
+        band = max(1, min(geo.out_hw[0], PANEL_PIXELS // geo.out_hw[1])) * geo.out_hw[1]
+        if (rows + band) * min(BJ, geo.taps) * 4 > GEMM_LOCAL_BYTES:
+            return None
+        idx = (Var("oc"), Var("ic"), Var("kh"), Var("kw"))
+
+        def finish(value: Expr) -> list[Stmt]:
+            return [
+                Let(f"v{node}", value),
+                *self.epilogue(self.after(node), idx),
+                *self.stores([node], idx),
+            ]
+
+        return weight_grad_gemm(geo, batch, groups, rows, buffer_name(g, gout), finish)
 
     def grad_weight_rows(self, node: int) -> list[Stmt]:
         """CPU schedule of conv2d's weight gradient: for each (oc, ic, kh) and each static kw,

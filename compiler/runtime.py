@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ class CompiledFunction:
     pass_seconds: dict[str, float] = field(default_factory=dict)
     calls: int = 0
     _executor: Any = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
         keep = set(self.graph.outputs)
@@ -131,7 +133,7 @@ class CompiledFunction:
             elif self.backend == "llvm":
                 from .backends.llvm import LLVMExecutor
 
-                self._executor = LLVMExecutor(self.kernels)
+                self._executor = LLVMExecutor(self.kernels, self.memory)
             elif self.backend == "cuda":
                 from .backends.cuda import CudaExecutor
 
@@ -140,11 +142,19 @@ class CompiledFunction:
                 raise RuntimeError(f"unknown backend {self.backend!r}")
         return self._executor
 
-    def run(self, *args: Any) -> dict[str, np.ndarray]:
+    def run(self, *args: Any, reuse_outputs: bool = False) -> dict[str, np.ndarray]:
         """Execute; return every output by name (numpy arrays, or device arrays when the
-        inputs were device arrays)."""
+        inputs were device arrays). With `reuse_outputs` the backend may write outputs into
+        the arrays it returned last call (for callers that copy them at once, like
+        `TrainStep`). Calls are serialised: intermediates live in buffers kept across calls."""
+        with self._lock:
+            return self._run(args, reuse_outputs)
+
+    def _run(self, args: Sequence[Any], reuse_outputs: bool) -> dict[str, np.ndarray]:
         g = self.graph
         ex = self.executor()
+        if hasattr(ex, "reuse_outputs"):
+            ex.reuse_outputs = reuse_outputs
         on_host = not any(type(a).__module__.startswith("cupy") for a in args)
         env = {nid: ex.to_device(v) for nid, v in self._bind(args).items()}
         last_use = self.memory.last_use

@@ -126,7 +126,8 @@ def test_llvm_blocked_gemm_matches_numpy_and_uses_fma():
 # (in, out, kernel, stride, padding, dilation, groups, hw, batch, pool): the implicit-GEMM
 # convolution's corner cases — fewer channels than a tile row block, fewer pixels than a
 # column block, overlapping remainder blocks, groups, padding wider than the kernel reach,
-# dilation, batch 1 (channel split across cores) and pooled epilogues with padding.
+# dilation, batch 1 (channel split across cores) and pooled epilogues with padding; forward,
+# input gradient and weight gradient.
 CONV_CASES = [
     (3, 8, 3, 1, 1, 1, 1, 9, 2, None),
     (3, 5, 3, 1, 0, 1, 1, 7, 1, None),
@@ -146,7 +147,12 @@ def test_llvm_convolution_schedules_match_numpy(case):
 
     cin, cout, k, s, p, d, groups, hw, batch, pool = case
     manual_seed(1)
-    layers = [nn.Conv2d(cin, cout, k, stride=s, padding=p, dilation=d, groups=groups), nn.ReLU()]
+    # a 1x1 conv in front: the gradient then flows through the case's conv to its input too
+    layers = [
+        nn.Conv2d(cin, cin, 1),
+        nn.Conv2d(cin, cout, k, stride=s, padding=p, dilation=d, groups=groups),
+        nn.ReLU(),
+    ]
     if pool:
         layers.append(nn.MaxPool2d(pool[0], pool[1], padding=pool[2]))
     net = nn.Sequential(*layers)

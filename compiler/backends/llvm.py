@@ -46,6 +46,7 @@ from ..kernel import (
     Store,
     Var,
 )
+from ..passes import MemoryPlan
 from ..runtime import NumpyExecutor, run_ops
 
 ELEM = {"float32": "float", "float64": "double", "int64": "i64", "int32": "i32", "bool": "i8"}
@@ -751,7 +752,14 @@ class LLVMExecutor(NumpyExecutor):
     """Runs each group as its JIT-compiled kernel, the parallel loop split across threads
     (host arrays, like the numpy reference it falls back to)."""
 
-    def __init__(self, kernels: list[Kernel]) -> None:
+    def __init__(self, kernels: list[Kernel], memory: MemoryPlan | None = None) -> None:
+        self.memory = memory
+        # Intermediates live in the memory plan's buffers, allocated once and reused by every
+        # call: fresh arrays would cost the OS a page fault and a zeroed page per 4 KiB each
+        # call (a third of an AlexNet training step went there).
+        self.arena: dict[int, np.ndarray] = {}
+        self.kept: dict[int, np.ndarray] = {}  # graph outputs, when the caller copies them
+        self.reuse_outputs = False
         self.target = _Target.get()
         self.compiled: dict[str, tuple[Any, int]] = {}
         for k in kernels:
@@ -768,6 +776,24 @@ class LLVMExecutor(NumpyExecutor):
             self.compiled[k.name] = (KernelFn(address), extent)
         self.workers = os.cpu_count() or 1
 
+    def output_array(self, node: int, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        """Where kernel output `node` is written: its planned buffer (intermediates), a
+        buffer kept across calls (graph outputs with `reuse_outputs`), or a new array."""
+        plan = self.memory
+        if plan is not None and node in plan.buffer_of:
+            b = plan.buffer_of[node]
+            raw = self.arena.get(b)
+            if raw is None:
+                raw = self.arena[b] = np.empty(plan.buffer_bytes[b], np.uint8)
+            nbytes = int(np.prod(shape)) * dtype.itemsize
+            return raw[:nbytes].view(dtype).reshape(shape)
+        if self.reuse_outputs:
+            arr = self.kept.get(node)
+            if arr is None:
+                arr = self.kept[node] = np.empty(shape, dtype)
+            return arr
+        return np.empty(shape, dtype)
+
     def run_group(self, g: Any, group: Any, kernel: Kernel, env: dict[int, Any]) -> None:
         entry = self.compiled.get(kernel.name)
         if entry is None:
@@ -779,7 +805,7 @@ class LLVMExecutor(NumpyExecutor):
             if b.role == "in":
                 arr = np.ascontiguousarray(env[b.node], dtype=np.dtype(b.dtype))
             else:
-                arr = np.empty(b.shape, dtype=np.dtype(b.dtype))
+                arr = self.output_array(b.node, b.shape, np.dtype(b.dtype))
                 env[b.node] = arr
             keep.append(arr)
         args = (ctypes.c_void_p * len(keep))(*(a.ctypes.data for a in keep))
