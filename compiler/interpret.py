@@ -33,7 +33,7 @@ from .kernel import (
 
 
 class NotInterpretableError(Exception):
-    """The IR calls a runtime helper (random masks, data-dependent indexing, argmax)."""
+    """The IR calls a runtime helper (random masks, data-dependent indexing)."""
 
 
 def _cdiv(a: int, b: int) -> int:
@@ -132,7 +132,12 @@ class _Machine:
                 buf[index if buf.ndim else ()] = self.value(s.value)
             elif isinstance(s, Accumulate):
                 v = self.value(s.value)
-                if s.op == "+":
+                if s.op == "argmax":
+                    best = self.env[f"{s.target}_max"]
+                    if v > best or (math.isnan(v) and not math.isnan(best)):
+                        self.env[f"{s.target}_max"] = v
+                        self.env[s.target] = self.value(s.index)
+                elif s.op == "+":
                     self.env[s.target] = self.env[s.target] + v
                 elif s.op in ("max", "min"):
                     self.env[s.target] = _binary(s.op, self.env[s.target], v)

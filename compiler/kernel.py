@@ -130,9 +130,14 @@ class Store:
 
 @dataclass
 class Accumulate:
+    """`target op= value`. For "argmax", `target` holds the index and `{target}_max` the
+    largest value so far (both set by Lets before the loop); `index` is this iteration's
+    position, taken when the value is larger (or the first NaN, as numpy does)."""
+
     target: str  # a register (Let) or a buffer element written as "buf[i, j]"
-    op: str  # "+" or "max" or "min"
+    op: str  # "+", "max", "min" or "argmax"
     value: Expr
+    index: Expr | None = None
 
 
 @dataclass
@@ -243,7 +248,14 @@ def _print(stmts: list[Stmt], depth: int, lines: list[str]) -> None:
             idx = "".join(f"[{i}]" for i in s.index) or "[0]"
             lines.append(f"{pad}{s.buffer}{idx} = {s.value};")
         elif isinstance(s, Accumulate):
-            if s.op == "+":
+            if s.op == "argmax":
+                best = f"{s.target}_max"
+                lines.append(f"{pad}float x_ = {s.value};")
+                lines.append(
+                    f"{pad}if (x_ > {best} || (isnan(x_) && !isnan({best}))) "
+                    f"{{ {best} = x_; {s.target} = {s.index}; }}"
+                )
+            elif s.op == "+":
                 lines.append(f"{pad}{s.target} += {s.value};")
             else:
                 lines.append(f"{pad}{s.target} = f{s.op}({s.target}, {s.value});")

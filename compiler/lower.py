@@ -284,9 +284,12 @@ class _Lowerer:
         inner += self.stores(prologue, full)  # prologue values other kernels also read
         value = self.operand(x, full, in_shape)
         if d["op"] == "argmax":
+            position: Expr = Const(0)
+            for k in axes:  # the flat position within the reduced axes (row-major)
+                position = add(mul(position, in_shape[k]), Var(f"i{k}"))
             inner += [
                 Comment("track the first index of the largest value"),
-                Accumulate("acc", "argmax", value),
+                Accumulate("acc", "argmax", value, position),
             ]
         else:
             inner.append(
@@ -299,7 +302,10 @@ class _Lowerer:
         out_idx = tuple(Var(f"i{k}") if k in keep else Const(0) for k in range(len(in_shape)))
         if not d["attrs"].get("keepdim", False):
             out_idx = tuple(Var(f"i{k}") for k in keep)
-        body: list[Stmt] = [Let("acc", Const(init)), *red_loops, Let(f"v{red}", Var("acc"))]
+        body: list[Stmt] = [Let("acc", Const(init))]
+        if d["op"] == "argmax":
+            body.append(Let("acc_max", Const(-np.inf)))
+        body += [*red_loops, Let(f"v{red}", Var("acc"))]
         body += self.epilogue(self.after(red), out_idx) + self.stores([red], out_idx)
         return self.loops([f"i{k}" for k in keep], tuple(in_shape[k] for k in keep), body)
 
@@ -1020,7 +1026,8 @@ def _map_stmts(stmts: list[Stmt], fn: Any) -> list[Stmt]:
         elif isinstance(s, Store):
             out.append(Store(s.buffer, tuple(fn(i) for i in s.index), fn(s.value)))
         elif isinstance(s, Accumulate):
-            out.append(Accumulate(s.target, s.op, fn(s.value)))
+            index = None if s.index is None else fn(s.index)
+            out.append(Accumulate(s.target, s.op, fn(s.value), index))
         else:
             out.append(s)
     return out

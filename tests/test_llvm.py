@@ -169,3 +169,11 @@ def test_llvm_convolution_schedules_match_numpy(case):
     got = compiler.build(graph, "llvm", bindings).run(x)
     for name in ref:
         close(got[name], ref[name], rtol=1e-4)
+
+
+@pytest.mark.parametrize("axis", [None, 0, 1])
+def test_llvm_argmax_takes_the_first_largest_value_and_the_first_nan_like_numpy(axis):
+    x = np.array([[1.0, 3.0, 3.0, -1.0], [2.0, np.nan, 5.0, np.nan], [0.0, 0.0, 0.0, 0.0]])
+    x = x.astype(np.float32)
+    got = compiler.compile(lambda t: t.argmax(axis=axis), x, backend="llvm")(x)
+    np.testing.assert_array_equal(got, np.argmax(x, axis=axis))

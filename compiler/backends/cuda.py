@@ -10,7 +10,7 @@ running needs CuPy and a device. Three launch shapes, chosen from the loop nest:
 - **elementwise / reduction / gather** (anything else): the perfectly nested outer loops (the
   output's index space) are flattened onto threads, one output element per thread, and the
   inner loops run in registers.
-A kernel whose IR holds a runtime helper (data-dependent indexing, random masks, argmax) runs
+A kernel whose IR holds a runtime helper (data-dependent indexing, random masks) runs
 its group with the op table's array-module-generic forwards on CuPy arrays instead.
 """
 
@@ -159,6 +159,13 @@ class _Printer:
                     out.append(f"{pad}{s.target} += {self.expr(s.value)};")
                 elif s.op in ("max", "min"):
                     out.append(f"{pad}{s.target} = f{s.op}f({s.target}, {self.expr(s.value)});")
+                elif s.op == "argmax" and s.index is not None:
+                    best = f"{s.target}_max"
+                    out.append(
+                        f"{pad}{{ float x_ = {self.expr(s.value)}; "
+                        f"if (x_ > {best} || (isnan(x_) && !isnan({best}))) "
+                        f"{{ {best} = x_; {s.target} = {self.expr(s.index)}; }} }}"
+                    )
                 else:
                     raise NotRenderableError(f"accumulate {s.op}")
             elif isinstance(s, Comment):

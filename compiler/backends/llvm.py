@@ -12,7 +12,7 @@ The target machine is the host's CPU name and features (znver4 with AVX-512 here
 with the new pass manager at -O3. Compiled objects are cached in memory and on disk
 (`~/.cache/tinygrad_edu/llvm`, keyed by a hash of the IR, the CPU, its features and the
 versions; a file whose checksum fails is rebuilt, never loaded). Kernels whose IR needs a
-runtime helper (random masks, argmax, gathers with index arrays) run the op table's numpy
+runtime helper (random masks, gathers with index arrays) run the op table's numpy
 forwards instead.
 """
 
@@ -390,6 +390,9 @@ class _Function:
                 raise NotRenderableError(f"statement {s!r}")
 
     def accumulate(self, s: Accumulate) -> None:
+        if s.op == "argmax":
+            self.argmax(s)
+            return
         ty = self.var_type.get(s.target, self.ftype)
         slot = self.slot(s.target, ty)
         cur, t = self.tmp(), self.tmp()
@@ -558,6 +561,32 @@ class _Function:
                 op = {"+": "fadd", "-": "fsub", "*": "fmul", "/": "fdiv"}[e.op]
                 self.emit(f"{t} = {op} contract {VEC} {a}, {b}")
         return t
+
+    def argmax(self, s: Accumulate) -> None:
+        """Take this position when its value is larger, or is the first NaN (numpy's rule)."""
+        assert s.index is not None
+        best_ty = self.var_type.get(f"{s.target}_max", self.ftype)
+        best_slot = self.slot(f"{s.target}_max", best_ty)
+        best = self.tmp()
+        self.emit(f"{best} = load {best_ty}, ptr {best_slot}")
+        v = self.value(s.value, best_ty)
+        larger, nan_v, num_best, first_nan, take = (self.tmp() for _ in range(5))
+        self.emit(f"{larger} = fcmp ogt {best_ty} {v}, {best}")
+        self.emit(f"{nan_v} = fcmp uno {best_ty} {v}, 0.0")
+        self.emit(f"{num_best} = fcmp ord {best_ty} {best}, 0.0")
+        self.emit(f"{first_nan} = and i1 {nan_v}, {num_best}")
+        self.emit(f"{take} = or i1 {larger}, {first_nan}")
+        new_best = self.tmp()
+        self.emit(f"{new_best} = select i1 {take}, {best_ty} {v}, {best_ty} {best}")
+        self.emit(f"store {best_ty} {new_best}, ptr {best_slot}")
+        idx_ty = self.var_type.get(s.target, "i64")
+        idx_slot = self.slot(s.target, idx_ty)
+        cur = self.tmp()
+        self.emit(f"{cur} = load {idx_ty}, ptr {idx_slot}")
+        pos = self.value(s.index, idx_ty)
+        new_idx = self.tmp()
+        self.emit(f"{new_idx} = select i1 {take}, {idx_ty} {pos}, {idx_ty} {cur}")
+        self.emit(f"store {idx_ty} {new_idx}, ptr {idx_slot}")
 
     def loop(self, lp: Loop, parallel: bool, emit_body: Any = None) -> None:
         self.loop_vars.add(lp.var)
