@@ -125,13 +125,17 @@ class TrainStep:
 
     def __init__(self, compiled: CompiledFunction, model: nn.Module, optimizer: optim.SGD) -> None:
         self.compiled, self.model, self.optimizer = compiled, model, optimizer
+        self._params: dict[str, Tensor] | None = None
+        self._slots: dict[str, int] = {}  # parameter name -> its index in the optimizer
 
     def __getattr__(self, name: str) -> Any:  # kernels, report(), explain_fusion(), ...
         return getattr(self.compiled, name)
 
     def __call__(self, x: Any, y: Any) -> float:
         outs = self.compiled.run(x, y, reuse_outputs=True)  # copied out below
-        params = dict(self.model.named_parameters())
+        if self._params is None:
+            self._params = dict(self.model.named_parameters())
+        params = self._params
         for key, value in outs.items():
             kind, _, name = key.partition(":")
             if kind in ("param", "momentum") and isinstance(params[name].data, np.ndarray):
@@ -139,7 +143,9 @@ class TrainStep:
             if kind == "param":
                 params[name].data[...] = value
             elif kind == "momentum":
-                index = _index_of(self.optimizer.params, params[name])
+                index = self._slots.get(name)
+                if index is None:
+                    index = self._slots[name] = _index_of(self.optimizer.params, params[name])
                 self.optimizer.state[index]["momentum_buffer"][...] = value
         self.optimizer.step_count += 1
         for p in self.optimizer.params:

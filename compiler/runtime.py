@@ -32,6 +32,8 @@ from .graph import Graph
 from .kernel import Kernel
 from .passes import Fusion, MemoryPlan
 
+KEEP_TIMINGS = 100  # per-kernel call times kept for medians and reports
+
 
 def debug_level() -> int:
     try:
@@ -55,37 +57,52 @@ class CompiledFunction:
     calls: int = 0
     _executor: Any = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _leaves: list[tuple[int, dict[str, Any]]] | None = field(default=None, repr=False)
+    _input_names: list[str] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         keep = set(self.graph.outputs)
-        self._dead_after: list[list[int]] = [[] for _ in self.kernels]
-        for nid, k in self.memory.last_use.items():
+        last_use = self.memory.last_use
+        # liveness: after kernel k, drop the values nothing reads any more (its group's
+        # internal values at once)
+        self._dead_after: list[list[int]] = [
+            [n for n in group.nodes if n not in last_use and n not in keep]
+            for group in self.fusion.groups
+        ]
+        for nid, k in last_use.items():
             if nid not in keep and not self.graph.is_leaf(nid):
                 self._dead_after[k].append(nid)
 
     # -- running ------------------------------------------------------------------------------
     @property
     def input_names(self) -> list[str]:
-        return [
+        """The inputs a call passes, in trace order (the rest are bound parameters)."""
+        names = [
             self.graph.node(n)["name"]
             for n in self.graph.leaves("input")
             if self.graph.node(n)["name"] not in self.bindings
         ]
+        return names
 
     def _bind(self, args: Sequence[Any]) -> dict[int, np.ndarray]:
         g = self.graph
-        names = self.input_names
+        if self._input_names is None:
+            self._input_names = self.input_names
+        names = self._input_names
         if len(args) != len(names):
             raise TypeError(f"compiled function takes {len(names)} inputs {names}, got {len(args)}")
         given = dict(zip(names, args))
         env: dict[int, np.ndarray] = {}
-        for nid in g.nx.nodes:
-            d = g.node(nid)
+        if self._leaves is None:  # the graph's leaves, found once (calls are hot in training)
+            self._leaves = [
+                (nid, g.node(nid))
+                for nid in g.nx.nodes
+                if g.node(nid)["op"] in ("const", "input", "param", "state")
+            ]
+        for nid, d in self._leaves:
             role = d["op"]
             if role == "const":
                 env[nid] = d["value"]
-                continue
-            if role not in ("input", "param", "state"):
                 continue
             name = d["name"]
             value = self.bindings[name]() if name in self.bindings else given[name]
@@ -157,21 +174,19 @@ class CompiledFunction:
             ex.reuse_outputs = reuse_outputs
         on_host = not any(type(a).__module__.startswith("cupy") for a in args)
         env = {nid: ex.to_device(v) for nid, v in self._bind(args).items()}
-        last_use = self.memory.last_use
-        keep = set(g.outputs)
         level = debug_level()
         total = 0.0
-        for k, (group, kernel) in enumerate(zip(self.fusion.groups, self.kernels)):
-            t0 = time.perf_counter()
+        clock = time.perf_counter
+        for group, kernel, dead in zip(self.fusion.groups, self.kernels, self._dead_after):
+            t0 = clock()
             ex.run_group(g, group, kernel, env)
-            dt = time.perf_counter() - t0
-            kernel.seconds.append(dt)
+            dt = clock() - t0
+            seconds = kernel.seconds
+            seconds.append(dt)
+            if len(seconds) > 2 * KEEP_TIMINGS:  # a long training run keeps the recent ones
+                del seconds[:-KEEP_TIMINGS]
             total += dt
-            # liveness: drop values nothing reads any more (group-internal ones at once)
-            for nid in group.nodes:
-                if nid not in last_use and nid not in keep:
-                    env.pop(nid, None)
-            for nid in self._dead_after[k]:
+            for nid in dead:
                 env.pop(nid, None)
         self.calls += 1
         if level >= 1:

@@ -21,10 +21,11 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
+import queue
 import re
 import struct
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -765,16 +766,87 @@ class _Target:
 
 
 KernelFn = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
-_POOL: ThreadPoolExecutor | None = None
 
 
-def _pool() -> ThreadPoolExecutor:
-    global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(
-            max_workers=os.cpu_count() or 1, thread_name_prefix="tinygrad_edu-llvm"
-        )
-    return _POOL
+class _Workers:
+    """Threads that run slices of a kernel's parallel loop. Their stacks are large because
+    kernels keep on-chip tiles (`Local`) on the stack: the implicit-GEMM convolution's panel
+    and tile take up to GEMM_LOCAL_BYTES."""
+
+    STACK_BYTES = 64 << 20
+
+    def __init__(self, count: int) -> None:
+        self.tasks: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        old = threading.stack_size(self.STACK_BYTES)
+        try:
+            self.threads = [
+                threading.Thread(target=self._work, daemon=True, name=f"tinygrad_edu-llvm-{i}")
+                for i in range(count)
+            ]
+            for t in self.threads:
+                t.start()
+        finally:
+            threading.stack_size(old)
+
+    def _work(self) -> None:
+        while True:
+            fn, args, start, end, done = self.tasks.get()
+            try:
+                fn(args, start, end)
+            finally:
+                done.release()
+
+    def run(self, fn: Any, args: Any, bounds: list[tuple[int, int]], caller_too: bool) -> None:
+        """Run every slice; the calling thread takes the first one when `caller_too` (saves
+        a hand-off; kernels with big on-chip tiles stay on the workers' big stacks)."""
+        done = threading.Semaphore(0)
+        rest = bounds[1:] if caller_too else bounds
+        for a, b in rest:
+            self.tasks.put((fn, args, a, b, done))
+        if caller_too:
+            fn(args, *bounds[0])
+        for _ in rest:
+            done.acquire()
+
+
+_WORKERS: _Workers | None = None
+_WORKERS_LOCK = threading.Lock()
+
+
+def _workers() -> _Workers:
+    global _WORKERS
+    with _WORKERS_LOCK:
+        if _WORKERS is None:
+            _WORKERS = _Workers(os.cpu_count() or 1)
+        return _WORKERS
+
+
+# A kernel is split across the cores only when one core would take longer than this: waking
+# a worker thread costs tens of microseconds, more than small kernels take whole.
+PARALLEL_SECONDS = 100e-6
+SERIAL_FLOPS_PER_S, SERIAL_BYTES_PER_S = 40e9, 8e9
+SMALL_STACK_BYTES = 256 << 10  # on-chip tiles up to this size may run on the caller's stack
+
+
+@dataclass
+class _Launch:
+    """Everything a call of one compiled kernel needs, prepared once."""
+
+    fn: Any
+    buffers: list[tuple[int, bool, np.dtype, tuple[int, ...]]]  # node, is input, dtype, shape
+    args: Any  # the ctypes pointer array, refilled per call
+    bounds: list[tuple[int, int]]  # slices of the parallel loop, one per core used
+    caller_too: bool
+
+
+def _local_bytes(body: list[Stmt]) -> int:
+    total = 0
+    for s in body:
+        if isinstance(s, Local):
+            total += int(np.prod(s.shape)) * 8
+        elif isinstance(s, Loop):
+            total += _local_bytes(s.body)
+    return total
 
 
 class LLVMExecutor(NumpyExecutor):
@@ -788,9 +860,11 @@ class LLVMExecutor(NumpyExecutor):
         # call (a third of an AlexNet training step went there).
         self.arena: dict[int, np.ndarray] = {}
         self.kept: dict[int, np.ndarray] = {}  # graph outputs, when the caller copies them
+        self.views: dict[int, np.ndarray] = {}  # node -> its view of an arena buffer
+        self.addresses: dict[int, tuple[np.ndarray, int]] = {}
         self.reuse_outputs = False
         self.target = _Target.get()
-        self.compiled: dict[str, tuple[Any, int]] = {}
+        self.compiled: dict[str, _Launch] = {}
         for k in kernels:
             try:
                 ir, symbol, extent = render(k)
@@ -802,20 +876,22 @@ class LLVMExecutor(NumpyExecutor):
             asm = self.target.asm.get(self.target.key(ir))
             if asm:
                 k.sources["asm"] = asm
-            self.compiled[k.name] = (KernelFn(address), extent)
-        self.workers = os.cpu_count() or 1
+            self.compiled[k.name] = self.launch(k, KernelFn(address), extent)
 
     def output_array(self, node: int, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         """Where kernel output `node` is written: its planned buffer (intermediates), a
         buffer kept across calls (graph outputs with `reuse_outputs`), or a new array."""
         plan = self.memory
         if plan is not None and node in plan.buffer_of:
-            b = plan.buffer_of[node]
-            raw = self.arena.get(b)
-            if raw is None:
-                raw = self.arena[b] = np.empty(plan.buffer_bytes[b], np.uint8)
-            nbytes = int(np.prod(shape)) * dtype.itemsize
-            return raw[:nbytes].view(dtype).reshape(shape)
+            arr = self.views.get(node)
+            if arr is None:
+                b = plan.buffer_of[node]
+                raw = self.arena.get(b)
+                if raw is None:
+                    raw = self.arena[b] = np.empty(plan.buffer_bytes[b], np.uint8)
+                nbytes = int(np.prod(shape)) * dtype.itemsize
+                arr = self.views[node] = raw[:nbytes].view(dtype).reshape(shape)
+            return arr
         if self.reuse_outputs:
             arr = self.kept.get(node)
             if arr is None:
@@ -823,32 +899,54 @@ class LLVMExecutor(NumpyExecutor):
             return arr
         return np.empty(shape, dtype)
 
+    def address(self, arr: np.ndarray) -> int:
+        """The data pointer of `arr`, remembered for the arrays that are reused every call
+        (numpy's `.ctypes.data` builds a helper object each time)."""
+        key = id(arr)
+        hit = self.addresses.get(key)
+        if hit is not None and hit[0] is arr:
+            return hit[1]
+        address = arr.ctypes.data
+        if len(self.addresses) > 4096:
+            self.addresses.clear()
+        self.addresses[key] = (arr, address)
+        return address
+
+    @staticmethod
+    def launch(k: Kernel, fn: Any, extent: int) -> _Launch:
+        seconds = k.flops / SERIAL_FLOPS_PER_S + (k.bytes_read + k.bytes_written) / (
+            SERIAL_BYTES_PER_S
+        )
+        chunks = min(os.cpu_count() or 1, extent) if seconds > PARALLEL_SECONDS else 1
+        cuts = np.linspace(0, extent, chunks + 1).astype(int)
+        bounds = [(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
+        return _Launch(
+            fn,
+            [(b.node, b.role == "in", np.dtype(b.dtype), b.shape) for b in k.buffers],
+            (ctypes.c_void_p * len(k.buffers))(),
+            bounds,
+            _local_bytes(k.body) <= SMALL_STACK_BYTES,
+        )
+
     def run_group(self, g: Any, group: Any, kernel: Kernel, env: dict[int, Any]) -> None:
-        entry = self.compiled.get(kernel.name)
-        if entry is None:
+        launch = self.compiled.get(kernel.name)
+        if launch is None:
             run_ops(np, g, group.nodes, env)
             return
-        fn, extent = entry
         keep = []  # every array stays referenced until the call returns
-        for b in kernel.buffers:
-            if b.role == "in":
-                arr = np.ascontiguousarray(env[b.node], dtype=np.dtype(b.dtype))
+        args = launch.args
+        for i, (node, is_input, dtype, shape) in enumerate(launch.buffers):
+            if is_input:
+                arr = env[node]
+                if type(arr) is not np.ndarray or arr.dtype != dtype or not arr.flags.c_contiguous:
+                    arr = np.ascontiguousarray(arr, dtype=dtype)
             else:
-                arr = self.output_array(b.node, b.shape, np.dtype(b.dtype))
-                env[b.node] = arr
+                arr = self.output_array(node, shape, dtype)
+                env[node] = arr
             keep.append(arr)
-        args = (ctypes.c_void_p * len(keep))(*(a.ctypes.data for a in keep))
-        work = kernel.flops + kernel.bytes_read + kernel.bytes_written
-        chunks = min(self.workers, extent) if work > 200_000 else 1
-        if chunks <= 1:
-            fn(args, 0, extent)
-            return
-        bounds = np.linspace(0, extent, chunks + 1).astype(int)
-        futures = [
-            _pool().submit(fn, args, int(a), int(b))
-            for a, b in zip(bounds[:-1], bounds[1:])
-            if b > a
-        ]
-        for f in futures:
-            f.result()
+            args[i] = self.address(arr)
+        if len(launch.bounds) == 1 and launch.caller_too:
+            launch.fn(args, *launch.bounds[0])
+        else:
+            _workers().run(launch.fn, args, launch.bounds, launch.caller_too)
         del keep
