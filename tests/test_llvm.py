@@ -3,6 +3,7 @@ gradients, odd shapes and batch 1 included) and on the models; the disk cache is
 and rebuilt when corrupt."""
 
 import os
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -27,6 +28,18 @@ def close(a, b, rtol=1e-5):
 @settings(max_examples=25, deadline=None)
 @given(program=programs(), seed=st.integers(0, 1000))
 def test_llvm_random_programs_match_numpy_outputs_and_gradients(program, seed):
+    check_random_program(program, seed)
+
+
+@settings(max_examples=10, deadline=None)
+@given(program=programs(), seed=st.integers(0, 1000))
+def test_llvm_random_programs_stay_in_bounds(program, seed):
+    """The same differential test with every generated access bounds-checked."""
+    with mock.patch.dict(os.environ, {"TINYGRAD_EDU_CHECK_BOUNDS": "1"}):
+        check_random_program(program, seed)
+
+
+def check_random_program(program, seed):
     x = np.random.default_rng(seed).standard_normal(program.x_shape).astype(np.float32)
     ref = compiler.compile(program, x).run(x)
     got = compiler.compile(program, x, backend="llvm").run(x)
@@ -177,3 +190,40 @@ def test_llvm_argmax_takes_the_first_largest_value_and_the_first_nan_like_numpy(
     x = x.astype(np.float32)
     got = compiler.compile(lambda t: t.argmax(axis=axis), x, backend="llvm")(x)
     np.testing.assert_array_equal(got, np.argmax(x, axis=axis))
+
+
+def test_llvm_bounds_check_mode_reports_an_out_of_bounds_kernel_instead_of_corrupting(
+    monkeypatch,
+):
+    from compiler.backends.llvm import LLVMExecutor, OutOfBoundsError
+    from compiler.kernel import Buffer, Kernel, Load, Loop, Store, Var
+
+    # a deliberately wrong loop nest: 5 iterations over 4-element buffers
+    body = [Loop("i", 5, [Store("y", (Var("i"),), Load("x", (Var("i"),)))])]
+    kernel = Kernel(
+        "k_oob",
+        ["copy"],
+        [0, 1],
+        [Buffer("x", (4,), "float32", "in", 0), Buffer("y", (4,), "float32", "out", 1)],
+        body,
+        0,
+        16,
+        16,
+        "elementwise",
+    )
+    monkeypatch.setenv("TINYGRAD_EDU_CHECK_BOUNDS", "1")
+    ex = LLVMExecutor([kernel])
+    env = {0: np.arange(4, dtype=np.float32)}
+    with pytest.raises(OutOfBoundsError, match=r"k_oob.*'x' \(\(4,\)\) at flat index 4"):
+        ex.run_group(None, None, kernel, env)
+    np.testing.assert_array_equal(env[1], [0, 1, 2, 3])  # the in-bounds part ran
+
+
+@pytest.fixture
+def bounds_checked(monkeypatch):
+    monkeypatch.setenv("TINYGRAD_EDU_CHECK_BOUNDS", "1")
+
+
+@pytest.mark.parametrize("case", CONV_CASES[:5], ids=str)
+def test_llvm_convolution_schedules_stay_in_bounds(case, bounds_checked):
+    test_llvm_convolution_schedules_match_numpy(case)

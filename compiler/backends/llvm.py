@@ -93,8 +93,10 @@ def _substitute_var(e: Expr, var: str, value: Expr) -> Expr:
 class _Function:
     """Emits one kernel's LLVM IR text."""
 
-    def __init__(self, kernel: Kernel, symbol: str) -> None:
+    def __init__(self, kernel: Kernel, symbol: str, checked: bool = False) -> None:
         self.kernel = kernel
+        self.checked = checked
+        self.buffer_ids: dict[str, int] = {}
         self.symbol = symbol
         self.lines: list[str] = []
         self.entry: list[str] = []
@@ -195,7 +197,7 @@ class _Function:
         return t
 
     # -- expressions --------------------------------------------------------------------------
-    def address(self, buffer: str, index: tuple[Expr, ...]) -> tuple[str, str]:
+    def address(self, buffer: str, index: tuple[Expr, ...], lanes: int = 1) -> tuple[str, str]:
         ptr, shape, elem = self.buffers[buffer]
         flat = "0"
         stride = 1
@@ -213,8 +215,32 @@ class _Function:
                 flat = t
             stride *= n
         t = self.tmp()
-        self.emit(f"{t} = getelementptr inbounds {elem}, ptr {ptr}, i64 {flat}")
+        inbounds = "" if self.checked else " inbounds"  # checked: the index may be wrong
+        self.emit(f"{t} = getelementptr{inbounds} {elem}, ptr {ptr}, i64 {flat}")
+        if self.checked:
+            return self.checked_address(buffer, flat, t, int(np.prod(shape)), lanes), elem
         return t, elem
+
+    def checked_address(self, buffer: str, flat: str, ptr: str, size: int, lanes: int) -> str:
+        """Bounds-check mode: an access outside [0, size) goes to a scratch slot instead and
+        is recorded in the error record (flag, buffer number, flat index) for the runtime."""
+        if buffer not in self.buffer_ids:
+            self.buffer_ids[buffer] = len(self.buffer_ids)
+        low, last, high, ok, bad = (self.tmp() for _ in range(5))
+        self.emit(f"{low} = icmp sge i64 {flat}, 0")
+        self.emit(f"{last} = add i64 {flat}, {lanes - 1}")
+        self.emit(f"{high} = icmp slt i64 {last}, {size}")
+        self.emit(f"{ok} = and i1 {low}, {high}")
+        self.emit(f"{bad} = xor i1 {ok}, true")
+        for slot, new in ((0, "1"), (1, str(self.buffer_ids[buffer])), (2, flat)):
+            at, old, value = self.tmp(), self.tmp(), self.tmp()
+            self.emit(f"{at} = getelementptr i64, ptr %err, i64 {slot}")
+            self.emit(f"{old} = load i64, ptr {at}")
+            self.emit(f"{value} = select i1 {bad}, i64 {new}, i64 {old}")
+            self.emit(f"store i64 {value}, ptr {at}")
+        safe = self.tmp()
+        self.emit(f"{safe} = select i1 {ok}, ptr {ptr}, ptr %sink")
+        return safe
 
     def value(self, e: Expr, want: str | None = None) -> str:
         ty = self.type_of(e)
@@ -532,7 +558,7 @@ class _Function:
         assert self.vector is not None
         var, base = self.vector
         first = index[:-1] + (_substitute_var(index[-1], var, base),)
-        return self.address(buffer, first)[0]
+        return self.address(buffer, first, LANES)[0]
 
     def vec_value(self, e: Expr) -> str:
         assert self.vector is not None
@@ -629,6 +655,12 @@ class _Function:
             if b.dtype not in ELEM:
                 raise NotRenderableError(f"dtype {b.dtype}")
             self.buffers[b.name] = (ptr, b.shape, ELEM[b.dtype])
+            self.buffer_ids[b.name] = i
+        if self.checked:  # the error record follows the buffers in `args`
+            n = len(self.kernel.buffers)
+            self.entry.append(f"  %errslot = getelementptr ptr, ptr %args, i64 {n}")
+            self.entry.append("  %err = load ptr, ptr %errslot")
+            self.entry.append(f"  %sink = alloca [{LANES} x double]")
         body = self.kernel.body
         parallel = body[0] if len(body) == 1 and isinstance(body[0], Loop) else None
         if parallel is None:  # no outer loop to split: the call with start 0 does it all
@@ -656,15 +688,27 @@ class _Function:
         )
 
 
-def render(kernel: Kernel) -> tuple[str, str, int]:
-    """(LLVM IR text, function symbol, extent of the parallel loop) for one kernel."""
+def render(kernel: Kernel, checked: bool = False) -> tuple[str, str, int, list[str]]:
+    """(LLVM IR text, function symbol, extent of the parallel loop, buffer names by number in
+    the bounds-check record) for one kernel; `checked` adds a bounds check to every access."""
     digest = hashlib.sha256(kernel.pseudo_c().encode()).hexdigest()[:12]
-    symbol = f"{kernel.name}_{digest}"
-    fn = _Function(kernel, symbol)
+    symbol = f"{kernel.name}_{digest}{'_checked' if checked else ''}"
+    fn = _Function(kernel, symbol, checked)
     text = fn.render()
     body = kernel.body
     extent = body[0].extent if len(body) == 1 and isinstance(body[0], Loop) else 1
-    return text, symbol, extent
+    names = sorted(fn.buffer_ids, key=fn.buffer_ids.__getitem__)
+    return text, symbol, extent, names
+
+
+def bounds_checks_enabled() -> bool:
+    """`TINYGRAD_EDU_CHECK_BOUNDS=1`: every generated load and store is bounds-checked (a
+    debug mode: slower kernels; an access outside its buffer raises instead of corrupting)."""
+    return os.environ.get("TINYGRAD_EDU_CHECK_BOUNDS", "0") not in ("", "0")
+
+
+class OutOfBoundsError(IndexError):
+    """A generated kernel tried to access memory outside a buffer (bounds-check mode)."""
 
 
 class _Target:
@@ -837,6 +881,8 @@ class _Launch:
     args: Any  # the ctypes pointer array, refilled per call
     bounds: list[tuple[int, int]]  # slices of the parallel loop, one per core used
     caller_too: bool
+    errors: np.ndarray | None = None  # bounds-check mode: (flag, buffer number, flat index)
+    names: list[str] | None = None  # buffer names by number (locals after the arguments)
 
 
 def _local_bytes(body: list[Stmt]) -> int:
@@ -865,9 +911,10 @@ class LLVMExecutor(NumpyExecutor):
         self.reuse_outputs = False
         self.target = _Target.get()
         self.compiled: dict[str, _Launch] = {}
+        self.checked = bounds_checks_enabled()
         for k in kernels:
             try:
-                ir, symbol, extent = render(k)
+                ir, symbol, extent, names = render(k, self.checked)
             except NotRenderableError as why:
                 k.sources["llvm"] = f"; runs with numpy: {why}"
                 continue
@@ -876,7 +923,7 @@ class LLVMExecutor(NumpyExecutor):
             asm = self.target.asm.get(self.target.key(ir))
             if asm:
                 k.sources["asm"] = asm
-            self.compiled[k.name] = self.launch(k, KernelFn(address), extent)
+            self.compiled[k.name] = self.launch(k, KernelFn(address), extent, names, self.checked)
 
     def output_array(self, node: int, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         """Where kernel output `node` is written: its planned buffer (intermediates), a
@@ -913,7 +960,7 @@ class LLVMExecutor(NumpyExecutor):
         return address
 
     @staticmethod
-    def launch(k: Kernel, fn: Any, extent: int) -> _Launch:
+    def launch(k: Kernel, fn: Any, extent: int, names: list[str], checked: bool) -> _Launch:
         seconds = k.flops / SERIAL_FLOPS_PER_S + (k.bytes_read + k.bytes_written) / (
             SERIAL_BYTES_PER_S
         )
@@ -923,9 +970,11 @@ class LLVMExecutor(NumpyExecutor):
         return _Launch(
             fn,
             [(b.node, b.role == "in", np.dtype(b.dtype), b.shape) for b in k.buffers],
-            (ctypes.c_void_p * len(k.buffers))(),
+            (ctypes.c_void_p * (len(k.buffers) + checked))(),
             bounds,
             _local_bytes(k.body) <= SMALL_STACK_BYTES,
+            np.zeros(3, np.int64) if checked else None,
+            names,
         )
 
     def run_group(self, g: Any, group: Any, kernel: Kernel, env: dict[int, Any]) -> None:
@@ -945,8 +994,26 @@ class LLVMExecutor(NumpyExecutor):
                 env[node] = arr
             keep.append(arr)
             args[i] = self.address(arr)
+        errors = launch.errors
+        if errors is not None:
+            errors[:] = 0
+            args[len(launch.buffers)] = errors.ctypes.data
         if len(launch.bounds) == 1 and launch.caller_too:
             launch.fn(args, *launch.bounds[0])
         else:
             _workers().run(launch.fn, args, launch.bounds, launch.caller_too)
         del keep
+        if errors is not None and errors[0]:
+            self.report_out_of_bounds(kernel, launch)
+
+    @staticmethod
+    def report_out_of_bounds(kernel: Kernel, launch: _Launch) -> None:
+        assert launch.errors is not None and launch.names is not None
+        name = launch.names[int(launch.errors[1])]
+        shapes = {b.name: b.shape for b in kernel.buffers}
+        shape = shapes.get(name, "an on-chip tile")
+        raise OutOfBoundsError(
+            f"llvm kernel {kernel.name}: an access outside buffer {name!r} ({shape}) at flat "
+            f"index {int(launch.errors[2])} (skipped). This is a lowering bug: please report it "
+            "with the kernel's pseudo-C (kernel.pseudo_c()); meanwhile use backend='numpy'."
+        )
