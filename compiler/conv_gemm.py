@@ -191,6 +191,7 @@ def micro_kernel(
                             "jj",
                             bj,
                             [Let("acc_v", Load("done_tile", tile)), *finish(row, Var("jj"))],
+                            ["vectorize(16)"],
                         )
                     ],
                 ),
@@ -220,6 +221,15 @@ def pixel_position(geo: ConvGeometry, p0: Expr, jj: Expr) -> list[Stmt]:
     return [Let("oh", Bin("/", pixel, Const(ow_n))), Let("ow", Bin("%", pixel, Const(ow_n)))]
 
 
+def pixel_index(geo: ConvGeometry, p0: Expr, jj: Expr, flat: bool) -> tuple[list[Stmt], Expr, Expr]:
+    """(Lets, oh, ow) of panel column jj. `flat`: the pixel as (0, p), the same row-major
+    address as (p / OW, p % OW) in an (..., OH, OW) buffer, and contiguous in jj, so the
+    epilogue vectorises."""
+    if flat:
+        return [], Const(0), add(p0, jj)
+    return pixel_position(geo, p0, jj), Var("oh"), Var("ow")
+
+
 def conv_gemm_direct(
     geo: ConvGeometry,
     batch: int,
@@ -227,16 +237,19 @@ def conv_gemm_direct(
     rows: int,
     a_load: Callable[[Expr, Expr, Expr, Expr], Expr],
     finish: Callable[[Expr, Expr, Expr, Expr], list[Stmt]],
+    flat: bool = False,
 ) -> list[Stmt]:
     """Tasks over (image, group, column block), parallel: pack, then all channel blocks;
-    `finish(n, oc, oh, ow)` consumes `acc_v` for each output element."""
+    `finish(n, oc, oh, ow)` consumes `acc_v` for each output element (`flat`: see
+    `pixel_index`)."""
     blocks = geo.col_blocks
     n = Var("n")
     task = Var("task")
 
     def done(r: Expr, jj: Expr) -> list[Stmt]:
         oc = add(mul(Var("g"), rows), r)
-        return pixel_position(geo, Var("p0"), jj) + finish(n, oc, Var("oh"), Var("ow"))
+        lets, oh, ow = pixel_index(geo, Var("p0"), jj, flat)
+        return lets + finish(n, oc, oh, ow)
 
     body: list[Stmt] = [
         *locals_for(geo, rows),
@@ -259,6 +272,7 @@ def conv_gemm_tiled(
     to_tile: Callable[[Expr, Expr, Expr, Expr], list[Stmt]],
     from_tile: list[Stmt],
     tile_name: str = "tile",
+    flat: bool = False,
 ) -> list[Stmt]:
     """Tasks over (image, group, channel split), parallel: every column block is packed and
     multiplied into an on-chip tile of this task's rows // splits channels (`to_tile(n, oc,
@@ -271,11 +285,8 @@ def conv_gemm_tiled(
 
     def done(r: Expr, jj: Expr) -> list[Stmt]:
         oc = add(mul(Var("g"), rows), mul(Var("s"), part), r)
-        return [
-            *pixel_position(geo, Var("p0"), jj),
-            Let("r", r),
-            *to_tile(n, oc, Var("oh"), Var("ow")),
-        ]
+        lets, oh, ow = pixel_index(geo, Var("p0"), jj, flat)
+        return [*lets, Let("r", r), *to_tile(n, oc, oh, ow)]
 
     first_row = add(mul(Var("g"), rows), mul(Var("s"), part))
     body: list[Stmt] = [

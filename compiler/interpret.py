@@ -2,8 +2,10 @@
 
 Backends render the same loop nests (CUDA C today), so a kernel's IR must compute exactly what
 its group's ops compute. `run_kernel` executes the IR element by element in Python on small
-inputs; tests compare it with the numpy reference backend. Integer `/` and `%` truncate toward
-zero as in C; `Select` evaluates only the branch it takes (so guarded loads stay in bounds).
+inputs; tests compare it with the numpy reference backend. Buffers are addressed row-major
+like the backends do, and every access must fall inside its buffer. Integer `/` and `%`
+truncate toward zero as in C; `Select` evaluates only the branch it takes (so guarded loads
+stay in bounds).
 """
 
 from __future__ import annotations
@@ -104,10 +106,7 @@ class _Machine:
             return e.value
         if isinstance(e, Load):
             buf = self.buffers[e.buffer]
-            index = tuple(int(self.value(i)) for i in e.index)
-            if any(i < 0 or i >= n for i, n in zip(index, buf.shape)):
-                raise IndexError(f"{e.buffer}{list(index)} is outside {buf.shape}")
-            return buf[index].item() if buf.ndim else buf.item()
+            return buf.flat[self.flat(e.buffer, e.index)].item()
         if isinstance(e, Bin):
             return _binary(e.op, self.value(e.a), self.value(e.b))
         if isinstance(e, Select):
@@ -115,6 +114,20 @@ class _Machine:
         if isinstance(e, Call):
             return _call(e.fn, [self.value(a) for a in e.args])
         raise NotInterpretableError(f"expression {e!r}")
+
+    def flat(self, name: str, index: tuple[Expr, ...]) -> int:
+        """Row-major position of `index` in buffer `name`, as the backends address it (an
+        index may run past its own dimension, e.g. a pixel p as [0][p]; the position must
+        stay inside the buffer)."""
+        buf = self.buffers[name]
+        flat, stride = 0, 1
+        for i, n in zip(reversed(index), reversed(buf.shape)):
+            flat += int(self.value(i)) * stride
+            stride *= n
+        if not 0 <= flat < max(buf.size, 1):
+            where = [int(self.value(i)) for i in index]
+            raise IndexError(f"{name}{where} is outside {buf.shape}")
+        return flat
 
     def run(self, body: list[Stmt]) -> None:
         for s in body:
@@ -128,8 +141,7 @@ class _Machine:
                 self.buffers[s.name] = np.zeros(s.shape)
             elif isinstance(s, Store):
                 buf = self.buffers[s.buffer]
-                index = tuple(int(self.value(i)) for i in s.index)
-                buf[index if buf.ndim else ()] = self.value(s.value)
+                buf.flat[self.flat(s.buffer, s.index)] = self.value(s.value)
             elif isinstance(s, Accumulate):
                 v = self.value(s.value)
                 if s.op == "argmax":

@@ -332,6 +332,16 @@ class _Lowerer:
             return self.matmul_blocked(mm, shape, k_extent, a_load, b_load)
         if self.schedule == "cpu" and contiguous_j and shape[-1] > 1:
             return self.matmul_rows(mm, names, shape, k_extent, a_load, b_load)
+        if (
+            self.schedule == "cpu"
+            and len(shape) == 2
+            and k_extent >= DOT_LANES
+            and _rows_along_k(a_load)
+            and _rows_along_k(b_load)
+            and isinstance(b_load, Load)
+            and b_load.index[-2] == Var("j")
+        ):
+            return self.matmul_dots(mm, shape, k_extent, a_load, b_load)
         body: list[Stmt] = [
             Let("acc", Const(0.0)),
             Loop(
@@ -411,6 +421,79 @@ class _Lowerer:
         return self.loops(
             ["i0", "j0"], (shape[0] // BLOCK_I, shape[1] // BLOCK_J), body, vectorize=False
         )
+
+    def matmul_dots(
+        self, mm: int, shape: tuple[int, ...], k_extent: int, a_load: Load, b_load: Load
+    ) -> list[Stmt]:
+        """CPU schedule for A @ B with B read along k (x @ W.T, a linear layer): C[i, j] is a
+        dot product of two contiguous rows. A DOT_I x DOT_J block of C keeps one 16-lane
+        partial-sum vector per element (16 zmm registers): per 16 values of k, DOT_I vectors
+        of A and DOT_J of B feed DOT_I * DOT_J fused multiply-adds; lanes are summed once at
+        the end. Blocks over the last rows/columns overlap their neighbours (recomputing the
+        same sums) instead of running past the edge."""
+        m_n, n_n = shape
+        bi, bj = min(DOT_I, m_n), min(DOT_J, n_n)
+        full = k_extent // DOT_LANES
+        i = add(Var("ib"), Var("a"))
+        j = add(Var("jb"), Var("b"))
+        tile = (Var("a"), Var("b"), Var("l"))
+        kk = add(mul(Var("kc"), DOT_LANES), Var("l"))
+        prod = Bin(
+            "*",
+            _substitute(a_load, {"i": i, "k": kk}),
+            _substitute(b_load, {"j": j, "k": kk}),
+        )
+        rest = Bin(
+            "*",
+            _substitute(a_load, {"i": i, "k": add(Var("kr"), Const(full * DOT_LANES))}),
+            _substitute(b_load, {"j": j, "k": add(Var("kr"), Const(full * DOT_LANES))}),
+        )
+
+        def per_pair(body: list[Stmt], unroll: bool = True) -> Loop:
+            tags = ["unroll"] if unroll else []
+            return Loop("a", bi, [Loop("b", bj, body, tags)], tags)
+
+        idx = (i, j)
+        finish: list[Stmt] = [
+            Let("acc", Const(0.0)),
+            Loop("l", DOT_LANES, [Accumulate("acc", "+", Load("dots_done", tile))]),
+        ]
+        if k_extent > full * DOT_LANES:
+            finish.append(Loop("kr", k_extent - full * DOT_LANES, [Accumulate("acc", "+", rest)]))
+        finish.append(Let(f"v{mm}", Var("acc")))
+        finish += [
+            _map_one(st, lambda e: _substitute(e, {"i": i, "j": j}))
+            for st in self.epilogue(self.after(mm), (Var("i"), Var("j")))
+            + self.stores([mm], (Var("i"), Var("j")))
+        ]
+        del idx
+        lanes = lambda body: Loop("l", DOT_LANES, body, ["vectorize(16)"])  # noqa: E731
+        body: list[Stmt] = [
+            Local("dots", (bi, bj, DOT_LANES)),
+            Local("dots_done", (bi, bj, DOT_LANES)),
+            Let("jb", Bin("min", mul(Var("j0"), bj), Const(n_n - bj))),
+            Loop(
+                "i0",
+                -(-m_n // bi),
+                [
+                    Let("ib", Bin("min", mul(Var("i0"), bi), Const(m_n - bi))),
+                    per_pair([lanes([Store("dots", tile, Const(0.0))])]),
+                    Loop(
+                        "kc",
+                        full,
+                        [
+                            per_pair(
+                                [lanes([Store("dots", tile, Bin("+", Load("dots", tile), prod))])]
+                            )
+                        ],
+                    ),
+                    # constant-offset copy: `dots` stays in registers
+                    per_pair([lanes([Store("dots_done", tile, Load("dots", tile))])]),
+                    per_pair(finish, unroll=False),
+                ],
+            ),
+        ]
+        return self.loops(["j0"], (-(-n_n // bj),), body, vectorize=False)
 
     def matmul_rows(
         self,
@@ -562,15 +645,18 @@ class _Lowerer:
             if geo.taps * geo.block_cols * 4 > GEMM_LOCAL_BYTES:
                 return None
 
+            stmts = self.epilogue(tail, idx) + self.stores([conv], idx)
+            flat = _flat_pixels_ok(self.g, stmts, (oh_n, ow_n))
+
             def finish(n: Expr, oc: Expr, oh: Expr, ow: Expr) -> list[Stmt]:
+                pixel = {"oh": oh, "ow": ow}
                 return [
                     Let("oc", oc),
                     Let(f"v{conv}", Var("acc_v")),
-                    *self.epilogue(tail, idx),
-                    *self.stores([conv], idx),
+                    *_map_stmts(stmts, lambda e: _substitute(e, pixel)),
                 ]
 
-            return conv_gemm_direct(geo, batch, groups, rows, a_load, finish)
+            return conv_gemm_direct(geo, batch, groups, rows, a_load, finish, flat)
         pool = pools[0]
         pre = tail[: tail.index(pool)]
         post = tail[tail.index(pool) + 1 :]
@@ -589,13 +675,17 @@ class _Lowerer:
         if local_bytes > GEMM_LOCAL_BYTES:
             return None
 
+        last = f"v{pre[-1]}" if pre else f"v{conv}"
+        pre_stmts: list[Stmt] = [Let(f"v{m}", self.elementwise(m, idx)) for m in pre]
+        pre_stmts.append(Store("tile", (Var("r"), Var("oh"), Var("ow")), Var(last)))
+        flat = _flat_pixels_ok(self.g, pre_stmts, (oh_n, ow_n))
+
         def to_tile(n: Expr, oc: Expr, oh: Expr, ow: Expr) -> list[Stmt]:
-            last = f"v{pre[-1]}" if pre else f"v{conv}"
+            pixel = {"oh": oh, "ow": ow}
             return [
                 Let("oc", oc),
                 Let(f"v{conv}", Var("acc_v")),
-                *[Let(f"v{m}", self.elementwise(m, idx)) for m in pre],
-                Store("tile", (Var("r"), Var("oh"), Var("ow")), Var(last)),
+                *_map_stmts(pre_stmts, lambda e: _substitute(e, pixel)),
             ]
 
         pd = g.node(pool)["attrs"]
@@ -621,7 +711,9 @@ class _Lowerer:
                 ],
             ),
         ]
-        return conv_gemm_tiled(geo, batch, groups, rows, splits, a_load, to_tile, from_tile)
+        return conv_gemm_tiled(
+            geo, batch, groups, rows, splits, a_load, to_tile, from_tile, flat=flat
+        )
 
     def conv_rows(self, conv: int, finish: list[Stmt]) -> list[Stmt]:
         """CPU schedule of conv2d for one (n, oc): per output row, a local row accumulates
@@ -761,15 +853,18 @@ class _Lowerer:
 
         idx = (Var("n"), Var("oc"), Var("oh"), Var("ow"))
 
+        stmts = self.epilogue(self.after(node), idx) + self.stores([node], idx)
+        flat = _flat_pixels_ok(self.g, stmts, (h, w))
+
         def finish(n: Expr, c: Expr, oh: Expr, ow: Expr) -> list[Stmt]:
+            pixel = {"oh": oh, "ow": ow}
             return [
                 Let("oc", c),
                 Let(f"v{node}", Var("acc_v")),
-                *self.epilogue(self.after(node), idx),
-                *self.stores([node], idx),
+                *_map_stmts(stmts, lambda e: _substitute(e, pixel)),
             ]
 
-        return conv_gemm_direct(geo, batch, groups, cg, a_load, finish)
+        return conv_gemm_direct(geo, batch, groups, cg, a_load, finish, flat)
 
     def grad_weight_gemm(self, node: int) -> list[Stmt] | None:
         """CPU schedule of conv2d's weight gradient as a GEMM over packed pixel bands
@@ -927,6 +1022,95 @@ class _Lowerer:
         return self.loops(["n", "c", "h"], (n_n, c_n, h_n), per_row, vectorize=False)
 
 
+def _mentions(e: Expr, name: str) -> bool:
+    if isinstance(e, Var):
+        return e.name == name
+    if isinstance(e, Load):
+        return any(_mentions(i, name) for i in e.index)
+    if isinstance(e, Bin):
+        return _mentions(e.a, name) or _mentions(e.b, name)
+    if isinstance(e, Select):
+        return _mentions(e.cond, name) or _mentions(e.a, name) or _mentions(e.b, name)
+    if isinstance(e, Call):
+        return any(_mentions(a, name) for a in e.args)
+    return False
+
+
+def _unit_step(e: Expr, name: str) -> bool:
+    """`e` is variable `name` plus terms that do not depend on it."""
+    if e == Var(name):
+        return True
+    if isinstance(e, Bin) and e.op == "+":
+        return (_unit_step(e.a, name) and not _mentions(e.b, name)) or (
+            _unit_step(e.b, name) and not _mentions(e.a, name)
+        )
+    return False
+
+
+def _rows_along_k(load: Expr) -> bool:
+    """A plain load whose consecutive k are consecutive in memory."""
+    return (
+        isinstance(load, Load)
+        and _unit_step(load.index[-1], "k")
+        and not any(_mentions(i, "k") for i in load.index[:-1])
+    )
+
+
+def _flat_pixels_ok(g: Graph, stmts: list[Stmt], hw: tuple[int, int]) -> bool:
+    """Whether an epilogue indexing (oh, ow) may address pixel p as (0, p): every access
+    that uses oh or ow must use exactly them as its last two indices into an (..., H, W)
+    buffer, and nothing else (a helper call, arithmetic) may use them."""
+    pixel = (Var("oh"), Var("ow"))
+    shapes = {buffer_name(g, n): g.node(n)["shape"] for n in g.nx.nodes}
+    shapes["tile"] = (1, *hw)
+
+    def uses(e: Expr) -> bool:
+        if isinstance(e, Var):
+            return e in pixel
+        if isinstance(e, Bin):
+            return uses(e.a) or uses(e.b)
+        if isinstance(e, Select):
+            return uses(e.cond) or uses(e.a) or uses(e.b)
+        if isinstance(e, Call):
+            return any(uses(a) for a in e.args)
+        if isinstance(e, Load):
+            return any(uses(i) for i in e.index)
+        return False
+
+    def access_ok(buffer: str, index: tuple[Expr, ...]) -> bool:
+        if not any(uses(i) for i in index):
+            return True
+        shape = shapes.get(buffer)
+        return (
+            shape is not None
+            and tuple(shape[-2:]) == hw
+            and tuple(index[-2:]) == pixel
+            and not any(uses(i) for i in index[:-2])
+        )
+
+    def expr_ok(e: Expr) -> bool:
+        if isinstance(e, Load):
+            return access_ok(e.buffer, e.index)
+        if isinstance(e, Var):
+            return e not in pixel  # the pixel itself as a value
+        if isinstance(e, Bin):
+            return expr_ok(e.a) and expr_ok(e.b)
+        if isinstance(e, Select):
+            return expr_ok(e.cond) and expr_ok(e.a) and expr_ok(e.b)
+        if isinstance(e, Call):
+            return all(expr_ok(a) for a in e.args)
+        return True
+
+    for s in stmts:
+        if isinstance(s, Store) and not (access_ok(s.buffer, s.index) and expr_ok(s.value)):
+            return False
+        if isinstance(s, Let) and not expr_ok(s.value):
+            return False
+        if not isinstance(s, (Store, Let, Comment)):
+            return False
+    return True
+
+
 def _column_range(
     k: int, out_n: int, in_n: int, stride: int, pad: int, dil: int
 ) -> tuple[int, int]:
@@ -938,6 +1122,7 @@ def _column_range(
 
 
 BLOCK_I, BLOCK_J = 4, 64  # the CPU matmul tile: 4 rows x 4 zmm registers of C
+DOT_I, DOT_J, DOT_LANES = 4, 4, 16  # x @ W.T: 4 x 4 partial-sum vectors of 16 lanes
 # On-chip budgets of the implicit-GEMM convolution (stack memory of the kernel's thread): the
 # pooled epilogue's tile of conv outputs splits its channels to stay under GEMM_TILE_BYTES,
 # and larger layers fall back to the row schedule.
@@ -1069,9 +1254,11 @@ def gather_value(g: Graph, node: int, idx: tuple[Expr, ...]) -> tuple[list[Stmt]
     src_shape = g.node(src)["shape"]
     name = buffer_name(g, src)
     if op == "reshape":
+        # the same element in row-major order: buffers are addressed row-major, so the flat
+        # position goes in the last index (no division back into the source's dimensions)
         strides = [int(np.prod(shape[k + 1 :])) for k in range(len(shape))]
         flat = add(*(mul(i, s) for i, s in zip(idx, strides)))
-        return [], Load(name, _unravel(flat, src_shape))
+        return [], Load(name, (*(Const(0) for _ in src_shape[1:]), flat))
     if op == "permute":
         inv = [0] * len(shape)
         for k, dim in enumerate(attrs["dims"]):

@@ -227,3 +227,22 @@ def bounds_checked(monkeypatch):
 @pytest.mark.parametrize("case", CONV_CASES[:5], ids=str)
 def test_llvm_convolution_schedules_stay_in_bounds(case, bounds_checked):
     test_llvm_convolution_schedules_match_numpy(case)
+
+
+@pytest.mark.parametrize("m,k,n", [(1, 16, 1), (3, 17, 5), (7, 40, 9), (16, 100, 33), (2, 9, 3)])
+def test_llvm_linear_layers_match_numpy_for_remainder_shapes(m, k, n):
+    """x @ W.T (the dot-product schedule): batch, features and the reduction not multiples of
+    the 4 x 4 block or the 16 lanes; forward and gradients."""
+    from tinygrad_edu import nn
+
+    manual_seed(3)
+    net = nn.Sequential(nn.Linear(k, n), nn.ReLU(), nn.Linear(n, 3))
+    x = np.random.default_rng(4).standard_normal((m, k)).astype(np.float32)
+    close(compiler.compile(net, x, backend="llvm")(x), compiler.compile(net, x)(x))
+    graph = autodiff(trace(lambda t: (net(t) ** 2).sum(), x, module=net), sgd=None)
+    bindings = {name: (lambda q=q: q.data) for name, q in net.named_parameters()}
+    ref = compiler.build(graph, "numpy", bindings).run(x)
+    with mock.patch.dict(os.environ, {"TINYGRAD_EDU_CHECK_BOUNDS": "1"}):
+        got = compiler.build(graph, "llvm", bindings).run(x)
+    for name in ref:
+        close(got[name], ref[name], rtol=1e-4)

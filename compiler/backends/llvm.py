@@ -484,12 +484,15 @@ class _Function:
             return False
         if any(self.lane_kind(i, var, lets) != "u" for i in index[:-1]):
             return False
-        last = index[-1]
-        if last == Var(var):
+        return self.unit_stride(index[-1], var, lets)
+
+    def unit_stride(self, e: Expr, var: str, lets: set[str]) -> bool:
+        """`e` is the loop variable plus terms that are the same for every lane."""
+        if e == Var(var):
             return True
-        if isinstance(last, Bin) and last.op == "+":
-            for a, b in ((last.a, last.b), (last.b, last.a)):
-                if a == Var(var) and self.lane_kind(b, var, lets) == "u":
+        if isinstance(e, Bin) and e.op == "+":
+            for a, b in ((e.a, e.b), (e.b, e.a)):
+                if self.unit_stride(a, var, lets) and self.lane_kind(b, var, lets) == "u":
                     return True
         return False
 
