@@ -372,8 +372,14 @@ class _Lowerer:
         def sub(e: Expr) -> Expr:  # i -> i0*BI + ii, j -> j0*BJ + jj
             return _substitute(e, {"i": ii, "j": jj})
 
+        i_blocks, j_blocks = shape[0] // BLOCK_I, shape[1] // BLOCK_J
+        # Column panels of B (k_extent x BLOCK_J) are packed contiguously and reused by
+        # every row block when there are enough of both (one task per panel); otherwise
+        # tasks are row blocks reading B in place.
+        packed = j_blocks >= 4 and i_blocks >= 8 and k_extent * BLOCK_J * 4 <= GEMM_PANEL_BYTES
+        b_value = Load("b_panel", (Var("k"), Var("jj"))) if packed else sub(b_load)
         update = Store(
-            "acc_tile", tile, Bin("+", Load("acc_tile", tile), Bin("*", Var("aik"), sub(b_load)))
+            "acc_tile", tile, Bin("+", Load("acc_tile", tile), Bin("*", Var("aik"), b_value))
         )
         epilogue: list[Stmt] = [Let(f"v{mm}", Load("done_tile", tile))]
         epilogue += [
@@ -418,9 +424,27 @@ class _Lowerer:
             ),
             Loop("ii", BLOCK_I, [Loop("jj", BLOCK_J, epilogue, ["vectorize(16)"])]),
         ]
-        return self.loops(
-            ["i0", "j0"], (shape[0] // BLOCK_I, shape[1] // BLOCK_J), body, vectorize=False
-        )
+        if packed:
+            pack = Loop(
+                "k",
+                k_extent,
+                [
+                    Loop(
+                        "jj",
+                        BLOCK_J,
+                        [Store("b_panel", (Var("k"), Var("jj")), sub(b_load))],
+                        ["vectorize(16)"],
+                    )
+                ],
+            )
+            per_panel: list[Stmt] = [
+                Local("b_panel", (k_extent, BLOCK_J)),
+                Comment("pack this column panel of B: contiguous, reused by every row block"),
+                pack,
+                Loop("i0", i_blocks, body),
+            ]
+            return [Loop("j0", j_blocks, per_panel, ["parallel"])]
+        return self.loops(["i0", "j0"], (i_blocks, j_blocks), body, vectorize=False)
 
     def matmul_dots(
         self, mm: int, shape: tuple[int, ...], k_extent: int, a_load: Load, b_load: Load
@@ -1122,6 +1146,7 @@ def _column_range(
 
 
 BLOCK_I, BLOCK_J = 4, 64  # the CPU matmul tile: 4 rows x 4 zmm registers of C
+GEMM_PANEL_BYTES = 1 << 20  # a packed B panel stays in the 1 MiB L2 of a Zen 4 core
 DOT_I, DOT_J, DOT_LANES = 4, 4, 16  # x @ W.T: 4 x 4 partial-sum vectors of 16 lanes
 # On-chip budgets of the implicit-GEMM convolution (stack memory of the kernel's thread): the
 # pooled epilogue's tile of conv outputs splits its channels to stay under GEMM_TILE_BYTES,

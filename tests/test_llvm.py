@@ -127,13 +127,18 @@ def test_llvm_kernels_use_512_bit_vectors_and_no_gathers(tmp_path, monkeypatch):
         assert "gather" not in kernel.asm and "scatter" not in kernel.asm
 
 
-def test_llvm_blocked_gemm_matches_numpy_and_uses_fma():
+@pytest.mark.parametrize("m,k,n,packed", [(64, 96, 192, False), (32, 70, 256, True)])
+def test_llvm_blocked_gemm_matches_numpy_and_uses_fma(m, k, n, packed):
     r = np.random.default_rng(0)
-    a = r.standard_normal((64, 96)).astype(np.float32)
-    b = r.standard_normal((96, 192)).astype(np.float32)
-    compiled = compiler.compile(lambda x, y: (x @ y).relu(), a, b, backend="llvm")
-    np.testing.assert_allclose(compiled(a, b), np.maximum(a @ b, 0), rtol=1e-4, atol=1e-4)
-    assert "acc_tile" in compiled.kernels[0].pseudo_c()
+    a = r.standard_normal((m, k)).astype(np.float32)
+    b = r.standard_normal((k, n)).astype(np.float32)
+    with mock.patch.dict(os.environ, {"TINYGRAD_EDU_CHECK_BOUNDS": "1"}):
+        compiled = compiler.compile(lambda x, y: (x @ y).relu(), a, b, backend="llvm")
+        got = compiled(a, b)
+    np.testing.assert_allclose(got, np.maximum(a @ b, 0), rtol=1e-4, atol=1e-4)
+    source = compiled.kernels[0].pseudo_c()
+    assert "acc_tile" in source
+    assert ("b_panel" in source) == packed  # B packed when enough row blocks reuse it
 
 
 # (in, out, kernel, stride, padding, dilation, groups, hw, batch, pool): the implicit-GEMM
