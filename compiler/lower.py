@@ -177,6 +177,11 @@ class _Lowerer:
                 Bin("*", args[0], Const(float(attrs["slope"]))),
             )
         if op == "pow":
+            exponent = self.constant_scalar(self.g.operands(nid)[1])
+            if exponent is not None and self.schedule == "cpu":
+                by_roots = _pow_by_roots(args[0], exponent)
+                if by_roots is not None:
+                    return by_roots
             return Call("powf", (args[0], args[1]))
         if op == "where":
             return Select(args[0], args[1], args[2])
@@ -190,6 +195,13 @@ class _Lowerer:
             labels = self.load(self.g.operands(nid)[0], idx[:-1], shape[:-1])
             return Select(Bin("==", labels, idx[-1]), Const(1.0), Const(0.0))
         return Call(op, tuple(args))
+
+    def constant_scalar(self, nid: int) -> float | None:
+        """The value of a one-element constant operand (e.g. LRN's exponent), else None."""
+        d = self.g.node(nid)
+        if d["op"] != "const" or int(np.prod(d["shape"])) != 1:
+            return None
+        return float(np.asarray(d["value"]).reshape(-1)[0])
 
     def epilogue(self, nodes: list[int], idx: tuple[Expr, ...]) -> list[Stmt]:
         """Lets for the group's elementwise `nodes`, then stores of those that are outputs."""
@@ -444,6 +456,10 @@ class _Lowerer:
                 Loop("i0", i_blocks, body),
             ]
             return [Loop("j0", j_blocks, per_panel, ["parallel"])]
+        if j_blocks >= 4 and i_blocks < 8:
+            # few rows (a batch through a linear layer's backward): column panels outside,
+            # so each panel of B is read from memory once and reused by the row blocks
+            return self.loops(["j0", "i0"], (j_blocks, i_blocks), body, vectorize=False)
         return self.loops(["i0", "j0"], (i_blocks, j_blocks), body, vectorize=False)
 
     def matmul_dots(
@@ -1044,6 +1060,26 @@ class _Lowerer:
             ),
         ]
         return self.loops(["n", "c", "h"], (n_n, c_n, h_n), per_row, vectorize=False)
+
+
+def _pow_by_roots(x: Expr, exponent: float) -> Expr | None:
+    """x ** exponent for exponents in quarter steps (LRN's 0.75 and its derivative's -0.25)
+    as multiplies and square roots: hardware instructions that vectorise, where powf is a
+    libm call per element. Negative exponents are 1 / x ** |exponent| (so 0 gives inf like
+    powf); a negative base gives NaN through sqrt, like powf with a fractional exponent."""
+    quarters = 4 * abs(exponent)
+    if quarters != int(quarters) or quarters > 32:
+        return None
+    whole, rest = divmod(int(quarters), 4)
+    factors: list[Expr] = [x] * whole
+    if rest:
+        root = Call("sqrtf", (x,))
+        fourth = Call("sqrtf", (root,))
+        factors += {1: [fourth], 2: [root], 3: [root, fourth]}[rest]
+    value: Expr = Const(1.0)
+    for f in factors:
+        value = f if value == Const(1.0) else Bin("*", value, f)
+    return Bin("/", Const(1.0), value) if exponent < 0 else value
 
 
 def _mentions(e: Expr, name: str) -> bool:

@@ -159,6 +159,14 @@ class CompiledFunction:
                 raise RuntimeError(f"unknown backend {self.backend!r}")
         return self._executor
 
+    def recycle(self, name: str, array: np.ndarray) -> None:
+        """Hand `array` back for the backend to write output `name` into on the next call
+        with `reuse_outputs` (a caller that keeps the returned array swaps it for its old
+        one instead of copying). Backends without reusable outputs ignore it."""
+        recycle = getattr(self.executor(), "recycle", None)
+        if recycle is not None:
+            recycle(self.graph.outputs[self.graph.output_names.index(name)], array)
+
     def run(self, *args: Any, reuse_outputs: bool = False) -> dict[str, np.ndarray]:
         """Execute; return every output by name (numpy arrays, or device arrays when the
         inputs were device arrays). With `reuse_outputs` the backend may write outputs into

@@ -336,8 +336,8 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Config, str, bool, bool, str
         "--backend",
         choices=compiler.BACKENDS,
         default=None,
-        help="backend for --compiled: numpy (the reference; the default), llvm (JIT for this "
-        "CPU), cuda",
+        help="backend for --compiled: llvm (JIT for this CPU; the default), numpy (the "
+        "reference), cuda",
     )
     args = p.parse_args(argv)
     overrides = {

@@ -272,3 +272,15 @@ def test_inspection_outputs(tmp_path, capsys, monkeypatch):
     path = compiled.report(str(tmp_path / "r.html"))
     html = open(path).read()
     assert "<svg" in html and "k0_conv2d" in html and "pooling epilogue" in html
+
+
+def test_default_backend_is_llvm_and_the_environment_can_choose(monkeypatch):
+    monkeypatch.delenv("TINYGRAD_EDU_BACKEND", raising=False)
+    assert compiler.default_backend() == "llvm"
+    x = np.ones((2, 3), np.float32)
+    assert compiler.compile(lambda t: t.relu(), x).backend == "llvm"
+    monkeypatch.setenv("TINYGRAD_EDU_BACKEND", "numpy")
+    assert compiler.compile(lambda t: t.relu(), x).backend == "numpy"
+    monkeypatch.setenv("TINYGRAD_EDU_BACKEND", "tpu")
+    with pytest.raises(ValueError, match="unknown backend 'tpu'.*TINYGRAD_EDU_BACKEND"):
+        compiler.compile(lambda t: t.relu(), x)

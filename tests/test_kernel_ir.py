@@ -44,13 +44,14 @@ def check_kernels(compiled, *args):
 @given(program=programs(max_steps=4), seed=st.integers(0, 100))
 def test_kernel_ir_of_random_programs_matches_the_reference(program, seed):
     x = np.random.default_rng(seed).standard_normal(program.x_shape).astype(np.float32)
-    compiled = compiler.compile(program, x)
+    compiled = compiler.compile(program, x, backend="numpy")
     assert check_kernels(compiled, x) == 2 * len(compiled.kernels)  # all interpretable here
 
     loss = scalar_loss(program)
     graph = trace(loss, x, module=program)
     grads = compiler.build(
         autodiff(graph, sgd=None),
+        "numpy",
         bindings={n: (lambda p=p: p.data) for n, p in program.named_parameters()},
     )
     check_kernels(grads, x)
@@ -76,13 +77,14 @@ def test_kernel_ir_of_a_conv_net_training_step_matches_the_reference():
         optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
         x,
         y,
+        backend="numpy",
     )
     assert check_kernels(step.compiled, x, y) >= 20
 
 
 def test_kernel_ir_of_the_mlp_matches_the_reference():
     x = np.random.default_rng(0).standard_normal((3, 8)).astype(np.float32)
-    assert check_kernels(compiler.compile(MLP([8, 5, 4]), x), x) == 4
+    assert check_kernels(compiler.compile(MLP([8, 5, 4]), x, backend="numpy"), x) == 4
 
 
 # Regression cases the interpreter caught while the lowering was written (kept as fixed tests).
@@ -115,12 +117,13 @@ def _regression_programs():
 def test_kernel_ir_regressions():
     for name, program in _regression_programs().items():
         x = np.random.default_rng(0).standard_normal(program.x_shape).astype(np.float32)
-        compiled = compiler.compile(program, x)
+        compiled = compiler.compile(program, x, backend="numpy")
         assert check_kernels(compiled, x) == 2 * len(compiled.kernels), name
 
         loss = scalar_loss(program)
         grads = compiler.build(
             autodiff(trace(loss, x, module=program), sgd=None),
+            "numpy",
             bindings={n: (lambda p=p: p.data) for n, p in program.named_parameters()},
         )
         check_kernels(grads, x)
@@ -130,6 +133,8 @@ def test_blocked_matmul_schedule_matches_the_reference():
     r = np.random.default_rng(0)
     a, b = r.standard_normal((8, 5)).astype(np.float32), r.standard_normal((5, 128))
     c = r.standard_normal(128).astype(np.float32)
-    compiled = compiler.compile(lambda a, b, c: (a @ b + c).relu(), a, b.astype(np.float32), c)
+    compiled = compiler.compile(
+        lambda a, b, c: (a @ b + c).relu(), a, b.astype(np.float32), c, backend="numpy"
+    )
     assert "acc_tile" in lower(compiled.fusion, "cpu")[0].pseudo_c()  # the 4x64 tile is used
     assert check_kernels(compiled, a, b.astype(np.float32), c) == 2

@@ -56,6 +56,7 @@ CACHE_MAGIC = b"TGEDUOBJ"
 LANES = 16  # float32 lanes of one AVX-512 register
 VEC = f"<{LANES} x float>"
 VECTOR_OPS = ("+", "-", "*", "/", "max", "min")
+VECTOR_CALLS = {"sqrtf": "sqrt", "fabsf": "fabs"}  # one instruction per vector
 MAX_UNROLL = 16  # "unroll" loops up to this extent are emitted once per value
 MAX_VECTOR_UNROLL = 4  # vector loops of up to this many registers get constant offsets
 
@@ -517,8 +518,15 @@ class _Function:
             return "v" if e.op in VECTOR_OPS else None
         if isinstance(e, (Select, Call)):
             parts = (e.cond, e.a, e.b) if isinstance(e, Select) else e.args
-            if all(self.lane_kind(p, var, lets) == "u" for p in parts):
+            kinds = [self.lane_kind(p, var, lets) for p in parts]
+            if all(k == "u" for k in kinds):
                 return "u"
+            if None in kinds:
+                return None
+            if isinstance(e, Select) and kinds[0] == "u" and not (_has_load(e.a) or _has_load(e.b)):
+                return "v"  # one condition for all lanes picks a whole vector
+            if isinstance(e, Call) and e.fn in VECTOR_CALLS:
+                return "v"
         return None
 
     def vector_loop(self, lp: Loop) -> None:
@@ -580,6 +588,14 @@ class _Function:
             self.emit(f"{t} = load {VEC}, ptr {self.slot(e.name, VEC)}")
         elif isinstance(e, Load):
             self.emit(f"{t} = load {VEC}, ptr {self.lane_address(e.buffer, e.index)}, align 4")
+        elif isinstance(e, Select):
+            cond = self.value(e.cond, "i1")
+            a, b = self.vec_value(e.a), self.vec_value(e.b)
+            self.emit(f"{t} = select i1 {cond}, {VEC} {a}, {VEC} {b}")
+        elif isinstance(e, Call):
+            fn = f"llvm.{VECTOR_CALLS[e.fn]}.v{LANES}f32"
+            self.intrinsics.add(f"declare {VEC} @{fn}({VEC})")
+            self.emit(f"{t} = call {VEC} @{fn}({VEC} {self.vec_value(e.args[0])})")
         else:
             assert isinstance(e, Bin)
             a, b = self.vec_value(e.a), self.vec_value(e.b)
@@ -948,6 +964,10 @@ class LLVMExecutor(NumpyExecutor):
                 arr = self.kept[node] = np.empty(shape, dtype)
             return arr
         return np.empty(shape, dtype)
+
+    def recycle(self, node: int, array: np.ndarray) -> None:
+        """Write graph output `node` into `array` on the next call with reuse_outputs."""
+        self.kept[node] = array
 
     def address(self, arr: np.ndarray) -> int:
         """The data pointer of `arr`, remembered for the arrays that are reused every call
