@@ -262,3 +262,20 @@ def test_llvm_quarter_powers_by_square_roots_match_numpy(exponent):
     with np.errstate(all="ignore"):
         want = np.power(x, np.float32(exponent))
     np.testing.assert_allclose(got, want, rtol=2e-6)
+
+
+def test_llvm_outputs_are_reused_only_when_the_caller_dropped_them():
+    x = np.ones((4, 8), np.float32)
+    f = compiler.compile(lambda t: t.relu() * 2, x, backend="llvm")
+    first = f(x)
+    second = f(x)  # `first` is still referenced: a new array
+    assert not np.shares_memory(first, second)
+    address = second.ctypes.data
+    del first, second
+    third = f(x * 3)  # nobody holds the last output: its memory is written again
+    assert third.ctypes.data == address
+    np.testing.assert_array_equal(third, 6)
+    view = third[:2]
+    fourth = f(x)  # a view keeps `third` alive
+    np.testing.assert_array_equal(view, 6)
+    np.testing.assert_array_equal(fourth, 2)

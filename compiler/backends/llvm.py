@@ -24,7 +24,9 @@ import os
 import queue
 import re
 import struct
+import sys
 import threading
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -914,6 +916,9 @@ def _local_bytes(body: list[Stmt]) -> int:
     return total
 
 
+UNREFERENCED = 3  # sys.getrefcount of an array only the executor holds (dict, local, argument)
+
+
 class LLVMExecutor(NumpyExecutor):
     """Runs each group as its JIT-compiled kernel, the parallel loop split across threads
     (host arrays, like the numpy reference it falls back to)."""
@@ -926,7 +931,7 @@ class LLVMExecutor(NumpyExecutor):
         self.arena: dict[int, np.ndarray] = {}
         self.kept: dict[int, np.ndarray] = {}  # graph outputs, when the caller copies them
         self.views: dict[int, np.ndarray] = {}  # node -> its view of an arena buffer
-        self.addresses: dict[int, tuple[np.ndarray, int]] = {}
+        self.addresses: dict[int, tuple[weakref.ref[np.ndarray], int]] = {}
         self.reuse_outputs = False
         self.target = _Target.get()
         self.compiled: dict[str, _Launch] = {}
@@ -958,12 +963,13 @@ class LLVMExecutor(NumpyExecutor):
                 nbytes = int(np.prod(shape)) * dtype.itemsize
                 arr = self.views[node] = raw[:nbytes].view(dtype).reshape(shape)
             return arr
-        if self.reuse_outputs:
-            arr = self.kept.get(node)
-            if arr is None:
-                arr = self.kept[node] = np.empty(shape, dtype)
-            return arr
-        return np.empty(shape, dtype)
+        arr = self.kept.get(node)
+        # The last call's output array is reused when the caller said it copies outputs, or
+        # when nothing outside this executor references it any more (the caller dropped
+        # it): a fresh array costs the OS a zeroed page per 4 KiB on first write.
+        if arr is None or not (self.reuse_outputs or sys.getrefcount(arr) <= UNREFERENCED):
+            arr = self.kept[node] = np.empty(shape, dtype)
+        return arr
 
     def recycle(self, node: int, array: np.ndarray) -> None:
         """Write graph output `node` into `array` on the next call with reuse_outputs."""
@@ -974,12 +980,13 @@ class LLVMExecutor(NumpyExecutor):
         (numpy's `.ctypes.data` builds a helper object each time)."""
         key = id(arr)
         hit = self.addresses.get(key)
-        if hit is not None and hit[0] is arr:
+        if hit is not None and hit[0]() is arr:
             return hit[1]
         address = arr.ctypes.data
         if len(self.addresses) > 4096:
             self.addresses.clear()
-        self.addresses[key] = (arr, address)
+        # a weak reference: the cache must not keep the caller's arrays alive
+        self.addresses[key] = (weakref.ref(arr), address)
         return address
 
     @staticmethod
