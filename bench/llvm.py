@@ -151,9 +151,16 @@ def log(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
+SETTLE_S = 0.5
+
+
 def timed(fn: Fn, repeats: int, warmup: int = 1) -> tuple[float, Any]:
     """(median wall seconds of `repeats` calls of `fn` after `warmup` untimed calls, the
-    result of the first call)."""
+    result of the first call). Starts after SETTLE_S idle: OpenBLAS and OpenMP (numpy,
+    PyTorch) keep their worker threads spinning for a while after a call, and on two cores
+    that halves whatever runs next (measured: the llvm GEMM 220 -> 111 GFLOP/s right after
+    numpy's matmul)."""
+    time.sleep(SETTLE_S)
     first: Any = None
     for i in range(warmup):
         out = fn()
