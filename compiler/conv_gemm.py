@@ -20,7 +20,7 @@ at rows - BI, so they overlap the previous block and recompute (and re-store) th
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from .kernel import Bin, Const, Expr, Let, Load, Local, Loop, Select, Stmt, Store, Var, add, mul
 
@@ -40,7 +40,6 @@ class ConvGeometry:
     stride: tuple[int, int]
     padding: tuple[int, int]
     dilation: tuple[int, int]
-    images: int = 1  # columns run over this many images' pixels (see `spanning`)
 
     @property
     def taps(self) -> int:
@@ -51,27 +50,12 @@ class ConvGeometry:
         return self.out_hw[0] * self.out_hw[1]
 
     @property
-    def columns(self) -> int:
-        return self.images * self.pixels
-
-    @property
     def block_cols(self) -> int:
-        return min(BJ, self.columns)
+        return min(BJ, self.pixels)
 
     @property
     def col_blocks(self) -> int:
-        return -(-self.columns // self.block_cols)
-
-
-def spanning(geo: ConvGeometry, batch: int) -> ConvGeometry:
-    """`geo` with its columns running across the batch's images when a map's pixels fill the
-    last 64-column block badly (13x13 = 169 pixels compute 192: 12% wasted) and the taps are
-    many (the epilogue then computes each column's image and pixel by division, which only a
-    long reduction hides)."""
-    waste = geo.col_blocks * geo.block_cols / geo.pixels - 1
-    if batch > 1 and waste > 0.05 and geo.taps >= 512:
-        return replace(geo, images=batch)
-    return geo
+        return -(-self.pixels // self.block_cols)
 
 
 def pack(geo: ConvGeometry, n: Expr, channel0: Expr, p0: Expr) -> list[Stmt]:
@@ -82,11 +66,6 @@ def pack(geo: ConvGeometry, n: Expr, channel0: Expr, p0: Expr) -> list[Stmt]:
     (kh_n, kw_n), (sh, sw), (dh, dw) = geo.kernel, geo.stride, geo.dilation
     bj = geo.block_cols
     pixel = add(p0, Var("pj"))
-    column_lets: list[Stmt] = []
-    if geo.images > 1:  # columns run across images: this column's image and pixel
-        column_lets = [Let("pn", Bin("/", pixel, Const(geo.pixels)))]
-        n = Var("pn")
-        pixel = Bin("%", pixel, Const(geo.pixels))
     ih = add(Var("ohb"), mul(Var("pkh"), dh))
     iw = add(Var("owb"), mul(Var("pkw"), dw))
     tap = add(mul(add(mul(Var("pic"), kh_n), Var("pkh")), kw_n), Var("pkw"))
@@ -105,7 +84,6 @@ def pack(geo: ConvGeometry, n: Expr, channel0: Expr, p0: Expr) -> list[Stmt]:
             "pj",
             bj,
             [
-                *column_lets,
                 Let("ohb", add(mul(Bin("/", pixel, Const(ow_n)), sh), Const(-geo.padding[0]))),
                 Let("owb", add(mul(Bin("%", pixel, Const(ow_n)), sw), Const(-geo.padding[1]))),
                 Loop(
@@ -225,7 +203,7 @@ def micro_kernel(
 def column_block_start(geo: ConvGeometry, block: Expr) -> Expr:
     """First pixel of column block `block`; the last block is pulled back to end at P."""
     bj = geo.block_cols
-    return Bin("min", mul(block, bj), Const(geo.columns - bj))
+    return Bin("min", mul(block, bj), Const(geo.pixels - bj))
 
 
 def locals_for(geo: ConvGeometry, rows: int) -> list[Stmt]:
@@ -267,17 +245,9 @@ def conv_gemm_direct(
     blocks = geo.col_blocks
     n = Var("n")
     task = Var("task")
-    images = batch // geo.images  # task rows: one per image, or one when columns span all
 
     def done(r: Expr, jj: Expr) -> list[Stmt]:
         oc = add(mul(Var("g"), rows), r)
-        if geo.images > 1:
-            column = add(Var("p0"), jj)
-            lets = [
-                Let("cn", Bin("/", column, Const(geo.pixels))),
-                *pixel_position(geo, Bin("%", column, Const(geo.pixels)), Const(0)),
-            ]
-            return lets + finish(Var("cn"), oc, Var("oh"), Var("ow"))
         lets, oh, ow = pixel_index(geo, Var("p0"), jj, flat)
         return lets + finish(n, oc, oh, ow)
 
@@ -289,7 +259,7 @@ def conv_gemm_direct(
         *pack(geo, n, mul(Var("g"), geo.cg), Var("p0")),
         *micro_kernel(geo, rows, mul(Var("g"), rows), a_load, done),
     ]
-    return [Loop("task", images * groups * blocks, body, ["parallel"])]
+    return [Loop("task", batch * groups * blocks, body, ["parallel"])]
 
 
 def conv_gemm_tiled(

@@ -25,7 +25,6 @@ from .conv_gemm import (
     ConvGeometry,
     conv_gemm_direct,
     conv_gemm_tiled,
-    spanning,
     weight_grad_gemm,
 )
 from .graph import Graph
@@ -690,14 +689,13 @@ class _Lowerer:
             flat = _flat_pixels_ok(self.g, stmts, (oh_n, ow_n))
 
             def finish(n: Expr, oc: Expr, oh: Expr, ow: Expr) -> list[Stmt]:
-                pixel = {"n": n, "oh": oh, "ow": ow}
+                pixel = {"oh": oh, "ow": ow}
                 return [
                     Let("oc", oc),
                     Let(f"v{conv}", Var("acc_v")),
                     *_map_stmts(stmts, lambda e: _substitute(e, pixel)),
                 ]
 
-            geo = spanning(geo, batch)
             return conv_gemm_direct(geo, batch, groups, rows, a_load, finish, flat)
         pool = pools[0]
         pre = tail[: tail.index(pool)]
@@ -723,7 +721,7 @@ class _Lowerer:
         flat = _flat_pixels_ok(self.g, pre_stmts, (oh_n, ow_n))
 
         def to_tile(n: Expr, oc: Expr, oh: Expr, ow: Expr) -> list[Stmt]:
-            pixel = {"n": n, "oh": oh, "ow": ow}
+            pixel = {"oh": oh, "ow": ow}
             return [
                 Let("oc", oc),
                 Let(f"v{conv}", Var("acc_v")),
@@ -899,14 +897,13 @@ class _Lowerer:
         flat = _flat_pixels_ok(self.g, stmts, (h, w))
 
         def finish(n: Expr, c: Expr, oh: Expr, ow: Expr) -> list[Stmt]:
-            pixel = {"n": n, "oh": oh, "ow": ow}
+            pixel = {"oh": oh, "ow": ow}
             return [
                 Let("oc", c),
                 Let(f"v{node}", Var("acc_v")),
                 *_map_stmts(stmts, lambda e: _substitute(e, pixel)),
             ]
 
-        geo = spanning(geo, batch)
         return conv_gemm_direct(geo, batch, groups, cg, a_load, finish, flat)
 
     def grad_weight_gemm(self, node: int) -> list[Stmt] | None:
