@@ -27,6 +27,16 @@ from .kernel import Bin, Const, Expr, Let, Load, Local, Loop, Select, Stmt, Stor
 BI, BJ = 4, 64  # the accumulator tile: BI output channels x BJ output pixels
 
 
+def over_tile(
+    rows: int, cols: int, body: list[Stmt], unroll: bool = True, vector: bool = True
+) -> Loop:
+    """`for ii < rows: for jj < cols: body` — the shape of every pass over a register tile:
+    rows unrolled (constant offsets, so the tile stays in registers) and columns as 16-lane
+    vectors."""
+    inner = Loop("jj", cols, body, ["vectorize(16)"] if vector else [])
+    return Loop("ii", rows, [inner], ["unroll"] if unroll else [])
+
+
 @dataclass(frozen=True)
 class ConvGeometry:
     """One convolution seen as a GEMM: `rows` output channels per group read `cg` source
@@ -128,6 +138,10 @@ def micro_kernel(
     )
     row = add(Var("ib"), Var("ii"))
     weight = a_load(add(row0, row), Var("kc"), Var("kr"), Var("kq"))
+    per_tap = Loop(
+        "ii", bi, [Let("aik", weight), Loop("jj", bj, [update], ["vectorize(16)"])], ["unroll"]
+    )
+    taps = Loop("kc", geo.cg, [Loop("kr", kh_n, [Loop("kq", kw_n, [per_tap])])])
     return [
         Loop(
             "i0",
@@ -135,65 +149,16 @@ def micro_kernel(
             [
                 # the last block overlaps its neighbour instead of running past `rows`
                 Let("ib", Bin("min", mul(Var("i0"), bi), Const(rows - bi))),
-                Loop(
-                    "ii",
-                    bi,
-                    [Loop("jj", bj, [Store("acc_tile", tile, Const(0.0))], ["vectorize(16)"])],
-                    ["unroll"],
-                ),
-                Loop(
-                    "kc",
-                    geo.cg,
-                    [
-                        Loop(
-                            "kr",
-                            kh_n,
-                            [
-                                Loop(
-                                    "kq",
-                                    kw_n,
-                                    [
-                                        Loop(
-                                            "ii",
-                                            bi,
-                                            [
-                                                Let("aik", weight),
-                                                Loop("jj", bj, [update], ["vectorize(16)"]),
-                                            ],
-                                            ["unroll"],
-                                        )
-                                    ],
-                                )
-                            ],
-                        )
-                    ],
-                ),
+                over_tile(bi, bj, [Store("acc_tile", tile, Const(0.0))]),
+                taps,
                 # a copy with constant offsets keeps acc_tile in registers (the epilogue
                 # indexes its copy with loop variables)
-                Loop(
-                    "ii",
+                over_tile(bi, bj, [Store("done_tile", tile, Load("acc_tile", tile))]),
+                over_tile(
                     bi,
-                    [
-                        Loop(
-                            "jj",
-                            bj,
-                            [Store("done_tile", tile, Load("acc_tile", tile))],
-                            ["vectorize(16)"],
-                        )
-                    ],
-                    ["unroll"],
-                ),
-                Loop(
-                    "ii",
-                    bi,
-                    [
-                        Loop(
-                            "jj",
-                            bj,
-                            [Let("acc_v", Load("done_tile", tile)), *finish(row, Var("jj"))],
-                            ["vectorize(16)"],
-                        )
-                    ],
+                    bj,
+                    [Let("acc_v", Load("done_tile", tile)), *finish(row, Var("jj"))],
+                    unroll=False,
                 ),
             ],
         )
@@ -404,19 +369,7 @@ def weight_grad_gemm(
             rows // bi,
             [
                 Let("ib", mul(Var("i0"), bi)),
-                Loop(
-                    "ii",
-                    bi,
-                    [
-                        Loop(
-                            "jj",
-                            bj,
-                            [Store("acc_tile", tile, Load("wtile", wrow))],
-                            ["vectorize(16)"],
-                        )
-                    ],
-                    ["unroll"],
-                ),
+                over_tile(bi, bj, [Store("acc_tile", tile, Load("wtile", wrow))]),
                 Loop(
                     "br",
                     nrows,
@@ -435,19 +388,7 @@ def weight_grad_gemm(
                         )
                     ],
                 ),
-                Loop(
-                    "ii",
-                    bi,
-                    [
-                        Loop(
-                            "jj",
-                            bj,
-                            [Store("wtile", wrow, Load("acc_tile", tile))],
-                            ["vectorize(16)"],
-                        )
-                    ],
-                    ["unroll"],
-                ),
+                over_tile(bi, bj, [Store("wtile", wrow, Load("acc_tile", tile))]),
             ],
         )
         return [pack_loops, micro]
@@ -463,33 +404,18 @@ def weight_grad_gemm(
         Local("acc_tile", (bi, bj)),
         Let("g", Bin("/", Var("task"), Const(blocks))),
         Let("t0", Bin("min", mul(Bin("%", Var("task"), Const(blocks)), bj), Const(taps - bj))),
-        Loop(
-            "wr",
-            rows,
-            [
-                Loop(
-                    "jj",
-                    bj,
-                    [Store("wtile", (Var("wr"), Var("jj")), Const(0.0))],
-                    ["vectorize(16)"],
-                )
-            ],
-        ),
+        over_tile(rows, bj, [Store("wtile", (Var("ii"), Var("jj")), Const(0.0))], unroll=False),
         Loop("n", batch, per_image),
-        Loop(
-            "wr",
+        over_tile(
             rows,
+            bj,
             [
-                Loop(
-                    "jj",
-                    bj,
-                    [
-                        *decompose(add(Var("t0"), Var("jj"))),
-                        Let("oc", add(mul(Var("g"), rows), Var("wr"))),
-                        *finish(Load("wtile", (Var("wr"), Var("jj")))),
-                    ],
-                )
+                *decompose(add(Var("t0"), Var("jj"))),
+                Let("oc", add(mul(Var("g"), rows), Var("ii"))),
+                *finish(Load("wtile", (Var("ii"), Var("jj")))),
             ],
+            unroll=False,
+            vector=False,
         ),
     ]
     return [Loop("task", groups * blocks, body, ["parallel"])]

@@ -11,6 +11,7 @@ computes. `Kernel.pseudo_c()` prints it as readable C.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -77,6 +78,23 @@ class Select:
 
 
 Expr = Var | Const | Load | Bin | Call | Select
+
+
+def walk(e: Expr) -> Iterator[Expr]:
+    """`e` and every expression inside it (loads' indices, operands, arguments)."""
+    yield e
+    if isinstance(e, Load):
+        parts: tuple[Expr, ...] = e.index
+    elif isinstance(e, Bin):
+        parts = (e.a, e.b)
+    elif isinstance(e, Select):
+        parts = (e.cond, e.a, e.b)
+    elif isinstance(e, Call):
+        parts = e.args
+    else:
+        parts = ()
+    for part in parts:
+        yield from walk(part)
 
 
 def add(*terms: Expr) -> Expr:

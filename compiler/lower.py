@@ -12,6 +12,7 @@ written.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ from .conv_gemm import (
     ConvGeometry,
     conv_gemm_direct,
     conv_gemm_tiled,
+    over_tile,
     weight_grad_gemm,
 )
 from .graph import Graph
@@ -47,6 +49,7 @@ from .kernel import (
     Var,
     add,
     mul,
+    walk,
 )
 from .passes.fuse import Fusion, Group, is_view
 
@@ -402,12 +405,7 @@ class _Lowerer:
         body: list[Stmt] = [
             Local("acc_tile", (BLOCK_I, BLOCK_J)),
             Local("done_tile", (BLOCK_I, BLOCK_J)),
-            Loop(
-                "ii",
-                BLOCK_I,
-                [Loop("jj", BLOCK_J, [Store("acc_tile", tile, Const(0.0))], ["vectorize(16)"])],
-                ["unroll"],
-            ),
+            over_tile(BLOCK_I, BLOCK_J, [Store("acc_tile", tile, Const(0.0))]),
             Loop(
                 "k",
                 k_extent,
@@ -421,20 +419,8 @@ class _Lowerer:
                 ],
             ),
             # a copy with constant offsets keeps acc_tile in registers
-            Loop(
-                "ii",
-                BLOCK_I,
-                [
-                    Loop(
-                        "jj",
-                        BLOCK_J,
-                        [Store("done_tile", tile, Load("acc_tile", tile))],
-                        ["vectorize(16)"],
-                    )
-                ],
-                ["unroll"],
-            ),
-            Loop("ii", BLOCK_I, [Loop("jj", BLOCK_J, epilogue, ["vectorize(16)"])]),
+            over_tile(BLOCK_I, BLOCK_J, [Store("done_tile", tile, Load("acc_tile", tile))]),
+            over_tile(BLOCK_I, BLOCK_J, epilogue, unroll=False),
         ]
         if packed:
             pack = Loop(
@@ -685,17 +671,7 @@ class _Lowerer:
             if geo.taps * geo.block_cols * 4 > GEMM_LOCAL_BYTES:
                 return None
 
-            stmts = self.epilogue(tail, idx) + self.stores([conv], idx)
-            flat = _flat_pixels_ok(self.g, stmts, (oh_n, ow_n))
-
-            def finish(n: Expr, oc: Expr, oh: Expr, ow: Expr) -> list[Stmt]:
-                pixel = {"oh": oh, "ow": ow}
-                return [
-                    Let("oc", oc),
-                    Let(f"v{conv}", Var("acc_v")),
-                    *_map_stmts(stmts, lambda e: _substitute(e, pixel)),
-                ]
-
+            finish, flat = self.gemm_finish(conv, tail, (oh_n, ow_n))
             return conv_gemm_direct(geo, batch, groups, rows, a_load, finish, flat)
         pool = pools[0]
         pre = tail[: tail.index(pool)]
@@ -891,20 +867,27 @@ class _Lowerer:
                 ),
             )
 
+        finish, flat = self.gemm_finish(node, self.after(node), (h, w))
+        return conv_gemm_direct(geo, batch, groups, cg, a_load, finish, flat)
+
+    def gemm_finish(
+        self, node: int, tail: list[int], hw: tuple[int, int]
+    ) -> tuple[Callable[[Expr, Expr, Expr, Expr], list[Stmt]], bool]:
+        """The per-element end of an implicit-GEMM kernel whose anchor `node` is followed by
+        the elementwise `tail`: `finish(n, oc, oh, ow)` (the sum in `acc_v`), and whether it
+        may address pixels flat (`_flat_pixels_ok`)."""
         idx = (Var("n"), Var("oc"), Var("oh"), Var("ow"))
+        stmts = self.epilogue(tail, idx) + self.stores([node], idx)
 
-        stmts = self.epilogue(self.after(node), idx) + self.stores([node], idx)
-        flat = _flat_pixels_ok(self.g, stmts, (h, w))
-
-        def finish(n: Expr, c: Expr, oh: Expr, ow: Expr) -> list[Stmt]:
-            pixel = {"oh": oh, "ow": ow}
+        def finish(n: Expr, oc: Expr, oh: Expr, ow: Expr) -> list[Stmt]:
+            pixel = {"n": n, "oh": oh, "ow": ow}
             return [
-                Let("oc", c),
+                Let("oc", oc),
                 Let(f"v{node}", Var("acc_v")),
                 *_map_stmts(stmts, lambda e: _substitute(e, pixel)),
             ]
 
-        return conv_gemm_direct(geo, batch, groups, cg, a_load, finish, flat)
+        return finish, _flat_pixels_ok(self.g, stmts, hw)
 
     def grad_weight_gemm(self, node: int) -> list[Stmt] | None:
         """CPU schedule of conv2d's weight gradient as a GEMM over packed pixel bands
@@ -1082,18 +1065,16 @@ def _pow_by_roots(x: Expr, exponent: float) -> Expr | None:
     return Bin("/", Const(1.0), value) if exponent < 0 else value
 
 
-def _mentions(e: Expr, name: str) -> bool:
-    if isinstance(e, Var):
-        return e.name == name
-    if isinstance(e, Load):
-        return any(_mentions(i, name) for i in e.index)
+def _operands(e: Bin | Select | Call) -> tuple[Expr, ...]:
     if isinstance(e, Bin):
-        return _mentions(e.a, name) or _mentions(e.b, name)
+        return (e.a, e.b)
     if isinstance(e, Select):
-        return _mentions(e.cond, name) or _mentions(e.a, name) or _mentions(e.b, name)
-    if isinstance(e, Call):
-        return any(_mentions(a, name) for a in e.args)
-    return False
+        return (e.cond, e.a, e.b)
+    return e.args
+
+
+def _mentions(e: Expr, name: str) -> bool:
+    return any(x == Var(name) for x in walk(e))
 
 
 def _unit_step(e: Expr, name: str) -> bool:
@@ -1125,17 +1106,7 @@ def _flat_pixels_ok(g: Graph, stmts: list[Stmt], hw: tuple[int, int]) -> bool:
     shapes["tile"] = (1, *hw)
 
     def uses(e: Expr) -> bool:
-        if isinstance(e, Var):
-            return e in pixel
-        if isinstance(e, Bin):
-            return uses(e.a) or uses(e.b)
-        if isinstance(e, Select):
-            return uses(e.cond) or uses(e.a) or uses(e.b)
-        if isinstance(e, Call):
-            return any(uses(a) for a in e.args)
-        if isinstance(e, Load):
-            return any(uses(i) for i in e.index)
-        return False
+        return any(x in pixel for x in walk(e))
 
     def access_ok(buffer: str, index: tuple[Expr, ...]) -> bool:
         if not any(uses(i) for i in index):
@@ -1149,17 +1120,13 @@ def _flat_pixels_ok(g: Graph, stmts: list[Stmt], hw: tuple[int, int]) -> bool:
         )
 
     def expr_ok(e: Expr) -> bool:
-        if isinstance(e, Load):
-            return access_ok(e.buffer, e.index)
-        if isinstance(e, Var):
-            return e not in pixel  # the pixel itself as a value
-        if isinstance(e, Bin):
-            return expr_ok(e.a) and expr_ok(e.b)
-        if isinstance(e, Select):
-            return expr_ok(e.cond) and expr_ok(e.a) and expr_ok(e.b)
-        if isinstance(e, Call):
-            return all(expr_ok(a) for a in e.args)
-        return True
+        # loads only through access_ok's pattern, and the pixel never used as a value
+        for x in walk(e):
+            if isinstance(x, Load) and not access_ok(x.buffer, x.index):
+                return False
+            if isinstance(x, Bin | Select | Call) and any(part in pixel for part in _operands(x)):
+                return False
+        return e not in pixel
 
     for s in stmts:
         if isinstance(s, Store) and not (access_ok(s.buffer, s.index) and expr_ok(s.value)):

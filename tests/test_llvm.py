@@ -46,13 +46,19 @@ def check_random_program(program, seed):
     for name in ref:
         close(got[name], ref[name])
 
-    loss = scalar_loss(program)
-    graph = autodiff(trace(loss, x, module=program), sgd=None)
-    bindings = {n: (lambda p=p: p.data) for n, p in program.named_parameters()}
-    ref_g = compiler.build(graph, "numpy", bindings).run(x)
-    got_g = compiler.build(graph, "llvm", bindings).run(x)
-    for name in ref_g:
-        close(got_g[name], ref_g[name], rtol=1e-4)
+    check_gradients(program, scalar_loss(program), x)
+
+
+def check_gradients(module, loss, x, checked=False):
+    """The gradients of `loss(x)` w.r.t. `module`'s parameters: llvm (bounds-checked when
+    `checked`) against the numpy reference."""
+    graph = autodiff(trace(loss, x, module=module), sgd=None)
+    bindings = {n: (lambda p=p: p.data) for n, p in module.named_parameters()}
+    ref = compiler.build(graph, "numpy", bindings).run(x)
+    with mock.patch.dict(os.environ, {"TINYGRAD_EDU_CHECK_BOUNDS": "1" if checked else "0"}):
+        got = compiler.build(graph, "llvm", bindings).run(x)
+    for name in ref:
+        close(got[name], ref[name], rtol=1e-4)
 
 
 MODELS = {
@@ -184,12 +190,7 @@ def test_llvm_convolution_schedules_match_numpy(case):
         out = net(inp)
         return (out * out).sum()
 
-    graph = autodiff(trace(loss, x, module=net), sgd=None)
-    bindings = {n: (lambda q=q: q.data) for n, q in net.named_parameters()}
-    ref = compiler.build(graph, "numpy", bindings).run(x)
-    got = compiler.build(graph, "llvm", bindings).run(x)
-    for name in ref:
-        close(got[name], ref[name], rtol=1e-4)
+    check_gradients(net, loss, x)
 
 
 @pytest.mark.parametrize("axis", [None, 0, 1])
@@ -247,13 +248,7 @@ def test_llvm_linear_layers_match_numpy_for_remainder_shapes(m, k, n):
     net = nn.Sequential(nn.Linear(k, n), nn.ReLU(), nn.Linear(n, 3))
     x = np.random.default_rng(4).standard_normal((m, k)).astype(np.float32)
     close(compiler.compile(net, x, backend="llvm")(x), compiler.compile(net, x, backend="numpy")(x))
-    graph = autodiff(trace(lambda t: (net(t) ** 2).sum(), x, module=net), sgd=None)
-    bindings = {name: (lambda q=q: q.data) for name, q in net.named_parameters()}
-    ref = compiler.build(graph, "numpy", bindings).run(x)
-    with mock.patch.dict(os.environ, {"TINYGRAD_EDU_CHECK_BOUNDS": "1"}):
-        got = compiler.build(graph, "llvm", bindings).run(x)
-    for name in ref:
-        close(got[name], ref[name], rtol=1e-4)
+    check_gradients(net, lambda t: (net(t) ** 2).sum(), x, checked=True)
 
 
 @pytest.mark.parametrize("exponent", [0.75, -0.25, -1.75, 2.0, 0.5, 0.0, 3.25])

@@ -48,6 +48,7 @@ from ..kernel import (
     Stmt,
     Store,
     Var,
+    walk,
 )
 from ..passes import MemoryPlan
 from ..runtime import NumpyExecutor, run_ops
@@ -74,15 +75,7 @@ def _fconst(value: float, ty: str) -> str:
 
 
 def _has_load(e: Expr) -> bool:
-    if isinstance(e, Load):
-        return True
-    if isinstance(e, Bin):
-        return _has_load(e.a) or _has_load(e.b)
-    if isinstance(e, Select):
-        return _has_load(e.cond) or _has_load(e.a) or _has_load(e.b)
-    if isinstance(e, Call):
-        return any(_has_load(a) for a in e.args)
-    return False
+    return any(isinstance(x, Load) for x in walk(e))
 
 
 def _substitute_var(e: Expr, var: str, value: Expr) -> Expr:
