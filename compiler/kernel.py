@@ -248,16 +248,35 @@ def _ctype(dtype: str) -> str:
     }.get(dtype, dtype)
 
 
-def _print(stmts: list[Stmt], depth: int, lines: list[str]) -> None:
+def _is_index(e: Expr, ints: set[str]) -> bool:
+    """Integer arithmetic on loop variables, integer registers and integer constants."""
+    if isinstance(e, Var):
+        return e.name in ints
+    if isinstance(e, Const):
+        return isinstance(e.value, (int, np.integer)) and not isinstance(e.value, bool)
+    if isinstance(e, Bin):
+        return e.op in ("+", "-", "*", "/", "%", "max", "min") and (
+            _is_index(e.a, ints) and _is_index(e.b, ints)
+        )
+    return False
+
+
+def _print(stmts: list[Stmt], depth: int, lines: list[str], ints: set[str] | None = None) -> None:
     pad = "  " * depth
+    ints = set() if ints is None else ints  # names holding integers (loop variables, indices)
     for s in stmts:
         if isinstance(s, Loop):
             tags = f"  // {', '.join(s.tags)}" if s.tags else ""
             lines.append(f"{pad}for (int {s.var} = 0; {s.var} < {s.extent}; {s.var}++) {{{tags}")
-            _print(s.body, depth + 1, lines)
+            _print(s.body, depth + 1, lines, ints | {s.var})
             lines.append(f"{pad}}}")
         elif isinstance(s, Let):
-            lines.append(f"{pad}float {s.var} = {s.value};")
+            index = _is_index(s.value, ints)
+            if index:
+                ints.add(s.var)
+            else:
+                ints.discard(s.var)
+            lines.append(f"{pad}{'int' if index else 'float'} {s.var} = {s.value};")
         elif isinstance(s, Local):
             lines.append(
                 f"{pad}float {s.name}{''.join(f'[{n}]' for n in s.shape)};  // on-chip tile"
