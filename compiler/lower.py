@@ -7,6 +7,13 @@ element). Every elementwise op of the group becomes a register `Let` on the anch
 a fused epilogue costs no memory traffic. A conv2d group with a pooling epilogue computes a
 row tile of conv outputs into an on-chip `Local` and pools from it: only pooled values are
 written.
+
+Two schedules of the same computations: "default" (one output element per iteration: GPUs
+and the printer) and "cpu" (what the LLVM backend runs): matmul as register-tiled GEMM with
+packed B panels or, for `x @ W.T`, blocked dot products; conv2d, its stride-1 input gradient
+and its weight gradient as implicit GEMMs over packed panels (`conv_gemm.py`); constant
+quarter powers as square roots. Shapes a CPU schedule cannot hold on chip fall back to
+row-wise loops.
 """
 
 from __future__ import annotations
