@@ -154,7 +154,7 @@ class TrainStep:
                     index = self._slots[name] = _index_of(self.optimizer.params, params[name])
                 old = self.optimizer.state[index]["momentum_buffer"]
             if (
-                isinstance(old, np.ndarray)
+                _recyclable(old)
                 and isinstance(value, np.ndarray)
                 and value.shape == old.shape
                 and value.dtype == old.dtype
@@ -174,6 +174,17 @@ class TrainStep:
         for p in self.optimizer.params:
             p.grad = None
         return float(outs["loss"])
+
+
+def _recyclable(old: Any) -> bool:
+    """An array the compiled step may write its next output into: a plain, C-ordered,
+    writeable array that owns its memory (not a view, memory map or Fortran-ordered copy)."""
+    return (
+        type(old) is np.ndarray
+        and old.flags.c_contiguous
+        and old.flags.writeable
+        and old.base is None
+    )
 
 
 def _index_of(params: list[Tensor], p: Tensor) -> int:

@@ -152,7 +152,7 @@ class _Lowerer:
             for i, n in enumerate(shape)
         )
         if nid in self.views:  # a folded view: remap the index, read its source
-            _, value = gather_value(self.g, nid, bidx)
+            _, value = gather_value(self.g, nid, bidx, self.g.operands(nid)[0] in self.views)
             src = self.g.operands(nid)[0]
             return _relink(
                 value,
@@ -325,8 +325,13 @@ class _Lowerer:
         if not d["attrs"].get("keepdim", False):
             out_idx = tuple(Var(f"i{k}") for k in keep)
         body: list[Stmt] = [Let("acc", Const(init))]
-        if d["op"] == "argmax":
-            body.append(Let("acc_max", Const(-np.inf)))
+        if d["op"] == "argmax":  # the largest value so far, in the source's own type
+            source = g.node(x)["dtype"]
+            if source.kind == "f":
+                lowest: Expr = Call(f"({source.name})", (Const(-np.inf),))
+            else:  # integers and bools compare as int64
+                lowest = Const(int(np.iinfo(np.int64).min))
+            body.append(Let("acc_max", lowest))
         body += [*red_loops, Let(f"v{red}", Var("acc"))]
         body += self.epilogue(self.after(red), out_idx) + self.stores([red], out_idx)
         return self.loops([f"i{k}" for k in keep], tuple(in_shape[k] for k in keep), body)
@@ -832,7 +837,7 @@ class _Lowerer:
             return self.grad_input_gemm(node) or self.grad_input_rows(node)
         names = [f"i{k}" for k in range(len(shape))]
         idx = tuple(Var(n) for n in names)
-        pre, value = gather_value(g, node, idx)
+        pre, value = gather_value(g, node, idx, g.operands(node)[0] in self.views)
         body = [*pre, Let(f"v{node}", value)]
         body += self.epilogue(self.after(node), idx) + self.stores([node], idx)
         return self.loops(names, shape, body)
@@ -1060,7 +1065,13 @@ def _pow_by_roots(x: Expr, exponent: float) -> Expr | None:
     quarters = 4 * abs(exponent)
     if quarters != int(quarters) or quarters > 32:
         return None
+    if exponent == 0.5:  # numpy computes x ** 0.5 as sqrt (-0 stays -0, -inf gives NaN)
+        return Call("sqrtf", (x,))
     whole, rest = divmod(int(quarters), 4)
+    if rest:
+        # powf with a fractional exponent: pow(-0, y) is +0 and pow(-inf, y) is +inf, where
+        # sqrt gives -0 and NaN: adding +0 turns -0 into +0, and -inf becomes +inf
+        x = Select(Bin("==", x, Const(-np.inf)), Const(np.inf), Bin("+", x, Const(0.0)))
     factors: list[Expr] = [x] * whole
     if rest:
         root = Call("sqrtf", (x,))
@@ -1280,8 +1291,12 @@ def _unravel(flat: Expr, shape: tuple[int, ...]) -> tuple[Expr, ...]:
     return tuple(reversed(out))
 
 
-def gather_value(g: Graph, node: int, idx: tuple[Expr, ...]) -> tuple[list[Stmt], Expr]:
-    """(setup statements, value) of output element `idx` of a movement-like node."""
+def gather_value(
+    g: Graph, node: int, idx: tuple[Expr, ...], source_is_view: bool = True
+) -> tuple[list[Stmt], Expr]:
+    """(setup statements, value) of output element `idx` of a movement-like node.
+    `source_is_view`: the node's source is itself a folded view, whose index mapping needs
+    the source's own coordinates (not only a row-major position)."""
     d = g.node(node)
     op, attrs, shape = d["op"], d["attrs"], d["shape"]
     operands = g.operands(node)
@@ -1289,10 +1304,12 @@ def gather_value(g: Graph, node: int, idx: tuple[Expr, ...]) -> tuple[list[Stmt]
     src_shape = g.node(src)["shape"]
     name = buffer_name(g, src)
     if op == "reshape":
-        # the same element in row-major order: buffers are addressed row-major, so the flat
-        # position goes in the last index (no division back into the source's dimensions)
         strides = [int(np.prod(shape[k + 1 :])) for k in range(len(shape))]
         flat = add(*(mul(i, s) for i, s in zip(idx, strides)))
+        if source_is_view:  # a view maps each coordinate: give it the source's own ones
+            return [], Load(name, _unravel(flat, src_shape))
+        # a buffer: the same element in row-major order (buffers are addressed row-major,
+        # so the flat position goes in the last index, with no division)
         return [], Load(name, (*(Const(0) for _ in src_shape[1:]), flat))
     if op == "permute":
         inv = [0] * len(shape)

@@ -17,7 +17,7 @@ from compiler.graph import trace  # noqa: E402
 from compiler.passes import autodiff  # noqa: E402
 from compiler.testing import programs, scalar_loss  # noqa: E402
 from models import MLP, AlexNet, LogisticRegression  # noqa: E402
-from tinygrad_edu import manual_seed, optim  # noqa: E402
+from tinygrad_edu import Tensor, manual_seed, optim  # noqa: E402
 
 
 def close(a, b, rtol=1e-5):
@@ -251,11 +251,12 @@ def test_llvm_linear_layers_match_numpy_for_remainder_shapes(m, k, n):
     check_gradients(net, lambda t: (net(t) ** 2).sum(), x, checked=True)
 
 
-@pytest.mark.parametrize("exponent", [0.75, -0.25, -1.75, 2.0, 0.5, 0.0, 3.25])
+@pytest.mark.parametrize("exponent", [0.75, -0.25, -1.75, 2.0, 0.5, 0.0, 3.25, -1.0, 3.0])
 def test_llvm_quarter_powers_by_square_roots_match_numpy(exponent):
     """Constant exponents in quarter steps become sqrt and multiplies (vectorised); the
     values, infinities at 0 and NaNs for negative bases match numpy's power."""
-    x = np.array([0.0, 1e-3, 0.3, 1.0, 2.5, 1e3, -2.0, -0.5] * 4, dtype=np.float32)
+    x = np.array([0.0, 1e-3, 0.3, 1.0, 2.5, 1e3, -2.0, -0.5, -0.0, -np.inf, np.inf, np.nan] * 4)
+    x = x.astype(np.float32)
     got = compiler.compile(lambda t: t**exponent, x, backend="llvm")(x)
     with np.errstate(all="ignore"):
         want = np.power(x, np.float32(exponent))
@@ -277,3 +278,88 @@ def test_llvm_outputs_are_reused_only_when_the_caller_dropped_them():
     fourth = f(x)  # a view keeps `third` alive
     np.testing.assert_array_equal(view, 6)
     np.testing.assert_array_equal(fourth, 2)
+    del third, fourth
+    part = f(x * 5)[1:3]  # only a slice of the output is kept
+    f(x)
+    np.testing.assert_array_equal(part, 10)
+    np.testing.assert_array_equal(view, 6)
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda t: t.permute(0, 2, 3, 1).reshape(2, -1) * 2,  # NHWC flatten
+        lambda t: t.T.reshape(-1) * 2 if t.ndim == 2 else t[:, 1:3].reshape(-1) + 1,
+        lambda t: t.pad(((0, 0), (0, 0), (1, 1), (0, 0))).reshape(2, -1) * 1,
+        lambda t: t.reshape(2, 3, 20).sum(axis=2),
+    ],
+    ids=["permute", "slice", "pad", "reshape-sum"],
+)
+def test_llvm_reshape_of_a_folded_view_reads_the_right_elements(fn):
+    """A reshape whose source is itself a view (permute, slice, pad) or whose gradient
+    broadcasts back (reshape -> sum): forward and gradients equal the reference."""
+    from tinygrad_edu import nn
+
+    x = np.random.default_rng(5).standard_normal((2, 3, 4, 5)).astype(np.float32)
+    close(compiler.compile(fn, x, backend="llvm")(x), compiler.compile(fn, x, backend="numpy")(x))
+
+    class Scaled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = Tensor(np.linspace(0.5, 2, 120, dtype=np.float32).reshape(2, 3, 4, 5))
+
+        def forward(self, t):
+            return fn(t * self.w)
+
+    net = Scaled()
+    net.w.requires_grad = True
+    check_gradients(net, lambda t: (net(t) ** 2).sum(), x, checked=True)
+
+
+@pytest.mark.parametrize(
+    "x",
+    [
+        np.array([[1.0, 1.0 + 1e-12, 0.5], [3.0, 2.0, 3.0 + 1e-10]]),  # float64 exactness
+        np.array([[2**40 + 1, 2**40 + 3, 2**40 + 2], [-5, -5, -7]]),  # int64 beyond float32
+        np.array([[False, True, True], [False, False, False]]),
+    ],
+    ids=["float64", "int64", "bool"],
+)
+def test_llvm_argmax_compares_in_the_source_type(x):
+    got = compiler.compile(lambda t: t.argmax(axis=1), x, backend="llvm")(x)
+    np.testing.assert_array_equal(got, np.argmax(x, axis=1))
+
+
+@pytest.mark.parametrize("layout", ["fortran", "read-only", "view"])
+def test_train_step_copies_into_parameters_it_cannot_swap(layout, tmp_path):
+    """Parameters held as Fortran-ordered, read-only or view arrays are updated by copying
+    (or refused with numpy's error), never written through as if they were C-ordered."""
+    from tinygrad_edu import nn
+
+    x = np.random.default_rng(6).standard_normal((4, 5)).astype(np.float32)
+    y = np.array([0, 1, 2, 0])
+    losses = {}
+    for backend in ("numpy", "llvm"):
+        manual_seed(0)
+        model = nn.Linear(5, 3)
+        w = model.weight.data.copy()
+        if layout == "fortran":
+            model.weight.data = np.asfortranarray(w)
+        elif layout == "view":
+            model.weight.data = np.concatenate([w, w])[:3]
+        else:
+            np.save(tmp_path / "w.npy", w)
+            model.weight.data = np.load(tmp_path / "w.npy", mmap_mode="r")
+        opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        step = compiler.compile_train_step(
+            model, lambda o, t: o.cross_entropy(t), opt, x, y, backend=backend
+        )
+        if layout == "read-only":
+            with pytest.raises(ValueError, match="read-only"):
+                for _ in range(3):
+                    step(x, y)
+            continue
+        losses[backend] = [step(x, y) for _ in range(4)] + [model.weight.numpy().copy()]
+    if losses:
+        np.testing.assert_allclose(losses["llvm"][:4], losses["numpy"][:4], rtol=1e-5)
+        close(losses["llvm"][4], losses["numpy"][4])

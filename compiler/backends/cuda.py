@@ -162,7 +162,7 @@ class _Printer:
                 elif s.op == "argmax" and s.index is not None:
                     best = f"{s.target}_max"
                     out.append(
-                        f"{pad}{{ float x_ = {self.expr(s.value)}; "
+                        f"{pad}{{ auto x_ = {self.expr(s.value)}; "
                         f"if (x_ > {best} || (isnan(x_) && !isnan({best}))) "
                         f"{{ {best} = x_; {s.target} = {self.expr(s.index)}; }} }}"
                     )
@@ -199,8 +199,11 @@ def _acc_type(kernel: Kernel) -> str:
 def _fix_acc(lines: list[str], kernel: Kernel) -> list[str]:
     # accumulators start from a literal; give them the kernel's float type explicitly
     ctype = _acc_type(kernel)
+    # an argmax accumulator holds an index (it sits next to its `acc_max`)
+    index = any("acc_max" in line for line in lines)
+    acc_type = "long long" if index else ctype
     return [
-        line.replace("auto acc = ", f"{ctype} acc = ").replace("auto m = ", f"{ctype} m = ")
+        line.replace("auto acc = ", f"{acc_type} acc = ").replace("auto m = ", f"{ctype} m = ")
         for line in lines
     ]
 

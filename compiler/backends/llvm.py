@@ -60,6 +60,8 @@ LANES = 16  # float32 lanes of one AVX-512 register
 VEC = f"<{LANES} x float>"
 VECTOR_OPS = ("+", "-", "*", "/", "max", "min")
 VECTOR_CALLS = {"sqrtf": "sqrt", "fabsf": "fabs"}  # one instruction per vector
+VECTOR_COMPARES = ("<", "<=", ">", ">=", "==", "!=")
+MASK = f"<{LANES} x i1>"
 MAX_UNROLL = 16  # "unroll" loops up to this extent are emitted once per value
 MAX_VECTOR_UNROLL = 4  # vector loops of up to this many registers get constant offsets
 
@@ -459,7 +461,7 @@ class _Function:
                 continue
             if isinstance(st, Let):
                 kind = self.lane_kind(st.value, lp.var, lets)
-                if kind is None:
+                if kind is None or kind == "m":  # masks live only inside a select
                     return False
                 if kind == "v":
                     lets.add(st.var)
@@ -468,7 +470,7 @@ class _Function:
             elif isinstance(st, Store):
                 if not self.contiguous(st.buffer, st.index, lp.var, lets):
                     return False
-                if self.lane_kind(st.value, lp.var, lets) is None:
+                if self.lane_kind(st.value, lp.var, lets) in (None, "m"):
                     return False
             else:
                 return False
@@ -510,17 +512,23 @@ class _Function:
                 return None
             if a == b == "u":
                 return "u"
-            return "v" if e.op in VECTOR_OPS else None
+            if e.op in VECTOR_COMPARES and "m" not in (a, b):
+                # a per-lane condition ("m": a mask), only to choose between float lanes
+                floats = all(self.type_of(p) == "float" for p in (e.a, e.b))
+                return "m" if floats else None
+            if e.op in ("&&", "||"):
+                return "m" if a in ("m", "u") and b in ("m", "u") else None
+            return "v" if e.op in VECTOR_OPS and "m" not in (a, b) else None
         if isinstance(e, (Select, Call)):
             parts = (e.cond, e.a, e.b) if isinstance(e, Select) else e.args
             kinds = [self.lane_kind(p, var, lets) for p in parts]
             if all(k == "u" for k in kinds):
                 return "u"
-            if None in kinds:
+            if None in kinds or "m" in kinds[1:]:
                 return None
-            if isinstance(e, Select) and kinds[0] == "u" and not (_has_load(e.a) or _has_load(e.b)):
-                return "v"  # one condition for all lanes picks a whole vector
-            if isinstance(e, Call) and e.fn in VECTOR_CALLS:
+            if isinstance(e, Select) and not (_has_load(e.a) or _has_load(e.b)):
+                return "v"  # a condition (per lane or for all) picks between vectors
+            if isinstance(e, Call) and e.fn in VECTOR_CALLS and "m" not in kinds:
                 return "v"
         return None
 
@@ -584,9 +592,12 @@ class _Function:
         elif isinstance(e, Load):
             self.emit(f"{t} = load {VEC}, ptr {self.lane_address(e.buffer, e.index)}, align 4")
         elif isinstance(e, Select):
-            cond = self.value(e.cond, "i1")
+            if self.lane_kind(e.cond, var, self.vector_lets) == "m":
+                cond, cond_ty = self.vec_mask(e.cond), MASK
+            else:
+                cond, cond_ty = self.value(e.cond, "i1"), "i1"
             a, b = self.vec_value(e.a), self.vec_value(e.b)
-            self.emit(f"{t} = select i1 {cond}, {VEC} {a}, {VEC} {b}")
+            self.emit(f"{t} = select {cond_ty} {cond}, {VEC} {a}, {VEC} {b}")
         elif isinstance(e, Call):
             fn = f"llvm.{VECTOR_CALLS[e.fn]}.v{LANES}f32"
             self.intrinsics.add(f"declare {VEC} @{fn}({VEC})")
@@ -603,6 +614,33 @@ class _Function:
                 self.emit(f"{t} = {op} contract {VEC} {a}, {b}")
         return t
 
+    def vec_mask(self, e: Expr) -> str:
+        """A <16 x i1> lane condition: float comparisons, combined with && and ||."""
+        assert isinstance(e, Bin) and self.vector is not None
+        t = self.tmp()
+        if e.op in ("&&", "||"):
+            a, b = (
+                self.vec_mask(p)
+                if self.lane_kind(p, self.vector[0], self.vector_lets) == "m"
+                else self.splat_mask(p)
+                for p in (e.a, e.b)
+            )
+            self.emit(f"{t} = {'and' if e.op == '&&' else 'or'} {MASK} {a}, {b}")
+            return t
+        pred = {"<": "olt", "<=": "ole", ">": "ogt", ">=": "oge", "==": "oeq", "!=": "une"}
+        a, b = self.vec_value(e.a), self.vec_value(e.b)
+        self.emit(f"{t} = fcmp {pred[e.op]} {VEC} {a}, {b}")
+        return t
+
+    def splat_mask(self, e: Expr) -> str:
+        bit = self.value(e, "i1")
+        ins, t = self.tmp(), self.tmp()
+        self.emit(f"{ins} = insertelement {MASK} poison, i1 {bit}, i64 0")
+        self.emit(
+            f"{t} = shufflevector {MASK} {ins}, {MASK} poison, <{LANES} x i32> zeroinitializer"
+        )
+        return t
+
     def argmax(self, s: Accumulate) -> None:
         """Take this position when its value is larger, or is the first NaN (numpy's rule)."""
         assert s.index is not None
@@ -611,12 +649,16 @@ class _Function:
         best = self.tmp()
         self.emit(f"{best} = load {best_ty}, ptr {best_slot}")
         v = self.value(s.value, best_ty)
-        larger, nan_v, num_best, first_nan, take = (self.tmp() for _ in range(5))
-        self.emit(f"{larger} = fcmp ogt {best_ty} {v}, {best}")
-        self.emit(f"{nan_v} = fcmp uno {best_ty} {v}, 0.0")
-        self.emit(f"{num_best} = fcmp ord {best_ty} {best}, 0.0")
-        self.emit(f"{first_nan} = and i1 {nan_v}, {num_best}")
-        self.emit(f"{take} = or i1 {larger}, {first_nan}")
+        take = self.tmp()
+        if best_ty in ("float", "double"):
+            larger, nan_v, num_best, first_nan = (self.tmp() for _ in range(4))
+            self.emit(f"{larger} = fcmp ogt {best_ty} {v}, {best}")
+            self.emit(f"{nan_v} = fcmp uno {best_ty} {v}, 0.0")
+            self.emit(f"{num_best} = fcmp ord {best_ty} {best}, 0.0")
+            self.emit(f"{first_nan} = and i1 {nan_v}, {num_best}")
+            self.emit(f"{take} = or i1 {larger}, {first_nan}")
+        else:  # integer values (the first of equal ones is kept)
+            self.emit(f"{take} = icmp sgt {best_ty} {v}, {best}")
         new_best = self.tmp()
         self.emit(f"{new_best} = select i1 {take}, {best_ty} {v}, {best_ty} {best}")
         self.emit(f"store {best_ty} {new_best}, ptr {best_slot}")
@@ -863,12 +905,34 @@ class _Workers:
             self.tasks.put((fn, args, a, b, done))
         if caller_too:
             fn(args, *bounds[0])
-        for _ in rest:
-            done.acquire()
+        waited = 0
+        try:
+            while waited < len(rest):
+                done.acquire()
+                waited += 1
+        finally:
+            # interrupted (Ctrl-C): the workers still write into the caller's arrays, so
+            # they must finish before those arrays may be freed
+            while waited < len(rest):
+                try:
+                    done.acquire()
+                    waited += 1
+                except KeyboardInterrupt:
+                    continue
 
 
 _WORKERS: _Workers | None = None
 _WORKERS_LOCK = threading.Lock()
+
+
+def _forget_workers() -> None:
+    """In a forked child the parent's worker threads do not exist: start new ones."""
+    global _WORKERS, _WORKERS_LOCK
+    _WORKERS = None
+    _WORKERS_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_workers)
 
 
 def _workers() -> _Workers:
@@ -909,7 +973,27 @@ def _local_bytes(body: list[Stmt]) -> int:
     return total
 
 
-UNREFERENCED = 3  # sys.getrefcount of an array only the executor holds (dict, local, argument)
+def _references(table: dict[int, np.ndarray], key: int) -> int:
+    return sys.getrefcount(table[key])
+
+
+def _calibrate_unviewed() -> int | None:
+    """The reference count `_references` reports for a buffer nothing views, measured on this
+    interpreter (counting conventions differ between Python versions), or None when a view
+    does not show up as exactly one more reference (then outputs are never reused)."""
+    table = {0: np.empty(8, np.uint8)}
+    alone = _references(table, 0)
+    view = table[0].view(np.float32)
+    seen = _references(table, 0)
+    del view
+    return alone if seen == alone + 1 and _references(table, 0) == alone else None
+
+
+UNVIEWED = _calibrate_unviewed()
+
+
+def _unviewed(table: dict[int, np.ndarray], key: int) -> bool:
+    return UNVIEWED is not None and _references(table, key) == UNVIEWED
 
 
 class LLVMExecutor(NumpyExecutor):
@@ -923,6 +1007,7 @@ class LLVMExecutor(NumpyExecutor):
         # call (a third of an AlexNet training step went there).
         self.arena: dict[int, np.ndarray] = {}
         self.kept: dict[int, np.ndarray] = {}  # graph outputs, when the caller copies them
+        self.returned: dict[int, np.ndarray] = {}  # buffers behind outputs handed out
         self.views: dict[int, np.ndarray] = {}  # node -> its view of an arena buffer
         self.addresses: dict[int, tuple[weakref.ref[np.ndarray], int]] = {}
         self.reuse_outputs = False
@@ -956,13 +1041,20 @@ class LLVMExecutor(NumpyExecutor):
                 nbytes = int(np.prod(shape)) * dtype.itemsize
                 arr = self.views[node] = raw[:nbytes].view(dtype).reshape(shape)
             return arr
-        arr = self.kept.get(node)
-        # The last call's output array is reused when the caller said it copies outputs, or
-        # when nothing outside this executor references it any more (the caller dropped
-        # it): a fresh array costs the OS a zeroed page per 4 KiB on first write.
-        if arr is None or not (self.reuse_outputs or sys.getrefcount(arr) <= UNREFERENCED):
-            arr = self.kept[node] = np.empty(shape, dtype)
-        return arr
+        if self.reuse_outputs:  # the caller copies (or swaps) outputs at once
+            arr = self.kept.get(node)
+            if arr is None:
+                arr = self.kept[node] = np.empty(shape, dtype)
+            return arr
+        # Otherwise the caller gets a view of a buffer kept here. Once no view of it is left
+        # (the caller dropped the output and everything sliced from it: each view holds a
+        # reference to the buffer), the next call writes the same memory again; a fresh
+        # array costs the OS a zeroed page per 4 KiB on first write.
+        if node in self.returned and _unviewed(self.returned, node):
+            raw = self.returned[node]
+        else:
+            raw = self.returned[node] = np.empty(int(np.prod(shape)) * dtype.itemsize, np.uint8)
+        return raw.view(dtype).reshape(shape)
 
     def recycle(self, node: int, array: np.ndarray) -> None:
         """Write graph output `node` into `array` on the next call with reuse_outputs."""
