@@ -2,7 +2,7 @@
 
 Run from the repository root:
 
-    python bench/llvm.py                # full run (~5 min on an idle 2-core box)
+    python bench/llvm.py                # full run (~2 min on an idle 2-core box)
     python bench/llvm.py --quick        # conv1 block N=16, MLP epoch, GEMM only (~1 min)
     python bench/llvm.py --skip-train   # full run without the AlexNet training-step row
 

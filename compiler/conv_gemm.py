@@ -13,8 +13,12 @@ The input gradient of a stride-1 convolution is the same computation (a full cor
 the output gradient with the flipped, transposed weight), so it reuses this schedule with a
 different source and weight view.
 
+The weight gradient is a GEMM too (`weight_grad_gemm`): rows are output channels, columns are
+taps, and the reduction runs over every image's pixels, packed a band of output rows at a time.
+
 Remainders need no masks: the last column block starts at P - BJ and the last channel block
-at rows - BI, so they overlap the previous block and recompute (and re-store) the same values.
+at rows - BI, so they overlap the previous block and recompute (and re-store) the same values
+(reductions into a kept tile cannot overlap; they use a channel block that divides the rows).
 """
 
 from __future__ import annotations
