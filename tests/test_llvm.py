@@ -390,3 +390,20 @@ def test_llvm_alexnet_training_step_in_float64_equals_the_reference(variant, siz
     for a, b in zip(grads1, grads0):
         assert a.dtype == np.float64
         close(a, b, rtol=1e-10)
+
+
+def test_the_llvm_walkthrough_in_docs_runs_and_shows_what_it_describes(capsys):
+    """docs/llvm_backend.md: its snippet runs, and the kernel has the panel, the register tile,
+    its copy and the pooling tile the text walks through."""
+    import pathlib
+    import re
+
+    text = (pathlib.Path(__file__).parent.parent / "docs" / "llvm_backend.md").read_text()
+    snippet = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    scope: dict = {}
+    exec(snippet, scope)  # noqa: S102 (the documentation's own example)
+    source = scope["kernel"].pseudo_c()
+    for name in ("panel[27][64]", "acc_tile[4][64]", "done_tile", "tile[8][8][8]", "pool"):
+        assert name in source
+    assert "<16 x float>" in scope["kernel"].llvm_ir
+    capsys.readouterr()
