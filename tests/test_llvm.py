@@ -407,3 +407,15 @@ def test_the_llvm_walkthrough_in_docs_runs_and_shows_what_it_describes(capsys):
         assert name in source
     assert "<16 x float>" in scope["kernel"].llvm_ir
     capsys.readouterr()
+
+
+def test_llvm_thread_count_follows_the_environment_and_rejects_nonsense(monkeypatch):
+    from compiler.backends.llvm import thread_count
+
+    monkeypatch.setenv("TINYGRAD_EDU_THREADS", "3")
+    assert thread_count() == 3
+    monkeypatch.setenv("TINYGRAD_EDU_THREADS", "many")
+    with pytest.raises(ValueError, match="TINYGRAD_EDU_THREADS='many'"):
+        thread_count()
+    monkeypatch.delenv("TINYGRAD_EDU_THREADS")
+    assert 1 <= thread_count() <= (os.cpu_count() or 1)

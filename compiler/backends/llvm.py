@@ -921,6 +921,24 @@ class _Workers:
                     continue
 
 
+def thread_count() -> int:
+    """Threads a parallel kernel uses: `$TINYGRAD_EDU_THREADS` when set, else the cores this
+    process may run on (its affinity mask, which containers and `taskset` narrow)."""
+    configured = os.environ.get("TINYGRAD_EDU_THREADS", "").strip()
+    if configured:
+        try:
+            return max(1, int(configured))
+        except ValueError as e:
+            raise ValueError(
+                f"TINYGRAD_EDU_THREADS={configured!r} is not a whole number; set it to the "
+                "number of threads parallel kernels may use (or unset it: all allowed cores)"
+            ) from e
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 _WORKERS: _Workers | None = None
 _WORKERS_LOCK = threading.Lock()
 
@@ -939,7 +957,7 @@ def _workers() -> _Workers:
     global _WORKERS
     with _WORKERS_LOCK:
         if _WORKERS is None:
-            _WORKERS = _Workers(os.cpu_count() or 1)
+            _WORKERS = _Workers(thread_count())
         return _WORKERS
 
 
@@ -1079,7 +1097,7 @@ class LLVMExecutor(NumpyExecutor):
         seconds = k.flops / SERIAL_FLOPS_PER_S + (k.bytes_read + k.bytes_written) / (
             SERIAL_BYTES_PER_S
         )
-        chunks = min(os.cpu_count() or 1, extent) if seconds > PARALLEL_SECONDS else 1
+        chunks = min(thread_count(), extent) if seconds > PARALLEL_SECONDS else 1
         cuts = np.linspace(0, extent, chunks + 1).astype(int)
         bounds = [(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
         return _Launch(
