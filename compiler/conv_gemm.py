@@ -26,7 +26,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .kernel import Bin, Const, Expr, Let, Load, Local, Loop, Select, Stmt, Store, Var, add, mul
+from .kernel import (
+    Bin,
+    Const,
+    Expr,
+    Let,
+    Load,
+    Local,
+    Loop,
+    Select,
+    Stmt,
+    Store,
+    Var,
+    add,
+    in_image,
+    mul,
+)
 
 BI, BJ = 4, 64  # the accumulator tile: BI output channels x BJ output pixels
 
@@ -64,6 +79,22 @@ class ConvGeometry:
         return self.out_hw[0] * self.out_hw[1]
 
     @property
+    def reads_padding(self) -> bool:
+        """Whether some window tap falls outside the source image (so loads need a test)."""
+        (h, w), (oh_n, ow_n) = self.src_hw, self.out_hw
+        (kh, kw), (sh, sw), (dh, dw) = self.kernel, self.stride, self.dilation
+        return (
+            any(self.padding)
+            or (oh_n - 1) * sh + (kh - 1) * dh >= h
+            or (ow_n - 1) * sw + (kw - 1) * dw >= w
+        )
+
+    @property
+    def band_rows(self) -> int:
+        """Output rows the weight gradient packs at a time (about PANEL_PIXELS pixels)."""
+        return max(1, min(self.out_hw[0], PANEL_PIXELS // self.out_hw[1]))
+
+    @property
     def block_cols(self) -> int:
         return min(BJ, self.pixels)
 
@@ -76,7 +107,7 @@ def pack(geo: ConvGeometry, n: Expr, channel0: Expr, p0: Expr) -> list[Stmt]:
     """Copy columns p0 .. p0+BJ-1 of image n's im2col (source channels from `channel0`) into
     `panel[tap][col]`. Scalar loops: each column computes its window origin once, and a
     vectorised version would need gathers (strided or row-crossing reads)."""
-    (h, w), (oh_n, ow_n) = geo.src_hw, geo.out_hw
+    ow_n = geo.out_hw[1]
     (kh_n, kw_n), (sh, sw), (dh, dw) = geo.kernel, geo.stride, geo.dilation
     bj = geo.block_cols
     pixel = add(p0, Var("pj"))
@@ -84,15 +115,8 @@ def pack(geo: ConvGeometry, n: Expr, channel0: Expr, p0: Expr) -> list[Stmt]:
     iw = add(Var("owb"), mul(Var("pkw"), dw))
     tap = add(mul(add(mul(Var("pic"), kh_n), Var("pkh")), kw_n), Var("pkw"))
     value: Expr = Load(geo.src, (n, add(channel0, Var("pic")), ih, iw))
-    padded = any(geo.padding) or (oh_n - 1) * sh + (kh_n - 1) * dh >= h
-    padded = padded or (ow_n - 1) * sw + (kw_n - 1) * dw >= w
-    if padded:  # only the taps that read inside the image load (others are padding: 0)
-        inside = Bin(
-            "&&",
-            Bin("&&", Bin(">=", ih, Const(0)), Bin("<", ih, Const(h))),
-            Bin("&&", Bin(">=", iw, Const(0)), Bin("<", iw, Const(w))),
-        )
-        value = Select(inside, value, Const(0.0))
+    if geo.reads_padding:  # only the taps that read inside the image load (padding: 0)
+        value = Select(in_image(ih, iw, geo.src_hw), value, Const(0.0))
     return [
         Loop(
             "pj",
@@ -297,12 +321,11 @@ def weight_grad_gemm(
     per weight element with `oc`, `ic`, `kh`, `kw` set."""
     (oh_n, ow_n), (kh_n, kw_n) = geo.out_hw, geo.kernel
     (sh, sw), (ph, pw), (dh, dw) = geo.stride, geo.padding, geo.dilation
-    (h, w) = geo.src_hw
     taps = geo.taps
     bj = min(BJ, taps)
     blocks = -(-taps // bj)
     bi = next(b for b in (BI, 3, 2, 1) if rows % b == 0)  # a reduction may not overlap
-    band = max(1, min(oh_n, PANEL_PIXELS // ow_n))
+    band = geo.band_rows
     full, rest = divmod(oh_n, band)
     tile = (Var("ii"), Var("jj"))
     wrow = (add(Var("ib"), Var("ii")), Var("jj"))
@@ -318,17 +341,8 @@ def weight_grad_gemm(
         ih = add(mul(add(oh0, Var("br")), sh), Const(-ph), mul(Var("kh"), dh))
         iw = add(mul(Var("bw"), sw), Const(-pw), mul(Var("kw"), dw))
         value: Expr = Load(geo.src, (Var("n"), Var("chan"), ih, iw))
-        if (
-            any(geo.padding)
-            or (oh_n - 1) * sh + (kh_n - 1) * dh >= h
-            or ((ow_n - 1) * sw + (kw_n - 1) * dw >= w)
-        ):
-            inside = Bin(
-                "&&",
-                Bin("&&", Bin(">=", ih, Const(0)), Bin("<", ih, Const(h))),
-                Bin("&&", Bin(">=", iw, Const(0)), Bin("<", iw, Const(w))),
-            )
-            value = Select(inside, value, Const(0.0))
+        if geo.reads_padding:
+            value = Select(in_image(ih, iw, geo.src_hw), value, Const(0.0))
         pixel = add(mul(Var("br"), ow_n), Var("bw"))
         pack_loops = Loop(
             "pj",

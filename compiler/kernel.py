@@ -108,6 +108,16 @@ def add(*terms: Expr) -> Expr:
     return out
 
 
+def in_range(e: Expr, n: int) -> Expr:
+    """0 <= e < n."""
+    return Bin("&&", Bin(">=", e, Const(0)), Bin("<", e, Const(n)))
+
+
+def in_image(row: Expr, col: Expr, hw: tuple[int, int]) -> Expr:
+    """(row, col) lies inside an image of hw = (height, width): the padding test."""
+    return Bin("&&", in_range(row, hw[0]), in_range(col, hw[1]))
+
+
 def mul(a: Expr, k: int) -> Expr:
     if k == 0:
         return Const(0)

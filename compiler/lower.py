@@ -29,7 +29,6 @@ from tinygrad_edu.ops import OPS
 from .conv_gemm import (
     BI,
     BJ,
-    PANEL_PIXELS,
     ConvGeometry,
     conv_gemm_direct,
     conv_gemm_tiled,
@@ -55,6 +54,8 @@ from .kernel import (
     Store,
     Var,
     add,
+    in_image,
+    in_range,
     mul,
     walk,
 )
@@ -577,11 +578,7 @@ class _Lowerer:
         chan = _input_channel(oc, out_c, groups, cg, Var("ic"))
         x_load: Expr = Load(buffer_name(g, x), (n, chan, ih, iw))
         if ph or pw:
-            inside = Bin(
-                "&&",
-                Bin("&&", Bin(">=", ih, Const(0)), Bin("<", ih, Const(h))),
-                Bin("&&", Bin(">=", iw, Const(0)), Bin("<", iw, Const(wd))),
-            )
+            inside = in_image(ih, iw, (h, wd))
             x_load = Select(inside, x_load, Const(0.0))
         w_load = Load(buffer_name(g, w), (oc, Var("ic"), Var("kh"), Var("kw")))
         mac: list[Stmt] = [Accumulate("acc", "+", Bin("*", x_load, w_load))]
@@ -767,7 +764,7 @@ class _Lowerer:
         # Rows: a tap row outside the input contributes 0 (mask the weight, clamp the row).
         # Columns: for each kw the in-bounds range of ow is computed here, statically, so the
         # inner loop reads x contiguously (stride 1) with no per-element test.
-        row_in = Bin("&&", Bin(">=", ih, Const(0)), Bin("<", ih, Const(h)))
+        row_in = in_range(ih, h)
         row_idx = clamp(ih, h) if ph else ih
         row = (ow,)
         per_kw: list[Stmt] = []
@@ -921,7 +918,7 @@ class _Lowerer:
             attrs["padding"],
             attrs["dilation"],
         )
-        band = max(1, min(geo.out_hw[0], PANEL_PIXELS // geo.out_hw[1])) * geo.out_hw[1]
+        band = geo.band_rows * geo.out_hw[1]
         if (rows + band) * min(BJ, geo.taps) * 4 > GEMM_LOCAL_BYTES:
             return None
         idx = (Var("oc"), Var("ic"), Var("kh"), Var("kw"))
@@ -949,7 +946,7 @@ class _Lowerer:
         oc, ic, kh = Var("oc"), Var("ic"), Var("kh")
         chan = _input_channel(oc, out_c, groups, cg, ic)
         ih = add(mul(Var("oh"), sh), Const(-ph), mul(kh, dh))
-        row_in = Bin("&&", Bin(">=", ih, Const(0)), Bin("<", ih, Const(h)))
+        row_in = in_range(ih, h)
         row_idx = Bin("min", Bin("max", ih, Const(0)), Const(h - 1)) if ph else ih
         per_kw: list[Stmt] = []
         for k in range(kw_n):
@@ -1009,7 +1006,7 @@ class _Lowerer:
         n, c, hh = Var("n"), Var("c"), Var("h")
         o_abs = add(mul(Bin("/", c, Const(cg)), og), Var("o")) if groups > 1 else Var("o")
         oh = add(hh, Const(ph), mul(Var("kh"), -dh))
-        row_in = Bin("&&", Bin(">=", oh, Const(0)), Bin("<", oh, Const(oh_n)))
+        row_in = in_range(oh, oh_n)
         oh_idx = Bin("min", Bin("max", oh, Const(0)), Const(oh_n - 1))
         c_in = Bin("%", c, Const(cg)) if groups > 1 else c
         per_kw: list[Stmt] = [Let("rm", Select(row_in, Const(1.0), Const(0.0)))]
@@ -1219,11 +1216,7 @@ def _pool_window(
     fill = Const(-np.inf if is_max else 0.0)
     tap: Expr = source(r, c)
     if guard:
-        inside = Bin(
-            "&&",
-            Bin("&&", Bin(">=", r, Const(0)), Bin("<", r, Const(bounds[0]))),
-            Bin("&&", Bin(">=", c, Const(0)), Bin("<", c, Const(bounds[1]))),
-        )
+        inside = in_image(r, c, bounds)
         tap = Select(inside, tap, fill)
     op = "max" if is_max else "+"
     scale = 1.0 / (pd["kernel"][0] * pd["kernel"][1])
@@ -1329,7 +1322,7 @@ def gather_value(
         src_idx = tuple(add(i, Const(-lo)) for i, (lo, _) in zip(idx, attrs["pads"]))
         conds: Expr = Const(True)
         for e, n in zip(src_idx, src_shape):
-            conds = Bin("&&", conds, Bin("&&", Bin(">=", e, Const(0)), Bin("<", e, Const(n))))
+            conds = Bin("&&", conds, in_range(e, n))
         return [], Select(conds, Load(name, src_idx), Const(float(attrs["value"])))
     if op == "cat":
         axis = attrs["axis"]
@@ -1349,11 +1342,7 @@ def gather_value(
         (sh, sw), (ph, pw), (dh, dw) = attrs["stride"], attrs["padding"], attrs["dilation"]
         r = add(mul(oh, sh), Const(-ph), mul(i, dh))
         col = add(mul(ow, sw), Const(-pw), mul(j, dw))
-        inside = Bin(
-            "&&",
-            Bin("&&", Bin(">=", r, Const(0)), Bin("<", r, Const(src_shape[2]))),
-            Bin("&&", Bin(">=", col, Const(0)), Bin("<", col, Const(src_shape[3]))),
-        )
+        inside = in_image(r, col, src_shape[2:])
         return [], Select(inside, Load(name, (n, c, r, col)), Const(float(attrs["pad_value"])))
     if op in ("fold2d", "conv2d_grad_input"):
         return _transposed_window(g, node, idx)
@@ -1369,11 +1358,7 @@ def gather_value(
         r = add(mul(Var("oh"), sh), Const(-ph), mul(kh, dh))
         col = add(mul(Var("ow"), sw), Const(-pw), mul(kw, dw))
         xs = g.node(x)["shape"]
-        inside = Bin(
-            "&&",
-            Bin("&&", Bin(">=", r, Const(0)), Bin("<", r, Const(xs[2]))),
-            Bin("&&", Bin(">=", col, Const(0)), Bin("<", col, Const(xs[3]))),
-        )
+        inside = in_image(r, col, xs[2:])
         prod = Bin(
             "*",
             Select(inside, Load(buffer_name(g, x), (Var("n"), chan, r, col)), Const(0.0)),
@@ -1494,11 +1479,7 @@ def _transposed_window(g: Graph, node: int, idx: tuple[Expr, ...]) -> tuple[list
             Bin("==", Bin("%", rh, Const(sh)), Const(0)),
             Bin("==", Bin("%", rw, Const(sw)), Const(0)),
         ),
-        Bin(
-            "&&",
-            Bin("&&", Bin(">=", oh, Const(0)), Bin("<", oh, Const(oh_n))),
-            Bin("&&", Bin(">=", ow, Const(0)), Bin("<", ow, Const(ow_n))),
-        ),
+        in_image(oh, ow, (oh_n, ow_n)),
     )
     if d["op"] == "fold2d":
         term: Expr = Load(buffer_name(g, src), (n, c, Var("kh"), Var("kw"), oh, ow))
