@@ -56,6 +56,14 @@ def over_tile(
     return Loop("ii", rows, [inner], ["unroll"] if unroll else [])
 
 
+def rank1_update(rows: int, cols: int, a: Expr, b: Expr) -> Loop:
+    """One step of the micro-kernel: for each tile row ii, broadcast `a` (it may use ii) and
+    add it times the 16-lane vectors of `b` (it may use jj) to `acc_tile[ii][jj]`."""
+    tile = (Var("ii"), Var("jj"))
+    fma = Store("acc_tile", tile, Bin("+", Load("acc_tile", tile), Bin("*", Var("aik"), b)))
+    return Loop("ii", rows, [Let("aik", a), Loop("jj", cols, [fma], ["vectorize(16)"])], ["unroll"])
+
+
 @dataclass(frozen=True)
 class ConvGeometry:
     """One convolution seen as a GEMM: `rows` output channels per group read `cg` source
@@ -159,16 +167,9 @@ def micro_kernel(
     kh_n, kw_n = geo.kernel
     tile = (Var("ii"), Var("jj"))
     tap = add(mul(add(mul(Var("kc"), kh_n), Var("kr")), kw_n), Var("kq"))
-    update = Store(
-        "acc_tile",
-        tile,
-        Bin("+", Load("acc_tile", tile), Bin("*", Var("aik"), Load("panel", (tap, Var("jj"))))),
-    )
     row = add(Var("ib"), Var("ii"))
     weight = a_load(add(row0, row), Var("kc"), Var("kr"), Var("kq"))
-    per_tap = Loop(
-        "ii", bi, [Let("aik", weight), Loop("jj", bj, [update], ["vectorize(16)"])], ["unroll"]
-    )
+    per_tap = rank1_update(bi, bj, weight, Load("panel", (tap, Var("jj"))))
     taps = Loop("kc", geo.cg, [Loop("kr", kh_n, [Loop("kq", kw_n, [per_tap])])])
     return [
         Loop(
@@ -375,13 +376,6 @@ def weight_grad_gemm(
                 Var("bw"),
             ),
         )
-        update = Store(
-            "acc_tile",
-            tile,
-            Bin(
-                "+", Load("acc_tile", tile), Bin("*", Var("aik"), Load("panel", (pixel, Var("jj"))))
-            ),
-        )
         micro = Loop(
             "i0",
             rows // bi,
@@ -395,14 +389,7 @@ def weight_grad_gemm(
                         Loop(
                             "bw",
                             ow_n,
-                            [
-                                Loop(
-                                    "ii",
-                                    bi,
-                                    [Let("aik", grad), Loop("jj", bj, [update], ["vectorize(16)"])],
-                                    ["unroll"],
-                                )
-                            ],
+                            [rank1_update(bi, bj, grad, Load("panel", (pixel, Var("jj"))))],
                         )
                     ],
                 ),

@@ -33,6 +33,7 @@ from .conv_gemm import (
     conv_gemm_direct,
     conv_gemm_tiled,
     over_tile,
+    rank1_update,
     weight_grad_gemm,
 )
 from .graph import Graph
@@ -406,9 +407,6 @@ class _Lowerer:
         # tasks are row blocks reading B in place.
         packed = j_blocks >= 4 and i_blocks >= 8 and k_extent * BLOCK_J * 4 <= GEMM_PANEL_BYTES
         b_value = Load("b_panel", (Var("k"), Var("jj"))) if packed else sub(b_load)
-        update = Store(
-            "acc_tile", tile, Bin("+", Load("acc_tile", tile), Bin("*", Var("aik"), b_value))
-        )
         epilogue: list[Stmt] = [Let(f"v{mm}", Load("done_tile", tile))]
         epilogue += [
             _map_one(s, sub)
@@ -419,18 +417,7 @@ class _Lowerer:
             Local("acc_tile", (BLOCK_I, BLOCK_J)),
             Local("done_tile", (BLOCK_I, BLOCK_J)),
             over_tile(BLOCK_I, BLOCK_J, [Store("acc_tile", tile, Const(0.0))]),
-            Loop(
-                "k",
-                k_extent,
-                [
-                    Loop(
-                        "ii",
-                        BLOCK_I,
-                        [Let("aik", sub(a_load)), Loop("jj", BLOCK_J, [update], ["vectorize(16)"])],
-                        ["unroll"],
-                    )
-                ],
-            ),
+            Loop("k", k_extent, [rank1_update(BLOCK_I, BLOCK_J, sub(a_load), b_value)]),
             # a copy with constant offsets keeps acc_tile in registers
             over_tile(BLOCK_I, BLOCK_J, [Store("done_tile", tile, Load("acc_tile", tile))]),
             over_tile(BLOCK_I, BLOCK_J, epilogue, unroll=False),

@@ -579,13 +579,7 @@ class _Function:
         var = self.vector[0]
         kind = self.lane_kind(e, var, self.vector_lets)
         if kind == "u":
-            scalar = self.value(e, "float")
-            ins, t = self.tmp(), self.tmp()
-            self.emit(f"{ins} = insertelement {VEC} poison, float {scalar}, i64 0")
-            self.emit(
-                f"{t} = shufflevector {VEC} {ins}, {VEC} poison, <{LANES} x i32> zeroinitializer"
-            )
-            return t
+            return self.splat(self.value(e, "float"), "float")
         t = self.tmp()
         if isinstance(e, Var):
             self.emit(f"{t} = load {VEC}, ptr {self.slot(e.name, VEC)}")
@@ -622,7 +616,7 @@ class _Function:
             a, b = (
                 self.vec_mask(p)
                 if self.lane_kind(p, self.vector[0], self.vector_lets) == "m"
-                else self.splat_mask(p)
+                else self.splat(self.value(p, "i1"), "i1")
                 for p in (e.a, e.b)
             )
             self.emit(f"{t} = {'and' if e.op == '&&' else 'or'} {MASK} {a}, {b}")
@@ -632,13 +626,12 @@ class _Function:
         self.emit(f"{t} = fcmp {pred[e.op]} {VEC} {a}, {b}")
         return t
 
-    def splat_mask(self, e: Expr) -> str:
-        bit = self.value(e, "i1")
+    def splat(self, scalar: str, elem: str) -> str:
+        """The same `elem` value in every lane (a float, or an i1 condition)."""
+        vec = f"<{LANES} x {elem}>"
         ins, t = self.tmp(), self.tmp()
-        self.emit(f"{ins} = insertelement {MASK} poison, i1 {bit}, i64 0")
-        self.emit(
-            f"{t} = shufflevector {MASK} {ins}, {MASK} poison, <{LANES} x i32> zeroinitializer"
-        )
+        self.emit(f"{ins} = insertelement {vec} poison, {elem} {scalar}, i64 0")
+        self.emit(f"{t} = shufflevector {vec} {ins}, {vec} poison, <{LANES} x i32> zeroinitializer")
         return t
 
     def argmax(self, s: Accumulate) -> None:
