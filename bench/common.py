@@ -25,16 +25,28 @@ def ratio(ours: float | None, theirs: float | None) -> float | None:
     return round(ours / theirs, 3)
 
 
-def median_seconds(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> float:
-    """Median wall time of `repeats` calls of `fn`, after `warmup` untimed calls."""
+def wall_times(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> tuple[list[float], Any]:
+    """(wall times of `repeats` calls of `fn` after `warmup` untimed calls, the result of the
+    first call)."""
+    first: Any = None
+    called = False
     for _ in range(warmup):
-        fn()
+        out = fn()
+        if not called:
+            first, called = out, True
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        fn()
+        out = fn()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        if not called:
+            first, called = out, True
+    return times, first
+
+
+def median_seconds(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> float:
+    """Median wall time of `repeats` calls of `fn`, after `warmup` untimed calls."""
+    return statistics.median(wall_times(fn, repeats, warmup)[0])
 
 
 def print_result(run: Callable[[Any], dict[str, Any]], args: Any) -> None:

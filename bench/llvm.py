@@ -106,6 +106,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout
+sys.path.insert(0, str(ROOT / "bench"))
+from common import log, rounded, wall_times  # noqa: E402
 
 import compiler  # noqa: E402
 from compiler.backends import llvm as llvm_backend  # noqa: E402
@@ -147,10 +149,6 @@ WARM_TIMEOUT_S = 180
 Fn = Callable[[], Any]
 
 
-def log(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
-
-
 SETTLE_S = 0.5
 
 
@@ -161,23 +159,8 @@ def timed(fn: Fn, repeats: int, warmup: int = 1) -> tuple[float, Any]:
     that halves whatever runs next (measured: the llvm GEMM 220 -> 111 GFLOP/s right after
     numpy's matmul)."""
     time.sleep(SETTLE_S)
-    first: Any = None
-    for i in range(warmup):
-        out = fn()
-        if i == 0:
-            first = out
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-        if first is None:
-            first = out
+    times, first = wall_times(fn, repeats, warmup)
     return statistics.median(times), first
-
-
-def rounded(value: float | None, digits: int = 3) -> float | None:
-    return None if value is None else round(value, digits)
 
 
 def release() -> None:
@@ -329,19 +312,21 @@ def run_torch_compile(
 # -- rows -----------------------------------------------------------------------------------
 
 
-def bench_conv(n: int, repeats: int, use_torch: bool, tc: dict[str, Any] | None) -> dict:
-    row = f"conv1_n{n}"
-    block, x = conv_inputs(n)
+def time_inference(
+    row: str, model: nn.Module, x: np.ndarray, repeats: int
+) -> tuple[dict[str, float | None], np.ndarray, np.ndarray, float]:
+    """Compile `model` on llvm (timed) and numpy, then time llvm, numpy and eager inference:
+    (seconds by implementation, the llvm output, the eager output, llvm compile seconds)."""
     seconds: dict[str, float | None] = dict.fromkeys(IMPLS)
     log(f"{row}: llvm compile")
     start = time.perf_counter()
-    fwd_llvm = compiler.compile(block, x, backend="llvm")
+    fwd_llvm = compiler.compile(model, x, backend="llvm")
     compile_s = time.perf_counter() - start
-    fwd_numpy = compiler.compile(block, x, backend="numpy")
+    fwd_numpy = compiler.compile(model, x, backend="numpy")
 
     def eager() -> np.ndarray:
         with no_grad():
-            return block(Tensor(x)).numpy()
+            return model(Tensor(x)).numpy()
 
     log(f"{row}: llvm")
     seconds["llvm"], out_llvm = timed(lambda: fwd_llvm(x), repeats)
@@ -349,6 +334,13 @@ def bench_conv(n: int, repeats: int, use_torch: bool, tc: dict[str, Any] | None)
     seconds["numpy"], _ = timed(lambda: fwd_numpy(x), repeats)
     log(f"{row}: eager")
     seconds["eager"], out_eager = timed(eager, repeats)
+    return seconds, out_llvm, out_eager, compile_s
+
+
+def bench_conv(n: int, repeats: int, use_torch: bool, tc: dict[str, Any] | None) -> dict:
+    row = f"conv1_n{n}"
+    block, x = conv_inputs(n)
+    seconds, out_llvm, out_eager, compile_s = time_inference(row, block, x, repeats)
     diff_torch = None
     if use_torch:
         assert torch is not None
@@ -374,23 +366,7 @@ def bench_tv_forward(repeats: int, use_torch: bool, tc: dict[str, Any] | None) -
     row = f"alexnet_tv_fwd_n{FULL_BATCH}"
     log(f"{row}: building the model")
     model, x = tv_inputs()
-    seconds: dict[str, float | None] = dict.fromkeys(IMPLS)
-    log(f"{row}: llvm compile")
-    start = time.perf_counter()
-    fwd_llvm = compiler.compile(model, x, backend="llvm")
-    compile_s = time.perf_counter() - start
-    fwd_numpy = compiler.compile(model, x, backend="numpy")
-
-    def eager() -> np.ndarray:
-        with no_grad():
-            return model(Tensor(x)).numpy()
-
-    log(f"{row}: llvm")
-    seconds["llvm"], out_llvm = timed(lambda: fwd_llvm(x), repeats)
-    log(f"{row}: numpy backend")
-    seconds["numpy"], _ = timed(lambda: fwd_numpy(x), repeats)
-    log(f"{row}: eager")
-    seconds["eager"], out_eager = timed(eager, repeats)
+    seconds, out_llvm, out_eager, compile_s = time_inference(row, model, x, repeats)
     if use_torch:
         assert torch is not None
         log(f"{row}: torch")

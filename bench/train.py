@@ -51,9 +51,7 @@ import argparse
 import gc
 import os
 import platform
-import statistics
 import sys
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -62,7 +60,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
-from common import log, print_result, ratio, rounded  # noqa: E402
+from common import log, median_seconds, print_result, ratio, rounded  # noqa: E402
 
 from models.alexnet import PAPER_LRN, AlexNet  # noqa: E402
 from models.train import CONFIGS, Config, build_model, prepare_digits  # noqa: E402
@@ -84,18 +82,6 @@ SEED = 0
 Step = Callable[[], float]  # one training step; returns the loss
 
 
-def timed(fn: Callable[[], Any], repeats: int, warmup: int) -> list[float]:
-    """Wall times of `repeats` calls of `fn`, after `warmup` untimed calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times
-
-
 def release() -> None:
     """Drop the previous workload's models and graphs before timing the next one."""
     gc.collect()
@@ -105,7 +91,7 @@ def numpy_matmul_gflops() -> float:
     rng = np.random.default_rng(SEED)
     a = rng.standard_normal((1024, 1024), dtype=np.float32)
     b = rng.standard_normal((1024, 1024), dtype=np.float32)
-    return 2 * 1024**3 / statistics.median(timed(lambda: a @ b, 5, warmup=2)) / 1e9
+    return 2 * 1024**3 / median_seconds(lambda: a @ b, 5, warmup=2) / 1e9
 
 
 # -- training steps -------------------------------------------------------------------------
@@ -138,7 +124,7 @@ def median_step_s(
     repeats: int,
 ) -> float:
     """Median seconds of `step(model, opt, x, y)` on one fixed batch, after one warm-up."""
-    return statistics.median(timed(lambda: step(model, opt, x, y), repeats, warmup=1))
+    return median_seconds(lambda: step(model, opt, x, y), repeats, warmup=1)
 
 
 def ours_sgd(model: nn.Module, config: Config) -> optim.SGD:
@@ -280,7 +266,7 @@ def bench_digits(name: str, repeats: int, use_torch: bool) -> dict[str, Any]:
             for xb, yb in loader:
                 losses.append(step(xb, yb))
 
-        seconds = statistics.median(timed(epoch, repeats, warmup=1))
+        seconds = median_seconds(epoch, repeats, warmup=1)
         return seconds, float(np.mean(losses))
 
     log(f"{name} epochs: tinygrad_edu")
@@ -325,7 +311,7 @@ def bench_mini(repeats: int, use_torch: bool) -> dict[str, Any]:
 
     def run(step: Callable[[np.ndarray, np.ndarray], float]) -> float:
         batches = full_batches(make_loader(config, x_train, y_train))
-        return statistics.median(timed(lambda: step(*next(batches)), repeats, warmup=2))
+        return median_seconds(lambda: step(*next(batches)), repeats, warmup=2)
 
     log("alexnet-mini steps: tinygrad_edu")
     opt = ours_sgd(model, config)
