@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import sys
@@ -56,3 +57,27 @@ def print_result(run: Callable[[Any], dict[str, Any]], args: Any) -> None:
     result["total_wall_s"] = round(time.perf_counter() - start, 2)
     log(f"done in {result['total_wall_s']} s")
     print(json.dumps(result))
+
+
+def add_timing_options(parser: argparse.ArgumentParser, repeats_default: str) -> None:
+    """`--repeats N` (timed repeats per workload; `repeats_default` says what None means)
+    and `--no-torch`, as every benchmark that compares with PyTorch takes them."""
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help=f"timed repeats for every workload (default: {repeats_default})",
+    )
+    parser.add_argument(
+        "--no-torch",
+        action="store_true",
+        help="skip PyTorch even when it is installed (torch keys are null)",
+    )
+
+
+def parse_timing_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> Any:
+    """Parse, rejecting a --repeats below 1."""
+    args = parser.parse_args(argv)
+    if args.repeats is not None and args.repeats < 1:
+        parser.error("--repeats must be at least 1")
+    return args

@@ -53,7 +53,15 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
-from common import log, median_seconds, print_result, ratio, rounded  # noqa: E402
+from common import (  # noqa: E402
+    add_timing_options,
+    log,
+    median_seconds,
+    parse_timing_args,
+    print_result,
+    ratio,
+    rounded,
+)
 
 from tinygrad_edu import Tensor, no_grad  # noqa: E402
 
@@ -235,21 +243,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--quick", action="store_true", help="1 repeat per workload and N=16 only (a smoke test)"
     )
-    parser.add_argument(
-        "--repeats",
-        type=int,
-        default=None,
-        help="timed repeats for every workload (default: 5 conv, 3 epoch)",
-    )
-    parser.add_argument(
-        "--no-torch",
-        action="store_true",
-        help="skip PyTorch even when it is installed (torch keys are null)",
-    )
-    args = parser.parse_args(argv)
-    if args.repeats is not None and args.repeats < 1:
-        parser.error("--repeats must be at least 1")
-    return args
+    add_timing_options(parser, "5 conv, 3 epoch")
+    return parse_timing_args(parser, argv)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

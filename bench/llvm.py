@@ -107,7 +107,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout
 sys.path.insert(0, str(ROOT / "bench"))
-from common import log, rounded, wall_times  # noqa: E402
+from common import (  # noqa: E402
+    add_timing_options,
+    log,
+    parse_timing_args,
+    rounded,
+    wall_times,
+)
 
 import compiler  # noqa: E402
 from compiler.backends import llvm as llvm_backend  # noqa: E402
@@ -681,13 +687,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--quick", action="store_true", help="conv1 N=16, MLP epoch and GEMM, 2 repeats"
     )
-    parser.add_argument(
-        "--repeats", type=int, default=None, help="timed repeats for every row (default per row)"
-    )
+    add_timing_options(parser, "per row")
     parser.add_argument(
         "--skip-train", action="store_true", help="skip the paper AlexNet training-step row"
     )
-    parser.add_argument("--no-torch", action="store_true", help="skip PyTorch (keys null)")
     parser.add_argument(
         "--no-torch-compile", action="store_true", help="skip torch.compile (always in --quick)"
     )
@@ -705,10 +708,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--torch-compile-child", choices=("conv1", "tv"), help=argparse.SUPPRESS)
     parser.add_argument("--child-sizes", default="16,1", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.repeats is not None and args.repeats < 1:
-        parser.error("--repeats must be at least 1")
-    return args
+    return parse_timing_args(parser, argv)
 
 
 def add_targets(result: dict[str, Any]) -> None:

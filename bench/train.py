@@ -60,7 +60,15 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
-from common import log, median_seconds, print_result, ratio, rounded  # noqa: E402
+from common import (  # noqa: E402
+    add_timing_options,
+    log,
+    median_seconds,
+    parse_timing_args,
+    print_result,
+    ratio,
+    rounded,
+)
 
 from models.alexnet import PAPER_LRN, AlexNet  # noqa: E402
 from models.train import CONFIGS, Config, build_model, prepare_digits  # noqa: E402
@@ -363,22 +371,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="2 epochs / 5 mini steps / 2 full-size steps, no torchvision variant",
     )
-    parser.add_argument(
-        "--repeats",
-        type=int,
-        default=None,
-        help="timed repeats for every workload (default: 10 epochs, 30 mini steps, "
-        "5 full-size steps)",
-    )
-    parser.add_argument(
-        "--no-torch",
-        action="store_true",
-        help="skip PyTorch even when it is installed (torch keys are null)",
-    )
-    args = parser.parse_args(argv)
-    if args.repeats is not None and args.repeats < 1:
-        parser.error("--repeats must be at least 1")
-    return args
+    add_timing_options(parser, "10 epochs, 30 mini steps, 5 full-size steps")
+    return parse_timing_args(parser, argv)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
