@@ -5,7 +5,8 @@ with k = (ic, kh, kw) the taps and p = (oh, ow) the output pixels; `cols` is im2
 built whole. Instead a task copies BJ columns of it (one block of output pixels, all K taps)
 into an on-chip `panel` (the pack, zero where a tap reads padding), then every block of BI
 output channels runs the register-tiled micro-kernel over it: a BI x BJ accumulator tile
-(4 rows x 4 zmm registers) takes, per tap, BI broadcasts of W times BJ/16 vectors of the
+(the target's `gemm_tile`: BI rows x BJ/L vector registers of L lanes, e.g. 6 x 4 zmm with
+AVX-512, 6 x 2 ymm with AVX2) takes, per tap, BI broadcasts of W times BJ/L vectors of the
 panel, and is handed to the epilogue only once all K taps are summed. The pack is paid once
 per panel and amortised over every output channel.
 
@@ -41,33 +42,35 @@ from .kernel import (
     add,
     in_image,
     mul,
+    vectorize,
 )
-
-BI, BJ = 4, 64  # the accumulator tile: BI output channels x BJ output pixels
+from .target import Tile
 
 
 def over_tile(
-    rows: int, cols: int, body: list[Stmt], unroll: bool = True, vector: bool = True
+    rows: int, cols: int, body: list[Stmt], lanes: int, unroll: bool = True, vector: bool = True
 ) -> Loop:
     """`for ii < rows: for jj < cols: body` — the shape of every pass over a register tile:
-    rows unrolled (constant offsets, so the tile stays in registers) and columns as 16-lane
-    vectors."""
-    inner = Loop("jj", cols, body, ["vectorize(16)"] if vector else [])
+    rows unrolled (constant offsets, so the tile stays in registers) and columns as vectors
+    of `lanes`."""
+    inner = Loop("jj", cols, body, [vectorize(lanes)] if vector else [])
     return Loop("ii", rows, [inner], ["unroll"] if unroll else [])
 
 
-def rank1_update(rows: int, cols: int, a: Expr, b: Expr) -> Loop:
+def rank1_update(rows: int, cols: int, a: Expr, b: Expr, lanes: int) -> Loop:
     """One step of the micro-kernel: for each tile row ii, broadcast `a` (it may use ii) and
-    add it times the 16-lane vectors of `b` (it may use jj) to `acc_tile[ii][jj]`."""
+    add it times the `lanes`-wide vectors of `b` (it may use jj) to `acc_tile[ii][jj]`."""
     tile = (Var("ii"), Var("jj"))
     fma = Store("acc_tile", tile, Bin("+", Load("acc_tile", tile), Bin("*", Var("aik"), b)))
-    return Loop("ii", rows, [Let("aik", a), Loop("jj", cols, [fma], ["vectorize(16)"])], ["unroll"])
+    inner = Loop("jj", cols, [fma], [vectorize(lanes)])
+    return Loop("ii", rows, [Let("aik", a), inner], ["unroll"])
 
 
 @dataclass(frozen=True)
 class ConvGeometry:
     """One convolution seen as a GEMM: `rows` output channels per group read `cg` source
-    channels per group of `src` (N, C, H, W) through a kh x kw window."""
+    channels per group of `src` (N, C, H, W) through a kh x kw window; `tile` is the
+    target's micro-kernel tile and `band_bytes` the weight gradient's pixel-band budget."""
 
     src: str
     src_hw: tuple[int, int]
@@ -77,6 +80,12 @@ class ConvGeometry:
     stride: tuple[int, int]
     padding: tuple[int, int]
     dilation: tuple[int, int]
+    tile: Tile
+    band_bytes: int
+
+    @property
+    def lanes(self) -> int:
+        return self.tile.lanes
 
     @property
     def taps(self) -> int:
@@ -99,12 +108,14 @@ class ConvGeometry:
 
     @property
     def band_rows(self) -> int:
-        """Output rows the weight gradient packs at a time (about PANEL_PIXELS pixels)."""
-        return max(1, min(self.out_hw[0], PANEL_PIXELS // self.out_hw[1]))
+        """Output rows the weight gradient packs at a time: a band of pixels x the tap block
+        that fits `band_bytes`."""
+        pixels = self.band_bytes // (4 * min(self.tile.cols, self.taps))
+        return max(1, min(self.out_hw[0], pixels // self.out_hw[1]))
 
     @property
     def block_cols(self) -> int:
-        return min(BJ, self.pixels)
+        return min(self.tile.cols, self.pixels)
 
     @property
     def col_blocks(self) -> int:
@@ -162,14 +173,15 @@ def micro_kernel(
     accumulate the BI x BJ tile over every tap of the panel, then run `finish(r, jj)` per
     element with the sum in `acc_v` (r: the channel within the task, jj: the panel column).
     `a_load(oc, ic, kh, kw)` reads the weight of output channel oc at tap (ic, kh, kw)."""
-    bi = min(BI, rows)
+    bi = min(geo.tile.rows, rows)
     bj = geo.block_cols
+    lanes = geo.lanes
     kh_n, kw_n = geo.kernel
     tile = (Var("ii"), Var("jj"))
     tap = add(mul(add(mul(Var("kc"), kh_n), Var("kr")), kw_n), Var("kq"))
     row = add(Var("ib"), Var("ii"))
     weight = a_load(add(row0, row), Var("kc"), Var("kr"), Var("kq"))
-    per_tap = rank1_update(bi, bj, weight, Load("panel", (tap, Var("jj"))))
+    per_tap = rank1_update(bi, bj, weight, Load("panel", (tap, Var("jj"))), lanes)
     taps = Loop("kc", geo.cg, [Loop("kr", kh_n, [Loop("kq", kw_n, [per_tap])])])
     return [
         Loop(
@@ -178,15 +190,16 @@ def micro_kernel(
             [
                 # the last block overlaps its neighbour instead of running past `rows`
                 Let("ib", Bin("min", mul(Var("i0"), bi), Const(rows - bi))),
-                over_tile(bi, bj, [Store("acc_tile", tile, Const(0.0))]),
+                over_tile(bi, bj, [Store("acc_tile", tile, Const(0.0))], lanes),
                 taps,
                 # a copy with constant offsets keeps acc_tile in registers (the epilogue
                 # indexes its copy with loop variables)
-                over_tile(bi, bj, [Store("done_tile", tile, Load("acc_tile", tile))]),
+                over_tile(bi, bj, [Store("done_tile", tile, Load("acc_tile", tile))], lanes),
                 over_tile(
                     bi,
                     bj,
                     [Let("acc_v", Load("done_tile", tile)), *finish(row, Var("jj"))],
+                    lanes,
                     unroll=False,
                 ),
             ],
@@ -203,8 +216,8 @@ def column_block_start(geo: ConvGeometry, block: Expr) -> Expr:
 def locals_for(geo: ConvGeometry, rows: int) -> list[Stmt]:
     return [
         Local("panel", (geo.taps, geo.block_cols)),
-        Local("acc_tile", (min(BI, rows), geo.block_cols)),
-        Local("done_tile", (min(BI, rows), geo.block_cols)),
+        Local("acc_tile", (min(geo.tile.rows, rows), geo.block_cols)),
+        Local("done_tile", (min(geo.tile.rows, rows), geo.block_cols)),
     ]
 
 
@@ -303,9 +316,6 @@ def conv_gemm_tiled(
     return [Loop("task", batch * groups * splits, body, ["parallel"])]
 
 
-PANEL_PIXELS = 512  # output pixels per weight-gradient panel (512 x 64 floats: 128 KiB)
-
-
 def weight_grad_gemm(
     geo: ConvGeometry,
     batch: int,
@@ -318,14 +328,16 @@ def weight_grad_gemm(
     gout[n, oc, oh, ow] * cols[n, tap, (oh, ow)]. Tasks over (group, block of BJ taps),
     parallel; each keeps its rows x BJ block of dW in an on-chip `wtile`, packs R whole output
     rows of cols (taps across, pixels down) at a time and runs the micro-kernel over them:
-    per pixel, BI broadcasts of gout times BJ/16 vectors of the panel. `finish(value)` runs
+    per pixel, BI broadcasts of gout times BJ/L vectors of the panel. `finish(value)` runs
     per weight element with `oc`, `ic`, `kh`, `kw` set."""
     (oh_n, ow_n), (kh_n, kw_n) = geo.out_hw, geo.kernel
     (sh, sw), (ph, pw), (dh, dw) = geo.stride, geo.padding, geo.dilation
     taps = geo.taps
-    bj = min(BJ, taps)
+    bj = min(geo.tile.cols, taps)
+    lanes = geo.lanes
     blocks = -(-taps // bj)
-    bi = next(b for b in (BI, 3, 2, 1) if rows % b == 0)  # a reduction may not overlap
+    # a reduction may not overlap: the largest row block up to the tile's that divides rows
+    bi = next(b for b in range(geo.tile.rows, 0, -1) if rows % b == 0)
     band = geo.band_rows
     full, rest = divmod(oh_n, band)
     tile = (Var("ii"), Var("jj"))
@@ -381,7 +393,7 @@ def weight_grad_gemm(
             rows // bi,
             [
                 Let("ib", mul(Var("i0"), bi)),
-                over_tile(bi, bj, [Store("acc_tile", tile, Load("wtile", wrow))]),
+                over_tile(bi, bj, [Store("acc_tile", tile, Load("wtile", wrow))], lanes),
                 Loop(
                     "br",
                     nrows,
@@ -389,11 +401,11 @@ def weight_grad_gemm(
                         Loop(
                             "bw",
                             ow_n,
-                            [rank1_update(bi, bj, grad, Load("panel", (pixel, Var("jj"))))],
+                            [rank1_update(bi, bj, grad, Load("panel", (pixel, Var("jj"))), lanes)],
                         )
                     ],
                 ),
-                over_tile(bi, bj, [Store("wtile", wrow, Load("acc_tile", tile))]),
+                over_tile(bi, bj, [Store("wtile", wrow, Load("acc_tile", tile))], lanes),
             ],
         )
         return [pack_loops, micro]
@@ -409,7 +421,9 @@ def weight_grad_gemm(
         Local("acc_tile", (bi, bj)),
         Let("g", Bin("/", Var("task"), Const(blocks))),
         Let("t0", Bin("min", mul(Bin("%", Var("task"), Const(blocks)), bj), Const(taps - bj))),
-        over_tile(rows, bj, [Store("wtile", (Var("ii"), Var("jj")), Const(0.0))], unroll=False),
+        over_tile(
+            rows, bj, [Store("wtile", (Var("ii"), Var("jj")), Const(0.0))], lanes, unroll=False
+        ),
         Loop("n", batch, per_image),
         over_tile(
             rows,
@@ -419,6 +433,7 @@ def weight_grad_gemm(
                 Let("oc", add(mul(Var("g"), rows), Var("ii"))),
                 *finish(Load("wtile", (Var("ii"), Var("jj")))),
             ],
+            lanes,
             unroll=False,
             vector=False,
         ),

@@ -4,7 +4,8 @@ Expressions: `Var`, `Const`, `Load(buffer, index)`, `Bin(op, a, b)`, `Call(fn, a
 `Select(cond, a, b)`. Statements: `Loop(var, extent, body, tags)`, `Let(var, value)` (a
 scalar in a register), `Local(name, shape)` (a small on-chip tile), `Store(buffer, index,
 value)` and `Accumulate(target, op, value)`. The schedule is carried as loop tags —
-"parallel" (split across threads), "vectorize" (SIMD lanes), "unroll", "tile=N" — in the
+"parallel" (split across threads), "vectorize(L)" (SIMD vectors of L lanes, the target's
+width), "unroll", "scalar" (never vectorise), "tile=N" — in the
 spirit of Halide/TVM: the same computation can be re-scheduled without changing what it
 computes. `Kernel.pseudo_c()` prints it as readable C.
 """
@@ -15,6 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from .target import CPUTarget
 
 
 # -- expressions -------------------------------------------------------------------------------
@@ -136,6 +139,19 @@ class Loop:
     body: list[Stmt]
     tags: list[str] = field(default_factory=list)
 
+    @property
+    def vector_lanes(self) -> int | None:
+        """L of a "vectorize(L)" tag, or None."""
+        for tag in self.tags:
+            if tag.startswith("vectorize(") and tag.endswith(")"):
+                return int(tag[len("vectorize(") : -1])
+        return None
+
+
+def vectorize(lanes: int) -> str:
+    """The schedule tag of a loop run as SIMD vectors of `lanes` float32 values."""
+    return f"vectorize({lanes})"
+
 
 @dataclass
 class Let:
@@ -200,6 +216,7 @@ class Kernel:
     kind: str
     seconds: list[float] = field(default_factory=list)  # measured per call by the runtime
     sources: dict[str, str] = field(default_factory=dict)  # backend sources, when rendered
+    target: CPUTarget | None = None  # the CPU its schedule was built for ("cpu" schedule)
 
     @property
     def inputs(self) -> list[Buffer]:
@@ -238,6 +255,7 @@ class Kernel:
             f"// {self.name}: {' -> '.join(self.ops)}",
             f"// {self.flops:,} FLOPs, {self.bytes_read:,} B read, "
             f"{self.bytes_written:,} B written",
+            *([f"// built for {self.target.describe()}"] if self.target else []),
             f"void {self.name}({params}) {{",
         ]
         _print(self.body, 1, lines)

@@ -27,8 +27,6 @@ import numpy as np
 from tinygrad_edu.ops import OPS
 
 from .conv_gemm import (
-    BI,
-    BJ,
     ConvGeometry,
     conv_gemm_direct,
     conv_gemm_tiled,
@@ -58,9 +56,11 @@ from .kernel import (
     in_image,
     in_range,
     mul,
+    vectorize,
     walk,
 )
 from .passes.fuse import Fusion, Group, is_view
+from .target import CPUTarget, Tile, host_target
 
 UNARY_CALLS = {
     "exp": "expf",
@@ -132,8 +132,19 @@ def op_flops(g: Graph, nid: int) -> int:
 
 
 class _Lowerer:
-    def __init__(self, fusion: Fusion, group: Group, index: int, schedule: str = "default") -> None:
+    def __init__(
+        self,
+        fusion: Fusion,
+        group: Group,
+        index: int,
+        schedule: str = "default",
+        target: CPUTarget | None = None,
+    ) -> None:
         self.schedule = schedule
+        # the CPU schedules take every shape from the target: vector width, register tiles,
+        # cache blocking
+        self.target = target
+        self.lanes = target.lanes if target is not None else 0
         self.g = fusion.graph
         self.fusion = fusion
         self.group = group
@@ -226,22 +237,23 @@ class _Lowerer:
             Store(buffer_name(self.g, n), idx, Var(f"v{n}")) for n in nodes if n in self.outputs
         ]
 
-    @staticmethod
     def loops(
+        self,
         names: list[str],
         extents: tuple[int, ...],
         body: list[Stmt],
         parallel: bool = True,
         vectorize: bool = True,
     ) -> list[Stmt]:
-        """Nest loops (outermost first) with default schedule tags."""
+        """Nest loops (outermost first) with default schedule tags (vectors only for a CPU
+        target: as wide as its registers)."""
         stmts = body
         for k in reversed(range(len(names))):
             tags = []
             if k == 0 and parallel and extents[k] > 1:
                 tags.append("parallel")
-            if k == len(names) - 1 and vectorize and extents[k] >= 16:
-                tags.append("vectorize(16)")
+            if k == len(names) - 1 and vectorize and self.lanes and extents[k] >= self.lanes:
+                tags.append(f"vectorize({self.lanes})")
             stmts = [Loop(names[k], int(extents[k]), stmts, tags)]
         return stmts
 
@@ -351,12 +363,15 @@ class _Lowerer:
         b_load = self.load(b, b_idx, shape[:-2] + (k_extent, shape[-1]))
         # (a folded transpose of b shows up here as swapped load indices)
         contiguous_j = isinstance(b_load, Load) and b_load.index[-1] == Var("j")
+        cpu = self.target is not None and self.schedule == "cpu"
+        tile = self.target.gemm_tile if self.target is not None else None
         if (
-            self.schedule == "cpu"
+            cpu
+            and tile is not None
             and contiguous_j
             and len(shape) == 2
-            and shape[0] % BLOCK_I == 0
-            and shape[1] % BLOCK_J == 0
+            and _blocks_cover(shape[0], tile.rows)
+            and _blocks_cover(shape[1], tile.cols)
         ):
             return self.matmul_blocked(mm, shape, k_extent, a_load, b_load)
         if self.schedule == "cpu" and contiguous_j and shape[-1] > 1:
@@ -364,7 +379,7 @@ class _Lowerer:
         if (
             self.schedule == "cpu"
             and len(shape) == 2
-            and k_extent >= DOT_LANES
+            and k_extent >= self.lanes
             and _rows_along_k(a_load)
             and _rows_along_k(b_load)
             and isinstance(b_load, Load)
@@ -391,21 +406,30 @@ class _Lowerer:
     def matmul_blocked(
         self, mm: int, shape: tuple[int, ...], k_extent: int, a_load: Expr, b_load: Expr
     ) -> list[Stmt]:
-        """CPU schedule: a BLOCK_I x BLOCK_J tile of C accumulates over all of k before it is
-        stored (a register-blocked micro-kernel once LLVM keeps the tile in vector registers):
-        per k, BLOCK_I broadcasts of A times BLOCK_J/16 vectors of B."""
-        ii = add(mul(Var("i0"), BLOCK_I), Var("ii"))
-        jj = add(mul(Var("j0"), BLOCK_J), Var("jj"))
+        """CPU schedule: a BI x BJ tile of C (the target's `gemm_tile`) accumulates over all of
+        k before it is stored (a register-blocked micro-kernel once LLVM keeps the tile in
+        vector registers): per k, BI broadcasts of A times BJ/L vectors of B. Where BI or BJ
+        does not divide C, the last block overlaps its neighbour (recomputing, and storing
+        again, the same values) instead of running past the edge."""
+        assert self.target is not None
+        tile_shape = self.target.gemm_tile
+        tile_i, tile_j, lanes = tile_shape.rows, tile_shape.cols, self.lanes
+        ii = add(Var("ib"), Var("ii"))
+        jj = add(Var("jb"), Var("jj"))
         tile = (Var("ii"), Var("jj"))
+        row_start = Let("ib", _block_start(Var("i0"), tile_i, shape[0]))
+        col_start = Let("jb", _block_start(Var("j0"), tile_j, shape[1]))
 
-        def sub(e: Expr) -> Expr:  # i -> i0*BI + ii, j -> j0*BJ + jj
+        def sub(e: Expr) -> Expr:  # i -> ib + ii, j -> jb + jj
             return _substitute(e, {"i": ii, "j": jj})
 
-        i_blocks, j_blocks = shape[0] // BLOCK_I, shape[1] // BLOCK_J
-        # Column panels of B (k_extent x BLOCK_J) are packed contiguously and reused by
+        i_blocks, j_blocks = -(-shape[0] // tile_i), -(-shape[1] // tile_j)
+        # Column panels of B (k_extent x tile_j) are packed contiguously and reused by
         # every row block when there are enough of both (one task per panel); otherwise
         # tasks are row blocks reading B in place.
-        packed = j_blocks >= 4 and i_blocks >= 8 and k_extent * BLOCK_J * 4 <= GEMM_PANEL_BYTES
+        packed = (
+            j_blocks >= 4 and i_blocks >= 8 and k_extent * tile_j * 4 <= self.target.panel_bytes
+        )
         b_value = Load("b_panel", (Var("k"), Var("jj"))) if packed else sub(b_load)
         epilogue: list[Stmt] = [Let(f"v{mm}", Load("done_tile", tile))]
         epilogue += [
@@ -414,13 +438,15 @@ class _Lowerer:
             + self.stores([mm], (Var("i"), Var("j")))
         ]
         body: list[Stmt] = [
-            Local("acc_tile", (BLOCK_I, BLOCK_J)),
-            Local("done_tile", (BLOCK_I, BLOCK_J)),
-            over_tile(BLOCK_I, BLOCK_J, [Store("acc_tile", tile, Const(0.0))]),
-            Loop("k", k_extent, [rank1_update(BLOCK_I, BLOCK_J, sub(a_load), b_value)]),
+            Local("acc_tile", (tile_i, tile_j)),
+            Local("done_tile", (tile_i, tile_j)),
+            row_start,
+            *([] if packed else [col_start]),
+            over_tile(tile_i, tile_j, [Store("acc_tile", tile, Const(0.0))], lanes),
+            Loop("k", k_extent, [rank1_update(tile_i, tile_j, sub(a_load), b_value, lanes)]),
             # a copy with constant offsets keeps acc_tile in registers
-            over_tile(BLOCK_I, BLOCK_J, [Store("done_tile", tile, Load("acc_tile", tile))]),
-            over_tile(BLOCK_I, BLOCK_J, epilogue, unroll=False),
+            over_tile(tile_i, tile_j, [Store("done_tile", tile, Load("acc_tile", tile))], lanes),
+            over_tile(tile_i, tile_j, epilogue, lanes, unroll=False),
         ]
         if packed:
             pack = Loop(
@@ -429,14 +455,15 @@ class _Lowerer:
                 [
                     Loop(
                         "jj",
-                        BLOCK_J,
+                        tile_j,
                         [Store("b_panel", (Var("k"), Var("jj")), sub(b_load))],
-                        ["vectorize(16)"],
+                        [vectorize(lanes)],
                     )
                 ],
             )
             per_panel: list[Stmt] = [
-                Local("b_panel", (k_extent, BLOCK_J)),
+                Local("b_panel", (k_extent, tile_j)),
+                col_start,
                 Comment("pack this column panel of B: contiguous, reused by every row block"),
                 pack,
                 Loop("i0", i_blocks, body),
@@ -452,18 +479,21 @@ class _Lowerer:
         self, mm: int, shape: tuple[int, ...], k_extent: int, a_load: Load, b_load: Load
     ) -> list[Stmt]:
         """CPU schedule for A @ B with B read along k (x @ W.T, a linear layer): C[i, j] is a
-        dot product of two contiguous rows. A DOT_I x DOT_J block of C keeps one 16-lane
-        partial-sum vector per element (16 zmm registers): per 16 values of k, DOT_I vectors
-        of A and DOT_J of B feed DOT_I * DOT_J fused multiply-adds; lanes are summed once at
-        the end. Blocks over the last rows/columns overlap their neighbours (recomputing the
-        same sums) instead of running past the edge."""
+        dot product of two contiguous rows. A dot_i x dot_j block of C (the target's
+        `dot_tile`) keeps one partial-sum vector of L lanes per element: per L values of k,
+        dot_i vectors of A and dot_j of B feed dot_i * dot_j fused multiply-adds; lanes are
+        summed once at the end. Blocks over the last rows/columns overlap their neighbours
+        (recomputing the same sums) instead of running past the edge."""
+        assert self.target is not None
+        dot = self.target.dot_tile
+        dot_i, dot_j, dot_lanes = dot.rows, dot.vectors, self.lanes
         m_n, n_n = shape
-        bi, bj = min(DOT_I, m_n), min(DOT_J, n_n)
-        full = k_extent // DOT_LANES
+        bi, bj = min(dot_i, m_n), min(dot_j, n_n)
+        full = k_extent // dot_lanes
         i = add(Var("ib"), Var("a"))
         j = add(Var("jb"), Var("b"))
         tile = (Var("a"), Var("b"), Var("l"))
-        kk = add(mul(Var("kc"), DOT_LANES), Var("l"))
+        kk = add(mul(Var("kc"), dot_lanes), Var("l"))
         prod = Bin(
             "*",
             _substitute(a_load, {"i": i, "k": kk}),
@@ -471,8 +501,8 @@ class _Lowerer:
         )
         rest = Bin(
             "*",
-            _substitute(a_load, {"i": i, "k": add(Var("kr"), Const(full * DOT_LANES))}),
-            _substitute(b_load, {"j": j, "k": add(Var("kr"), Const(full * DOT_LANES))}),
+            _substitute(a_load, {"i": i, "k": add(Var("kr"), Const(full * dot_lanes))}),
+            _substitute(b_load, {"j": j, "k": add(Var("kr"), Const(full * dot_lanes))}),
         )
 
         def per_pair(body: list[Stmt], unroll: bool = True) -> Loop:
@@ -482,10 +512,10 @@ class _Lowerer:
         idx = (i, j)
         finish: list[Stmt] = [
             Let("acc", Const(0.0)),
-            Loop("l", DOT_LANES, [Accumulate("acc", "+", Load("dots_done", tile))]),
+            Loop("l", dot_lanes, [Accumulate("acc", "+", Load("dots_done", tile))]),
         ]
-        if k_extent > full * DOT_LANES:
-            finish.append(Loop("kr", k_extent - full * DOT_LANES, [Accumulate("acc", "+", rest)]))
+        if k_extent > full * dot_lanes:
+            finish.append(Loop("kr", k_extent - full * dot_lanes, [Accumulate("acc", "+", rest)]))
         finish.append(Let(f"v{mm}", Var("acc")))
         finish += [
             _map_one(st, lambda e: _substitute(e, {"i": i, "j": j}))
@@ -493,10 +523,10 @@ class _Lowerer:
             + self.stores([mm], (Var("i"), Var("j")))
         ]
         del idx
-        lanes = lambda body: Loop("l", DOT_LANES, body, ["vectorize(16)"])  # noqa: E731
+        lanes = lambda body: Loop("l", dot_lanes, body, [vectorize(dot_lanes)])  # noqa: E731
         body: list[Stmt] = [
-            Local("dots", (bi, bj, DOT_LANES)),
-            Local("dots_done", (bi, bj, DOT_LANES)),
+            Local("dots", (bi, bj, dot_lanes)),
+            Local("dots_done", (bi, bj, dot_lanes)),
             Let("jb", Bin("min", mul(Var("j0"), bj), Const(n_n - bj))),
             Loop(
                 "i0",
@@ -541,13 +571,13 @@ class _Lowerer:
         epilogue += self.epilogue(self.after(mm), idx) + self.stores([mm], idx)
         body: list[Stmt] = [
             Local("row", (j_extent,)),
-            Loop("j", j_extent, [Store("row", row_j, Const(0.0))], ["vectorize(16)"]),
+            Loop("j", j_extent, [Store("row", row_j, Const(0.0))], [vectorize(self.lanes)]),
             Loop(
                 "k",
                 k_extent,
-                [Let("aik", a_load), Loop("j", j_extent, [update], ["vectorize(16)"])],
+                [Let("aik", a_load), Loop("j", j_extent, [update], [vectorize(self.lanes)])],
             ),
-            Loop("j", j_extent, epilogue, ["vectorize(16)"]),
+            Loop("j", j_extent, epilogue, [vectorize(self.lanes)]),
         ]
         return self.loops(names[:-1], shape[:-1], body, vectorize=False)
 
@@ -636,6 +666,11 @@ class _Lowerer:
             return self.loops(["oc", "n"], (shape[1], shape[0]), body, vectorize=False)
         return self.loops(["n", "oc"], shape[:2], body, vectorize=False)
 
+    def gemm_blocking(self) -> tuple[Tile, int]:
+        """The target's micro-kernel tile and weight-gradient band budget (`ConvGeometry`)."""
+        assert self.target is not None
+        return self.target.gemm_tile, self.target.band_bytes
+
     def conv2d_gemm(self, conv: int, tail: list[int], pools: list[int]) -> list[Stmt] | None:
         """CPU schedule of conv2d as an implicit GEMM (see `conv_gemm`), the group's
         elementwise epilogue applied to each finished element and a pooling epilogue read
@@ -656,6 +691,7 @@ class _Lowerer:
             attrs["stride"],
             attrs["padding"],
             attrs["dilation"],
+            *self.gemm_blocking(),
         )
         wname = buffer_name(g, w)
 
@@ -674,12 +710,12 @@ class _Lowerer:
         post = tail[tail.index(pool) + 1 :]
         splits = 1
         # one image and one group would leave a core idle: split its channels in two
-        if batch * groups < 2 and rows % 2 == 0 and rows // 2 >= BI:
+        if batch * groups < 2 and rows % 2 == 0 and rows // 2 >= geo.tile.rows:
             splits = 2
         while (
             rows // splits * geo.pixels * 4 > GEMM_TILE_BYTES
             and rows % (2 * splits) == 0
-            and rows // (2 * splits) >= BI
+            and rows // (2 * splits) >= geo.tile.rows
         ):
             splits *= 2
         part = rows // splits
@@ -774,13 +810,13 @@ class _Lowerer:
                     if ph
                     else Load(buffer_name(g, w), (oc, Var("ic"), Var("kh"), Const(k))),
                 ),
-                Loop("owr", hi - lo, [update], ["vectorize(16)"]),
+                Loop("owr", hi - lo, [update], [vectorize(self.lanes)]),
             ]
         head: list[Stmt] = [Let("rm", Select(row_in, Const(1.0), Const(0.0)))] if ph else []
         taps = Loop("ic", cg, [Loop("kh", kh, [*head, *per_kw])])
         per_row: list[Stmt] = [
             Local("row", (ow_n,)),
-            Loop("ow", ow_n, [Store("row", row, Const(0.0))], ["vectorize(16)"]),
+            Loop("ow", ow_n, [Store("row", row, Const(0.0))], [vectorize(self.lanes)]),
             taps,
             Loop("ow", ow_n, [Let(f"v{conv}", Load("row", row)), *finish]),
         ]
@@ -846,6 +882,7 @@ class _Lowerer:
             (1, 1),
             (dh * (kh - 1) - ph, dw * (kw - 1) - pw),
             (dh, dw),
+            *self.gemm_blocking(),
         )
         if geo.taps * geo.block_cols * 4 > GEMM_LOCAL_BYTES:
             return None
@@ -904,9 +941,10 @@ class _Lowerer:
             attrs["stride"],
             attrs["padding"],
             attrs["dilation"],
+            *self.gemm_blocking(),
         )
         band = geo.band_rows * geo.out_hw[1]
-        if (rows + band) * min(BJ, geo.taps) * 4 > GEMM_LOCAL_BYTES:
+        if (rows + band) * min(geo.tile.cols, geo.taps) * 4 > GEMM_LOCAL_BYTES:
             return None
         idx = (Var("oc"), Var("ic"), Var("kh"), Var("kw"))
 
@@ -963,7 +1001,7 @@ class _Lowerer:
                     "owr",
                     hi - lo,
                     [Store("cols", at, Bin("+", Load("cols", at), scaled))],
-                    ["vectorize(16)"],
+                    [vectorize(self.lanes)],
                 ),
             ]
             per_kw += [
@@ -1020,13 +1058,13 @@ class _Lowerer:
                     "wr",
                     hi - lo,
                     [Store("row", at, Bin("+", Load("row", at), term))],
-                    ["vectorize(16)"],
+                    [vectorize(self.lanes)],
                 ),
             ]
         idx = (n, c, hh, Var("w"))
         per_row: list[Stmt] = [
             Local("row", (w_n,)),
-            Loop("w", w_n, [Store("row", (Var("w"),), Const(0.0))], ["vectorize(16)"]),
+            Loop("w", w_n, [Store("row", (Var("w"),), Const(0.0))], [vectorize(self.lanes)]),
             Loop("o", og, [Loop("kh", kh_n, per_kw)]),
             Loop(
                 "w",
@@ -1150,14 +1188,24 @@ def _column_range(
     return max(0, lo), hi
 
 
-BLOCK_I, BLOCK_J = 4, 64  # the CPU matmul tile: 4 rows x 4 zmm registers of C
-GEMM_PANEL_BYTES = 1 << 20  # a packed B panel stays in the 1 MiB L2 of a Zen 4 core
-DOT_I, DOT_J, DOT_LANES = 4, 4, 16  # x @ W.T: 4 x 4 partial-sum vectors of 16 lanes
 # On-chip budgets of the implicit-GEMM convolution (stack memory of the kernel's thread): the
 # pooled epilogue's tile of conv outputs splits its channels to stay under GEMM_TILE_BYTES,
 # and larger layers fall back to the row schedule.
 GEMM_TILE_BYTES = 2 << 20
 GEMM_LOCAL_BYTES = 6 << 20
+
+
+def _blocks_cover(extent: int, block: int) -> bool:
+    """Whether blocks of `block` cover `extent` with little recomputation: the last block
+    overlaps its neighbour, so at most a quarter of the work is done twice."""
+    return extent >= block and -(-extent // block) * block * 4 <= extent * 5
+
+
+def _block_start(index: Expr, block: int, extent: int) -> Expr:
+    """First element of block `index`; the last is pulled back to end at `extent`."""
+    if extent % block == 0:
+        return mul(index, block)
+    return Bin("min", mul(index, block), Const(extent - block))
 
 
 def _substitute(e: Expr, env: dict[str, Expr]) -> Expr:
@@ -1490,14 +1538,21 @@ def _transposed_window(g: Graph, node: int, idx: tuple[Expr, ...]) -> tuple[list
     return loops, Var("acc")
 
 
-def lower(fusion: Fusion, schedule: str = "default") -> list[Kernel]:
+def lower(
+    fusion: Fusion, schedule: str = "default", target: CPUTarget | None = None
+) -> list[Kernel]:
     """One Kernel per group, in execution order. `schedule` picks how loops are ordered where
     targets differ: "default" (one output element per iteration: GPUs, the printer) or "cpu"
-    (matmul rows accumulated with a vectorisable innermost j loop)."""
+    (register-tiled GEMMs and convolutions, vectors as wide as `target`'s, default: the host
+    CPU, or the one $TINYGRAD_EDU_CPU forces)."""
     g = fusion.graph
+    if schedule == "cpu" and target is None:
+        target = host_target()
+    if schedule != "cpu":
+        target = None
     kernels = []
     for k, group in enumerate(fusion.groups):
-        low = _Lowerer(fusion, group, k, schedule)
+        low = _Lowerer(fusion, group, k, schedule, target)
         body = low.lower()
         ops = group.op_names(g)
         name = f"k{k}_" + "_".join(dict.fromkeys(ops))[:48]
@@ -1520,6 +1575,7 @@ def lower(fusion: Fusion, schedule: str = "default") -> list[Kernel]:
                 bytes_read=sum(_nbytes(g, n) for n in low.inputs),
                 bytes_written=sum(_nbytes(g, n) for n in low.outputs),
                 kind=group.kind(g),
+                target=target,
             )
         )
     return kernels

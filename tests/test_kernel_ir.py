@@ -130,11 +130,15 @@ def test_kernel_ir_regressions():
 
 
 def test_blocked_matmul_schedule_matches_the_reference():
+    from compiler.target import host_target
+
+    tile = host_target().gemm_tile  # two row blocks, two column blocks of the host's tile
     r = np.random.default_rng(0)
-    a, b = r.standard_normal((8, 5)).astype(np.float32), r.standard_normal((5, 128))
-    c = r.standard_normal(128).astype(np.float32)
+    a = r.standard_normal((2 * tile.rows, 5)).astype(np.float32)
+    b = r.standard_normal((5, 2 * tile.cols))
+    c = r.standard_normal(2 * tile.cols).astype(np.float32)
     compiled = compiler.compile(
         lambda a, b, c: (a @ b + c).relu(), a, b.astype(np.float32), c, backend="numpy"
     )
-    assert "acc_tile" in lower(compiled.fusion, "cpu")[0].pseudo_c()  # the 4x64 tile is used
+    assert "acc_tile" in lower(compiled.fusion, "cpu")[0].pseudo_c()  # the register tile is used
     assert check_kernels(compiled, a, b.astype(np.float32), c) == 2

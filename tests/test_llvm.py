@@ -71,6 +71,35 @@ MODELS = {
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_llvm_models_match_numpy_inference_and_training_step(name):
+    check_model(name)
+
+
+def lower_levels() -> list[str]:
+    """The vector ISAs below the host's own that it can run and this project tunes for
+    (an AVX-512 host runs the AVX2 code path too)."""
+    from compiler.target import host_target, supported_levels
+
+    native = host_target("native").isa
+    return [lv for lv in supported_levels() if lv != native and lv in ("avx2", "avx512")]
+
+
+@pytest.mark.parametrize("level", lower_levels())
+@pytest.mark.parametrize("name", ["alexnet-paper", "mlp"])
+def test_llvm_models_match_numpy_on_a_forced_lower_target(name, level, monkeypatch):
+    monkeypatch.setenv("TINYGRAD_EDU_CPU", level)
+    check_model(name)
+
+
+@pytest.mark.parametrize("level", lower_levels())
+@settings(max_examples=10, deadline=None)
+@given(program=programs(), seed=st.integers(0, 1000))
+def test_llvm_random_programs_match_numpy_on_a_forced_lower_target(level, program, seed):
+    with mock.patch.dict(os.environ, {"TINYGRAD_EDU_CPU": level}):
+        check_random_program(program, seed)
+
+
+def check_model(name):
+    """Inference and one training step on llvm equal the numpy reference."""
     make, shape = MODELS[name]
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     y = np.arange(shape[0]) % 10
@@ -95,7 +124,7 @@ def test_llvm_disk_cache_is_used_and_corrupt_entries_are_rebuilt(tmp_path, monke
     from compiler.backends import llvm as backend
 
     monkeypatch.setenv("TINYGRAD_EDU_CACHE", str(tmp_path))
-    monkeypatch.setattr(backend._Target, "_instance", None)
+    backend._Target.reset()
     x = np.ones((2, 8), np.float32)
     model = MLP([8, 3])
     want = compiler.compile(model, x, backend="numpy")(x)
@@ -104,12 +133,12 @@ def test_llvm_disk_cache_is_used_and_corrupt_entries_are_rebuilt(tmp_path, monke
     assert files
     for f in files:  # corrupt every cached object
         (tmp_path / f).write_bytes(b"TGEDUOBJ" + b"\0" * 40)
-    monkeypatch.setattr(backend._Target, "_instance", None)  # a "new process"
+    backend._Target.reset()  # a "new process"
     got = compiler.compile(model, x, backend="llvm")(x)
     np.testing.assert_allclose(got, want, rtol=1e-6)
     target = backend._Target.get()
     assert target.misses >= 1  # corrupt entries were compiled again, not loaded
-    monkeypatch.setattr(backend._Target, "_instance", None)
+    backend._Target.reset()
     compiler.compile(model, x, backend="llvm")(x)
     assert backend._Target.get().hits >= 1 and backend._Target.get().misses == 0
 
@@ -125,7 +154,7 @@ def test_llvm_kernels_use_the_hosts_vector_registers_and_no_gathers(tmp_path, mo
     register = "zmm" if llvm.get_host_cpu_features().get("avx512f") else "ymm"
 
     monkeypatch.setenv("TINYGRAD_EDU_CACHE", str(tmp_path))  # fresh: assembly is emitted
-    monkeypatch.setattr(backend._Target, "_instance", None)
+    backend._Target.reset()
     mm = compiler.compile(MLP([256, 256]), np.ones((64, 256), np.float32), backend="llvm")
     ew = compiler.compile(
         lambda a: (a * 2.0).relu().exp(), np.ones(4096, np.float32), backend="llvm"
@@ -140,8 +169,17 @@ def test_llvm_kernels_use_the_hosts_vector_registers_and_no_gathers(tmp_path, mo
         assert "gather" not in kernel.asm and "scatter" not in kernel.asm
 
 
-@pytest.mark.parametrize("m,k,n,packed", [(64, 96, 192, False), (32, 70, 256, True)])
-def test_llvm_blocked_gemm_matches_numpy_and_uses_fma(m, k, n, packed):
+# (rows, k, cols, packed) in units of the host target's GEMM tile: in-place B, packed B
+# panels, and sizes the tile does not divide (the last blocks overlap their neighbours)
+GEMM_CASES = [((2, 0), 96, (3, 0), False), ((8, 0), 70, (4, 0), True), ((4, 1), 33, (4, 5), False)]
+
+
+@pytest.mark.parametrize("rows,k,cols,packed", GEMM_CASES, ids=str)
+def test_llvm_blocked_gemm_matches_numpy_and_uses_fma(rows, k, cols, packed):
+    from compiler.target import host_target
+
+    tile = host_target().gemm_tile
+    m, n = rows[0] * tile.rows + rows[1], cols[0] * tile.cols + cols[1]
     r = np.random.default_rng(0)
     a = r.standard_normal((m, k)).astype(np.float32)
     b = r.standard_normal((k, n)).astype(np.float32)
@@ -410,9 +448,12 @@ def test_the_llvm_walkthrough_in_docs_runs_and_shows_what_it_describes(capsys):
     scope: dict = {}
     exec(snippet, scope)  # noqa: S102 (the documentation's own example)
     source = scope["kernel"].pseudo_c()
-    for name in ("panel[27][64]", "acc_tile[4][64]", "done_tile", "tile[8][8][8]", "pool"):
+    tile = scope["kernel"].target.gemm_tile  # 8 channels, 8 x 8 pixels, 27 taps
+    cols, rows = min(tile.cols, 64), min(tile.rows, 8)
+    names = (f"panel[27][{cols}]", f"acc_tile[{rows}][{cols}]", "done_tile", "tile[8][8][8]")
+    for name in (*names, "pool", f"built for {scope['kernel'].target.isa}"):
         assert name in source
-    assert "<16 x float>" in scope["kernel"].llvm_ir
+    assert f"<{tile.lanes} x float>" in scope["kernel"].llvm_ir
     capsys.readouterr()
 
 
@@ -426,3 +467,48 @@ def test_llvm_thread_count_follows_the_environment_and_rejects_nonsense(monkeypa
         thread_count()
     monkeypatch.delenv("TINYGRAD_EDU_THREADS")
     assert 1 <= thread_count() <= (os.cpu_count() or 1)
+
+
+def test_cold_kernels_compile_in_worker_processes_and_load_from_the_cache(tmp_path, monkeypatch):
+    """A cold compile of many kernels runs in worker processes (one per usable core) that
+    write the disk cache; the results equal the in-process compile, and a new process loads
+    every object with its assembly from the cache."""
+    from compiler.backends import llvm as backend
+    from compiler.target import usable_cores
+
+    if usable_cores() < 2:
+        pytest.skip("one usable core: no worker processes")
+    monkeypatch.setenv("TINYGRAD_EDU_CACHE", str(tmp_path))
+    x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    manual_seed(0)
+    model = AlexNet(10, "mini").eval()
+    backend._Target.reset()
+    cold = compiler.compile(model, x, backend="llvm")
+    engine = backend._Target.get()
+    assert engine.processes_used >= 2 and engine.misses >= 8
+    close(cold(x), compiler.compile(model, x, backend="numpy")(x))
+    backend._Target.reset()  # a "new process": everything from the disk cache
+    warm = compiler.compile(model, x, backend="llvm")
+    assert backend._Target.get().misses == 0
+    assert all(k.asm for k in warm.kernels if k.llvm_ir)  # assembly is cached too
+    np.testing.assert_array_equal(warm(x), cold(x))
+
+
+def test_a_failing_compile_worker_only_costs_time(tmp_path, monkeypatch):
+    """Workers that cannot start (here: a Python that exits at once) leave their kernels to
+    the calling process."""
+    from compiler.backends import llvm as backend
+
+    monkeypatch.setenv("TINYGRAD_EDU_CACHE", str(tmp_path))
+    monkeypatch.setattr(backend.sys, "executable", "/bin/false")
+    monkeypatch.setattr(backend._Target, "_instances", {})
+    from compiler.target import usable_cores
+
+    if usable_cores() < 2:
+        pytest.skip("one usable core: no worker processes")
+    x = np.random.default_rng(1).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    manual_seed(0)
+    model = AlexNet(10, "mini").eval()
+    got = compiler.compile(model, x, backend="llvm")(x)
+    assert backend._Target.get().processes_used >= 2  # they were started, and failed
+    close(got, compiler.compile(model, x, backend="numpy")(x))

@@ -8,10 +8,12 @@ allocas that LLVM's own passes promote to registers; `Select` becomes control fl
 guarded (padded) load is never executed out of bounds. Accumulations carry `reassoc contract`
 so LLVM may vectorise reductions and fuse multiply-adds.
 
-The target machine is the host's CPU name and features (znver4 with AVX-512 here), optimised
-with the new pass manager at -O3. Compiled objects are cached in memory and on disk
-(`~/.cache/tinygrad_edu/llvm`, keyed by a hash of the IR, the CPU, its features and the
-versions; a file whose checksum fails is rebuilt, never loaded). Kernels whose IR needs a
+The target machine is the kernel's `CPUTarget` (`compiler/target.py`: the host CPU's name and
+features, or the lower vector ISA $TINYGRAD_EDU_CPU forces), optimised with the new pass
+manager at -O3. "vectorize(L)" loops become explicit `<L x float>` code, L the target's
+lanes. Compiled objects are cached in memory and on disk (`~/.cache/tinygrad_edu/llvm`, keyed
+by a hash of the IR, the CPU, its features and the versions; a file whose checksum fails is
+rebuilt, never loaded). Kernels whose IR needs a
 runtime helper (random masks, gathers with index arrays) run the op table's numpy
 forwards instead.
 """
@@ -20,12 +22,15 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import json
 import os
 import queue
 import re
 import struct
+import subprocess
 import sys
 import threading
+import time
 import weakref
 from dataclasses import dataclass
 from typing import Any
@@ -52,16 +57,14 @@ from ..kernel import (
 )
 from ..passes import MemoryPlan
 from ..runtime import NumpyExecutor, run_ops
+from ..target import CPUTarget, TargetError, host_target, usable_cores
+from . import llvm_objects as objects
 
 ELEM = {"float32": "float", "float64": "double", "int64": "i64", "int32": "i32", "bool": "i8"}
-CACHE_VERSION = "tinygrad_edu-llvm-2"
-CACHE_MAGIC = b"TGEDUOBJ"
-LANES = 16  # float32 lanes of one AVX-512 register
-VEC = f"<{LANES} x float>"
+CACHE_VERSION = "tinygrad_edu-llvm-3"
 VECTOR_OPS = ("+", "-", "*", "/", "max", "min")
 VECTOR_CALLS = {"sqrtf": "sqrt", "fabsf": "fabs"}  # one instruction per vector
 VECTOR_COMPARES = ("<", "<=", ">", ">=", "==", "!=")
-MASK = f"<{LANES} x i1>"
 MAX_UNROLL = 16  # "unroll" loops up to this extent are emitted once per value
 MAX_VECTOR_UNROLL = 4  # vector loops of up to this many registers get constant offsets
 
@@ -78,6 +81,16 @@ def _fconst(value: float, ty: str) -> str:
 
 def _has_load(e: Expr) -> bool:
     return any(isinstance(x, Load) for x in walk(e))
+
+
+def _loops(stmts: list[Any]) -> list[Loop]:
+    """Every loop of a statement list, nested ones included."""
+    out: list[Loop] = []
+    for st in stmts:
+        if isinstance(st, Loop):
+            out.append(st)
+            out += _loops(st.body)
+    return out
 
 
 def _substitute_var(e: Expr, var: str, value: Expr) -> Expr:
@@ -106,6 +119,7 @@ class _Function:
         self.intrinsics: set[str] = set()
         self.fixed: dict[str, int] = {}  # unrolled loop variables -> their constant value
         self.vector: tuple[str, Expr] | None = None  # (loop variable, first lane's index)
+        self.lanes = 1  # of the vector loop being emitted ("vectorize(L)")
         self.vector_lets: set[str] = set()
         self.metadata: list[str] = []
         outs = [b for b in kernel.outputs if b.dtype == "float64"]
@@ -434,8 +448,8 @@ class _Function:
     # -- schedule tags the backend carries out itself ------------------------------------------
     def try_special_loop(self, lp: Loop) -> bool:
         """Carry out "unroll" (small loops: the body once per value, the variable a constant,
-        so on-chip tiles get constant offsets and stay in registers) and "vectorize(16)"
-        (explicit <16 x float> code for bodies of contiguous loads/stores and arithmetic);
+        so on-chip tiles get constant offsets and stay in registers) and "vectorize(L)"
+        (explicit <L x float> code for bodies of contiguous loads/stores and arithmetic);
         False leaves the loop to the generic path."""
         if "unroll" in lp.tags and lp.extent <= MAX_UNROLL and lp.var not in self.fixed:
             for v in range(lp.extent):
@@ -443,13 +457,15 @@ class _Function:
                 self.stmts(lp.body)
             del self.fixed[lp.var]
             return True
+        lanes = lp.vector_lanes
         if (
-            "vectorize(16)" in lp.tags
+            lanes
             and self.vector is None
             and self.ftype == "float"
-            and lp.extent >= LANES
+            and lp.extent >= lanes
             and self.vectorizable(lp)
         ):
+            self.lanes = lanes
             self.vector_loop(lp)
             return True
         return False
@@ -533,18 +549,19 @@ class _Function:
         return None
 
     def vector_loop(self, lp: Loop) -> None:
-        full = lp.extent // LANES
+        lanes = self.lanes
+        full = lp.extent // lanes
         if full <= MAX_VECTOR_UNROLL:  # constant offsets: tiles can live in registers
             for c in range(full):
-                self.vector_body(lp, Const(c * LANES))
+                self.vector_body(lp, Const(c * lanes))
         else:
             chunk = f"{lp.var}_v"
             self.loop(
                 Loop(chunk, full, []),
                 False,
-                lambda: self.vector_body(lp, Bin("*", Var(chunk), Const(LANES))),
+                lambda: self.vector_body(lp, Bin("*", Var(chunk), Const(lanes))),
             )
-        for v in range(full * LANES, lp.extent):  # the remainder, one lane at a time
+        for v in range(full * lanes, lp.extent):  # the remainder, one lane at a time
             self.fixed[lp.var] = v
             self.stmts(lp.body)
             del self.fixed[lp.var]
@@ -557,13 +574,13 @@ class _Function:
                 if self.lane_kind(st.value, lp.var, self.vector_lets) == "v":
                     v = self.vec_value(st.value)
                     self.vector_lets.add(st.var)
-                    self.emit(f"store {VEC} {v}, ptr {self.slot(st.var, VEC)}")
+                    self.emit(f"store {self.vec} {v}, ptr {self.slot(st.var, self.vec)}")
                 else:
                     self.vector_lets.discard(st.var)
                     self.stmts([st])
             elif isinstance(st, Store):
                 addr = self.lane_address(st.buffer, st.index)
-                self.emit(f"store {VEC} {self.vec_value(st.value)}, ptr {addr}, align 4")
+                self.emit(f"store {self.vec} {self.vec_value(st.value)}, ptr {addr}, align 4")
         self.vector = None
         self.vector_lets = set()
 
@@ -572,7 +589,16 @@ class _Function:
         assert self.vector is not None
         var, base = self.vector
         first = index[:-1] + (_substitute_var(index[-1], var, base),)
-        return self.address(buffer, first, LANES)[0]
+        return self.address(buffer, first, self.lanes)[0]
+
+    @property
+    def vec(self) -> str:
+        """The LLVM type of one vector of the loop being emitted."""
+        return f"<{self.lanes} x float>"
+
+    @property
+    def mask(self) -> str:
+        return f"<{self.lanes} x i1>"
 
     def vec_value(self, e: Expr) -> str:
         assert self.vector is not None
@@ -582,34 +608,34 @@ class _Function:
             return self.splat(self.value(e, "float"), "float")
         t = self.tmp()
         if isinstance(e, Var):
-            self.emit(f"{t} = load {VEC}, ptr {self.slot(e.name, VEC)}")
+            self.emit(f"{t} = load {self.vec}, ptr {self.slot(e.name, self.vec)}")
         elif isinstance(e, Load):
-            self.emit(f"{t} = load {VEC}, ptr {self.lane_address(e.buffer, e.index)}, align 4")
+            self.emit(f"{t} = load {self.vec}, ptr {self.lane_address(e.buffer, e.index)}, align 4")
         elif isinstance(e, Select):
             if self.lane_kind(e.cond, var, self.vector_lets) == "m":
-                cond, cond_ty = self.vec_mask(e.cond), MASK
+                cond, cond_ty = self.vec_mask(e.cond), self.mask
             else:
                 cond, cond_ty = self.value(e.cond, "i1"), "i1"
             a, b = self.vec_value(e.a), self.vec_value(e.b)
-            self.emit(f"{t} = select {cond_ty} {cond}, {VEC} {a}, {VEC} {b}")
+            self.emit(f"{t} = select {cond_ty} {cond}, {self.vec} {a}, {self.vec} {b}")
         elif isinstance(e, Call):
-            fn = f"llvm.{VECTOR_CALLS[e.fn]}.v{LANES}f32"
-            self.intrinsics.add(f"declare {VEC} @{fn}({VEC})")
-            self.emit(f"{t} = call {VEC} @{fn}({VEC} {self.vec_value(e.args[0])})")
+            fn = f"llvm.{VECTOR_CALLS[e.fn]}.v{self.lanes}f32"
+            self.intrinsics.add(f"declare {self.vec} @{fn}({self.vec})")
+            self.emit(f"{t} = call {self.vec} @{fn}({self.vec} {self.vec_value(e.args[0])})")
         else:
             assert isinstance(e, Bin)
             a, b = self.vec_value(e.a), self.vec_value(e.b)
             if e.op in ("max", "min"):
-                fn = f"llvm.{'maxnum' if e.op == 'max' else 'minnum'}.v{LANES}f32"
-                self.intrinsics.add(f"declare {VEC} @{fn}({VEC}, {VEC})")
-                self.emit(f"{t} = call {VEC} @{fn}({VEC} {a}, {VEC} {b})")
+                fn = f"llvm.{'maxnum' if e.op == 'max' else 'minnum'}.v{self.lanes}f32"
+                self.intrinsics.add(f"declare {self.vec} @{fn}({self.vec}, {self.vec})")
+                self.emit(f"{t} = call {self.vec} @{fn}({self.vec} {a}, {self.vec} {b})")
             else:
                 op = {"+": "fadd", "-": "fsub", "*": "fmul", "/": "fdiv"}[e.op]
-                self.emit(f"{t} = {op} contract {VEC} {a}, {b}")
+                self.emit(f"{t} = {op} contract {self.vec} {a}, {b}")
         return t
 
     def vec_mask(self, e: Expr) -> str:
-        """A <16 x i1> lane condition: float comparisons, combined with && and ||."""
+        """A <L x i1> lane condition: float comparisons, combined with && and ||."""
         assert isinstance(e, Bin) and self.vector is not None
         t = self.tmp()
         if e.op in ("&&", "||"):
@@ -619,19 +645,20 @@ class _Function:
                 else self.splat(self.value(p, "i1"), "i1")
                 for p in (e.a, e.b)
             )
-            self.emit(f"{t} = {'and' if e.op == '&&' else 'or'} {MASK} {a}, {b}")
+            self.emit(f"{t} = {'and' if e.op == '&&' else 'or'} {self.mask} {a}, {b}")
             return t
         pred = {"<": "olt", "<=": "ole", ">": "ogt", ">=": "oge", "==": "oeq", "!=": "une"}
         a, b = self.vec_value(e.a), self.vec_value(e.b)
-        self.emit(f"{t} = fcmp {pred[e.op]} {VEC} {a}, {b}")
+        self.emit(f"{t} = fcmp {pred[e.op]} {self.vec} {a}, {b}")
         return t
 
     def splat(self, scalar: str, elem: str) -> str:
         """The same `elem` value in every lane (a float, or an i1 condition)."""
-        vec = f"<{LANES} x {elem}>"
+        n = self.lanes
+        vec = f"<{n} x {elem}>"
         ins, t = self.tmp(), self.tmp()
         self.emit(f"{ins} = insertelement {vec} poison, {elem} {scalar}, i64 0")
-        self.emit(f"{t} = shufflevector {vec} {ins}, {vec} poison, <{LANES} x i32> zeroinitializer")
+        self.emit(f"{t} = shufflevector {vec} {ins}, {vec} poison, <{n} x i32> zeroinitializer")
         return t
 
     def argmax(self, s: Accumulate) -> None:
@@ -709,7 +736,8 @@ class _Function:
             n = len(self.kernel.buffers)
             self.entry.append(f"  %errslot = getelementptr ptr, ptr %args, i64 {n}")
             self.entry.append("  %err = load ptr, ptr %errslot")
-            self.entry.append(f"  %sink = alloca [{LANES} x double]")
+            widest = max([lp.vector_lanes or 1 for lp in _loops(self.kernel.body)] + [1])
+            self.entry.append(f"  %sink = alloca [{widest} x double]")
         body = self.kernel.body
         parallel = body[0] if len(body) == 1 and isinstance(body[0], Loop) else None
         if parallel is None:  # no outer loop to split: the call with start 0 does it all
@@ -761,24 +789,26 @@ class OutOfBoundsError(IndexError):
 
 
 class _Target:
-    """The host target machine, the JIT engine and the object cache (one per process)."""
+    """A CPU target's LLVM target machine, JIT engine and object cache (one per target and
+    process: a forced lower target gets its own engine)."""
 
-    _instance: _Target | None = None
+    _instances: dict[CPUTarget, _Target] = {}
     _lock = threading.Lock()
 
-    def __init__(self) -> None:
+    def __init__(self, target: CPUTarget) -> None:
         import llvmlite
         import llvmlite.binding as llvm
 
+        if not target.runnable:
+            raise TargetError(
+                f"llvm: cannot run code built for {target.describe()}; use "
+                "compiler.backends.llvm.assembly() to read it"
+            )
         self.llvm = llvm
-        llvm.initialize_native_target()
-        llvm.initialize_native_asmprinter()
-        self.cpu = llvm.get_host_cpu_name()
-        self.features = llvm.get_host_cpu_features().flatten()
-        target = llvm.Target.from_default_triple()
-        self.machine = target.create_target_machine(
-            cpu=self.cpu, features=self.features, opt=3, codemodel="jitdefault"
-        )
+        self.spec = target
+        self.cpu = target.cpu
+        self.features = target.features
+        self.machine = objects.target_machine(target.triple, target.cpu, target.features)
         self.engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), self.machine)
         self.tag = f"{CACHE_VERSION}|{llvmlite.__version__}|{self.cpu}|{self.features}"
         self.cache_dir = os.environ.get(
@@ -789,73 +819,209 @@ class _Target:
         self.asm: dict[str, str] = {}
         self.hits = 0
         self.misses = 0
+        self.processes_used = 0  # worker processes of the last parallel compile
 
     @classmethod
-    def get(cls) -> _Target:
+    def get(cls, target: CPUTarget | None = None) -> _Target:
+        """The engine of `target` (default: the host target, or the one TINYGRAD_EDU_CPU
+        forces)."""
+        target = target or host_target()
         with cls._lock:
-            if cls._instance is None:
-                cls._instance = cls()
-            return cls._instance
+            if target not in cls._instances:
+                cls._instances[target] = cls(target)
+            return cls._instances[target]
+
+    @classmethod
+    def reset(cls) -> None:
+        """Forget every engine and in-memory object (as a new process would start)."""
+        with cls._lock:
+            cls._instances.clear()
 
     def key(self, ir: str) -> str:
         return hashlib.sha256((self.tag + "\n" + ir).encode()).hexdigest()
 
-    def _read_cache(self, key: str) -> bytes | None:
-        path = os.path.join(self.cache_dir, key + ".o")
-        try:
-            with open(path, "rb") as f:
-                blob = f.read()
-        except OSError:
-            return None
-        head = len(CACHE_MAGIC) + 32
-        if len(blob) < head or blob[: len(CACHE_MAGIC)] != CACHE_MAGIC:
-            return None  # foreign or truncated: rebuild
-        obj = blob[head:]
-        if hashlib.sha256(obj).digest() != blob[len(CACHE_MAGIC) : head]:
-            return None  # corrupt: rebuild
-        return obj
-
-    def _write_cache(self, key: str, obj: bytes) -> None:
-        try:
-            os.makedirs(self.cache_dir, exist_ok=True)
-            tmp = os.path.join(self.cache_dir, f".{key}.{os.getpid()}.tmp")
-            with open(tmp, "wb") as f:
-                f.write(CACHE_MAGIC + hashlib.sha256(obj).digest() + obj)
-            os.replace(tmp, os.path.join(self.cache_dir, key + ".o"))
-        except OSError:
-            pass  # a read-only home directory only costs the disk cache
-
     def compile(self, ir: str, symbol: str) -> int:
         """Address of `symbol`, compiling (or loading from the caches) as needed."""
-        key = self.key(ir)
+        return self.compile_many([(ir, symbol)])[0]
+
+    def compile_many(self, modules: list[tuple[str, str]], label: str = "") -> list[int]:
+        """Addresses of every (IR, symbol), from memory, the disk cache, or compiled. Cold
+        kernels compile in parallel worker processes when there are enough of them to pay a
+        worker's start (llvmlite serialises LLVM calls within one process), with progress
+        on stderr when it takes over a second."""
+        keys = [self.key(ir) for ir, _ in modules]
         with self._lock:
-            if key in self.memory:
-                self.hits += 1
-                return self.memory[key]
-            llvm = self.llvm
-            obj = self._read_cache(key)
-            if obj is not None:
-                self.hits += 1
-                self.engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
-            else:
-                self.misses += 1
-                mod = llvm.parse_assembly(ir)
-                mod.verify()
-                pto = llvm.create_pipeline_tuning_options(speed_level=3)
-                pto.loop_vectorization = True
-                pto.slp_vectorization = True
-                pb = llvm.create_pass_builder(self.machine, pto)
-                pb.getModulePassManager().run(mod, pb)
-                self.asm[key] = self.machine.emit_assembly(mod)
-                obj = self.machine.emit_object(mod)
-                self._write_cache(key, obj)
-                self.engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
-            self.engine.finalize_object()
-            address = self.engine.get_function_address(symbol)
-            if not address:
-                raise RuntimeError(f"llvm: symbol {symbol} missing after compilation")
-            self.memory[key] = address
-            return address
+            loaded: dict[str, tuple[bytes, str | None]] = {}
+            cold: dict[str, str] = {}
+            for key, (ir, _) in zip(keys, modules):
+                if key in self.memory or key in loaded or key in cold:
+                    continue
+                cached = objects.read_cache(self.cache_dir, key)
+                if cached is not None:
+                    loaded[key] = cached
+                else:
+                    cold[key] = ir
+            self.hits += len(modules) - len(cold)
+            self.misses += len(cold)
+            if cold:
+                loaded.update(self._compile_cold(cold, label))
+            for key, (obj, asm) in loaded.items():
+                self.engine.add_object_file(self.llvm.ObjectFileRef.from_data(obj))
+                if asm is not None:
+                    self.asm[key] = asm
+            if loaded:
+                self.engine.finalize_object()
+            for key, (_, symbol) in zip(keys, modules):
+                if key not in self.memory:
+                    address = self.engine.get_function_address(symbol)
+                    if not address:
+                        raise RuntimeError(f"llvm: symbol {symbol} missing after compilation")
+                    self.memory[key] = address
+            return [self.memory[key] for key in keys]
+
+    def _compile_cold(self, cold: dict[str, str], label: str) -> dict[str, tuple[bytes, str]]:
+        out: dict[str, tuple[bytes, str]] = {}
+        progress = _Progress(len(cold), label or "kernels", self.spec)
+        workers = min(self.spec.cores, len(cold) // PARALLEL_MIN_KERNELS)
+        self.processes_used = 0
+        if workers >= 2 and parallel_compile_enabled():
+            out.update(self._compile_in_workers(cold, workers, progress))
+        for key, ir in cold.items():  # what no worker did (or all of it)
+            if key not in out:
+                obj, asm = objects.compile_ir(self.machine, ir)
+                objects.write_cache(self.cache_dir, key, obj, asm)
+                out[key] = (obj, asm)
+                progress.step()
+        progress.close()
+        return out
+
+    def _compile_in_workers(
+        self, cold: dict[str, str], workers: int, progress: _Progress
+    ) -> dict[str, tuple[bytes, str]]:
+        """Split the cold kernels over `workers` processes (largest first, each to the least
+        loaded) that write into the disk cache; read back what they compiled. A worker that
+        fails costs only time: its kernels are compiled here afterwards."""
+        shares: list[list[tuple[str, str]]] = [[] for _ in range(workers)]
+        loads = [0] * workers
+        for key, ir in sorted(cold.items(), key=lambda kv: -len(kv[1])):
+            w = loads.index(min(loads))
+            shares[w].append((key, ir))
+            loads[w] += len(ir)
+        os.makedirs(self.cache_dir, exist_ok=True)
+        procs = []
+        for share in shares:
+            job = json.dumps(
+                {
+                    "triple": self.spec.triple,
+                    "cpu": self.spec.cpu,
+                    "features": self.spec.features,
+                    "cache_dir": self.cache_dir,
+                    "jobs": share,
+                }
+            )
+            proc = subprocess.Popen(
+                [sys.executable, objects.__file__],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+            procs.append((proc, job))
+        self.processes_used = progress.processes = len(procs)
+        done: dict[str, tuple[bytes, str]] = {}
+
+        def feed_and_read(proc: subprocess.Popen[str], job: str) -> None:
+            assert proc.stdin is not None and proc.stdout is not None
+            try:
+                proc.stdin.write(job)
+                proc.stdin.close()
+                for line in proc.stdout:
+                    if line.startswith("done "):
+                        progress.step()
+            except OSError:
+                pass  # a worker that died: its kernels are compiled by the caller
+            finally:
+                proc.wait()
+
+        readers = [threading.Thread(target=feed_and_read, args=pj, daemon=True) for pj in procs]
+        for t in readers:
+            t.start()
+        try:
+            for t in readers:
+                t.join()
+        finally:
+            for proc, _ in procs:
+                if proc.poll() is None:
+                    proc.kill()
+        for key in cold:
+            cached = objects.read_cache(self.cache_dir, key)
+            if cached is not None and cached[1] is not None:
+                done[key] = (cached[0], cached[1])
+        return done
+
+
+PARALLEL_MIN_KERNELS = 4  # cold kernels per worker process that pay for its start (~0.3 s)
+
+
+def parallel_compile_enabled() -> bool:
+    """`TINYGRAD_EDU_PARALLEL_COMPILE=0` compiles every kernel in this process."""
+    return os.environ.get("TINYGRAD_EDU_PARALLEL_COMPILE", "1").strip() not in ("0", "")
+
+
+class _Progress:
+    """Progress of a cold compile on stderr, once it has run for a second (never for short
+    ones): "compiling N kernels for avx512 in 2 processes: k/N" redrawn on a terminal, one
+    line at the start and one at the end in a log."""
+
+    def __init__(self, total: int, label: str, target: CPUTarget) -> None:
+        self.total, self.label, self.target = total, label, target
+        self.count = 0
+        self.processes = 1
+        self.start = time.perf_counter()
+        self.shown = False
+        self.tty = sys.stderr.isatty()
+        self.lock = threading.Lock()
+
+    def what(self) -> str:
+        where = f" in {self.processes} processes" if self.processes > 1 else ""
+        return f"{self.total} {self.label} for {self.target.isa}{where}"
+
+    def step(self) -> None:
+        with self.lock:
+            self.count += 1
+            elapsed = time.perf_counter() - self.start
+            if elapsed < 1.0 or self.count >= self.total:
+                return
+            if self.tty:
+                line = f"\r[compiler] compiling {self.what()}: {self.count}/{self.total}"
+                print(f"{line} ({elapsed:.1f} s)", end="", file=sys.stderr, flush=True)
+            elif not self.shown:
+                print(f"[compiler] compiling {self.what()} ...", file=sys.stderr, flush=True)
+            self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            elapsed = time.perf_counter() - self.start
+            print(
+                f"{chr(13) if self.tty else ''}[compiler] compiled {self.what()} in "
+                f"{elapsed:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+
+
+def _target_machine(target: CPUTarget) -> Any:
+    return objects.target_machine(target.triple, target.cpu, target.features)
+
+
+def assembly(kernel: Kernel, target: CPUTarget | None = None) -> str:
+    """The assembly of `kernel` compiled for `target` (default: the one it was lowered for),
+    without running it: any target can be inspected, e.g. AVX-512 or NEON code on a machine
+    that could not execute it. Lower the kernel for that target first so its schedule fits
+    it (`compiler.lower(fusion, "cpu", target)`)."""
+    target = target or kernel.target or host_target()
+    ir, _, _, _ = render(kernel)
+    return objects.compile_ir(_target_machine(target), ir)[1]
 
 
 KernelFn = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
@@ -926,10 +1092,7 @@ def thread_count() -> int:
                 f"TINYGRAD_EDU_THREADS={configured!r} is not a whole number; set it to the "
                 "number of threads parallel kernels may use (or unset it: all allowed cores)"
             ) from e
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    return usable_cores()
 
 
 _WORKERS: _Workers | None = None
@@ -1022,16 +1185,20 @@ class LLVMExecutor(NumpyExecutor):
         self.views: dict[int, np.ndarray] = {}  # node -> its view of an arena buffer
         self.addresses: dict[int, tuple[weakref.ref[np.ndarray], int]] = {}
         self.reuse_outputs = False
-        self.target = _Target.get()
+        targets = {k.target for k in kernels if k.target is not None}
+        if len(targets) > 1:
+            raise ValueError("llvm: kernels lowered for different CPU targets in one function")
+        self.target = _Target.get(targets.pop() if targets else None)
         self.compiled: dict[str, _Launch] = {}
         self.checked = bounds_checks_enabled()
+        rendered = []
         for k in kernels:
             try:
-                ir, symbol, extent, names = render(k, self.checked)
+                rendered.append((k, *render(k, self.checked)))
             except NotRenderableError as why:
                 k.sources["llvm"] = f"; runs with numpy: {why}"
-                continue
-            address = self.target.compile(ir, symbol)
+        addresses = self.target.compile_many([(ir, symbol) for _, ir, symbol, _, _ in rendered])
+        for (k, ir, _, extent, names), address in zip(rendered, addresses):
             k.sources["llvm_ir"] = ir
             asm = self.target.asm.get(self.target.key(ir))
             if asm:
@@ -1143,3 +1310,72 @@ class LLVMExecutor(NumpyExecutor):
             f"index {int(launch.errors[2])} (skipped). This is a lowering bug: please report it "
             "with the kernel's pseudo-C (kernel.pseudo_c()); meanwhile use backend='numpy'."
         )
+
+
+def _peak_ir(lanes: int, chains: int) -> str:
+    """A loop of `chains` independent vector FMA chains (enough to cover the FMA units'
+    latency), `n` iterations; the sums are stored so nothing is optimised away."""
+    vec = f"<{lanes} x float>"
+    fma = f"llvm.fma.v{lanes}f32"
+    lines = [
+        f"declare {vec} @{fma}({vec}, {vec}, {vec})",
+        "define void @fma_peak(ptr noalias %io, i64 %n) {",
+        "entry:",
+        "  %xs = load float, ptr %io, align 4",
+        f"  %x0 = insertelement {vec} poison, float %xs, i64 0",
+        f"  %x = shufflevector {vec} %x0, {vec} poison, <{lanes} x i32> zeroinitializer",
+        "  br label %loop",
+        "loop:",
+        "  %i = phi i64 [0, %entry], [%i1, %loop]",
+    ]
+    for c in range(chains):
+        lines.append(f"  %a{c} = phi {vec} [%x, %entry], [%b{c}, %loop]")
+    for c in range(chains):
+        lines.append(f"  %b{c} = call {vec} @{fma}({vec} %a{c}, {vec} %x, {vec} %x)")
+    lines += [
+        "  %i1 = add i64 %i, 1",
+        "  %more = icmp ult i64 %i1, %n",
+        "  br i1 %more, label %loop, label %exit",
+        "exit:",
+    ]
+    total = "%b0"
+    for c in range(1, chains):
+        lines.append(f"  %s{c} = fadd {vec} {total}, %b{c}")
+        total = f"%s{c}"
+    lines += [f"  store {vec} {total}, ptr %io, align 4", "  ret void", "}"]
+    return "\n".join(lines)
+
+
+def measure_peak_gflops(
+    target: CPUTarget | None = None, threads: int | None = None, seconds: float = 0.2
+) -> float:
+    """This machine's float32 peak for `target` (default: the host's), measured: a JIT-compiled
+    loop of independent vector FMAs on `threads` threads at once (default: the target's
+    usable cores), the best of three runs of about `seconds` each. "% of peak" in the
+    benchmarks means this figure, on this machine."""
+    target = target or host_target()
+    engine = _Target.get(target)
+    chains = max(8, min(16, target.registers - 4))
+    address = engine.compile(_peak_ir(target.lanes, chains), "fma_peak")
+    fn = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64)(address)
+    threads = threads or target.cores
+    flops_per_iteration = 2 * target.lanes * chains
+    buffers = [np.full(target.lanes, 1e-7, np.float32) for _ in range(threads)]
+
+    def run(n: int) -> float:
+        workers = [
+            threading.Thread(target=fn, args=(b.ctypes.data, n), daemon=True) for b in buffers
+        ]
+        start = time.perf_counter()
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        return time.perf_counter() - start
+
+    n = 1 << 16
+    while run(n) < seconds / 4:  # calibrate: about `seconds` per run
+        n *= 2
+    n = int(n * seconds / max(run(n), 1e-9))
+    best = min(run(n) for _ in range(3))
+    return threads * n * flops_per_iteration / best / 1e9
