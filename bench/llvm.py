@@ -83,7 +83,8 @@ The line names the machine: `cpu_name` (from /proc/cpuinfo), `target` (the CPU t
 kernels were built for: ISA, lanes, registers, caches, cores, the GEMM and dot tiles, and
 whether `TINYGRAD_EDU_CPU` forced it), so runs on different CPUs are never compared by
 accident. `TINYGRAD_EDU_CPU=avx2 python bench/llvm.py` measures the AVX2 code path on an
-AVX-512 machine.
+AVX-512 machine, with PyTorch held to AVX2 too (`ATEN_CPU_CAPABILITY=avx2`,
+`ONEDNN_MAX_CPU_ISA=AVX2`, recorded as `torch_isa_limits`).
 
 Timings are only as good as the machine is idle: numpy's BLAS, torch and the llvm backend's
 thread pool all use every core, so one other busy process on a 2-core box slows a row 2-5x.
@@ -128,6 +129,14 @@ from compiler.backends import llvm as llvm_backend  # noqa: E402
 from compiler.target import host_target  # noqa: E402
 from models import MLP, AlexNet  # noqa: E402
 from tinygrad_edu import Tensor, manual_seed, nn, no_grad, optim  # noqa: E402
+
+# With TINYGRAD_EDU_CPU forcing AVX2 on an AVX-512 machine, PyTorch is held to AVX2 as well
+# (its own kernels and oneDNN's), so both sides run the code an AVX2 CPU would run. Set before
+# torch is imported; recorded in the JSON line.
+TORCH_ISA_LIMITS = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+if host_target().forced and host_target().isa == "avx2":
+    for _name, _value in TORCH_ISA_LIMITS.items():
+        os.environ.setdefault(_name, _value)
 
 try:
     import torch
@@ -780,6 +789,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "platform": platform.platform(),
         "cpu_name": cpu_name(),
         "target": host_target().as_dict(),
+        "torch_isa_limits": {k: os.environ[k] for k in TORCH_ISA_LIMITS if k in os.environ} or None,
     }
     if args.peak_gflops is None:
         log("machine peak: a JIT-compiled FMA loop on every usable core")
