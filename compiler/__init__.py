@@ -23,11 +23,13 @@ import numpy as np
 
 from tinygrad_edu import Tensor, nn, optim
 
+from . import tune as tile_search
 from .graph import Graph, trace
 from .kernel import Kernel
 from .lower import lower
 from .passes import SGDSpec, autodiff, fuse, plan_memory, simplify, verify
 from .runtime import CompiledFunction, debug_level
+from .target import host_target
 
 BACKENDS = ("numpy", "llvm", "cuda")
 
@@ -71,7 +73,14 @@ def build(
     timed("verify", verify, graph)
     fusion = timed("fuse", fuse, graph)
     memory = timed("plan_memory", plan_memory, fusion)
-    kernels = timed("lower", lower, fusion, "cpu" if backend == "llvm" else "default")
+    target = host_target() if backend == "llvm" else None
+    kernels = timed("lower", lower, fusion, "cpu" if backend == "llvm" else "default", target)
+    if target is not None:  # measured tiles where the analytic choice may not be the best
+        tuning = timed("tune", tile_search.tune, fusion, kernels, target)
+        if tuning.tiles:
+            kernels = timed("lower", lower, fusion, "cpu", target, tuning.tiles)
+        for index, note in tuning.notes.items():
+            kernels[index].tuning = note
     if backend == "cuda":  # rendering needs no GPU: sources are inspectable anywhere
         from .backends.cuda import render_module
 

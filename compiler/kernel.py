@@ -217,6 +217,7 @@ class Kernel:
     seconds: list[float] = field(default_factory=list)  # measured per call by the runtime
     sources: dict[str, str] = field(default_factory=dict)  # backend sources, when rendered
     target: CPUTarget | None = None  # the CPU its schedule was built for ("cpu" schedule)
+    tuning: str = ""  # what the tile search tried and chose, when it ran (compiler.tune)
 
     @property
     def inputs(self) -> list[Buffer]:
@@ -256,6 +257,7 @@ class Kernel:
             f"// {self.flops:,} FLOPs, {self.bytes_read:,} B read, "
             f"{self.bytes_written:,} B written",
             *([f"// built for {self.target.describe()}"] if self.target else []),
+            *([f"// tuned: {self.tuning}"] if self.tuning else []),
             f"void {self.name}({params}) {{",
         ]
         _print(self.body, 1, lines)

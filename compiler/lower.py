@@ -139,12 +139,14 @@ class _Lowerer:
         index: int,
         schedule: str = "default",
         target: CPUTarget | None = None,
+        tile: Tile | None = None,
     ) -> None:
         self.schedule = schedule
         # the CPU schedules take every shape from the target: vector width, register tiles,
-        # cache blocking
+        # cache blocking (`tile`: a measured choice overriding the target's register tile)
         self.target = target
         self.lanes = target.lanes if target is not None else 0
+        self.gemm_tile = tile or (target.gemm_tile if target is not None else None)
         self.g = fusion.graph
         self.fusion = fusion
         self.group = group
@@ -364,7 +366,7 @@ class _Lowerer:
         # (a folded transpose of b shows up here as swapped load indices)
         contiguous_j = isinstance(b_load, Load) and b_load.index[-1] == Var("j")
         cpu = self.target is not None and self.schedule == "cpu"
-        tile = self.target.gemm_tile if self.target is not None else None
+        tile = self.gemm_tile
         if (
             cpu
             and tile is not None
@@ -412,7 +414,8 @@ class _Lowerer:
         does not divide C, the last block overlaps its neighbour (recomputing, and storing
         again, the same values) instead of running past the edge."""
         assert self.target is not None
-        tile_shape = self.target.gemm_tile
+        tile_shape = self.gemm_tile
+        assert tile_shape is not None
         tile_i, tile_j, lanes = tile_shape.rows, tile_shape.cols, self.lanes
         ii = add(Var("ib"), Var("ii"))
         jj = add(Var("jb"), Var("jj"))
@@ -669,7 +672,8 @@ class _Lowerer:
     def gemm_blocking(self) -> tuple[Tile, int]:
         """The target's micro-kernel tile and weight-gradient band budget (`ConvGeometry`)."""
         assert self.target is not None
-        return self.target.gemm_tile, self.target.band_bytes
+        assert self.gemm_tile is not None
+        return self.gemm_tile, self.target.band_bytes
 
     def conv2d_gemm(self, conv: int, tail: list[int], pools: list[int]) -> list[Stmt] | None:
         """CPU schedule of conv2d as an implicit GEMM (see `conv_gemm`), the group's
@@ -1539,12 +1543,16 @@ def _transposed_window(g: Graph, node: int, idx: tuple[Expr, ...]) -> tuple[list
 
 
 def lower(
-    fusion: Fusion, schedule: str = "default", target: CPUTarget | None = None
+    fusion: Fusion,
+    schedule: str = "default",
+    target: CPUTarget | None = None,
+    tiles: dict[int, Tile] | None = None,
 ) -> list[Kernel]:
     """One Kernel per group, in execution order. `schedule` picks how loops are ordered where
     targets differ: "default" (one output element per iteration: GPUs, the printer) or "cpu"
     (register-tiled GEMMs and convolutions, vectors as wide as `target`'s, default: the host
-    CPU, or the one $TINYGRAD_EDU_CPU forces)."""
+    CPU, or the one $TINYGRAD_EDU_CPU forces). `tiles` overrides the register tile of some
+    groups (by index): what `compiler.tune` measured to be faster."""
     g = fusion.graph
     if schedule == "cpu" and target is None:
         target = host_target()
@@ -1552,7 +1560,7 @@ def lower(
         target = None
     kernels = []
     for k, group in enumerate(fusion.groups):
-        low = _Lowerer(fusion, group, k, schedule, target)
+        low = _Lowerer(fusion, group, k, schedule, target, (tiles or {}).get(k))
         body = low.lower()
         ops = group.op_names(g)
         name = f"k{k}_" + "_".join(dict.fromkeys(ops))[:48]

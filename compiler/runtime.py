@@ -146,6 +146,8 @@ class CompiledFunction:
         """The backend's executor, created on first use (a GPU is only needed to run)."""
         if self._executor is None:
             if self.backend == "numpy":
+                from .backends.numpy import NumpyExecutor
+
                 self._executor = NumpyExecutor()
             elif self.backend == "llvm":
                 from .backends.llvm import LLVMExecutor
@@ -312,31 +314,6 @@ class CompiledFunction:
         from .inspect import write_report
 
         return write_report(self, path)
-
-
-class NumpyExecutor:
-    """The reference: each kernel runs its group's ops with the op table's forwards."""
-
-    xp = np
-
-    @staticmethod
-    def to_device(value: Any) -> Any:
-        return value
-
-    @staticmethod
-    def to_host(value: Any) -> Any:
-        return value
-
-    @staticmethod
-    def run_group(g: Graph, group: Any, kernel: Kernel, env: dict[int, Any]) -> None:
-        run_ops(np, g, group.nodes, env)
-
-
-def run_ops(xp: Any, g: Graph, nodes: list[int], env: dict[int, Any]) -> None:
-    """Evaluate nodes in order with the op table's array-module-generic forwards."""
-    for nid in nodes:
-        d = g.node(nid)
-        env[nid] = OPS[d["op"]].forward(xp, *(env[o] for o in g.operands(nid)), **d["attrs"])
 
 
 def _color(k: int) -> str:

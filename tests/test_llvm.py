@@ -512,3 +512,30 @@ def test_a_failing_compile_worker_only_costs_time(tmp_path, monkeypatch):
     got = compiler.compile(model, x, backend="llvm")(x)
     assert backend._Target.get().processes_used >= 2  # they were started, and failed
     close(got, compiler.compile(model, x, backend="numpy")(x))
+
+
+def test_tile_search_measures_once_records_its_choice_and_keeps_results(tmp_path, monkeypatch):
+    """TINYGRAD_EDU_TUNE=1: the hot register-tiled kernels are timed with each candidate
+    tile, the choice is recorded on the kernel and cached (a second compile measures
+    nothing), and the results equal the reference whatever tile won."""
+    from compiler import tune
+    from compiler.backends import llvm as backend
+    from tinygrad_edu import nn
+
+    monkeypatch.setenv("TINYGRAD_EDU_CACHE", str(tmp_path))
+    monkeypatch.setenv("TINYGRAD_EDU_TUNE", "1")
+    monkeypatch.setattr(tune, "MIN_FLOPS", 0)
+    backend._Target.reset()
+    manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+    x = np.random.default_rng(0).standard_normal((2, 8, 12, 12)).astype(np.float32)
+    first = compiler.compile(net, x, backend="llvm")
+    conv = first.kernels[0]
+    assert conv.tuning.startswith("tried ") and "; chose " in conv.tuning
+    assert "// tuned: tried" in conv.pseudo_c()
+    assert (tmp_path / "tuning.json").exists()
+    close(first(x), compiler.compile(net, x, backend="numpy")(x))
+    again = tune.tune(first.fusion, compiler.lower(first.fusion, "cpu"), conv.target)
+    assert again.measured == 0 and again.notes  # from the cache
+    monkeypatch.setenv("TINYGRAD_EDU_TUNE", "0")
+    assert not compiler.compile(net, x, backend="llvm").kernels[0].tuning

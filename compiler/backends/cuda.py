@@ -384,7 +384,7 @@ class CudaExecutor:
         return self.cupy.asnumpy(value)
 
     def run_group(self, g: Any, group: Any, kernel: Kernel, env: dict[int, Any]) -> None:
-        from ..runtime import run_ops
+        from .numpy import run_ops
 
         cp = self.cupy
         ck = self.rendered.get(kernel.name)

@@ -21,6 +21,7 @@ forwards instead.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import hashlib
 import json
 import os
@@ -56,9 +57,9 @@ from ..kernel import (
     walk,
 )
 from ..passes import MemoryPlan
-from ..runtime import NumpyExecutor, run_ops
 from ..target import CPUTarget, TargetError, host_target, usable_cores
 from . import llvm_objects as objects
+from .numpy import NumpyExecutor, run_ops
 
 ELEM = {"float32": "float", "float64": "double", "int64": "i64", "int32": "i32", "bool": "i8"}
 CACHE_VERSION = "tinygrad_edu-llvm-3"
@@ -768,7 +769,9 @@ class _Function:
 def render(kernel: Kernel, checked: bool = False) -> tuple[str, str, int, list[str]]:
     """(LLVM IR text, function symbol, extent of the parallel loop, buffer names by number in
     the bounds-check record) for one kernel; `checked` adds a bounds check to every access."""
-    digest = hashlib.sha256(kernel.pseudo_c().encode()).hexdigest()[:12]
+    # the symbol names what the kernel computes, not what the tile search measured
+    text = dataclasses.replace(kernel, tuning="", seconds=[], sources={}).pseudo_c()
+    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
     symbol = f"{kernel.name}_{digest}{'_checked' if checked else ''}"
     fn = _Function(kernel, symbol, checked)
     text = fn.render()
