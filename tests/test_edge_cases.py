@@ -1,9 +1,11 @@
 """Edge cases found in review: each asserts PyTorch's value or a clear error."""
 
+import itertools
+
 import numpy as np
 import pytest
 
-from tinygrad_edu import Tensor, cat, nn, stack
+from tinygrad_edu import Tensor, Value, cat, nn, stack
 
 
 def f64(values, grad=True):
@@ -30,6 +32,43 @@ def test_pow_gradients_at_zero_base_match_pytorch():
     a, b = f64([0.0]), f64([2.0])
     (a**b).sum().backward()
     assert a.grad.item() == 0.0 and b.grad.item() == 0.0
+
+
+def test_pow_exponent_gradient_at_zero_base_is_minus_inf_for_negative_exponents():
+    x = f64([-2.0, -1.0, 0.0, 1.0, 2.0, 3.0])
+    with np.errstate(divide="ignore"):
+        (0.0**x).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [-np.inf, -np.inf, 0.0, 0.0, 0.0, 0.0])
+    a, b = f64([0.0]), f64([-0.3])
+    with np.errstate(divide="ignore"):
+        (a**b).sum().backward()
+    assert b.grad.item() == -np.inf and a.grad.item() == -np.inf
+
+
+def test_scalar_pow_at_zero_base_has_pytorchs_gradients_without_a_nan_error():
+    # 0**b: d/da is b * 0**(b-1) (0 at b = 0), d/db is 0 for b >= 0 and -inf for b < 0
+    expected = {2.0: (0.0, 0.0), 1.0: (1.0, 0.0), 0.0: (0.0, 0.0), -1.0: (-np.inf, -np.inf)}
+    for exponent, (da, db) in expected.items():
+        a, b = Value(0.0), Value(exponent)
+        (a**b).backward()
+        assert (a.grad, b.grad) == (da, db), exponent
+
+
+POW_BASES = [0.0, -0.0, 2.0, 1.5, -2.0]
+POW_EXPONENTS = [-2.0, -1.0, -0.3, 0.0, 0.5, 1.0, 3.0]
+
+
+def test_pow_gradients_match_torch_at_zero_and_negative_bases():
+    torch = pytest.importorskip("torch")
+    base, exponent = (np.array(v) for v in zip(*itertools.product(POW_BASES, POW_EXPONENTS)))
+    a, b = f64(base), f64(exponent)
+    ta, tb = (torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (base, exponent))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        (a**b).sum().backward()
+    (ta**tb).sum().backward()
+    # NaN where torch has NaN (negative bases), infinities of the same sign, values to rounding
+    np.testing.assert_allclose(a.grad.numpy(), ta.grad.numpy(), rtol=1e-12, atol=0)
+    np.testing.assert_allclose(b.grad.numpy(), tb.grad.numpy(), rtol=1e-12, atol=0)
 
 
 def test_var_with_too_few_elements_is_nan_or_inf_like_pytorch():

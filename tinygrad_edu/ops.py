@@ -166,10 +166,18 @@ def _binary(
 
 
 def _pow_vjp(g: Any, out: Any, a: Any, b: Any) -> tuple[Any, Any]:
-    # `where` keeps 0 * inf from turning into NaN: d(a^0)/da = 0 and d(0^b)/db = 0 (b >= 0),
-    # as PyTorch defines them.
-    ga = g * (b * a ** (b - 1)).where(b.abs() > 0, 0.0) if _needs(a) else None
-    gb = g * (out * a.log()).where(a.abs() > 0, 0.0) if _needs(b) else None
+    # PyTorch's rules, written so that no intermediate is NaN where the result is not (the
+    # scalar Value raises on NaN): d(a^b)/da = b * a^(b-1), 0 where b == 0 (a^0 is constant);
+    # d(a^b)/db = a^b * log(a), and at a zero base 0 for b >= 0 but -inf * a^b = -a^b (an
+    # infinity) for b < 0. A negative base gives log(a) = NaN, as in PyTorch.
+    ga = gb = None
+    if _needs(a):
+        nonzero_b = b.abs() > 0
+        ga = g * b * a ** (b.where(nonzero_b, 1.0) - 1)  # a^(b-1) is not evaluated at b == 0
+    if _needs(b):
+        nonzero_a = a.abs() > 0
+        away = out.where(nonzero_a, 0.0) * a.where(nonzero_a, 1.0).log()
+        gb = g * away.where(nonzero_a, (-out).where(b < 0, 0.0))
     return ga, gb
 
 
