@@ -726,7 +726,15 @@ class Tensor(Node):
         return self._call(ops.PAD, pads=tuple(pairs), value=float(value))
 
     def __getitem__(self, index: Any) -> Tensor:
-        idx = _normalize_index(index)
+        """PyTorch's indexing: ints, slices, None, ..., int and bool arrays (Tensors, lists or
+        numpy arrays). Where it differs from numpy, PyTorch's rule wins: an int (or a 0-d int
+        array) selects first, like a slice would, and is not an advanced index, so
+        `x[1, :, idx]` on (2, 3, 4, 5) is (3, 2, 5), not numpy's (2, 3, 5)."""
+        basic, advanced = _split_index(_normalize_index(index))
+        out = self._index(basic)
+        return out if advanced is None else out._index(advanced)
+
+    def _index(self, idx: tuple[Any, ...]) -> Tensor:
         try:
             return self._call(ops.GETITEM, index=idx)
         except IndexError as e:
@@ -1160,8 +1168,10 @@ def _normalize_index(index: Any) -> tuple[Any, ...]:
     for item in items:
         if isinstance(item, Tensor):
             item = item.numpy()
-        if isinstance(item, list):
+        if isinstance(item, (list, bool, np.bool_)):
             item = np.asarray(item)
+        if isinstance(item, np.ndarray) and item.ndim == 0 and item.dtype.kind in "iu":
+            item = int(item)  # PyTorch indexes with a 0-d int tensor as with an int
         if isinstance(item, np.ndarray) and item.dtype.kind not in "iub":
             raise op_error(
                 "getitem",
@@ -1178,6 +1188,32 @@ def _normalize_index(index: Any) -> tuple[Any, ...]:
             )
         out.append(int(item) if isinstance(item, np.integer) else item)
     return tuple(out)
+
+
+def _split_index(idx: tuple[Any, ...]) -> tuple[tuple[Any, ...], tuple[Any, ...] | None]:
+    """PyTorch's order as two numpy indexes: first every basic item (ints select, slices,
+    None), then the index arrays alone, with `:` where the basic items left a dim. Numpy
+    counts an int next to an index array as one more advanced index (which moves the result's
+    dims), PyTorch does not; without ints the two rules agree and one step does."""
+    has_int = any(isinstance(i, int) for i in idx)
+    if not has_int or not any(isinstance(i, np.ndarray) for i in idx):
+        return idx, None
+    basic: list[Any] = []
+    advanced: list[Any] = []
+    for item in idx:
+        if isinstance(item, np.ndarray):
+            # a k-d bool mask spans k dims; a 0-d bool adds one dim in the second step
+            basic.extend([slice(None)] * (item.ndim if item.dtype.kind == "b" else 1))
+            advanced.append(item)
+        elif isinstance(item, int):
+            basic.append(item)
+        elif item is Ellipsis:
+            basic.append(item)
+            advanced.append(item)
+        else:  # slice or None: applied in the first step, a full dim in the second
+            basic.append(item)
+            advanced.append(slice(None))
+    return tuple(basic), tuple(advanced)
 
 
 def _conv_attrs(stride: Any, padding: Any, dilation: Any, groups: int, op: str) -> dict:
