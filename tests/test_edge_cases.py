@@ -71,6 +71,41 @@ def test_pow_gradients_match_torch_at_zero_and_negative_bases():
     np.testing.assert_allclose(b.grad.numpy(), tb.grad.numpy(), rtol=1e-12, atol=0)
 
 
+def _max_pool_by_loops(x, k, stride, pad):
+    """Reference: the max over each window of in-range positions (padding never wins)."""
+    n, c, h, w = x.shape
+    oh, ow = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
+    out = np.empty((n, c, oh, ow), dtype=x.dtype)
+    for i in range(oh):
+        for j in range(ow):
+            r0, c0 = i * stride - pad, j * stride - pad
+            window = x[:, :, max(r0, 0) : r0 + k, max(c0, 0) : c0 + k]
+            out[:, :, i, j] = window.max(axis=(2, 3))
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.int8, np.uint8])
+@pytest.mark.parametrize("k, stride, pad", [(2, 2, 1), (3, 1, 1), (3, 2, 1), (2, 1, 1)])
+def test_integer_max_pool_with_padding_pads_with_the_dtype_minimum(dtype, k, stride, pad):
+    info = np.iinfo(dtype)
+    x = np.random.default_rng(0).integers(info.min, info.max, (2, 3, 5, 4), endpoint=True)
+    x = x.astype(dtype)
+    x[0, 0] = info.min  # a window of minima stays the minimum
+    out = Tensor(x, dtype=dtype).max_pool2d(k, stride, pad)
+    assert out.dtype == dtype
+    np.testing.assert_array_equal(out.numpy(), _max_pool_by_loops(x, k, stride, pad))
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+def test_integer_max_pool_with_padding_matches_torch(dtype):
+    torch = pytest.importorskip("torch")
+    x = np.arange(-20, 20).reshape(1, 2, 4, 5).astype(dtype)
+    want = torch.nn.functional.max_pool2d(torch.from_numpy(x), 2, padding=1).numpy()
+    got = Tensor(x, dtype=dtype).max_pool2d(2, padding=1)
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got.numpy(), want)
+
+
 def test_var_with_too_few_elements_is_nan_or_inf_like_pytorch():
     assert np.isnan(f64([1.0], grad=False).var().item())
     assert np.isinf(f64([1.0, 2.0], grad=False).var(correction=2).item())
