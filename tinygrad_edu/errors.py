@@ -15,6 +15,12 @@ class OpError(ValueError):
     """
 
 
+class OpIndexError(OpError, IndexError):
+    """An axis, dim or index out of range. Also an `IndexError`, as PyTorch raises there, so
+    `except IndexError` code ported from PyTorch still catches it (and `except ValueError`
+    or `except OpError` too)."""
+
+
 def user_location() -> str:
     """'file.py:LINE' of the innermost stack frame outside the tinygrad_edu package."""
     for frame in reversed(traceback.extract_stack()):
@@ -23,6 +29,9 @@ def user_location() -> str:
     return "<unknown>"
 
 
-def op_error(op: str, problem: str, shapes: object, fix: str) -> OpError:
-    """Build the standard message: `op: problem (got shapes ...). Fix: ... [at file:line]`."""
-    return OpError(f"{op}: {problem} (got {shapes}). Fix: {fix} [at {user_location()}]")
+def op_error(
+    op: str, problem: str, shapes: object, fix: str, error: type[OpError] = OpError
+) -> OpError:
+    """Build the standard message: `op: problem (got shapes ...). Fix: ... [at file:line]`.
+    `error` picks the class (`OpIndexError` where PyTorch raises an IndexError)."""
+    return error(f"{op}: {problem} (got {shapes}). Fix: {fix} [at {user_location()}]")

@@ -8,14 +8,14 @@ Arrays are numpy arrays; the forwards are array-module generic so other modules 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from . import ops, rng
 from .autograd import Node, no_grad, tracing
-from .errors import op_error
+from .errors import OpIndexError, op_error
 from .ops import Op
 
 DEFAULT_FLOAT = np.dtype(np.float32)
@@ -257,6 +257,12 @@ class Tensor(Node):
         if self.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
         return self.shape[0]
+
+    def __iter__(self) -> Iterator[Tensor]:
+        """The sub-tensors along dim 0 (`for row in t`), as PyTorch iterates."""
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.shape[0]))
 
     def numpy(self) -> np.ndarray:
         """The data as a numpy array (shared, not copied: do not write into it)."""
@@ -525,7 +531,11 @@ class Tensor(Node):
         if self.ndim == 0:  # like PyTorch, a 0-d tensor accepts dim 0 or -1
             if any(a not in (0, -1) for a in items):
                 raise op_error(
-                    op, f"axis {axis} is out of range for a 0-d input", (), "use axis 0, -1 or None"
+                    op,
+                    f"axis {axis} is out of range for a 0-d input",
+                    (),
+                    "use axis 0, -1 or None",
+                    OpIndexError,
                 )
             return ()
         out = []
@@ -536,6 +546,7 @@ class Tensor(Node):
                     f"axis {a} is out of range for {self.ndim}-D input",
                     self.shape,
                     f"use an axis in [-{self.ndim}, {self.ndim - 1}]",
+                    OpIndexError,
                 )
             out.append(int(a) % max(self.ndim, 1))
         return tuple(sorted(set(out)))
@@ -551,6 +562,7 @@ class Tensor(Node):
                 f"dim {d} is out of range for {n}-D",
                 self.shape,
                 f"use a dim in [-{max(n, 1)}, {max(n, 1) - 1}]",
+                OpIndexError,
             )
         return int(d) % max(n, 1)
 
@@ -739,7 +751,7 @@ class Tensor(Node):
             return self._call(ops.GETITEM, index=idx)
         except IndexError as e:
             raise op_error(
-                "getitem", str(e), self.shape, "index within the tensor's shape"
+                "getitem", str(e), self.shape, "index within the tensor's shape", OpIndexError
             ) from None
 
     def index_put(self, shape: Sequence[int], index: Any) -> Tensor:
@@ -1048,6 +1060,7 @@ class Tensor(Node):
                     f"[{values.min()}, {values.max()}]",
                     self.shape,
                     "check the label encoding or the number of classes",
+                    OpIndexError,  # PyTorch: IndexError "Target ... is out of bounds"
                 )
         onehot = labels.one_hot(classes, dtype=self.dtype)
         with np.errstate(invalid="ignore", divide="ignore"):  # an empty batch gives nan
