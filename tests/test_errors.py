@@ -144,3 +144,30 @@ def test_iterating_a_tensor_yields_its_rows_and_a_0d_tensor_refuses():
     assert [r.tolist() for r in rows] == [[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]]
     with pytest.raises(TypeError, match="0-d"):
         iter(Tensor(1.0))
+
+
+def _line_of(marker: str) -> int:
+    """The line number in this file of the statement ending with `# <marker>`."""
+    with open(__file__) as f:
+        return next(i for i, line in enumerate(f, 1) if line.rstrip().endswith(f"# {marker}"))
+
+
+def test_error_through_a_model_points_at_the_callers_line():
+    from models import MLP
+
+    model = MLP([4, 3, 2])
+    with pytest.raises(OpError) as info:
+        model(z(5, 7))  # mlp-call
+    assert f"test_errors.py:{_line_of('mlp-call')}]" in str(info.value)
+    assert "models" not in str(info.value).rsplit("[at", 1)[1]
+
+
+def test_error_from_a_compiled_call_points_at_the_callers_line():
+    import compiler
+    from tinygrad_edu import nn
+
+    fn = compiler.compile(nn.Linear(3, 2), z(4, 3), backend="numpy")
+    with pytest.raises(OpError, match="compiled call") as info:
+        fn(np.zeros((5, 3), dtype=np.float32))  # compiled-call
+    location = str(info.value).rsplit("[at", 1)[1]
+    assert f"test_errors.py:{_line_of('compiled-call')}]" in location
