@@ -1,9 +1,11 @@
 """Edge cases found in review: each asserts PyTorch's value or a clear error."""
 
+import itertools
+
 import numpy as np
 import pytest
 
-from tinygrad_edu import Tensor, cat, nn, stack
+from tinygrad_edu import Tensor, Value, cat, nn, stack
 
 
 def f64(values, grad=True):
@@ -30,6 +32,78 @@ def test_pow_gradients_at_zero_base_match_pytorch():
     a, b = f64([0.0]), f64([2.0])
     (a**b).sum().backward()
     assert a.grad.item() == 0.0 and b.grad.item() == 0.0
+
+
+def test_pow_exponent_gradient_at_zero_base_is_minus_inf_for_negative_exponents():
+    x = f64([-2.0, -1.0, 0.0, 1.0, 2.0, 3.0])
+    with np.errstate(divide="ignore"):
+        (0.0**x).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [-np.inf, -np.inf, 0.0, 0.0, 0.0, 0.0])
+    a, b = f64([0.0]), f64([-0.3])
+    with np.errstate(divide="ignore"):
+        (a**b).sum().backward()
+    assert b.grad.item() == -np.inf and a.grad.item() == -np.inf
+
+
+def test_scalar_pow_at_zero_base_has_pytorchs_gradients_without_a_nan_error():
+    # 0**b: d/da is b * 0**(b-1) (0 at b = 0), d/db is 0 for b >= 0 and -inf for b < 0
+    expected = {2.0: (0.0, 0.0), 1.0: (1.0, 0.0), 0.0: (0.0, 0.0), -1.0: (-np.inf, -np.inf)}
+    for exponent, (da, db) in expected.items():
+        a, b = Value(0.0), Value(exponent)
+        (a**b).backward()
+        assert (a.grad, b.grad) == (da, db), exponent
+
+
+POW_BASES = [0.0, -0.0, 2.0, 1.5, -2.0]
+POW_EXPONENTS = [-2.0, -1.0, -0.3, 0.0, 0.5, 1.0, 3.0]
+
+
+def test_pow_gradients_match_torch_at_zero_and_negative_bases():
+    torch = pytest.importorskip("torch")
+    base, exponent = (np.array(v) for v in zip(*itertools.product(POW_BASES, POW_EXPONENTS)))
+    a, b = f64(base), f64(exponent)
+    ta, tb = (torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (base, exponent))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        (a**b).sum().backward()
+    (ta**tb).sum().backward()
+    # NaN where torch has NaN (negative bases), infinities of the same sign, values to rounding
+    np.testing.assert_allclose(a.grad.numpy(), ta.grad.numpy(), rtol=1e-12, atol=0)
+    np.testing.assert_allclose(b.grad.numpy(), tb.grad.numpy(), rtol=1e-12, atol=0)
+
+
+def _max_pool_by_loops(x, k, stride, pad):
+    """Reference: the max over each window of in-range positions (padding never wins)."""
+    n, c, h, w = x.shape
+    oh, ow = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
+    out = np.empty((n, c, oh, ow), dtype=x.dtype)
+    for i in range(oh):
+        for j in range(ow):
+            r0, c0 = i * stride - pad, j * stride - pad
+            window = x[:, :, max(r0, 0) : r0 + k, max(c0, 0) : c0 + k]
+            out[:, :, i, j] = window.max(axis=(2, 3))
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.int8, np.uint8])
+@pytest.mark.parametrize("k, stride, pad", [(2, 2, 1), (3, 1, 1), (3, 2, 1), (2, 1, 1)])
+def test_integer_max_pool_with_padding_pads_with_the_dtype_minimum(dtype, k, stride, pad):
+    info = np.iinfo(dtype)
+    x = np.random.default_rng(0).integers(info.min, info.max, (2, 3, 5, 4), endpoint=True)
+    x = x.astype(dtype)
+    x[0, 0] = info.min  # a window of minima stays the minimum
+    out = Tensor(x, dtype=dtype).max_pool2d(k, stride, pad)
+    assert out.dtype == dtype
+    np.testing.assert_array_equal(out.numpy(), _max_pool_by_loops(x, k, stride, pad))
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+def test_integer_max_pool_with_padding_matches_torch(dtype):
+    torch = pytest.importorskip("torch")
+    x = np.arange(-20, 20).reshape(1, 2, 4, 5).astype(dtype)
+    want = torch.nn.functional.max_pool2d(torch.from_numpy(x), 2, padding=1).numpy()
+    got = Tensor(x, dtype=dtype).max_pool2d(2, padding=1)
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got.numpy(), want)
 
 
 def test_var_with_too_few_elements_is_nan_or_inf_like_pytorch():

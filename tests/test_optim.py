@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tinygrad_edu import Tensor
-from tinygrad_edu.optim import SGD, Adam, Optimizer, ReduceLROnPlateau, StepLR
+from tinygrad_edu.optim import SGD, Adam, AdamW, Optimizer, ReduceLROnPlateau, StepLR
 
 SHAPES = [(3, 4), (5,), (), (2, 1, 3)]
 RTOL, ATOL = 1e-10, 1e-12
@@ -131,6 +131,53 @@ def test_adam_matches_torch_random_hyperparameters(
 ) -> None:
     kw = dict(lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay)
     run_parity(torch, lambda ps: Adam(ps, **kw), lambda ps: torch.optim.Adam(ps, **kw), seed)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(),
+        dict(lr=0.01, weight_decay=0.1),
+        dict(lr=0.1, betas=(0.5, 0.9), eps=1e-3, weight_decay=0.0),
+        dict(lr=0.3, weight_decay=0.5),
+    ],
+    ids=str,
+)
+def test_adamw_matches_torch(torch: Any, kwargs: dict[str, Any]) -> None:
+    run_parity(
+        torch, lambda ps: AdamW(ps, **kwargs), lambda ps: torch.optim.AdamW(ps, **kwargs), 3, 8
+    )
+
+
+@given(
+    lr=st.floats(1e-4, 0.5),
+    beta1=st.floats(0.0, 0.99),
+    beta2=st.floats(0.5, 0.9999),
+    eps=st.floats(1e-10, 1e-2),
+    weight_decay=st.floats(0.0, 0.5),
+    seed=st.integers(0, 2**16),
+)
+def test_adamw_matches_torch_random_hyperparameters(
+    torch: Any, lr: float, beta1: float, beta2: float, eps: float, weight_decay: float, seed: int
+) -> None:
+    kw = dict(lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay)
+    run_parity(torch, lambda ps: AdamW(ps, **kw), lambda ps: torch.optim.AdamW(ps, **kw), seed)
+
+
+def test_adamw_defaults_are_pytorchs_and_it_is_not_an_adam() -> None:
+    opt = AdamW(make_params(0))
+    assert (opt.lr, opt.betas, opt.eps, opt.weight_decay) == (1e-3, (0.9, 0.999), 1e-8, 1e-2)
+    assert not isinstance(opt, Adam)  # code dispatching on Adam must not apply L2 decay to it
+
+
+def test_adamw_decay_is_decoupled_from_the_gradient() -> None:
+    # With a zero gradient Adam's moments stay zero, so the only change is the decay itself:
+    # w <- w * (1 - lr * wd) exactly (Adam's L2 decay would instead move w by ~lr).
+    w = Tensor(np.array([2.0, -4.0]), requires_grad=True, dtype=np.float64)
+    opt = AdamW([w], lr=0.1, weight_decay=0.5)
+    w.grad = Tensor(np.zeros(2), dtype=np.float64)
+    opt.step()
+    np.testing.assert_allclose(w.data, [2.0 * 0.95, -4.0 * 0.95], rtol=0, atol=1e-15)
 
 
 def test_sgd_with_lr_changed_between_steps_matches_torch(torch: Any) -> None:
@@ -309,8 +356,9 @@ def test_alexnet_rule_matches_torch_with_constant_lr(torch: Any) -> None:
         lambda ps: SGD(ps, lr=0.1, momentum=0.9, weight_decay=1e-3, nesterov=True),
         lambda ps: SGD(ps, lr=0.1, momentum=0.9, weight_decay=1e-3, rule="alexnet"),
         lambda ps: Adam(ps, lr=0.1, weight_decay=1e-3),
+        lambda ps: AdamW(ps, lr=0.1, weight_decay=1e-3),
     ],
-    ids=["sgd", "alexnet", "adam"],
+    ids=["sgd", "alexnet", "adam", "adamw"],
 )
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_updates_in_place_keep_dtype_and_leave_grads(make: Any, dtype: Any) -> None:
@@ -355,6 +403,7 @@ OPTIMIZERS = {
     "sgd-plain": lambda ps: SGD(ps, lr=0.05),
     "alexnet": lambda ps: SGD(ps, lr=0.05, momentum=0.9, weight_decay=5e-4, rule="alexnet"),
     "adam": lambda ps: Adam(ps, lr=0.05, weight_decay=1e-2),
+    "adamw": lambda ps: AdamW(ps, lr=0.05, weight_decay=1e-1),
 }
 
 
@@ -379,7 +428,7 @@ def test_state_dict_round_trip(name: str, via_file: bool) -> None:
     saved = opt.state_dict()
     assert all(isinstance(v, np.ndarray) for v in saved.values())
     assert saved["lr"].shape == () and int(saved["step_count"]) == 3
-    if name == "adam":
+    if name in ("adam", "adamw"):
         assert int(saved["step.0"]) == 3 and int(saved["step.1"]) == 2
         assert {"exp_avg.3", "exp_avg_sq.3"} <= set(saved)
     copies = [Tensor(p.data.copy(), requires_grad=True, dtype=np.float64) for p in params]

@@ -8,7 +8,7 @@ Both `Value` and `Tensor` run the op table in `ops.py` through one autograd (`au
 
 from . import nn, optim
 from .autograd import enable_grad, grad_enabled, no_grad
-from .errors import OpError
+from .errors import OpError, OpIndexError
 from .gradcheck import GradcheckError, gradcheck
 from .rng import manual_seed
 from .scalar import Value
@@ -19,6 +19,7 @@ __version__ = "0.1.0"
 __all__ = [
     "GradcheckError",
     "OpError",
+    "OpIndexError",
     "Tensor",
     "Value",
     "cat",

@@ -15,6 +15,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .errors import user_location
+
 if TYPE_CHECKING:
     from .ops import Op
 
@@ -74,7 +76,10 @@ class Node(ABC):
     seed gradient of `backward()` looks (`_seed_grad`).
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_op", "_inputs", "_attrs", "_retain", "label")
+    __slots__ = (
+        "data", "grad", "requires_grad", "_op", "_inputs", "_attrs", "_retain", "_released",
+        "label",
+    )  # fmt: skip
 
     def __init__(self, data: Any, requires_grad: bool = False) -> None:
         self.data = data
@@ -84,6 +89,7 @@ class Node(ABC):
         self._inputs: tuple[Node, ...] = ()
         self._attrs: dict[str, Any] = {}
         self._retain = False
+        self._released = False  # set once backward has run this node's VJP and let go
         self.label = ""
 
     # -- subclass hooks ---------------------------------------------------------------------
@@ -155,23 +161,34 @@ class Node(ABC):
                     stack.append((parent, False))
         return order
 
-    def backward(self, gradient: Any = None, create_graph: bool = False) -> None:
+    def backward(
+        self,
+        gradient: Any = None,
+        retain_graph: bool | None = None,
+        create_graph: bool = False,
+    ) -> None:
         """Accumulate d(self)/d(leaf) into `.grad` of every leaf that requires grad.
 
         `gradient` is the upstream gradient (required unless self has one element).
-        With `create_graph=True` the backward ops are recorded, so gradients can be
-        differentiated again.
+        Each node's saved context is released once its VJP has run, as in PyTorch, so a
+        second `backward()` through the same graph raises instead of adding the gradients
+        twice; `retain_graph=True` keeps the graph for another backward. With
+        `create_graph=True` the backward ops are recorded, so gradients can be differentiated
+        again; it retains the graph unless `retain_graph=False` is given.
         """
         if not self.requires_grad:
             raise RuntimeError(
                 "backward: this value does not require grad; create the inputs with "
                 "requires_grad=True (and do not compute it under no_grad())"
             )
+        retain = create_graph if retain_graph is None else retain_graph
+        order = self.topological_order()
+        _check_not_released(order)
         seed = self._seed_grad() if gradient is None else self._coerce_seed(gradient)
         grads: dict[int, Node] = {id(self): seed}
         mode = enable_grad() if create_graph else no_grad()
         with mode:
-            for node in reversed(self.topological_order()):
+            for node in reversed(order):
                 grad = grads.pop(id(node), None)
                 if grad is None:
                     continue
@@ -186,6 +203,15 @@ class Node(ABC):
                         continue
                     key = id(parent)
                     grads[key] = parent_grad if key not in grads else grads[key] + parent_grad
+                if not retain:
+                    node._release()
+
+    def _release(self) -> None:
+        """Forget what this node's VJP needed (its inputs and attributes), so the
+        intermediate arrays can be freed; the op name stays for display."""
+        self._inputs = ()
+        self._attrs = {}
+        self._released = True
 
     def _coerce_seed(self, gradient: Any) -> Node:
         return gradient if isinstance(gradient, Node) else type(self)._wrap(gradient)
@@ -193,6 +219,19 @@ class Node(ABC):
     def retain_grad(self) -> None:
         """Keep the gradient of this intermediate node after backward (leaves always keep it)."""
         self._retain = True
+
+
+def _check_not_released(order: Sequence[Node]) -> None:
+    """Raise before any gradient is written when the walk would need a released node."""
+    for node in reversed(order):  # name the released node nearest the output
+        if node._released:
+            raise RuntimeError(
+                f"backward: trying to backward through the graph a second time: the saved "
+                f"inputs of '{node.op_name}' (output shape {node.shape}) were released by "
+                "the previous backward(). Fix: pass retain_graph=True to the first "
+                "backward() if you need a second one, or recompute the forward pass "
+                f"[at {user_location()}]"
+            )
 
 
 def record(out: Node, op: Op, inputs: Sequence[Node], attrs: dict[str, Any]) -> Node:

@@ -6,6 +6,12 @@ import os
 import traceback
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+# The project's own packages: a mistake made through a model or a compiled function is still
+# the caller's, so their frames are skipped too when looking for the user's line.
+_PROJECT_DIRS = tuple(
+    os.path.join(os.path.dirname(_PACKAGE_DIR), name) + os.sep
+    for name in ("tinygrad_edu", "compiler", "models")
+)
 
 
 class OpError(ValueError):
@@ -15,14 +21,28 @@ class OpError(ValueError):
     """
 
 
+class OpIndexError(OpError, IndexError):
+    """An axis, dim or index out of range. Also an `IndexError`, as PyTorch raises there, so
+    `except IndexError` code ported from PyTorch still catches it (and `except ValueError`
+    or `except OpError` too)."""
+
+
+def _in_project(filename: str) -> bool:
+    return os.path.abspath(filename).startswith(_PROJECT_DIRS)
+
+
 def user_location() -> str:
-    """'file.py:LINE' of the innermost stack frame outside the tinygrad_edu package."""
+    """'file.py:LINE' of the innermost stack frame outside the project's packages
+    (tinygrad_edu, compiler, models): the line of the user's code that made the call."""
     for frame in reversed(traceback.extract_stack()):
-        if not os.path.abspath(frame.filename).startswith(_PACKAGE_DIR):
+        if not _in_project(frame.filename):
             return f"{frame.filename}:{frame.lineno}"
     return "<unknown>"
 
 
-def op_error(op: str, problem: str, shapes: object, fix: str) -> OpError:
-    """Build the standard message: `op: problem (got shapes ...). Fix: ... [at file:line]`."""
-    return OpError(f"{op}: {problem} (got {shapes}). Fix: {fix} [at {user_location()}]")
+def op_error(
+    op: str, problem: str, shapes: object, fix: str, error: type[OpError] = OpError
+) -> OpError:
+    """Build the standard message: `op: problem (got shapes ...). Fix: ... [at file:line]`.
+    `error` picks the class (`OpIndexError` where PyTorch raises an IndexError)."""
+    return error(f"{op}: {problem} (got {shapes}). Fix: {fix} [at {user_location()}]")

@@ -80,7 +80,7 @@ def _analytical_jacobians(
         seed = np.zeros(out.shape)
         seed[k] = 1.0
         if out.requires_grad:
-            out.backward(Tensor(seed, dtype=np.float64))
+            out.backward(Tensor(seed, dtype=np.float64), retain_graph=True)  # one per row
         for i, x in enumerate(wrt):
             g = np.zeros(x.shape) if x.grad is None else x.grad.numpy()
             rows[i].append(np.asarray(g, dtype=np.float64).reshape(-1))

@@ -166,10 +166,18 @@ def _binary(
 
 
 def _pow_vjp(g: Any, out: Any, a: Any, b: Any) -> tuple[Any, Any]:
-    # `where` keeps 0 * inf from turning into NaN: d(a^0)/da = 0 and d(0^b)/db = 0 (b >= 0),
-    # as PyTorch defines them.
-    ga = g * (b * a ** (b - 1)).where(b.abs() > 0, 0.0) if _needs(a) else None
-    gb = g * (out * a.log()).where(a.abs() > 0, 0.0) if _needs(b) else None
+    # PyTorch's rules, written so that no intermediate is NaN where the result is not (the
+    # scalar Value raises on NaN): d(a^b)/da = b * a^(b-1), 0 where b == 0 (a^0 is constant);
+    # d(a^b)/db = a^b * log(a), and at a zero base 0 for b >= 0 but -inf * a^b = -a^b (an
+    # infinity) for b < 0. A negative base gives log(a) = NaN, as in PyTorch.
+    ga = gb = None
+    if _needs(a):
+        nonzero_b = b.abs() > 0
+        ga = g * b * a ** (b.where(nonzero_b, 1.0) - 1)  # a^(b-1) is not evaluated at b == 0
+    if _needs(b):
+        nonzero_a = a.abs() > 0
+        away = out.where(nonzero_a, 0.0) * a.where(nonzero_a, 1.0).log()
+        gb = g * away.where(nonzero_a, (-out).where(b < 0, 0.0))
     return ga, gb
 
 
@@ -715,14 +723,44 @@ def _pool_shape(name: str) -> Callable[..., Shape]:
                 x,
                 "use padding <= kernel_size // 2",
             )
-        return x[:2] + _window_out(name, x[2:], kernel, stride, padding, dilation, x)
+        out_hw = _window_out(name, x[2:], kernel, stride, padding, dilation, x)
+        if name == "max_pool2d" and any(
+            _window_in_padding(x[2 + i], out_hw[i], kernel[i], stride[i], padding[i], dilation[i])
+            for i in range(2)
+        ):
+            raise op_error(
+                "max_pool2d",
+                "a window lies entirely in the padding",
+                x,
+                "use less padding or dilation (or a larger input)",
+            )
+        return x[:2] + out_hw
 
     return rule
 
 
+def _window_in_padding(n: int, out: int, k: int, stride: int, pad: int, dilation: int) -> bool:
+    """Whether some window along one axis sees no input position, only padding (its max
+    would be the padding value). Decided from the geometry alone, for every dtype."""
+    return any(
+        all(not 0 <= o * stride + t * dilation - pad < n for t in range(k)) for o in range(out)
+    )
+
+
+def lowest_value(dtype: Any) -> Any:
+    """The padding value for a max: -inf for floats, the dtype's minimum for integers (an
+    integer array cannot hold -inf), False for bools."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return -np.inf
+    if dtype.kind == "b":
+        return False
+    return np.iinfo(dtype).min
+
+
 def _pool_forward(reduce: str) -> Callable[..., Any]:
     def forward(xp: Any, x: Any, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair) -> Any:
-        fill = -np.inf if reduce == "max" else 0.0
+        fill = lowest_value(x.dtype) if reduce == "max" else 0.0
         xpad = _pad_hw(xp, x, padding, fill)
         out_hw = (
             window_out_size(x.shape[2], kernel[0], stride[0], padding[0], dilation[0]),
@@ -739,18 +777,6 @@ def _pool_forward(reduce: str) -> Callable[..., Any]:
                 else:
                     acc += tap
         assert acc is not None
-        if (
-            reduce == "max"
-            and padding != (0, 0)
-            and bool(xp.isneginf(acc).any())
-            and not bool(xp.isneginf(x).any())
-        ):
-            raise op_error(
-                "max_pool2d",
-                "a window lies entirely in the padding",
-                x.shape,
-                "use less padding or dilation (or a larger input)",
-            )
         return acc if reduce == "max" else acc / (kernel[0] * kernel[1])
 
     return forward

@@ -1,4 +1,4 @@
-"""Optimizers (SGD, Adam) and learning-rate schedulers (StepLR, ReduceLROnPlateau).
+"""Optimizers (SGD, Adam, AdamW) and learning-rate schedulers (StepLR, ReduceLROnPlateau).
 
 Every update works on the raw arrays: it reads `p.grad.data` and writes `p.data` in place, in
 the parameter's own dtype, so no autograd graph is recorded and arrays held elsewhere (views,
@@ -35,6 +35,13 @@ Adam (exactly `torch.optim.Adam` with amsgrad=False; weight decay is L2, added t
     s <- beta2 * s + (1 - beta2) * g * g
     w <- w - lr / (1 - beta1**t) * m / (sqrt(s) / sqrt(1 - beta2**t) + eps)
 
+AdamW (exactly `torch.optim.AdamW` with amsgrad=False; Loshchilov & Hutter's decoupled weight
+decay: the weights shrink directly and g is left alone, so the decay is not rescaled by the
+adaptive denominator)::
+
+    w <- w * (1 - lr * wd)
+    then Adam's m, s and w updates above, with wd = 0
+
 StepLR (call `step()` once per epoch): lr = base_lr * gamma ** (epoch // step_size).
 
 ReduceLROnPlateau (call `step(metric)` once per epoch; PyTorch semantics): a metric is an
@@ -65,7 +72,7 @@ import numpy as np
 from .errors import op_error
 from .tensor import Tensor
 
-__all__ = ["SGD", "Adam", "LRScheduler", "Optimizer", "ReduceLROnPlateau", "StepLR"]
+__all__ = ["SGD", "Adam", "AdamW", "LRScheduler", "Optimizer", "ReduceLROnPlateau", "StepLR"]
 
 _STATE_KEY = re.compile(r"^([A-Za-z_]+)\.(\d+)$")
 
@@ -497,9 +504,10 @@ class SGD(Optimizer):
             w -= np.multiply(direction, lr, out=scratch if scratch is not None else None)
 
 
-class Adam(Optimizer):
-    """Adam (Kingma & Ba 2015), exactly `torch.optim.Adam` with L2 weight decay added to the
-    gradient (not AdamW's decoupled decay) and a bias correction per parameter."""
+class _AdamBase(Optimizer):
+    """What Adam and AdamW share: the two moment estimates with bias correction. They differ
+    only in `_decay` (and the weight_decay default); neither is a subclass of the other, so
+    `isinstance(opt, Adam)` never mistakes AdamW's decoupled decay for Adam's L2 decay."""
 
     _state_arrays = ("exp_avg", "exp_avg_sq")
     _state_scalars = ("step",)
@@ -508,10 +516,10 @@ class Adam(Optimizer):
     def __init__(
         self,
         params: Iterable[Tensor],
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 0.0,
+        lr: float,
+        betas: tuple[float, float],
+        eps: float,
+        weight_decay: float,
     ) -> None:
         super().__init__(params, lr)
         self._configure(betas=betas, eps=eps, weight_decay=weight_decay)
@@ -543,8 +551,7 @@ class Adam(Optimizer):
             state.update(step=0, exp_avg=np.zeros_like(w), exp_avg_sq=np.zeros_like(w))
         state["step"] += 1
         t = state["step"]
-        if self.weight_decay != 0:
-            g = g + self.weight_decay * w
+        g = self._decay(w, g)
         m, s = state["exp_avg"], state["exp_avg_sq"]
         m += (1 - beta1) * (g - m)  # torch's lerp: m + (1 - beta1) * (g - m)
         s *= beta2
@@ -552,6 +559,51 @@ class Adam(Optimizer):
         step_size = self.lr / (1 - beta1**t)
         denom = np.sqrt(s) / math.sqrt(1 - beta2**t) + self.eps
         w -= step_size * (m / denom)
+
+    @abstractmethod
+    def _decay(self, w: np.ndarray, g: np.ndarray) -> np.ndarray:
+        """Apply weight decay before the moments; return the gradient the moments see."""
+
+
+class Adam(_AdamBase):
+    """Adam (Kingma & Ba 2015), exactly `torch.optim.Adam` with L2 weight decay added to the
+    gradient (not AdamW's decoupled decay) and a bias correction per parameter."""
+
+    def __init__(
+        self,
+        params: Iterable[Tensor],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__(params, lr, betas, eps, weight_decay)
+
+    def _decay(self, w: np.ndarray, g: np.ndarray) -> np.ndarray:
+        return g + self.weight_decay * w if self.weight_decay != 0 else g
+
+
+class AdamW(_AdamBase):
+    """AdamW (Loshchilov & Hutter 2019), exactly `torch.optim.AdamW` with amsgrad=False
+    (amsgrad is not implemented): weight decay is decoupled, `w <- w * (1 - lr * wd)` before
+    the Adam step on the undecayed gradient. PyTorch's defaults, weight_decay=1e-2 included.
+    Same hyperparameters and state-dict keys as `Adam` (`exp_avg.i`, `exp_avg_sq.i`,
+    `step.i`)."""
+
+    def __init__(
+        self,
+        params: Iterable[Tensor],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+    ) -> None:
+        super().__init__(params, lr, betas, eps, weight_decay)
+
+    def _decay(self, w: np.ndarray, g: np.ndarray) -> np.ndarray:
+        if self.weight_decay != 0:
+            w *= 1 - self.lr * self.weight_decay  # in place: the decay is on the weights
+        return g
 
 
 # -- learning-rate schedulers ------------------------------------------------------------------

@@ -71,6 +71,11 @@ class Value(Node):
     def _store_grad(self, grad: Node) -> None:
         self.grad = (self.grad or 0.0) + float(grad.data)
 
+    def _release(self) -> None:
+        # A scalar graph is small, and explain() reads it after backward: keep the inputs,
+        # only mark the node, so a second backward still raises as it does for a Tensor.
+        self._released = True
+
     @property
     def shape(self) -> tuple[int, ...]:
         return ()

@@ -8,14 +8,14 @@ Arrays are numpy arrays; the forwards are array-module generic so other modules 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from . import ops, rng
 from .autograd import Node, no_grad, tracing
-from .errors import op_error
+from .errors import OpIndexError, op_error
 from .ops import Op
 
 DEFAULT_FLOAT = np.dtype(np.float32)
@@ -257,6 +257,12 @@ class Tensor(Node):
         if self.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
         return self.shape[0]
+
+    def __iter__(self) -> Iterator[Tensor]:
+        """The sub-tensors along dim 0 (`for row in t`), as PyTorch iterates."""
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.shape[0]))
 
     def numpy(self) -> np.ndarray:
         """The data as a numpy array (shared, not copied: do not write into it)."""
@@ -525,7 +531,11 @@ class Tensor(Node):
         if self.ndim == 0:  # like PyTorch, a 0-d tensor accepts dim 0 or -1
             if any(a not in (0, -1) for a in items):
                 raise op_error(
-                    op, f"axis {axis} is out of range for a 0-d input", (), "use axis 0, -1 or None"
+                    op,
+                    f"axis {axis} is out of range for a 0-d input",
+                    (),
+                    "use axis 0, -1 or None",
+                    OpIndexError,
                 )
             return ()
         out = []
@@ -536,6 +546,7 @@ class Tensor(Node):
                     f"axis {a} is out of range for {self.ndim}-D input",
                     self.shape,
                     f"use an axis in [-{self.ndim}, {self.ndim - 1}]",
+                    OpIndexError,
                 )
             out.append(int(a) % max(self.ndim, 1))
         return tuple(sorted(set(out)))
@@ -551,6 +562,7 @@ class Tensor(Node):
                 f"dim {d} is out of range for {n}-D",
                 self.shape,
                 f"use a dim in [-{max(n, 1)}, {max(n, 1) - 1}]",
+                OpIndexError,
             )
         return int(d) % max(n, 1)
 
@@ -726,12 +738,20 @@ class Tensor(Node):
         return self._call(ops.PAD, pads=tuple(pairs), value=float(value))
 
     def __getitem__(self, index: Any) -> Tensor:
-        idx = _normalize_index(index)
+        """PyTorch's indexing: ints, slices, None, ..., int and bool arrays (Tensors, lists or
+        numpy arrays). Where it differs from numpy, PyTorch's rule wins: an int (or a 0-d int
+        array) selects first, like a slice would, and is not an advanced index, so
+        `x[1, :, idx]` on (2, 3, 4, 5) is (3, 2, 5), not numpy's (2, 3, 5)."""
+        basic, advanced = _split_index(_normalize_index(index))
+        out = self._index(basic)
+        return out if advanced is None else out._index(advanced)
+
+    def _index(self, idx: tuple[Any, ...]) -> Tensor:
         try:
             return self._call(ops.GETITEM, index=idx)
         except IndexError as e:
             raise op_error(
-                "getitem", str(e), self.shape, "index within the tensor's shape"
+                "getitem", str(e), self.shape, "index within the tensor's shape", OpIndexError
             ) from None
 
     def index_put(self, shape: Sequence[int], index: Any) -> Tensor:
@@ -1040,6 +1060,7 @@ class Tensor(Node):
                     f"[{values.min()}, {values.max()}]",
                     self.shape,
                     "check the label encoding or the number of classes",
+                    OpIndexError,  # PyTorch: IndexError "Target ... is out of bounds"
                 )
         onehot = labels.one_hot(classes, dtype=self.dtype)
         with np.errstate(invalid="ignore", divide="ignore"):  # an empty batch gives nan
@@ -1160,8 +1181,10 @@ def _normalize_index(index: Any) -> tuple[Any, ...]:
     for item in items:
         if isinstance(item, Tensor):
             item = item.numpy()
-        if isinstance(item, list):
+        if isinstance(item, (list, bool, np.bool_)):
             item = np.asarray(item)
+        if isinstance(item, np.ndarray) and item.ndim == 0 and item.dtype.kind in "iu":
+            item = int(item)  # PyTorch indexes with a 0-d int tensor as with an int
         if isinstance(item, np.ndarray) and item.dtype.kind not in "iub":
             raise op_error(
                 "getitem",
@@ -1178,6 +1201,32 @@ def _normalize_index(index: Any) -> tuple[Any, ...]:
             )
         out.append(int(item) if isinstance(item, np.integer) else item)
     return tuple(out)
+
+
+def _split_index(idx: tuple[Any, ...]) -> tuple[tuple[Any, ...], tuple[Any, ...] | None]:
+    """PyTorch's order as two numpy indexes: first every basic item (ints select, slices,
+    None), then the index arrays alone, with `:` where the basic items left a dim. Numpy
+    counts an int next to an index array as one more advanced index (which moves the result's
+    dims), PyTorch does not; without ints the two rules agree and one step does."""
+    has_int = any(isinstance(i, int) for i in idx)
+    if not has_int or not any(isinstance(i, np.ndarray) for i in idx):
+        return idx, None
+    basic: list[Any] = []
+    advanced: list[Any] = []
+    for item in idx:
+        if isinstance(item, np.ndarray):
+            # a k-d bool mask spans k dims; a 0-d bool adds one dim in the second step
+            basic.extend([slice(None)] * (item.ndim if item.dtype.kind == "b" else 1))
+            advanced.append(item)
+        elif isinstance(item, int):
+            basic.append(item)
+        elif item is Ellipsis:
+            basic.append(item)
+            advanced.append(item)
+        else:  # slice or None: applied in the first step, a full dim in the second
+            basic.append(item)
+            advanced.append(slice(None))
+    return tuple(basic), tuple(advanced)
 
 
 def _conv_attrs(stride: Any, padding: Any, dilation: Any, groups: int, op: str) -> dict:

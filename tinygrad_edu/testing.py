@@ -181,3 +181,60 @@ def distinct_arrays(
         return r.permutation(values)[:n].reshape(s)
 
     return st.tuples(shape_st, st.integers(0, 2**32 - 1)).map(lambda t: build(*t))
+
+
+@st.composite
+def index_expressions(draw: Any, shape: tuple[int, ...]) -> tuple[Any, ...]:
+    """Valid PyTorch index tuples for a tensor of `shape`: ints (some as 0-d int arrays),
+    slices with positive steps, None, at most one Ellipsis, and either int index arrays (one
+    shared shape, adjacent or separated) or a single bool mask spanning one or more dims."""
+    kinds: list[tuple[str, int]] = []  # (kind, dims it consumes)
+    free = len(shape)
+    advanced = draw(st.sampled_from(["int arrays", "int arrays", "bool mask", "none"]))
+    for _ in range(draw(st.integers(1, len(shape) + 2))):
+        # weighted towards what numpy and PyTorch disagree on: ints mixed with index arrays
+        options = ["none"] + (["int", "int", "slice"] if free else [])
+        if free and advanced == "int arrays":
+            options += ["array", "array"]
+        if free and advanced == "bool mask" and not any(k == "mask" for k, _ in kinds):
+            options += ["mask", "mask"]
+        kind = draw(st.sampled_from(options))
+        used = {"none": 0, "mask": draw(st.integers(1, min(2, free or 1)))}.get(kind, 1)
+        kinds.append((kind, used))
+        free -= used
+    ellipsis_at = draw(st.integers(0, len(kinds))) if draw(st.booleans()) else None
+    # which dims each item indexes: from the front before an Ellipsis, from the back after it
+    dims: list[int] = []
+    front = 0
+    back = len(shape) - sum(u for _, u in kinds[ellipsis_at:]) if ellipsis_at is not None else 0
+    for k, (_, used) in enumerate(kinds):
+        start = back if ellipsis_at is not None and k >= ellipsis_at else front
+        dims.append(start)
+        if ellipsis_at is not None and k >= ellipsis_at:
+            back += used
+        else:
+            front += used
+    array_shape = tuple(draw(st.lists(st.integers(1, 3), min_size=1, max_size=2)))
+    items: list[Any] = []
+    for (kind, used), d in zip(kinds, dims):
+        n = shape[d] if used else 0
+        if kind == "none":
+            items.append(None)
+        elif kind == "int":
+            value = draw(st.integers(-n, n - 1))
+            items.append(np.array(value) if draw(st.booleans()) else value)
+        elif kind == "slice":
+            bound = st.none() | st.integers(-n - 1, n + 1)
+            items.append(slice(draw(bound), draw(bound), draw(st.sampled_from([None, 1, 2, 3]))))
+        elif kind == "array":
+            values = draw(st.lists(st.integers(-n, n - 1), min_size=int(np.prod(array_shape)),
+                                   max_size=int(np.prod(array_shape))))  # fmt: skip
+            items.append(np.array(values, dtype=np.int64).reshape(array_shape))
+        else:
+            mask_shape = shape[d : d + used]
+            bits = draw(st.lists(st.booleans(), min_size=int(np.prod(mask_shape)),
+                                 max_size=int(np.prod(mask_shape))))  # fmt: skip
+            items.append(np.array(bits, dtype=bool).reshape(mask_shape))
+    if ellipsis_at is not None:
+        items.insert(ellipsis_at, Ellipsis)
+    return tuple(items)
