@@ -3,7 +3,9 @@
 A node is an int id with attributes: `op` (an op-table name, or "input" / "param" / "const" /
 "state" for leaves), `attrs`, `shape`, `dtype`, `name` (for leaves and outputs) and `value`
 (constants). An edge `a -> b` with key `k` says "a is operand k of b", so `mul(h, h)` has two
-edges. `Graph.outputs` lists the output node ids in order.
+edges. `Graph.outputs` lists the output node ids in order; `Graph.input_names` lists the
+inputs in argument order (the order a compiled call binds them), which is not the order the
+tracer met them and includes inputs the program never reads.
 
 Tracing runs the user's function in `trace_mode`: every op is recorded and no numbers are
 computed (tensors hold only shapes and dtypes, from the op table's rules), so tracing the full
@@ -42,6 +44,7 @@ class Graph:
         self.nx: nx.MultiDiGraph = nx.MultiDiGraph()
         self.outputs: list[int] = []
         self.output_names: list[str] = []
+        self.input_names: list[str] = []  # argument order; see `argument_names`
         self._next = 0
 
     # -- building ---------------------------------------------------------------------------
@@ -74,6 +77,7 @@ class Graph:
         g = Graph()
         g.nx = self.nx.copy()
         g.outputs, g.output_names, g._next = list(self.outputs), list(self.output_names), self._next
+        g.input_names = list(self.input_names)
         return g
 
     # -- reading ----------------------------------------------------------------------------
@@ -96,6 +100,13 @@ class Graph:
 
     def leaves(self, role: str) -> list[int]:
         return [n for n in sorted(self.nx.nodes) if self.node(n)["op"] == role]
+
+    def argument_names(self) -> list[str]:
+        """Every input in argument order: the declared `input_names`, then any other input
+        leaf (a graph built by hand) in id order."""
+        declared = set(self.input_names)
+        extra = [self.node(n)["name"] for n in self.leaves("input")]
+        return list(self.input_names) + [n for n in extra if n not in declared]
 
     def __len__(self) -> int:
         return self.nx.number_of_nodes()
@@ -132,7 +143,10 @@ def _short(v: Any) -> str:
 
 
 def from_tensors(
-    outputs: Sequence[Tensor], output_names: Sequence[str], leaves: dict[int, Leaf]
+    outputs: Sequence[Tensor],
+    output_names: Sequence[str],
+    leaves: dict[int, Leaf],
+    input_names: Sequence[str] = (),
 ) -> Graph:
     """Read the recorded ops behind `outputs` into a Graph.
 
@@ -172,6 +186,7 @@ def from_tensors(
         ids[id(t)] = g.add(t._op.name, [ids[id(p)] for p in t._inputs], t._attrs, t.shape, t.dtype)
     g.outputs = [ids[id(t)] for t in outputs]
     g.output_names = list(output_names)
+    g.input_names = list(input_names)
     return g
 
 
@@ -221,6 +236,11 @@ def trace(
     names = (
         list(input_names) if input_names is not None else [f"x{i}" for i in range(len(examples))]
     )
+    if len(names) != len(examples) or len(set(names)) != len(names):
+        raise ValueError(
+            f"trace: input_names {names} must name each of the {len(examples)} examples once. "
+            "Fix: pass one distinct name per example"
+        )
     leaves: dict[int, Leaf] = {}
     with trace_mode():
         args = [example_tensor(x, n) for x, n in zip(examples, names)]
@@ -229,7 +249,7 @@ def trace(
         for name, p in named_parameters(module if module is not None else model):
             leaves[id(p)] = Leaf("param", name)
         outputs, out_names = _as_outputs(model(*args))
-    return from_tensors(outputs, out_names, leaves)
+    return from_tensors(outputs, out_names, leaves, names)
 
 
 def op_of(g: Graph, nid: int) -> Any:

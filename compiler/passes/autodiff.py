@@ -103,4 +103,4 @@ def autodiff(g: Graph, sgd: SGDSpec | None = SGDSpec(), loss_output: int = 0) ->
             outputs += [t for _, t in new_params] + [t for _, t in new_buffers]
             names += [f"param:{n}" for n, _ in new_params]
             names += [f"momentum:{n}" for n, _ in new_buffers]
-    return from_tensors(outputs, names, leaves)
+    return from_tensors(outputs, names, leaves, g.input_names)
