@@ -220,6 +220,27 @@ def named_parameters(model: Any) -> list[tuple[str, Tensor]]:
     return []
 
 
+@dataclass(frozen=True)
+class BufferRef:
+    """A module's buffer: its state_dict name, its owner and attribute, its tensor."""
+
+    name: str
+    owner: nn.Module
+    attr: str
+    tensor: Tensor
+
+
+def buffers_of(model: Any) -> list[BufferRef]:
+    """Every buffer of `model` (none unless it is an nn.Module), state_dict names."""
+    if not isinstance(model, nn.Module):
+        return []
+    return [
+        BufferRef(f"{prefix}.{attr}" if prefix else attr, module, attr, t)
+        for prefix, module in model.named_modules()
+        for attr, t in module.named_buffers(recurse=False)
+    ]
+
+
 def trace(
     model: Callable[..., Any],
     *examples: Any,
@@ -229,9 +250,11 @@ def trace(
     """Record `model(*examples)` as a Graph (nothing is computed).
 
     `model` is an `nn.Module` (its parameters become "param" leaves, named as in its
-    state_dict) or any function of Tensors. Examples are arrays or Tensors; only their shapes
-    and dtypes matter. `module` names the parameters' owner when `model` is a plain function
-    that calls a module.
+    state_dict, and its buffers "state" leaves named "buffer:NAME") or any function of
+    Tensors. Examples are arrays or Tensors; only their shapes and dtypes matter. `module`
+    names the parameters' owner when `model` is a plain function that calls a module. A
+    buffer the program updates (`Module.update_buffer`: running statistics in training mode)
+    gets an output "buffer:NAME" holding its new value.
     """
     names = (
         list(input_names) if input_names is not None else [f"x{i}" for i in range(len(examples))]
@@ -246,9 +269,22 @@ def trace(
         args = [example_tensor(x, n) for x, n in zip(examples, names)]
         for t, n in zip(args, names):
             leaves[id(t)] = Leaf("input", n)
-        for name, p in named_parameters(module if module is not None else model):
+        owner = module if module is not None else model
+        for name, p in named_parameters(owner):
             leaves[id(p)] = Leaf("param", name)
-        outputs, out_names = _as_outputs(model(*args))
+        buffers = buffers_of(owner)
+        for b in buffers:
+            leaves[id(b.tensor)] = Leaf("state", f"buffer:{b.name}")
+        try:
+            outputs, out_names = _as_outputs(model(*args))
+            for b in buffers:  # updated buffers: the attribute now holds the new value
+                new = getattr(b.owner, b.attr)
+                if new is not b.tensor:
+                    outputs.append(new)
+                    out_names.append(f"buffer:{b.name}")
+        finally:
+            for b in buffers:
+                object.__setattr__(b.owner, b.attr, b.tensor)
     return from_tensors(outputs, out_names, leaves, names)
 
 

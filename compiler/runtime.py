@@ -31,6 +31,7 @@ from tinygrad_edu.ops import OPS
 from .graph import Graph
 from .kernel import Kernel
 from .passes import Fusion, MemoryPlan
+from .state import Slot, write_back
 
 KEEP_TIMINGS = 100  # per-kernel call times kept for medians and reports
 
@@ -55,6 +56,9 @@ class CompiledFunction:
     backend: str
     bindings: dict[str, Callable[[], np.ndarray]] = field(default_factory=dict)
     pass_seconds: dict[str, float] = field(default_factory=dict)
+    #: outputs that are new values of state (parameters, buffers, optimizer state): written
+    #: back where the state lives after each call, and not returned
+    state_slots: dict[str, Slot] = field(default_factory=dict)
     calls: int = 0
     _executor: Any = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -200,10 +204,20 @@ class CompiledFunction:
         if level >= 2:
             print(self.timing_table(last_only=True), file=sys.stderr)
         out = {}
+        recycle = getattr(ex, "recycle", None)
         for name, nid in zip(g.output_names, g.outputs):
             value = env[nid]
-            out[name] = (
-                np.asarray(ex.to_host(value), dtype=g.node(nid)["dtype"]) if on_host else value
+            if on_host:
+                value = np.asarray(ex.to_host(value), dtype=g.node(nid)["dtype"])
+            slot = self.state_slots.get(name)
+            if slot is None:
+                out[name] = value
+                continue
+            write_back(
+                slot,
+                value,
+                swap=reuse_outputs and on_host,
+                recycle=None if recycle is None else (lambda old, n=nid, r=recycle: r(n, old)),
             )
         return out
 

@@ -49,7 +49,7 @@ def test_compiled_random_programs_match_eager_gradients(program, seed):
 
     graph = trace(lambda *ts: loss_of(program(*ts)), *xs, module=program)
     grads = compiler.build(
-        autodiff(graph, sgd=None),
+        autodiff(graph),
         bindings={n: (lambda p=p: p.data) for n, p in program.named_parameters()},
     ).run(*xs)
     program.zero_grad()

@@ -50,7 +50,7 @@ def test_kernel_ir_of_random_programs_matches_the_reference(program, seed):
     loss = scalar_loss(program)
     graph = trace(loss, *xs, module=program)
     grads = compiler.build(
-        autodiff(graph, sgd=None),
+        autodiff(graph),
         "numpy",
         bindings={n: (lambda p=p: p.data) for n, p in program.named_parameters()},
     )
@@ -122,7 +122,7 @@ def test_kernel_ir_regressions():
 
         loss = scalar_loss(program)
         grads = compiler.build(
-            autodiff(trace(loss, x, module=program), sgd=None),
+            autodiff(trace(loss, x, module=program)),
             "numpy",
             bindings={n: (lambda p=p: p.data) for n, p in program.named_parameters()},
         )

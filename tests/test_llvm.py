@@ -71,7 +71,7 @@ def check_random_program(program, seed):
 def check_gradients(module, loss, *xs, checked=False):
     """The gradients of `loss(*xs)` w.r.t. `module`'s parameters: llvm (bounds-checked when
     `checked`) against the numpy reference."""
-    graph = autodiff(trace(loss, *xs, module=module), sgd=None)
+    graph = autodiff(trace(loss, *xs, module=module))
     bindings = {n: (lambda p=p: p.data) for n, p in module.named_parameters()}
     ref = compiler.build(graph, "numpy", bindings).run(*xs)
     with mock.patch.dict(os.environ, {"TINYGRAD_EDU_CHECK_BOUNDS": "1" if checked else "0"}):
