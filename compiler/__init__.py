@@ -4,7 +4,7 @@
     g = compiler.trace(model, example_x)                  # Graph IR (g.nx is networkx)
     fwd = compiler.compile(model, example_x)              # inference
     step = compiler.compile_train_step(model, loss_fn, optimizer, example_x, example_y)
-    loss = step(x_batch, y_batch)                         # forward + backward + SGD update
+    loss = step(x_batch, y_batch)          # forward + backward + optimizer update, buffers too
     fwd.kernels; print(fwd.explain_fusion()); fwd.report("model.html")
 
 Pipeline (each pass a pure function, in `compiler.passes`): trace → verify → [autodiff] →
@@ -22,13 +22,15 @@ from typing import Any
 import numpy as np
 
 from tinygrad_edu import Tensor, nn, optim
+from tinygrad_edu.errors import op_error
 
 from . import tune as tile_search
-from .graph import Graph, trace
+from .graph import Graph, buffers_of, trace
 from .kernel import Kernel
 from .lower import lower
-from .passes import SGDSpec, autodiff, fuse, plan_memory, simplify, verify
+from .passes import UpdateRule, autodiff, fuse, plan_memory, simplify, verify
 from .runtime import CompiledFunction, debug_level
+from .state import Slot
 from .target import host_target
 
 BACKENDS = ("numpy", "llvm", "cuda")
@@ -56,9 +58,11 @@ def build(
     backend: str | None = None,
     bindings: dict[str, Callable[[], np.ndarray]] | None = None,
     pass_seconds: dict[str, float] | None = None,
+    state_slots: dict[str, Slot] | None = None,
 ) -> CompiledFunction:
     """Run the passes on a traced graph and return the compiled function (backend None:
-    `default_backend()`)."""
+    `default_backend()`). `bindings` read inputs live at each call (parameters, state);
+    `state_slots` say where outputs that are new state values are written back."""
     backend = _check_backend(backend)
     seconds = dict(pass_seconds or {})
 
@@ -86,7 +90,15 @@ def build(
 
         timed("render", render_module, kernels)
     compiled = CompiledFunction(
-        traced, graph, fusion, memory, kernels, backend, dict(bindings or {}), seconds
+        traced,
+        graph,
+        fusion,
+        memory,
+        kernels,
+        backend,
+        dict(bindings or {}),
+        seconds,
+        dict(state_slots or {}),
     )
     if backend == "llvm":  # JIT now, so compile time is paid here and sources are readable
         t0 = time.perf_counter()
@@ -109,10 +121,19 @@ def build(
     return compiled
 
 
-def _param_bindings(model: Any) -> dict[str, Callable[[], np.ndarray]]:
+def _model_state(model: Any) -> tuple[dict[str, Callable[[], Any]], dict[str, Slot]]:
+    """Bindings that read the model's parameters and buffers live, and the slots that write
+    the parameters ("param:NAME") and updated buffers ("buffer:NAME") back."""
     if not isinstance(model, nn.Module):
-        return {}
-    return {name: (lambda p=p: p.data) for name, p in model.named_parameters()}
+        return {}, {}
+    bindings: dict[str, Callable[[], Any]] = {}
+    slots: dict[str, Slot] = {}
+    tensors = [(n, f"param:{n}", p) for n, p in model.named_parameters()]
+    tensors += [(f"buffer:{b.name}", f"buffer:{b.name}", b.tensor) for b in buffers_of(model)]
+    for leaf, output, t in tensors:
+        bindings[leaf] = lambda t=t: t.data
+        slots[output] = Slot(lambda t=t: t.data, lambda a, t=t: setattr(t, "data", a))
+    return bindings, slots
 
 
 def compile(
@@ -120,110 +141,112 @@ def compile(
     *examples: Any,  # noqa: A001 (the natural name)
     backend: str | None = None,
 ) -> CompiledFunction:
-    """Compile `model(*examples)` for inference. Parameters are read live at each call, so
-    training the model eagerly and calling the compiled function agree."""
+    """Compile `model(*examples)` for inference. Parameters and buffers are read live at each
+    call, so training the model eagerly and calling the compiled function agree; a module in
+    training mode updates its buffers (BatchNorm's running statistics) at each call, as it
+    does eagerly. Call it with the inputs by position, or by name (`input_names`)."""
     t0 = time.perf_counter()
     traced = trace(model, *examples)
-    return build(traced, backend, _param_bindings(model), {"trace": time.perf_counter() - t0})
+    bindings, slots = _model_state(model)
+    return build(traced, backend, bindings, {"trace": time.perf_counter() - t0}, slots)
 
 
 class TrainStep:
-    """`step(x, y)`: forward, backward and SGD update in one compiled graph; returns the loss.
+    """`step(x, y)`: forward, backward and the optimizer's update in one compiled graph;
+    returns the loss.
 
-    The model's parameters and the optimizer's momentum buffers (so `optimizer.state_dict()`
-    stays valid) hold the updated values after each call, and the learning rate is read from
-    `optimizer.lr` at every call (schedulers keep working). On host backends the step swaps
-    arrays instead of copying them: each parameter's `.data` becomes the array the compiled
-    step just wrote, and the previous one is handed back to be written next time (copying
-    AlexNet's 61M parameters and momenta took ~8% of a step). Keep the Tensor, not its
-    `.data` array, across steps."""
+    Every optimizer in `tinygrad_edu.optim` compiles: the graph's update is traced from the
+    optimizer's own `update` (the definition its eager `step()` runs), so compiled and eager
+    steps agree step for step and can be interleaved. The model's parameters and buffers
+    (BatchNorm's running statistics) and the optimizer's state (momentum buffers, Adam's
+    moments and step counts: `optimizer.state_dict()` stays valid) hold the updated values
+    after each call. The per-step numbers (learning rate, Adam's bias corrections) are runtime
+    inputs computed by `optimizer.prepare` at every call, so schedulers keep working; the
+    other hyperparameters are compiled in (changing one raises: compile again). On host
+    backends the step swaps arrays instead of copying them: each parameter's, buffer's and
+    state array's holder gets the array the compiled step just wrote, and the previous one is
+    handed back to be written next time (copying AlexNet's 61M parameters and momenta took
+    ~8% of a step). Keep the Tensor (or `optimizer.state`), not its arrays, across steps."""
 
-    def __init__(self, compiled: CompiledFunction, model: nn.Module, optimizer: optim.SGD) -> None:
+    def __init__(
+        self,
+        compiled: CompiledFunction,
+        model: nn.Module,
+        optimizer: optim.Optimizer,
+        updated: list[tuple[str, int]],
+        scalars: dict[str, dict[str, float]],
+    ) -> None:
         self.compiled, self.model, self.optimizer = compiled, model, optimizer
-        self._params: dict[str, Tensor] | None = None
-        self._slots: dict[str, int] = {}  # parameter name -> its index in the optimizer
+        self._updated = updated  # (parameter name, its index in the optimizer)
+        self._scalars = scalars  # parameter name -> this call's numbers (bindings read it)
+        self._hyperparameters = optimizer.hyperparameters()
 
     def __getattr__(self, name: str) -> Any:  # kernels, report(), explain_fusion(), ...
         return getattr(self.compiled, name)
 
     def __call__(self, x: Any, y: Any) -> float:
-        outs = self.compiled.run(x, y, reuse_outputs=True)  # copied out below
-        if self._params is None:
-            self._params = dict(self.model.named_parameters())
-        params = self._params
-        for key, value in outs.items():
-            kind, _, name = key.partition(":")
-            if kind not in ("param", "momentum"):
-                continue
-            if kind == "param":
-                old = params[name].data
-            else:
-                index = self._slots.get(name)
-                if index is None:
-                    index = self._slots[name] = _index_of(self.optimizer.params, params[name])
-                old = self.optimizer.state[index]["momentum_buffer"]
-            if (
-                _recyclable(old)
-                and isinstance(value, np.ndarray)
-                and value.shape == old.shape
-                and value.dtype == old.dtype
-                and value.flags.c_contiguous
-                and value is not old
-            ):  # swap: `old` is written by the next call
-                if kind == "param":
-                    params[name].data = value
-                else:
-                    self.optimizer.state[index]["momentum_buffer"] = value
-                self.compiled.recycle(key, old)
-            elif isinstance(old, np.ndarray):
-                old[...] = value.get() if hasattr(value, "get") else value  # device -> host
-            else:
-                old[...] = value  # device arrays are updated in place
-        self.optimizer.step_count += 1
-        for p in self.optimizer.params:
+        opt = self.optimizer
+        if opt.hyperparameters() != self._hyperparameters:
+            raise op_error(
+                "compiled train step",
+                "the optimizer's hyperparameters changed since the step was compiled",
+                f"compiled {self._hyperparameters}, now {opt.hyperparameters()}",
+                "compile the step again (only lr may change between calls)",
+            )
+        before = [dict(opt.state[i]) for _, i in self._updated]
+        try:
+            for name, i in self._updated:
+                self._scalars[name] = opt.prepare(opt.state[i], opt.params[i].data)
+            outs = self.compiled.run(x, y, reuse_outputs=True)  # state written back there
+        except BaseException:
+            for (_, i), state in zip(self._updated, before):  # a failed call changes nothing
+                opt.state[i].clear()
+                opt.state[i].update(state)
+            raise
+        opt.step_count += 1
+        for p in opt.params:
             p.grad = None
         return float(outs["loss"])
 
 
-def _recyclable(old: Any) -> bool:
-    """An array the compiled step may write its next output into: a plain, C-ordered,
-    writeable array that owns its memory (not a view, memory map or Fortran-ordered copy)."""
-    return (
-        type(old) is np.ndarray
-        and old.flags.c_contiguous
-        and old.flags.writeable
-        and old.base is None
-    )
-
-
-def _index_of(params: list[Tensor], p: Tensor) -> int:
+def _index_of(params: list[Tensor], p: Tensor) -> int | None:
     # by identity: Tensor.__eq__ is elementwise comparison
-    return next(i for i, q in enumerate(params) if q is p)
+    return next((i for i, q in enumerate(params) if q is p), None)
 
 
-def _sgd_spec(optimizer: Any) -> SGDSpec:
-    if not isinstance(optimizer, optim.SGD) or optimizer.rule != "pytorch":
-        raise TypeError(
-            f"compile_train_step: supports optim.SGD (rule='pytorch'), got "
-            f"{type(optimizer).__name__}. Fix: use SGD, or train eagerly"
+def _state_array(optimizer: optim.Optimizer, i: int, name: str) -> Any:
+    """Parameter i's state array `name`; zeros before its first step (`prepare` creates it
+    when a step runs)."""
+    array = optimizer.state[i].get(name)
+    return np.zeros_like(optimizer.params[i].data) if array is None else array
+
+
+def _update_rule(optimizer: Any) -> UpdateRule:
+    if not isinstance(optimizer, optim.Optimizer):
+        raise op_error(
+            "compile_train_step",
+            "optimizer must be a tinygrad_edu.optim Optimizer",
+            type(optimizer).__name__,
+            "pass e.g. optim.SGD(model.parameters(), lr=0.01) or optim.Adam(...)",
         )
-    if optimizer.dampening:
-        raise ValueError("compile_train_step: SGD dampening is not supported; use dampening=0")
-    return SGDSpec(optimizer.momentum, optimizer.weight_decay, optimizer.nesterov)
+    probe = {name: np.zeros(1, np.float32) for name in optimizer.state_arrays()}
+    # the scalars' names, from the rule itself (on a scratch state: nothing changes)
+    scalars = tuple(optimizer.prepare(probe, np.zeros(1, np.float32)))
+    return UpdateRule(optimizer.update, optimizer.state_arrays(), scalars)
 
 
 def compile_train_step(
     model: nn.Module,
     loss_fn: Callable[[Tensor, Tensor], Tensor],
-    optimizer: optim.SGD,
+    optimizer: optim.Optimizer,
     example_x: Any,
     example_y: Any,
     backend: str | None = None,
 ) -> TrainStep:
-    """Compile one training step of `loss_fn(model(x), y)` with `optimizer`'s SGD rule
-    (backend None: `default_backend()`)."""
+    """Compile one training step of `loss_fn(model(x), y)` with `optimizer`'s update rule
+    (backend None: `default_backend()`): see `TrainStep`."""
     backend = _check_backend(backend)
-    spec = _sgd_spec(optimizer)
+    rule = _update_rule(optimizer)
     t0 = time.perf_counter()
     forward = trace(
         lambda x, y: loss_fn(model(x), y),
@@ -233,19 +256,35 @@ def compile_train_step(
         input_names=["x", "y"],
     )
     t1 = time.perf_counter()
-    train_graph = autodiff(forward, spec)
-    t2 = time.perf_counter()
     params = dict(model.named_parameters())
-    bindings = _param_bindings(model)
-    bindings["lr"] = lambda: np.array(optimizer.lr, dtype=np.float32)
-    if spec.momentum:
-        for i, p in enumerate(optimizer.params):
-            optimizer.state[i].setdefault("momentum_buffer", np.zeros_like(p.data))
-        for name, p in params.items():
-            index = _index_of(optimizer.params, p)
-            bindings[f"momentum:{name}"] = lambda i=index: optimizer.state[i]["momentum_buffer"]
-    compiled = build(train_graph, backend, bindings, {"trace": t1 - t0, "autodiff": t2 - t1})
-    return TrainStep(compiled, model, optimizer)
+    index = {name: _index_of(optimizer.params, p) for name, p in params.items()}
+    trained = {name for name, i in index.items() if i is not None}
+    train_graph = autodiff(forward, rule, trained=trained)
+    t2 = time.perf_counter()
+    bindings, slots = _model_state(model)
+    updated = [
+        (name, index[name])
+        for name in params
+        if f"param:{name}" in train_graph.output_names and index[name] is not None
+    ]
+    # this call's numbers per parameter, set by TrainStep.__call__; until the first call, a
+    # preview of the next step's (prepared on a copy: the optimizer is not changed), so the
+    # compiled function can be run on its own for inspection
+    scalars: dict[str, dict[str, float]] = {
+        name: optimizer.prepare(dict(optimizer.state[i]), optimizer.params[i].data)
+        for name, i in updated
+    }
+    for name, i in updated:
+        for s in rule.scalars:
+            bindings[f"{s}:{name}"] = lambda n=name, s=s: np.array(scalars[n][s])
+        for s in rule.state:
+            bindings[f"{s}:{name}"] = lambda i=i, s=s: _state_array(optimizer, i, s)
+            slots[f"{s}:{name}"] = Slot(
+                lambda i=i, s=s: optimizer.state[i].get(s),
+                lambda a, i=i, s=s: optimizer.state[i].__setitem__(s, a),
+            )
+    compiled = build(train_graph, backend, bindings, {"trace": t1 - t0, "autodiff": t2 - t1}, slots)
+    return TrainStep(compiled, model, optimizer, updated, scalars)
 
 
 __all__ = [

@@ -3,7 +3,9 @@
 A node is an int id with attributes: `op` (an op-table name, or "input" / "param" / "const" /
 "state" for leaves), `attrs`, `shape`, `dtype`, `name` (for leaves and outputs) and `value`
 (constants). An edge `a -> b` with key `k` says "a is operand k of b", so `mul(h, h)` has two
-edges. `Graph.outputs` lists the output node ids in order.
+edges. `Graph.outputs` lists the output node ids in order; `Graph.input_names` lists the
+inputs in argument order (the order a compiled call binds them), which is not the order the
+tracer met them and includes inputs the program never reads.
 
 Tracing runs the user's function in `trace_mode`: every op is recorded and no numbers are
 computed (tensors hold only shapes and dtypes, from the op table's rules), so tracing the full
@@ -42,6 +44,7 @@ class Graph:
         self.nx: nx.MultiDiGraph = nx.MultiDiGraph()
         self.outputs: list[int] = []
         self.output_names: list[str] = []
+        self.input_names: list[str] = []  # argument order; see `argument_names`
         self._next = 0
 
     # -- building ---------------------------------------------------------------------------
@@ -74,6 +77,7 @@ class Graph:
         g = Graph()
         g.nx = self.nx.copy()
         g.outputs, g.output_names, g._next = list(self.outputs), list(self.output_names), self._next
+        g.input_names = list(self.input_names)
         return g
 
     # -- reading ----------------------------------------------------------------------------
@@ -96,6 +100,13 @@ class Graph:
 
     def leaves(self, role: str) -> list[int]:
         return [n for n in sorted(self.nx.nodes) if self.node(n)["op"] == role]
+
+    def argument_names(self) -> list[str]:
+        """Every input in argument order: the declared `input_names`, then any other input
+        leaf (a graph built by hand) in id order."""
+        declared = set(self.input_names)
+        extra = [self.node(n)["name"] for n in self.leaves("input")]
+        return list(self.input_names) + [n for n in extra if n not in declared]
 
     def __len__(self) -> int:
         return self.nx.number_of_nodes()
@@ -132,7 +143,10 @@ def _short(v: Any) -> str:
 
 
 def from_tensors(
-    outputs: Sequence[Tensor], output_names: Sequence[str], leaves: dict[int, Leaf]
+    outputs: Sequence[Tensor],
+    output_names: Sequence[str],
+    leaves: dict[int, Leaf],
+    input_names: Sequence[str] = (),
 ) -> Graph:
     """Read the recorded ops behind `outputs` into a Graph.
 
@@ -172,6 +186,7 @@ def from_tensors(
         ids[id(t)] = g.add(t._op.name, [ids[id(p)] for p in t._inputs], t._attrs, t.shape, t.dtype)
     g.outputs = [ids[id(t)] for t in outputs]
     g.output_names = list(output_names)
+    g.input_names = list(input_names)
     return g
 
 
@@ -205,6 +220,27 @@ def named_parameters(model: Any) -> list[tuple[str, Tensor]]:
     return []
 
 
+@dataclass(frozen=True)
+class BufferRef:
+    """A module's buffer: its state_dict name, its owner and attribute, its tensor."""
+
+    name: str
+    owner: nn.Module
+    attr: str
+    tensor: Tensor
+
+
+def buffers_of(model: Any) -> list[BufferRef]:
+    """Every buffer of `model` (none unless it is an nn.Module), state_dict names."""
+    if not isinstance(model, nn.Module):
+        return []
+    return [
+        BufferRef(f"{prefix}.{attr}" if prefix else attr, module, attr, t)
+        for prefix, module in model.named_modules()
+        for attr, t in module.named_buffers(recurse=False)
+    ]
+
+
 def trace(
     model: Callable[..., Any],
     *examples: Any,
@@ -214,22 +250,42 @@ def trace(
     """Record `model(*examples)` as a Graph (nothing is computed).
 
     `model` is an `nn.Module` (its parameters become "param" leaves, named as in its
-    state_dict) or any function of Tensors. Examples are arrays or Tensors; only their shapes
-    and dtypes matter. `module` names the parameters' owner when `model` is a plain function
-    that calls a module.
+    state_dict, and its buffers "state" leaves named "buffer:NAME") or any function of
+    Tensors. Examples are arrays or Tensors; only their shapes and dtypes matter. `module`
+    names the parameters' owner when `model` is a plain function that calls a module. A
+    buffer the program updates (`Module.update_buffer`: running statistics in training mode)
+    gets an output "buffer:NAME" holding its new value.
     """
     names = (
         list(input_names) if input_names is not None else [f"x{i}" for i in range(len(examples))]
     )
+    if len(names) != len(examples) or len(set(names)) != len(names):
+        raise ValueError(
+            f"trace: input_names {names} must name each of the {len(examples)} examples once. "
+            "Fix: pass one distinct name per example"
+        )
     leaves: dict[int, Leaf] = {}
     with trace_mode():
         args = [example_tensor(x, n) for x, n in zip(examples, names)]
         for t, n in zip(args, names):
             leaves[id(t)] = Leaf("input", n)
-        for name, p in named_parameters(module if module is not None else model):
+        owner = module if module is not None else model
+        for name, p in named_parameters(owner):
             leaves[id(p)] = Leaf("param", name)
-        outputs, out_names = _as_outputs(model(*args))
-    return from_tensors(outputs, out_names, leaves)
+        buffers = buffers_of(owner)
+        for b in buffers:
+            leaves[id(b.tensor)] = Leaf("state", f"buffer:{b.name}")
+        try:
+            outputs, out_names = _as_outputs(model(*args))
+            for b in buffers:  # updated buffers: the attribute now holds the new value
+                new = getattr(b.owner, b.attr)
+                if new is not b.tensor:
+                    outputs.append(new)
+                    out_names.append(f"buffer:{b.name}")
+        finally:
+            for b in buffers:
+                object.__setattr__(b.owner, b.attr, b.tensor)
+    return from_tensors(outputs, out_names, leaves, names)
 
 
 def op_of(g: Graph, nid: int) -> Any:

@@ -364,7 +364,8 @@ class _Lowerer:
         a_load = self.load(a, a_idx, shape[:-1] + (k_extent,))
         b_load = self.load(b, b_idx, shape[:-2] + (k_extent, shape[-1]))
         # (a folded transpose of b shows up here as swapped load indices)
-        contiguous_j = isinstance(b_load, Load) and b_load.index[-1] == Var("j")
+        # (a 1-D operand, or a folded size-1 one, has fewer indices than B's two)
+        contiguous_j = isinstance(b_load, Load) and b_load.index[-1:] == (Var("j"),)
         cpu = self.target is not None and self.schedule == "cpu"
         tile = self.gemm_tile
         if (
@@ -385,7 +386,8 @@ class _Lowerer:
             and _rows_along_k(a_load)
             and _rows_along_k(b_load)
             and isinstance(b_load, Load)
-            and b_load.index[-2] == Var("j")
+            # a row of B per j, or one vector (a 1-D right operand) shared by every j
+            and b_load.index[:-1] in ((Var("j"),), ())
         ):
             return self.matmul_dots(mm, shape, k_extent, a_load, b_load)
         body: list[Stmt] = [

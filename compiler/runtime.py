@@ -31,6 +31,7 @@ from tinygrad_edu.ops import OPS
 from .graph import Graph
 from .kernel import Kernel
 from .passes import Fusion, MemoryPlan
+from .state import Slot, write_back
 
 KEEP_TIMINGS = 100  # per-kernel call times kept for medians and reports
 
@@ -44,7 +45,8 @@ def debug_level() -> int:
 
 @dataclass
 class CompiledFunction:
-    """A compiled graph. Call it with the inputs' arrays (or Tensors), in trace order."""
+    """A compiled graph. Call it with the inputs' arrays (or Tensors), by position in
+    argument order (`input_names`) or by name."""
 
     traced: Graph
     graph: Graph
@@ -54,6 +56,9 @@ class CompiledFunction:
     backend: str
     bindings: dict[str, Callable[[], np.ndarray]] = field(default_factory=dict)
     pass_seconds: dict[str, float] = field(default_factory=dict)
+    #: outputs that are new values of state (parameters, buffers, optimizer state): written
+    #: back where the state lives after each call, and not returned
+    state_slots: dict[str, Slot] = field(default_factory=dict)
     calls: int = 0
     _executor: Any = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -76,22 +81,16 @@ class CompiledFunction:
     # -- running ------------------------------------------------------------------------------
     @property
     def input_names(self) -> list[str]:
-        """The inputs a call passes, in trace order (the rest are bound parameters)."""
-        names = [
-            self.graph.node(n)["name"]
-            for n in self.graph.leaves("input")
-            if self.graph.node(n)["name"] not in self.bindings
-        ]
-        return names
+        """The inputs a call passes, in argument order (the rest are bound parameters and
+        state). Inputs the program never reads are still arguments."""
+        return [n for n in self.graph.argument_names() if n not in self.bindings]
 
-    def _bind(self, args: Sequence[Any]) -> dict[int, np.ndarray]:
+    def _bind(self, args: Sequence[Any], kwargs: dict[str, Any] | None = None) -> dict[int, Any]:
         g = self.graph
         if self._input_names is None:
             self._input_names = self.input_names
         names = self._input_names
-        if len(args) != len(names):
-            raise TypeError(f"compiled function takes {len(names)} inputs {names}, got {len(args)}")
-        given = dict(zip(names, args))
+        given = _arguments(names, args, kwargs or {})
         env: dict[int, np.ndarray] = {}
         if self._leaves is None:  # the graph's leaves, found once (calls are hot in training)
             self._leaves = [
@@ -130,10 +129,10 @@ class CompiledFunction:
             env[nid] = arr
         return env
 
-    def values(self, *args: Any) -> dict[int, np.ndarray]:
+    def values(self, *args: Any, **kwargs: Any) -> dict[int, np.ndarray]:
         """Every node's value (reference backend, nothing freed): for checking kernels."""
         g = self.graph
-        env = self._bind(args)
+        env = self._bind(args, kwargs)
         for group in self.fusion.groups:
             for nid in group.nodes:
                 d = g.node(nid)
@@ -169,21 +168,24 @@ class CompiledFunction:
         if recycle is not None:
             recycle(self.graph.outputs[self.graph.output_names.index(name)], array)
 
-    def run(self, *args: Any, reuse_outputs: bool = False) -> dict[str, np.ndarray]:
+    def run(self, *args: Any, reuse_outputs: bool = False, **kwargs: Any) -> dict[str, np.ndarray]:
         """Execute; return every output by name (numpy arrays, or device arrays when the
-        inputs were device arrays). With `reuse_outputs` the backend may write outputs into
-        the arrays it returned last call (for callers that copy them at once, like
+        inputs were device arrays). Inputs bind by position in argument order
+        (`input_names`) or by name as keywords. With `reuse_outputs` the backend may write
+        outputs into the arrays it returned last call (for callers that copy them at once, like
         `TrainStep`). Calls are serialised: intermediates live in buffers kept across calls."""
         with self._lock:
-            return self._run(args, reuse_outputs)
+            return self._run(args, kwargs, reuse_outputs)
 
-    def _run(self, args: Sequence[Any], reuse_outputs: bool) -> dict[str, np.ndarray]:
+    def _run(
+        self, args: Sequence[Any], kwargs: dict[str, Any], reuse_outputs: bool
+    ) -> dict[str, np.ndarray]:
         g = self.graph
         ex = self.executor()
         if hasattr(ex, "reuse_outputs"):
             ex.reuse_outputs = reuse_outputs
-        on_host = not any(type(a).__module__.startswith("cupy") for a in args)
-        env = {nid: ex.to_device(v) for nid, v in self._bind(args).items()}
+        on_host = not any(type(a).__module__.startswith("cupy") for a in (*args, *kwargs.values()))
+        env = {nid: ex.to_device(v) for nid, v in self._bind(args, kwargs).items()}
         level = debug_level()
         total = 0.0
         clock = time.perf_counter
@@ -204,15 +206,25 @@ class CompiledFunction:
         if level >= 2:
             print(self.timing_table(last_only=True), file=sys.stderr)
         out = {}
+        recycle = getattr(ex, "recycle", None)
         for name, nid in zip(g.output_names, g.outputs):
             value = env[nid]
-            out[name] = (
-                np.asarray(ex.to_host(value), dtype=g.node(nid)["dtype"]) if on_host else value
+            if on_host:
+                value = np.asarray(ex.to_host(value), dtype=g.node(nid)["dtype"])
+            slot = self.state_slots.get(name)
+            if slot is None:
+                out[name] = value
+                continue
+            write_back(
+                slot,
+                value,
+                swap=reuse_outputs and on_host,
+                recycle=None if recycle is None else (lambda old, n=nid, r=recycle: r(n, old)),
             )
         return out
 
-    def __call__(self, *args: Any) -> Any:
-        outs = self.run(*args)
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        outs = self.run(*args, **kwargs)
         values = list(outs.values())
         return values[0] if len(values) == 1 else outs
 
@@ -314,6 +326,25 @@ class CompiledFunction:
         from .inspect import write_report
 
         return write_report(self, path)
+
+
+def _arguments(names: list[str], args: Sequence[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Match a call's positional and keyword arguments to the input names, as Python binds
+    a function's parameters."""
+    signature = f"the compiled function takes {len(names)} inputs {names}"
+    if len(args) > len(names):
+        raise TypeError(f"{signature}, got {len(args)} positional arguments")
+    given = dict(zip(names, args))
+    for name, value in kwargs.items():
+        if name not in names:
+            raise TypeError(f"{signature}, got an unexpected keyword argument {name!r}")
+        if name in given:
+            raise TypeError(f"{signature}, got input {name!r} both by position and by keyword")
+        given[name] = value
+    missing = [n for n in names if n not in given]
+    if missing:
+        raise TypeError(f"{signature}, missing {missing}")
+    return given
 
 
 def _color(k: int) -> str:

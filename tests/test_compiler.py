@@ -15,8 +15,8 @@ from tinygrad_edu import Tensor, manual_seed, nn, optim
 from tinygrad_edu.ops import OPS, infer_dtype
 
 
-def eager_outputs(model, x):
-    out = model(Tensor(x))
+def eager_outputs(model, *xs):
+    out = model(*(Tensor(x) for x in xs))
     return [o.numpy() for o in (out if isinstance(out, tuple) else (out,))]
 
 
@@ -29,17 +29,16 @@ def close(a, b, rtol=1e-5):
 @settings(max_examples=30)
 @given(program=programs(), seed=st.integers(0, 1000))
 def test_compiled_random_programs_match_eager_forward(program, seed):
-    x = np.random.default_rng(seed).standard_normal(program.x_shape).astype(np.float32)
-    compiled = compiler.compile(program, x)
-    got = compiled.run(x)
-    for name, want in zip(got, eager_outputs(program, x)):
+    xs = program.example_inputs(seed)
+    got = compiler.compile(program, *xs).run(*xs)
+    for name, want in zip(got, eager_outputs(program, *xs)):
         close(got[name], want)
 
 
 @settings(max_examples=30)
 @given(program=programs(), seed=st.integers(0, 1000))
 def test_compiled_random_programs_match_eager_gradients(program, seed):
-    x = np.random.default_rng(seed).standard_normal(program.x_shape).astype(np.float32)
+    xs = program.example_inputs(seed)
 
     def loss_of(outputs):
         loss = None
@@ -48,13 +47,13 @@ def test_compiled_random_programs_match_eager_gradients(program, seed):
             loss = term if loss is None else loss + term
         return loss
 
-    graph = trace(lambda t: loss_of(program(t)), x, module=program)
+    graph = trace(lambda *ts: loss_of(program(*ts)), *xs, module=program)
     grads = compiler.build(
-        autodiff(graph, sgd=None),
+        autodiff(graph),
         bindings={n: (lambda p=p: p.data) for n, p in program.named_parameters()},
-    ).run(x)
+    ).run(*xs)
     program.zero_grad()
-    eager = loss_of(program(Tensor(x)))
+    eager = loss_of(program(*(Tensor(x) for x in xs)))
     if eager.requires_grad:
         eager.backward()
     close(grads["loss"], eager.numpy())
@@ -117,6 +116,58 @@ def test_train_step_reads_the_learning_rate_each_call():
     opt.lr = 0.0
     step(x, y)
     np.testing.assert_array_equal(model.linear.weight.numpy(), before)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "llvm"])
+def test_compiled_inputs_bind_by_argument_position_not_by_graph_order(backend):
+    """The tracer meets b before a in `b * 2 + a`; a call still binds by position."""
+    a, b = np.array([1.0, 2.0], np.float32), np.array([10.0, 20.0], np.float32)
+    c = compiler.compile(lambda a, b: b * 2 + a, a, b, backend=backend)
+    assert c.input_names == ["x0", "x1"]
+    np.testing.assert_array_equal(c(a, b), [21.0, 42.0])
+    np.testing.assert_array_equal(c(a, x1=b), [21.0, 42.0])
+    np.testing.assert_array_equal(c(x1=b, x0=a), [21.0, 42.0])
+    m = np.arange(6, dtype=np.float32).reshape(3, 2)  # unequal shapes, second read first
+    c = compiler.compile(lambda v, m: (m * 2).sum(axis=0) + v, a, m, backend=backend)
+    np.testing.assert_array_equal(c(a, m), (m * 2).sum(axis=0) + a)
+    with pytest.raises(TypeError, match="both by position and by keyword"):
+        c(a, x0=a)
+    with pytest.raises(TypeError, match=r"missing \['x1'\]"):
+        c(a)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "llvm"])
+def test_compiled_function_accepts_an_input_it_never_reads(backend):
+    a, b = np.array([1.0, 2.0], np.float32), np.ones((5, 3), np.float32)
+    c = compiler.compile(lambda unused, x: x * 3, b, a, backend=backend)
+    assert c.input_names == ["x0", "x1"]
+    np.testing.assert_array_equal(c(b, a), [3.0, 6.0])
+
+
+def test_train_step_binds_x_and_y_when_the_loss_reads_the_target_first():
+    """`(t - o)` meets y before the model's output: x and y must still bind by position."""
+    x = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+    y = np.random.default_rng(1).standard_normal((4, 2)).astype(np.float32)
+    losses = []
+    for compiled in (False, True):
+        manual_seed(0)
+        model = nn.Linear(3, 2)
+        opt = optim.SGD(model.parameters(), lr=0.1)
+        loss_fn = lambda o, t: ((t - o) * (t - o)).mean()  # noqa: E731
+        if compiled:
+            step = compiler.compile_train_step(model, loss_fn, opt, x, y, backend="numpy")
+            assert step.input_names == ["x", "y"]
+            losses.append([step(x, y) for _ in range(3)])
+        else:
+            run = []
+            for _ in range(3):
+                loss = loss_fn(model(Tensor(x)), Tensor(y))
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                run.append(loss.item())
+            losses.append(run)
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-6)
 
 
 # -- fusion ------------------------------------------------------------------------------------

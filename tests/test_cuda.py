@@ -87,8 +87,8 @@ def test_generated_cuda_compiles_with_nvcc(name, train, tmp_path):
 @settings(max_examples=8, deadline=None)
 @given(program=programs(), seed=st.integers(0, 10))
 def test_generated_cuda_for_random_programs_compiles(program, seed, tmp_path_factory):
-    x = np.zeros(program.x_shape, np.float32)
-    source, _ = render_module(compiler.compile(program, x, backend="cuda").kernels)
+    xs = program.example_inputs(seed)
+    source, _ = render_module(compiler.compile(program, *xs, backend="cuda").kernels)
     nvcc_ptx(source, tmp_path_factory.mktemp("cu"), f"random{seed}")
 
 

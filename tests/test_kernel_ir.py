@@ -43,18 +43,18 @@ def check_kernels(compiled, *args):
 @settings(max_examples=15)
 @given(program=programs(max_steps=4), seed=st.integers(0, 100))
 def test_kernel_ir_of_random_programs_matches_the_reference(program, seed):
-    x = np.random.default_rng(seed).standard_normal(program.x_shape).astype(np.float32)
-    compiled = compiler.compile(program, x, backend="numpy")
-    assert check_kernels(compiled, x) == 2 * len(compiled.kernels)  # all interpretable here
+    xs = program.example_inputs(seed)
+    compiled = compiler.compile(program, *xs, backend="numpy")
+    assert check_kernels(compiled, *xs) == 2 * len(compiled.kernels)  # all interpretable here
 
     loss = scalar_loss(program)
-    graph = trace(loss, x, module=program)
+    graph = trace(loss, *xs, module=program)
     grads = compiler.build(
-        autodiff(graph, sgd=None),
+        autodiff(graph),
         "numpy",
         bindings={n: (lambda p=p: p.data) for n, p in program.named_parameters()},
     )
-    check_kernels(grads, x)
+    check_kernels(grads, *xs)
 
 
 def test_kernel_ir_of_a_conv_net_training_step_matches_the_reference():
@@ -122,7 +122,7 @@ def test_kernel_ir_regressions():
 
         loss = scalar_loss(program)
         grads = compiler.build(
-            autodiff(trace(loss, x, module=program), sgd=None),
+            autodiff(trace(loss, x, module=program)),
             "numpy",
             bindings={n: (lambda p=p: p.data) for n, p in program.named_parameters()},
         )

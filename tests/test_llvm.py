@@ -15,7 +15,7 @@ pytest.importorskip("llvmlite")
 import compiler  # noqa: E402
 from compiler.graph import trace  # noqa: E402
 from compiler.passes import autodiff  # noqa: E402
-from compiler.testing import programs, scalar_loss  # noqa: E402
+from compiler.testing import VECTOR_LENGTHS, Program, Step, programs, scalar_loss  # noqa: E402
 from models import MLP, AlexNet, LogisticRegression  # noqa: E402
 from tinygrad_edu import Tensor, manual_seed, optim  # noqa: E402
 
@@ -39,24 +39,43 @@ def test_llvm_random_programs_stay_in_bounds(program, seed):
         check_random_program(program, seed)
 
 
+@pytest.mark.parametrize("length", VECTOR_LENGTHS)
+def test_llvm_products_with_a_1d_operand_match_eager_at_every_length(length):
+    """Matrix-vector, vector-matrix and dot products, as inputs and as parameters, with
+    lengths below, at and above the vector widths and tile sizes (16 and over once raised
+    IndexError in the lowering), forward and gradients."""
+    m, v, v2, mt = 0, 1, 2, 3  # values: the matrix, two vectors, the transposed matrix
+    steps = [
+        Step("matmul", (m, v)),
+        Step("matmul", (v, mt)),
+        Step("matmul", (v2, v)),  # read in the other order than passed
+        Step("matmul_param", (m,)),
+        Step("matmul_param", (v2,)),
+    ]
+    program = Program((3, length), steps, 0, ((length,), (length,), (length, 3)))
+    check_random_program(program, length)
+
+
 def check_random_program(program, seed):
-    x = np.random.default_rng(seed).standard_normal(program.x_shape).astype(np.float32)
-    ref = compiler.compile(program, x, backend="numpy").run(x)
-    got = compiler.compile(program, x, backend="llvm").run(x)
-    for name in ref:
+    xs = program.example_inputs(seed)
+    eager = program(*(Tensor(x) for x in xs))
+    ref = compiler.compile(program, *xs, backend="numpy").run(*xs)
+    got = compiler.compile(program, *xs, backend="llvm").run(*xs)
+    for name, want in zip(ref, eager):
+        close(ref[name], want.numpy())
         close(got[name], ref[name])
 
-    check_gradients(program, scalar_loss(program), x)
+    check_gradients(program, scalar_loss(program), *xs)
 
 
-def check_gradients(module, loss, x, checked=False):
-    """The gradients of `loss(x)` w.r.t. `module`'s parameters: llvm (bounds-checked when
+def check_gradients(module, loss, *xs, checked=False):
+    """The gradients of `loss(*xs)` w.r.t. `module`'s parameters: llvm (bounds-checked when
     `checked`) against the numpy reference."""
-    graph = autodiff(trace(loss, x, module=module), sgd=None)
+    graph = autodiff(trace(loss, *xs, module=module))
     bindings = {n: (lambda p=p: p.data) for n, p in module.named_parameters()}
-    ref = compiler.build(graph, "numpy", bindings).run(x)
+    ref = compiler.build(graph, "numpy", bindings).run(*xs)
     with mock.patch.dict(os.environ, {"TINYGRAD_EDU_CHECK_BOUNDS": "1" if checked else "0"}):
-        got = compiler.build(graph, "llvm", bindings).run(x)
+        got = compiler.build(graph, "llvm", bindings).run(*xs)
     for name in ref:
         close(got[name], ref[name], rtol=1e-4)
 

@@ -641,3 +641,33 @@ def test_plateau_schedule_drives_training() -> None:
         lrs.append(opt.lr)
     assert lrs[:3] == [2.0] * 3 and lrs[3] == pytest.approx(0.2)  # 3 bad epochs > patience 2
     assert lrs[-1] == pytest.approx(0.2) and abs(w.data[0]) < 1e-6
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda ps: SGD(ps, lr=0.1, momentum=0.9, weight_decay=1e-3, nesterov=True),
+        lambda ps: Adam(ps, lr=0.1, weight_decay=1e-3),
+    ],
+    ids=["sgd", "adam"],
+)
+def test_chunked_eager_update_of_a_large_parameter_equals_the_whole_array_update(make):
+    """Large parameters are updated chunk by chunk (temporaries stay in cache): the same
+    numbers as one update over the whole array, in place."""
+    rng = np.random.default_rng(0)
+    w0 = rng.standard_normal((300, 251)).astype(np.float32)  # not a multiple of the chunk
+    results = []
+    for elementwise in (True, False):
+        p = Tensor(w0.copy(), requires_grad=True)
+        array = p.data
+        opt = make([p])
+        opt._elementwise = elementwise
+        for k in range(3):
+            p.grad = Tensor(np.random.default_rng(k).standard_normal(w0.shape).astype(np.float32))
+            opt.step()
+        assert p.data is array
+        results.append((p.data.copy(), opt.state_dict()))
+    (w_chunked, s_chunked), (w_whole, s_whole) = results
+    np.testing.assert_array_equal(w_chunked, w_whole)
+    for key in s_whole:
+        np.testing.assert_array_equal(s_chunked[key], s_whole[key])

@@ -77,6 +77,42 @@ class Module:
         for name, child in self.named_children():
             yield from child.named_parameters(f"{prefix}{name}.")
 
+    def named_buffers(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Tensor]]:
+        """(dotted name, tensor) for every buffer (running statistics), PyTorch's order."""
+        for name, value, is_buffer in self._own_tensors():
+            if is_buffer:
+                yield (f"{prefix}{name}", value)
+        if recurse:
+            for name, child in self.named_children():
+                yield from child.named_buffers(f"{prefix}{name}.")
+
+    def update_buffer(self, name: str, value: Tensor) -> None:
+        """Give buffer `name` its new value, computed in DSL ops from the old one (running
+        statistics). Eagerly the buffer's array is written in place (in the buffer's dtype),
+        so arrays held elsewhere stay valid. While the compiler traces, the buffer attribute
+        becomes the symbolic new value, which the tracer reads back as a graph output (and
+        restores): a compiled step updates buffers exactly as an eager one does."""
+        old = getattr(self, name)
+        if name not in self._buffers:
+            raise op_error(
+                "update_buffer",
+                f"{name!r} is not a buffer of {type(self).__name__}",
+                f"buffers {self._buffers}",
+                "register it first with register_buffer(name, tensor)",
+            )
+        value = value.detach().cast(old.dtype)
+        if value.shape != old.shape:
+            raise op_error(
+                "update_buffer",
+                f"the new value of {name!r} has the wrong shape",
+                f"new {value.shape}, buffer {old.shape}",
+                "compute the new value with the buffer's shape",
+            )
+        if tracing():
+            object.__setattr__(self, name, value)
+        else:
+            old.data[...] = value.data
+
     def parameters(self) -> list[Tensor]:
         return [p for _, p in self.named_parameters()]
 
@@ -415,14 +451,17 @@ class Sequential(Module):
 
 class BatchNorm2d(Module):
     """Batch normalisation over (N, H, W) per channel, PyTorch's semantics: training uses the
-    batch's biased variance and updates running stats with the unbiased one (momentum 0.1)."""
+    batch's biased variance and updates running stats with the unbiased one: an exponential
+    average with weight `momentum` (0.1), or with momentum=None the cumulative average over
+    the batches seen (num_batches_tracked counts them). The update is written in DSL ops
+    (`update_buffer`), so a compiled training step updates the statistics the same way."""
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1):
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1):
         super().__init__()
         _check_ints("BatchNorm2d", num_features=num_features)
-        if not eps > 0 or not 0 <= momentum <= 1:
+        if not eps > 0 or not (momentum is None or 0 <= momentum <= 1):
             raise ValueError(
-                f"BatchNorm2d: need eps > 0 and momentum in [0, 1], got eps={eps}, "
+                f"BatchNorm2d: need eps > 0 and momentum in [0, 1] or None, got eps={eps}, "
                 f"momentum={momentum}"
             )
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
@@ -452,21 +491,24 @@ class BatchNorm2d(Module):
                 )
             mean = x.mean(axis=(0, 2, 3), keepdim=True)
             var = x.var(axis=(0, 2, 3), keepdim=True, correction=0)
-            if tracing():  # a compiled graph does not update running statistics
-                x_hat = (x - mean) / (var + self.eps).sqrt()
-                return x_hat * self.weight.reshape(shape) + self.bias.reshape(shape)
-            m = self.momentum
-            unbiased = var.data.reshape(-1) * count / max(count - 1, 1)
-            self.running_mean.data[...] = (1 - m) * self.running_mean.data + m * mean.data.reshape(
-                -1
-            )
-            self.running_var.data[...] = (1 - m) * self.running_var.data + m * unbiased
-            self.num_batches_tracked.data[...] += 1
+            self._update_running_stats(mean.detach().reshape(-1), var.detach().reshape(-1), count)
         else:
-            mean = Tensor._make(self.running_mean.data.reshape(shape).astype(x.dtype))
-            var = Tensor._make(self.running_var.data.reshape(shape).astype(x.dtype))
+            mean = self.running_mean.reshape(shape).cast(x.dtype)
+            var = self.running_var.reshape(shape).cast(x.dtype)
         x_hat = (x - mean) / (var + self.eps).sqrt()
         return x_hat * self.weight.reshape(shape) + self.bias.reshape(shape)
+
+    def _update_running_stats(self, mean: Tensor, var: Tensor, count: int) -> None:
+        batches = self.num_batches_tracked + 1
+        self.update_buffer("num_batches_tracked", batches)
+        if self.momentum is None:  # cumulative average: weight 1/batches seen
+            factor: Any = 1.0 / batches.cast(mean.dtype)
+            keep: Any = 1.0 - factor
+        else:
+            factor, keep = self.momentum, 1 - self.momentum
+        unbiased = var * (count / (count - 1))
+        self.update_buffer("running_mean", self.running_mean * keep + mean * factor)
+        self.update_buffer("running_var", self.running_var * keep + unbiased * factor)
 
 
 __all__ = [

@@ -6,6 +6,12 @@ the model's references) stay valid. A parameter whose `.grad` is None is skipped
 PyTorch. Below, w is a parameter, g its gradient, lr the learning rate, wd the weight decay,
 t the number of updates this parameter has had (1 on its first).
 
+Each rule is written once, as `update(w, g, state, scalars)` in DSL ops (see `Optimizer`): an
+eager `step()` runs it on the arrays, and `compiler.compile_train_step` traces the very same
+function into the compiled step, so eager and compiled training agree step for step. A new
+optimizer is a subclass with its `update` (and `prepare` for per-step numbers such as bias
+corrections); it compiles with no compiler change.
+
 SGD, `rule="pytorch"` (exactly `torch.optim.SGD`)::
 
     g   <- g + wd * w
@@ -69,11 +75,13 @@ from typing import Any
 
 import numpy as np
 
+from .autograd import no_grad
 from .errors import op_error
 from .tensor import Tensor
 
 __all__ = ["SGD", "Adam", "AdamW", "LRScheduler", "Optimizer", "ReduceLROnPlateau", "StepLR"]
 
+_CHUNK = 1 << 15  # elements per chunk of an eager elementwise update (temporaries fit in L2)
 _STATE_KEY = re.compile(r"^([A-Za-z_]+)\.(\d+)$")
 
 
@@ -216,9 +224,18 @@ def _check_lr(owner: str, lr: Any) -> float:
 class Optimizer(ABC):
     """Base class: holds the parameters, the learning rate and per-parameter state.
 
-    Subclasses implement `_update(state, w, g)` for one parameter (w = `p.data`, written in
-    place; g = its gradient as an array of w's dtype, read only) and `_configure(**hyper)`,
-    which validates every hyperparameter before setting any.
+    A subclass describes its rule once, and both eager `step()` and a compiled training step
+    (`compiler.compile_train_step`) run that description:
+
+    - `update(w, g, state, scalars)`: one parameter's new value and new state arrays, in DSL
+      ops (Tensors). Eagerly it runs on the arrays themselves and the results are written
+      back in place; compiled, it is traced into the step's graph.
+    - `prepare(state, w)`: host-side work before each update of one parameter: create missing
+      state arrays (zeros), advance counters (Adam's `step`), and return the per-step numbers
+      the update reads (`scalars`: the learning rate, Adam's bias corrections). Compiled, they
+      are runtime inputs, so schedulers and step counts keep working.
+    - `state_arrays()`: the names of the arrays `update` reads and returns (shaped like w).
+    - `_configure(**hyper)`: validates every hyperparameter before setting any.
     """
 
     #: names of per-parameter state arrays shaped like the parameter
@@ -229,6 +246,9 @@ class Optimizer(ABC):
     _hyperparams: tuple[str, ...] = ()
     #: settings saved by the state dict that must match on load (they change the state's form)
     _fixed: tuple[str, ...] = ()
+    #: whether `update` is elementwise (each element's new values depend on that element
+    #: only), so eager steps may run it over chunks of a parameter
+    _elementwise: bool = True
 
     def __init__(self, params: Iterable[Tensor], lr: float) -> None:
         self.params: list[Tensor] = _param_list(params, self._name)
@@ -262,10 +282,76 @@ class Optimizer(ABC):
         grads = [
             None if p.grad is None else self._grad_array(i, p) for i, p in enumerate(self.params)
         ]
-        for state, p, g in zip(self.state, self.params, grads):
-            if g is not None:
-                self._update(state, p.data, g)
+        with no_grad():
+            for state, p, g in zip(self.state, self.params, grads):
+                if g is not None:
+                    self._apply(state, p.data, g)
         self.step_count += 1
+
+    def _apply(self, state: dict[str, Any], w: np.ndarray, g: np.ndarray) -> None:
+        """The rule on one parameter's arrays: `update` run eagerly, results written in place
+        (so arrays held elsewhere, like the model's, stay valid). An elementwise rule runs
+        over cache-sized chunks of a large parameter: its temporaries stay in cache instead
+        of being fresh arrays the parameter's size (about 2x faster on 16M-element weights)."""
+        scalars = {
+            name: Tensor._make(np.array(v, dtype=w.dtype))
+            for name, v in self.prepare(state, w).items()
+        }
+        names = self.state_arrays()
+        arrays = [w, *(state[name] for name in names)]
+        if self._elementwise and w.size > _CHUNK and all(a.flags.c_contiguous for a in arrays):
+            flat_w, flat_g = w.reshape(-1), g.reshape(-1)
+            flat_state = [state[name].reshape(-1) for name in names]
+            for start in range(0, w.size, _CHUNK):
+                part = slice(start, start + _CHUNK)
+                self._apply_part(
+                    flat_w[part], flat_g[part], names, [a[part] for a in flat_state], scalars
+                )
+        else:
+            self._apply_part(w, g, names, [state[name] for name in names], scalars)
+
+    def _apply_part(
+        self,
+        w: np.ndarray,
+        g: np.ndarray,
+        names: tuple[str, ...],
+        state: list[np.ndarray],
+        scalars: dict[str, Tensor],
+    ) -> None:
+        new_w, new_state = self.update(
+            Tensor._make(w),
+            Tensor._make(g),
+            {name: Tensor._make(a) for name, a in zip(names, state)},
+            scalars,
+        )
+        w[...] = new_w.data
+        for name, a in zip(names, state):
+            a[...] = new_state[name].data
+
+    def state_arrays(self) -> tuple[str, ...]:
+        """Names of the per-parameter state arrays `update` reads and returns, with the
+        current hyperparameters (SGD without momentum has none)."""
+        return self._state_arrays
+
+    def prepare(self, state: dict[str, Any], w: np.ndarray) -> dict[str, float]:
+        """Before one parameter's update: create its missing state arrays (zeros like w) and
+        return the numbers the update reads besides w, g and the state (the learning rate
+        here). Subclasses that count steps advance their counters here."""
+        for name in self.state_arrays():
+            if name not in state:
+                state[name] = np.zeros_like(w)
+        return {"lr": self.lr}
+
+    @abstractmethod
+    def update(
+        self, w: Tensor, g: Tensor, state: dict[str, Tensor], scalars: dict[str, Tensor]
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """One parameter's rule in DSL ops: (new w, new state arrays by name), given w, its
+        gradient g, its state arrays and the numbers `prepare` returned (0-d, w's dtype)."""
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """The settings `update` reads besides the scalars (a compiled step fixes them)."""
+        return {name: getattr(self, name) for name in self._fixed + self._hyperparams}
 
     def _grad_array(self, i: int, p: Tensor) -> np.ndarray:
         grad = p.grad
@@ -278,10 +364,6 @@ class Optimizer(ABC):
                 "assign p.grad a tensor of the parameter's shape (or let backward() fill it)",
             )
         return g.astype(p.data.dtype, copy=False)
-
-    @abstractmethod
-    def _update(self, state: dict[str, Any], w: np.ndarray, g: np.ndarray) -> None:
-        """Apply the rule to one parameter array `w` in place, given its gradient `g`."""
 
     @abstractmethod
     def _configure(self, **hyper: Any) -> None:
@@ -470,38 +552,34 @@ class SGD(Optimizer):
         self.momentum, self.weight_decay = momentum, weight_decay
         self.nesterov, self.dampening = nesterov, dampening
 
-    def _update(self, state: dict[str, Any], w: np.ndarray, g: np.ndarray) -> None:
-        # In place, with at most one temporary the size of w (AlexNet has 61M parameters: every
-        # extra pass over memory shows). The caller's gradient is never written.
-        lr, momentum = self.lr, self.momentum
-        scratch = None
+    def state_arrays(self) -> tuple[str, ...]:
+        return self._state_arrays if self.momentum else ()
+
+    def prepare(self, state: dict[str, Any], w: np.ndarray) -> dict[str, float]:
+        scalars = {"lr": self.lr}
+        if self.dampening and self.rule == "pytorch":
+            # PyTorch's buffer starts as g itself: undamped on a parameter's first step
+            first = "momentum_buffer" not in state
+            scalars["grad_scale"] = 1.0 if first else 1.0 - self.dampening
+        super().prepare(state, w)
+        return scalars
+
+    def update(
+        self, w: Tensor, g: Tensor, state: dict[str, Tensor], scalars: dict[str, Tensor]
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        lr, momentum = scalars["lr"], self.momentum
         if self.weight_decay != 0:
-            scratch = np.multiply(w, self.weight_decay, out=np.empty_like(w))
-            scratch += g  # = g + wd * w, in PyTorch's order
-            g = scratch
+            g = w * self.weight_decay + g
         if momentum == 0:
-            step = np.multiply(g, lr, out=scratch) if scratch is not None else lr * g
-            w -= step
-        elif self.rule == "alexnet":
-            v = state.get("velocity")
-            if v is None:
-                v = state["velocity"] = np.zeros_like(w)
-            v *= momentum
-            v -= np.multiply(g, lr, out=scratch) if scratch is not None else lr * g
-            w += v  # v = momentum*v - wd*lr*w - lr*dL/dw
-        else:
-            buf = state.get("momentum_buffer")
-            if buf is None:
-                buf = state["momentum_buffer"] = np.array(g, copy=True)
-            else:
-                buf *= momentum
-                buf += (1 - self.dampening) * g if self.dampening else g
-            if self.nesterov:
-                direction = np.multiply(buf, momentum)
-                direction += g
-            else:
-                direction = buf
-            w -= np.multiply(direction, lr, out=scratch if scratch is not None else None)
+            return w - g * lr, {}
+        if self.rule == "alexnet":
+            v = state["velocity"] * momentum - g * lr  # v = momentum*v - wd*lr*w - lr*dL/dw
+            return w + v, {"velocity": v}
+        # the buffer starts at zero: momentum * 0 + g is PyTorch's first buffer, g
+        damped = g * scalars["grad_scale"] if self.dampening else g
+        buf = state["momentum_buffer"] * momentum + damped
+        direction = buf * momentum + g if self.nesterov else buf
+        return w - direction * lr, {"momentum_buffer": buf}
 
 
 class _AdamBase(Optimizer):
@@ -545,24 +623,38 @@ class _AdamBase(Optimizer):
         )
         self.betas, self.eps, self.weight_decay = (beta1, beta2), eps, weight_decay
 
-    def _update(self, state: dict[str, Any], w: np.ndarray, g: np.ndarray) -> None:
-        beta1, beta2 = self.betas
-        if not state:
-            state.update(step=0, exp_avg=np.zeros_like(w), exp_avg_sq=np.zeros_like(w))
+    def prepare(self, state: dict[str, Any], w: np.ndarray) -> dict[str, float]:
+        if "step" not in state:
+            state["step"] = 0
+        super().prepare(state, w)
         state["step"] += 1
         t = state["step"]
-        g = self._decay(w, g)
-        m, s = state["exp_avg"], state["exp_avg_sq"]
-        m += (1 - beta1) * (g - m)  # torch's lerp: m + (1 - beta1) * (g - m)
-        s *= beta2
-        s += (1 - beta2) * g * g
-        step_size = self.lr / (1 - beta1**t)
-        denom = np.sqrt(s) / math.sqrt(1 - beta2**t) + self.eps
-        w -= step_size * (m / denom)
+        beta1, beta2 = self.betas
+        scalars = {
+            "step_size": self.lr / (1 - beta1**t),
+            "bias_correction2_sqrt": math.sqrt(1 - beta2**t),
+        }
+        scalars.update(self._decay_scalars())
+        return scalars
+
+    def update(
+        self, w: Tensor, g: Tensor, state: dict[str, Tensor], scalars: dict[str, Tensor]
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        beta1, beta2 = self.betas
+        w, g = self._decay(w, g, scalars)
+        m = state["exp_avg"] + (g - state["exp_avg"]) * (1 - beta1)  # torch's lerp
+        s = state["exp_avg_sq"] * beta2 + g * (1 - beta2) * g
+        denom = s.sqrt() / scalars["bias_correction2_sqrt"] + self.eps
+        return w - (m / denom) * scalars["step_size"], {"exp_avg": m, "exp_avg_sq": s}
+
+    def _decay_scalars(self) -> dict[str, float]:
+        """Runtime scalars the weight decay needs (they change with the learning rate)."""
+        return {}
 
     @abstractmethod
-    def _decay(self, w: np.ndarray, g: np.ndarray) -> np.ndarray:
-        """Apply weight decay before the moments; return the gradient the moments see."""
+    def _decay(self, w: Tensor, g: Tensor, scalars: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """Apply weight decay before the moments: (the weights the step starts from, the
+        gradient the moments see)."""
 
 
 class Adam(_AdamBase):
@@ -579,8 +671,8 @@ class Adam(_AdamBase):
     ) -> None:
         super().__init__(params, lr, betas, eps, weight_decay)
 
-    def _decay(self, w: np.ndarray, g: np.ndarray) -> np.ndarray:
-        return g + self.weight_decay * w if self.weight_decay != 0 else g
+    def _decay(self, w: Tensor, g: Tensor, scalars: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        return w, (g + w * self.weight_decay if self.weight_decay != 0 else g)
 
 
 class AdamW(_AdamBase):
@@ -600,10 +692,11 @@ class AdamW(_AdamBase):
     ) -> None:
         super().__init__(params, lr, betas, eps, weight_decay)
 
-    def _decay(self, w: np.ndarray, g: np.ndarray) -> np.ndarray:
-        if self.weight_decay != 0:
-            w *= 1 - self.lr * self.weight_decay  # in place: the decay is on the weights
-        return g
+    def _decay_scalars(self) -> dict[str, float]:
+        return {"decay": 1 - self.lr * self.weight_decay} if self.weight_decay != 0 else {}
+
+    def _decay(self, w: Tensor, g: Tensor, scalars: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        return (w * scalars["decay"] if self.weight_decay != 0 else w), g
 
 
 # -- learning-rate schedulers ------------------------------------------------------------------

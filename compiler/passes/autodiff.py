@@ -3,13 +3,15 @@
 The backward graph is built from the op table's VJPs: the forward graph is replayed
 symbolically (trace mode: shapes only) with the parameters requiring grad, and
 `backward(create_graph=True)` records every VJP op — which are ordinary DSL ops — so the result
-is read back as an ordinary graph. The SGD update (PyTorch's rule: weight decay, momentum,
-Nesterov) is appended in DSL ops too, with the learning rate as a runtime input so schedulers
-keep working.
+is read back as an ordinary graph. The optimizer's update is appended in DSL ops too: an
+`UpdateRule` is the optimizer's own `update` (the function its eager `step()` runs), traced
+here with its state arrays as "state" leaves and its per-step numbers (learning rate, bias
+corrections) as runtime inputs, so schedulers and step counts keep working.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,15 +23,21 @@ from tinygrad_edu.tensor import MetaArray
 
 from ..graph import Graph, Leaf, from_tensors
 
+#: (w, g, state arrays, scalars) -> (new w, new state arrays), in DSL ops
+UpdateFn = Callable[
+    [Tensor, Tensor, dict[str, Tensor], dict[str, Tensor]], tuple[Tensor, dict[str, Tensor]]
+]
+
 
 @dataclass(frozen=True)
-class SGDSpec:
-    """The update rule appended to the graph (hyperparameters fixed at compile time, except
-    the learning rate, which is an input named "lr")."""
+class UpdateRule:
+    """The optimizer update appended to the graph: `update` per parameter, reading the state
+    arrays named `state` (inputs and outputs "STATE:PARAM") and the 0-d scalars named
+    `scalars` (inputs "SCALAR:PARAM", in the parameter's dtype)."""
 
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    nesterov: bool = False
+    update: UpdateFn
+    state: tuple[str, ...] = ()
+    scalars: tuple[str, ...] = ()
 
 
 def replay(g: Graph, leaf_tensors: dict[int, Tensor]) -> dict[int, Tensor]:
@@ -51,11 +59,20 @@ def _meta(g: Graph, nid: int, requires_grad: bool = False) -> Tensor:
     return Tensor._make(MetaArray(d["shape"], d["dtype"]), requires_grad=requires_grad)
 
 
-def autodiff(g: Graph, sgd: SGDSpec | None = SGDSpec(), loss_output: int = 0) -> Graph:
+def autodiff(
+    g: Graph,
+    rule: UpdateRule | None = None,
+    loss_output: int = 0,
+    trained: Collection[str] | None = None,
+) -> Graph:
     """Training-step graph from a forward graph whose output `loss_output` is a scalar loss.
 
-    Outputs: "loss", then "grad:NAME" (sgd=None) or "param:NAME" (the updated parameters)
-    and "momentum:NAME" (the new momentum buffers; inputs of the same name hold the old ones).
+    Outputs: "loss", then "grad:NAME" per parameter (rule None) or "param:NAME" (the updated
+    parameter) and "STATE:NAME" (its new state arrays), then the forward graph's other outputs
+    (e.g. "buffer:NAME", updated running statistics). A parameter the loss does not depend on
+    gets a zero gradient, and no update (as an eager step skips a parameter whose grad is
+    None); so does one not in `trained` (None: every parameter), which the optimizer does not
+    hold.
     """
     loss_id = g.outputs[loss_output]
     if g.node(loss_id)["shape"] not in ((), (1,)):
@@ -66,6 +83,7 @@ def autodiff(g: Graph, sgd: SGDSpec | None = SGDSpec(), loss_output: int = 0) ->
     leaves: dict[int, Leaf] = {}
     tensors: dict[int, Tensor] = {}
     params: list[tuple[str, Tensor]] = []
+    input_names = list(g.input_names)
     with trace_mode():
         for nid in g.nx.nodes:
             d = g.node(nid)
@@ -79,28 +97,43 @@ def autodiff(g: Graph, sgd: SGDSpec | None = SGDSpec(), loss_output: int = 0) ->
         loss = env[loss_id]
         if loss.requires_grad:  # else no parameter affects the loss: all gradients are zero
             loss.backward(create_graph=True)
-        grads = [
-            p.grad if p.grad is not None else Tensor._make(np.zeros(p.shape, p.dtype))
-            for _, p in params
-        ]
         outputs, names = [loss], ["loss"]
-        if sgd is None:
-            outputs += grads
-            names += [f"grad:{n}" for n, _ in params]
+        if rule is None:
+            for name, p in params:
+                grad = p.grad if p.grad is not None else Tensor._make(np.zeros(p.shape, p.dtype))
+                outputs.append(grad)
+                names.append(f"grad:{name}")
         else:
-            lr = Tensor._make(MetaArray((), np.float32))
-            leaves[id(lr)] = Leaf("input", "lr")
-            new_params, new_buffers = [], []
-            for (name, p), grad in zip(params, grads):
-                step = grad + p * sgd.weight_decay if sgd.weight_decay else grad
-                if sgd.momentum:
-                    buf = Tensor._make(MetaArray(p.shape, p.dtype))
-                    leaves[id(buf)] = Leaf("state", f"momentum:{name}")
-                    buf_new = buf * sgd.momentum + step
-                    new_buffers.append((name, buf_new))
-                    step = step + buf_new * sgd.momentum if sgd.nesterov else buf_new
-                new_params.append((name, p - lr * step))
-            outputs += [t for _, t in new_params] + [t for _, t in new_buffers]
-            names += [f"param:{n}" for n, _ in new_params]
-            names += [f"momentum:{n}" for n, _ in new_buffers]
-    return from_tensors(outputs, names, leaves)
+            updated: list[tuple[str, Tensor, dict[str, Tensor]]] = []
+            for name, p in params:
+                if p.grad is None or (trained is not None and name not in trained):
+                    continue
+                state = {
+                    s: _leaf(leaves, "state", f"{s}:{name}", p.shape, p.dtype) for s in rule.state
+                }
+                scalars = {}
+                for s in rule.scalars:
+                    scalars[s] = _leaf(leaves, "input", f"{s}:{name}", (), p.dtype)
+                    input_names.append(f"{s}:{name}")
+                new_p, new_state = rule.update(p, p.grad, state, scalars)
+                updated.append((name, new_p, new_state))
+            for name, new_p, _ in updated:
+                outputs.append(new_p)
+                names.append(f"param:{name}")
+            for name, _, new_state in updated:
+                for s in rule.state:
+                    outputs.append(new_state[s])
+                    names.append(f"{s}:{name}")
+        for k, (nid, out_name) in enumerate(zip(g.outputs, g.output_names)):
+            if k != loss_output:
+                outputs.append(env[nid])
+                names.append(out_name)
+    return from_tensors(outputs, names, leaves, input_names)
+
+
+def _leaf(
+    leaves: dict[int, Leaf], role: str, name: str, shape: tuple[int, ...], dtype: np.dtype
+) -> Tensor:
+    t = Tensor._make(MetaArray(shape, dtype))
+    leaves[id(t)] = Leaf(role, name)
+    return t

@@ -100,6 +100,7 @@ def simplify(g: Graph) -> Graph:
         remap[nid] = new.add(op, operands, attrs, d["shape"], d["dtype"])
     new.outputs = [remap[o] for o in g.outputs]
     new.output_names = list(g.output_names)
+    new.input_names = list(g.input_names)  # inputs DCE removed are still arguments
     # DCE again: folding and reshape merging can orphan nodes
     live = set(new.outputs)
     for out in new.outputs:
