@@ -131,3 +131,31 @@ def test_default_init_bounds_match_pytorch_rule():
 def test_conv2d_rejects_channels_not_divisible_by_groups():
     with pytest.raises(ValueError, match="divisible by groups=2"):
         nn.Conv2d(3, 4, 3, groups=2)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_modules_accept_numpy_arrays_like_tensors(dtype):
+    from models import MLP
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 6, 6)).astype(dtype)
+    conv = nn.Conv2d(3, 4, 3)
+    seq = nn.Sequential(nn.Conv2d(3, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(32, 5))
+    lin = nn.Linear(6, 2)
+    mlp = MLP([108, 7, 3])
+    for module, arr in ((conv, x), (seq, x), (lin, x[:, 0, 0]), (mlp, x)):
+        out = module(arr)  # a DataLoader batch, as it comes
+        want = module(Tensor(arr))
+        assert isinstance(out, Tensor) and out.dtype == np.float32  # float data -> float32
+        np.testing.assert_array_equal(out.numpy(), want.numpy())
+
+
+def test_module_wraps_numpy_keyword_arguments_and_leaves_other_values():
+    class Scale(nn.Module):
+        def forward(self, x, *, by, note):
+            assert isinstance(by, Tensor) and note == "kept"
+            return x * by
+
+    out = Scale()(np.array([1.0, 2.0]), by=np.array([3.0, 4.0]), note="kept")
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out.numpy(), [3.0, 8.0])

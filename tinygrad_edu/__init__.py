@@ -7,6 +7,7 @@ Both `Value` and `Tensor` run the op table in `ops.py` through one autograd (`au
 """
 
 from . import nn, optim
+from .anomaly import detect_anomaly, is_anomaly_enabled, set_detect_anomaly
 from .autograd import enable_grad, grad_enabled, no_grad
 from .errors import OpError, OpIndexError
 from .gradcheck import GradcheckError, gradcheck
@@ -23,12 +24,15 @@ __all__ = [
     "Tensor",
     "Value",
     "cat",
+    "detect_anomaly",
     "enable_grad",
     "grad_enabled",
     "gradcheck",
+    "is_anomaly_enabled",
     "manual_seed",
     "nn",
     "optim",
+    "set_detect_anomaly",
     "no_grad",
     "stack",
     "where",

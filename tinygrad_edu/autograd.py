@@ -15,6 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from . import anomaly
 from .errors import user_location
 
 if TYPE_CHECKING:
@@ -78,7 +79,7 @@ class Node(ABC):
 
     __slots__ = (
         "data", "grad", "requires_grad", "_op", "_inputs", "_attrs", "_retain", "_released",
-        "label",
+        "_made_at", "label",
     )  # fmt: skip
 
     def __init__(self, data: Any, requires_grad: bool = False) -> None:
@@ -90,6 +91,7 @@ class Node(ABC):
         self._attrs: dict[str, Any] = {}
         self._retain = False
         self._released = False  # set once backward has run this node's VJP and let go
+        self._made_at = ""  # the user's line that ran the op (recorded in anomaly mode)
         self.label = ""
 
     # -- subclass hooks ---------------------------------------------------------------------
@@ -127,7 +129,11 @@ class Node(ABC):
         message naming the op and the shapes, before any array work is done.
         """
         shape = op.shape(*(i.shape for i in inputs), **attrs)
-        return record(cls._forward(op, inputs, attrs, shape), op, inputs, attrs)
+        out = cls._forward(op, inputs, attrs, shape)
+        if anomaly.checking_forward() and not tracing():
+            anomaly.check_forward(op.name, inputs, out)
+            out._made_at = anomaly.forward_location()
+        return record(out, op, inputs, attrs)
 
     # -- graph ------------------------------------------------------------------------------
     @property
@@ -197,7 +203,12 @@ class Node(ABC):
                 if node.is_leaf:
                     continue
                 assert node._op is not None
-                input_grads = node._op.vjp(grad, node, *node._inputs, **node._attrs)
+                if anomaly.is_anomaly_enabled() and not tracing():
+                    with anomaly.checked_vjp():
+                        input_grads = node._op.vjp(grad, node, *node._inputs, **node._attrs)
+                    anomaly.check_backward(node, grad, input_grads)
+                else:
+                    input_grads = node._op.vjp(grad, node, *node._inputs, **node._attrs)
                 for parent, parent_grad in zip(node._inputs, input_grads, strict=True):
                     if parent_grad is None or not parent.requires_grad:
                         continue

@@ -32,6 +32,10 @@ def _uniform(shape: tuple[int, ...], bound: float) -> Tensor:
     return Parameter(rng.generator().uniform(-bound, bound, shape))
 
 
+def _as_tensor(value: Any) -> Any:
+    return Tensor(value) if isinstance(value, np.ndarray) else value
+
+
 class Module:
     """Base class: subclasses set attributes in `__init__` and define `forward`."""
 
@@ -40,6 +44,10 @@ class Module:
         object.__setattr__(self, "_buffers", [])
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run `forward`. numpy arrays among the arguments (a DataLoader batch, say) become
+        Tensors first, with `Tensor()`'s dtype rule (float data to float32, ints to int64)."""
+        args = tuple(_as_tensor(a) for a in args)
+        kwargs = {k: _as_tensor(v) for k, v in kwargs.items()}
         return self.forward(*args, **kwargs)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
