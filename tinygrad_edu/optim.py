@@ -485,7 +485,8 @@ class SGD(Optimizer):
         else:
             buf = state.get("momentum_buffer")
             if buf is None:
-                buf = state["momentum_buffer"] = np.array(g, copy=True)
+                # g.copy(), not np.array(g): a CuPy gradient stays on the GPU
+                buf = state["momentum_buffer"] = g.copy()
             else:
                 buf *= momentum
                 buf += (1 - self.dampening) * g if self.dampening else g
