@@ -199,6 +199,7 @@ class Buffer:
     dtype: str
     role: str  # "in" | "out"
     node: int
+    label: str = ""  # the name the user knows it by (e.g. "0.weight"), when it has one
 
 
 @dataclass
@@ -256,6 +257,7 @@ class Kernel:
             f"// {self.name}: {' -> '.join(self.ops)}",
             f"// {self.flops:,} FLOPs, {self.bytes_read:,} B read, "
             f"{self.bytes_written:,} B written",
+            *([f"// {buffer_legend(self.buffers)}"] if buffer_legend(self.buffers) else []),
             *([f"// built for {self.target.describe()}"] if self.target else []),
             *([f"// tuned: {self.tuning}"] if self.tuning else []),
             f"void {self.name}({params}) {{",
@@ -266,6 +268,12 @@ class Kernel:
 
     def __str__(self) -> str:
         return self.pseudo_c()
+
+
+def buffer_legend(buffers: list[Buffer]) -> str:
+    """`p_0_weight = '0.weight', ...`: each identifier beside the name the user knows, for the
+    comments of generated sources."""
+    return ", ".join(f"{b.name} = {b.label!r}" for b in buffers if b.label)
 
 
 def _ctype(dtype: str) -> str:

@@ -18,7 +18,6 @@ row-wise loops.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -59,6 +58,7 @@ from .kernel import (
     vectorize,
     walk,
 )
+from .names import buffer_names, check_kernel_names, kernel_name, label
 from .passes.fuse import Fusion, Group, is_view
 from .target import CPUTarget, Tile, host_target
 
@@ -88,12 +88,13 @@ BINARY_OPS = {
 
 
 def buffer_name(g: Graph, nid: int) -> str:
+    """The node's identifier in generated code: valid and unique in `g` (compiler/names.py)."""
+    return buffer_names(g)[nid]
+
+
+def _buffer(g: Graph, nid: int, role: str) -> Buffer:
     d = g.node(nid)
-    if d["op"] in ("input", "param", "state") and d["name"]:
-        return re.sub(r"\W", "_", d["name"])
-    if d["op"] == "const":
-        return f"c{nid}"
-    return f"t{nid}"
+    return Buffer(buffer_name(g, nid), d["shape"], d["dtype"].name, role, nid, label(g, nid))
 
 
 def _nbytes(g: Graph, nid: int) -> int:
@@ -1565,18 +1566,11 @@ def lower(
         low = _Lowerer(fusion, group, k, schedule, target, (tiles or {}).get(k))
         body = low.lower()
         ops = group.op_names(g)
-        name = f"k{k}_" + "_".join(dict.fromkeys(ops))[:48]
-        buffers = [
-            Buffer(buffer_name(g, n), g.node(n)["shape"], g.node(n)["dtype"].name, "in", n)
-            for n in low.inputs
-        ]
-        buffers += [
-            Buffer(buffer_name(g, n), g.node(n)["shape"], g.node(n)["dtype"].name, "out", n)
-            for n in low.outputs
-        ]
+        buffers = [_buffer(g, n, "in") for n in low.inputs]
+        buffers += [_buffer(g, n, "out") for n in low.outputs]
         kernels.append(
             Kernel(
-                name=name,
+                name=kernel_name(k, ops),
                 ops=ops,
                 nodes=list(group.nodes),
                 buffers=buffers,
@@ -1588,4 +1582,5 @@ def lower(
                 target=target,
             )
         )
+        check_kernel_names(kernels[-1])
     return kernels

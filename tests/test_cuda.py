@@ -1,7 +1,9 @@
 """CUDA backend. Without a GPU: every kernel the compiler emits for AlexNet (both variants,
 forward and training step), the MLP, logistic regression and random programs renders to CUDA C
-that `nvcc --ptx -arch=sm_90` compiles. With CuPy and a device: results equal the numpy
-backend, and eager CUDA tensors equal CPU ones."""
+that `nvcc --ptx -arch=sm_90` compiles. With CuPy and a device (tests marked `gpu`; `-m gpu`
+selects them, bench/gpu_check.sh runs them): every kernel's results equal the numpy backend
+for those models and random programs, forward and training step, and eager CUDA tensors equal
+CPU ones."""
 
 import shutil
 import subprocess
@@ -13,9 +15,11 @@ from hypothesis import strategies as st
 
 import compiler
 from compiler.backends.cuda import render_module
+from compiler.graph import trace
+from compiler.passes import autodiff
 from compiler.testing import programs
 from models import MLP, AlexNet, LogisticRegression
-from tinygrad_edu import Tensor, manual_seed, optim
+from tinygrad_edu import Tensor, manual_seed, nn, optim
 
 
 def _device_reason() -> str | None:
@@ -32,7 +36,14 @@ def _device_reason() -> str | None:
 
 
 NO_DEVICE = _device_reason()
-needs_gpu = pytest.mark.skipif(NO_DEVICE is not None, reason=str(NO_DEVICE))
+
+
+def needs_gpu(test):
+    """Marked `gpu`; skipped, saying why, without CuPy or a device."""
+    skip = pytest.mark.skipif(NO_DEVICE is not None, reason=f"no GPU/CuPy: {NO_DEVICE}")
+    return pytest.mark.gpu(skip(test))
+
+
 needs_nvcc = pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not on PATH")
 
 MODELS = {
@@ -116,21 +127,6 @@ def test_running_without_a_device_says_why():
 
 
 @needs_gpu
-@pytest.mark.parametrize("train", [False, True], ids=["forward", "train-step"])
-@pytest.mark.parametrize("name", sorted(MODELS))
-def test_cuda_matches_numpy_backend(name, train):
-    ours, model, x, y = compiled_for(name, train)
-    ref, ref_model, _, _ = compiled_for(name, train, backend="numpy")
-    if train:
-        model.eval(), ref_model.eval()
-        np.testing.assert_allclose(ours(x, y), ref(x, y), rtol=1e-4)
-        for p, q in zip(model.parameters(), ref_model.parameters()):
-            np.testing.assert_allclose(p.numpy(), q.numpy(), rtol=1e-4, atol=1e-6)
-    else:
-        np.testing.assert_allclose(ours(x), ref(x), rtol=1e-4, atol=1e-5)
-
-
-@needs_gpu
 def test_eager_cuda_tensors_match_cpu():
     r = np.random.default_rng(0)
     x, w = r.standard_normal((2, 3, 17, 17)), r.standard_normal((4, 3, 3, 3))
@@ -144,3 +140,95 @@ def test_eager_cuda_tensors_match_cpu():
         assert xt.grad.device == device
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def close(a, b, rtol=1e-4):
+    scale = max(float(np.abs(b).max()), 1.0) if np.size(b) else 1.0
+    np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * scale)
+
+
+def _squares(outputs):
+    loss = None
+    for o in outputs:
+        term = (o * o).mean()
+        loss = term if loss is None else loss + term
+    return loss
+
+
+@needs_gpu
+@settings(max_examples=8, deadline=None)
+@given(program=programs(), seed=st.integers(0, 1000))
+def test_cuda_matches_numpy_backend_for_random_programs(program, seed):
+    x = np.random.default_rng(seed).standard_normal(program.x_shape).astype(np.float32)
+    ours, ref = (compiler.compile(program, x, backend=b).run(x) for b in ("cuda", "numpy"))
+    for name in ref:
+        close(ours[name], ref[name])
+    graph = trace(lambda t: _squares(program(t)), x, module=program)
+    bindings = {n: (lambda p=p: p.data) for n, p in program.named_parameters()}
+    grads = [
+        compiler.build(autodiff(graph, sgd=None), backend, bindings).run(x)
+        for backend in ("cuda", "numpy")
+    ]
+    for name in grads[1]:
+        close(grads[0][name], grads[1][name])
+
+
+@needs_gpu
+def test_cuda_runs_a_sequential_whose_parameters_start_with_digits():
+    x = np.random.default_rng(1).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+    ours, ref = (compiler.compile(model, x, backend=b) for b in ("cuda", "numpy"))
+    np.testing.assert_allclose(ours(x), ref(x), rtol=1e-4, atol=1e-5)
+
+
+@needs_gpu
+def test_cuda_takes_and_returns_device_arrays():
+    import cupy
+
+    x = np.random.default_rng(2).standard_normal((4, 64)).astype(np.float32)
+    manual_seed(0)
+    model = MLP([64, 32, 10])
+    compiled = compiler.compile(model, x, backend="cuda")
+    out = compiled(cupy.asarray(x))
+    assert isinstance(out, cupy.ndarray)
+    np.testing.assert_allclose(cupy.asnumpy(out), model(Tensor(x)).numpy(), rtol=1e-4, atol=1e-5)
+
+
+@needs_gpu
+def test_eager_cuda_training_steps_match_cpu():
+    x = np.random.default_rng(3).standard_normal((8, 64)).astype(np.float32)
+    y = np.arange(8) % 10
+    runs = []
+    for device in ("cpu", "cuda"):
+        manual_seed(0)
+        model = MLP([64, 32, 10])
+        for p in model.parameters():
+            p.data = p.to(device).data
+        opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+        losses = []
+        for _ in range(3):
+            loss = model(Tensor(x, device=device)).cross_entropy(Tensor(y, device=device))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        runs.append((losses, [p.numpy() for p in model.parameters()]))
+    np.testing.assert_allclose(runs[0][0], runs[1][0], rtol=1e-5)
+    for a, b in zip(runs[0][1], runs[1][1]):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+# last: the slowest GPU tests (a device-time limit cuts these, not the quick ones above)
+@needs_gpu
+@pytest.mark.parametrize("train", [False, True], ids=["forward", "train-step"])
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_cuda_matches_numpy_backend(name, train):
+    ours, model, x, y = compiled_for(name, train)
+    ref, ref_model, _, _ = compiled_for(name, train, backend="numpy")
+    if train:
+        model.eval(), ref_model.eval()
+        np.testing.assert_allclose(ours(x, y), ref(x, y), rtol=1e-4)
+        for p, q in zip(model.parameters(), ref_model.parameters()):
+            np.testing.assert_allclose(p.numpy(), q.numpy(), rtol=1e-4, atol=1e-6)
+    else:
+        np.testing.assert_allclose(ours(x), ref(x), rtol=1e-4, atol=1e-5)

@@ -38,6 +38,7 @@ from ..kernel import (
     Stmt,
     Store,
     Var,
+    buffer_legend,
 )
 
 THREADS = 256
@@ -337,6 +338,9 @@ def render(kernel: Kernel) -> CudaKernel:
         source, launch = _render_matmul(kernel, sig)
     else:
         source, launch = _render_flat(kernel, sig)
+    legend = buffer_legend(kernel.buffers)
+    if legend:
+        source = f"// {legend}\n{source}"
     return CudaKernel(kernel.name, source, launch, names)
 
 
