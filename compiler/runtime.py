@@ -83,7 +83,12 @@ class CompiledFunction:
     def input_names(self) -> list[str]:
         """The inputs a call passes, in argument order (the rest are bound parameters and
         state). Inputs the program never reads are still arguments."""
-        return [n for n in self.graph.argument_names() if n not in self.bindings]
+        g = self.graph
+        # a binding serves the parameter or state of that name when there is one (a module may
+        # call a parameter "x", like an input), else an input leaf (the learning rate)
+        owned = {g.node(n)["name"] for n in g.nx.nodes if g.node(n)["op"] in ("param", "state")}
+        bound = {n for n in self.bindings if n not in owned}
+        return [n for n in g.argument_names() if n not in bound]
 
     def _bind(self, args: Sequence[Any], kwargs: dict[str, Any] | None = None) -> dict[int, Any]:
         g = self.graph
@@ -104,7 +109,10 @@ class CompiledFunction:
                 env[nid] = d["value"]
                 continue
             name = d["name"]
-            value = self.bindings[name]() if name in self.bindings else given[name]
+            if role == "input" and name in given:
+                value = given[name]
+            else:
+                value = self.bindings[name]() if name in self.bindings else given[name]
             if isinstance(value, Tensor):
                 value = value.data  # host or device array, as it is
             arr = value if type(value).__module__.startswith("cupy") else np.asarray(value)

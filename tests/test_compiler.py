@@ -335,3 +335,31 @@ def test_default_backend_is_llvm_and_the_environment_can_choose(monkeypatch):
     monkeypatch.setenv("TINYGRAD_EDU_BACKEND", "tpu")
     with pytest.raises(ValueError, match="unknown backend 'tpu'.*TINYGRAD_EDU_BACKEND"):
         compiler.compile(lambda t: t.relu(), x)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "llvm"])
+def test_a_parameter_named_like_an_input_does_not_take_its_place(backend):
+    """A module may call a parameter "x", the name compile_train_step gives the batch: the
+    batch is still the first argument, the parameter still read from the module."""
+    from tinygrad_edu import Tensor as DSLTensor
+    from tinygrad_edu import nn as tnn
+    from tinygrad_edu import optim as topt
+
+    class Scaled(tnn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.x = DSLTensor(np.full((3,), 2.0), requires_grad=True)
+
+        def forward(self, inp):
+            return inp * self.x
+
+    model = Scaled()
+    batch = np.arange(6, dtype=np.float32).reshape(2, 3)
+    fwd = compiler.compile(model, batch, backend=backend)
+    np.testing.assert_allclose(fwd(batch), batch * 2.0)
+    opt = topt.SGD(model.parameters(), lr=0.1)
+    step = compiler.compile_train_step(
+        model, lambda o, t: ((o - t) * (o - t)).mean(), opt, batch, batch, backend=backend
+    )
+    assert step.input_names[:2] == ["x", "y"]
+    assert step(batch, batch) == pytest.approx(float(np.mean((batch * 2.0 - batch) ** 2)))
