@@ -60,6 +60,9 @@ class CompiledFunction:
     #: back where the state lives after each call, and not returned
     state_slots: dict[str, Slot] = field(default_factory=dict)
     calls: int = 0
+    #: called as watch(group, kernel, env) after each kernel runs, before its dead values are
+    #: dropped (`compiler.drift` reads every kernel's outputs through it); None: nothing
+    watch: Callable[[Any, Kernel, dict[int, Any]], None] | None = None
     _executor: Any = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _leaves: list[tuple[int, dict[str, Any]]] | None = field(default=None, repr=False)
@@ -189,10 +192,13 @@ class CompiledFunction:
         level = debug_level()
         total = 0.0
         clock = time.perf_counter
+        watch = self.watch
         for group, kernel, dead in zip(self.fusion.groups, self.kernels, self._dead_after):
             t0 = clock()
             ex.run_group(g, group, kernel, env)
             dt = clock() - t0
+            if watch is not None:
+                watch(group, kernel, env)
             seconds = kernel.seconds
             seconds.append(dt)
             if len(seconds) > 2 * KEEP_TIMINGS:  # a long training run keeps the recent ones
