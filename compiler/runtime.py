@@ -25,9 +25,11 @@ from typing import Any
 import numpy as np
 
 from tinygrad_edu import Tensor
+from tinygrad_edu.autograd import anomaly_enabled
 from tinygrad_edu.errors import op_error
 from tinygrad_edu.ops import OPS
 
+from .anomaly import check_kernel
 from .graph import Graph
 from .kernel import Kernel
 from .passes import Fusion, MemoryPlan
@@ -192,11 +194,14 @@ class CompiledFunction:
         level = debug_level()
         total = 0.0
         clock = time.perf_counter
+        check = anomaly_enabled()  # read once per call: nothing per kernel when off
         watch = self.watch
         for group, kernel, dead in zip(self.fusion.groups, self.kernels, self._dead_after):
             t0 = clock()
             ex.run_group(g, group, kernel, env)
             dt = clock() - t0
+            if check:
+                check_kernel(self, group, kernel, env)
             if watch is not None:
                 watch(group, kernel, env)
             seconds = kernel.seconds

@@ -7,7 +7,7 @@ Both `Value` and `Tensor` run the op table in `ops.py` through one autograd (`au
 """
 
 from . import nn, optim
-from .autograd import enable_grad, grad_enabled, no_grad
+from .autograd import detect_anomaly, enable_grad, grad_enabled, no_grad, set_detect_anomaly
 from .errors import OpError, OpIndexError
 from .gradcheck import GradcheckError, gradcheck
 from .rng import manual_seed
@@ -23,6 +23,7 @@ __all__ = [
     "Tensor",
     "Value",
     "cat",
+    "detect_anomaly",
     "enable_grad",
     "grad_enabled",
     "gradcheck",
@@ -30,6 +31,7 @@ __all__ = [
     "nn",
     "optim",
     "no_grad",
+    "set_detect_anomaly",
     "stack",
     "where",
 ]

@@ -57,6 +57,33 @@ def trace_mode() -> Iterator[None]:
         _state.tracing = previous
 
 
+_anomaly = False  # process-wide, as in PyTorch: worker threads see the same mode
+
+
+def anomaly_enabled() -> bool:
+    """Whether anomaly mode is on: compiled functions then check every kernel's outputs and
+    raise at the first kernel that makes a NaN or an infinity from finite inputs."""
+    return _anomaly
+
+
+def set_detect_anomaly(mode: bool) -> None:
+    """Turn anomaly mode on or off for the whole program (off by default: checking costs a
+    pass over every kernel's output)."""
+    global _anomaly
+    _anomaly = bool(mode)
+
+
+@contextlib.contextmanager
+def detect_anomaly() -> Iterator[None]:
+    """Context manager: anomaly mode inside the block, the previous mode after it."""
+    previous = _anomaly
+    set_detect_anomaly(True)
+    try:
+        yield
+    finally:
+        set_detect_anomaly(previous)
+
+
 @contextlib.contextmanager
 def enable_grad() -> Iterator[None]:
     """Context manager: record ops even inside `no_grad` (used by `create_graph=True`)."""
