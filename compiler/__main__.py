@@ -1,8 +1,11 @@
 """`python -m compiler inspect MODEL [--train] [--backend B] [--batch N] [--report out.html]`
+`python -m compiler drift MODEL [--backend B] [--dtype float32|float64] [--steps N]`
 
-Compiles a model from `models/` (inference, or with `--train` the whole training step) and
-prints what the compiler did: node and kernel counts, pass times, the memory plan, a kernel
-table after one timed call, and (with `-v`) every fusion decision and the kernel IR.
+`inspect` compiles a model from `models/` (inference, or with `--train` the whole training
+step) and prints what the compiler did: node and kernel counts, pass times, the memory plan, a
+kernel table after one timed call, and (with `-v`) every fusion decision and the kernel IR.
+`drift` trains the model eagerly and compiled side by side (`compiler.drift`) and reports the
+first step, value and kernel where their numbers differ.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 
 import compiler
+from compiler.drift import DriftReport, compare
 from models import MLP, AlexNet, LogisticRegression
 from tinygrad_edu import manual_seed, nn, optim
 
@@ -68,6 +72,28 @@ def inspect_model(
     return compiled
 
 
+OPTIMIZERS = {
+    "sgd": lambda ps: optim.SGD(ps, lr=0.01, momentum=0.9, weight_decay=5e-4),
+    "adam": lambda ps: optim.Adam(ps, lr=1e-3, weight_decay=1e-4),
+}
+
+
+def drift_model(
+    name: str, backend: str, dtype: str, steps: int, batch: int, optimizer: str
+) -> DriftReport:
+    make, shape, classes = MODELS[name]
+    rng = np.random.default_rng(0)
+    batches = [
+        (rng.standard_normal((batch, *shape)), rng.integers(0, classes, batch))
+        for _ in range(steps)
+    ]
+    report = compare(
+        make, lambda o, t: o.cross_entropy(t), OPTIMIZERS[optimizer], batches, backend, dtype
+    )
+    print(report)
+    return report
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m compiler", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -89,9 +115,21 @@ def main(argv: Sequence[str] | None = None) -> None:
         action="store_true",
         help="print every fusion decision and each kernel's IR",
     )
+    dr = sub.add_parser("drift", help="where compiled training first differs from eager")
+    dr.add_argument("model", choices=sorted(MODELS))
+    dr.add_argument("--backend", default="numpy", choices=("numpy", "llvm"))
+    dr.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    dr.add_argument("--steps", type=int, default=1)
+    dr.add_argument("--batch", type=int, default=8)
+    dr.add_argument("--optimizer", default="sgd", choices=sorted(OPTIMIZERS))
     args = p.parse_args(argv)
     if args.batch < 1:
         p.error("--batch must be >= 1")
+    if args.command == "drift":
+        if args.steps < 1:
+            p.error("--steps must be >= 1")
+        drift_model(args.model, args.backend, args.dtype, args.steps, args.batch, args.optimizer)
+        return
     inspect_model(
         args.model, args.train, args.backend, args.batch, args.report, args.verbose, not args.no_run
     )

@@ -2,8 +2,10 @@
 
 A node is an int id with attributes: `op` (an op-table name, or "input" / "param" / "const" /
 "state" for leaves), `attrs`, `shape`, `dtype`, `name` (for leaves and outputs) and `value`
-(constants). An edge `a -> b` with key `k` says "a is operand k of b", so `mul(h, h)` has two
-edges. `Graph.outputs` lists the output node ids in order; `Graph.input_names` lists the
+(constants); optionally `label` (what an intermediate is: "grad:NAME" for a parameter's
+gradient) and, after simplify, `origin` (the traced node whose value it holds). An edge
+`a -> b` with key `k` says "a is operand k of b", so `mul(h, h)` has two edges.
+`Graph.outputs` lists the output node ids in order; `Graph.input_names` lists the
 inputs in argument order (the order a compiled call binds them), which is not the order the
 tracer met them and includes inputs the program never reads.
 
@@ -147,11 +149,13 @@ def from_tensors(
     output_names: Sequence[str],
     leaves: dict[int, Leaf],
     input_names: Sequence[str] = (),
+    labels: dict[int, str] | None = None,
 ) -> Graph:
     """Read the recorded ops behind `outputs` into a Graph.
 
     `leaves` maps id(tensor) of every input, parameter and state tensor to its role and name;
-    any other leaf must hold real numbers and becomes a constant.
+    any other leaf must hold real numbers and becomes a constant. `labels` maps id(tensor) of
+    intermediates worth naming (a parameter's gradient: "grad:NAME") to a node `label`.
     """
     g = Graph()
     ids: dict[int, int] = {}
@@ -184,6 +188,9 @@ def from_tensors(
                     stack.append((parent, False))
             continue
         ids[id(t)] = g.add(t._op.name, [ids[id(p)] for p in t._inputs], t._attrs, t.shape, t.dtype)
+    for key, label in (labels or {}).items():
+        if key in ids:
+            g.node(ids[key])["label"] = label
     g.outputs = [ids[id(t)] for t in outputs]
     g.output_names = list(output_names)
     g.input_names = list(input_names)

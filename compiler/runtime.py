@@ -25,9 +25,11 @@ from typing import Any
 import numpy as np
 
 from tinygrad_edu import Tensor
+from tinygrad_edu.anomaly import is_anomaly_enabled
 from tinygrad_edu.errors import op_error
 from tinygrad_edu.ops import OPS
 
+from .anomaly import check_kernel
 from .graph import Graph
 from .kernel import Kernel
 from .passes import Fusion, MemoryPlan
@@ -60,6 +62,9 @@ class CompiledFunction:
     #: back where the state lives after each call, and not returned
     state_slots: dict[str, Slot] = field(default_factory=dict)
     calls: int = 0
+    #: called as watch(group, kernel, env) after each kernel runs, before its dead values are
+    #: dropped (`compiler.drift` reads every kernel's outputs through it); None: nothing
+    watch: Callable[[Any, Kernel, dict[int, Any]], None] | None = None
     _executor: Any = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _leaves: list[tuple[int, dict[str, Any]]] | None = field(default=None, repr=False)
@@ -197,10 +202,16 @@ class CompiledFunction:
         level = debug_level()
         total = 0.0
         clock = time.perf_counter
+        check = is_anomaly_enabled()  # read once per call: nothing per kernel when off
+        watch = self.watch
         for group, kernel, dead in zip(self.fusion.groups, self.kernels, self._dead_after):
             t0 = clock()
             ex.run_group(g, group, kernel, env)
             dt = clock() - t0
+            if check:
+                check_kernel(self, group, kernel, env)
+            if watch is not None:
+                watch(group, kernel, env)
             seconds = kernel.seconds
             seconds.append(dt)
             if len(seconds) > 2 * KEEP_TIMINGS:  # a long training run keeps the recent ones

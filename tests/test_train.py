@@ -116,11 +116,21 @@ def test_cli_rejects_bad_arguments(argv, capsys):
 
 
 def test_compiled_training_gives_the_eager_numbers_and_a_report(tmp_path):
+    """The numpy backend is eager training bit for bit, on every machine; llvm sums in
+    another order (and fuses multiply-adds), so its numbers agree to rounding and its test
+    accuracy within two of the 359 images, not digit for digit."""
     config = replace(CONFIGS["mlp"], epochs=2)
     eager = train(config, str(tmp_path / "eager"), log=quiet)
     lines = []
-    compiled = train(config, str(tmp_path / "compiled"), log=lines.append, compiled=True)
+    reference = train(
+        config, str(tmp_path / "numpy"), log=lines.append, compiled=True, backend="numpy"
+    )
     for key in ("train_loss", "test_loss", "test_acc"):
-        np.testing.assert_allclose(compiled[key], eager[key], rtol=1e-5)
-    assert (tmp_path / "compiled" / "compiler_report.html").exists()
+        assert reference[key] == eager[key], key
+    assert (tmp_path / "numpy" / "compiler_report.html").exists()
     assert any("kernels" in line for line in lines)
+    pytest.importorskip("llvmlite")
+    llvm = train(config, str(tmp_path / "llvm"), log=quiet, compiled=True, backend="llvm")
+    np.testing.assert_allclose(llvm["train_loss"], eager["train_loss"], rtol=1e-4)
+    np.testing.assert_allclose(llvm["test_loss"], eager["test_loss"], rtol=1e-3)
+    np.testing.assert_allclose(llvm["test_acc"], eager["test_acc"], atol=2 / 359 + 1e-9)

@@ -19,10 +19,13 @@ from ..kernel import Kernel
 
 
 def run_ops(xp: Any, g: Graph, nodes: list[int], env: dict[int, Any]) -> None:
-    """Evaluate nodes in order with the op table's array-module-generic forwards."""
+    """Evaluate nodes in order with the op table's array-module-generic forwards, each
+    result in its node's dtype (as eager mode keeps float32 results float32 where numpy
+    would promote, e.g. int / int)."""
     for nid in nodes:
         d = g.node(nid)
-        env[nid] = OPS[d["op"]].forward(xp, *(env[o] for o in g.operands(nid)), **d["attrs"])
+        out = OPS[d["op"]].forward(xp, *(env[o] for o in g.operands(nid)), **d["attrs"])
+        env[nid] = out if out.dtype == d["dtype"] else out.astype(d["dtype"])
 
 
 class NumpyExecutor:

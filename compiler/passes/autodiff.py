@@ -98,6 +98,7 @@ def autodiff(
         if loss.requires_grad:  # else no parameter affects the loss: all gradients are zero
             loss.backward(create_graph=True)
         outputs, names = [loss], ["loss"]
+        labels = {id(p.grad): f"grad:{name}" for name, p in params if p.grad is not None}
         if rule is None:
             for name, p in params:
                 grad = p.grad if p.grad is not None else Tensor._make(np.zeros(p.shape, p.dtype))
@@ -128,7 +129,7 @@ def autodiff(
             if k != loss_output:
                 outputs.append(env[nid])
                 names.append(out_name)
-    return from_tensors(outputs, names, leaves, input_names)
+    return from_tensors(outputs, names, leaves, input_names, labels)
 
 
 def _leaf(

@@ -1,5 +1,13 @@
 """simplify: dead-code elimination, constant folding, removal of no-op movement ops, and two
-algebraic rewrites: permute(permute(x)) = one permute, and permute(A @ B) = B^T @ A^T."""
+algebraic rewrites: permute(permute(x)) = one permute, and permute(A @ B) = B^T @ A^T.
+
+Every rewrite but the last gives bit-identical values (views, and folds computed with the op
+table's own forwards). B^T @ A^T computes the same product with the operands swapped, which
+BLAS (and any blocked GEMM) sums in a different order, so it changes the last bits: the
+numpy reference backend asks for `exact=True`, which leaves products as traced so it computes
+what eager mode computes, bit for bit. Each new node records in `origin` the traced node whose
+value it holds (`compiler.drift` compares compiled values with eager ones through it).
+"""
 
 from __future__ import annotations
 
@@ -42,8 +50,9 @@ def _permute(g: Graph, src: int, dims: tuple[int, ...]) -> int:
     return g.add("permute", [src], {"dims": dims}, shape, d["dtype"])
 
 
-def simplify(g: Graph) -> Graph:
-    """A new graph computing the same outputs with fewer nodes."""
+def simplify(g: Graph, exact: bool = False) -> Graph:
+    """A new graph computing the same outputs with fewer nodes. `exact`: only rewrites that
+    keep every value bit-identical (no permute(A @ B) = B^T @ A^T)."""
     live = set(g.outputs)
     for out in g.outputs:
         live |= nx.ancestors(g.nx, out)
@@ -68,7 +77,8 @@ def simplify(g: Graph) -> Graph:
         if op == "permute":
             src = g.operands(nid)[0]
             if (
-                g.node(src)["op"] == "matmul"
+                not exact
+                and g.node(src)["op"] == "matmul"
                 and len(g.node(src)["shape"]) == 2
                 and g.consumers(src) == [nid]
                 and src not in g.outputs
@@ -98,6 +108,8 @@ def simplify(g: Graph) -> Graph:
             remap[nid] = new.add("const", (), {}, d["shape"], d["dtype"], f"folded{nid}", value)
             continue
         remap[nid] = new.add(op, operands, attrs, d["shape"], d["dtype"])
+    for nid, new_id in remap.items():  # the first traced node a value came from
+        new.node(new_id).setdefault("origin", nid)
     new.outputs = [remap[o] for o in g.outputs]
     new.output_names = list(g.output_names)
     new.input_names = list(g.input_names)  # inputs DCE removed are still arguments
