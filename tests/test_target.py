@@ -138,7 +138,7 @@ def hot_loops(level, monkeypatch, tmp_path):
         kernel = compiler.compile(fn, *args, backend="llvm").kernels[0]
         assert kernel.target.isa == level
         found[what] = hot_loop(kernel.asm)
-    graph = autodiff(trace(conv_grads, x, module=conv), sgd=None)
+    graph = autodiff(trace(conv_grads, x, module=conv))
     bindings = {n: (lambda p=p: p.data) for n, p in conv.named_parameters()}
     grads = compiler.build(graph, "llvm", bindings)
     for k in grads.kernels:
