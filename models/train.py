@@ -335,6 +335,8 @@ def train(
         start, history = restore_checkpoint(state, ckpt, config, model, opt, sched)
         log(f"resumed {config.model} from epoch {start}")
     parallel.broadcast_state()
+    if world.size > 1:
+        log(world.roll_call())
     ranks = f", {world.size} ranks data-parallel" if world.size > 1 else ""
     log(
         f"{config.model}: {model.num_parameters():,} parameters, {len(x_train)} train / "

@@ -24,6 +24,7 @@ because ranks that each use every core slow each other down 10-100x.
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import traceback
 from collections.abc import Iterable
@@ -132,6 +133,17 @@ class World:
     def allreduce_sum(self, values: Iterable[float]) -> np.ndarray:
         """Sum of a few numbers over ranks (metrics), as a float64 array."""
         return np.asarray(self.allreduce(np.array(list(values), dtype=np.float64)))
+
+    def roll_call(self) -> str:
+        """On rank 0, which process and host each rank is (a collective: every rank calls it;
+        the others get ""). Print it at start: when a rank dies, the launcher's report names
+        only its PID and host ("BAD TERMINATION ... PID 11134 RUNNING AT node7"), and this
+        line turns that into a rank."""
+        me = (self.rank, os.getpid(), socket.gethostname())
+        table = [me] if self.comm is None else self.comm.gather(me, root=0)
+        if not self.is_root:
+            return ""
+        return f"{self.size} rank(s): " + ", ".join(f"rank {r} pid {p} on {h}" for r, p, h in table)
 
     def barrier(self) -> None:
         """Wait until every rank gets here (after rank 0 writes a file the others read)."""
