@@ -260,10 +260,10 @@ def train(
     optimizer's update.
     """
     world = distributed.world()
-    if not world.is_root:
-        log = _silent
     if world.is_root:
         os.makedirs(out, exist_ok=True)
+    else:
+        log = _silent
     manual_seed(config.seed)
     model = build_model(config.model)
     x_train, y_train, x_test, y_test = prepare_digits(config.model)
@@ -346,6 +346,7 @@ def train(
         t0 = time.perf_counter()
         loader.set_epoch(epoch)
         bar = ProgressBar(len(loader), f"epoch {epoch + 1}/{config.epochs}")
+        bar.enabled = bar.enabled and world.is_root
         losses = []
         # each batch's loss summed over its samples on this rank (adds up over the ranks)
         loss_sums = np.zeros(len(loader), dtype=np.float64)

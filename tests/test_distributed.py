@@ -9,6 +9,7 @@ without the initial broadcast must be caught by those same checks.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -185,9 +186,15 @@ def _max_relative(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
 EPOCH = ("--epochs", "1", "--batch-size", "64")
 
 
+def _metrics(out) -> dict[str, list[float]]:
+    with open(os.path.join(out, "metrics.json")) as f:
+        return json.load(f)
+
+
 @pytest.fixture(scope="module")
-def one_rank_epoch(tmp_path_factory) -> dict[str, np.ndarray]:
-    return _train(1, tmp_path_factory.mktemp("one"), *EPOCH)
+def one_rank_epoch(tmp_path_factory) -> tuple[dict[str, np.ndarray], dict[str, list[float]]]:
+    out = tmp_path_factory.mktemp("one")
+    return _train(1, out, *EPOCH), _metrics(out)
 
 
 @needs_mpi
@@ -201,9 +208,12 @@ def test_cli_on_w_ranks_reaches_the_parameters_of_one_process(
 ) -> None:
     # 64 on 3 ranks is 22/21/21 and the last batch of 30 is 10/10/10 (15/15 on 2)
     params = _train(ranks, tmp_path, *EPOCH, *flags)
-    assert _max_relative(one_rank_epoch, params) < 1e-5
-    metrics = open(os.path.join(tmp_path, "metrics.csv")).read()
-    assert metrics.count("\n") == 2  # rank 0 alone wrote: a header and one epoch
+    single_params, single_metrics = one_rank_epoch
+    assert _max_relative(single_params, params) < 1e-5
+    metrics = _metrics(tmp_path)  # summed over the ranks' shards: one process's numbers
+    assert len(metrics["train_loss"]) == 1  # rank 0 alone wrote, once per epoch
+    for key in ("train_loss", "test_loss", "test_acc"):
+        assert metrics[key] == pytest.approx(single_metrics[key], rel=1e-5)
 
 
 def _worker(ranks: int, out, model: str, dtype: str, *flags: str) -> list[dict[str, np.ndarray]]:
