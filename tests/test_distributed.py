@@ -105,6 +105,23 @@ def test_threads_per_rank_share_the_cores_and_never_drop_to_zero() -> None:
     assert distributed.threads_per_rank(2, 3) == 1
 
 
+@pytest.mark.parametrize("configured, threads", [("", "1"), (" ", "1"), ("3", "3")])
+def test_thread_limit_reads_an_empty_variable_as_unset(monkeypatch, configured, threads) -> None:
+    pytest.importorskip("threadpoolctl")
+    from threadpoolctl import threadpool_limits
+
+    monkeypatch.setenv("TINYGRAD_EDU_THREADS", configured)
+    with threadpool_limits():  # restores numpy's BLAS threads afterwards
+        distributed._limit_threads(1)
+    assert os.environ["TINYGRAD_EDU_THREADS"] == threads
+
+
+def test_thread_limit_rejects_a_variable_that_is_not_a_number(monkeypatch) -> None:
+    monkeypatch.setenv("TINYGRAD_EDU_THREADS", "many")
+    with pytest.raises(ValueError, match="TINYGRAD_EDU_THREADS='many' is not a whole number"):
+        distributed._limit_threads(1)
+
+
 @pytest.mark.parametrize("ranks", [2, 3])
 def test_dropout_masks_of_the_shards_are_the_global_batch_mask(ranks: int) -> None:
     x = Tensor(np.ones((7, 5), np.float32))

@@ -197,12 +197,21 @@ def world() -> World:
 def _limit_threads(threads: int) -> None:
     """C cores shared by W ranks: C // W kernel and BLAS threads each. An explicit
     `$TINYGRAD_EDU_THREADS` wins (the LLVM backend reads it when it starts its workers)."""
-    os.environ.setdefault("TINYGRAD_EDU_THREADS", str(threads))
+    configured = os.environ.get("TINYGRAD_EDU_THREADS", "").strip()
+    if configured:  # empty counts as unset, as the LLVM backend reads it
+        try:
+            threads = max(1, int(configured))
+        except ValueError as e:
+            raise ValueError(
+                f"distributed: TINYGRAD_EDU_THREADS={configured!r} is not a whole number; set "
+                "it to the threads each rank may use, or unset it (cores // ranks per host)"
+            ) from e
+    os.environ["TINYGRAD_EDU_THREADS"] = str(threads)
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # numpy's BLAS then keeps its own default (OMP_NUM_THREADS)
         return
-    threadpool_limits(limits=int(os.environ["TINYGRAD_EDU_THREADS"]))
+    threadpool_limits(limits=threads)
 
 
 def _abort_on_uncaught_exception(w: World) -> None:
