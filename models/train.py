@@ -9,6 +9,12 @@ history: written atomically, loaded without pickle), `model.npz` (weights only),
 `metrics.csv`, `metrics.json` and `curves.png`. `--resume` continues from the checkpoint and
 gives exactly the numbers an uninterrupted run would have given: batch order and dropout masks
 are functions of (seed, epoch) and the saved generator state.
+
+Launched by MPI (`mpiexec -n W python -m mpi4py -m models.train MODEL ...`) it trains
+data-parallel with the same flags: `--batch-size` stays the global batch, each rank computes
+its shard of every batch and the gradients are averaged over the ranks
+(`tinygrad_edu.data_parallel`), so W ranks take the steps one process takes and reach the
+same parameters; rank 0 alone prints and writes `--out`. See docs/distributed.md.
 """
 
 from __future__ import annotations
@@ -26,8 +32,10 @@ from typing import Any
 import numpy as np
 
 import compiler
-from tinygrad_edu import Tensor, manual_seed, nn, no_grad, optim, rng
-from tinygrad_edu.data import DataLoader, GrayToRGB, Resize, load_digits
+from compiler.grad_step import GradientStep, compile_gradient_step
+from tinygrad_edu import Tensor, distributed, manual_seed, nn, no_grad, optim, rng
+from tinygrad_edu.data import DataLoader, GrayToRGB, Resize, load_digits, shard_bounds
+from tinygrad_edu.data_parallel import DataParallel
 
 from .alexnet import AlexNet
 from .logistic_regression import LogisticRegression
@@ -123,6 +131,15 @@ def evaluate(
     model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 256
 ) -> tuple[float, float]:
     """(mean cross-entropy, accuracy) in eval mode, without recording a graph."""
+    total_loss, correct = evaluation_sums(model, x, y, batch_size)
+    return total_loss / len(x), correct / len(x)
+
+
+def evaluation_sums(
+    model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 256
+) -> tuple[float, int]:
+    """(summed cross-entropy, number correct) over `x` in eval mode (sums add up over the
+    ranks' shards of a test set)."""
     model.eval()
     total_loss, correct = 0.0, 0
     with no_grad():
@@ -132,7 +149,16 @@ def evaluate(
             total_loss += logits.cross_entropy(yb).item() * len(yb)
             correct += int((logits.numpy().argmax(axis=1) == yb).sum())
     model.train()
-    return total_loss / len(x), correct / len(x)
+    return total_loss, correct
+
+
+def evaluate_sharded(
+    model: nn.Module, x: np.ndarray, y: np.ndarray, world: distributed.World
+) -> tuple[float, float]:
+    """`evaluate` with each rank on its shard of the test set and the sums added up."""
+    lo, hi = shard_bounds(len(x), world.rank, world.size)
+    loss_sum, correct = world.allreduce_sum(evaluation_sums(model, x[lo:hi], y[lo:hi]))
+    return float(loss_sum) / len(x), float(correct) / len(x)
 
 
 def _pack(prefix: str, state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -176,7 +202,18 @@ def load_checkpoint(
     opt: optim.Optimizer,
     sched: optim.LRScheduler,
 ) -> tuple[int, dict[str, list[float]]]:
-    state = nn.load(path)
+    return restore_checkpoint(nn.load(path), path, config, model, opt, sched)
+
+
+def restore_checkpoint(
+    state: dict[str, np.ndarray],
+    path: str,
+    config: Config,
+    model: nn.Module,
+    opt: optim.Optimizer,
+    sched: optim.LRScheduler,
+) -> tuple[int, dict[str, list[float]]]:
+    """Load a checkpoint's arrays (read from `path`) into the run; returns (epoch, history)."""
     saved = json.loads(str(state["meta/config"]))
     if saved["model"] != config.model:
         raise ValueError(
@@ -218,13 +255,27 @@ def train(
 
     With `compiled`, each step runs as one compiled graph (`compiler.compile_train_step`:
     forward, backward and the SGD update fused into kernels) on `backend`; the numbers are the
-    eager ones.
+    eager ones. Launched by MPI with W > 1 ranks, the run is data-parallel (module docstring);
+    a compiled step is then split: compiled forward + backward, the gradients' allreduce, the
+    optimizer's update.
     """
-    os.makedirs(out, exist_ok=True)
+    world = distributed.world()
+    if world.is_root:
+        os.makedirs(out, exist_ok=True)
+    else:
+        log = _silent
     manual_seed(config.seed)
     model = build_model(config.model)
     x_train, y_train, x_test, y_test = prepare_digits(config.model)
-    loader = DataLoader(x_train, y_train, config.batch_size, shuffle=True, seed=config.seed)
+    loader = DataLoader(
+        x_train,
+        y_train,
+        config.batch_size,
+        shuffle=True,
+        seed=config.seed,
+        num_replicas=world.size,
+        rank=world.rank,
+    )
     opt = optim.SGD(
         model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
     )
@@ -240,52 +291,88 @@ def train(
         "lr": [],
         "seconds": [],
     }
-    steps: dict[tuple[int, ...], compiler.TrainStep] = {}
+    parallel = DataParallel(model, opt, world)
+    loss_fn = lambda o, t: o.cross_entropy(t)  # noqa: E731
+    steps: dict[tuple[int, ...], compiler.TrainStep | GradientStep] = {}
 
-    def compiled_step(xb: np.ndarray, yb: np.ndarray) -> float:
+    def compiled_step(xb: np.ndarray, yb: np.ndarray) -> compiler.TrainStep | GradientStep:
         # one compiled graph per batch shape (the last batch of an epoch may be smaller)
         if xb.shape not in steps:
-            steps[xb.shape] = compiler.compile_train_step(
-                model, lambda o, t: o.cross_entropy(t), opt, xb, yb, backend=backend
-            )
-        return steps[xb.shape](xb, yb)
+            if world.size == 1:
+                steps[xb.shape] = compiler.compile_train_step(
+                    model, loss_fn, opt, xb, yb, backend=backend
+                )
+            else:
+                steps[xb.shape] = compile_gradient_step(model, loss_fn, opt, xb, yb, backend)
+        return steps[xb.shape]
+
+    def local_loss_and_grads(xb: np.ndarray, yb: np.ndarray) -> float:
+        """This rank's mean loss on its shard, its gradients left in the parameters' .grad."""
+        opt.zero_grad()
+        if len(xb) == 0:  # a global batch smaller than the world: this rank has no rows
+            return 0.0
+        if compiled:
+            step = compiled_step(xb, yb)
+            assert isinstance(step, GradientStep)
+            loss, grads = step(xb, yb)
+            step.set_grads(model, grads)
+            return loss
+        loss_t = loss_fn(model(Tensor(xb)), yb)
+        loss_t.backward()
+        return loss_t.item()
 
     ckpt = os.path.join(out, "checkpoint.npz")
     start = 0
     if resume:
-        if not os.path.exists(ckpt):
+        found = world.broadcast_object(os.path.exists(ckpt) if world.is_root else None)
+        if not found:
             raise FileNotFoundError(
                 f"--resume: no checkpoint at {ckpt}. Fix: run without "
                 "--resume first, or point --out at an earlier run"
             )
-        start, history = load_checkpoint(ckpt, config, model, opt, sched)
+        # rank 0 reads the file (other hosts may not see it) and sends its arrays
+        state = world.broadcast_object(nn.load(ckpt) if world.is_root else None)
+        start, history = restore_checkpoint(state, ckpt, config, model, opt, sched)
         log(f"resumed {config.model} from epoch {start}")
+    parallel.broadcast_state()
+    if world.size > 1:
+        log(world.roll_call())
+    ranks = f", {world.size} ranks data-parallel" if world.size > 1 else ""
     log(
         f"{config.model}: {model.num_parameters():,} parameters, {len(x_train)} train / "
-        f"{len(x_test)} test images, {config.epochs} epochs"
+        f"{len(x_test)} test images, {config.epochs} epochs{ranks}"
     )
     for epoch in range(start, config.epochs):
         t0 = time.perf_counter()
         loader.set_epoch(epoch)
         bar = ProgressBar(len(loader), f"epoch {epoch + 1}/{config.epochs}")
+        bar.enabled = bar.enabled and world.is_root
         losses = []
+        # each batch's loss summed over its samples on this rank (adds up over the ranks)
+        loss_sums = np.zeros(len(loader), dtype=np.float64)
         for i, (xb, yb) in enumerate(loader):
-            if compiled:
-                losses.append(compiled_step(xb, yb))
+            if compiled and world.size == 1:
+                losses.append(compiled_step(xb, yb)(xb, yb))
             else:
-                loss = model(Tensor(xb)).cross_entropy(yb)
-                opt.zero_grad()
-                loss.backward()
+                total = loader.global_batch_len(i)
+                parallel.sync_buffers()
+                with parallel.shard(len(xb), total):
+                    loss = local_loss_and_grads(xb, yb)
+                parallel.reduce_gradients(len(xb) / total)
                 opt.step()
-                losses.append(loss.item())
+                losses.append(loss)
+                loss_sums[i] = loss * len(xb)
             bar.update(i + 1, float(np.mean(losses)))
         bar.close()
+        if world.size > 1:  # the mean over the global batches, as one process computes it
+            sizes = [loader.global_batch_len(b) for b in range(len(loader))]
+            losses = list(world.allreduce(loss_sums) / np.array(sizes))
         train_loss = float(np.mean(losses))
         if not np.isfinite(train_loss):
             raise FloatingPointError(
                 f"epoch {epoch + 1}: training loss is {train_loss}. Fix: lower --lr"
             )
-        test_loss, test_acc = evaluate(model, x_test, y_test)
+        test_loss, test_acc = evaluate_sharded(model, x_test, y_test, world)
         seconds = time.perf_counter() - t0
         for k, v in zip(history, (train_loss, test_loss, test_acc, opt.lr, seconds)):
             history[k].append(float(v))
@@ -297,12 +384,21 @@ def train(
             f"epoch {epoch + 1:3d}  train loss {train_loss:.4f}  test loss {test_loss:.4f}  "
             f"test acc {test_acc:.2%}  lr {history['lr'][-1]:.3g}  {seconds:.1f}s"
         )
-        save_checkpoint(ckpt, config, epoch + 1, model, opt, sched, history)
-        write_metrics(out, history, f"{config.model} on digits")
-    nn.save(model.state_dict(), os.path.join(out, "model.npz"))
-    if compiled and steps:
+        if world.is_root:
+            save_checkpoint(ckpt, config, epoch + 1, model, opt, sched, history)
+            write_metrics(out, history, f"{config.model} on digits")
+        world.barrier()  # the checkpoint is complete before any rank goes on (or stops)
+    if world.is_root:
+        nn.save(model.state_dict(), os.path.join(out, "model.npz"))
+    world.barrier()
+    if compiled and steps and world.is_root:
         step = max(steps.values(), key=lambda s: s.compiled.calls)
-        log("\nwhat the compiler did (the training step: forward + backward + SGD update):")
+        what = (
+            "forward + backward + SGD update"
+            if world.size == 1
+            else "forward + backward; the gradients' allreduce and the SGD update run after it"
+        )
+        log(f"\nwhat the compiler did (the training step: {what}):")
         log(step.compiled.summary())
         log(step.compiled.timing_table())
         report = step.compiled.report(os.path.join(out, "compiler_report.html"))
@@ -310,6 +406,10 @@ def train(
     if history["test_acc"]:
         log(f"final test accuracy {history['test_acc'][-1]:.2%}  (outputs in {out})")
     return history
+
+
+def _silent(message: str) -> None:
+    """The log of ranks other than 0: one voice per job."""
 
 
 def parse_args(argv: Sequence[str] | None) -> tuple[Config, str, bool, bool, str]:

@@ -71,6 +71,7 @@ __all__ = [
     "Transform",
     "load_digits",
     "load_image",
+    "shard_bounds",
     "ten_crop",
     "ten_crop_predict",
 ]
@@ -163,6 +164,15 @@ class DataLoader:
     rng)` is applied to each sample of a batch in turn with that batch's rng. So resuming is
     `set_epoch(epoch, batch)` (or `load_state_dict`), and gives exactly the batches the
     interrupted run would have seen.
+
+    Data-parallel training (`num_replicas` W > 1, this process's `rank`): `batch_size` stays
+    the global batch. Every rank draws the same order and the same batches, and serves only
+    its shard of each (`shard_bounds`: contiguous, sizes differing by at most one, the last
+    partial batch split too), so together the W ranks see exactly the batches one process
+    sees, and take the same number of steps. `global_batch_len(b)` is batch b's size over all
+    ranks (the denominator of the gradient's sample-weighted mean). With a `transform`, each
+    rank transforms the whole global batch with the batch's rng and keeps its rows (exactly
+    one process's samples, at W times the transform work).
     """
 
     def __init__(
@@ -174,7 +184,16 @@ class DataLoader:
         seed: int = 0,
         drop_last: bool = False,
         transform: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
+        num_replicas: int = 1,
+        rank: int = 0,
     ) -> None:
+        if not (isinstance(num_replicas, int) and num_replicas >= 1 and 0 <= rank < num_replicas):
+            raise op_error(
+                "DataLoader",
+                "need num_replicas >= 1 and 0 <= rank < num_replicas",
+                f"num_replicas={num_replicas!r}, rank={rank!r}",
+                "pass world.size and world.rank from tinygrad_edu.distributed.world()",
+            )
         if len(x) != len(y):
             raise op_error(
                 "DataLoader",
@@ -201,6 +220,7 @@ class DataLoader:
         self.seed = int(seed)
         self.drop_last = bool(drop_last)
         self.transform = transform
+        self.num_replicas, self.rank = int(num_replicas), int(rank)
         self._next_epoch = 0  # the epoch the next iter() runs
         self._start_batch = 0  # and the batch it starts at (set_epoch / load_state_dict)
         self._position: tuple[int, int] | None = None  # (epoch, batches yielded) while running
@@ -214,6 +234,10 @@ class DataLoader:
         if self.drop_last:
             return self.num_samples // self.batch_size
         return math.ceil(self.num_samples / self.batch_size)
+
+    def global_batch_len(self, batch: int) -> int:
+        """Samples in batch `batch` of an epoch over all ranks (the last may be smaller)."""
+        return min(self.batch_size, self.num_samples - batch * self.batch_size)
 
     @property
     def epoch(self) -> int:
@@ -300,9 +324,13 @@ class DataLoader:
         order = self.order(epoch)
         for b in range(start, len(self)):
             idx = order[b * self.batch_size : (b + 1) * self.batch_size]
-            xb = self._gather(idx, epoch, b)
+            lo, hi = shard_bounds(len(idx), self.rank, self.num_replicas)
+            if self.transform is None or self.num_replicas == 1:
+                xb = self._gather(idx[lo:hi], epoch, b)
+            else:  # per-sample draws from the batch's rng: transform all, keep this shard
+                xb = self._gather(idx, epoch, b)[lo:hi]
             self._position = (epoch, b + 1)
-            yield xb, self.y[idx]
+            yield xb, self.y[idx[lo:hi]]
 
     def _gather(self, idx: np.ndarray, epoch: int, batch: int) -> np.ndarray:
         if self.transform is None:
@@ -324,6 +352,15 @@ class DataLoader:
 
 
 # ----------------------------------------------------------------------------- helpers
+
+
+def shard_bounds(n: int, rank: int, num_replicas: int) -> tuple[int, int]:
+    """Rows [lo, hi) of an n-row batch that `rank` of `num_replicas` takes: contiguous
+    shards in rank order, the first n % num_replicas ranks one row larger (a rank may get
+    none when n < num_replicas)."""
+    base, extra = divmod(n, num_replicas)
+    lo = rank * base + min(rank, extra)
+    return lo, lo + base + (rank < extra)
 
 
 def _check_seed(op: str, seed: int) -> None:

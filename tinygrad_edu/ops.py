@@ -851,10 +851,11 @@ DETACH = _register("detach", "elementwise", _same_shape, lambda xp, x: x, None)
 
 def _bernoulli_forward(xp: Any, shape: Shape, p: float, dtype: str) -> Any:
     # Inverted-dropout mask: 0 with probability p, else 1/(1-p). Drawn from the global
-    # generator (`tinygrad_edu.manual_seed`) on every execution, eager or compiled.
+    # generator (`tinygrad_edu.manual_seed`) on every execution, eager or compiled; in
+    # data-parallel training, this rank's rows of the global batch's mask (`rng.uniform`).
     from . import rng
 
-    keep = rng.generator().random(shape) >= p
+    keep = rng.uniform(shape) >= p
     return xp.asarray((keep / (1.0 - p)).astype(dtype))
 
 

@@ -1,0 +1,135 @@
+"""Data-parallel training: PyTorch DDP's rules for a model and its optimizer on a `World`.
+
+    world = distributed.world()
+    loader = DataLoader(x, y, batch_size, shuffle=True, num_replicas=world.size, rank=world.rank)
+    dp = DataParallel(model, opt, world)
+    dp.broadcast_state()                           # rank 0's weights, buffers, optimizer state
+    for b, (xb, yb) in enumerate(loader):
+        n, total = len(xb), loader.global_batch_len(b)
+        with dp.shard(n, total):                   # dropout masks: this rank's rows
+            loss = model(Tensor(xb)).cross_entropy(yb)
+            opt.zero_grad(); loss.backward()
+        dp.reduce_gradients(n / total)             # sample-weighted mean over all ranks
+        opt.step()
+
+The rules, and why:
+
+- **One start.** Parameters, buffers, optimizer state and the random generator are broadcast
+  from rank 0 (at start and after loading a checkpoint), so the replicas begin equal whatever
+  each rank's own initialisation drew.
+- **Same gradient everywhere.** Each rank's loss is the mean over its n_r samples; the global
+  batch's gradient is sum_r (n_r / N) g_r. Each rank scales its gradient by n_r / N into one
+  flat buffer, and the buffer is summed over ranks by allreduce in buckets (~25 MB each, in
+  the order backward produces gradients: last layer first). W ranks then take exactly the
+  steps one process takes on the global batch, an uneven or partial batch included, and
+  every replica applies the same update to the same weights.
+- **BatchNorm** (PyTorch DDP's default): batch statistics per rank; the running statistics
+  and other buffers are broadcast from rank 0 before each step (`sync_buffers`).
+
+World size 1 runs the same code: the scale is 1 and the collectives return their input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+
+from . import nn, optim, rng
+from .data import shard_bounds
+from .distributed import World, world
+from .tensor import Tensor
+
+__all__ = ["BUCKET_BYTES", "DataParallel"]
+
+#: bytes per allreduce bucket (PyTorch DDP's default 25 MiB): large enough that per-message
+#: latency (~5 us) is negligible, small enough to start reducing before the whole buffer is full
+BUCKET_BYTES = 25 * 2**20
+
+
+class DataParallel:
+    """Keeps `model` and `optimizer` identical on every rank of `world` (None: `world()`)."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: optim.Optimizer,
+        comm: World | None = None,
+        bucket_bytes: int = BUCKET_BYTES,
+    ) -> None:
+        self.model, self.optimizer = model, optimizer
+        self.world = world() if comm is None else comm
+        self.bucket_bytes = int(bucket_bytes)
+        params = optimizer.params
+        dtypes = {p.data.dtype for p in params}
+        if len(dtypes) != 1:
+            raise TypeError(
+                f"DataParallel: the parameters have several dtypes {sorted(map(str, dtypes))}; "
+                "one flat gradient buffer needs one. Fix: cast the model to one dtype"
+            )
+        # the flat buffer holds the gradients last parameter first: backward produces them in
+        # that order, so the first bucket is complete first
+        self._order = list(reversed(range(len(params))))
+        self._offsets: dict[int, int] = {}
+        offset = 0
+        for i in self._order:
+            self._offsets[i] = offset
+            offset += params[i].data.size
+        self.flat = np.zeros(offset, dtype=dtypes.pop())
+        self._has_grad = np.zeros(len(params), dtype=np.int64)
+
+    @property
+    def buckets(self) -> list[slice]:
+        """The flat buffer's slices, reduced one allreduce each."""
+        step = max(1, self.bucket_bytes // self.flat.itemsize)
+        return [slice(lo, min(lo + step, self.flat.size)) for lo in range(0, self.flat.size, step)]
+
+    def _grad_view(self, i: int) -> np.ndarray:
+        p = self.optimizer.params[i]
+        lo = self._offsets[i]
+        return self.flat[lo : lo + p.data.size].reshape(p.data.shape)
+
+    def broadcast_state(self) -> None:
+        """Rank 0's parameters, buffers, optimizer state and random generator on every rank."""
+        w = self.world
+        for t in [*self.model.parameters(), *(b for _, b in self.model.named_buffers())]:
+            w.broadcast(t)
+        state = w.broadcast_object(self.optimizer.state_dict() if w.is_root else None)
+        if not w.is_root:
+            self.optimizer.load_state_dict(state)
+        rng.set_state(w.broadcast_object(rng.get_state()))
+
+    def sync_buffers(self) -> None:
+        """Rank 0's buffers (BatchNorm running statistics) on every rank, as DDP does before
+        each forward: each rank's statistics come from its own shard, rank 0's are kept."""
+        for _, b in self.model.named_buffers():
+            self.world.broadcast(b)
+
+    @contextmanager
+    def shard(self, n: int, total: int) -> Iterator[None]:
+        """While this rank computes on its n of a `total`-sample global batch: random
+        per-sample draws (dropout masks) are its rows of the global batch's draws."""
+        lo, _ = shard_bounds(total, self.world.rank, self.world.size)
+        with rng.batch_shard(lo, lo + n, total):
+            yield
+
+    def reduce_gradients(self, scale: float) -> None:
+        """Set each parameter's `.grad` to the sum over ranks of `scale` x its gradient (a
+        rank's scale: its share n_r / N of the global batch). A parameter without a gradient
+        counts as zero; it keeps `grad` None only when no rank has one (the optimizer then
+        skips it, as it does without data parallelism)."""
+        params = self.optimizer.params
+        for i, p in enumerate(params):
+            view = self._grad_view(i)
+            self._has_grad[i] = p.grad is not None
+            if p.grad is None:
+                view[...] = 0
+            else:
+                np.multiply(p.grad.data, view.dtype.type(scale), out=view)
+        if self.world.size > 1:
+            for bucket in self.buckets:
+                self.world.allreduce(self.flat[bucket])
+            self.world.allreduce(self._has_grad)
+        for i, p in enumerate(params):
+            p.grad = Tensor._make(self._grad_view(i)) if self._has_grad[i] else None
