@@ -335,3 +335,27 @@ def test_a_killed_rank_ends_the_job_within_seconds_and_the_log_names_it(tmp_path
     # the launcher names the dead process by PID; rank 0's roll call maps it to rank 1
     # (MPICH: "BAD TERMINATION ... PID 11134"; Open MPI names the rank and PID itself)
     assert str(pid) in rest, rest[-2000:]
+
+
+FAILING_RANK = (
+    "from tinygrad_edu import distributed\n"
+    "w = distributed.world()\n"
+    "if w.rank == 1:\n"
+    "    raise RuntimeError('rank one gave up')\n"
+    "w.barrier()  # rank 0 would wait here forever without the abort\n"
+)
+
+
+@needs_mpi
+@pytest.mark.parametrize("with_mpi4py_main", [True, False], ids=["python-m-mpi4py", "plain"])
+def test_an_exception_on_one_rank_aborts_the_job_and_names_the_rank(with_mpi4py_main) -> None:
+    command = ["mpiexec", "-n", "2", sys.executable]
+    command += ["-m", "mpi4py", "-c", FAILING_RANK] if with_mpi4py_main else ["-c", FAILING_RANK]
+    start = time.monotonic()
+    proc = subprocess.run(command, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=60)
+    assert time.monotonic() - start < 10
+    assert proc.returncode != 0
+    output = proc.stdout + proc.stderr
+    assert "rank one gave up" in output
+    # mpi4py's own abort, or tinygrad_edu.distributed's hook when run without -m mpi4py
+    assert "rank 1 in comm 0" in output or "[rank 1/2] failed" in output, output[-2000:]
