@@ -249,9 +249,11 @@ def test_cli_on_w_ranks_reaches_the_parameters_of_one_process(
         assert metrics[key] == pytest.approx(single_metrics[key], rel=1e-5)
 
 
-def _worker(ranks: int, out, model: str, dtype: str, *flags: str) -> list[dict[str, np.ndarray]]:
-    steps, batch = ("20", "64") if model == "mlp" else ("20", "16")
-    _run(ranks, "tests/dp_worker.py", str(out), model, dtype, steps, batch, *flags)
+def _worker(
+    ranks: int, out, model: str, dtype: str, *flags: str, batch: int | None = None
+) -> list[dict[str, np.ndarray]]:
+    batch = batch or (64 if model == "mlp" else 16)
+    _run(ranks, "tests/dp_worker.py", str(out), model, dtype, "20", str(batch), *flags)
     return [dict(np.load(os.path.join(out, f"rank{r}.npz"))) for r in range(ranks)]
 
 
@@ -276,6 +278,16 @@ def test_two_replicas_are_bit_identical_and_equal_one_process(
     first, second = _worker(2, tmp_path / "two", model, dtype, *flags)
     assert all(np.array_equal(first[k], second[k]) for k in first)
     assert _max_relative(single, first) < tol
+
+
+@needs_mpi
+def test_a_rank_without_rows_in_a_batch_still_takes_the_one_process_step(tmp_path) -> None:
+    # a global batch of 2 on 3 ranks: rank 2 never has a sample, its gradient counts as zero
+    (os.makedirs(tmp_path / "one"), os.makedirs(tmp_path / "three"))
+    (single,) = _worker(1, tmp_path / "one", "mlp", "float64", batch=2)
+    replicas = _worker(3, tmp_path / "three", "mlp", "float64", batch=2)
+    assert all(np.array_equal(replicas[0][k], r[k]) for r in replicas[1:] for k in single)
+    assert _max_relative(single, replicas[0]) < 1e-12
 
 
 @needs_mpi
