@@ -93,7 +93,18 @@ class DataParallel:
     def broadcast_state(self) -> None:
         """Rank 0's parameters, buffers, optimizer state and random generator on every rank."""
         w = self.world
-        for t in [*self.model.parameters(), *(b for _, b in self.model.named_buffers())]:
+        tensors = [*self.model.parameters(), *(b for _, b in self.model.named_buffers())]
+        layout = [(t.shape, t.data.dtype.str) for t in tensors]
+        root_layout = w.broadcast_object(layout)
+        if layout != root_layout:  # else Bcast would pair up arrays of different sizes
+            differ = next(i for i, (a, b) in enumerate(zip(layout, root_layout)) if a != b)
+            raise ValueError(
+                f"DataParallel: rank {w.rank}'s model differs from rank 0's ({len(layout)} vs "
+                f"{len(root_layout)} parameters and buffers; the first difference is number "
+                f"{differ}: {layout[differ]} here, {root_layout[differ]} on rank 0). Fix: build "
+                "the same model with the same arguments on every rank"
+            )
+        for t in tensors:
             w.broadcast(t)
         state = w.broadcast_object(self.optimizer.state_dict() if w.is_root else None)
         if not w.is_root:
