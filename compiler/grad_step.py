@@ -4,17 +4,23 @@
 data-parallel step must stop between backward and update, because the gradients have to be
 summed over the ranks first. So the step is split in two:
 
-    grads = compile_gradient_step(model, loss_fn, opt, xb, yb)   # compiled: forward + backward
-    loss, g = grads(xb, yb)            # compiled kernels: loss and "grad:NAME" arrays
-    ... allreduce g (tinygrad_edu.data_parallel) ...
-    opt.step()                         # the optimizer's own update() definition, eagerly
+    grads = compile_gradient_step(model, loss_fn, opt, xb, yb)   # forward + backward
+    update = compile_update_step(model, opt, dp.offsets, dp.flat)  # the optimizer's update
+    loss, g = grads(xb, yb)            # gradient kernels: loss and "grad:NAME" arrays
+    grads.set_grads(model, g); dp.reduce_gradients(share)     # into dp.flat, allreduced
+    update(dp.flat, np.zeros((), dp.flat.dtype))               # update kernels
 
 The first half is the autodiff graph without an update rule (`autodiff(g, rule=None)`: outputs
 "loss" and "grad:NAME"), compiled by the same passes and backends as every other graph;
 BatchNorm's running statistics ("buffer:NAME" outputs) are written back as in
-`compile_train_step`. The update runs the optimizer's `update()` eagerly: the same definition
-the fused step traces, on arrays the size of the parameters (elementwise; ~1% of an AlexNet
-step).
+`compile_train_step`.
+
+The second half, `compile_update_step`, compiles the optimizer's own `update()` over all
+parameters, reading the (reduced) gradients from one flat buffer. It needs no new compiler
+machinery: it is `compile_train_step` of the loss sum_i <p_i, flat_i>, whose gradient with
+respect to each parameter p_i is exactly its slice flat_i of the buffer (1 x flat_i: no
+rounding), so the compiled step's update kernels apply the optimizer to those gradients, with
+its state, scalars and schedulers handled as in any compiled step.
 """
 
 from __future__ import annotations
@@ -26,11 +32,11 @@ import numpy as np
 
 from tinygrad_edu import Tensor, nn, optim
 
-from . import _index_of, _model_state, build, trace
+from . import TrainStep, _index_of, _model_state, build, compile_train_step, trace
 from .passes import autodiff
 from .runtime import CompiledFunction
 
-__all__ = ["GradientStep", "compile_gradient_step"]
+__all__ = ["GradientStep", "compile_gradient_step", "compile_update_step"]
 
 
 class GradientStep:
@@ -80,3 +86,43 @@ def compile_gradient_step(
     bindings, slots = _model_state(model)
     names = [name for name in trained if f"grad:{name}" in graph.output_names]
     return GradientStep(build(graph, backend, bindings, None, slots), names)
+
+
+class _FlatGradientLoss(nn.Module):
+    """loss(flat) = sum_i <p_i, flat[lo_i : lo_i + size_i]>: its gradient with respect to
+    parameter p_i is that slice of `flat`, exactly."""
+
+    def __init__(self, model: nn.Module, slices: list[tuple[Tensor, int]]) -> None:
+        super().__init__()
+        self.model = model  # a child, so the parameters keep their names
+        self._slices = slices
+
+    def forward(self, flat: Tensor) -> Tensor:
+        terms = [(p * flat[lo : lo + p.size].reshape(p.shape)).sum() for p, lo in self._slices]
+        total = terms[0]
+        for term in terms[1:]:
+            total = total + term
+        return total
+
+
+def compile_update_step(
+    model: nn.Module,
+    optimizer: optim.Optimizer,
+    offsets: list[int],
+    flat_example: np.ndarray,
+    backend: str | None = None,
+) -> TrainStep:
+    """Compile `optimizer`'s update of every parameter it holds, parameter i's gradient read
+    from `flat[offsets[i] : offsets[i] + size]` (see the module docstring). Call the result as
+    `step(flat, zero)` with `zero = np.zeros((), flat.dtype)`; it updates the parameters and
+    the optimizer's state as `optimizer.step()` does when every parameter has a gradient."""
+    slices = list(zip(optimizer.params, offsets))
+    zero = np.zeros((), flat_example.dtype)
+    return compile_train_step(
+        _FlatGradientLoss(model, slices),
+        lambda loss, unused: loss + unused,
+        optimizer,
+        flat_example,
+        zero,
+        backend=backend,
+    )

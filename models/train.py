@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 import compiler
-from compiler.grad_step import GradientStep, compile_gradient_step
+from compiler.grad_step import GradientStep, compile_gradient_step, compile_update_step
 from tinygrad_edu import Tensor, distributed, manual_seed, nn, no_grad, optim, rng
 from tinygrad_edu.data import DataLoader, GrayToRGB, Resize, load_digits, shard_bounds
 from tinygrad_edu.data_parallel import DataParallel
@@ -256,8 +256,8 @@ def train(
     With `compiled`, each step runs as one compiled graph (`compiler.compile_train_step`:
     forward, backward and the SGD update fused into kernels) on `backend`; the numbers are the
     eager ones. Launched by MPI with W > 1 ranks, the run is data-parallel (module docstring);
-    a compiled step is then split: compiled forward + backward, the gradients' allreduce, the
-    optimizer's update.
+    a compiled step is then split: gradient kernels, the gradients' allreduce, update kernels
+    (`compiler.grad_step`).
     """
     world = distributed.world()
     if world.is_root:
@@ -294,6 +294,7 @@ def train(
     parallel = DataParallel(model, opt, world)
     loss_fn = lambda o, t: o.cross_entropy(t)  # noqa: E731
     steps: dict[tuple[int, ...], compiler.TrainStep | GradientStep] = {}
+    updates: list[compiler.TrainStep] = []  # data-parallel --compiled: the update, compiled once
 
     def compiled_step(xb: np.ndarray, yb: np.ndarray) -> compiler.TrainStep | GradientStep:
         # one compiled graph per batch shape (the last batch of an epoch may be smaller)
@@ -359,7 +360,16 @@ def train(
                 with parallel.shard(len(xb), total):
                     loss = local_loss_and_grads(xb, yb)
                 parallel.reduce_gradients(len(xb) / total)
-                opt.step()
+                if compiled and parallel.every_parameter_has_grad:
+                    if not updates:
+                        updates.append(
+                            compile_update_step(
+                                model, opt, parallel.offsets, parallel.flat, backend
+                            )
+                        )
+                    updates[0](parallel.flat, np.zeros((), parallel.flat.dtype))
+                else:
+                    opt.step()
                 losses.append(loss)
                 loss_sums[i] = loss * len(xb)
             bar.update(i + 1, float(np.mean(losses)))
@@ -396,7 +406,8 @@ def train(
         what = (
             "forward + backward + SGD update"
             if world.size == 1
-            else "forward + backward; the gradients' allreduce and the SGD update run after it"
+            else "forward + backward; then the gradients' allreduce, then the SGD update"
+            f" ({len(updates[0].compiled.kernels) if updates else 0} more kernels)"
         )
         log(f"\nwhat the compiler did (the training step: {what}):")
         log(step.compiled.summary())

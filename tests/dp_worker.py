@@ -16,7 +16,7 @@ import os
 
 import numpy as np
 
-from compiler.grad_step import compile_gradient_step
+from compiler.grad_step import compile_gradient_step, compile_update_step
 from models.train import build_model, prepare_digits
 from tinygrad_edu import Tensor, distributed, manual_seed, optim
 from tinygrad_edu.data import DataLoader
@@ -67,7 +67,14 @@ def main() -> None:
                 else:
                     loss_fn(model(Tensor(xb)), yb).backward()
             parallel.reduce_gradients(len(xb) / total)
-            opt.step()
+            if args.compiled:  # the optimizer's update, compiled, on the reduced gradients
+                if "update" not in steps:
+                    steps["update"] = compile_update_step(
+                        model, opt, parallel.offsets, parallel.flat
+                    )
+                steps["update"](parallel.flat, np.zeros((), parallel.flat.dtype))
+            else:
+                opt.step()
             done += 1
         epoch += 1
     state = {name: t.data for name, t in model.named_parameters()}

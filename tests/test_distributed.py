@@ -178,6 +178,40 @@ def test_broadcast_state_names_the_rank_whose_model_differs_from_rank_0s() -> No
         DataParallel(model, optim.SGD(model.parameters(), lr=0.1), w).broadcast_state()
 
 
+@pytest.mark.parametrize(
+    "make_opt",
+    [
+        lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=1e-3),
+        lambda ps: optim.Adam(ps, lr=0.01, weight_decay=1e-3),
+    ],
+    ids=["sgd-momentum", "adam"],
+)
+def test_compiled_update_from_the_flat_buffer_equals_the_eager_optimizer_step(make_opt) -> None:
+    import copy
+
+    from compiler.grad_step import compile_update_step
+    from models.mlp import MLP
+
+    manual_seed(0)
+    model = MLP([12, 8, 3])
+    twin = copy.deepcopy(model)
+    opt, twin_opt = make_opt(model.parameters()), make_opt(twin.parameters())
+    dp = DataParallel(model, opt, distributed.World())
+    update = compile_update_step(model, opt, dp.offsets, dp.flat, backend="numpy")
+    gen = np.random.default_rng(1)
+    for _ in range(3):
+        x, y = gen.standard_normal((5, 12)).astype(np.float32), gen.integers(0, 3, 5)
+        for m, o in ((model, opt), (twin, twin_opt)):
+            o.zero_grad()
+            m(Tensor(x)).cross_entropy(y).backward()
+        dp.reduce_gradients(1.0)
+        update(dp.flat, np.zeros((), np.float32))
+        twin_opt.step()
+    for p, q in zip(model.parameters(), twin.parameters()):
+        np.testing.assert_allclose(p.numpy(), q.numpy(), rtol=1e-6, atol=1e-7)
+    assert opt.step_count == twin_opt.step_count == 3
+
+
 # -- jobs under mpiexec -------------------------------------------------------------------------
 def _env() -> dict[str, str]:
     env = dict(os.environ, PYTHONPATH=ROOT, PYTHONUNBUFFERED="1")

@@ -80,6 +80,16 @@ class DataParallel:
         self._has_grad = np.zeros(len(params), dtype=np.int64)
 
     @property
+    def offsets(self) -> list[int]:
+        """Where each parameter's gradient starts in `flat`, in the optimizer's order."""
+        return [self._offsets[i] for i in range(len(self.optimizer.params))]
+
+    @property
+    def every_parameter_has_grad(self) -> bool:
+        """After `reduce_gradients`: whether some rank had a gradient for every parameter."""
+        return bool(self._has_grad.all())
+
+    @property
     def buckets(self) -> list[slice]:
         """The flat buffer's slices, reduced one allreduce each."""
         step = max(1, self.bucket_bytes // self.flat.itemsize)
