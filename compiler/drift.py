@@ -77,7 +77,8 @@ class TapeEntry:
 
 class EagerTape:
     """Inside `with tape.recording():` every eager op application is keyed and its value
-    kept. The arrays stay referenced until the tape is dropped, so ids are not reused."""
+    kept. The arrays stay referenced until the tape is dropped, so ids are not reused. The
+    block replaces `Tensor._forward` for the whole process: record one run at a time."""
 
     def __init__(self) -> None:
         self.entries: list[TapeEntry] = []

@@ -27,7 +27,6 @@ import numpy as np
 from tinygrad_edu import Tensor
 from tinygrad_edu.anomaly import is_anomaly_enabled
 from tinygrad_edu.errors import op_error
-from tinygrad_edu.ops import OPS
 
 from .anomaly import check_kernel
 from .graph import Graph
@@ -144,14 +143,13 @@ class CompiledFunction:
 
     def values(self, *args: Any, **kwargs: Any) -> dict[int, np.ndarray]:
         """Every node's value (reference backend, nothing freed): for checking kernels."""
-        g = self.graph
+        from .backends.numpy import run_ops
+
         env = self._bind(args, kwargs)
         for group in self.fusion.groups:
+            run_ops(np, self.graph, group.nodes, env)
             for nid in group.nodes:
-                d = g.node(nid)
-                env[nid] = np.asarray(
-                    OPS[d["op"]].forward(np, *(env[o] for o in g.operands(nid)), **d["attrs"])
-                )
+                env[nid] = np.asarray(env[nid])
         return env
 
     def executor(self) -> Any:

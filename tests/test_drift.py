@@ -1,6 +1,8 @@
 """Eager vs compiled drift: the numpy backend equals eager mode bit for bit (dropout masks
 included); llvm stays within its stated bound; `compiler.drift` finds where two runs part."""
 
+import importlib.util
+
 import numpy as np
 import pytest
 
@@ -203,3 +205,16 @@ def test_llvm_float64_stays_within_1e_12_of_eager_over_twenty_steps(model_name):
     for (name, a), (_, b) in zip(model.named_parameters(), eager.named_parameters()):
         scale = float(np.abs(b.data).max())
         np.testing.assert_allclose(a.data, b.data, rtol=0, atol=1e-12 * scale, err_msg=name)
+
+
+def test_drift_command_prints_where_runs_part(capsys):
+    from compiler.__main__ import main
+
+    main(["drift", "mlp", "--backend", "numpy", "--steps", "2", "--batch", "4"])
+    out = capsys.readouterr().out
+    assert "eager vs compiled (numpy, float32), 2 steps: bit-identical" in out
+    if importlib.util.find_spec("llvmlite") is None:
+        return
+    main(["drift", "mlp", "--backend", "llvm", "--steps", "2", "--batch", "4"])
+    out = capsys.readouterr().out
+    assert "first difference at step 1" in out and "ROOT" in out and "matmul" in out
