@@ -236,6 +236,20 @@ def _update_rule(optimizer: Any) -> UpdateRule:
     return UpdateRule(optimizer.update, optimizer.state_arrays(), scalars)
 
 
+def trace_loss(
+    model: nn.Module, loss_fn: Callable[[Tensor, Tensor], Tensor], example_x: Any, example_y: Any
+) -> Graph:
+    """The forward graph of `loss_fn(model(x), y)` with the inputs named "x" and "y" (what
+    training steps compile)."""
+    return trace(
+        lambda x, y: loss_fn(model(x), y),
+        example_x,
+        example_y,
+        module=model,
+        input_names=["x", "y"],
+    )
+
+
 def compile_train_step(
     model: nn.Module,
     loss_fn: Callable[[Tensor, Tensor], Tensor],
@@ -249,13 +263,7 @@ def compile_train_step(
     backend = _check_backend(backend)
     rule = _update_rule(optimizer)
     t0 = time.perf_counter()
-    forward = trace(
-        lambda x, y: loss_fn(model(x), y),
-        example_x,
-        example_y,
-        module=model,
-        input_names=["x", "y"],
-    )
+    forward = trace_loss(model, loss_fn, example_x, example_y)
     t1 = time.perf_counter()
     params = dict(model.named_parameters())
     index = {name: _index_of(optimizer.params, p) for name, p in params.items()}

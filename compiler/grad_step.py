@@ -32,7 +32,7 @@ import numpy as np
 
 from tinygrad_edu import Tensor, nn, optim
 
-from . import TrainStep, _index_of, _model_state, build, compile_train_step, trace
+from . import TrainStep, _index_of, _model_state, build, compile_train_step, trace_loss
 from .passes import autodiff
 from .runtime import CompiledFunction
 
@@ -72,13 +72,7 @@ def compile_gradient_step(
 ) -> GradientStep:
     """Compile forward + backward of `loss_fn(model(x), y)`: the gradients of the parameters
     `optimizer` trains, no update (see the module docstring)."""
-    forward = trace(
-        lambda x, y: loss_fn(model(x), y),
-        example_x,
-        example_y,
-        module=model,
-        input_names=["x", "y"],
-    )
+    forward = trace_loss(model, loss_fn, example_x, example_y)
     trained = [
         name for name, p in model.named_parameters() if _index_of(optimizer.params, p) is not None
     ]

@@ -13,7 +13,7 @@ computes. `Kernel.pseudo_c()` prints it as readable C.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -246,6 +246,11 @@ class Kernel:
     @property
     def median_seconds(self) -> float | None:
         return float(np.median(self.seconds)) if self.seconds else None
+
+    def identity(self) -> str:
+        """The pseudo-C without what was measured (the tile search's note): what the kernel
+        computes and how it loops, for symbols and cache keys."""
+        return replace(self, tuning="").pseudo_c()
 
     def pseudo_c(self) -> str:
         params = ", ".join(

@@ -30,7 +30,7 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -98,8 +98,7 @@ def _uses_register_tile(body: list[Stmt]) -> bool:
 
 
 def _key(engine_tag: str, kernel: Kernel) -> str:
-    text = replace(kernel, tuning="", seconds=[], sources={}).pseudo_c()
-    return hashlib.sha256((engine_tag + "\n" + text).encode()).hexdigest()
+    return hashlib.sha256((engine_tag + "\n" + kernel.identity()).encode()).hexdigest()
 
 
 def _load(path: str) -> dict[str, dict]:

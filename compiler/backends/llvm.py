@@ -21,7 +21,6 @@ forwards instead.
 from __future__ import annotations
 
 import ctypes
-import dataclasses
 import hashlib
 import json
 import os
@@ -770,8 +769,7 @@ def render(kernel: Kernel, checked: bool = False) -> tuple[str, str, int, list[s
     """(LLVM IR text, function symbol, extent of the parallel loop, buffer names by number in
     the bounds-check record) for one kernel; `checked` adds a bounds check to every access."""
     # the symbol names what the kernel computes, not what the tile search measured
-    text = dataclasses.replace(kernel, tuning="", seconds=[], sources={}).pseudo_c()
-    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+    digest = hashlib.sha256(kernel.identity().encode()).hexdigest()[:12]
     symbol = f"{kernel.name}_{digest}{'_checked' if checked else ''}"
     fn = _Function(kernel, symbol, checked)
     text = fn.render()
