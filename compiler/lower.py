@@ -367,11 +367,9 @@ class _Lowerer:
         # (a folded transpose of b shows up here as swapped load indices)
         # (a 1-D operand, or a folded size-1 one, has fewer indices than B's two)
         contiguous_j = isinstance(b_load, Load) and b_load.index[-1:] == (Var("j"),)
-        cpu = self.target is not None and self.schedule == "cpu"
-        tile = self.gemm_tile
+        tile = self.gemm_tile  # set exactly when lowering for a CPU target
         if (
-            cpu
-            and tile is not None
+            tile is not None
             and contiguous_j
             and len(shape) == 2
             and _blocks_cover(shape[0], tile.rows)
