@@ -17,6 +17,7 @@ from . import ops, rng
 from .autograd import Node, no_grad, tracing
 from .errors import OpIndexError, op_error
 from .ops import Op
+from .shape import SizeAttr
 
 DEFAULT_FLOAT = np.dtype(np.float32)
 
@@ -247,8 +248,13 @@ class Tensor(Node):
         return self.data.ndim
 
     @property
-    def size(self) -> int:
-        return int(self.data.size)
+    def size(self) -> SizeAttr:
+        """The element count (numpy's `size`), also callable as PyTorch's `size()`/`size(dim)`."""
+        return SizeAttr(self.shape)
+
+    def dim(self) -> int:
+        """The number of dimensions (PyTorch's name for `ndim`)."""
+        return self.data.ndim
 
     def numel(self) -> int:
         return int(self.data.size)
@@ -1139,6 +1145,54 @@ class Tensor(Node):
             return self * 0.0
         attrs = dict(shape=self.shape, p=float(p), dtype=self.dtype.name)
         return self * self.apply(ops.BERNOULLI, (), attrs)
+
+    # -- PyTorch's shape and dtype conveniences -----------------------------------------------
+    def view_as(self, other: Tensor) -> Tensor:
+        """`self.reshape(other.shape)` (PyTorch's `view_as`; views and copies are one here)."""
+        return self.reshape(_other(other, "view_as").shape)
+
+    def reshape_as(self, other: Tensor) -> Tensor:
+        return self.reshape(_other(other, "reshape_as").shape)
+
+    def expand_as(self, other: Tensor) -> Tensor:
+        return self.expand(_other(other, "expand_as").shape)
+
+    def type_as(self, other: Tensor) -> Tensor:
+        """This tensor cast to `other`'s dtype (a no-op when they already agree)."""
+        return self.cast(_other(other, "type_as").dtype)
+
+    def _new(self, op: str, shape: Any, fill: Any, dtype: Any, requires_grad: bool) -> Tensor:
+        dtype = self.dtype if dtype is None else np.dtype(dtype)
+        data = np.full(_shape_arg(shape, op), fill, dtype=dtype)
+        return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=self.device)
+
+    def new_zeros(self, *size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+        """Zeros of shape `size`, with this tensor's dtype and device unless `dtype` is given."""
+        return self._new("new_zeros", size, 0, dtype, requires_grad)
+
+    def new_ones(self, *size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+        return self._new("new_ones", size, 1, dtype, requires_grad)
+
+    def new_full(
+        self, size: Sequence[int], fill_value: Any, dtype: Any = None, requires_grad: bool = False
+    ) -> Tensor:
+        return self._new("new_full", (tuple(size),), fill_value, dtype, requires_grad)
+
+    def new_empty(self, *size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+        """Like `new_zeros` (the memory is zeroed: no uninitialised values leak out)."""
+        return self._new("new_empty", size, 0, dtype, requires_grad)
+
+    def new_tensor(self, data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+        """A new leaf holding a copy of `data`, in this tensor's dtype and device by default."""
+        dtype = self.dtype if dtype is None else np.dtype(dtype)
+        array = np.array(data.numpy() if isinstance(data, Tensor) else data, dtype=dtype)
+        return Tensor(array, requires_grad=requires_grad, dtype=dtype, device=self.device)
+
+
+def _other(other: Any, op: str) -> Tensor:
+    if not isinstance(other, Tensor):
+        raise op_error(op, "expects a Tensor", type(other).__name__, f"pass a Tensor: x.{op}(y)")
+    return other
 
 
 # ---------------------------------------------------------------------------------------------
