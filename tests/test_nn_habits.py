@@ -63,3 +63,70 @@ def test_tensor_habits_match_torch():
     assert x.dim() == t.dim() and x.numel() == t.numel()
     assert x.new_zeros(2, 3).shape == tuple(t.new_zeros(2, 3).shape)
     np.testing.assert_array_equal(x.view(-1, 4).numpy(), t.view(-1, 4).numpy())
+
+
+# -- tinygrad_edu.nn.functional ----------------------------------------------------------------
+def test_functional_is_importable_under_pytorchs_path():
+    import tinygrad_edu.nn.functional as F  # noqa: N812 (PyTorch's alias)
+    from tinygrad_edu import functional
+
+    assert F.relu is functional.relu and "cross_entropy" in F.__all__
+
+
+def test_functional_forms_match_torch_functional():
+    torch = pytest.importorskip("torch")
+    import torch.nn.functional as TF  # noqa: N812
+
+    import tinygrad_edu.nn.functional as F  # noqa: N812
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(4).astype(np.float32)
+    logits = rng.standard_normal((5, 4)).astype(np.float32)
+    labels = np.array([0, 3, 1, 1, 2])
+    xt, xtorch = Tensor(x), torch.tensor(x)
+    pairs = [
+        (F.relu(xt), TF.relu(xtorch)),
+        (F.sigmoid(xt), torch.sigmoid(xtorch)),
+        (F.tanh(xt), torch.tanh(xtorch)),
+        (F.softmax(xt, dim=1), TF.softmax(xtorch, dim=1)),
+        (F.log_softmax(xt, dim=-1), TF.log_softmax(xtorch, dim=-1)),
+        (
+            F.conv2d(xt, Tensor(w), Tensor(b), padding=1, stride=2),
+            TF.conv2d(xtorch, torch.tensor(w), torch.tensor(b), padding=1, stride=2),
+        ),
+        (F.max_pool2d(xt, 2), TF.max_pool2d(xtorch, 2)),
+        (F.avg_pool2d(xt, 3, stride=2, padding=1), TF.avg_pool2d(xtorch, 3, stride=2, padding=1)),
+        (F.adaptive_avg_pool2d(xt, (4, 5)), TF.adaptive_avg_pool2d(xtorch, (4, 5))),
+        (F.dropout(xt, 0.5, training=False), TF.dropout(xtorch, 0.5, training=False)),
+        (
+            F.linear(Tensor(logits), Tensor(w.reshape(4, -1)[:, :4])),
+            TF.linear(torch.tensor(logits), torch.tensor(w.reshape(4, -1)[:, :4])),
+        ),
+        (
+            F.cross_entropy(Tensor(logits), Tensor(labels)),
+            TF.cross_entropy(torch.tensor(logits), torch.tensor(labels)),
+        ),
+        (F.one_hot(Tensor(labels)), TF.one_hot(torch.tensor(labels))),
+    ]
+    for reduction in ("mean", "sum", "none"):
+        pairs.append(
+            (
+                F.mse_loss(xt, Tensor(x[::-1].copy()), reduction=reduction),
+                TF.mse_loss(xtorch, torch.tensor(x[::-1].copy()), reduction=reduction),
+            )
+        )
+    for ours, theirs in pairs:
+        assert ours.shape == tuple(theirs.shape) and ours.dtype == theirs.numpy().dtype
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_functional_refuses_arguments_it_does_not_support():
+    import tinygrad_edu.nn.functional as F  # noqa: N812
+
+    x = Tensor(np.zeros((1, 1, 4, 4)))
+    with pytest.raises(OpError, match="max_pool2d: ceil_mode=True is not supported"):
+        F.max_pool2d(x, 2, ceil_mode=True)
+    with pytest.raises(OpError, match="relu: input must be a Tensor"):
+        F.relu(np.zeros(3))

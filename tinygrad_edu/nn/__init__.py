@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from . import rng
-from .autograd import tracing
-from .errors import op_error
-from .tensor import Tensor
+from .. import rng
+from ..autograd import tracing
+from ..errors import op_error
+from ..tensor import Tensor
 
 
 def Parameter(data: Any, dtype: Any = np.float32) -> Tensor:  # noqa: N802 (PyTorch's name)
