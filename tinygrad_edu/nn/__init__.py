@@ -12,14 +12,14 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from .. import rng
 from ..autograd import tracing
-from ..errors import op_error
+from ..errors import op_error, user_location
 from ..tensor import Tensor
 
 
@@ -36,12 +36,79 @@ def _as_tensor(value: Any) -> Any:
     return Tensor(value) if isinstance(value, np.ndarray) else value
 
 
+class IncompatibleKeys(NamedTuple):
+    """What `load_state_dict` did not match: keys the module has that the state lacked, and
+    keys the state had that the module lacks (both empty after a strict load)."""
+
+    missing_keys: list[str]
+    unexpected_keys: list[str]
+
+
+def _refuse_plain_container(module: Any, name: str, value: Any) -> None:
+    """A Python list/tuple/dict of Modules or parameters assigned to a Module would be invisible
+    to parameters(), state_dict(), optimizers and the compiler: refuse it, naming the fix."""
+    if isinstance(value, (list, tuple)):
+        items = list(value)
+    elif isinstance(value, dict):
+        items = list(value.values())
+    else:
+        return
+    modules = any(isinstance(v, Module) for v in items)
+    params = any(isinstance(v, Tensor) and v.requires_grad for v in items)
+    if not (modules or params):
+        return
+    kind = type(value).__name__
+    if modules:
+        fix = (
+            f"self.{name} = nn.ModuleDict({{...}})"
+            if kind == "dict"
+            else f"self.{name} = nn.ModuleList([...]) (or nn.Sequential(*layers) to chain them)"
+        )
+    else:
+        fix = f"self.{name} = nn.Parameter{'Dict' if kind == 'dict' else 'List'}(...)"
+    raise TypeError(
+        f"{type(module).__name__}.{name}: a Python {kind} of "
+        f"{'modules' if modules else 'parameters'} is not registered, so parameters(), "
+        f"state_dict(), optimizers and the compiler would not see what it holds. Fix: {fix} "
+        f"[at {user_location()}]"
+    )
+
+
 class Module:
-    """Base class: subclasses set attributes in `__init__` and define `forward`."""
+    """Base class: subclasses set attributes in `__init__` and define `forward`.
+
+    An attribute that is a Module is a child, a Tensor that requires grad (or one given to
+    `register_parameter`) a parameter, one given to `register_buffer` a buffer; names,
+    order and state_dict keys are PyTorch's. A plain list, tuple or dict of Modules or
+    parameters is refused (it would hide them): use ModuleList, ModuleDict or ParameterList.
+    """
 
     def __init__(self) -> None:
         object.__setattr__(self, "training", True)
         object.__setattr__(self, "_buffers", [])
+        object.__setattr__(self, "_non_persistent_buffers", set())
+        object.__setattr__(self, "_parameter_names", set())
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        registry = self.__dict__.get("_parameter_names")
+        if registry is None and isinstance(value, (Module, Tensor)):
+            raise AttributeError(
+                f"{type(self).__name__}: cannot assign {name!r} before Module.__init__() ran. "
+                f"Fix: call super().__init__() first in {type(self).__name__}.__init__ "
+                f"[at {user_location()}]"
+            )
+        _refuse_plain_container(self, name, value)
+        if registry is not None and isinstance(value, Tensor) and value.requires_grad:
+            if name not in self._buffers:
+                registry.add(name)  # stays a parameter if it is frozen later
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        object.__delattr__(self, name)
+        if name in self.__dict__.get("_buffers", ()):
+            self._buffers.remove(name)
+            self._non_persistent_buffers.discard(name)
+        self.__dict__.get("_parameter_names", set()).discard(name)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run `forward`. numpy arrays among the arguments (a DataLoader batch, say) become
@@ -53,46 +120,151 @@ class Module:
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(f"{type(self).__name__} has no forward(); define one in the subclass")
 
-    def register_buffer(self, name: str, tensor: Tensor) -> None:
-        """A tensor that is saved in the state_dict but not trained (e.g. running means)."""
-        setattr(self, name, tensor)
+    # -- registration -------------------------------------------------------------------------
+    def _check_new_name(self, kind: str, name: Any, existing: Iterable[str] = ()) -> None:
+        who = f"{type(self).__name__}.{kind}"
+        if not isinstance(name, str):
+            raise TypeError(f"{who}: name must be a str, got {type(name).__name__}")
+        if not name or "." in name:
+            raise KeyError(f"{who}: name {name!r} must be non-empty and contain no '.'")
+        if hasattr(self, name) and name not in existing:
+            raise KeyError(f"{who}: attribute {name!r} already exists; pick another name")
+
+    def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
+        """A tensor that is saved in the state_dict but not trained (e.g. running means);
+        `persistent=False` keeps it out of the state_dict. `tensor` may be None (a buffer
+        not in use: skipped by state_dict and named_buffers, as in PyTorch)."""
+        self._check_new_name("register_buffer", name, self._buffers)
+        if isinstance(tensor, np.ndarray):
+            tensor = Tensor(tensor)
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(
+                f"register_buffer: buffer {name!r} must be a Tensor or None, got "
+                f"{type(tensor).__name__}"
+            )
+        self._parameter_names.discard(name)
         if name not in self._buffers:
             self._buffers.append(name)
+        if persistent:
+            self._non_persistent_buffers.discard(name)
+        else:
+            self._non_persistent_buffers.add(name)
+        object.__setattr__(self, name, tensor)
+
+    def register_parameter(self, name: str, param: Tensor | None) -> None:
+        """Add a parameter (a Tensor that requires grad, e.g. `nn.Parameter(data)`), or None
+        for an optional one such as a missing bias."""
+        self._check_new_name("register_parameter", name, self._parameter_names)
+        if param is not None and not (isinstance(param, Tensor) and param.requires_grad):
+            raise TypeError(
+                f"register_parameter: {name!r} must be a Tensor that requires grad or None, got "
+                f"{type(param).__name__}. Fix: wrap it: nn.Parameter(data)"
+            )
+        self._parameter_names.add(name)
+        object.__setattr__(self, name, param)
+
+    def add_module(self, name: str, module: Module | None) -> None:
+        """Add a child module under `name` (what `self.name = module` does, for names that are
+        computed or not Python identifiers)."""
+        self._check_new_name("add_module", name, [n for n, _ in self._child_items()])
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"add_module: {name!r} must be a Module or None, got {module!r}")
+        setattr(self, name, module)
+
+    register_module = add_module
+
+    def get_submodule(self, target: str) -> Module:
+        """The module at dotted path `target` ("" is this module), e.g. "features.0"."""
+        module: Module = self
+        for part in target.split(".") if target else []:
+            child = getattr(module, part, None)
+            if not isinstance(child, Module):
+                raise AttributeError(
+                    f"get_submodule: {type(module).__name__} has no submodule {part!r} "
+                    f"(looking up {target!r}); it has {[n for n, _ in module._child_items()]}"
+                )
+            module = child
+        return module
 
     # -- traversal ----------------------------------------------------------------------------
+    def _child_items(self) -> list[tuple[str, Module]]:
+        """Every child by attribute, in assignment order, repeats included."""
+        return [(n, v) for n, v in vars(self).items() if isinstance(v, Module)]
+
     def named_children(self) -> Iterator[tuple[str, Module]]:
-        for name, value in vars(self).items():
-            if isinstance(value, Module):
+        """(name, module) for each direct child, each module once, in assignment order."""
+        seen: set[int] = set()
+        for name, value in self._child_items():
+            if id(value) not in seen:
+                seen.add(id(value))
                 yield name, value
 
-    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+    def children(self) -> Iterator[Module]:
+        return (m for _, m in self.named_children())
+
+    def named_modules(
+        self, memo: set[Module] | None = None, prefix: str = "", remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, Module]]:
+        """This module ("" or `prefix`) and every descendant, depth first in assignment order,
+        named by dotted path; a module reachable twice is listed once (remove_duplicate)."""
+        if memo is None:
+            memo = set()
+        if remove_duplicate:
+            if self in memo:
+                return
+            memo.add(self)
         yield prefix, self
         for name, child in self.named_children():
-            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+            path = f"{prefix}.{name}" if prefix else name
+            yield from child.named_modules(memo, path, remove_duplicate)
+
+    def modules(self) -> Iterator[Module]:
+        return (m for _, m in self.named_modules())
+
+    def apply(self, fn: Callable[[Module], Any]) -> Module:
+        """Call `fn` on every child (recursively), then on this module; returns self. The
+        PyTorch way to initialise weights: `model.apply(init_fn)`."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
 
     def _own_tensors(self) -> Iterator[tuple[str, Tensor, bool]]:
         for name, value in vars(self).items():
             if isinstance(value, Tensor):
                 is_buffer = name in self._buffers
-                if is_buffer or value.requires_grad:
+                if is_buffer or value.requires_grad or name in self._parameter_names:
                     yield name, value, is_buffer
 
-    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
-        """(dotted name, tensor) for every trainable tensor, PyTorch's order and names."""
+    def _named_tensors(
+        self, buffers: bool, prefix: str, recurse: bool, seen: set[int] | None
+    ) -> Iterator[tuple[str, Tensor]]:
         for name, value, is_buffer in self._own_tensors():
-            if not is_buffer:
-                yield (f"{prefix}{name}", value)
-        for name, child in self.named_children():
-            yield from child.named_parameters(f"{prefix}{name}.")
-
-    def named_buffers(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Tensor]]:
-        """(dotted name, tensor) for every buffer (running statistics), PyTorch's order."""
-        for name, value, is_buffer in self._own_tensors():
-            if is_buffer:
-                yield (f"{prefix}{name}", value)
+            if is_buffer == buffers and (seen is None or id(value) not in seen):
+                if seen is not None:
+                    seen.add(id(value))
+                yield f"{prefix}{name}", value
         if recurse:
             for name, child in self.named_children():
-                yield from child.named_buffers(f"{prefix}{name}.")
+                yield from child._named_tensors(buffers, f"{prefix}{name}.", True, seen)
+
+    def named_parameters(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, Tensor]]:
+        """(dotted name, tensor) for every parameter, PyTorch's order and names (a shared
+        parameter once, under its first name, unless remove_duplicate=False)."""
+        start = f"{prefix}." if prefix else ""
+        return self._named_tensors(False, start, recurse, set() if remove_duplicate else None)
+
+    def named_buffers(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, Tensor]]:
+        """(dotted name, tensor) for every buffer (running statistics), PyTorch's order."""
+        start = f"{prefix}." if prefix else ""
+        return self._named_tensors(True, start, recurse, set() if remove_duplicate else None)
+
+    def buffers(self, recurse: bool = True) -> list[Tensor]:
+        return [b for _, b in self.named_buffers(recurse=recurse)]
 
     def update_buffer(self, name: str, value: Tensor) -> None:
         """Give buffer `name` its new value, computed in DSL ops from the old one (running
@@ -121,8 +293,8 @@ class Module:
         else:
             old.data[...] = value.data
 
-    def parameters(self) -> list[Tensor]:
-        return [p for _, p in self.named_parameters()]
+    def parameters(self, recurse: bool = True) -> list[Tensor]:
+        return [p for _, p in self.named_parameters(recurse=recurse)]
 
     def num_parameters(self) -> int:
         return sum(p.size for p in self.parameters())
@@ -134,7 +306,7 @@ class Module:
             if not is_buffer:
                 yield f"{prefix}{name}", value
         for name, value, is_buffer in own:
-            if is_buffer:
+            if is_buffer and name not in self._non_persistent_buffers:
                 yield f"{prefix}{name}", value
         for name, child in self.named_children():
             yield from child._named_state(f"{prefix}{name}.")
@@ -149,17 +321,29 @@ class Module:
         """Inference mode: dropout off, batch norm uses running statistics."""
         return self.train(False)
 
-    def zero_grad(self) -> None:
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget every parameter's gradient (`grad = None`; zeros with set_to_none=False)."""
         for p in self.parameters():
-            p.grad = None
+            if set_to_none or p.grad is None:
+                p.grad = None
+            else:
+                p.grad = Tensor._make(np.zeros_like(p.grad.data))
+
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
+        """Freeze (False) or unfreeze every parameter; frozen ones stay parameters (in the
+        state_dict and parameters()) but get no gradient."""
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
 
     # -- state ----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, np.ndarray]:
         """Copies of every parameter and buffer as numpy arrays, keyed by dotted name."""
         return {name: np.array(t.numpy(), copy=True) for name, t in self._named_state()}
 
-    def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> None:
-        """Copy arrays into the parameters and buffers in place.
+    def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> IncompatibleKeys:
+        """Copy arrays into the parameters and buffers in place; returns the missing and
+        unexpected keys (PyTorch's `(missing_keys, unexpected_keys)` named tuple).
 
         Shapes must match exactly; with `strict`, so must the set of keys. Every problem is
         reported at once, naming the keys and the expected and given shapes.
@@ -190,6 +374,7 @@ class Module:
         for key, tensor in own.items():
             if key in state:
                 tensor.data[...] = np.asarray(state[key], dtype=tensor.dtype)
+        return IncompatibleKeys(missing, unexpected)
 
     def __repr__(self) -> str:
         children = [f"  ({n}): " + repr(m).replace("\n", "\n  ") for n, m in self.named_children()]
@@ -433,23 +618,39 @@ class Flatten(Module):
 
 
 class Sequential(Module):
-    """Modules applied in order; children are named "0", "1", ... as in PyTorch."""
+    """Modules applied in order; children are named "0", "1", ... as in PyTorch (or by the
+    keys of one OrderedDict/dict argument). Indexing with a slice gives a Sequential."""
 
-    def __init__(self, *modules: Module):
+    def __init__(self, *modules: Module | Mapping[str, Module]):
         super().__init__()
-        for i, m in enumerate(modules):
+        if len(modules) == 1 and isinstance(modules[0], Mapping):
+            named = list(modules[0].items())
+        else:
+            named = [(str(i), m) for i, m in enumerate(modules)]
+        for i, (name, m) in enumerate(named):
             if not isinstance(m, Module):
                 raise TypeError(f"Sequential: item {i} is a {type(m).__name__}, not a Module")
-            setattr(self, str(i), m)
+            setattr(self, name, m)
 
     def __iter__(self) -> Iterator[Module]:
-        return (m for _, m in self.named_children())
+        return (m for _, m in self._child_items())
 
     def __len__(self) -> int:
-        return sum(1 for _ in self.named_children())
+        return len(self._child_items())
 
-    def __getitem__(self, i: int) -> Module:
-        return list(self)[i]
+    def __getitem__(self, i: int | slice) -> Module:
+        items = self._child_items()
+        if isinstance(i, slice):
+            return Sequential(dict(items[i]))
+        if not -len(items) <= i < len(items):
+            raise IndexError(f"Sequential: index {i} is out of range for length {len(items)}")
+        return items[i][1]
+
+    def append(self, module: Module) -> Sequential:
+        if not isinstance(module, Module):
+            raise TypeError(f"Sequential.append: expects a Module, got {type(module).__name__}")
+        setattr(self, str(len(self)), module)
+        return self
 
     def forward(self, x: Any) -> Any:
         for m in self:
@@ -457,53 +658,88 @@ class Sequential(Module):
         return x
 
 
-class BatchNorm2d(Module):
-    """Batch normalisation over (N, H, W) per channel, PyTorch's semantics: training uses the
-    batch's biased variance and updates running stats with the unbiased one: an exponential
-    average with weight `momentum` (0.1), or with momentum=None the cumulative average over
-    the batches seen (num_batches_tracked counts them). The update is written in DSL ops
-    (`update_buffer`), so a compiled training step updates the statistics the same way."""
+class Identity(Module):
+    """Returns its input unchanged (arguments are accepted and ignored, as in PyTorch): the
+    placeholder for a layer removed from a model, e.g. `model.fc = nn.Identity()`."""
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__()
-        _check_ints("BatchNorm2d", num_features=num_features)
+
+    def forward(self, x: Any) -> Any:
+        return x
+
+
+class _BatchNorm(Module):
+    """Batch normalisation per channel (dim 1), over every other dim; PyTorch's semantics:
+    training uses the batch's biased variance and updates running stats with the unbiased
+    one: an exponential average with weight `momentum` (0.1), or with momentum=None the
+    cumulative average over the batches seen (num_batches_tracked counts them). The update is
+    written in DSL ops (`update_buffer`), so a compiled training step updates the statistics
+    the same way. `affine=False`: no weight and bias; `track_running_stats=False`: no running
+    statistics, batch statistics in eval mode too. Subclasses say which input ranks fit."""
+
+    #: input ranks accepted, and how the error message describes them
+    _ranks: tuple[int, ...] = ()
+    _layout = ""
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+    ):
+        super().__init__()
+        name = type(self).__name__
+        _check_ints(name, num_features=num_features)
         if not eps > 0 or not (momentum is None or 0 <= momentum <= 1):
             raise ValueError(
-                f"BatchNorm2d: need eps > 0 and momentum in [0, 1] or None, got eps={eps}, "
+                f"{name}: need eps > 0 and momentum in [0, 1] or None, got eps={eps}, "
                 f"momentum={momentum}"
             )
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
-        self.weight = Parameter(np.ones(num_features))
-        self.bias = Parameter(np.zeros(num_features))
-        self.register_buffer("running_mean", Tensor(np.zeros(num_features, np.float32)))
-        self.register_buffer("running_var", Tensor(np.ones(num_features, np.float32)))
-        self.register_buffer("num_batches_tracked", Tensor(np.zeros((), np.int64)))
+        self.affine, self.track_running_stats = affine, track_running_stats
+        self.register_parameter("weight", Parameter(np.ones(num_features)) if affine else None)
+        self.register_parameter("bias", Parameter(np.zeros(num_features)) if affine else None)
+        stats = track_running_stats
+        zeros, ones = np.zeros(num_features, np.float32), np.ones(num_features, np.float32)
+        self.register_buffer("running_mean", Tensor(zeros) if stats else None)
+        self.register_buffer("running_var", Tensor(ones) if stats else None)
+        batches = Tensor(np.zeros((), np.int64)) if stats else None
+        self.register_buffer("num_batches_tracked", batches)
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.ndim != 4 or x.shape[1] != self.num_features:
+        name = type(self).__name__
+        if x.ndim not in self._ranks or x.shape[1] != self.num_features:
             raise op_error(
-                "BatchNorm2d",
-                f"expected (N, {self.num_features}, H, W)",
+                name,
+                "expected " + self._layout.format(C=self.num_features),
                 x.shape,
                 "match num_features to the channel count",
             )
-        shape = (1, self.num_features, 1, 1)
-        if self.training:
-            count = x.shape[0] * x.shape[2] * x.shape[3]
-            if count < 2:
+        shape = (1, self.num_features) + (1,) * (x.ndim - 2)
+        axes = (0, *range(2, x.ndim))
+        if self.training or not self.track_running_stats:
+            count = x.size // self.num_features
+            if count < 2 and self.training:
                 raise op_error(
-                    "BatchNorm2d",
+                    name,
                     "training needs more than 1 value per channel",
                     x.shape,
                     "use a larger batch, or call .eval() for inference",
                 )
-            mean = x.mean(axis=(0, 2, 3), keepdim=True)
-            var = x.var(axis=(0, 2, 3), keepdim=True, correction=0)
-            self._update_running_stats(mean.detach().reshape(-1), var.detach().reshape(-1), count)
+            mean = x.mean(axis=axes, keepdim=True)
+            var = x.var(axis=axes, keepdim=True, correction=0)
+            if self.training and self.track_running_stats:
+                mean_c, var_c = mean.detach().reshape(-1), var.detach().reshape(-1)
+                self._update_running_stats(mean_c, var_c, count)
         else:
             mean = self.running_mean.reshape(shape).cast(x.dtype)
             var = self.running_var.reshape(shape).cast(x.dtype)
         x_hat = (x - mean) / (var + self.eps).sqrt()
+        if not self.affine:
+            return x_hat
         return x_hat * self.weight.reshape(shape) + self.bias.reshape(shape)
 
     def _update_running_stats(self, mean: Tensor, var: Tensor, count: int) -> None:
@@ -518,9 +754,35 @@ class BatchNorm2d(Module):
         self.update_buffer("running_mean", self.running_mean * keep + mean * factor)
         self.update_buffer("running_var", self.running_var * keep + unbiased * factor)
 
+    def extra_repr(self) -> str:
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+            f"affine={self.affine}, track_running_stats={self.track_running_stats}"
+        )
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalisation of (N, C, H, W) over (N, H, W) per channel (see `_BatchNorm`)."""
+
+    _ranks = (4,)
+    _layout = "(N, {C}, H, W)"
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalisation of (N, C) or (N, C, L) over N (and L) per channel (see
+    `_BatchNorm`)."""
+
+    _ranks = (2, 3)
+    _layout = "(N, {C}) or (N, {C}, L)"
+
+
+from .containers import ModuleDict, ModuleList, ParameterDict, ParameterList  # noqa: E402
 
 __all__ = [
     "AdaptiveAvgPool2d", "AvgPool2d", "BatchNorm2d", "Conv2d", "Dropout", "Flatten", "Linear",
     "LocalResponseNorm", "MaxPool2d", "Module", "Parameter", "ReLU", "Sequential", "Sigmoid",
     "Tanh", "load", "save",
+]  # fmt: skip
+__all__ += [
+    "BatchNorm1d", "Identity", "ModuleDict", "ModuleList", "ParameterDict", "ParameterList",
 ]  # fmt: skip
