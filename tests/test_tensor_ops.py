@@ -20,7 +20,7 @@ def _torch():
 
 
 def _grad_of(fn, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    t = Tensor(x, requires_grad=True)
+    t = Tensor(x, dtype=x.dtype, requires_grad=True)
     out = fn(t)
     out.sum().backward()
     return out.numpy(), t.grad.numpy()
@@ -144,3 +144,282 @@ def test_compiled_clamp_rsqrt_match_eager():
 
     got = compiler.compile(fn, x, backend="llvm")(x)
     np.testing.assert_allclose(got, fn(Tensor(x)).numpy(), rtol=1e-6, atol=1e-6)
+
+
+# -- activations: values and gradients against PyTorch ---------------------------------------
+# Points on and next to every kink (0, +-3, 6, the softplus threshold) and far into the tails.
+KINK_POINTS = np.concatenate(
+    [
+        np.linspace(-30, 30, 241),
+        [0.0, -3.0, 3.0, 6.0, 20.0, -1e-12, 1e-12, -3 - 4e-16, 3 + 4e-16, 1e-300, -1e-300],
+    ]
+)
+
+# name -> (ours, PyTorch's as a function of `torch`)
+ACTIVATIONS = {
+    "gelu": (lambda t: t.gelu(), lambda torch, t: torch.nn.functional.gelu(t)),
+    "gelu_tanh": (
+        lambda t: F.gelu(t, approximate="tanh"),
+        lambda torch, t: torch.nn.functional.gelu(t, approximate="tanh"),
+    ),
+    "silu": (lambda t: F.silu(t), lambda torch, t: torch.nn.functional.silu(t)),
+    "hardswish": (lambda t: F.hardswish(t), lambda torch, t: torch.nn.functional.hardswish(t)),
+    "hardsigmoid": (
+        lambda t: F.hardsigmoid(t),
+        lambda torch, t: torch.nn.functional.hardsigmoid(t),
+    ),
+    "elu": (lambda t: F.elu(t, 0.7), lambda torch, t: torch.nn.functional.elu(t, 0.7)),
+    "selu": (lambda t: F.selu(t), lambda torch, t: torch.nn.functional.selu(t)),
+    "celu": (lambda t: F.celu(t, 1.5), lambda torch, t: torch.nn.functional.celu(t, 1.5)),
+    "softplus": (lambda t: F.softplus(t), lambda torch, t: torch.nn.functional.softplus(t)),
+    "softplus_beta": (
+        lambda t: F.softplus(t, beta=2.0, threshold=5.0),
+        lambda torch, t: torch.nn.functional.softplus(t, beta=2.0, threshold=5.0),
+    ),
+    "mish": (lambda t: F.mish(t), lambda torch, t: torch.nn.functional.mish(t)),
+    "logsigmoid": (lambda t: F.logsigmoid(t), lambda torch, t: torch.nn.functional.logsigmoid(t)),
+    "softsign": (lambda t: F.softsign(t), lambda torch, t: torch.nn.functional.softsign(t)),
+    "tanhshrink": (lambda t: F.tanhshrink(t), lambda torch, t: torch.nn.functional.tanhshrink(t)),
+    "hardshrink": (
+        lambda t: F.hardshrink(t, 0.5),
+        lambda torch, t: torch.nn.functional.hardshrink(t, 0.5),
+    ),
+    "softshrink": (
+        lambda t: F.softshrink(t, 0.5),
+        lambda torch, t: torch.nn.functional.softshrink(t, 0.5),
+    ),
+    "threshold": (
+        lambda t: F.threshold(t, 0.1, -2.0),
+        lambda torch, t: torch.nn.functional.threshold(t, 0.1, -2.0),
+    ),
+    "leaky_relu": (
+        lambda t: nn.LeakyReLU(0.2)(t),
+        lambda torch, t: torch.nn.LeakyReLU(0.2)(t),
+    ),
+    "erf": (lambda t: t.erf(), lambda torch, t: torch.erf(t)),
+    "log1p": (lambda t: (t.abs() + 0.0).log1p(), lambda torch, t: torch.log1p(t.abs())),
+    "softmin": (lambda t: F.softmin(t, dim=0), lambda torch, t: torch.nn.functional.softmin(t, 0)),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_activation_values_and_gradients_match_pytorch(name, dtype):
+    torch = _torch()
+    ours, theirs = ACTIVATIONS[name]
+    x = KINK_POINTS.astype(dtype)
+    out, grad = _grad_of(ours, x)
+    tx = torch.tensor(x, requires_grad=True)
+    want = theirs(torch, tx)
+    want.sum().backward()
+    assert out.dtype == dtype
+    # float32: an ulp at |x| = 30 is 2e-6, and the tails of 1 + tanh(...) cancel to a few
+    tol = dict(rtol=1e-12, atol=1e-14) if dtype == np.float64 else dict(rtol=1e-5, atol=5e-6)
+    if name == "hardsigmoid" and dtype == np.float64:
+        tol = dict(rtol=1e-7, atol=0)  # PyTorch's float64 gradient uses 1/6 rounded to float32
+    np.testing.assert_allclose(out, want.detach().numpy(), **tol)
+    np.testing.assert_allclose(grad, tx.grad.numpy(), **tol)
+
+
+SMOOTH = {  # name -> kinks to keep inputs away from
+    "gelu": (),
+    "gelu_tanh": (),
+    "silu": (),
+    "hardswish": (-3.0, 3.0),
+    "hardsigmoid": (-3.0, 3.0),
+    "elu": (0.0,),
+    "selu": (0.0,),
+    "celu": (0.0,),
+    "softplus": (),
+    "softplus_beta": (2.5,),  # beta * x = threshold
+    "mish": (),
+    "logsigmoid": (),
+    "softsign": (),
+    "tanhshrink": (),
+    "softshrink": (-0.5, 0.5),
+    "erf": (),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SMOOTH))
+@given(data=st.data())
+def test_activation_grad_matches_finite_differences(name, data):
+    x = data.draw(arrays(shapes(min_dims=1), low=-5.0, high=5.0, away_from=SMOOTH[name]))
+    assert gradcheck(ACTIVATIONS[name][0], [x])
+
+
+@given(x=arrays(shapes(min_dims=1), low=-4.0, high=4.0))
+def test_second_derivative_of_exact_gelu_matches_finite_differences(x):
+    """erf's VJP is written in DSL ops, so GELU can be differentiated twice."""
+
+    def grad_of_gelu(t):
+        t.grad = None
+        t.gelu().sum().backward(create_graph=True)
+        g, t.grad = t.grad, None
+        return g * 1.0
+
+    assert gradcheck(grad_of_gelu, [x])
+
+
+def test_gelu_with_a_bad_approximation_names_the_choices():
+    with pytest.raises(OpError, match=r"gelu: approximate must be 'none' or 'tanh'"):
+        Tensor([1.0]).gelu("fast")
+    with pytest.raises(ValueError, match="GELU: approximate"):
+        nn.GELU("fast")
+
+
+def test_erf_on_integers_gives_float32_and_keeps_float64():
+    assert Tensor([0, 1]).erf().dtype == np.float32
+    assert Tensor(np.zeros(2)).erf().dtype == np.float32
+    assert Tensor(np.zeros(2), dtype=np.float64).erf().dtype == np.float64
+
+
+# -- activation modules ------------------------------------------------------------------------
+def test_prelu_module_learns_one_slope_per_channel_like_pytorch():
+    torch = _torch()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 4, 4))
+    ours = nn.PReLU(3, init=0.1)
+    ours.weight = nn.Parameter(np.array([0.1, 0.2, 0.3]), dtype=np.float64)
+    theirs = torch.nn.PReLU(3, init=0.1).double()
+    with torch.no_grad():
+        theirs.weight.copy_(torch.tensor([0.1, 0.2, 0.3], dtype=torch.float64))
+    t = Tensor(x, dtype=np.float64, requires_grad=True)
+    out = ours(t)
+    (out * out).sum().backward()
+    tx = torch.tensor(x, requires_grad=True)
+    want = theirs(tx)
+    (want * want).sum().backward()
+    np.testing.assert_allclose(out.numpy(), want.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(t.grad.numpy(), tx.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(ours.weight.grad.numpy(), theirs.weight.grad.numpy(), rtol=1e-12)
+    assert [n for n, _ in ours.named_parameters()] == ["weight"]
+    assert nn.PReLU().weight.shape == (1,) and float(nn.PReLU().weight.numpy()[0]) == 0.25
+
+
+def test_prelu_grad_matches_finite_differences():
+    rng = np.random.default_rng(1)
+    x = rng.uniform(0.1, 2, (2, 3, 2)) * rng.choice([-1, 1], (2, 3, 2))
+    assert gradcheck(lambda t, w: t.prelu(w), [x, np.array([0.2, -0.3, 0.5])])
+    assert gradcheck(lambda t, w: F.prelu(t, w), [x, np.array([0.2])])
+
+
+def test_prelu_with_the_wrong_number_of_slopes_says_how_many():
+    with pytest.raises(OpError, match=r"prelu: weight must have 1 or 3 \(channel count\)"):
+        nn.PReLU(4)(Tensor(np.ones((2, 3, 2, 2))))
+
+
+def test_activation_modules_match_pytorch_modules():
+    torch = _torch()
+    x = np.random.default_rng(2).standard_normal((3, 5)) * 4
+    pairs = [
+        (nn.GELU(), torch.nn.GELU()),
+        (nn.GELU("tanh"), torch.nn.GELU("tanh")),
+        (nn.SiLU(), torch.nn.SiLU()),
+        (nn.Hardswish(), torch.nn.Hardswish()),
+        (nn.Hardsigmoid(), torch.nn.Hardsigmoid()),
+        (nn.ELU(0.5), torch.nn.ELU(0.5)),
+        (nn.CELU(2.0), torch.nn.CELU(2.0)),
+        (nn.SELU(), torch.nn.SELU()),
+        (nn.Softplus(2.0, 10.0), torch.nn.Softplus(2.0, 10.0)),
+        (nn.Mish(), torch.nn.Mish()),
+        (nn.LogSigmoid(), torch.nn.LogSigmoid()),
+        (nn.Softsign(), torch.nn.Softsign()),
+        (nn.Tanhshrink(), torch.nn.Tanhshrink()),
+        (nn.Hardshrink(1.0), torch.nn.Hardshrink(1.0)),
+        (nn.Softshrink(1.0), torch.nn.Softshrink(1.0)),
+        (nn.Threshold(0.5, 9.0), torch.nn.Threshold(0.5, 9.0)),
+        (nn.LeakyReLU(), torch.nn.LeakyReLU()),
+        (nn.Softmax(dim=1), torch.nn.Softmax(dim=1)),
+        (nn.Softmax(dim=0), torch.nn.Softmax(dim=0)),
+        (nn.LogSoftmax(dim=1), torch.nn.LogSoftmax(dim=1)),
+        (nn.Softmin(dim=1), torch.nn.Softmin(dim=1)),
+        (nn.Hardtanh(-2.0, 2.0), torch.nn.Hardtanh(-2.0, 2.0)),
+        (nn.ReLU6(), torch.nn.ReLU6()),
+    ]
+    for ours, theirs in pairs:
+        got = ours(Tensor(x, dtype=np.float64)).numpy()
+        np.testing.assert_allclose(got, theirs(torch.tensor(x)).numpy(), rtol=1e-12, atol=1e-15)
+
+
+def test_softmax_without_dim_warns_and_picks_pytorchs_legacy_dim():
+    x = np.random.default_rng(3).standard_normal((2, 3, 4))
+    with pytest.warns(UserWarning, match="implicit dim"):
+        got = F.softmax(Tensor(x))
+    np.testing.assert_allclose(got.numpy(), Tensor(x).softmax(0).numpy())
+    with pytest.warns(UserWarning, match="implicit dim"):
+        got = nn.LogSoftmax()(Tensor(x[0]))
+    np.testing.assert_allclose(got.numpy(), Tensor(x[0]).log_softmax(1).numpy())
+
+
+# -- compiled (llvm) equals eager; CUDA source compiles ----------------------------------------
+def _activation_mix(t):
+    return (
+        t.gelu()
+        + t.gelu("tanh")
+        + t.silu()
+        + t.hardswish()
+        + t.hardsigmoid()
+        + t.elu()
+        + t.softplus()
+        + t.mish()
+        + t.logsigmoid()
+        + t.softsign()
+    )
+
+
+def test_compiled_activations_match_eager_forward_and_gradient():
+    rng = np.random.default_rng(4)
+    x = rng.uniform(-6, 6, (4, 37)).astype(np.float32)
+    got = compiler.compile(_activation_mix, x, backend="llvm")(x)
+    np.testing.assert_allclose(got, _activation_mix(Tensor(x)).numpy(), rtol=2e-5, atol=2e-5)
+
+    model = nn.Sequential(nn.Linear(37, 16), nn.GELU(), nn.Linear(16, 5), nn.SiLU())
+    y = np.arange(4) % 5
+    eager = [p.numpy().copy() for p in model.parameters()]
+    opt = __import__("tinygrad_edu").optim.SGD(model.parameters(), lr=0.1)
+    step = compiler.compile_train_step(
+        model, lambda o, t: o.cross_entropy(t), opt, x, y, backend="llvm"
+    )
+    compiled_loss = step(x, y)
+    compiled = [p.numpy().copy() for p in model.parameters()]
+    for p, v in zip(model.parameters(), eager):
+        p.data[...] = v
+    loss = model(Tensor(x)).cross_entropy(y)
+    loss.backward()
+    opt.step()
+    assert abs(compiled_loss - loss.item()) < 1e-5
+    for p, want in zip(model.parameters(), compiled):
+        np.testing.assert_allclose(p.numpy(), want, rtol=1e-5, atol=1e-6)
+
+
+def test_compiled_erf_is_close_to_exact_everywhere():
+    """The LLVM kernel's erf (a series and a Chebyshev fit, no libm) within 2e-7 of SciPy's."""
+    from scipy.special import erf
+
+    x = np.concatenate([np.linspace(-7, 7, 20001), [0.0, -0.0, 1.0, -1.0, np.inf, -np.inf]])
+    x = x.astype(np.float32)
+    compiled = compiler.compile(lambda t: t.erf(), x, backend="llvm")
+    assert any("erf" in k.ops for k in compiled.kernels)
+    got = compiled(x)
+    np.testing.assert_allclose(got, erf(x.astype(np.float64)), rtol=0, atol=2e-7)
+    assert np.isnan(compiled(np.array([np.nan] * len(x), np.float32))).all()
+
+
+@pytest.mark.skipif(__import__("shutil").which("nvcc") is None, reason="nvcc is not on PATH")
+def test_generated_cuda_for_activations_compiles_with_nvcc(tmp_path):
+    from compiler.backends.cuda import render_module
+
+    x = np.random.default_rng(5).uniform(-3, 3, (4, 37)).astype(np.float32)
+    compiled = compiler.compile(_activation_mix, x, backend="cuda")
+    source, rendered = render_module(compiled.kernels)
+    assert "erff(" in source and rendered
+    cu = tmp_path / "activations.cu"
+    cu.write_text(source)
+    result = __import__("subprocess").run(
+        ["nvcc", "--ptx", "-arch=sm_90", "-o", str(tmp_path / "a.ptx"), str(cu)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]

@@ -89,6 +89,81 @@ def log_softmax(
     return x.log_softmax(dim=_implicit_dim(x, dim, "log_softmax"))
 
 
+def softmin(
+    input: Tensor,
+    dim: int | None = None,
+    _stacklevel: int = 3,
+    dtype: Any = None,
+) -> Tensor:
+    x = _tensor(input, "softmin")
+    x = x if dtype is None else x.cast(dtype)
+    return x.softmin(dim=_implicit_dim(x, dim, "softmin"))
+
+
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:
+    return _tensor(input, "gelu").gelu(approximate)
+
+
+def silu(input: Tensor, inplace: bool = False) -> Tensor:
+    return _tensor(input, "silu").silu()
+
+
+def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
+    return _tensor(input, "hardswish").hardswish()
+
+
+def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
+    return _tensor(input, "hardsigmoid").hardsigmoid()
+
+
+def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    return _tensor(input, "elu").elu(alpha)
+
+
+def selu(input: Tensor, inplace: bool = False) -> Tensor:
+    return _tensor(input, "selu").selu()
+
+
+def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    return _tensor(input, "celu").celu(alpha)
+
+
+def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    return _tensor(input, "softplus").softplus(beta, threshold)
+
+
+def mish(input: Tensor, inplace: bool = False) -> Tensor:
+    return _tensor(input, "mish").mish()
+
+
+def logsigmoid(input: Tensor) -> Tensor:
+    return _tensor(input, "logsigmoid").logsigmoid()
+
+
+def softsign(input: Tensor) -> Tensor:
+    return _tensor(input, "softsign").softsign()
+
+
+def tanhshrink(input: Tensor) -> Tensor:
+    return _tensor(input, "tanhshrink").tanhshrink()
+
+
+def hardshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
+    return _tensor(input, "hardshrink").hardshrink(lambd)
+
+
+def softshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
+    return _tensor(input, "softshrink").softshrink(lambd)
+
+
+def threshold(input: Tensor, threshold: float, value: float, inplace: bool = False) -> Tensor:
+    return _tensor(input, "threshold").threshold(threshold, value)
+
+
+def prelu(input: Tensor, weight: Tensor) -> Tensor:
+    return _tensor(input, "prelu").prelu(weight)
+
+
 def _implicit_dim(x: Tensor, dim: int | None, op: str) -> int:
     """PyTorch's legacy choice for dim=None (0 for 0-, 1- and 3-D inputs, else 1), with the
     same warning PyTorch gives, since the guess is easy to get wrong."""

@@ -549,10 +549,181 @@ class ReLU6(Hardtanh):
         return ""
 
 
+class LeakyReLU(Module):
+    def __init__(self, negative_slope: float = 0.01, inplace: bool = False):
+        super().__init__()
+        self.negative_slope = float(negative_slope)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.leaky_relu(self.negative_slope)
+
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.negative_slope}"
+
+
+class GELU(Module):
+    """x * Phi(x), exact (erf) or approximate="tanh"."""
+
+    def __init__(self, approximate: str = "none"):
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.gelu(self.approximate)
+
+    def extra_repr(self) -> str:
+        return f"approximate={self.approximate!r}"
+
+
+class _Elementwise(Module):
+    """An activation without parameters: `forward` calls the Tensor method `_method`."""
+
+    _method = ""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return getattr(x, self._method)()
+
+
+class SiLU(_Elementwise):
+    _method = "silu"
+
+
+class Hardswish(_Elementwise):
+    _method = "hardswish"
+
+
+class Hardsigmoid(_Elementwise):
+    _method = "hardsigmoid"
+
+
+class SELU(_Elementwise):
+    _method = "selu"
+
+
+class Mish(_Elementwise):
+    _method = "mish"
+
+
+class LogSigmoid(_Elementwise):
+    _method = "logsigmoid"
+
+
+class Softsign(_Elementwise):
+    _method = "softsign"
+
+
+class Tanhshrink(_Elementwise):
+    _method = "tanhshrink"
+
+
+class ELU(Module):
+    def __init__(self, alpha: float = 1.0, inplace: bool = False):
+        super().__init__()
+        self.alpha = float(alpha)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.elu(self.alpha)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}"
+
+
+class CELU(ELU):
+    def forward(self, x: Tensor) -> Tensor:
+        return x.celu(self.alpha)
+
+
+class Softplus(Module):
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0):
+        super().__init__()
+        self.beta, self.threshold = float(beta), float(threshold)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.softplus(self.beta, self.threshold)
+
+    def extra_repr(self) -> str:
+        return f"beta={self.beta}, threshold={self.threshold}"
+
+
+class Hardshrink(Module):
+    def __init__(self, lambd: float = 0.5):
+        super().__init__()
+        self.lambd = float(lambd)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.hardshrink(self.lambd)
+
+
+class Softshrink(Hardshrink):
+    def forward(self, x: Tensor) -> Tensor:
+        return x.softshrink(self.lambd)
+
+
+class Threshold(Module):
+    def __init__(self, threshold: float, value: float, inplace: bool = False):
+        super().__init__()
+        self.threshold, self.value = float(threshold), float(value)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.threshold(self.threshold, self.value)
+
+
+class PReLU(Module):
+    """x where x > 0, else a * x, with a learnable `weight` a: one shared value or one per
+    channel (num_parameters=C), initialised to `init`."""
+
+    def __init__(self, num_parameters: int = 1, init: float = 0.25):
+        super().__init__()
+        _check_ints("PReLU", num_parameters=num_parameters)
+        self.num_parameters = num_parameters
+        self.weight = Parameter(np.full(num_parameters, init))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.prelu(self.weight)
+
+    def extra_repr(self) -> str:
+        return f"num_parameters={self.num_parameters}"
+
+
+class Softmax(Module):
+    def __init__(self, dim: int | None = None):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        from . import functional
+
+        return functional.softmax(x, self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class LogSoftmax(Softmax):
+    def forward(self, x: Tensor) -> Tensor:
+        from . import functional
+
+        return functional.log_softmax(x, self.dim)
+
+
+class Softmin(Softmax):
+    def forward(self, x: Tensor) -> Tensor:
+        from . import functional
+
+        return functional.softmin(x, self.dim)
+
+
 __all__ = [
     "AdaptiveAvgPool2d", "AvgPool2d", "BatchNorm2d", "Conv2d", "Dropout", "Flatten", "Linear",
     "LocalResponseNorm", "MaxPool2d", "Module", "Parameter", "ReLU", "Sequential", "Sigmoid",
     "Tanh", "load", "save",
     # activations
-    "Hardtanh", "ReLU6",
+    "CELU", "ELU", "GELU", "Hardshrink", "Hardsigmoid", "Hardswish", "Hardtanh", "LeakyReLU",
+    "LogSigmoid", "LogSoftmax", "Mish", "PReLU", "ReLU6", "SELU", "SiLU", "Softmax", "Softmin",
+    "Softplus", "Softshrink", "Softsign", "Tanhshrink", "Threshold",
 ]  # fmt: skip

@@ -21,6 +21,11 @@ from .ops import Op
 DEFAULT_FLOAT = np.dtype(np.float32)
 
 Pair = tuple[int, int]
+_SQRT_HALF = 0.7071067811865476  # 1 / sqrt(2)
+_SQRT_TWO_OVER_PI = 0.7978845608028654  # sqrt(2 / pi), in GELU's tanh approximation
+# SELU's constants (Klambauer et al. 2017), to the digits PyTorch uses
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
 
 
 class MetaArray:
@@ -1184,6 +1189,122 @@ class Tensor(Node):
 
     def reciprocal(self) -> Tensor:
         return 1.0 / self
+
+    # -- activations torchvision models use (composites of primitives, erf the one new one) ---
+    def erf(self) -> Tensor:
+        """The error function, 2/sqrt(pi) * integral_0^x exp(-t^2) dt."""
+        return self._call(ops.ERF)
+
+    def log1p(self) -> Tensor:
+        """log(1 + x), accurate for tiny x: log(w) * x / (w - 1) with w = 1 + x rounded
+        cancels w's rounding error (where w == 1, x itself)."""
+        w = self + 1.0
+        exact = w == 1.0
+        return where(exact, self, w.log() * self / where(exact, 1.0, w - 1.0))
+
+    def gelu(self, approximate: str = "none") -> Tensor:
+        """x * Phi(x): with erf (approximate="none") or PyTorch's tanh approximation."""
+        if approximate == "none":
+            return self * 0.5 * ((self * _SQRT_HALF).erf() + 1.0)
+        if approximate == "tanh":
+            inner = (self + self * self * self * 0.044715) * _SQRT_TWO_OVER_PI
+            return self * 0.5 * (inner.tanh() + 1.0)
+        raise op_error(
+            "gelu",
+            f"approximate must be 'none' or 'tanh', got {approximate!r}",
+            self.shape,
+            "pass approximate='none' (exact) or 'tanh'",
+        )
+
+    def silu(self) -> Tensor:
+        """x * sigmoid(x) (also called swish)."""
+        return self * self.sigmoid()
+
+    def hardswish(self) -> Tensor:
+        """x * relu6(x + 3) / 6. The ends are tested on x itself (not on x + 3, which
+        rounds), so the gradient is PyTorch's: 0 up to -3, x/3 + 1/2 between, 1 from 3."""
+        ramp = where(self <= -3.0, 0.0, where(self >= 3.0, 6.0, self + 3.0))
+        return self * ramp / 6.0
+
+    def hardsigmoid(self) -> Tensor:
+        """relu6(x + 3) / 6, gradient 1/6 strictly inside (-3, 3) (none at NaN), as PyTorch."""
+        u = self + 3.0
+        inside = where(self < 3.0, u, 6.0)
+        return where(self > -3.0, inside, where(self <= -3.0, 0.0, u.detach())) / 6.0
+
+    def elu(self, alpha: float = 1.0) -> Tensor:
+        """x for x > 0, else alpha * (exp(x) - 1). exp only sees x <= 0 (no overflow)."""
+        negative = self.where(self <= 0.0, 0.0)
+        return where(self > 0.0, self, (negative.exp() - 1.0) * alpha)
+
+    def selu(self) -> Tensor:
+        """scale * elu(x, alpha) with the self-normalising constants."""
+        return self.elu(_SELU_ALPHA) * _SELU_SCALE
+
+    def celu(self, alpha: float = 1.0) -> Tensor:
+        """x for x > 0, else alpha * (exp(x / alpha) - 1)."""
+        if alpha == 0:
+            raise op_error("celu", "alpha must not be 0", self.shape, "pass alpha=1.0")
+        negative = self.where(self <= 0.0, 0.0)
+        return where(self > 0.0, self, ((negative / alpha).exp() - 1.0) * alpha)
+
+    def softplus(self, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+        """log(1 + exp(beta x)) / beta, and x itself where beta x > threshold (PyTorch's).
+        Written max(z, 0) + log1p(exp(-|z|)): exp never overflows, and the tied max at 0
+        gives the exact gradient sigmoid(0) = 1/2."""
+        z = self * beta
+        smooth = (z.maximum(0.0) + (-z.abs()).exp().log1p()) / beta
+        return where(z > threshold, self, smooth)
+
+    def mish(self) -> Tensor:
+        """x * tanh(softplus(x))."""
+        return self * self.softplus().tanh()
+
+    def logsigmoid(self) -> Tensor:
+        """log(sigmoid(x)) = -(max(-x, 0) + log1p(exp(-|x|))), stable for large |x|."""
+        return -((-self).maximum(0.0) + (-self.abs()).exp().log1p())
+
+    def softsign(self) -> Tensor:
+        """x / (1 + |x|)."""
+        return self / (self.abs() + 1.0)
+
+    def tanhshrink(self) -> Tensor:
+        return self - self.tanh()
+
+    def hardshrink(self, lambd: float = 0.5) -> Tensor:
+        """x where |x| > lambd, else 0."""
+        return where(self.abs() > lambd, self, 0.0)
+
+    def softshrink(self, lambd: float = 0.5) -> Tensor:
+        """x - lambd above lambd, x + lambd below -lambd, else 0."""
+        if lambd < 0:
+            raise op_error(
+                "softshrink", f"lambd must be >= 0, got {lambd}", self.shape, "pass lambd=0.5"
+            )
+        return where(self > lambd, self - lambd, where(self < -lambd, self + lambd, 0.0))
+
+    def threshold(self, threshold: float, value: float) -> Tensor:
+        """x where x > threshold, else value (`F.threshold`)."""
+        return where(self > threshold, self, value)
+
+    def prelu(self, weight: Tensor) -> Tensor:
+        """x where x > 0, else weight * x; weight has 1 entry or one per channel (dim 1)."""
+        channels = self.shape[1] if self.ndim >= 2 else 1
+        if weight.ndim > 1 or weight.size not in (1, channels):
+            raise op_error(
+                "prelu",
+                f"weight must have 1 or {channels} (channel count) elements",
+                f"input {self.shape}, weight {weight.shape}",
+                "use nn.PReLU(num_parameters=1) or num_parameters=input.shape[1]",
+            )
+        if weight.size > 1:
+            weight = weight.reshape((1, channels) + (1,) * (self.ndim - 2))
+        else:
+            weight = weight.reshape(())
+        return where(self > 0.0, self, self * weight)
+
+    def softmin(self, axis: int = -1, *, dim: int | None = None) -> Tensor:
+        return (-self).softmax(axis, dim=dim)
 
     def rsqrt(self) -> Tensor:
         """1 / sqrt(x)."""
