@@ -13,6 +13,7 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+from . import losses
 from .errors import op_error
 from .tensor import Tensor
 
@@ -177,6 +178,116 @@ def _implicit_dim(x: Tensor, dim: int | None, op: str) -> int:
         stacklevel=3,
     )
     return chosen
+
+
+# ---------------------------------------------------------------------------------------------
+# losses (definitions in `losses.py`; size_average/reduce are PyTorch's deprecated spellings)
+# ---------------------------------------------------------------------------------------------
+def _reduction(size_average: bool | None, reduce: bool | None, reduction: str) -> str:
+    return losses.legacy_reduction(size_average, reduce, reduction)
+
+
+def cross_entropy(
+    input: Tensor,
+    target: Any,
+    weight: Tensor | None = None,
+    size_average: bool | None = None,
+    ignore_index: int = -100,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+) -> Tensor:
+    return losses.cross_entropy(
+        _tensor(input, "cross_entropy"),
+        target,
+        weight,
+        ignore_index,
+        _reduction(size_average, reduce, reduction),
+        label_smoothing,
+    )
+
+
+def nll_loss(
+    input: Tensor,
+    target: Any,
+    weight: Tensor | None = None,
+    size_average: bool | None = None,
+    ignore_index: int = -100,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+) -> Tensor:
+    return losses.nll_loss(
+        _tensor(input, "nll_loss"),
+        target,
+        weight,
+        ignore_index,
+        _reduction(size_average, reduce, reduction),
+    )
+
+
+def mse_loss(
+    input: Tensor,
+    target: Any,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+) -> Tensor:
+    reduction = _reduction(size_average, reduce, reduction)
+    return losses.mse_loss(_tensor(input, "mse_loss"), target, reduction)
+
+
+def l1_loss(
+    input: Tensor,
+    target: Any,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+) -> Tensor:
+    reduction = _reduction(size_average, reduce, reduction)
+    return losses.l1_loss(_tensor(input, "l1_loss"), target, reduction)
+
+
+def smooth_l1_loss(
+    input: Tensor,
+    target: Any,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    beta: float = 1.0,
+) -> Tensor:
+    reduction = _reduction(size_average, reduce, reduction)
+    return losses.smooth_l1_loss(_tensor(input, "smooth_l1_loss"), target, reduction, beta)
+
+
+def huber_loss(input: Tensor, target: Any, reduction: str = "mean", delta: float = 1.0) -> Tensor:
+    return losses.huber_loss(_tensor(input, "huber_loss"), target, reduction, delta)
+
+
+def binary_cross_entropy(
+    input: Tensor,
+    target: Any,
+    weight: Any = None,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+) -> Tensor:
+    reduction = _reduction(size_average, reduce, reduction)
+    x = _tensor(input, "binary_cross_entropy")
+    return losses.binary_cross_entropy(x, target, weight, reduction)
+
+
+def binary_cross_entropy_with_logits(
+    input: Tensor,
+    target: Any,
+    weight: Any = None,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    pos_weight: Any = None,
+) -> Tensor:
+    reduction = _reduction(size_average, reduce, reduction)
+    x = _tensor(input, "binary_cross_entropy_with_logits")
+    return losses.binary_cross_entropy_with_logits(x, target, weight, reduction, pos_weight)
 
 
 # ---------------------------------------------------------------------------------------------

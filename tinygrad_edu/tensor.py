@@ -1038,83 +1038,53 @@ class Tensor(Node):
             return self * 1.0
         return self - self.logsumexp(axes, keepdim=True)
 
-    def cross_entropy(self, target: Any) -> Tensor:
-        """Mean negative log-likelihood of integer class `target` under logits self (N, C)."""
-        labels = target if isinstance(target, Tensor) else Tensor(np.asarray(target))
-        if self.ndim != 2 or labels.shape != (self.shape[0],):
-            raise op_error(
-                "cross_entropy",
-                "logits must be (N, C) and targets (N,)",
-                f"logits {self.shape}, target {labels.shape}",
-                "flatten logits to (N, C) and pass one class index per row",
-            )
-        if labels.dtype.kind not in "iu":
-            raise op_error(
-                "cross_entropy",
-                f"targets must be integer class indices, got {labels.dtype}",
-                labels.shape,
-                "pass labels.astype(int)",
-            )
-        classes = self.shape[1]
-        values = labels.data
-        if not isinstance(values, MetaArray) and values.size:
-            if values.min() < 0 or values.max() >= classes:
-                raise op_error(
-                    "cross_entropy",
-                    f"target values must be in [0, {classes - 1}], got "
-                    f"[{values.min()}, {values.max()}]",
-                    self.shape,
-                    "check the label encoding or the number of classes",
-                    OpIndexError,  # PyTorch: IndexError "Target ... is out of bounds"
-                )
-        onehot = labels.one_hot(classes, dtype=self.dtype)
-        with np.errstate(invalid="ignore", divide="ignore"):  # an empty batch gives nan
-            return -(self.log_softmax(axis=1) * onehot).sum() / (labels.size or 0.0)
+    def cross_entropy(
+        self,
+        target: Any,
+        weight: Tensor | None = None,
+        ignore_index: int = -100,
+        reduction: str = "mean",
+        label_smoothing: float = 0.0,
+    ) -> Tensor:
+        """`F.cross_entropy` on logits self ((C,), (N, C) or (N, C, d...)): integer class
+        targets or class probabilities; see `losses.cross_entropy`."""
+        from . import losses
 
-    def _check_target(self, target: Any, op: str) -> Tensor:
-        t = self._lift(target)
-        if t.shape != self.shape:
-            raise op_error(
-                op,
-                "input and target shapes differ",
-                f"input {self.shape}, target {t.shape}",
-                "pass a target of the input's shape",
-            )
-        return t.cast(self.dtype).detach() if t.dtype != self.dtype else t
+        return losses.cross_entropy(self, target, weight, ignore_index, reduction, label_smoothing)
 
-    def binary_cross_entropy(self, target: Any) -> Tensor:
-        """Mean BCE of probabilities self against targets in [0, 1]; logs clamped at -100 as
+    def nll_loss(
+        self,
+        target: Any,
+        weight: Tensor | None = None,
+        ignore_index: int = -100,
+        reduction: str = "mean",
+    ) -> Tensor:
+        """`F.nll_loss` on log-probabilities self; see `losses.nll_loss`."""
+        from . import losses
+
+        return losses.nll_loss(self, target, weight, ignore_index, reduction)
+
+    def binary_cross_entropy(
+        self, target: Any, weight: Any = None, reduction: str = "mean"
+    ) -> Tensor:
+        """BCE of probabilities self against targets in [0, 1]; logs clamped at -100 as
         PyTorch does, so p = 0 or 1 gives a finite loss."""
-        t = self._check_target(target, "binary_cross_entropy")
-        if not isinstance(self.data, MetaArray) and (
-            self.size and (self.data.min() < 0 or self.data.max() > 1)
-        ):
-            raise op_error(
-                "binary_cross_entropy",
-                "input must be probabilities in [0, 1]",
-                self.shape,
-                "apply sigmoid first, or use binary_cross_entropy_with_logits",
-            )
-        if not isinstance(self.data, MetaArray) and self.size and np.isnan(self.data).any():
-            raise op_error(
-                "binary_cross_entropy",
-                "input contains NaN",
-                self.shape,
-                "check the model for NaNs before the loss",
-            )
-        return self._call(ops.BCE, t).mean()
+        from . import losses
 
-    def binary_cross_entropy_with_logits(self, target: Any) -> Tensor:
-        """Mean BCE on logits: log(1 + exp(x)) - x*t, with log(1 + exp(x)) written as
-        logsumexp([0, x]), which is stable and smooth (its gradient is exactly sigmoid(x) - t;
-        the common max(x, 0) + log(1 + exp(-|x|)) form has cancelling kinks at 0)."""
-        t = self._check_target(target, "binary_cross_entropy_with_logits")
-        softplus = stack([self * 0.0, self], axis=-1).logsumexp(axis=-1)
-        return (softplus - self * t).mean()
+        return losses.binary_cross_entropy(self, target, weight, reduction)
 
-    def mse_loss(self, target: Any) -> Tensor:
-        d = self - self._check_target(target, "mse_loss")
-        return (d * d).mean()
+    def binary_cross_entropy_with_logits(
+        self, target: Any, weight: Any = None, reduction: str = "mean", pos_weight: Any = None
+    ) -> Tensor:
+        """BCE on logits through logsigmoid (stable; gradient sigmoid(x) - t)."""
+        from . import losses
+
+        return losses.binary_cross_entropy_with_logits(self, target, weight, reduction, pos_weight)
+
+    def mse_loss(self, target: Any, reduction: str = "mean") -> Tensor:
+        from . import losses
+
+        return losses.mse_loss(self, target, reduction)
 
     def dropout(self, p: float = 0.5, training: bool = True) -> Tensor:
         """Inverted dropout: zero each element with probability p, scale the rest by 1/(1-p).
