@@ -212,21 +212,31 @@ ELEMENTWISE = {
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
-@pytest.mark.parametrize("name", sorted(ELEMENTWISE))
-def test_elementwise_losses_match_pytorch(name, reduction):
+@pytest.mark.parametrize(
+    "name, weighted",
+    [(n, False) for n in sorted(ELEMENTWISE)]
+    + [(n, True) for n in sorted(ELEMENTWISE) if not n.startswith("smooth")],  # no weight arg
+)
+def test_elementwise_losses_match_pytorch(name, reduction, weighted):
     torch = _torch()
     ours, theirs, kw = ELEMENTWISE[name]
     rng = np.random.default_rng(0)
     x, y = rng.standard_normal((4, 5)), rng.standard_normal((4, 5))
+    if weighted:
+        w = rng.uniform(0.0, 2.0, (4, 5))
+        ours_kw = {**kw, "weight": _t64(w)}
+        theirs_kw = {**kw, "weight": torch.tensor(w)}
+    else:
+        ours_kw = theirs_kw = kw
     _ours_and_torchs(
         torch,
-        lambda t: ours(t, _t64(y), reduction=reduction, **kw),
+        lambda t: ours(t, _t64(y), reduction=reduction, **ours_kw),
         lambda t: getattr(torch.nn.functional, theirs)(
-            t, torch.tensor(y), reduction=reduction, **kw
+            t, torch.tensor(y), reduction=reduction, **theirs_kw
         ),
         x,
     )
-    assert gradcheck(lambda t: ours(t, _t64(y + 0.013), reduction=reduction, **kw), [x])
+    assert gradcheck(lambda t: ours(t, _t64(y + 0.013), reduction=reduction, **ours_kw), [x])
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])

@@ -14,6 +14,7 @@ import warnings
 from typing import Any
 
 from . import losses
+from .autograd import tracing
 from .errors import op_error
 from .tensor import Tensor
 
@@ -165,6 +166,21 @@ def prelu(input: Tensor, weight: Tensor) -> Tensor:
     return _tensor(input, "prelu").prelu(weight)
 
 
+def glu(input: Tensor, dim: int = -1) -> Tensor:
+    """a * sigmoid(b), a and b the two halves of `input` along `dim`."""
+    x = _tensor(input, "glu")
+    d = x._dim(dim, "glu")
+    if x.shape[d] % 2:
+        raise op_error(
+            "glu",
+            f"dim {d} has odd length {x.shape[d]}",
+            x.shape,
+            "split along a dim of even length",
+        )
+    a, b = x.chunk(2, d)
+    return a * b.sigmoid()
+
+
 def _implicit_dim(x: Tensor, dim: int | None, op: str) -> int:
     """PyTorch's legacy choice for dim=None (0 for 0-, 1- and 3-D inputs, else 1), with the
     same warning PyTorch gives, since the guess is easy to get wrong."""
@@ -231,9 +247,10 @@ def mse_loss(
     size_average: bool | None = None,
     reduce: bool | None = None,
     reduction: str = "mean",
+    weight: Any = None,
 ) -> Tensor:
     reduction = _reduction(size_average, reduce, reduction)
-    return losses.mse_loss(_tensor(input, "mse_loss"), target, reduction)
+    return losses.mse_loss(_tensor(input, "mse_loss"), target, reduction, weight)
 
 
 def l1_loss(
@@ -242,9 +259,10 @@ def l1_loss(
     size_average: bool | None = None,
     reduce: bool | None = None,
     reduction: str = "mean",
+    weight: Any = None,
 ) -> Tensor:
     reduction = _reduction(size_average, reduce, reduction)
-    return losses.l1_loss(_tensor(input, "l1_loss"), target, reduction)
+    return losses.l1_loss(_tensor(input, "l1_loss"), target, reduction, weight)
 
 
 def smooth_l1_loss(
@@ -259,8 +277,10 @@ def smooth_l1_loss(
     return losses.smooth_l1_loss(_tensor(input, "smooth_l1_loss"), target, reduction, beta)
 
 
-def huber_loss(input: Tensor, target: Any, reduction: str = "mean", delta: float = 1.0) -> Tensor:
-    return losses.huber_loss(_tensor(input, "huber_loss"), target, reduction, delta)
+def huber_loss(
+    input: Tensor, target: Any, reduction: str = "mean", delta: float = 1.0, weight: Any = None
+) -> Tensor:
+    return losses.huber_loss(_tensor(input, "huber_loss"), target, reduction, delta, weight)
 
 
 def binary_cross_entropy(
@@ -360,6 +380,69 @@ def dropout(
 ) -> Tensor:
     """Inverted dropout; identity when `training` is False (pass `self.training`)."""
     return _tensor(input, "dropout").dropout(p, training)
+
+
+def batch_norm(
+    input: Tensor,
+    running_mean: Tensor | None,
+    running_var: Tensor | None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-05,
+) -> Tensor:
+    """Normalise over every dim but the channel dim 1. Training uses the batch's statistics
+    and updates the running ones in place (eagerly; nn.BatchNorm2d also compiles that);
+    evaluation uses the running statistics."""
+    x = _tensor(input, "batch_norm")
+    if x.ndim < 2:
+        raise op_error("batch_norm", "input must be (N, C, ...)", x.shape, "add a batch dim")
+    axes = (0, *range(2, x.ndim))
+    shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+    if training:
+        count = x.size // x.shape[1]
+        if count < 2:
+            raise op_error(
+                "batch_norm",
+                "training needs more than 1 value per channel",
+                x.shape,
+                "use a larger batch, or training=False",
+            )
+        mean = x.mean(axes, keepdim=True)
+        var = x.var(axes, keepdim=True, correction=0)
+        _update_running(running_mean, mean, momentum)
+        _update_running(running_var, var * (count / (count - 1)), momentum)
+    else:
+        if running_mean is None or running_var is None:
+            raise op_error(
+                "batch_norm",
+                "evaluation needs running_mean and running_var",
+                x.shape,
+                "pass them, or training=True",
+            )
+        mean = running_mean.reshape(shape).cast(x.dtype)
+        var = running_var.reshape(shape).cast(x.dtype)
+    out = (x - mean) / (var + eps).sqrt()
+    if weight is not None:
+        out = out * weight.reshape(shape)
+    if bias is not None:
+        out = out + bias.reshape(shape)
+    return out
+
+
+def _update_running(stat: Tensor | None, batch: Tensor, momentum: float) -> None:
+    if stat is None:
+        return
+    if tracing():
+        raise op_error(
+            "batch_norm",
+            "updating running statistics in place cannot be compiled",
+            stat.shape,
+            "use nn.BatchNorm2d, whose updates compile",
+        )
+    fresh = batch.detach().numpy().reshape(stat.shape).astype(stat.dtype)
+    stat.data[...] = stat.numpy() * (1 - momentum) + fresh * momentum
 
 
 def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:

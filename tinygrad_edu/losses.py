@@ -262,13 +262,41 @@ def _target_like(x: Tensor, target: Any, op: str) -> Tensor:
     return t.cast(x.dtype) if t.dtype != x.dtype else t
 
 
-def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+def _elementwise_weight(x: Tensor, weight: Any, op: str) -> Tensor | None:
+    if weight is None:
+        return None
+    w = x._lift(weight)
+    if w.shape != x.shape:
+        raise op_error(
+            op,
+            "weight must have the input's shape",
+            f"input {x.shape}, weight {w.shape}",
+            "pass one weight per element",
+        )
+    return w.cast(x.dtype).detach()
+
+
+def _weighted_mean(loss: Tensor, w: Tensor | None, reduction: str, op: str) -> Tensor:
+    """PyTorch's weighted mse/l1: "mean" divides sum(w * loss) by sum(w)."""
+    if w is None:
+        return reduce(loss, reduction, op)
+    if reduction == "mean":
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (loss * w).sum() / w.sum()
+    return reduce(loss * w, reduction, op)
+
+
+def mse_loss(input: Tensor, target: Any, reduction: str = "mean", weight: Any = None) -> Tensor:
+    check_reduction(reduction, "mse_loss")
     d = input - _target_like(input, target, "mse_loss")
-    return reduce(d * d, reduction, "mse_loss")
+    w = _elementwise_weight(input, weight, "mse_loss")
+    return _weighted_mean(d * d, w, reduction, "mse_loss")
 
 
-def l1_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
-    return reduce((input - _target_like(input, target, "l1_loss")).abs(), reduction, "l1_loss")
+def l1_loss(input: Tensor, target: Any, reduction: str = "mean", weight: Any = None) -> Tensor:
+    check_reduction(reduction, "l1_loss")
+    d = (input - _target_like(input, target, "l1_loss")).abs()
+    return _weighted_mean(d, _elementwise_weight(input, weight, "l1_loss"), reduction, "l1_loss")
 
 
 def smooth_l1_loss(
@@ -286,15 +314,19 @@ def smooth_l1_loss(
     return reduce(loss, reduction, "smooth_l1_loss")
 
 
-def huber_loss(input: Tensor, target: Any, reduction: str = "mean", delta: float = 1.0) -> Tensor:
-    """0.5 d^2 where |d| <= delta, else delta (|d| - 0.5 delta)."""
+def huber_loss(
+    input: Tensor, target: Any, reduction: str = "mean", delta: float = 1.0, weight: Any = None
+) -> Tensor:
+    """0.5 d^2 where |d| <= delta, else delta (|d| - 0.5 delta); a `weight` scales each
+    element (and "mean" still divides by the element count, as PyTorch does)."""
     if not delta > 0:
         raise op_error(
             "huber_loss", f"delta must be > 0, got {delta}", input.shape, "pass delta=1.0"
         )
     d = (input - _target_like(input, target, "huber_loss")).abs()
     loss = where(d <= delta, d * d * 0.5, (d - 0.5 * delta) * delta)
-    return reduce(loss, reduction, "huber_loss")
+    w = _elementwise_weight(input, weight, "huber_loss")
+    return reduce(loss if w is None else loss * w, reduction, "huber_loss")
 
 
 def _weighted(loss: Tensor, weight: Any, op: str) -> Tensor:
