@@ -560,6 +560,15 @@ def test_cumsum_values_and_grad(x, data):
     assert Tensor([1, 2, 3]).cumsum(0).dtype == np.int64
 
 
+def test_cumsum_of_a_long_axis_matches_numpy():
+    x = np.random.default_rng(7).standard_normal((2, 300))
+    np.testing.assert_allclose(_t64(x).cumsum(1).numpy(), np.cumsum(x, 1), atol=1e-12)
+    np.testing.assert_allclose(_t64(x).cumsum(-2).numpy(), np.cumsum(x, 0), atol=1e-12)
+    assert gradcheck(lambda t: t.cumsum(1), [x], fast=True)
+    big = Tensor(np.arange(5000)).cumsum(0)
+    assert big.dtype == np.int64 and int(big.numpy()[-1]) == 4999 * 5000 // 2
+
+
 @st.composite
 def gather_cases(draw):
     shape = draw(shapes(min_dims=1, max_dims=3))

@@ -1450,18 +1450,23 @@ class Tensor(Node):
 
     # -- cumulative sums, gather and scatter -------------------------------------------------
     def cumsum(self, dim: int, *, dtype: Any = None) -> Tensor:
-        """Running sums along `dim`: a product with an upper-triangular matrix of ones, so the
-        gradient (the reversed running sum) and compiled kernels come from matmul. Integer
-        and bool inputs give int64, as in PyTorch."""
+        """Running sums along `dim` by doubling (Hillis-Steele): after step k each element
+        holds the sum of the 2^k before it, so log2(n) shifted adds (pad, slice, add) give
+        the result, its gradient (the reversed running sum) and compiled kernels, in O(n)
+        memory per step. Integer and bool inputs give int64, as in PyTorch."""
         d = self._dim(dim, "cumsum")
         x = self if dtype is None else self.cast(dtype)
         if x.dtype.kind in "biu":
             x = x.cast(np.int64)
         if self.ndim == 0:
             return x * 1
-        n = x.shape[d]
-        upper = Tensor._make(np.triu(np.ones((n, n), dtype=x.dtype)))
-        return (x.transpose(d, -1) @ upper).transpose(d, -1)
+        n, shift, out = x.shape[d], 1, x
+        while shift < n:
+            pads = [(0, 0)] * x.ndim
+            pads[d] = (shift, 0)
+            earlier = out.pad(pads)[(slice(None),) * d + (slice(0, n),)]
+            out, shift = out + earlier, shift * 2
+        return out if out is not self else self * 1
 
     def _gather_index(self, dim: int, index: Any, op: str) -> tuple[tuple[Any, ...], Tensor]:
         """The advanced index that picks self[..., index, ...] along `dim` for each position
