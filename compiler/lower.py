@@ -70,6 +70,7 @@ UNARY_CALLS = {
     "abs": "fabsf",
     "sign": "signf",
     "sigmoid": "sigmoid",
+    "erf": "erff",
 }
 BINARY_OPS = {
     "add": "+",
