@@ -336,33 +336,75 @@ class Conv2d(Module):
 
 
 class MaxPool2d(Module):
-    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1):
+    """torch.nn.MaxPool2d: kernel_size, stride (default kernel_size), padding, dilation,
+    return_indices, ceil_mode."""
+
+    def __init__(
+        self,
+        kernel_size: Any,
+        stride: Any = None,
+        padding: Any = 0,
+        dilation: Any = 1,
+        return_indices: bool = False,
+        ceil_mode: bool = False,
+    ):
         super().__init__()
         if min(_pair(kernel_size)) < 1 or (stride is not None and min(_pair(stride)) < 1):
             raise ValueError(
                 f"MaxPool2d: kernel_size and stride must be >= 1, got {kernel_size}, {stride}"
             )
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
-        self.dilation = dilation
+        self.dilation, self.return_indices, self.ceil_mode = dilation, return_indices, ceil_mode
 
-    def forward(self, x: Tensor) -> Tensor:
-        return x.max_pool2d(self.kernel_size, self.stride, self.padding, self.dilation)
+    def forward(self, x: Tensor) -> Any:
+        from . import image
+
+        if self.return_indices:
+            return image.max_pool2d_with_indices(
+                x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode
+            )
+        return image.max_pool2d(
+            x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode
+        )
 
     def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride or self.kernel_size}"
+        return (
+            f"kernel_size={self.kernel_size}, stride={self.stride or self.kernel_size}, "
+            f"padding={self.padding}, dilation={self.dilation}, ceil_mode={self.ceil_mode}"
+        )
 
 
 class AvgPool2d(Module):
-    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0):
+    """torch.nn.AvgPool2d: kernel_size, stride (default kernel_size), padding, ceil_mode,
+    count_include_pad, divisor_override."""
+
+    def __init__(
+        self,
+        kernel_size: Any,
+        stride: Any = None,
+        padding: Any = 0,
+        ceil_mode: bool = False,
+        count_include_pad: bool = True,
+        divisor_override: int | None = None,
+    ):
         super().__init__()
         if min(_pair(kernel_size)) < 1 or (stride is not None and min(_pair(stride)) < 1):
             raise ValueError(
                 f"AvgPool2d: kernel_size and stride must be >= 1, got {kernel_size}, {stride}"
             )
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
+        self.divisor_override = divisor_override
 
     def forward(self, x: Tensor) -> Tensor:
-        return x.avg_pool2d(self.kernel_size, self.stride, self.padding)
+        return x.avg_pool2d(
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.ceil_mode,
+            self.count_include_pad,
+            self.divisor_override,
+        )
 
 
 class AdaptiveAvgPool2d(Module):

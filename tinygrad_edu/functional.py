@@ -1,0 +1,47 @@
+"""torch.nn.functional's names and signatures over the DSL's ops.
+
+Each function here is a thin forwarder: the op itself is defined once (the op table, a Tensor
+method or a composite module), so code written against `torch.nn.functional` reads the same:
+`import tinygrad_edu.functional as F`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import image
+from .tensor import Tensor
+
+# image ops
+
+
+def max_pool2d(
+    input: Tensor,
+    kernel_size: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    dilation: Any = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+) -> Any:
+    """Max pooling; (values, int64 flat indices) with `return_indices=True`."""
+    if return_indices:
+        return image.max_pool2d_with_indices(
+            input, kernel_size, stride, padding, dilation, ceil_mode
+        )
+    return image.max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode)
+
+
+def avg_pool2d(
+    input: Tensor,
+    kernel_size: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: int | None = None,
+) -> Tensor:
+    """Average pooling with PyTorch's ceil_mode, count_include_pad and divisor_override."""
+    return image.avg_pool2d(
+        input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
+    )
