@@ -230,6 +230,141 @@ def test_max_pool_indices_compiled_llvm_equal_eager():
 
 
 # ---------------------------------------------------------------------------------------------
+# conv_transpose2d
+# ---------------------------------------------------------------------------------------------
+@st.composite
+def conv_transpose_cases(draw):
+    """(x_shape, w_shape, stride, padding, output_padding, groups, dilation), all valid."""
+    groups = draw(st.integers(1, 2))
+    cin, cout = groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2))
+    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    dil = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    extra = tuple(draw(st.integers(0, max(stride[i], dil[i]) - 1)) for i in range(2))
+    pad = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    hw = []
+    for i in range(2):
+        # the output side (h - 1) * s - 2p + d (k - 1) + op + 1 must be >= 1
+        low = 1
+        while (low - 1) * stride[i] - 2 * pad[i] + dil[i] * (kernel[i] - 1) + extra[i] < 0:
+            low += 1
+        hw.append(draw(st.integers(low, low + 2)))
+    x_shape = (draw(st.integers(1, 2)), cin, *hw)
+    return x_shape, (cin, cout // groups, *kernel), stride, pad, extra, groups, dil
+
+
+@given(case=conv_transpose_cases(), data=st.data())
+def test_conv_transpose2d_grad_matches_finite_differences(case, data):
+    x_shape, w_shape, s, p, op, g, d = case
+    x, w, b = (data.draw(arrays(shape)) for shape in (x_shape, w_shape, (w_shape[1] * g,)))
+    assert gradcheck(lambda x, w, b: F.conv_transpose2d(x, w, b, s, p, op, g, d), [x, w, b])
+
+
+@needs_torch
+@given(case=conv_transpose_cases(), data=st.data())
+def test_conv_transpose2d_matches_torch(case, data):
+    x_shape, w_shape, s, p, op, g, d = case
+    x, w, b = (data.draw(arrays(shape)) for shape in (x_shape, w_shape, (w_shape[1] * g,)))
+    run_both(
+        lambda x, w, b: x.conv_transpose2d(w, b, s, p, op, g, d),
+        lambda x, w, b: torch.nn.functional.conv_transpose2d(x, w, b, s, p, op, g, d),
+        x,
+        w,
+        b,
+    )
+
+
+def test_conv_transpose2d_is_the_adjoint_of_conv2d():
+    # <conv2d(u, w), v> == <u, conv_transpose2d(v, w)> for every u, v: the defining property
+    r = np.random.default_rng(6)
+    u, w = r.standard_normal((2, 4, 9, 8)), r.standard_normal((6, 2, 3, 2))
+    conv = dict(stride=2, padding=1, dilation=(1, 2), groups=2)
+    out = Tensor(u, dtype=np.float64).conv2d(Tensor(w, dtype=np.float64), **conv)
+    v = r.standard_normal(out.shape)
+    back = F.conv_transpose2d(
+        Tensor(v, dtype=np.float64), Tensor(w, dtype=np.float64), output_padding=(0, 1), **conv
+    )
+    assert back.shape == u.shape
+    np.testing.assert_allclose((out.numpy() * v).sum(), (u * back.numpy()).sum(), rtol=1e-10)
+
+
+@needs_torch
+def test_conv_transpose2d_module_matches_torchs_names_shapes_and_init():
+    layer = nn.ConvTranspose2d(6, 4, (3, 2), stride=2, padding=1, output_padding=1, groups=2)
+    ref = torch.nn.ConvTranspose2d(6, 4, (3, 2), stride=2, padding=1, output_padding=1, groups=2)
+    ours = layer.state_dict()
+    theirs = {k: v.detach().numpy() for k, v in ref.state_dict().items()}
+    assert {k: v.shape for k, v in ours.items()} == {k: v.shape for k, v in theirs.items()}
+    bound = 1 / np.sqrt(2 * 3 * 2)  # fan_in = out/groups * kh * kw, as torch computes it
+    assert np.abs(ours["weight"]).max() <= bound and np.abs(ours["weight"]).max() > bound / 2
+    layer.load_state_dict(theirs)
+    x = np.random.default_rng(7).standard_normal((2, 6, 5, 4))
+    got = layer(Tensor(x, dtype=np.float64)).numpy()
+    np.testing.assert_allclose(got, ref(torch.tensor(x, dtype=torch.float32)).detach().numpy(),
+                               rtol=1e-4, atol=1e-5)  # fmt: skip
+    # output_size picks output_padding, as torch's forward(x, output_size) does
+    sized = layer(Tensor(x), output_size=(9, 7))
+    assert sized.shape == ref(torch.tensor(x, dtype=torch.float32), output_size=[9, 7]).shape
+
+
+def test_conv_transpose2d_bad_input_says_what_to_fix():
+    x, w = Tensor.zeros(1, 4, 5, 5), Tensor.zeros(4, 2, 3, 3)
+    with pytest.raises(OpError, match=r"conv_transpose2d: input has 3 channels but weight"):
+        F.conv_transpose2d(Tensor.zeros(1, 3, 5, 5), w)
+    with pytest.raises(OpError, match=r"conv_transpose2d: output_padding \(2, 2\) must be"):
+        F.conv_transpose2d(x, w, stride=2, output_padding=2)
+    with pytest.raises(OpError, match=r"conv_transpose2d: bias must have one entry"):
+        F.conv_transpose2d(x, w, Tensor.zeros(3))
+    with pytest.raises(OpError, match=r"conv_transpose2d: .*do not divide into groups=3"):
+        F.conv_transpose2d(x, w, groups=3)
+    with pytest.raises(OpError, match=r"conv_transpose2d: the output would be"):
+        F.conv_transpose2d(Tensor.zeros(1, 4, 1, 1), Tensor.zeros(4, 2, 1, 1), padding=1)
+    with pytest.raises(OpError, match=r"ConvTranspose2d: output_size \(20, 20\) is not"):
+        nn.ConvTranspose2d(4, 2, 3, stride=2)(x, output_size=(20, 20))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(),
+        dict(stride=2, padding=1, output_padding=1),
+        dict(stride=(2, 3), dilation=2, groups=2, output_padding=(1, 0)),
+        dict(stride=1, dilation=2, output_padding=1),  # output_padding >= stride
+    ],
+    ids=["plain", "stride2", "grouped-dilated", "op-ge-stride"],
+)
+def test_conv_transpose2d_compiled_llvm_equal_eager(kwargs):
+    x = np.random.default_rng(8).standard_normal((2, 4, 6, 5)).astype(np.float32)
+    layer = nn.ConvTranspose2d(4, 6, 3, **kwargs)
+    assert_compiled_matches_eager(layer, x)
+
+
+def test_conv_transpose2d_compiled_training_step_equals_eager():
+    from tinygrad_edu import manual_seed
+
+    x = np.random.default_rng(9).standard_normal((2, 4, 5, 5)).astype(np.float32)
+    target = np.random.default_rng(10).standard_normal((2, 3, 10, 10)).astype(np.float32)
+    states = []
+    for compiled in (False, True):
+        manual_seed(0)
+        layer = nn.ConvTranspose2d(4, 3, 3, stride=2, padding=1, output_padding=1)
+        opt = optim.SGD(layer.parameters(), lr=0.1, momentum=0.9)
+        loss_fn = lambda o, t: ((o - t) * (o - t)).mean()
+        if compiled:
+            step = compiler.compile_train_step(layer, loss_fn, opt, x, target, backend="llvm")
+            for _ in range(2):
+                step(x, target)
+        else:
+            for _ in range(2):
+                opt.zero_grad()
+                loss_fn(layer(Tensor(x)), Tensor(target)).backward()
+                opt.step()
+        states.append(layer.state_dict())
+    for name in states[0]:
+        np.testing.assert_allclose(states[1][name], states[0][name], rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
 # every op above, rendered for CUDA
 # ---------------------------------------------------------------------------------------------
 def _all_image_ops(x):
@@ -237,7 +372,10 @@ def _all_image_ops(x):
     b = F.avg_pool2d(x, 3, 2, 1, ceil_mode=True, count_include_pad=False)
     c = F.avg_pool2d(x, 2, divisor_override=3)
     idx = F.max_pool2d(x, 2, ceil_mode=True, return_indices=True)[1]
-    return a.sum() + b.sum() + c.sum() + idx.sum().float()
+    w = Tensor(np.random.default_rng(11).standard_normal((x.shape[1], 2, 3, 3)).astype(np.float32))
+    up = F.conv_transpose2d(x, w, stride=2, padding=1, output_padding=1)
+    up2 = F.conv_transpose2d(x, w[:, :1], dilation=2, output_padding=1)
+    return a.sum() + b.sum() + c.sum() + idx.sum().float() + up.sum() + up2.sum()
 
 
 @needs_nvcc

@@ -45,3 +45,19 @@ def avg_pool2d(
     return image.avg_pool2d(
         input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
     )
+
+
+def conv_transpose2d(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    output_padding: Any = 0,
+    groups: int = 1,
+    dilation: Any = 1,
+) -> Tensor:
+    """Transposed convolution, weight (C_in, C_out / groups, kH, kW)."""
+    return image.conv_transpose2d(
+        input, weight, bias, stride, padding, output_padding, groups, dilation
+    )

@@ -876,6 +876,24 @@ class Tensor(Node):
             groups=groups,
         )
 
+    def conv_transpose2d(
+        self,
+        weight: Tensor,
+        bias: Tensor | None = None,
+        stride: Any = 1,
+        padding: Any = 0,
+        output_padding: Any = 0,
+        groups: int = 1,
+        dilation: Any = 1,
+    ) -> Tensor:
+        """Transposed convolution (PyTorch's conv_transpose2d), weight (C_in, C_out/groups,
+        kH, kW): conv2d's input gradient given an output shape (`tinygrad_edu.image`)."""
+        from . import image
+
+        return image.conv_transpose2d(
+            self, weight, bias, stride, padding, output_padding, groups, dilation
+        )
+
     def _string_padding(
         self, weight: Tensor, padding: str, stride: Any, dilation: Any
     ) -> tuple[Tensor, Pair]:
