@@ -365,6 +365,119 @@ def test_conv_transpose2d_compiled_training_step_equals_eager():
 
 
 # ---------------------------------------------------------------------------------------------
+# interpolate / Upsample
+# ---------------------------------------------------------------------------------------------
+@st.composite
+def interpolate_cases(draw):
+    """(x_shape, kwargs) over modes, sizes, scale factors (integer and not), align_corners."""
+    ndim = draw(st.sampled_from([3, 4]))
+    spatial = [draw(st.integers(1, 6)) for _ in range(ndim - 2)]
+    mode = draw(st.sampled_from(["nearest", "nearest-exact", "area", "linear"]))
+    if mode == "linear" and ndim == 4:
+        mode = "bilinear"
+    kwargs = {"mode": mode}
+    if mode in ("linear", "bilinear"):
+        kwargs["align_corners"] = draw(st.booleans())
+    if draw(st.booleans()):
+        kwargs["size"] = tuple(draw(st.integers(1, 9)) for _ in spatial)
+    else:
+        factors = st.sampled_from([0.5, 1.0, 1.5, 2.0, 2.5, 3.0])
+        kwargs["scale_factor"] = tuple(draw(factors) for _ in spatial)
+        if any(int(n * f) < 1 for n, f in zip(spatial, kwargs["scale_factor"])):
+            kwargs["scale_factor"] = tuple(2.0 for _ in spatial)
+        kwargs["recompute_scale_factor"] = draw(st.sampled_from([None, True]))
+    return (draw(st.integers(1, 2)), draw(st.integers(1, 2)), *spatial), kwargs
+
+
+@given(case=interpolate_cases(), data=st.data())
+def test_interpolate_grad_matches_finite_differences(case, data):
+    x_shape, kwargs = case
+    x = data.draw(arrays(x_shape))
+    assert gradcheck(lambda t: F.interpolate(t, **kwargs), [x])
+
+
+@needs_torch
+@given(case=interpolate_cases(), data=st.data())
+def test_interpolate_matches_torch(case, data):
+    x_shape, kwargs = case
+    x = data.draw(arrays(x_shape))
+    run_both(
+        lambda t: F.interpolate(t, **kwargs),
+        lambda t: torch.nn.functional.interpolate(t, **kwargs),
+        x,
+    )
+
+
+@needs_torch
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_interpolate_source_positions_round_like_torch_in_float32(dtype):
+    # nearest's floor(dst * scale) and bilinear's lambdas are computed in the input's float
+    # type (nearest always float32) as PyTorch's kernels do: the sizes where float32 and
+    # exact arithmetic disagree still give PyTorch's pixels
+    x = np.random.default_rng(12).standard_normal((1, 2, 7, 13)).astype(dtype)
+    for kwargs in (
+        dict(size=(10, 29)),
+        dict(scale_factor=(1.7, 2.3)),
+        dict(size=(3, 5), mode="nearest-exact"),
+        dict(size=(11, 30), mode="bilinear", align_corners=False),
+        dict(size=(11, 30), mode="bilinear", align_corners=True),
+        dict(scale_factor=0.6, mode="bilinear"),
+    ):
+        got = F.interpolate(Tensor(x, dtype=dtype), **kwargs).numpy()
+        want = torch.nn.functional.interpolate(torch.tensor(x), **kwargs).numpy()
+        rtol = 1e-6 if dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol, err_msg=str(kwargs))
+
+
+def test_interpolate_by_hand():
+    x = Tensor(np.array([[[[1.0, 2.0], [3.0, 4.0]]]]))
+    up = F.interpolate(x, scale_factor=2)
+    np.testing.assert_array_equal(
+        up.numpy()[0, 0], np.repeat(np.repeat(x.numpy()[0, 0], 2, 0), 2, 1)
+    )
+    lin = F.interpolate(x, size=(3, 3), mode="bilinear", align_corners=True).numpy()[0, 0]
+    np.testing.assert_allclose(lin, [[1, 1.5, 2], [2, 2.5, 3], [3, 3.5, 4]], rtol=1e-6)
+    half = F.interpolate(x, scale_factor=2, mode="bilinear").numpy()[0, 0]
+    np.testing.assert_allclose(half[0], [1, 1.25, 1.75, 2], rtol=1e-6)  # half-pixel, clamped
+    assert nn.Upsample(scale_factor=2, mode="nearest")(x).shape == (1, 1, 4, 4)
+    assert nn.UpsamplingBilinear2d(size=3)(x).numpy()[0, 0, 1, 1] == pytest.approx(2.5)
+    assert nn.UpsamplingNearest2d(scale_factor=3)(x).shape == (1, 1, 6, 6)
+
+
+def test_interpolate_bad_arguments_say_what_to_fix():
+    x = Tensor.zeros(1, 1, 4, 4)
+    with pytest.raises(OpError, match="interpolate: exactly one of size and scale_factor"):
+        F.interpolate(x)
+    with pytest.raises(OpError, match="interpolate: exactly one of size and scale_factor"):
+        F.interpolate(x, size=2, scale_factor=2)
+    with pytest.raises(OpError, match="interpolate: mode 'bicubic' is not offered"):
+        F.interpolate(x, size=2, mode="bicubic")
+    with pytest.raises(OpError, match="interpolate: align_corners can only be set"):
+        F.interpolate(x, size=2, align_corners=True)
+    with pytest.raises(OpError, match="interpolate: mode 'bilinear' needs a 4-D input"):
+        F.interpolate(Tensor.zeros(1, 1, 4), size=2, mode="bilinear")
+    with pytest.raises(OpError, match=r"interpolate: size \(2, 2, 2\) must give 2"):
+        F.interpolate(x, size=(2, 2, 2))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(scale_factor=2),
+        dict(scale_factor=0.5),
+        dict(size=(7, 11)),
+        dict(size=(7, 11), mode="bilinear", align_corners=False),
+        dict(scale_factor=2, mode="bilinear", align_corners=True),
+        dict(size=(3, 5), mode="area"),
+    ],
+    ids=["nearest-x2", "nearest-half", "nearest-table", "bilinear", "bilinear-corners", "area"],
+)
+def test_interpolate_compiled_llvm_equal_eager(kwargs):
+    x = np.random.default_rng(13).standard_normal((2, 3, 6, 8)).astype(np.float32)
+    assert_compiled_matches_eager(Fn(lambda t: F.interpolate(t, **kwargs)), x)
+
+
+# ---------------------------------------------------------------------------------------------
 # every op above, rendered for CUDA
 # ---------------------------------------------------------------------------------------------
 def _all_image_ops(x):
@@ -375,7 +488,12 @@ def _all_image_ops(x):
     w = Tensor(np.random.default_rng(11).standard_normal((x.shape[1], 2, 3, 3)).astype(np.float32))
     up = F.conv_transpose2d(x, w, stride=2, padding=1, output_padding=1)
     up2 = F.conv_transpose2d(x, w[:, :1], dilation=2, output_padding=1)
-    return a.sum() + b.sum() + c.sum() + idx.sum().float() + up.sum() + up2.sum()
+    near = F.interpolate(x, scale_factor=2) + F.interpolate(
+        x, size=(2 * x.shape[2], 2 * x.shape[3]), mode="bilinear"
+    )
+    small = F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=True)
+    total = a.sum() + b.sum() + c.sum() + idx.sum().float() + up.sum() + up2.sum()
+    return total + near.sum() + small.sum()
 
 
 @needs_nvcc

@@ -417,6 +417,52 @@ class ConvTranspose2d(Module):
         )
 
 
+class Upsample(Module):
+    """torch.nn.Upsample: `interpolate` with fixed size or scale_factor, mode, align_corners."""
+
+    def __init__(
+        self,
+        size: Any = None,
+        scale_factor: Any = None,
+        mode: str = "nearest",
+        align_corners: bool | None = None,
+        recompute_scale_factor: bool | None = None,
+    ) -> None:
+        super().__init__()
+        self.size, self.scale_factor, self.mode = size, scale_factor, mode
+        self.align_corners, self.recompute_scale_factor = align_corners, recompute_scale_factor
+
+    def forward(self, x: Tensor) -> Tensor:
+        from . import image
+
+        return image.interpolate(
+            x,
+            self.size,
+            self.scale_factor,
+            self.mode,
+            self.align_corners,
+            self.recompute_scale_factor,
+        )
+
+    def extra_repr(self) -> str:
+        what = f"size={self.size}" if self.size is not None else f"scale_factor={self.scale_factor}"
+        return f"{what}, mode={self.mode!r}"
+
+
+class UpsamplingNearest2d(Upsample):
+    """torch.nn.UpsamplingNearest2d: Upsample(mode='nearest')."""
+
+    def __init__(self, size: Any = None, scale_factor: Any = None) -> None:
+        super().__init__(size, scale_factor, "nearest")
+
+
+class UpsamplingBilinear2d(Upsample):
+    """torch.nn.UpsamplingBilinear2d: Upsample(mode='bilinear', align_corners=True)."""
+
+    def __init__(self, size: Any = None, scale_factor: Any = None) -> None:
+        super().__init__(size, scale_factor, "bilinear", True)
+
+
 class MaxPool2d(Module):
     """torch.nn.MaxPool2d: kernel_size, stride (default kernel_size), padding, dilation,
     return_indices, ceil_mode."""
@@ -648,4 +694,9 @@ __all__ = [
     "LocalResponseNorm", "MaxPool2d", "Module", "Parameter", "ReLU", "Sequential", "Sigmoid",
     "Tanh", "load", "save",
 ]  # fmt: skip
-__all__ += ["ConvTranspose2d"]  # image ops (tinygrad_edu.image)
+__all__ += [
+    "ConvTranspose2d",
+    "Upsample",
+    "UpsamplingBilinear2d",
+    "UpsamplingNearest2d",
+]  # image ops (tinygrad_edu.image)
