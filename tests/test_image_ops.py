@@ -478,6 +478,79 @@ def test_interpolate_compiled_llvm_equal_eager(kwargs):
 
 
 # ---------------------------------------------------------------------------------------------
+# pad modes
+# ---------------------------------------------------------------------------------------------
+@st.composite
+def pad_cases(draw):
+    """(x_shape, flat pad, mode) that PyTorch accepts: non-constant modes pad the last 1-3
+    dims of a (N, C, ...) or (C, ...) input, reflect by less than the size, circular by at
+    most the size; constant pads any dims, negative pads cropping."""
+    mode = draw(st.sampled_from(["constant", "reflect", "replicate", "circular"]))
+    k = draw(st.integers(1, 3))
+    ndim = k + draw(st.integers(1, 2)) if mode != "constant" else draw(st.integers(k, 4))
+    shape = tuple(draw(st.integers(1, 4)) for _ in range(ndim))
+    pad = []
+    for i in range(k):
+        n = shape[ndim - 1 - i]
+        top = {"reflect": n - 1, "circular": n, "replicate": 3, "constant": 3}[mode]
+        low = -(n // 2) if mode == "constant" else 0
+        pad += [draw(st.integers(low, top)), draw(st.integers(low, top))]
+    return shape, tuple(pad), mode
+
+
+@given(case=pad_cases(), data=st.data())
+def test_pad_grad_matches_finite_differences(case, data):
+    shape, pads, mode = case
+    x = data.draw(arrays(shape))
+    assert gradcheck(lambda t: F.pad(t, pads, mode), [x])
+
+
+@needs_torch
+@given(case=pad_cases(), value=st.sampled_from([None, 0.0, -1.5]), data=st.data())
+def test_pad_matches_torch(case, value, data):
+    shape, pads, mode = case
+    x = data.draw(arrays(shape))
+    value = value if mode == "constant" else None
+    run_both(
+        lambda t: t.pad(pads, mode, value),
+        lambda t: torch.nn.functional.pad(t, pads, mode, value),
+        x,
+    )
+
+
+def test_pad_modes_by_hand():
+    x = Tensor(np.array([[[1.0, 2.0, 3.0]]]))
+    assert F.pad(x, (2, 1), "reflect").numpy().tolist() == [[[3, 2, 1, 2, 3, 2]]]
+    assert F.pad(x, (2, 1), "replicate").numpy().tolist() == [[[1, 1, 1, 2, 3, 3]]]
+    assert F.pad(x, (2, 1), "circular").numpy().tolist() == [[[2, 3, 1, 2, 3, 1]]]
+    assert F.pad(x, (1, -1), value=7.0).numpy().tolist() == [[[7, 1, 2]]]
+
+
+def test_pad_bad_arguments_say_what_to_fix():
+    x = Tensor.zeros(1, 2, 3, 3)
+    with pytest.raises(OpError, match=r"pad: reflect padding \(3, 0\) must be smaller"):
+        F.pad(x, (3, 0, 0, 0), "reflect")
+    with pytest.raises(OpError, match=r"pad: circular padding \(0, 4\) wraps around"):
+        F.pad(x, (0, 0, 0, 4), "circular")
+    with pytest.raises(OpError, match=r"pad: mode 'replicate' pads the last 1 to 3 dims"):
+        F.pad(Tensor.zeros(3), (1, 1), "replicate")
+    with pytest.raises(OpError, match=r"pad: mode 'reflect' takes no value"):
+        F.pad(x, (1, 1, 1, 1), "reflect", value=1.0)
+    with pytest.raises(OpError, match=r"pad: mode 'edge' is not offered"):
+        F.pad(x, (1, 1), "edge")
+    with pytest.raises(OpError, match=r"pad: flat pad \(1, 1, 1\) needs an even length"):
+        F.pad(x, (1, 1, 1))
+    with pytest.raises(OpError, match=r"pad: mode 'reflect' takes no negative padding"):
+        F.pad(x, (-1, 1, 0, 0), "reflect")
+
+
+@pytest.mark.parametrize("mode", ["constant", "reflect", "replicate", "circular"])
+def test_pad_compiled_llvm_equal_eager(mode):
+    x = np.random.default_rng(14).standard_normal((2, 3, 5, 6)).astype(np.float32)
+    assert_compiled_matches_eager(Fn(lambda t: F.pad(t, (2, 3, 1, 4), mode) * 2.0), x)
+
+
+# ---------------------------------------------------------------------------------------------
 # every op above, rendered for CUDA
 # ---------------------------------------------------------------------------------------------
 def _all_image_ops(x):
@@ -492,7 +565,8 @@ def _all_image_ops(x):
         x, size=(2 * x.shape[2], 2 * x.shape[3]), mode="bilinear"
     )
     small = F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=True)
-    total = a.sum() + b.sum() + c.sum() + idx.sum().float() + up.sum() + up2.sum()
+    padded = sum(F.pad(x, (2, 1, 1, 2), m).sum() for m in ("reflect", "replicate", "circular"))
+    total = padded + a.sum() + b.sum() + c.sum() + idx.sum().float() + up.sum() + up2.sum()
     return total + near.sum() + small.sum()
 
 

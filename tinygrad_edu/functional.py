@@ -77,3 +77,9 @@ def interpolate(
     return image.interpolate(
         input, size, scale_factor, mode, align_corners, recompute_scale_factor, antialias
     )
+
+
+def pad(input: Tensor, pad: Any, mode: str = "constant", value: float | None = None) -> Tensor:
+    """Pad by (left, right, top, bottom, ...), last dim first: 'constant', 'reflect',
+    'replicate', 'circular'."""
+    return image.pad(input, pad, mode, value)

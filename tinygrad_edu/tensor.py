@@ -710,32 +710,13 @@ class Tensor(Node):
             return self
         return self._call(ops.EXPAND, shape=target)
 
-    def pad(self, pad: Sequence[Any], value: float = 0.0) -> Tensor:
-        """Constant padding. `pad` is PyTorch's flat form, last dim first
-        (`(left, right, top, bottom, ...)`), or numpy's one (before, after) pair per dim."""
-        if pad and isinstance(pad[0], (tuple, list)):
-            pairs = [tuple(int(v) for v in p) for p in pad]
-            if len(pairs) != self.ndim:
-                raise op_error(
-                    "pad",
-                    f"{len(pairs)} (before, after) pairs for a {self.ndim}-D tensor",
-                    self.shape,
-                    "give one pair per dim",
-                )
-        else:
-            if len(pad) % 2 or len(pad) // 2 > self.ndim:
-                raise op_error(
-                    "pad",
-                    f"flat pad {tuple(pad)} needs an even length of at most 2*ndim",
-                    self.shape,
-                    "pass (left, right[, top, bottom...])",
-                )
-            pairs = [(0, 0)] * self.ndim
-            for i in range(len(pad) // 2):
-                pairs[self.ndim - 1 - i] = (int(pad[2 * i]), int(pad[2 * i + 1]))
-        if any(lo < 0 or hi < 0 for lo, hi in pairs):
-            raise op_error("pad", "negative padding", pairs, "use slicing to crop instead")
-        return self._call(ops.PAD, pads=tuple(pairs), value=float(value))
+    def pad(self, pad: Sequence[Any], mode: str = "constant", value: float | None = None) -> Tensor:
+        """torch.nn.functional.pad: `pad` is PyTorch's flat form, last dim first
+        (`(left, right, top, bottom, ...)`), or numpy's one (before, after) pair per dim;
+        modes 'constant' (negative pads crop), 'reflect', 'replicate', 'circular'."""
+        from . import image
+
+        return image.pad(self, pad, mode, value)
 
     def __getitem__(self, index: Any) -> Tensor:
         """PyTorch's indexing: ints, slices, None, ..., int and bool arrays (Tensors, lists or
