@@ -1,5 +1,6 @@
 """The image-network ops (`tinygrad_edu.image`, `tinygrad_edu.functional`'s image section):
-pooling with ceil_mode / count_include_pad / divisor_override / return_indices.
+pooling with ceil_mode / count_include_pad / divisor_override / return_indices,
+conv_transpose2d, interpolate, pad modes, conv1d, adaptive_max_pool2d.
 
 Each op: gradcheck in float64 (eps 1e-6, atol 1e-5, rtol 1e-3) over hypothesis-drawn shapes
 and parameters; values and gradients equal PyTorch's where it is installed (float64, 1e-9);
@@ -147,7 +148,9 @@ def test_max_pool2d_ceil_mode_and_indices_match_torch(case, ceil, data):
         lambda t: torch.nn.functional.max_pool2d(t, k, s, p, d, ceil_mode=ceil),
         x,
     )
-    values, idx = F.max_pool2d(Tensor(x), k, s, p, d, ceil_mode=ceil, return_indices=True)
+    values, idx = F.max_pool2d(
+        Tensor(x, dtype=np.float64), k, s, p, d, ceil_mode=ceil, return_indices=True
+    )
     want = torch.nn.functional.max_pool2d(
         torch.tensor(x), k, s, p, d, ceil_mode=ceil, return_indices=True
     )
@@ -551,6 +554,129 @@ def test_pad_compiled_llvm_equal_eager(mode):
 
 
 # ---------------------------------------------------------------------------------------------
+# conv1d
+# ---------------------------------------------------------------------------------------------
+@st.composite
+def conv1d_cases(draw):
+    """(x_shape, w_shape, stride, padding, dilation, groups) with a window that fits."""
+    groups = draw(st.integers(1, 2))
+    cin, cout = groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2))
+    k, dil = draw(st.integers(1, 3)), draw(st.integers(1, 2))
+    stride = draw(st.integers(1, 3))
+    pad = draw(st.sampled_from([0, 1, 2, "valid"] + (["same"] if stride == 1 else [])))
+    reach = dil * (k - 1) + 1 - (2 * pad if isinstance(pad, int) else 0)
+    length = draw(st.integers(max(1, reach), max(1, reach) + 4))
+    return (
+        (draw(st.integers(1, 2)), cin, length),
+        (cout, cin // groups, k),
+        stride,
+        pad,
+        dil,
+        groups,
+    )
+
+
+@given(case=conv1d_cases(), data=st.data())
+def test_conv1d_grad_matches_finite_differences(case, data):
+    x_shape, w_shape, s, p, d, g = case
+    x, w, b = (data.draw(arrays(shape)) for shape in (x_shape, w_shape, (w_shape[0],)))
+    assert gradcheck(lambda x, w, b: F.conv1d(x, w, b, s, p, d, g), [x, w, b])
+
+
+@needs_torch
+@given(case=conv1d_cases(), data=st.data())
+def test_conv1d_matches_torch(case, data):
+    x_shape, w_shape, s, p, d, g = case
+    x, w, b = (data.draw(arrays(shape)) for shape in (x_shape, w_shape, (w_shape[0],)))
+    run_both(
+        lambda x, w, b: F.conv1d(x, w, b, s, p, d, g),
+        lambda x, w, b: torch.nn.functional.conv1d(x, w, b, s, p, d, g),
+        x,
+        w,
+        b,
+    )
+
+
+@needs_torch
+def test_conv1d_module_matches_torchs_names_shapes_and_values():
+    layer, ref = (
+        nn.Conv1d(4, 6, 3, padding=1, groups=2),
+        torch.nn.Conv1d(4, 6, 3, padding=1, groups=2),
+    )
+    ours = layer.state_dict()
+    theirs = {k: v.detach().numpy() for k, v in ref.state_dict().items()}
+    assert {k: v.shape for k, v in ours.items()} == {k: v.shape for k, v in theirs.items()}
+    assert np.abs(ours["weight"]).max() <= 1 / np.sqrt(2 * 3)  # fan_in = in/groups * k
+    layer.load_state_dict(theirs)
+    x = np.random.default_rng(15).standard_normal((2, 4, 9)).astype(np.float32)
+    np.testing.assert_allclose(layer(Tensor(x)).numpy(), ref(torch.tensor(x)).detach().numpy(),
+                               rtol=1e-5, atol=1e-6)  # fmt: skip
+    assert layer(Tensor(x[0])).shape == (6, 9)  # an unbatched (C, L) input, as torch takes
+
+
+def test_conv1d_bad_input_says_what_to_fix():
+    with pytest.raises(OpError, match=r"conv1d: input must be \(N, C, L\)"):
+        F.conv1d(Tensor.zeros(1, 2, 3, 4), Tensor.zeros(2, 2, 1))
+    with pytest.raises(OpError, match=r"conv1d: input channels 3 must equal weight"):
+        F.conv1d(Tensor.zeros(1, 3, 5), Tensor.zeros(2, 2, 1))
+    with pytest.raises(OpError, match=r"conv1d: stride must be an int or a 1-tuple"):
+        F.conv1d(Tensor.zeros(1, 2, 5), Tensor.zeros(2, 2, 1), stride=(1, 2))
+
+
+def test_conv1d_compiled_llvm_equal_eager():
+    x = np.random.default_rng(16).standard_normal((2, 4, 11)).astype(np.float32)
+    layer = nn.Sequential(nn.Conv1d(4, 6, 3, stride=2, padding=1), nn.ReLU(), nn.Conv1d(6, 2, 2))
+    assert_compiled_matches_eager(layer, x)
+
+
+# ---------------------------------------------------------------------------------------------
+# adaptive_max_pool2d
+# ---------------------------------------------------------------------------------------------
+adaptive_cases = st.tuples(
+    st.tuples(st.integers(1, 2), st.integers(1, 2), st.integers(1, 7), st.integers(1, 7)),
+    st.tuples(st.integers(1, 5), st.one_of(st.none(), st.integers(1, 5))),
+)
+
+
+@given(case=adaptive_cases, data=st.data())
+def test_adaptive_max_pool2d_grad_matches_finite_differences(case, data):
+    x_shape, out = case
+    x = data.draw(distinct_arrays(x_shape))
+    assert gradcheck(lambda t: F.adaptive_max_pool2d(t, out), [x])
+
+
+@needs_torch
+@given(case=adaptive_cases, ties=st.booleans(), data=st.data())
+def test_adaptive_max_pool2d_and_indices_match_torch(case, ties, data):
+    # with ties (rounded inputs) too: the gradient and the index go to the first maximum
+    x_shape, out = case
+    x = data.draw(arrays(x_shape))
+    x = np.round(x) if ties else x
+    run_both(
+        lambda t: F.adaptive_max_pool2d(t, out),
+        lambda t: torch.nn.functional.adaptive_max_pool2d(t, out),
+        x,
+    )
+    _, idx = nn.AdaptiveMaxPool2d(out, return_indices=True)(Tensor(x, dtype=np.float64))
+    _, want = torch.nn.functional.adaptive_max_pool2d(torch.tensor(x), out, return_indices=True)
+    assert idx.dtype == np.int64
+    np.testing.assert_array_equal(idx.numpy(), want.numpy())
+
+
+def test_adaptive_max_pool2d_bad_output_size_says_what_to_fix():
+    with pytest.raises(OpError, match=r"adaptive_max_pool2d: output_size must be positive"):
+        F.adaptive_max_pool2d(Tensor.zeros(1, 1, 4, 4), (0, 2))
+    with pytest.raises(OpError, match=r"adaptive_max_pool2d: input must be \(N, C, H, W\)"):
+        F.adaptive_max_pool2d(Tensor.zeros(4, 4), 2)
+
+
+@pytest.mark.parametrize("out", [(2, 3), (3, 2)], ids=["divides", "uneven"])
+def test_adaptive_max_pool2d_compiled_llvm_equal_eager(out):
+    x = np.random.default_rng(17).standard_normal((2, 3, 6, 7)).astype(np.float32)
+    assert_compiled_matches_eager(Fn(lambda t: F.adaptive_max_pool2d(t, out)), x)
+
+
+# ---------------------------------------------------------------------------------------------
 # every op above, rendered for CUDA
 # ---------------------------------------------------------------------------------------------
 def _all_image_ops(x):
@@ -566,7 +692,20 @@ def _all_image_ops(x):
     )
     small = F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=True)
     padded = sum(F.pad(x, (2, 1, 1, 2), m).sum() for m in ("reflect", "replicate", "circular"))
-    total = padded + a.sum() + b.sum() + c.sum() + idx.sum().float() + up.sum() + up2.sum()
+    w1 = Tensor(np.random.default_rng(18).standard_normal((2, x.shape[1], 3)).astype(np.float32))
+    line = F.conv1d(x.reshape(x.shape[0], x.shape[1], -1), w1, stride=2, padding=1)
+    ada = F.adaptive_max_pool2d(x, (2, 3)) + F.adaptive_max_pool2d(x, (2, 3), True)[1].float()
+    total = (
+        padded
+        + line.sum()
+        + ada.sum()
+        + a.sum()
+        + b.sum()
+        + c.sum()
+        + idx.sum().float()
+        + up.sum()
+        + up2.sum()
+    )
     return total + near.sum() + small.sum()
 
 

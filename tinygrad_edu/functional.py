@@ -83,3 +83,21 @@ def pad(input: Tensor, pad: Any, mode: str = "constant", value: float | None = N
     """Pad by (left, right, top, bottom, ...), last dim first: 'constant', 'reflect',
     'replicate', 'circular'."""
     return image.pad(input, pad, mode, value)
+
+
+def conv1d(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+) -> Tensor:
+    """1-D convolution, input (N, C, L), weight (O, C / groups, K)."""
+    return image.conv1d(input, weight, bias, stride, padding, dilation, groups)
+
+
+def adaptive_max_pool2d(input: Tensor, output_size: Any, return_indices: bool = False) -> Any:
+    """Adaptive max pooling; (values, int64 flat indices) with `return_indices=True`."""
+    return image.adaptive_max_pool2d(input, output_size, return_indices)

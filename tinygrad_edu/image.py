@@ -652,3 +652,156 @@ def pad(x: Tensor, pad: Any, mode: str = "constant", value: float | None = None)
         if lo or hi:
             out = _pad_dim(out, axis, lo, hi, mode)
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# conv1d: conv2d on an (N, C, 1, L) view
+# ---------------------------------------------------------------------------------------------
+
+
+def _one(value: Any, name: str) -> int:
+    """A 1-D conv argument: an int or a 1-tuple."""
+    if isinstance(value, (tuple, list)) and len(value) == 1:
+        value = value[0]
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+        raise op_error(
+            "conv1d", f"{name} must be an int or a 1-tuple, got {value!r}", (), f"{name}=1"
+        )
+    return int(value)
+
+
+def conv1d(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+) -> Tensor:
+    """torch.nn.functional.conv1d: input (N, C, L) or (C, L), weight (O, C/groups, K);
+    padding an int, 'valid' or 'same'. The conv2d primitive on H = 1."""
+    if not isinstance(weight, Tensor):
+        raise TypeError(f"conv1d: weight must be a Tensor, got {type(weight).__name__}")
+    if x.ndim == 2:
+        return conv1d(x.unsqueeze(0), weight, bias, stride, padding, dilation, groups)[0]
+    if x.ndim != 3 or weight.ndim != 3:
+        raise op_error(
+            "conv1d",
+            "input must be (N, C, L) and weight (O, C/groups, K)",
+            f"input {x.shape}, weight {weight.shape}",
+            "add a batch dim with unsqueeze(0); for images use conv2d",
+        )
+    if (
+        not isinstance(groups, (int, np.integer))
+        or groups < 1
+        or x.shape[1] != weight.shape[1] * int(groups)
+        or weight.shape[0] % int(groups)
+    ):
+        raise op_error(
+            "conv1d",
+            f"input channels {x.shape[1]} must equal weight.shape[1] x groups ({groups}), and "
+            "groups divide the output channels",
+            f"input {x.shape}, weight {weight.shape}",
+            "weight is (out_channels, in_channels / groups, kernel_size)",
+        )
+    pad: Any = padding if isinstance(padding, str) else (0, _one(padding, "padding"))
+    out = x.unsqueeze(2).conv2d(
+        weight.unsqueeze(2),
+        None,
+        (1, _one(stride, "stride")),
+        pad,
+        (1, _one(dilation, "dilation")),
+        groups,
+    )
+    out = out.squeeze(2)
+    if bias is None:
+        return out
+    if bias.shape != (weight.shape[0],):
+        raise op_error(
+            "conv1d",
+            "bias must have one entry per output channel",
+            f"bias {bias.shape}, weight {weight.shape}",
+            f"pass a bias of shape ({weight.shape[0]},)",
+        )
+    return out + bias.reshape(1, -1, 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# adaptive max pooling: PyTorch's windows [floor(i*H/O), ceil((i+1)*H/O)), first maximum
+# ---------------------------------------------------------------------------------------------
+
+
+def _adaptive_sizes(x: Tensor, output_size: Any) -> Pair:
+    op = "adaptive_max_pool2d"
+    sizes = (
+        (output_size, output_size) if not isinstance(output_size, (tuple, list)) else output_size
+    )
+    if len(sizes) != 2:
+        raise op_error(op, f"output_size {output_size!r} needs 2 entries", x.shape, "pass (H, W)")
+    out = []
+    for i, s in enumerate(sizes):
+        s = x.shape[-2 + i] if s is None else s
+        if not isinstance(s, (int, np.integer)) or isinstance(s, bool) or s < 1:
+            raise op_error(
+                op,
+                f"output_size must be positive ints (or None), got {output_size!r}",
+                x.shape,
+                "pass a positive output size such as (7, 7)",
+            )
+        out.append(int(s))
+    return out[0], out[1]
+
+
+def _first_max_index(window: Tensor, row0: int, col0: int, width: int) -> Tensor:
+    """(N, C, 1, 1) int64 flat index (in an input `width` wide) of the first maximum of
+    `window`, which starts at (row0, col0)."""
+    n, c, hh, ww = window.shape
+    first = window.detach().reshape(n, c, hh * ww).argmax(axis=2, keepdim=True)
+    taps = np.arange(hh * ww)
+    flat = ((row0 + taps // ww) * width + col0 + taps % ww).astype(np.int64)
+    pick = first == Tensor(taps.reshape(1, 1, -1))
+    chosen = where(pick, Tensor(flat.reshape(1, 1, -1)), Tensor(np.zeros((), np.int64)))
+    return chosen.sum(axis=2, keepdim=True).reshape(n, c, 1, 1)
+
+
+def adaptive_max_pool2d(x: Tensor, output_size: Any, return_indices: bool = False) -> Any:
+    """torch.nn.functional.adaptive_max_pool2d; with return_indices, also the int64 flat
+    (h * W + w) position of each window's first maximum. Equal windows are one max_pool2d;
+    otherwise each window is a slice pooled whole (the max_pool2d primitive routes the
+    gradient to the first maximum, as PyTorch does)."""
+    op = "adaptive_max_pool2d"
+    if x.ndim == 3:
+        out = adaptive_max_pool2d(x.unsqueeze(0), output_size, return_indices)
+        return (out[0][0], out[1][0]) if return_indices else out[0]
+    if x.ndim != 4:
+        raise op_error(
+            op,
+            "input must be (N, C, H, W) or (C, H, W)",
+            x.shape,
+            "add a batch dim with unsqueeze(0)",
+        )
+    oh, ow = _adaptive_sizes(x, output_size)
+    h, w = x.shape[2:]
+    if h % oh == 0 and w % ow == 0:
+        kernel = (h // oh, w // ow)
+        if return_indices:
+            return max_pool2d_with_indices(x, kernel)
+        return max_pool2d(x, kernel)
+    from .tensor import cat
+
+    rows, index_rows = [], []
+    for i in range(oh):
+        r0, r1 = (i * h) // oh, -((-(i + 1) * h) // oh)
+        cols, index_cols = [], []
+        for j in range(ow):
+            c0, c1 = (j * w) // ow, -((-(j + 1) * w) // ow)
+            window = x[:, :, r0:r1, c0:c1]
+            cols.append(max_pool2d(window, (r1 - r0, c1 - c0)))
+            if return_indices:
+                index_cols.append(_first_max_index(window, r0, c0, w))
+        rows.append(cat(cols, axis=3))
+        if return_indices:
+            index_rows.append(cat(index_cols, axis=3))
+    out = cat(rows, axis=2)
+    return (out, cat(index_rows, axis=2)) if return_indices else out

@@ -463,6 +463,74 @@ class UpsamplingBilinear2d(Upsample):
         super().__init__(size, scale_factor, "bilinear", True)
 
 
+class Conv1d(Module):
+    """torch.nn.Conv1d: weight (out, in/groups, k), bias (out,), PyTorch's U(±1/√fan_in)
+    init with fan_in = in/groups * k."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int],
+        stride: int | tuple[int] = 1,
+        padding: int | tuple[int] | str = 0,
+        dilation: int | tuple[int] = 1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+    ) -> None:
+        super().__init__()
+        _check_ints("Conv1d", in_channels=in_channels, out_channels=out_channels, groups=groups)
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(
+                f"Conv1d: in_channels={in_channels} and out_channels={out_channels} must both "
+                f"be divisible by groups={groups}"
+            )
+        if padding_mode != "zeros":
+            raise ValueError("Conv1d: only padding_mode='zeros' is offered; pad with F.pad")
+
+        def one(v: Any) -> int:
+            return int(v[0]) if isinstance(v, (tuple, list)) and len(v) == 1 else v
+
+        k, st, dil = one(kernel_size), one(stride), one(dilation)
+        _check_ints("Conv1d", kernel_size=k, stride=st, dilation=dil)
+        pad = padding if isinstance(padding, str) else one(padding)
+        if not isinstance(pad, str) and (not isinstance(pad, int) or pad < 0):
+            raise ValueError(f"Conv1d: padding must be an int >= 0 or a string, got {padding}")
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size, self.stride, self.dilation = (k,), (st,), (dil,)
+        self.padding = pad if isinstance(pad, str) else (pad,)
+        bound = 1 / math.sqrt(in_channels // groups * k)
+        self.weight = _uniform((out_channels, in_channels // groups, k), bound)
+        self.bias = _uniform((out_channels,), bound) if bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        from . import image
+
+        return image.conv1d(
+            x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding}"
+        )
+
+
+class AdaptiveMaxPool2d(Module):
+    """torch.nn.AdaptiveMaxPool2d(output_size, return_indices=False)."""
+
+    def __init__(self, output_size: Any, return_indices: bool = False):
+        super().__init__()
+        self.output_size, self.return_indices = output_size, return_indices
+
+    def forward(self, x: Tensor) -> Any:
+        from . import image
+
+        return image.adaptive_max_pool2d(x, self.output_size, self.return_indices)
+
+
 class MaxPool2d(Module):
     """torch.nn.MaxPool2d: kernel_size, stride (default kernel_size), padding, dilation,
     return_indices, ceil_mode."""
@@ -695,6 +763,8 @@ __all__ = [
     "Tanh", "load", "save",
 ]  # fmt: skip
 __all__ += [
+    "AdaptiveMaxPool2d",
+    "Conv1d",
     "ConvTranspose2d",
     "Upsample",
     "UpsamplingBilinear2d",
