@@ -469,7 +469,9 @@ def interpolate(
     Nearest modes index each spatial axis by a constant table (a repeat or a strided slice
     when the table is one, so integer factors are view ops); linear modes multiply by a
     constant (out, in) interpolation matrix per axis (two non-zeros per row). Both are
-    primitives the compiler already lowers, and their gradients are the transposes."""
+    primitives the compiler already lowers, and their gradients are the transposes. One
+    difference from PyTorch's two-tap kernels: an inf or NaN input reaches every output of
+    its row or column under the linear modes (0 * inf in the matrix product is NaN)."""
     op = "interpolate"
     if mode not in _INTERPOLATE_MODES:
         raise op_error(
