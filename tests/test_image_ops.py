@@ -333,8 +333,9 @@ def test_conv_transpose2d_bad_input_says_what_to_fix():
         dict(stride=2, padding=1, output_padding=1),
         dict(stride=(2, 3), dilation=2, groups=2, output_padding=(1, 0)),
         dict(stride=1, dilation=2, output_padding=1),  # output_padding >= stride
+        dict(padding=1, groups=2),
     ],
-    ids=["plain", "stride2", "grouped-dilated", "op-ge-stride"],
+    ids=["plain", "stride2", "grouped-dilated", "op-ge-stride", "grouped-stride1"],
 )
 def test_conv_transpose2d_compiled_llvm_equal_eager(kwargs):
     x = np.random.default_rng(8).standard_normal((2, 4, 6, 5)).astype(np.float32)
@@ -674,6 +675,56 @@ def test_adaptive_max_pool2d_bad_output_size_says_what_to_fix():
 def test_adaptive_max_pool2d_compiled_llvm_equal_eager(out):
     x = np.random.default_rng(17).standard_normal((2, 3, 6, 7)).astype(np.float32)
     assert_compiled_matches_eager(Fn(lambda t: F.adaptive_max_pool2d(t, out)), x)
+
+
+# ---------------------------------------------------------------------------------------------
+# the ops' gradients compiled: a training step through all of them equals eager
+# ---------------------------------------------------------------------------------------------
+class ImageOpsNet(nn.Module):
+    """Every image op between two convolutions, so a loss differentiates through each."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 3, 3, padding=1)
+        self.up = nn.ConvTranspose2d(3, 2, 3, stride=2, padding=1, output_padding=1)
+        self.line = nn.Conv1d(2, 2, 3, padding=1)
+        self.pool = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.avg = nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False)
+
+    def forward(self, x):
+        h = F.pad(self.conv(x).relu(), (1, 2, 2, 1), "reflect")
+        h = self.up(h)
+        h = F.interpolate(h, size=(9, 11), mode="bilinear") + F.interpolate(h, size=(9, 11))
+        h = F.pad(h, (1, 1, 1, 1), "replicate") + F.pad(h, (1, 1, 1, 1), "circular")
+        flat = self.line(h.reshape(h.shape[0], 2, -1)).reshape(h.shape)
+        return self.pool(flat).sum() + self.avg(flat).sum() + F.adaptive_max_pool2d(flat, 3).sum()
+
+
+def test_training_step_through_every_image_op_compiled_llvm_equals_eager():
+    from tinygrad_edu import manual_seed
+
+    x = np.random.default_rng(19).standard_normal((2, 2, 5, 6)).astype(np.float32)
+    y = np.zeros((), np.float32)
+    loss_fn = lambda out, t: (out - t) * (out - t) * 1e-4
+    states = []
+    for compiled in (False, True):
+        manual_seed(0)
+        model = ImageOpsNet()
+        start = model.state_dict()["conv.weight"].copy()
+        opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        if compiled:
+            step = compiler.compile_train_step(model, loss_fn, opt, x, y, backend="llvm")
+            for _ in range(2):
+                step(x, y)
+        else:
+            for _ in range(2):
+                opt.zero_grad()
+                loss_fn(model(Tensor(x)), Tensor(y)).backward()
+                opt.step()
+        states.append(model.state_dict())
+    for name in states[0]:
+        np.testing.assert_allclose(states[1][name], states[0][name], rtol=1e-4, atol=1e-5)
+    assert np.abs(states[0]["conv.weight"] - start).max() > 1e-6  # the steps moved the weights
 
 
 # ---------------------------------------------------------------------------------------------
