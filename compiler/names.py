@@ -22,8 +22,10 @@ import re
 import unicodedata
 import weakref
 
+from tinygrad_edu.ops import OPS
+
 from .graph import Graph
-from .kernel import Accumulate, Kernel, Let, Load, Local, Loop, Stmt, Store, Var, walk
+from .kernel import Accumulate, Call, Kernel, Let, Load, Local, Loop, Stmt, Store, Var, walk
 
 ROLE_PREFIX = {"input": "in", "param": "p", "state": "s"}
 IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
@@ -105,9 +107,17 @@ def _locals(body: list[Stmt]) -> set[str]:
     found: set[str] = set()
 
     def expr(e: object) -> None:
-        for part in walk(e):  # type: ignore[arg-type]
-            if isinstance(part, Var):
-                found.add(part.name)
+        parts = list(walk(e))  # type: ignore[arg-type]
+        # a runtime helper (an op done by numpy, e.g. getitem with an index array) names its
+        # source buffer as a Var argument: a buffer read, not a local
+        helper_buffers = {
+            id(a)
+            for p in parts
+            if isinstance(p, Call) and p.fn in OPS
+            for a in p.args[:1]
+            if isinstance(a, Var)
+        }
+        found.update(p.name for p in parts if isinstance(p, Var) and id(p) not in helper_buffers)
 
     stack = list(body)
     while stack:
