@@ -519,8 +519,40 @@ class BatchNorm2d(Module):
         self.update_buffer("running_var", self.running_var * keep + unbiased * factor)
 
 
+# ---------------------------------------------------------------------------------------------
+# activations (PyTorch's names and arguments; `inplace` is accepted and ignored: the DSL has
+# no in-place ops, so the result is the same)
+# ---------------------------------------------------------------------------------------------
+class Hardtanh(Module):
+    """Clamp to [min_val, max_val]; gradient 0 at the ends (`Tensor.hardtanh`)."""
+
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False):
+        super().__init__()
+        if not min_val <= max_val:
+            raise ValueError(f"Hardtanh: need min_val <= max_val, got {min_val} > {max_val}")
+        self.min_val, self.max_val = float(min_val), float(max_val)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.hardtanh(self.min_val, self.max_val)
+
+    def extra_repr(self) -> str:
+        return f"min_val={self.min_val}, max_val={self.max_val}"
+
+
+class ReLU6(Hardtanh):
+    """min(max(x, 0), 6): MobileNet's activation (a Hardtanh(0, 6), as in PyTorch)."""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__(0.0, 6.0)
+
+    def extra_repr(self) -> str:
+        return ""
+
+
 __all__ = [
     "AdaptiveAvgPool2d", "AvgPool2d", "BatchNorm2d", "Conv2d", "Dropout", "Flatten", "Linear",
     "LocalResponseNorm", "MaxPool2d", "Module", "Parameter", "ReLU", "Sequential", "Sigmoid",
     "Tanh", "load", "save",
+    # activations
+    "Hardtanh", "ReLU6",
 ]  # fmt: skip

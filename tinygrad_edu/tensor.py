@@ -1140,6 +1140,55 @@ class Tensor(Node):
         attrs = dict(shape=self.shape, p=float(p), dtype=self.dtype.name)
         return self * self.apply(ops.BERNOULLI, (), attrs)
 
+    # -- clamping and clamped activations (composites: eager, compiled and CUDA for free) ----
+    def clamp(self, min: Any = None, max: Any = None) -> Tensor:
+        """`torch.clamp`: min(max(self, min), max); `min`/`max` are numbers, tensors or None.
+        Where min > max every element becomes max, and NaN stays NaN, as in PyTorch. The
+        gradient flows to self where min <= self <= max (ends included) and to a tensor
+        bound where it was chosen."""
+        if min is None and max is None:
+            raise op_error(
+                "clamp",
+                "at least one of min and max must be given",
+                self.shape,
+                "pass clamp(min=0.0), clamp(max=6.0) or both",
+            )
+        _check_bound(min, "min", self)
+        _check_bound(max, "max", self)
+        # NaN fails both comparisons: it stays NaN (the detached copy) and gets no gradient
+        out = self
+        if min is not None:
+            out = where(out >= min, out, where(out < min, min, out.detach()))
+        if max is not None:
+            out = where(out <= max, out, where(out > max, max, out.detach()))
+        return out
+
+    clip = clamp
+
+    def hardtanh(self, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
+        """`F.hardtanh`: clamp to [min_val, max_val]; unlike clamp, the gradient is zero at
+        the two ends themselves (PyTorch's rule, which ReLU6 inherits)."""
+        if not min_val <= max_val:
+            raise op_error(
+                "hardtanh",
+                f"min_val {min_val} is greater than max_val {max_val}",
+                self.shape,
+                "pass min_val <= max_val",
+            )
+        # the gradient is zeroed only where x <= min_val or x >= max_val: NaN keeps it
+        return where(self <= min_val, min_val, where(self >= max_val, max_val, self))
+
+    def relu6(self) -> Tensor:
+        """min(max(x, 0), 6), PyTorch's `F.relu6` (hardtanh(0, 6): gradient 0 at 0 and 6)."""
+        return self.hardtanh(0.0, 6.0)
+
+    def reciprocal(self) -> Tensor:
+        return 1.0 / self
+
+    def rsqrt(self) -> Tensor:
+        """1 / sqrt(x)."""
+        return 1.0 / self.sqrt()
+
 
 # ---------------------------------------------------------------------------------------------
 # module-level functions
@@ -1238,6 +1287,18 @@ def _conv_attrs(stride: Any, padding: Any, dilation: Any, groups: int, op: str) 
         dilation=_pair(dilation, "dilation", op),
         groups=int(groups),
     )
+
+
+def _check_bound(bound: Any, name: str, x: Tensor) -> None:
+    if bound is None or isinstance(bound, Tensor):
+        return
+    if not isinstance(bound, (int, float, np.integer, np.floating)) or isinstance(bound, bool):
+        raise op_error(
+            "clamp",
+            f"{name} must be a number, a Tensor or None, got {type(bound).__name__}",
+            x.shape,
+            f"pass {name}=0.0 or a Tensor that broadcasts to the input",
+        )
 
 
 def where(condition: Any, a: Any, b: Any) -> Tensor:
