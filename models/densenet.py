@@ -59,7 +59,9 @@ class DenseBlock(nn.Module):
     ) -> None:
         super().__init__()
         for i in range(num_layers):
-            layer = DenseLayer(num_input_features + i * growth_rate, growth_rate, bn_size, drop_rate)
+            layer = DenseLayer(
+                num_input_features + i * growth_rate, growth_rate, bn_size, drop_rate
+            )
             setattr(self, f"denselayer{i + 1}", layer)
 
     def forward(self, init_features: Tensor) -> Tensor:
