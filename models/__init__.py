@@ -6,10 +6,11 @@ from .alexnet import AlexNet
 from .densenet import DenseNet, densenet121
 from .logistic_regression import LogisticRegression
 from .mlp import MLP
+from .mobilenet import MobileNetV2, mobilenet_v2
 from .resnet import ResNet, resnet18, resnet34, resnet50
 from .vgg import VGG, vgg11_bn, vgg16_bn
 
 __all__ = [
-    "MLP", "AlexNet", "DenseNet", "LogisticRegression", "ResNet", "VGG", "densenet121",
-    "resnet18", "resnet34", "resnet50", "vgg11_bn", "vgg16_bn",
+    "MLP", "AlexNet", "DenseNet", "LogisticRegression", "MobileNetV2", "ResNet", "VGG",
+    "densenet121", "mobilenet_v2", "resnet18", "resnet34", "resnet50", "vgg11_bn", "vgg16_bn",
 ]  # fmt: skip
