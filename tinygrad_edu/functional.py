@@ -13,6 +13,7 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+from . import image
 from .errors import op_error
 from .tensor import Tensor
 
@@ -23,12 +24,6 @@ def _tensor(x: Any, op: str) -> Tensor:
             f"{op}: input must be a Tensor, got {type(x).__name__}. Fix: wrap it as Tensor(x)"
         )
     return x
-
-
-def _only_given(**kwargs: Any) -> dict[str, Any]:
-    """The keyword arguments a caller changed from PyTorch's defaults (None/False/0): passed on
-    only when set, so a method that lacks an option fails loudly instead of ignoring it."""
-    return {k: v for k, v in kwargs.items() if v not in (None, False)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -143,8 +138,12 @@ def max_pool2d(
     ceil_mode: bool = False,
     return_indices: bool = False,
 ) -> Any:
-    extra = _only_given(ceil_mode=ceil_mode, return_indices=return_indices)
-    return _tensor(input, "max_pool2d").max_pool2d(kernel_size, stride, padding, dilation, **extra)
+    """Max pooling; (values, int64 flat indices) with `return_indices=True`."""
+    if return_indices:
+        return image.max_pool2d_with_indices(
+            input, kernel_size, stride, padding, dilation, ceil_mode
+        )
+    return image.max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode)
 
 
 def avg_pool2d(
@@ -156,10 +155,26 @@ def avg_pool2d(
     count_include_pad: bool = True,
     divisor_override: int | None = None,
 ) -> Tensor:
-    extra = _only_given(ceil_mode=ceil_mode, divisor_override=divisor_override)
-    if not count_include_pad:
-        extra["count_include_pad"] = False
-    return _tensor(input, "avg_pool2d").avg_pool2d(kernel_size, stride, padding, **extra)
+    """Average pooling with PyTorch's ceil_mode, count_include_pad and divisor_override."""
+    return image.avg_pool2d(
+        input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
+    )
+
+
+def conv_transpose2d(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    output_padding: Any = 0,
+    groups: int = 1,
+    dilation: Any = 1,
+) -> Tensor:
+    """Transposed convolution, weight (C_in, C_out / groups, kH, kW)."""
+    return image.conv_transpose2d(
+        input, weight, bias, stride, padding, output_padding, groups, dilation
+    )
 
 
 def adaptive_avg_pool2d(input: Tensor, output_size: Any) -> Tensor:

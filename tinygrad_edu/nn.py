@@ -335,34 +335,158 @@ class Conv2d(Module):
         )
 
 
+class ConvTranspose2d(Module):
+    """torch.nn.ConvTranspose2d: weight (in, out/groups, kh, kw), bias (out,), PyTorch's
+    U(±1/√fan_in) init with fan_in = out/groups * kh * kw (the weight's dim 1 and kernel)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] = 0,
+        output_padding: int | tuple[int, int] = 0,
+        groups: int = 1,
+        bias: bool = True,
+        dilation: int | tuple[int, int] = 1,
+        padding_mode: str = "zeros",
+    ) -> None:
+        super().__init__()
+        layer = "ConvTranspose2d"
+        _check_ints(layer, in_channels=in_channels, out_channels=out_channels, groups=groups)
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(
+                f"{layer}: in_channels={in_channels} and out_channels={out_channels} must "
+                f"both be divisible by groups={groups}"
+            )
+        if padding_mode != "zeros":
+            raise ValueError(f"{layer}: only padding_mode='zeros' exists (as in PyTorch)")
+        kh, kw = _pair(kernel_size)
+        for name, v in (("kernel_size", (kh, kw)), ("stride", stride), ("dilation", dilation)):
+            if min(_pair(v)) < 1:
+                raise ValueError(f"{layer}: {name} must be >= 1, got {v}")
+        if min(_pair(padding)) < 0 or min(_pair(output_padding)) < 0:
+            raise ValueError(f"{layer}: padding and output_padding must be >= 0")
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size, self.stride, self.padding = (kh, kw), _pair(stride), _pair(padding)
+        self.output_padding, self.dilation = _pair(output_padding), _pair(dilation)
+        bound = 1 / math.sqrt(out_channels // groups * kh * kw)
+        self.weight = _uniform((in_channels, out_channels // groups, kh, kw), bound)
+        self.bias = _uniform((out_channels,), bound) if bias else None
+
+    def forward(self, x: Tensor, output_size: Any = None) -> Tensor:
+        from . import image
+
+        extra = self.output_padding
+        if output_size is not None:
+            extra = self._output_padding_for(x, output_size)
+        return image.conv_transpose2d(
+            x, self.weight, self.bias, self.stride, self.padding, extra, self.groups,
+            self.dilation,
+        )  # fmt: skip
+
+    def _output_padding_for(self, x: Tensor, output_size: Any) -> tuple[int, int]:
+        """PyTorch's `output_size=`: the output_padding that gives that (H, W)."""
+        size = tuple(int(v) for v in output_size)[-2:]
+        extra = []
+        for i in range(2):
+            least = (
+                (x.shape[-2 + i] - 1) * self.stride[i]
+                - 2 * self.padding[i]
+                + self.dilation[i] * (self.kernel_size[i] - 1)
+                + 1
+            )
+            top = least + max(self.stride[i], self.dilation[i]) - 1
+            if not least <= size[i] <= top:
+                raise op_error(
+                    "ConvTranspose2d",
+                    f"output_size {size} is not reachable: dim {i} must be in [{least}, {top}]",
+                    x.shape,
+                    "pick an output_size this stride can produce, or none",
+                )
+            extra.append(size[i] - least)
+        return extra[0], extra[1]
+
+    def extra_repr(self) -> str:
+        g = f", groups={self.groups}" if self.groups != 1 else ""
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding}, "
+            f"output_padding={self.output_padding}{g}"
+        )
+
+
 class MaxPool2d(Module):
-    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1):
+    """torch.nn.MaxPool2d: kernel_size, stride (default kernel_size), padding, dilation,
+    return_indices, ceil_mode."""
+
+    def __init__(
+        self,
+        kernel_size: Any,
+        stride: Any = None,
+        padding: Any = 0,
+        dilation: Any = 1,
+        return_indices: bool = False,
+        ceil_mode: bool = False,
+    ):
         super().__init__()
         if min(_pair(kernel_size)) < 1 or (stride is not None and min(_pair(stride)) < 1):
             raise ValueError(
                 f"MaxPool2d: kernel_size and stride must be >= 1, got {kernel_size}, {stride}"
             )
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
-        self.dilation = dilation
+        self.dilation, self.return_indices, self.ceil_mode = dilation, return_indices, ceil_mode
 
-    def forward(self, x: Tensor) -> Tensor:
-        return x.max_pool2d(self.kernel_size, self.stride, self.padding, self.dilation)
+    def forward(self, x: Tensor) -> Any:
+        from . import image
+
+        if self.return_indices:
+            return image.max_pool2d_with_indices(
+                x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode
+            )
+        return image.max_pool2d(
+            x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode
+        )
 
     def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride or self.kernel_size}"
+        return (
+            f"kernel_size={self.kernel_size}, stride={self.stride or self.kernel_size}, "
+            f"padding={self.padding}, dilation={self.dilation}, ceil_mode={self.ceil_mode}"
+        )
 
 
 class AvgPool2d(Module):
-    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0):
+    """torch.nn.AvgPool2d: kernel_size, stride (default kernel_size), padding, ceil_mode,
+    count_include_pad, divisor_override."""
+
+    def __init__(
+        self,
+        kernel_size: Any,
+        stride: Any = None,
+        padding: Any = 0,
+        ceil_mode: bool = False,
+        count_include_pad: bool = True,
+        divisor_override: int | None = None,
+    ):
         super().__init__()
         if min(_pair(kernel_size)) < 1 or (stride is not None and min(_pair(stride)) < 1):
             raise ValueError(
                 f"AvgPool2d: kernel_size and stride must be >= 1, got {kernel_size}, {stride}"
             )
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
+        self.divisor_override = divisor_override
 
     def forward(self, x: Tensor) -> Tensor:
-        return x.avg_pool2d(self.kernel_size, self.stride, self.padding)
+        return x.avg_pool2d(
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.ceil_mode,
+            self.count_include_pad,
+            self.divisor_override,
+        )
 
 
 class AdaptiveAvgPool2d(Module):
@@ -556,3 +680,4 @@ __all__ = [
     # activations
     "Hardtanh", "ReLU6",
 ]  # fmt: skip
+__all__ += ["ConvTranspose2d"]  # image ops (tinygrad_edu.image)

@@ -876,6 +876,24 @@ class Tensor(Node):
             groups=groups,
         )
 
+    def conv_transpose2d(
+        self,
+        weight: Tensor,
+        bias: Tensor | None = None,
+        stride: Any = 1,
+        padding: Any = 0,
+        output_padding: Any = 0,
+        groups: int = 1,
+        dilation: Any = 1,
+    ) -> Tensor:
+        """Transposed convolution (PyTorch's conv_transpose2d), weight (C_in, C_out/groups,
+        kH, kW): conv2d's input gradient given an output shape (`tinygrad_edu.image`)."""
+        from . import image
+
+        return image.conv_transpose2d(
+            self, weight, bias, stride, padding, output_padding, groups, dilation
+        )
+
     def _string_padding(
         self, weight: Tensor, padding: str, stride: Any, dilation: Any
     ) -> tuple[Tensor, Pair]:
@@ -907,27 +925,41 @@ class Tensor(Node):
         )
         return self.pad(pads), (0, 0)
 
-    def _pool(self, op: Op, kernel_size: Any, stride: Any, padding: Any, dilation: Any) -> Tensor:
-        if self.ndim == 3:  # (C, H, W): one image, as PyTorch accepts
-            return self.unsqueeze(0)._pool(op, kernel_size, stride, padding, dilation).squeeze(0)
-        kernel = _pair(kernel_size, "kernel_size", op.name)
-        attrs = dict(
-            kernel=kernel,
-            stride=kernel if stride is None else _pair(stride, "stride", op.name),
-            padding=_pair(padding, "padding", op.name),
-            dilation=_pair(dilation, "dilation", op.name),
-        )
-        return self._call(op, **attrs)
-
     def max_pool2d(
-        self, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1
-    ) -> Tensor:
-        """Max over (possibly overlapping) windows; stride defaults to kernel_size."""
-        return self._pool(ops.MAX_POOL2D, kernel_size, stride, padding, dilation)
+        self,
+        kernel_size: Any,
+        stride: Any = None,
+        padding: Any = 0,
+        dilation: Any = 1,
+        ceil_mode: bool = False,
+        return_indices: bool = False,
+    ) -> Any:
+        """Max over (possibly overlapping) windows; stride defaults to kernel_size. PyTorch's
+        arguments: `ceil_mode`, and `return_indices` for (values, int64 flat indices)."""
+        from . import image
 
-    def avg_pool2d(self, kernel_size: Any, stride: Any = None, padding: Any = 0) -> Tensor:
-        """Mean over windows, zero padding counted (PyTorch's count_include_pad=True)."""
-        return self._pool(ops.AVG_POOL2D, kernel_size, stride, padding, 1)
+        if return_indices:
+            return image.max_pool2d_with_indices(
+                self, kernel_size, stride, padding, dilation, ceil_mode
+            )
+        return image.max_pool2d(self, kernel_size, stride, padding, dilation, ceil_mode)
+
+    def avg_pool2d(
+        self,
+        kernel_size: Any,
+        stride: Any = None,
+        padding: Any = 0,
+        ceil_mode: bool = False,
+        count_include_pad: bool = True,
+        divisor_override: int | None = None,
+    ) -> Tensor:
+        """Mean over windows, PyTorch's arguments: zero padding counted unless
+        `count_include_pad=False`; `ceil_mode`; `divisor_override`."""
+        from . import image
+
+        return image.avg_pool2d(
+            self, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
+        )
 
     def adaptive_avg_pool2d(self, output_size: Any) -> Tensor:
         """PyTorch's adaptive average pooling: window i spans [floor(i*H/O), ceil((i+1)*H/O))."""
