@@ -292,3 +292,35 @@ def test_sgd_training_steps_equal_torchs(name, mode):
         assert_relative(
             opt.state[i]["momentum_buffer"], want_buffer, TRAIN_RTOL, f"momentum {i}", 1e-3
         )
+
+
+# -- command lines --------------------------------------------------------------------------
+def test_train_cli_accepts_every_zoo_model():
+    """`python -m models.train resnet18 ...`: the model table builds 10-class nets for the
+    digits at 32x32 RGB."""
+    from models import train
+
+    config, out, resume, compiled, backend = train.parse_args(["resnet18", "--epochs", "1"])
+    assert (config.model, config.epochs, out) == ("resnet18", 1, "runs/resnet18")
+    assert set(models.zoo.MODELS) <= set(train.CONFIGS) and set(NAMES) <= set(models.zoo.MODELS)
+    assert train.build_model("resnet18").num_parameters() == COUNTS_10["resnet18"]
+    x_train, y_train, _, _ = train.prepare_digits("resnet18")
+    assert x_train.shape[1:] == (3, 32, 32) and x_train.dtype == np.float32
+    model = train.build_model("resnet18")
+    assert model(Tensor(x_train[:4])).shape == (4, 10)
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_compiler_inspect_knows_the_zoo(train, capsys):
+    """`python -m compiler inspect resnet18 [--train]` (here compiled on the numpy reference
+    and not run, to stay fast; the llvm step is what test_sgd_training_steps_equal_torchs
+    compiles)."""
+    from compiler.__main__ import MODELS, main
+
+    assert set(models.zoo.MODELS) <= set(MODELS)
+    flags = ["--train"] if train else []
+    main(["inspect", "resnet18", *flags, "--backend", "numpy", "--batch", "2", "--no-run"])
+    out = capsys.readouterr().out
+    what = "training step" if train else "inference"
+    assert f"== resnet18 {what}, batch 2, backend numpy" in out
+    assert "kernels" in out
