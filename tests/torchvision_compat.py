@@ -1,4 +1,5 @@
-"""Import torchvision for the tests, or skip them cleanly when torch/torchvision are absent.
+"""Import torchvision for the tests (and bench/llvm.py's PyTorch twin of ResNet-18), or skip
+cleanly when torch/torchvision are absent.
 
 torchvision 0.28.0's PyPI wheel is built for CUDA; beside a CPU-only torch its C extension
 does not load, and `import torchvision` then fails registering a fake kernel for
@@ -13,18 +14,20 @@ from __future__ import annotations
 import sys
 from types import ModuleType
 
-import pytest
-
 NMS_SCHEMA = "(Tensor dets, Tensor scores, float iou_threshold) -> Tensor"
 
 
-def import_torchvision() -> tuple[ModuleType, ModuleType]:
-    """(torch, torchvision), or skip the calling test when either is not installed."""
-    torch = pytest.importorskip("torch")
+def load_torchvision() -> ModuleType | None:
+    """torchvision, importable beside a CPU-only torch; None when torch or torchvision is not
+    installed."""
     try:
-        import torchvision  # noqa: F401 (a CPU build of torchvision imports directly)
+        import torch
+    except ImportError:
+        return None
+    try:
+        import torchvision
     except ModuleNotFoundError:
-        pytest.skip("torchvision is not installed")
+        return None
     except RuntimeError as e:
         if "torchvision::nms" not in str(e):
             raise
@@ -32,8 +35,18 @@ def import_torchvision() -> tuple[ModuleType, ModuleType]:
         for op in ("nms", "qnms"):
             if not hasattr(torch.ops.torchvision, op):
                 torch.library.define(f"torchvision::{op}", NMS_SCHEMA)
-    import torchvision
+        import torchvision
+    return torchvision
 
+
+def import_torchvision() -> tuple[ModuleType, ModuleType]:
+    """(torch, torchvision), or skip the calling test when either is not installed."""
+    import pytest
+
+    torch = pytest.importorskip("torch")
+    torchvision = load_torchvision()
+    if torchvision is None:
+        pytest.skip("torchvision is not installed")
     return torch, torchvision
 
 
