@@ -18,7 +18,7 @@ import numpy as np
 
 import compiler
 from compiler.drift import DriftReport, compare
-from models import MLP, AlexNet, LogisticRegression
+from models import MLP, AlexNet, LogisticRegression, zoo
 from tinygrad_edu import manual_seed, nn, optim
 
 MODELS = {
@@ -28,6 +28,8 @@ MODELS = {
     "alexnet-torchvision": (lambda: AlexNet(1000, "torchvision"), (3, 224, 224), 1000),
     "alexnet-mini": (lambda: AlexNet(10, "mini"), (3, 32, 32), 10),
 }
+# torchvision's classic CNNs at their standard 224x224, 1000 classes
+MODELS.update({name: (make, (3, 224, 224), 1000) for name, make in zoo.MODELS.items()})
 
 
 def inspect_model(

@@ -3,6 +3,9 @@
     python -m models.train logreg|mlp|alexnet-mini [--epochs N] [--batch-size B] [--lr LR]
                            [--out DIR] [--resume] [--seed S]
 
+(or a torchvision classic CNN by its function name: resnet18, resnet34, resnet50, vgg11_bn,
+vgg16_bn, squeezenet1_1, mobilenet_v2, densenet121; see models/zoo.py)
+
 Each epoch prints train loss, test loss, test accuracy and seconds, with a progress bar on
 stderr while it runs. DIR receives `checkpoint.npz` (model, optimizer, scheduler, RNG and
 history: written atomically, loaded without pickle), `model.npz` (weights only),
@@ -37,6 +40,7 @@ from tinygrad_edu import Tensor, distributed, manual_seed, nn, no_grad, optim, r
 from tinygrad_edu.data import DataLoader, GrayToRGB, Resize, load_digits, shard_bounds
 from tinygrad_edu.data_parallel import DataParallel
 
+from . import zoo
 from .alexnet import AlexNet
 from .logistic_regression import LogisticRegression
 from .mlp import MLP
@@ -66,6 +70,13 @@ CONFIGS = {
         "alexnet-mini", 18, 32, lr=0.01, weight_decay=5e-4, schedule="step", step_size=12
     ),
 }
+# torchvision's classic CNNs (models/zoo.py) on the digits as 32x32 RGB, like alexnet-mini
+CONFIGS.update(
+    {
+        name: Config(name, 12, 32, lr=0.01, weight_decay=1e-4, schedule="step", step_size=8)
+        for name in zoo.MODELS
+    }
+)
 
 
 def build_model(name: str) -> nn.Module:
@@ -75,6 +86,8 @@ def build_model(name: str) -> nn.Module:
         return MLP([64, 128, 64, 10])
     if name == "alexnet-mini":
         return AlexNet(num_classes=10, variant="mini")
+    if name in zoo.MODELS:
+        return zoo.MODELS[name](num_classes=10)
     raise ValueError(f"unknown model {name!r}; choose one of {sorted(CONFIGS)}")
 
 
@@ -84,13 +97,14 @@ def prepare_digits(name: str) -> tuple[np.ndarray, ...]:
 
     logreg/MLP: each pixel standardised with the training set's mean and std (the std floored
     at 0.1: corner pixels are blank in almost every image). Mini AlexNet: 32x32 RGB (bilinear
-    upscaling, channel repeated), values in [0, 1]."""
+    upscaling, channel repeated), values in [0, 1]; the torchvision zoo models likewise (32x32
+    is the smallest input their five stride-2 stages take)."""
     x_train, y_train, x_test, y_test = load_digits(seed=0)
     if name in ("logreg", "mlp"):
         mean = x_train.mean(axis=0, keepdims=True)
         std = np.maximum(x_train.std(axis=0, keepdims=True), 0.1)
         x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
-    if name == "alexnet-mini":
+    if name == "alexnet-mini" or name in zoo.MODELS:
         resize, to_rgb = Resize(32), GrayToRGB()
         gen = np.random.default_rng(0)  # neither transform is random; the argument is unused
 

@@ -27,12 +27,6 @@ def _tensor(x: Any, op: str) -> Tensor:
     return x
 
 
-def _only_given(**kwargs: Any) -> dict[str, Any]:
-    """The keyword arguments a caller changed from PyTorch's defaults (None/False/0): passed on
-    only when set, so a method that lacks an option fails loudly instead of ignoring it."""
-    return {k: v for k, v in kwargs.items() if v not in (None, False)}
-
-
 # ---------------------------------------------------------------------------------------------
 # activations
 # ---------------------------------------------------------------------------------------------
