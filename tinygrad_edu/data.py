@@ -149,7 +149,6 @@ def load_digits(
     """
     if not 0.0 <= test_fraction < 1.0:
         raise op_error(
-            "default_collate",
             "load_digits",
             "test_fraction must be in [0, 1)",
             f"test_fraction={test_fraction!r}",
