@@ -723,8 +723,9 @@ class Compose:
 
 
 class ResizeShorter:
-    """Scale so the shorter side is `size`, keeping the aspect ratio (longer side rounded), as
-    torchvision's `Resize(int)`. Bilinear (Pillow), antialiased when shrinking.
+    """Scale so the shorter side is `size`, keeping the aspect ratio (the longer side
+    `int(size * long / short)`), as torchvision's `Resize(int)`. Bilinear (Pillow),
+    antialiased when shrinking.
 
     A PIL image gives a PIL image (resized in one Pillow call: the fast path for files); a CHW
     array (uint8 or float) gives a CHW array, uint8 staying uint8 and other dtypes float32.
@@ -737,9 +738,10 @@ class ResizeShorter:
         self.layout = layout
 
     def _target(self, h: int, w: int) -> tuple[int, int]:
+        # the longer side truncated, as torchvision computes it, so sizes match it exactly
         if h <= w:
-            return self.size, max(1, round(w * self.size / h))
-        return max(1, round(h * self.size / w)), self.size
+            return self.size, max(1, int(self.size * w / h))
+        return max(1, int(self.size * h / w)), self.size
 
     def __call__(
         self, image: np.ndarray | Image.Image, rng: np.random.Generator | None = None
