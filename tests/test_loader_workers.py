@@ -262,3 +262,20 @@ def test_ctrl_c_stops_workers_and_frees_shared_memory():
     assert not any(_alive(p) for p in pids)
     if os.path.isdir("/dev/shm"):
         assert our_segments(child.pid) == []
+
+
+def test_spawn_workers_give_the_same_batches_and_explain_unpicklable_code():
+    ref = epochs(DataLoader(Noisy(9), batch_size=4, shuffle=True, seed=5), 1)
+    spawned = DataLoader(
+        Noisy(9), batch_size=4, shuffle=True, seed=5, num_workers=1, multiprocessing_context="spawn"
+    )
+    assert_same_epochs(ref, epochs(spawned, 1))
+    local = DataLoader(
+        Noisy(4),
+        batch_size=2,
+        collate_fn=lambda s: s,
+        num_workers=1,
+        multiprocessing_context="spawn",
+    )
+    with pytest.raises(TypeError, match="cannot be sent to a 'spawn' worker.*lambdas"):
+        list(local)

@@ -27,6 +27,7 @@ import importlib
 import math
 import multiprocessing as mp
 import os
+import pickle
 import queue
 import secrets
 import signal
@@ -236,8 +237,15 @@ class WorkerPool:
                     name=f"DataLoader-worker-{w}",
                     daemon=True,
                 )
-                process.start()
                 self.workers.append(process)
+                process.start()
+        except (pickle.PicklingError, AttributeError, TypeError) as e:
+            self.close()
+            raise TypeError(
+                f"DataLoader: the dataset, transform or collate_fn cannot be sent to a "
+                f"{ctx.get_start_method()!r} worker ({e}). Fix: use module-level functions "
+                "and classes instead of lambdas / local ones, or multiprocessing_context='fork'"
+            ) from e
         except BaseException:
             self.close()
             raise
@@ -301,6 +309,7 @@ class WorkerPool:
         deadline = time.monotonic() + _JOIN_S
         while any(p.is_alive() for p in self.workers) and time.monotonic() < deadline:
             self._drain(timeout=_POLL_S)  # a worker blocked on a full pipe can then finish
+        self.workers = [p for p in self.workers if p.pid is not None]  # started ones
         for p in self.workers:
             if p.is_alive():
                 p.terminate()
