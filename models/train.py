@@ -321,6 +321,11 @@ def train(
     else:
         log = _silent
     manual_seed(config.seed)
+    if data is None and config.model not in DIGITS_MODELS:
+        raise ValueError(
+            f"{config.model} trains on images: pass data=FolderData(DIR) (CLI: --data DIR). "
+            "Fix: python -m tinygrad_edu.data write-digits DIR writes a small image folder"
+        )
     if data is None:
         model = build_model(config.model)
         x_train, y_train, x_test, y_test = prepare_digits(config.model)
