@@ -279,3 +279,24 @@ def test_spawn_workers_give_the_same_batches_and_explain_unpicklable_code():
     )
     with pytest.raises(TypeError, match="cannot be sent to a 'spawn' worker.*lambdas"):
         list(local)
+
+
+def _fail_init(worker_id: int) -> None:
+    raise RuntimeError(f"no GPU for worker {worker_id}")
+
+
+def test_worker_init_fn_runs_in_each_worker_and_its_error_is_reported():
+    seen = DataLoader(
+        list(range(4)),
+        batch_size=1,
+        num_workers=2,
+        worker_init_fn=lambda w: np.random.seed(100 + w),
+        collate_fn=lambda s: np.random.randint(1000),
+        pin_memory=True,
+        persistent_workers=True,
+    )
+    first = list(seen)
+    assert first == list(seen)  # each worker seeded the same way each epoch
+    broken = DataLoader(list(range(4)), batch_size=2, num_workers=1, worker_init_fn=_fail_init)
+    with pytest.raises(RuntimeError, match="worker 0 while loading its worker_init_fn.*no GPU"):
+        list(broken)

@@ -292,7 +292,10 @@ class DataLoader:
     the sample index and carrying the worker's traceback; Ctrl-C, `break` and errors stop and
     join every worker and free every segment. `multiprocessing_context` is "fork" by default
     where available (the dataset is inherited, lambdas included), else "spawn" (the dataset
-    must then be picklable). `timeout` (seconds, 0 = forever) bounds the wait for one batch.
+    must then be picklable). `timeout` (seconds, 0 = forever) bounds the wait for one batch;
+    `worker_init_fn(worker_id)` runs first in each worker. `pin_memory` and
+    `persistent_workers` are accepted for PyTorch code and change nothing (numpy batches have
+    no pinned memory; workers start per epoch, which gives the same batches).
 
     Data-parallel training (`num_replicas` W > 1, this process's `rank`): `batch_size` stays
     the global batch. Every rank draws the same order and the same batches, and serves only
@@ -320,6 +323,9 @@ class DataLoader:
         prefetch_factor: int = 2,
         timeout: float = 0.0,
         multiprocessing_context: str | None = None,
+        worker_init_fn: Callable[[int], Any] | None = None,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
     ) -> None:
         if not (isinstance(num_replicas, int) and num_replicas >= 1 and 0 <= rank < num_replicas):
             raise op_error(
@@ -376,6 +382,10 @@ class DataLoader:
         self.prefetch_factor = int(prefetch_factor)
         self.timeout = float(timeout)
         self.multiprocessing_context = multiprocessing_context
+        self.worker_init_fn = worker_init_fn
+        # accepted for PyTorch code: numpy batches have no pinned memory, and workers start
+        # per epoch either way (the batches are the same)
+        self.pin_memory, self.persistent_workers = bool(pin_memory), bool(persistent_workers)
         self.num_replicas, self.rank = int(num_replicas), int(rank)
         self._next_epoch = 0  # the epoch the next iter() runs
         self._start_batch = 0  # and the batch it starts at (set_epoch / load_state_dict)
@@ -501,7 +511,9 @@ class DataLoader:
                 yield batch
             return
         context = self.multiprocessing_context or default_context()
-        with WorkerPool(source.load_batch, self.num_workers, context, self.timeout) as pool:
+        with WorkerPool(
+            source.load_batch, self.num_workers, context, self.timeout, self.worker_init_fn
+        ) as pool:
             ahead = self.prefetch_factor * self.num_workers
             for k in range(min(ahead, len(shards))):
                 pool.submit(start + k, (shards[k][0], epoch, shards[k][1]))

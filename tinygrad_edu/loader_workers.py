@@ -133,9 +133,16 @@ def _worker_main(
     results: Any,
     tag: str,
     parent_pid: int,
+    init_fn: Callable[[int], Any] | None = None,
 ) -> None:
     """A worker's life: take tasks until told to stop (None) or the parent is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    init_error: tuple | None = None
+    if init_fn is not None:
+        try:
+            init_fn(worker_id)
+        except Exception as e:  # reported as the answer to every task this worker gets
+            init_error = _error_report(e, worker_id, "worker_init_fn")
     while True:
         try:
             task = tasks.get(timeout=_POLL_S)
@@ -146,6 +153,9 @@ def _worker_main(
         if task is None:
             return
         task_id, arguments = task
+        if init_error is not None:
+            results.put((init_error[0], task_id, *init_error[1:]))
+            continue
         try:
             arrays: list[np.ndarray] = []
             spec = _flatten(load_batch(*arguments), arrays)
@@ -153,18 +163,21 @@ def _worker_main(
             layout = _write_segment(name, arrays)
             results.put(("ok", task_id, name, spec, layout))
         except Exception as e:
-            results.put(
-                (
-                    "error",
-                    task_id,
-                    worker_id,
-                    getattr(e, "sample_index", None),
-                    type(e).__module__,
-                    type(e).__qualname__,
-                    str(e),
-                    traceback.format_exc(),
-                )
-            )
+            report = _error_report(e, worker_id, getattr(e, "sample_index", None))
+            results.put((report[0], task_id, *report[1:]))
+
+
+def _error_report(e: Exception, worker_id: int, where: int | str | None) -> tuple:
+    """An exception as plain values (the class by module and name, the traceback as text)."""
+    return (
+        "error",
+        worker_id,
+        where,
+        type(e).__module__,
+        type(e).__qualname__,
+        str(e),
+        traceback.format_exc(),
+    )
 
 
 class _Message(str):
@@ -177,7 +190,10 @@ class _Message(str):
 def _rebuild_error(message: tuple) -> BaseException:
     """The worker's exception, as its own class where it can be built from a message."""
     _, _, worker_id, index, module, qualname, text, tb = message
-    where = f"sample {index}" if index is not None else "a batch"
+    if isinstance(index, str):
+        where, index = f"its {index}", None
+    else:
+        where = f"sample {index}" if index is not None else "a batch"
     full = (
         f"{qualname} in DataLoader worker {worker_id} while loading {where}: {text}\n\n"
         f"Original traceback in the worker process:\n{tb}"
@@ -216,6 +232,7 @@ class WorkerPool:
         num_workers: int,
         context: str | None = None,
         timeout: float = 0.0,
+        worker_init_fn: Callable[[int], Any] | None = None,
     ) -> None:
         ctx = mp.get_context(context or default_context())
         # one resource tracker, started here and inherited by the workers, sees both the
@@ -233,7 +250,15 @@ class WorkerPool:
             for w in range(num_workers):
                 process = ctx.Process(
                     target=_worker_main,
-                    args=(w, load_batch, self._tasks[w], self._results, self._tag, os.getpid()),
+                    args=(
+                        w,
+                        load_batch,
+                        self._tasks[w],
+                        self._results,
+                        self._tag,
+                        os.getpid(),
+                        worker_init_fn,
+                    ),
                     name=f"DataLoader-worker-{w}",
                     daemon=True,
                 )
