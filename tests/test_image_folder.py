@@ -134,6 +134,12 @@ def test_unreadable_files_raise_with_the_path_or_are_skipped(tmp_path):
     # a whole epoch in workers gets through
     batches = list(DataLoader(data, batch_size=2, num_workers=2))
     assert sum(len(y) for _, y in batches) == len(data)
+    # decoding up front finds the truncated file too, before any epoch starts
+    with pytest.warns(UserWarning, match=r"skipped 2 unreadable.*garbage\.png.*truncated\.jpg"):
+        full = ImageFolder(tmp_path, on_error="skip", verify="decode")
+    assert len(full) == len(data) - 1
+    with pytest.raises(ValueError, match=r"2 file\(s\).*truncated\.jpg"):
+        ImageFolder(tmp_path, verify="decode")
     strict = ImageFolder(tmp_path, transform=ToCHWFloat(), on_error="raise", verify=False)
     index = [os.path.basename(p) for p, _ in strict.samples].index("truncated.jpg")
     with pytest.raises(ValueError, match=r"cannot decode .*truncated\.jpg.*class 'dog'.*Fix"):

@@ -57,11 +57,13 @@ def _listing(paths: Sequence[str]) -> str:
     return shown + (f" and {len(paths) - _SHOWN} more" if len(paths) > _SHOWN else "")
 
 
-def _check_header(path: str) -> str | None:
-    """None if Pillow recognises the file as an image, else why not (reads the header only)."""
+def _check_file(path: str, decode: bool) -> str | None:
+    """None if Pillow reads the file as an image, else why not: the header only, or the whole
+    image with `decode` (which also finds files cut short)."""
     try:
         with Image.open(path) as image:
-            image.size  # noqa: B018 (the header is parsed by open; size proves it)
+            if decode:
+                image.load()
     except _DECODE_ERRORS as e:
         return f"{type(e).__name__}: {e}"
     return None
@@ -86,8 +88,9 @@ class ImageFolder:
     found before training starts: `on_error="raise"` raises naming the files, `"skip"` leaves
     them out with a warning (`skipped` lists them). A file whose data is cut short only shows
     when decoded: `"raise"` raises an error naming it; `"skip"` warns and serves the next
-    readable sample in its place, so an epoch never stops half-way. `verify=False` skips the
-    header pass (for very large folders).
+    readable sample in its place, so an epoch never stops half-way. `verify="decode"` decodes
+    every file here instead (slower; then "raise" can only fail before training starts), and
+    `verify=False` skips the pass (for very large folders).
     """
 
     def __init__(
@@ -99,7 +102,7 @@ class ImageFolder:
         is_valid_file: Callable[[str], bool] | None = None,
         allow_empty: bool = False,
         on_error: Literal["raise", "skip"] = "raise",
-        verify: bool = True,
+        verify: bool | Literal["decode"] = True,
     ) -> None:
         if on_error not in ("raise", "skip"):
             raise op_error(
@@ -112,8 +115,12 @@ class ImageFolder:
         self.class_to_idx = {name: i for i, name in enumerate(self.classes)}
         samples, ignored = self._scan(is_valid_file, allow_empty)
         self.skipped: list[tuple[str, str]] = []  # (path, why) of files left out
+        if verify not in (True, False, "decode"):
+            raise op_error(
+                "ImageFolder", "verify must be True, False or 'decode'", repr(verify), "pick one"
+            )
         if verify:
-            samples = self._verify(samples)
+            samples = self._verify(samples, decode=verify == "decode")
         if ignored:
             kinds = Counter(os.path.splitext(p)[1].lower() or "(no extension)" for p in ignored)
             warnings.warn(
@@ -193,8 +200,9 @@ class ImageFolder:
             )
         return samples, ignored
 
-    def _verify(self, samples: list[tuple[str, int]]) -> list[tuple[str, int]]:
-        bad = [(path, why) for path, _ in samples if (why := _check_header(path)) is not None]
+    def _verify(self, samples: list[tuple[str, int]], decode: bool) -> list[tuple[str, int]]:
+        checked = ((path, _check_file(path, decode)) for path, _ in samples)
+        bad = [(path, why) for path, why in checked if why is not None]
         if not bad:
             return samples
         described = [f"{path} ({why})" for path, why in bad]
