@@ -199,7 +199,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if torch_ok:
             try:
                 import_torchvision()
-            except ImportError as e:
+            except Exception as e:  # not installed, or its C++ extension fails otherwise
                 log(f"torchvision unavailable ({e}); its keys are null")
                 torch_ok = False
         for k in args.workers:

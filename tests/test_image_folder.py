@@ -42,7 +42,11 @@ def import_torchvision():
             )
         except RuntimeError:
             pass  # defined already (an earlier test)
-    return pytest.importorskip("torchvision")
+    try:
+        import torchvision
+    except Exception as e:  # not installed, or its extension fails in another way
+        pytest.skip(f"torchvision unavailable: {e}")
+    return torchvision
 
 
 def pixels(seed: int, h: int = 12, w: int = 16) -> np.ndarray:
