@@ -332,8 +332,12 @@ class WorkerPool:
             except (OSError, ValueError):
                 pass
         deadline = time.monotonic() + _JOIN_S
-        while any(p.is_alive() for p in self.workers) and time.monotonic() < deadline:
-            self._drain(timeout=_POLL_S)  # a worker blocked on a full pipe can then finish
+        while time.monotonic() < deadline:
+            self._drain(timeout=0.0)  # a worker blocked on a full pipe can then finish
+            alive = [p for p in self.workers if p.is_alive()]
+            if not alive:
+                break
+            alive[0].join(0.01)
         self.workers = [p for p in self.workers if p.pid is not None]  # started ones
         for p in self.workers:
             if p.is_alive():
