@@ -75,6 +75,7 @@ def test_classes_samples_and_targets_follow_torchvision(tmp_path):
         data = ImageFolder(tmp_path)
     assert data.classes == ["bird", "cat", "dog"]
     assert data.class_to_idx == {"bird": 0, "cat": 1, "dog": 2}
+    assert data.find_classes(tmp_path) == (data.classes, data.class_to_idx)
     names = [os.path.relpath(p, tmp_path) for p, _ in data.samples]
     assert names == ["bird/x.png", "cat/z.webp", "cat/inner/c.bmp", "dog/a.JPG", "dog/b.png"]
     assert data.targets == [0, 1, 1, 2, 2] and data.imgs == data.samples and len(data) == 5

@@ -74,7 +74,8 @@ class ImageFolder:
 
         root/cat/001.jpg, root/cat/002.png, root/dog/a.webp, ...
 
-    `classes` are the sub-folder names sorted, `class_to_idx` maps them to 0, 1, ...;
+    `classes` are the sub-folder names sorted (hidden ones, such as `.ipynb_checkpoints`,
+    left out), `class_to_idx` maps them to 0, 1, ... (`find_classes(root)` gives both);
     `samples` is the list of `(path, class_index)` (class by class, each class's folder walked
     recursively in sorted order), `targets` the class indices, `imgs` the same as `samples`.
     `dataset[i]` is `(image, target)`: `loader(path)` (default `pil_loader`: an RGB PIL image),
@@ -111,8 +112,7 @@ class ImageFolder:
         self.root = os.fspath(root)
         self.transform, self.target_transform = transform, target_transform
         self.loader, self.on_error = loader, on_error
-        self.classes = self._find_classes()
-        self.class_to_idx = {name: i for i, name in enumerate(self.classes)}
+        self.classes, self.class_to_idx = self.find_classes(self.root)
         samples, ignored = self._scan(is_valid_file, allow_empty)
         self.skipped: list[tuple[str, str]] = []  # (path, why) of files left out
         if verify not in (True, False, "decode"):
@@ -134,19 +134,21 @@ class ImageFolder:
         self.targets = [target for _, target in samples]
         self._unreadable: dict[int, str] = {}  # index -> why, found while decoding ("skip")
 
-    def _find_classes(self) -> list[str]:
-        if not os.path.exists(self.root):
+    def find_classes(self, directory: str | os.PathLike[str]) -> tuple[list[str], dict[str, int]]:
+        """(sorted class folder names of `directory`, name -> index), as torchvision's."""
+        root = os.fspath(directory)
+        if not os.path.exists(root):
             raise FileNotFoundError(
-                f"ImageFolder: no such folder {self.root!r}. Fix: pass the folder that holds "
+                f"ImageFolder: no such folder {root!r}. Fix: pass the folder that holds "
                 "one sub-folder per class (python -m tinygrad_edu.data write-digits DIR "
                 "writes an example)"
             )
-        if not os.path.isdir(self.root):
+        if not os.path.isdir(root):
             raise NotADirectoryError(
-                f"ImageFolder: {self.root!r} is a file, not a folder. Fix: pass the folder "
+                f"ImageFolder: {root!r} is a file, not a folder. Fix: pass the folder "
                 "that holds one sub-folder per class"
             )
-        entries = sorted(os.scandir(self.root), key=lambda e: e.name)
+        entries = sorted(os.scandir(root), key=lambda e: e.name)
         classes = [e.name for e in entries if e.is_dir() and not e.name.startswith(".")]
         if not classes:
             loose = [e.name for e in entries if e.is_file() and _is_image_name(e.name)]
@@ -157,11 +159,11 @@ class ImageFolder:
                 else ""
             )
             raise FileNotFoundError(
-                f"ImageFolder: {self.root!r} has no class sub-folders{hint}. Fix: arrange "
+                f"ImageFolder: {root!r} has no class sub-folders{hint}. Fix: arrange "
                 "the images as root/<class name>/<image file>, e.g. root/cat/1.jpg, "
                 "root/dog/2.jpg"
             )
-        return classes
+        return classes, {name: i for i, name in enumerate(classes)}
 
     def _scan(
         self, is_valid_file: Callable[[str], bool] | None, allow_empty: bool
