@@ -1,7 +1,20 @@
-"""Train a DSL model on the scikit-learn digits from the command line.
+"""Train a DSL model on the scikit-learn digits, or an image model on a folder of images,
+from the command line.
 
     python -m models.train logreg|mlp|alexnet-mini [--epochs N] [--batch-size B] [--lr LR]
                            [--out DIR] [--resume] [--seed S]
+    python -m models.train alexnet|alexnet-torchvision|alexnet-mini --data DIR [--val DIR]
+                           [--val-fraction F] [--split-seed S] [--workers K] [...]
+
+`--data DIR` trains any image model (one whose `Config` has an `image_size`) on an image folder
+(`tinygrad_edu.data.ImageFolder`: one sub-folder per class). DIR is either the class folders
+(a stratified `--val-fraction` of them, split with `--split-seed`, is the validation set, unless
+`--val DIR` gives one) or holds `train/` and `val/` class folders. Training images go through
+ResizeShorter(resize_size) -> RandomCrop(image_size) -> horizontal flip -> ToCHWFloat ->
+Normalize(ImageNet); validation through ResizeShorter -> CenterCrop, evaluated on the paper's
+ten crops (corners, centre, mirrors) for the AlexNets (`ten_crop`), on the centre crop
+otherwise. `--workers K` decodes and augments in K processes (the numbers do not change).
+`python -m tinygrad_edu.data write-digits DIR` writes a small folder to try it on.
 
 (or a torchvision classic CNN by its function name: resnet18, resnet34, resnet50, vgg11_bn,
 vgg16_bn, squeezenet1_1, mobilenet_v2, densenet121; see models/zoo.py)
@@ -42,6 +55,7 @@ from tinygrad_edu.data_parallel import DataParallel
 
 from . import zoo
 from .alexnet import AlexNet
+from .image_data import FolderData, evaluate_folder, open_folders
 from .logistic_regression import LogisticRegression
 from .mlp import MLP
 from .plotting import plot_curves
@@ -61,33 +75,83 @@ class Config:
     patience: int = 3  # epochs without improvement before a plateau cut
     step_size: int = 10  # epochs between step cuts
     seed: int = 0
+    image_size: int | None = None  # an image model's input side (--data crops to it)
+    resize_size: int | None = None  # --data: the shorter side before cropping (image_size*8/7)
+    ten_crop: bool = False  # --data: evaluate on the paper's ten crops of resize_size images
 
 
 CONFIGS = {
     "logreg": Config("logreg", epochs=20, batch_size=32, lr=0.05),
     "mlp": Config("mlp", epochs=40, batch_size=32, lr=0.1, weight_decay=1e-3),
     "alexnet-mini": Config(
-        "alexnet-mini", 18, 32, lr=0.01, weight_decay=5e-4, schedule="step", step_size=12
+        "alexnet-mini",
+        18,
+        32,
+        lr=0.01,
+        weight_decay=5e-4,
+        schedule="step",
+        step_size=12,
+        image_size=32,
+        resize_size=36,
+    ),
+    # the paper's schedule: batch 128, momentum 0.9, weight decay 5e-4, lr 0.01 cut by 10 on
+    # plateaus, 90 epochs; images only (--data DIR)
+    "alexnet": Config(
+        "alexnet",
+        90,
+        128,
+        lr=0.01,
+        weight_decay=5e-4,
+        image_size=227,
+        resize_size=256,
+        ten_crop=True,
+    ),
+    "alexnet-torchvision": Config(
+        "alexnet-torchvision",
+        90,
+        128,
+        lr=0.01,
+        weight_decay=5e-4,
+        image_size=224,
+        resize_size=256,
+        ten_crop=True,
     ),
 }
 # torchvision's classic CNNs (models/zoo.py) on the digits as 32x32 RGB, like alexnet-mini
 CONFIGS.update(
     {
-        name: Config(name, 12, 32, lr=0.01, weight_decay=1e-4, schedule="step", step_size=8)
+        name: Config(
+            name,
+            12,
+            32,
+            lr=0.01,
+            weight_decay=1e-4,
+            schedule="step",
+            step_size=8,
+            image_size=224,  # --data DIR: torchvision's ImageNet input
+            resize_size=256,
+        )
         for name in zoo.MODELS
     }
 )
 
+#: The models with a digits preparation (`prepare_digits`); the others need --data DIR.
+DIGITS_MODELS = ("logreg", "mlp", "alexnet-mini", *zoo.MODELS)
 
-def build_model(name: str) -> nn.Module:
+
+def build_model(name: str, num_classes: int = 10) -> nn.Module:
     if name == "logreg":
-        return LogisticRegression(64, 10)
+        return LogisticRegression(64, num_classes)
     if name == "mlp":
-        return MLP([64, 128, 64, 10])
+        return MLP([64, 128, 64, num_classes])
     if name == "alexnet-mini":
-        return AlexNet(num_classes=10, variant="mini")
+        return AlexNet(num_classes=num_classes, variant="mini")
+    if name == "alexnet":
+        return AlexNet(num_classes=num_classes, variant="paper")
+    if name == "alexnet-torchvision":
+        return AlexNet(num_classes=num_classes, variant="torchvision")
     if name in zoo.MODELS:
-        return zoo.MODELS[name](num_classes=10)
+        return zoo.MODELS[name](num_classes=num_classes)
     raise ValueError(f"unknown model {name!r}; choose one of {sorted(CONFIGS)}")
 
 
@@ -264,8 +328,10 @@ def train(
     log: Callable[[str], None] = print,
     compiled: bool = False,
     backend: str | None = None,
+    data: FolderData | None = None,
 ) -> dict[str, list[float]]:
-    """Train `config.model` on digits; return the per-epoch history.
+    """Train `config.model` on digits, or on the image folder `data`; return the per-epoch
+    history (with `data`, "test" is the validation set).
 
     With `compiled`, each step runs as one compiled graph (`compiler.compile_train_step`:
     forward, backward and the SGD update fused into kernels) on `backend`; the numbers are the
@@ -279,17 +345,35 @@ def train(
     else:
         log = _silent
     manual_seed(config.seed)
-    model = build_model(config.model)
-    x_train, y_train, x_test, y_test = prepare_digits(config.model)
-    loader = DataLoader(
-        x_train,
-        y_train,
-        config.batch_size,
-        shuffle=True,
-        seed=config.seed,
-        num_replicas=world.size,
-        rank=world.rank,
-    )
+    if data is None and config.model not in DIGITS_MODELS:
+        raise ValueError(
+            f"{config.model} trains on images: pass data=FolderData(DIR) (CLI: --data DIR). "
+            "Fix: python -m tinygrad_edu.data write-digits DIR writes a small image folder"
+        )
+    if data is None:
+        model = build_model(config.model)
+        x_train, y_train, x_test, y_test = prepare_digits(config.model)
+        loader = DataLoader(
+            x_train,
+            y_train,
+            config.batch_size,
+            shuffle=True,
+            seed=config.seed,
+            num_replicas=world.size,
+            rank=world.rank,
+        )
+        evaluate_test = lambda: evaluate_sharded(model, x_test, y_test, world)  # noqa: E731
+        num_test, source = len(x_test), "digits"
+    else:
+        folders = open_folders(config, data)
+        model = build_model(config.model, num_classes=len(folders.classes))
+        shared = dict(num_replicas=world.size, rank=world.rank, num_workers=data.workers)
+        loader = DataLoader(
+            folders.train, batch_size=config.batch_size, shuffle=True, seed=config.seed, **shared
+        )
+        val_loader = DataLoader(folders.val, batch_size=config.batch_size, **shared)
+        evaluate_test = lambda: evaluate_folder(model, val_loader, config, world)  # noqa: E731
+        num_test, source = len(folders.val), os.path.basename(os.path.normpath(data.root))
     opt = optim.SGD(
         model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
     )
@@ -353,9 +437,11 @@ def train(
     if world.size > 1:
         log(world.roll_call())
     ranks = f", {world.size} ranks data-parallel" if world.size > 1 else ""
+    if data is not None:
+        log(f"images: {len(folders.classes)} classes from {folders.description}")
     log(
-        f"{config.model}: {model.num_parameters():,} parameters, {len(x_train)} train / "
-        f"{len(x_test)} test images, {config.epochs} epochs{ranks}"
+        f"{config.model}: {model.num_parameters():,} parameters, {loader.num_samples} train / "
+        f"{num_test} test images, {config.epochs} epochs{ranks}"
     )
     for epoch in range(start, config.epochs):
         t0 = time.perf_counter()
@@ -396,7 +482,7 @@ def train(
             raise FloatingPointError(
                 f"epoch {epoch + 1}: training loss is {train_loss}. Fix: lower --lr"
             )
-        test_loss, test_acc = evaluate_sharded(model, x_test, y_test, world)
+        test_loss, test_acc = evaluate_test()
         seconds = time.perf_counter() - t0
         for k, v in zip(history, (train_loss, test_loss, test_acc, opt.lr, seconds)):
             history[k].append(float(v))
@@ -410,7 +496,7 @@ def train(
         )
         if world.is_root:
             save_checkpoint(ckpt, config, epoch + 1, model, opt, sched, history)
-            write_metrics(out, history, f"{config.model} on digits")
+            write_metrics(out, history, f"{config.model} on {source}")
         world.barrier()  # the checkpoint is complete before any rank goes on (or stops)
     if world.is_root:
         nn.save(model.state_dict(), os.path.join(out, "model.npz"))
@@ -437,7 +523,9 @@ def _silent(message: str) -> None:
     """The log of ranks other than 0: one voice per job."""
 
 
-def parse_args(argv: Sequence[str] | None) -> tuple[Config, str, bool, bool, str]:
+def parse_args(
+    argv: Sequence[str] | None,
+) -> tuple[Config, str, bool, bool, str, FolderData | None]:
     p = argparse.ArgumentParser(prog="python -m models.train", description=__doc__.split("\n")[0])
     p.add_argument("model", choices=sorted(CONFIGS))
     p.add_argument("--epochs", type=int)
@@ -464,6 +552,28 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Config, str, bool, bool, str
         help="backend for --compiled: llvm (JIT for this CPU; the default), numpy (the "
         "reference), cuda",
     )
+    p.add_argument(
+        "--data",
+        metavar="DIR",
+        help="train an image model on an image folder: DIR/<class>/<image> (a stratified "
+        "split is the validation set) or DIR/train/<class>/... and DIR/val/<class>/...",
+    )
+    p.add_argument("--val", metavar="DIR", help="with --data: the validation image folder")
+    p.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.2,
+        help="with --data and no val folder: the stratified validation share (default 0.2)",
+    )
+    p.add_argument(
+        "--split-seed", type=int, default=0, help="seed of that split (default 0, any --seed)"
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="with --data: processes decoding and augmenting images (default 0: in this one)",
+    )
     args = p.parse_args(argv)
     overrides = {
         k: v
@@ -478,13 +588,29 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Config, str, bool, bool, str
         p.error("--lr must be > 0")
     if args.backend is not None and not args.compiled:
         p.error("--backend applies to --compiled runs; add --compiled")
+    data = None
+    if args.data is not None:
+        if not config.image_size:
+            p.error(f"--data needs an image model; {args.model} has no image_size in CONFIGS")
+        if args.workers < 0:
+            p.error("--workers must be >= 0")
+        if not 0.0 < args.val_fraction < 1.0:
+            p.error("--val-fraction must be in (0, 1)")
+        data = FolderData(args.data, args.val, args.val_fraction, args.split_seed, args.workers)
+    elif args.val is not None:
+        p.error("--val goes with --data DIR")
+    elif args.model not in DIGITS_MODELS:
+        p.error(
+            f"{args.model} trains on images: add --data DIR (python -m tinygrad_edu.data "
+            "write-digits DIR writes a small example folder)"
+        )
     out = args.out or os.path.join("runs", args.model)
-    return config, out, args.resume, args.compiled, args.backend
+    return config, out, args.resume, args.compiled, args.backend, data
 
 
 def main(argv: Iterable[str] | None = None) -> None:
-    config, out, resume, compiled, backend = parse_args(None if argv is None else list(argv))
-    train(config, out, resume, compiled=compiled, backend=backend)
+    config, out, resume, compiled, backend, data = parse_args(None if argv is None else list(argv))
+    train(config, out, resume, compiled=compiled, backend=backend, data=data)
 
 
 if __name__ == "__main__":
