@@ -33,7 +33,7 @@ from tinygrad_edu import nn
 from tinygrad_edu.errors import op_error
 from tinygrad_edu.serialization import atomic_write
 
-from .graph import Graph, trace
+from .graph import Graph, example_tensor, trace
 
 DEFAULT_OPSET = 18
 MIN_OPSET = 17
@@ -494,17 +494,31 @@ def _examples_of(example: Any) -> tuple[Any, ...]:
     return tuple(example) if isinstance(example, (tuple, list)) else (example,)
 
 
-def _batched(examples: Sequence[Any]) -> tuple[int, list[bool]]:
-    first = np.shape(examples[0])
-    if not first:
+def _batched(
+    examples: Sequence[Any], names: Sequence[str], which: bool | Sequence[str]
+) -> tuple[int, list[bool]]:
+    """The batch size and which inputs carry it: those named in `which`, or (True) every
+    input with the first one's leading size."""
+    chosen = list(names) if which is True else list(which)  # type: ignore[arg-type]
+    unknown = [c for c in chosen if c not in names]
+    if unknown:
         raise op_error(
             "export_onnx",
-            "dynamic_batch needs a first input with a batch dimension",
-            [np.shape(x) for x in examples],
+            f"dynamic_batch names {unknown}, which are not inputs",
+            list(names),
+            "name inputs from input_names",
+        )
+    shapes = [np.shape(x) for x in examples]
+    picked = [i for i, name in enumerate(names) if name in chosen and shapes[i]]
+    if not picked or (which is not True and len(picked) != len(chosen)):
+        raise op_error(
+            "export_onnx",
+            "dynamic_batch needs inputs with a batch dimension",
+            shapes,
             "pass dynamic_batch=False for 0-d inputs",
         )
-    n = first[0]
-    return n, [len(np.shape(x)) > 0 and np.shape(x)[0] == n for x in examples]
+    n = shapes[picked[0]][0]
+    return n, [i in picked and shapes[i][0] == n for i in range(len(examples))]
 
 
 def _grown(examples: Sequence[Any], batched: Sequence[bool]) -> list[np.ndarray]:
@@ -543,6 +557,14 @@ def _batch_of(g: Graph, g2: Graph, n: int) -> _Batch:
                 d1["shape"],
                 "keep the batch as a dimension of its own, or export with dynamic_batch=False",
             )
+        if d1["op"] == "const" and not moved and not np.array_equal(d1["value"], d2["value"]):
+            raise op_error(
+                "export_onnx",
+                f"the constant %{v} (layer {_layer_of(g, v)}) is {d1['value']} at batch {n} "
+                f"but {d2['value']} at batch {n + 1} (a mean over the batch?)",
+                d1["shape"],
+                "export with dynamic_batch=False, or reduce over the batch outside the model",
+            )
         if moved:
             batch.dims[v] = tuple(moved)
         changed = {
@@ -561,6 +583,15 @@ def _differs(a: Any, b: Any) -> bool:
     return bool(a != b)
 
 
+def _declare_unread_inputs(g: Graph, examples: Sequence[Any], names: Sequence[str]) -> None:
+    """Inputs the program never reads are still graph inputs (calls bind by position)."""
+    seen = {g.node(n)["name"] for n in g.leaves("input")}
+    for x, name in zip(examples, names):
+        if name not in seen:
+            meta = example_tensor(x, name)
+            g.add("input", shape=meta.shape, dtype=meta.dtype, name=name)
+
+
 def _value_info(b: _Builder, name: str, nid: int) -> Any:
     d = b.g.node(nid)
     dims = [("batch" if i in b.batch_dims(nid) else n) for i, n in enumerate(d["shape"])]
@@ -575,8 +606,8 @@ def to_onnx(
     output_names: Sequence[str] | None = None,
     buffers: Sequence[str] = (),
 ) -> Any:
-    """The ONNX ModelProto of a traced graph; `values` holds each parameter's and buffer's
-    array by leaf name (initializers), `buffers` the names that are buffers."""
+    """The ONNX ModelProto of a traced graph; `values` is the state_dict (the initializers,
+    in its order), `buffers` the names in it that are buffers."""
     b = _Builder(g, opset, batch)
     onnx = b.onnx
     inputs, outputs = [], []
@@ -585,16 +616,16 @@ def to_onnx(
     for name in g.argument_names():
         nid = next(n for n in g.leaves("input") if g.node(n)["name"] == name)
         inputs.append(_value_info(b, name, nid))
+    for name, array in values.items():  # the whole state_dict, read by the graph or not
+        init = onnx.numpy_helper.from_array(np.asarray(array), name)
+        if name in buffers:
+            init.doc_string = "buffer"
+        b.initializers.append(init)
     for nid in g.order():
         d = g.node(nid)
         b.current = nid
         if d["op"] in ("param", "state"):
-            name = d["name"].removeprefix("buffer:")
-            init = onnx.numpy_helper.from_array(np.asarray(values[d["name"]]), name)
-            if name in buffers:
-                init.doc_string = "buffer"
-            b.initializers.append(init)
-            b.names[nid] = name
+            b.names[nid] = d["name"].removeprefix("buffer:")
         elif d["op"] == "const":
             b.names[nid] = b.const(d["value"])
         elif d["op"] != "input":
@@ -624,7 +655,7 @@ def export_onnx(
     model: Callable[..., Any],
     example: Any,
     path: str | os.PathLike[str],
-    dynamic_batch: bool = True,
+    dynamic_batch: bool | Sequence[str] = True,
     *,
     opset: int = DEFAULT_OPSET,
     input_names: Sequence[str] | None = None,
@@ -633,11 +664,11 @@ def export_onnx(
     """Trace `model(example)` (a tuple or list for several inputs) in eval mode and write it
     to `path` as ONNX (opset >= 17), checked with `onnx.checker`; returns the ModelProto.
 
-    With `dynamic_batch`, dim 0 of the first input, and of every input with the same leading
-    size, is the symbolic "batch" (the model must accept batch N + 1: it is traced again to
-    find what follows the batch). Initializers are named as in the state_dict. Inputs are
-    named `input_names` (default "input", or "input0", "input1", ...), outputs
-    `output_names` (default "output", "output0", ...)."""
+    With `dynamic_batch=True`, dim 0 of the first input, and of every input with the same
+    leading size, is the symbolic "batch"; a list of input names says which inputs carry it
+    (the model must accept batch N + 1: it is traced again to find what follows the batch).
+    Initializers are named as in the state_dict. Inputs are named `input_names` (default
+    "input", or "input0", "input1", ...), outputs `output_names` (default "output", ...)."""
     onnx = _onnx()
     if not isinstance(opset, int) or opset < MIN_OPSET:
         raise op_error(
@@ -650,10 +681,21 @@ def export_onnx(
         )
     with _eval_mode(model):
         g = trace(model, *examples, input_names=input_names)
+        _declare_unread_inputs(g, examples, input_names)
         batch = None
         if dynamic_batch:
-            n, batched = _batched(examples)
-            g2 = trace(model, *_grown(examples, batched), input_names=input_names)
+            n, batched = _batched(examples, list(input_names), dynamic_batch)
+            try:
+                g2 = trace(model, *_grown(examples, batched), input_names=input_names)
+            except ValueError as e:
+                raise op_error(
+                    "export_onnx",
+                    f"the model does not run at batch {n + 1} ({e}), so its batch cannot be "
+                    "dynamic",
+                    [np.shape(x) for x in examples],
+                    "name the inputs that carry the batch (dynamic_batch=['input0', ...]) or "
+                    "export with dynamic_batch=False (a model for this batch size only)",
+                ) from e
             batch = _batch_of(g, g2, n)
             for nid in g.leaves("input"):
                 position = list(input_names).index(g.node(nid)["name"])
@@ -662,12 +704,11 @@ def export_onnx(
     if output_names is None:
         k = len(g.outputs)
         output_names = ["output"] if k == 1 else [f"output{i}" for i in range(k)]
-    values, buffers = {}, []
+    values: dict[str, np.ndarray] = {}
+    buffers: list[str] = []
     if isinstance(model, nn.Module):
-        values = {name: p.numpy() for name, p in model.named_parameters()}
-        for name, t in model.named_buffers():
-            values[f"buffer:{name}"] = t.numpy()
-            buffers.append(name)
+        values = model.state_dict()
+        buffers = [name for name, _ in model.named_buffers()]
     proto = to_onnx(g, values, opset, batch, output_names, buffers)
     onnx.checker.check_model(proto, full_check=True)
     data = proto.SerializeToString()

@@ -735,10 +735,10 @@ def _initializer_roles(model: Any, names: Sequence[str]) -> dict[str, str]:
         from onnx import helper
 
         dtype = np.dtype(helper.tensor_dtype_to_np_dtype(init.data_type))
-        if dtype.kind != "f":
-            roles[init.name] = "constant"
-        elif init.doc_string == "buffer" or init.name in stats:
+        if init.doc_string == "buffer" or init.name in stats:
             roles[init.name] = "buffer"
+        elif dtype.kind != "f":
+            roles[init.name] = "constant"
         else:
             roles[init.name] = "parameter"
     return roles
@@ -778,7 +778,8 @@ def import_onnx(path: str | os.PathLike[str]) -> OnnxModule:
     initializers = {init.name: init for init in graph.initializer}
     roles = _initializer_roles(model, list(initializers))
     tensors = {
-        name: (numpy_helper.to_array(init), roles[name]) for name, init in initializers.items()
+        name: (np.array(numpy_helper.to_array(init), copy=True), roles[name])
+        for name, init in initializers.items()
     }
     inputs = []
     for value in graph.input:
