@@ -288,7 +288,7 @@ def _argmax(b: _Builder, nid: int, xs: list[str], attrs: dict[str, Any]) -> str:
         return b.emit("ArgMax", xs, axis=int(attrs["axis"]), keepdims=int(attrs["keepdim"]))
     flat = b.emit("Reshape", [xs[0], b.ints([-1])])
     out = b.emit("ArgMax", [flat], axis=0, keepdims=0)
-    return b.emit("Reshape", [out, b.ints(b.g.node(nid)["shape"])]) if attrs["keepdim"] else out
+    return _reshape_to(b, out, b.g.node(nid)["shape"], []) if attrs["keepdim"] else out
 
 
 def _batch_positions(b: _Builder, nid: int, attr: str, values: Sequence[int]) -> list[int]:
@@ -307,13 +307,21 @@ def _batch_positions(b: _Builder, nid: int, attr: str, values: Sequence[int]) ->
     return moved
 
 
+def _reshape_to(b: _Builder, x: str, shape: Sequence[int], batch_at: Sequence[int]) -> str:
+    """Reshape to `shape`, the batch at `batch_at`; a 0 means an empty dim (allowzero), not
+    ONNX's default "copy the input's size"."""
+    shape = list(shape)
+    if 0 in shape:
+        return b.emit("Reshape", [x, b.shape_vector(shape, batch_at)], allowzero=1)
+    if len(batch_at) == 1:  # the other sizes are fixed: -1 lets ONNX infer the batch
+        shape[batch_at[0]] = -1
+        return b.emit("Reshape", [x, b.ints(shape)])
+    return b.emit("Reshape", [x, b.shape_vector(shape, batch_at)])
+
+
 def _reshape(b: _Builder, nid: int, xs: list[str], attrs: dict[str, Any]) -> str:
     shape = list(attrs["shape"])
-    at = _batch_positions(b, nid, "shape", shape)
-    if len(at) == 1:  # the other sizes are fixed: -1 lets ONNX infer the batch
-        shape[at[0]] = -1
-        return b.emit("Reshape", [xs[0], b.ints(shape)])
-    return b.emit("Reshape", [xs[0], b.shape_vector(shape, at)])
+    return _reshape_to(b, xs[0], shape, _batch_positions(b, nid, "shape", shape))
 
 
 def _permute(b: _Builder, nid: int, xs: list[str], attrs: dict[str, Any]) -> str:
@@ -333,6 +341,15 @@ def _pad(b: _Builder, nid: int, xs: list[str], attrs: dict[str, Any]) -> str:
     return b.emit("Pad", [xs[0], b.ints(pads), value], mode="constant")
 
 
+def _axes_used(item: Any) -> int:
+    """How many input axes an index item consumes (a k-d bool mask: k)."""
+    if item is None or item is Ellipsis:
+        return 0
+    if isinstance(item, np.ndarray) and item.dtype.kind == "b":
+        return item.ndim
+    return 1
+
+
 def _getitem(b: _Builder, nid: int, xs: list[str], attrs: dict[str, Any]) -> str:
     # Slices keep Python's meaning in ONNX's Slice (negative starts count from the end, ends
     # clamp), so they are written as given and follow the batch; ints and one integer array
@@ -341,16 +358,13 @@ def _getitem(b: _Builder, nid: int, xs: list[str], attrs: dict[str, Any]) -> str
     index = attrs["index"]
     rank = len(b.g.node(b.g.operands(nid)[0])["shape"])
     arrays = [i for i in index if isinstance(i, np.ndarray)]
-    if len(arrays) > 1 or any(a.dtype.kind == "b" for a in arrays):
-        raise b.fail(
-            "indexing with several index arrays or a bool mask has no ONNX rule here",
-            "index with ints, slices, None, ... and at most one integer array",
-        )
-    used = sum(1 for i in index if i is not None and i is not Ellipsis)
+    used = sum(_axes_used(i) for i in index)
     items: list[Any] = []
-    for i in index:
+    for i in index:  # the Ellipsis and the unnamed trailing axes as full slices
         items += [slice(None)] * (rank - used) if i is Ellipsis else [i]
-    items += [slice(None)] * (rank - sum(1 for i in items if i is not None))
+    items += [slice(None)] * (rank - sum(_axes_used(i) for i in items))
+    if len(arrays) > 1 or any(a.dtype.kind == "b" for a in arrays):
+        return _advanced_index(b, nid, xs[0], items)
     starts, ends, axes, steps, gathers, unsqueeze = [], [], [], [], [], []
     axis = position = 0
     for item in items:
@@ -383,6 +397,64 @@ def _getitem(b: _Builder, nid: int, xs: list[str], attrs: dict[str, Any]) -> str
     if unsqueeze:
         out = b.emit("Unsqueeze", [out, b.ints(unsqueeze)])
     return out if out != xs[0] else b.emit("Identity", [out])
+
+
+def _advanced_index(b: _Builder, nid: int, x: str, items: list[Any]) -> str:
+    """Several index arrays (a bool mask is the int arrays of its nonzero positions): slice,
+    bring the indexed axes together (first, unless they are adjacent: numpy's placement
+    rule), merge them into one axis and Gather with the flat (raveled) index."""
+    if any(i is None or isinstance(i, int) for i in items) or any(
+        isinstance(i, np.ndarray) and i.dtype.kind == "b" and i.ndim == 0 for i in items
+    ):
+        raise b.fail(
+            "index arrays mixed with None or a 0-d mask have no ONNX rule here",
+            "index with the arrays and slices alone, then unsqueeze",
+        )
+    shape = list(b.g.node(b.g.operands(nid)[0])["shape"])
+    per_axis: list[Any] = []
+    for item in items:  # a k-d mask spans k axes: one int array per axis
+        if isinstance(item, np.ndarray) and item.dtype.kind == "b":
+            per_axis += list(np.nonzero(item))
+        else:
+            per_axis.append(item)
+    starts, ends, steps, slice_axes, sizes = [], [], [], [], []
+    for a, item in enumerate(per_axis):
+        if isinstance(item, slice):
+            r = range(*item.indices(shape[a]))
+            if (r.start, r.stop, r.step) != (0, shape[a], 1):
+                starts, ends = starts + [r.start], ends + [r.stop if r.stop >= 0 else -INT64_MAX]
+                steps, slice_axes = steps + [r.step], slice_axes + [a]
+            sizes.append(len(r))
+        else:
+            sizes.append(shape[a])
+    batch = set(b.batch_dims(b.g.operands(nid)[0]))
+    axes = [a for a, item in enumerate(per_axis) if isinstance(item, np.ndarray)]
+    if batch & (set(axes) | set(slice_axes)):
+        raise b.fail(
+            "index arrays or slices on the batch axis cannot follow a dynamic batch",
+            "export with dynamic_batch=False",
+        )
+    out = x
+    if slice_axes:
+        out = b.emit(
+            "Slice", [out, b.ints(starts), b.ints(ends), b.ints(slice_axes), b.ints(steps)]
+        )
+    arrays = np.broadcast_arrays(*[per_axis[a] % max(sizes[a], 1) for a in axes])
+    flat = np.ravel_multi_index(tuple(arrays), [sizes[a] for a in axes]).astype(np.int64)
+    adjacent = axes == list(range(axes[0], axes[0] + len(axes)))
+    order = (
+        list(range(len(sizes)))
+        if adjacent
+        else axes + [a for a in range(len(sizes)) if a not in axes]
+    )
+    if not adjacent:
+        out = b.emit("Transpose", [out], perm=order)
+    p = axes[0] if adjacent else 0
+    moved = [sizes[a] for a in order]
+    merged = moved[:p] + [int(np.prod([sizes[a] for a in axes]))] + moved[p + len(axes) :]
+    at = [i for i, a in enumerate(order[:p] + [-1] + order[p + len(axes) :]) if a in batch]
+    out = _reshape_to(b, out, merged, at)
+    return b.emit("Gather", [out, b.const(flat)], axis=p)
 
 
 def _cat(b: _Builder, nid: int, xs: list[str], attrs: dict[str, Any]) -> str:
@@ -681,7 +753,6 @@ def export_onnx(
         )
     with _eval_mode(model):
         g = trace(model, *examples, input_names=input_names)
-        _declare_unread_inputs(g, examples, input_names)
         batch = None
         if dynamic_batch:
             n, batched = _batched(examples, list(input_names), dynamic_batch)
@@ -697,10 +768,11 @@ def export_onnx(
                     "export with dynamic_batch=False (a model for this batch size only)",
                 ) from e
             batch = _batch_of(g, g2, n)
-            for nid in g.leaves("input"):
-                position = list(input_names).index(g.node(nid)["name"])
-                if batched[position]:
-                    batch.dims.setdefault(nid, (0,))
+    _declare_unread_inputs(g, examples, input_names)
+    if batch is not None:
+        for nid in g.leaves("input"):
+            if batched[list(input_names).index(g.node(nid)["name"])]:
+                batch.dims.setdefault(nid, (0,))
     if output_names is None:
         k = len(g.outputs)
         output_names = ["output"] if k == 1 else [f"output{i}" for i in range(k)]

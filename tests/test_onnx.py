@@ -25,11 +25,13 @@ def run_ort(path, *inputs):
     return session.run(None, dict(zip(names, inputs)))
 
 
-def assert_close(got, want, rtol=1e-5):
+def assert_close(got, want, rtol=1e-5, floor=0.0):
     """Equal to `rtol` relative to the output's scale (elementwise relative error is
-    meaningless where a logit crosses zero)."""
+    meaningless where a logit crosses zero); `floor` bounds the scale from below for outputs
+    of random programs, whose float32 sums may cancel to near zero and keep the rounding
+    error of their O(1) terms."""
     want = np.asarray(want)
-    scale = max(float(np.abs(want).max()), 1e-30) if want.size else 1.0
+    scale = max(float(np.abs(want).max()), floor, 1e-30) if want.size else 1.0
     np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * scale)
 
 
@@ -126,11 +128,11 @@ def test_random_programs_export_to_onnxruntime_and_import_back(tmp_path_factory,
     assert len(got) == len(want)
     for g, w in zip(got, want):
         assert g.shape == w.shape
-        assert_close(g, w, rtol=1e-5)
+        assert_close(g, w, floor=1.0)
     back = compiler.import_onnx(path)(*xs)
     back = back if isinstance(back, tuple) else (back,)
     for g, w in zip(back, want):
-        assert_close(g.numpy(), w, rtol=1e-5)
+        assert_close(g.numpy(), w, floor=1.0)
 
 
 @settings(max_examples=15, suppress_health_check=[HealthCheck.too_slow])
@@ -158,7 +160,7 @@ def test_random_programs_with_a_dynamic_batch_run_at_another_batch(tmp_path_fact
     want = [o.numpy() for o in program(*[Tensor(x) for x in bigger])]
     for g, w in zip(run_ort(path, *bigger), want):
         assert g.shape == w.shape
-        assert_close(g, w, rtol=1e-5)
+        assert_close(g, w, floor=1.0)
 
 
 def everything(x, y):
