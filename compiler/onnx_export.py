@@ -473,16 +473,18 @@ def _window_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
     return dict(strides=list(attrs["stride"]), pads=[ph, pw, ph, pw])
 
 
-def _conv2d(b: _Builder, nid: int, xs: list[str], attrs: dict[str, Any]) -> str:
-    w_shape = b.g.node(b.g.operands(nid)[1])["shape"]
-    return b.emit(
-        "Conv",
-        xs,
-        kernel_shape=list(w_shape[2:]),
+def _conv_attrs(g: Graph, nid: int) -> dict[str, Any]:
+    attrs = g.node(nid)["attrs"]
+    return dict(
+        kernel_shape=list(g.node(g.operands(nid)[1])["shape"][2:]),
         dilations=list(attrs["dilation"]),
         group=int(attrs["groups"]),
         **_window_attrs(attrs),
     )
+
+
+def _conv2d(b: _Builder, nid: int, xs: list[str], attrs: dict[str, Any]) -> str:
+    return b.emit("Conv", xs, **_conv_attrs(b.g, nid))
 
 
 def _max_pool2d(b: _Builder, nid: int, xs: list[str], attrs: dict[str, Any]) -> str:
@@ -655,6 +657,42 @@ def _differs(a: Any, b: Any) -> bool:
     return bool(a != b)
 
 
+def _only_consumer(g: Graph, nid: int, consumer: int) -> bool:
+    return g.consumers(nid) == [consumer] and nid not in g.outputs
+
+
+def _layers(g: Graph) -> tuple[dict[int, tuple[str, list[int], dict[str, Any]]], set[int]]:
+    """Adds that finish a layer, written as one ONNX node as PyTorch's exporter writes them:
+    conv2d + reshaped bias -> Conv with its bias input, x @ W.T + b -> Gemm(transB=1). Returns
+    the fused adds (op type, operands, attributes) and the nodes they absorb."""
+    fused: dict[int, tuple[str, list[int], dict[str, Any]]] = {}
+    skipped: set[int] = set()
+    for nid in g.nx.nodes:
+        d = g.node(nid)
+        if d["op"] != "add" or len(g.operands(nid)) != 2:
+            continue
+        for main, bias in (g.operands(nid), g.operands(nid)[::-1]):
+            m, bd = g.node(main), g.node(bias)
+            if main == bias or not _only_consumer(g, main, nid) or m["dtype"] != d["dtype"]:
+                continue
+            if bd["dtype"] != d["dtype"] or m["shape"] != d["shape"]:
+                continue
+            if m["op"] == "conv2d" and bd["op"] == "reshape" and _only_consumer(g, bias, nid):
+                vector = g.operands(bias)[0]
+                if bd["shape"] == (1, d["shape"][1], 1, 1) and len(g.node(vector)["shape"]) == 1:
+                    fused[nid] = ("Conv", [*g.operands(main), vector], _conv_attrs(g, main))
+                    skipped |= {main, bias}
+                    break
+            if m["op"] == "matmul" and len(m["shape"]) == 2 and bd["shape"] == m["shape"][1:]:
+                a, t = g.operands(main)
+                if g.node(t)["op"] == "permute" and g.node(t)["attrs"]["dims"] == (1, 0):
+                    if _only_consumer(g, t, main) and g.node(a)["dtype"] == d["dtype"]:
+                        fused[nid] = ("Gemm", [a, g.operands(t)[0], bias], {"transB": 1})
+                        skipped |= {main, t}
+                        break
+    return fused, skipped
+
+
 def _declare_unread_inputs(g: Graph, examples: Sequence[Any], names: Sequence[str]) -> None:
     """Inputs the program never reads are still graph inputs (calls bind by position)."""
     seen = {g.node(n)["name"] for n in g.leaves("input")}
@@ -693,10 +731,16 @@ def to_onnx(
         if name in buffers:
             init.doc_string = "buffer"
         b.initializers.append(init)
+    fused, skipped = _layers(g)
     for nid in g.order():
         d = g.node(nid)
         b.current = nid
-        if d["op"] in ("param", "state"):
+        if nid in skipped:
+            continue
+        if nid in fused:
+            op_type, operands, extra = fused[nid]
+            b.names[nid] = b.emit(op_type, [b.names[o] for o in operands], **extra)
+        elif d["op"] in ("param", "state"):
             b.names[nid] = d["name"].removeprefix("buffer:")
         elif d["op"] == "const":
             b.names[nid] = b.const(d["value"])

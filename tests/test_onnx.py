@@ -57,6 +57,10 @@ def test_models_export_and_run_in_onnxruntime_like_eager_at_another_batch(tmp_pa
     assert [i.name for i in proto.graph.initializer] == list(model.state_dict())
     dims = proto.graph.input[0].type.tensor_type.shape.dim
     assert dims[0].dim_param == "batch" and [d.dim_value for d in dims[1:]] == list(shape)
+    # layers as PyTorch's exporter writes them: Conv with its bias, Linear as one Gemm
+    ops = [n.op_type for n in proto.graph.node]
+    convs, linears = (5, 3) if name.startswith("alexnet") else (0, 3 if name == "mlp" else 1)
+    assert ops.count("Conv") == convs and ops.count("Gemm") == linears and "MatMul" not in ops
     x = np.random.default_rng(1).standard_normal((3, *shape)).astype(np.float32)  # batch 3
     (got,) = run_ort(path, x)
     want = model.eval()(x).numpy()
@@ -273,6 +277,20 @@ def test_negative_indices_and_slices_follow_the_batch(tmp_path):
     x = np.arange(20, dtype=np.float32).reshape(5, 4)
     (got,) = run_ort(path, x)
     np.testing.assert_array_equal(got, x[-1] * 2 + x[-2:].sum(axis=0))
+
+
+def test_expand_to_the_batch_reads_the_batch_at_run_time(tmp_path):
+    def spread(x):
+        row = x[:1].sum(axis=1, keepdim=True)  # (1, 1): expanded back to (N, 4)
+        return row.expand(x.shape[0], 4) * x + x.reshape(x.shape[0], 2, 2).reshape(-1, 4)
+
+    path = tmp_path / "spread.onnx"
+    proto = compiler.export_onnx(spread, np.ones((2, 4), np.float32), path)
+    assert "Shape" in [n.op_type for n in proto.graph.node]
+    x = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
+    (got,) = run_ort(path, x)
+    assert_close(got, spread(Tensor(x)).numpy())
+    assert_close(compiler.import_onnx(path)(x).numpy(), spread(Tensor(x)).numpy())
 
 
 def test_command_line_export_writes_a_runnable_model(tmp_path, capsys):
