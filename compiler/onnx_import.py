@@ -24,7 +24,7 @@ import numpy as np
 
 from tinygrad_edu import Tensor, nn
 from tinygrad_edu.autograd import eager_mode
-from tinygrad_edu.errors import op_error
+from tinygrad_edu.errors import OpError, op_error
 from tinygrad_edu.tensor import cat
 
 MIN_OPSET = 13  # Squeeze, Unsqueeze, Split and ReduceSum take axes as inputs from here on
@@ -667,7 +667,8 @@ class OnnxModule(nn.Module):
             except ValueError as e:
                 if str(e).startswith("import_onnx"):
                     raise
-                raise type(e)(f"import_onnx: {node.where()} of {self._source}: {e}") from e
+                kind = type(e) if isinstance(e, OpError) else ValueError  # keeps IndexError
+                raise kind(f"import_onnx: {node.where()} of {self._source}: {e}") from e
             for out, value in zip(node.outputs, results):
                 if out:
                     env[out] = value

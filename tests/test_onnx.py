@@ -462,6 +462,20 @@ def test_import_checks_the_input_shape(tmp_path):
         imported(np.zeros((2, 9), np.float32))
 
 
+def test_a_run_time_error_names_the_onnx_node(tmp_path):
+    h = onnx.helper
+    graph = h.make_graph(
+        [h.make_node("Add", ["x", "y"], ["z"], name="adder")],
+        "g",
+        [h.make_tensor_value_info(n, onnx.TensorProto.FLOAT, [d]) for n, d in ("xa", "yb")],
+        [h.make_tensor_value_info("z", onnx.TensorProto.FLOAT, ["c"])],
+    )
+    path = tmp_path / "add.onnx"
+    onnx.save(h.make_model(graph, opset_imports=[h.make_opsetid("", 18)]), path)
+    with pytest.raises(OpError, match=r"ONNX node 'adder' \(Add\).*cannot be broadcast"):
+        compiler.import_onnx(path)(np.ones(3, np.float32), np.ones(4, np.float32))
+
+
 def test_export_names_an_op_without_a_rule_and_its_layer(tmp_path):
     class Unfold(nn.Module):
         def __init__(self):
