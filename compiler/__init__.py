@@ -6,6 +6,7 @@
     step = compiler.compile_train_step(model, loss_fn, optimizer, example_x, example_y)
     loss = step(x_batch, y_batch)          # forward + backward + optimizer update, buffers too
     fwd.kernels; print(fwd.explain_fusion()); fwd.report("model.html")
+    compiler.export_onnx(model, example_x, "model.onnx"); compiler.import_onnx("model.onnx")
 
 Pipeline (each pass a pure function, in `compiler.passes`): trace → verify → [autodiff] →
 simplify → verify → fuse → plan_memory → lower (kernel IR) → backend.
@@ -28,6 +29,8 @@ from . import tune as tile_search
 from .graph import Graph, buffers_of, trace
 from .kernel import Kernel
 from .lower import lower
+from .onnx_export import export_onnx
+from .onnx_import import import_onnx
 from .passes import UpdateRule, autodiff, fuse, plan_memory, simplify, verify
 from .runtime import CompiledFunction, debug_level
 from .state import Slot
@@ -299,5 +302,6 @@ def compile_train_step(
 __all__ = [
     "CompiledFunction", "Graph", "Kernel", "TrainStep", "autodiff", "build", "compile",
     "compile_train_step",
-    "default_backend", "fuse", "lower", "plan_memory", "simplify", "trace", "verify",
+    "default_backend", "export_onnx", "fuse", "import_onnx", "lower", "plan_memory",
+    "simplify", "trace", "verify",
 ]  # fmt: skip

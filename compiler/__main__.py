@@ -1,18 +1,25 @@
 """`python -m compiler inspect MODEL [--train] [--backend B] [--batch N] [--report out.html]`
 `python -m compiler drift MODEL [--backend B] [--dtype float32|float64] [--steps N]`
+`python -m compiler export MODEL|module:function OUT.onnx [--batch N] [--shape C,H,W]
+    [--weights FILE] [--static] [--opset K]`
 
 `inspect` compiles a model from `models/` (inference, or with `--train` the whole training
 step) and prints what the compiler did: node and kernel counts, pass times, the memory plan, a
 kernel table after one timed call, and (with `-v`) every fusion decision and the kernel IR.
 `drift` trains the model eagerly and compiled side by side (`compiler.drift`) and reports the
-first step, value and kernel where their numbers differ.
+first step, value and kernel where their numbers differ. `export` writes the model as ONNX
+(`compiler.export_onnx`): MODEL is one of `models/` or `module:function`, a function of no
+arguments returning a module or (module, example input); `--weights` loads a `.npz` or
+`.safetensors` state_dict first.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -96,6 +103,66 @@ def drift_model(
     return report
 
 
+def _resolve_model(spec: str, shape: tuple[int, ...] | None, batch: int) -> tuple[Any, Any]:
+    """(model, example) for `export`: a model of `models/`, or `module:function`."""
+    if spec in MODELS:
+        make, default_shape, _ = MODELS[spec]
+        manual_seed(0)
+        model, example = make(), None
+        shape = shape or default_shape
+    else:
+        module_name, _, attr = spec.partition(":")
+        if not attr:
+            raise SystemExit(
+                f"export: {spec!r} is neither a model ({', '.join(sorted(MODELS))}) nor "
+                "module:function. Fix: name one of those"
+            )
+        try:
+            obj = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as e:
+            raise SystemExit(f"export: cannot load {spec!r} ({e}). Fix: check the name") from None
+        made = obj if isinstance(obj, nn.Module) else obj()
+        model, example = made if isinstance(made, tuple) else (made, None)
+    if example is None:
+        if shape is None:
+            raise SystemExit(
+                f"export: {spec!r} gives no example input. Fix: pass --shape C,H,W "
+                "(the input's shape without the batch), or return (model, example)"
+            )
+        example = np.zeros((batch, *shape), np.float32)
+    return model, example
+
+
+def export_model(
+    spec: str,
+    out: str,
+    batch: int,
+    shape: tuple[int, ...] | None,
+    weights: str | None,
+    dynamic: bool,
+    opset: int,
+) -> None:
+    from compiler.onnx_export import export_onnx
+
+    model, example = _resolve_model(spec, shape, batch)
+    if weights:
+        model.load_state_dict(nn.load(weights))
+    proto = export_onnx(model, example, out, dynamic_batch=dynamic, opset=opset)
+    graph = proto.graph
+    dims = [d.dim_param or d.dim_value for d in graph.input[0].type.tensor_type.shape.dim]
+    print(
+        f"wrote {out}: {len(graph.node)} nodes, {len(graph.initializer)} initializers, "
+        f"opset {opset}, input {dims}"
+    )
+
+
+def _shape_arg(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected sizes like 3,32,32, got {text!r}") from None
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m compiler", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -124,9 +191,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     dr.add_argument("--steps", type=int, default=1)
     dr.add_argument("--batch", type=int, default=8)
     dr.add_argument("--optimizer", default="sgd", choices=sorted(OPTIMIZERS))
+    ex = sub.add_parser("export", help="write a model as ONNX")
+    ex.add_argument("model", help=f"one of {', '.join(sorted(MODELS))}, or module:function")
+    ex.add_argument("out", help="the .onnx file to write (atomically)")
+    ex.add_argument("--batch", type=int, default=1, help="the example's batch (default 1)")
+    ex.add_argument("--shape", type=_shape_arg, help="input shape without the batch, e.g. 3,32,32")
+    ex.add_argument("--weights", help="a .npz or .safetensors state_dict to load first")
+    ex.add_argument("--static", action="store_true", help="a fixed batch instead of a dynamic one")
+    ex.add_argument("--opset", type=int, default=18)
     args = p.parse_args(argv)
     if args.batch < 1:
         p.error("--batch must be >= 1")
+    if args.command == "export":
+        export_model(
+            args.model, args.out, args.batch, args.shape, args.weights, not args.static, args.opset
+        )
+        return
     if args.command == "drift":
         if args.steps < 1:
             p.error("--steps must be >= 1")

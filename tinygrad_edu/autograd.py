@@ -59,6 +59,19 @@ def trace_mode() -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def eager_mode() -> Iterator[None]:
+    """The opposite of `trace_mode`, inside it: ops on tensors that hold numbers compute them
+    (constant folding, e.g. an imported ONNX graph's shape arithmetic while the compiler
+    traces the model). Results are constants of the traced graph."""
+    previous = tracing()
+    _state.tracing = False
+    try:
+        yield
+    finally:
+        _state.tracing = previous
+
+
+@contextlib.contextmanager
 def enable_grad() -> Iterator[None]:
     """Context manager: record ops even inside `no_grad` (used by `create_graph=True`)."""
     previous = grad_enabled()

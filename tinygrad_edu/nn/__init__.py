@@ -4,20 +4,19 @@ A `Module` finds its parameters (Tensors with `requires_grad=True`), buffers (re
 `register_buffer`) and sub-modules from its attributes, in assignment order, so parameter
 names match PyTorch's (`features.0.weight`) and a `state_dict` maps one-to-one onto a
 PyTorch model's. `state_dict()` holds plain numpy arrays; `save`/`load` write them to `.npz`
-atomically and read them back without pickle.
+or `.safetensors` atomically and read them back without pickle (`serialization`).
 """
 
 from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from .. import losses, rng
+from .. import losses, rng, serialization
 from ..autograd import tracing
 from ..errors import op_error, user_location
 from ..tensor import Tensor
@@ -72,6 +71,10 @@ def _refuse_plain_container(module: Any, name: str, value: Any) -> None:
         f"state_dict(), optimizers and the compiler would not see what it holds. Fix: {fix} "
         f"[at {user_location()}]"
     )
+
+
+def _dtype_family(dtype: np.dtype) -> str:
+    return {"f": "float", "i": "int", "u": "int", "b": "bool"}.get(dtype.kind, dtype.kind)
 
 
 class Module:
@@ -356,6 +359,13 @@ class Module:
             for k in own
             if k in state and tuple(np.shape(state[k])) != own[k].shape
         ]
+        # precision may differ (cast as PyTorch does); ints for a float weight is a wrong file
+        kinds = [
+            f"{k}: expected {own[k].dtype}, got {np.asarray(state[k]).dtype}"
+            for k in own
+            if k in state
+            and _dtype_family(np.asarray(state[k]).dtype) != _dtype_family(own[k].dtype)
+        ]
         problems = []
         if strict and missing:
             problems.append(f"missing keys {missing}")
@@ -363,10 +373,14 @@ class Module:
             problems.append(f"unexpected keys {unexpected}")
         if wrong:
             problems.append("shape mismatch " + "; ".join(wrong))
+        if kinds:
+            problems.append("dtype mismatch " + "; ".join(kinds))
         if problems:
+            source = getattr(state, "source", "")  # set by nn.load: name the file
             raise op_error(
                 "load_state_dict",
-                f"state_dict does not fit {type(self).__name__}: " + ", ".join(problems),
+                f"state_dict{f' from {source}' if source else ''} does not fit "
+                f"{type(self).__name__}: " + ", ".join(problems),
                 f"{len(state)} given keys vs {len(own)} expected",
                 "load weights saved from the same architecture (or pass strict=False to "
                 "skip missing/unexpected keys)",
@@ -388,36 +402,16 @@ class Module:
 
 
 def save(state: Mapping[str, np.ndarray], path: str | os.PathLike[str]) -> None:
-    """Write a state_dict (or any name -> array mapping) to `.npz` atomically.
-
-    The arrays go to a temporary file in the same directory, which is flushed, fsynced and then
-    renamed over `path`: a crash mid-write leaves the previous file intact, never a torn one.
-    """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **{k: np.asarray(v) for k, v in state.items()})
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write a state_dict (or any name -> array mapping) to `.npz` or `.safetensors` (by
+    extension) atomically: a temporary file is written, fsynced and renamed over `path`, so a
+    crash mid-write leaves the previous file intact, never a torn one."""
+    serialization.save_state(state, path)
 
 
 def load(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    """Read a `.npz` written by `save` (no pickle: object arrays are refused)."""
-    try:
-        with np.load(os.fspath(path), allow_pickle=False) as f:
-            return {k: f[k] for k in f.files}
-    except FileNotFoundError:
-        raise FileNotFoundError(f"load: no checkpoint at {path!s}") from None
-    except (ValueError, OSError) as e:
-        raise ValueError(f"load: {path!s} is not a readable .npz checkpoint ({e})") from None
+    """Read a `.npz` or `.safetensors` file (no pickle: object arrays are refused). The dict
+    remembers its file, so a `load_state_dict` that does not fit names it."""
+    return serialization.load_state(path)
 
 
 # -------------------------------------------------------------------------------------------
