@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from tinygrad_edu import Tensor, nn, optim
+from tinygrad_edu.autograd import LOSS, scope
 from tinygrad_edu.errors import op_error
 
 from . import tune as tile_search
@@ -241,8 +242,14 @@ def trace_loss(
 ) -> Graph:
     """The forward graph of `loss_fn(model(x), y)` with the inputs named "x" and "y" (what
     training steps compile)."""
+
+    def forward_and_loss(x: Tensor, y: Tensor) -> Tensor:
+        out = model(x)
+        with scope(LOSS, LOSS):  # the loss's ops read as their own layer, "loss"
+            return loss_fn(out, y)
+
     return trace(
-        lambda x, y: loss_fn(model(x), y),
+        forward_and_loss,
         example_x,
         example_y,
         module=model,
