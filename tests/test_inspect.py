@@ -8,6 +8,9 @@ import pytest
 
 import compiler
 from compiler.names import identifier
+from compiler.roofline import Machine
+from compiler.timing import kernel_times
+from compiler.units import plural, si
 from models import MLP, AlexNet, LogisticRegression
 from tinygrad_edu import manual_seed, nn, optim
 
@@ -81,3 +84,69 @@ def test_inference_kernels_of_the_paper_alexnet_are_named_by_layer():
     assert compiled.kernels[0].layer == "features.0"
     assert compiled.kernels[-1].layer == "classifier.6"
     assert all(k.phase == "forward" for k in compiled.kernels)
+
+
+# -- warm timing -----------------------------------------------------------------------------
+def test_profile_times_three_warm_calls_per_kernel_and_the_table_is_sorted():
+    step = _train_step("mlp")
+    x = np.zeros((2, 64), np.float32)
+    y = np.array([1, 2])
+    calls = []
+    step.compiled.profile(lambda: calls.append(step(x, y)), repeats=3, warmup=2)
+    assert len(calls) == 5
+    assert all(len(k.seconds) == 3 for k in step.kernels)
+    rows = kernel_times(step.compiled, Machine("test", 1e11, 1e10))
+    assert [r.seconds for r in rows] == sorted((r.seconds for r in rows), reverse=True)
+    assert sum(r.share for r in rows) == pytest.approx(1.0)
+    assert all(r.peak_pct is not None and r.bound in ("compute", "memory") for r in rows)
+    table = step.compiled.timing_table(machine=Machine("test", 1e11, 1e10))
+    assert "median of 3 calls after 2 warm-up calls" in table
+    lines = table.splitlines()
+    assert [line[0] for line in lines[1:5]] == ["*", "*", "*", " "]
+    assert rows[0].kernel.name in lines[1]
+
+
+def test_a_cold_call_is_said_to_be_included():
+    step = _train_step("mlp")
+    step(np.zeros((2, 64), np.float32), np.array([1, 2]))
+    assert "median of 1 call, the first (cold) one included" in step.compiled.timing_table()
+
+
+def test_summary_uses_adaptive_units_and_plurals():
+    compiled = compiler.compile(MLP([64, 10]), np.zeros((1, 64), np.float32), backend="numpy")
+    text = compiled.summary()
+    assert "0.000" not in text and "kFLOP" in text
+    assert "1 kernel " in text or "1 kernel (" in text
+
+
+def test_units():
+    assert si(4.2e7, "FLOP") == "42 MFLOP" and si(0, "B") == "0 B" and si(950, "B") == "950 B"
+    assert plural(1, "call") == "1 call" and plural(3, "epoch") == "3 epochs"
+
+
+# -- the command line ---------------------------------------------------------------------------
+def test_inspect_accepts_a_users_factory(tmp_path, monkeypatch, capsys):
+    (tmp_path / "my_nets.py").write_text(
+        "import numpy as np\n"
+        "from tinygrad_edu import nn\n"
+        "def make():\n"
+        "    net = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))\n"
+        "    return net, np.ones((4, 8), np.float32)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from compiler.__main__ import main
+
+    main(["inspect", "my_nets:make", "--train", "--backend", "numpy", "--repeats", "4"])
+    out = capsys.readouterr().out
+    assert "== my_nets:make training step, batch 4" in out
+    assert "median of 4 calls after 1 warm-up call" in out
+    assert "k0_0_" in out and "_2_bwd_" in out  # layers "0" and "2" of the Sequential
+
+
+def test_inspect_explains_a_bad_factory_name():
+    from compiler.__main__ import main
+
+    with pytest.raises(SystemExit, match="neither a built-in model"):
+        main(["inspect", "no_such_model", "--no-run"])
+    with pytest.raises(SystemExit, match="cannot load 'no_such_module_xyz:make'"):
+        main(["inspect", "no_such_module_xyz:make", "--no-run"])

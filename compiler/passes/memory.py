@@ -27,8 +27,10 @@ class MemoryPlan:
     def summary(self) -> str:
         saved = 1 - self.planned_bytes / max(self.unplanned_bytes, 1)
         return (
-            f"memory plan: {len(self.buffer_of)} intermediates in {len(self.buffer_bytes)} "
-            f"buffers, {self.planned_bytes / 1e6:.2f} MB planned vs "
+            f"memory plan: {len(self.buffer_of)} intermediate"
+            f"{'' if len(self.buffer_of) == 1 else 's'} in {len(self.buffer_bytes)} "
+            f"buffer{'' if len(self.buffer_bytes) == 1 else 's'}, "
+            f"{self.planned_bytes / 1e6:.2f} MB planned vs "
             f"{self.unplanned_bytes / 1e6:.2f} MB unplanned ({saved:.0%} saved); peak live "
             f"{self.peak_live_bytes / 1e6:.2f} MB"
         )
