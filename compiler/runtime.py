@@ -370,11 +370,12 @@ class CompiledFunction:
             default=str,
         )
 
-    def report(self, path: str) -> str:
-        """Write a self-contained HTML page (graph as SVG, kernels, decisions); return path."""
+    def report(self, path: str, machine: Any = None) -> str:
+        """Write a self-contained HTML page (the kernel graph, kernels, timing, decisions);
+        return path. `machine` (a `compiler.roofline.Machine`): show % of its peak."""
         from .inspect import write_report
 
-        return write_report(self, path)
+        return write_report(self, path, machine)
 
 
 def _arguments(names: list[str], args: Sequence[Any], kwargs: dict[str, Any]) -> dict[str, Any]:

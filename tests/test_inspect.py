@@ -3,12 +3,20 @@ HTML report and its first screen in a real browser."""
 
 from __future__ import annotations
 
+import base64
+import os
+import re
+import zlib
+from typing import Any
+
 import numpy as np
 import pytest
 
 import compiler
+from compiler.kernel_graph import kernel_graph, layout
 from compiler.names import identifier
 from compiler.roofline import Machine
+from compiler.screenshot import find_browser, screenshot
 from compiler.timing import kernel_times
 from compiler.units import plural, si
 from models import MLP, AlexNet, LogisticRegression
@@ -150,3 +158,87 @@ def test_inspect_explains_a_bad_factory_name():
         main(["inspect", "no_such_model", "--no-run"])
     with pytest.raises(SystemExit, match="cannot load 'no_such_module_xyz:make'"):
         main(["inspect", "no_such_module_xyz:make", "--no-run"])
+
+
+# -- the report ---------------------------------------------------------------------------------
+def _profiled_report(tmp_path, name: str = "mlp", backend: str = "numpy") -> tuple[Any, str]:
+    step = _train_step(name, backend=backend)
+    x = np.zeros((2, *MODELS[name][1]), np.float32)
+    y = np.array([1, 2])
+    step.compiled.profile(lambda: step(x, y), repeats=3)
+    path = step.compiled.report(str(tmp_path / f"{name}.html"), Machine("test", 1e11, 1e10))
+    return step, open(path, encoding="utf-8").read()
+
+
+def test_kernel_graph_runs_top_to_bottom_in_phase_order():
+    step = _train_step("alexnet-mini")
+    kg = kernel_graph(step.compiled)
+    pos, how = layout(kg)
+    assert how in ("networkx multipartite_layout", "graphviz dot")
+    for a, b in kg.edges:  # data flows down the page
+        assert pos[b][1] > pos[a][1], (a, b)
+    tops = {}
+    for n, (_, y) in pos.items():
+        tops.setdefault(kg.nodes[n]["phase"], []).append(y)
+    assert min(tops["forward"]) < min(tops["loss"]) < min(tops["backward"])
+    assert max(tops["forward"]) < min(tops["loss"]) and max(tops["loss"]) < max(tops["backward"])
+    assert len(set(pos.values())) == len(pos)  # no two boxes in one place
+    assert {n[0] for n in kg.nodes} == {"k", "in"}
+    flows = [f for _, _, d in kg.edges(data=True) for f in d["flows"]]
+    g = step.compiled.graph
+    assert all(f.nbytes == g.node(f.node)["dtype"].itemsize * np.prod(f.shape) for f in flows)
+
+
+def test_report_is_self_contained_and_speaks_in_layers(tmp_path):
+    step, page = _profiled_report(tmp_path, "mlp", "llvm")
+    assert "<link" not in page and " src=" not in page
+    assert "https://" not in page and page.count("http://") == page.count(
+        "http://www.w3.org/2000/svg"
+    )  # only the SVG namespace, nothing fetched
+    assert page.count('class="kernel') == len(step.kernels)
+    assert page.count('<template id="kt-') == len(step.kernels)
+    for k in step.kernels:
+        assert k.name in page
+    assert 'data-search="' in page and "layers.0" in page
+    assert "median of 3 calls after 1 warm-up call" in page
+    assert page.count('<tr class="top">') == 3
+    # backend sources are stored deflated and come back exactly
+    blobs = re.findall(r'data-z="([A-Za-z0-9+/=]+)"', page)
+    texts = {zlib.decompress(base64.b64decode(b)).decode() for b in blobs}
+    assert step.kernels[0].sources["llvm_ir"] in texts
+    assert len(page) < 2_000_000
+
+
+@pytest.mark.slow
+def test_the_paper_alexnet_training_step_report_stays_under_3_mb(tmp_path):
+    manual_seed(0)
+    model = AlexNet(1000, "paper")
+    x = np.zeros((2, 3, 227, 227), np.float32)
+    y = np.array([3, 7])
+    opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    step = compiler.compile_train_step(model, lambda o, t: o.cross_entropy(t), opt, x, y)
+    step.compiled.profile(lambda: step(x, y), repeats=3)
+    path = step.compiled.report(str(tmp_path / "alexnet.html"))
+    size = os.path.getsize(path)
+    assert 200_000 < size < 3_000_000, size
+    assert all(k.layer for k in step.kernels[:5])
+
+
+def _box_regions(png: str, rgb: tuple[int, int, int]) -> list[int]:
+    """Areas of the separate regions of colour `rgb` (a kernel box's fill) in an image."""
+    from PIL import Image
+
+    ndimage = pytest.importorskip("scipy.ndimage")
+    pixels = np.asarray(Image.open(png).convert("RGB")).astype(int)
+    mask = np.abs(pixels - np.array(rgb)).sum(axis=2) <= 6
+    labels, count = ndimage.label(mask)
+    return [int((labels == i).sum()) for i in range(1, count + 1)]
+
+
+@pytest.mark.skipif(find_browser() is None, reason="no Chromium installed")
+def test_the_reports_first_screen_shows_kernel_boxes_in_a_real_browser(tmp_path):
+    _, page = _profiled_report(tmp_path, "alexnet-mini")
+    png = screenshot(str(tmp_path / "alexnet-mini.html"), str(tmp_path / "first.png"), 1200, 800)
+    boxes = [a for a in _box_regions(png, (0xDB, 0xE9, 0xF6)) if a > 3000]  # forward fill
+    assert len(boxes) >= 5, boxes  # several separate kernel boxes, readable size (not blank)
+    assert all(a < 1.2**2 * 200 * 58 for a in boxes), boxes  # one box each, not a smear
