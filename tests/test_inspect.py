@@ -242,3 +242,25 @@ def test_the_reports_first_screen_shows_kernel_boxes_in_a_real_browser(tmp_path)
     boxes = [a for a in _box_regions(png, (0xDB, 0xE9, 0xF6)) if a > 3000]  # forward fill
     assert len(boxes) >= 5, boxes  # several separate kernel boxes, readable size (not blank)
     assert all(a < 1.2**2 * 200 * 58 for a in boxes), boxes  # one box each, not a smear
+
+
+def test_debug_5_shows_assembly_for_kernels_from_the_disk_cache(tmp_path, monkeypatch, capsys):
+    from compiler.backends import llvm as backend
+
+    monkeypatch.setenv("TINYGRAD_EDU_CACHE", str(tmp_path))
+    x = np.ones((4, 64), np.float32)
+    backend._Target.reset()
+    compiler.compile(MLP([64, 10]), x, backend="llvm")  # cold: object and assembly stored
+    monkeypatch.setenv("DEBUG", "5")
+    backend._Target.reset()  # a new process: kernels come from the disk cache
+    compiler.compile(MLP([64, 10]), x, backend="llvm")
+    err = capsys.readouterr().err
+    assert backend._Target.get().misses == 0
+    assert "// asm of k0_" in err and "ret" in err.split("// asm of k0_")[1]
+    for s in tmp_path.glob("*.s"):  # a cache written before assembly was kept
+        s.unlink()
+    backend._Target.reset()
+    compiled = compiler.compile(MLP([64, 10]), x, backend="llvm")
+    err = capsys.readouterr().err
+    assert "(regenerated: the disk cache held only its object)" in err
+    assert compiled.kernels[0].asm and "ret" in compiled.kernels[0].asm
