@@ -1,7 +1,7 @@
 """`python -m compiler inspect MODEL|module:function [--train] [--backend B] [--batch N]
 [--repeats N] [--report out.html]`
 `python -m compiler drift MODEL [--backend B] [--dtype float32|float64] [--steps N]`
-`python -m compiler screenshot report.html out.png [--size 1400x900]`
+`python -m compiler screenshot report.html out.png [--size 1400x900] [--view VIEW]`
 
 `inspect` compiles a model from `models/`, or the one a factory of yours returns
 (`module:function`, a function of no arguments returning `(model, example_input)` or
@@ -114,14 +114,15 @@ def inspect_model(
     what = "training step" if train else "inference"
     print(f"== {name} {what}, batch {batch}, backend {compiled.backend}")
     print(compiled.summary())
+    machine = machine_for(compiled.backend) if run else None
     if run:
-        print(compiled.timing_table(machine=machine_for(compiled.backend)))
+        print(compiled.timing_table(machine=machine))
     if verbose:
         print(compiled.explain_fusion())
         for k in compiled.kernels:
             print(k.pseudo_c())
     if report:
-        print(f"report written to {compiled.report(report)}")
+        print(f"report written to {compiled.report(report, machine)}")
     return compiled
 
 
@@ -188,6 +189,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     shot.add_argument("report", help="the HTML report")
     shot.add_argument("png", help="where to write the PNG")
     shot.add_argument("--size", default="1400x900", help="window WIDTHxHEIGHT (1400x900)")
+    shot.add_argument(
+        "--view",
+        default="",
+        help='what the report shows first: "all", "find=TEXT", "open=K", "at=K", joined by &',
+    )
     args = p.parse_args(argv)
     if getattr(args, "batch", 1) < 1:
         p.error("--batch must be >= 1")
@@ -200,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         from compiler.screenshot import screenshot
 
         width, _, height = args.size.partition("x")
-        print(screenshot(args.report, args.png, int(width), int(height)))
+        print(screenshot(args.report, args.png, int(width), int(height), args.view))
         return
     if args.repeats < 1 or args.warmup < 0:
         p.error("--repeats must be >= 1 and --warmup >= 0")

@@ -29,7 +29,7 @@ import networkx as nx
 from .kernel import Kernel
 from .kernel_graph import BOX_H, BOX_W, GAP_Y, PHASES, kernel_graph, layout
 from .roofline import Machine
-from .timing import HIGHLIGHT, KernelTime, calls_described, kernel_times
+from .timing import HIGHLIGHT, KernelTime, calls_described, kernel_times, layer_times
 from .units import plural, si
 from .units import seconds as format_seconds
 
@@ -61,7 +61,7 @@ def _ops_text(k: Kernel, limit: int = 34) -> str:
 
 
 # -- the kernel graph -------------------------------------------------------------------------
-def _edge_svg(kg: nx.DiGraph, pos: dict, a: tuple, b: tuple, lane: int) -> str:
+def _edge_svg(kg: nx.DiGraph, pos: dict, a: tuple, b: tuple, lane: int, side: set) -> str:
     """A buffer between two boxes: a curve from the bottom of one to the top of the next;
     one that passes other rows (a forward activation the backward pass reads) leaves by the
     side and runs down a lane beside the boxes, so it crosses none of them."""
@@ -93,9 +93,13 @@ def _edge_svg(kg: nx.DiGraph, pos: dict, a: tuple, b: tuple, lane: int) -> str:
             f"L{x:.0f},{ey - 8:.0f} Q{x:.0f},{ey:.0f} {x - 8:.0f},{ey:.0f} L{ex:.0f},{ey:.0f}"
         )
         lx, ly = sx + 4, sy - 4
+        if a in side:  # one label where several side edges leave a box (they would overlap)
+            label = ""
+        side.add(a)
+    text = f'<text x="{lx:.0f}" y="{ly:.0f}">{_esc(label)}</text>' if label else ""
     return (
         f'<g class="edge"><title>{_esc(title)}</title><path d="{d}" marker-end="url(#arrow)"/>'
-        f'<text x="{lx:.0f}" y="{ly:.0f}">{_esc(label)}</text></g>'
+        f"{text}</g>"
     )
 
 
@@ -144,17 +148,19 @@ def kernel_graph_svg(
         '<g id="viewport">',
     ]
     # phase bands: a rule and a label where each phase's first kernel row begins
-    starts: dict[str, float] = {}
-    for n, (_, y) in pos.items():
+    starts: dict[str, tuple[float, float]] = {}  # phase -> (y, x) of its first box
+    for n, (x, y) in pos.items():
         phase = kg.nodes[n]["phase"]
         if phase in PHASES and phase != "update":
-            starts[phase] = min(starts.get(phase, y), y)
-    for phase, y in sorted(starts.items(), key=lambda kv: kv[1]):
-        parts.append(
+            starts[phase] = min(starts.get(phase, (y, x)), (y, x))
+    for phase, (y, x) in sorted(starts.items(), key=lambda kv: kv[1]):
+        parts.append(  # the label beside the phase's first box: on screen wherever that is
             f'<g class="phase"><line x1="0" y1="{y - 12:.0f}" x2="{width:.0f}" '
-            f'y2="{y - 12:.0f}"/><text x="6" y="{y + 14:.0f}">{phase}</text></g>'
+            f'y2="{y - 12:.0f}"/><text x="{x + MARGIN - 12:.0f}" y="{y + 18:.0f}" '
+            f'text-anchor="end">{phase}</text></g>'
         )
-    parts += [_edge_svg(kg, pos, a, b, lane) for lane, (a, b) in enumerate(kg.edges)]
+    side: set[tuple[str, int]] = set()
+    parts += [_edge_svg(kg, pos, a, b, lane, side) for lane, (a, b) in enumerate(kg.edges)]
     for n, (x, y) in pos.items():
         d = kg.nodes[n]
         if n[0] == "in":
@@ -278,6 +284,16 @@ def _timing_html(
             f"<td class=num>{r.gflop_per_s:.2f}</td><td class=num>{r.gbyte_per_s:.2f}</td>"
             f"{peak}</tr>"
         )
+    layers = "".join(
+        f"<tr><td>{_esc(layer)}</td><td class=num>{format_seconds(t)}</td>"
+        f"<td class=num>{share:.1%}</td><td class=num>{n}</td></tr>"
+        for layer, t, share, n in layer_times(rows)
+    )
+    by_layer = (
+        "<h3>By layer (forward, backward and update together)</h3><table><tr><th>layer</th>"
+        f"<th class=num>time</th><th class=num>share</th><th class=num>kernels</th></tr>"
+        f"{layers}</table>"
+    )
     total = sum(r.seconds for r in rows)
     note = (
         f"<p>{format_seconds(total)} per call, {calls_described(compiled)}; the "
@@ -290,7 +306,7 @@ def _timing_html(
             f"{machine.bytes_per_s / 1e9:.1f} GB/s, whichever takes longer; {machine.name}) "
             "over its measured time; above 100%: its data sat in a cache."
         )
-    return f"<table>{head}{''.join(body)}</table>{note}</p>"
+    return f"<table>{head}{''.join(body)}</table>{note}</p>{by_layer}"
 
 
 def _deflated(name: str, text: str) -> str:

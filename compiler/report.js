@@ -10,17 +10,20 @@
   const width = Number(svg.dataset.width), height = Number(svg.dataset.height);
   const kernels = Array.from(svg.querySelectorAll(".kernel"));
   let scale = 1, tx = 0, ty = 0, matches = [], current = -1;
-  let initial = () => fit(false), touched = false;  // the first view, kept on resizes
+  let initial = () => fit(false, true), touched = false;  // the first view, kept on resizes
 
   function apply() {
     view.setAttribute("transform", `translate(${tx},${ty}) scale(${scale})`);
     svg.classList.toggle("far", scale < 0.7);
   }
   function box() { return svg.getBoundingClientRect(); }
-  function fit(all) {
+  // all: the whole graph in the window; else the width, but never so small that the labels
+  // cannot be read (READABLE), centred (the main column of a graph runs down its middle)
+  const READABLE = 0.85;
+  function fit(all, readable) {
     const r = box();
-    const s = Math.min((r.width - 20) / width, all ? (r.height - 20) / height : 1.2);
-    scale = Math.max(s, 0.02);
+    const s = Math.min((r.width - 20) / width, all ? (r.height - 20) / height : 1.0);
+    scale = Math.max(s, readable ? READABLE : 0.02);
     tx = (r.width - width * scale) / 2;
     ty = height * scale < r.height ? (r.height - height * scale) / 2 : 10;
     apply();
@@ -35,8 +38,9 @@
   }
   function centreOn(g, s) {
     const r = box(), x = Number(g.dataset.x), y = Number(g.dataset.y);
+    const covered = panel.classList.contains("open") ? panel.offsetWidth : 0;
     scale = Math.max(scale, s);
-    tx = r.width / 2 - x * scale;
+    tx = (r.width - covered) / 2 - x * scale;
     ty = r.height / 2 - y * scale;
     apply();
   }
@@ -144,9 +148,13 @@
     const [key, value] = part.split("=");
     const g = kernels.find(k => k.dataset.k === value);
     if (key === "all") initial = () => fit(true);
-    else if (key === "find") { search.value = value; find(value); initial = () => { fit(false); current = -1; next(); }; }
+    else if (key === "find") {
+      search.value = value;
+      find(value);
+      initial = () => { fit(false, true); current = -1; next(); };
+    }
     else if (key === "open" && g) open(g);
-    else if (key === "at" && g) initial = () => { fit(false); centreOn(g, 1); };
+    else if (key === "at" && g) initial = () => { fit(false, true); centreOn(g, 1); };
   }
   initial();
 })();

@@ -104,7 +104,7 @@ def standing(
     )
 
 
-def measure_copy_bandwidth(megabytes: int = 64, repeats: int = 5) -> float:
+def measure_copy_bandwidth(megabytes: int = 64, repeats: int = 10) -> float:
     """Main-memory bytes/s of this machine, measured: the best of `repeats` copies of an
     array larger than the caches (read + write counted, as kernels' byte counts are). One
     thread copies, so on a many-core machine the true peak is higher and "% of peak" errs on
@@ -136,7 +136,7 @@ def host_machine() -> Machine | None:
         except ImportError:
             return None
         target = host_target()
-        flops = measure_peak_gflops(target, seconds=0.05) * 1e9
+        flops = measure_peak_gflops(target, seconds=0.1) * 1e9
         name = f"measured on this {target.cpu} ({target.isa})"
         _HOST.append(Machine(name, flops, measure_copy_bandwidth()))
     return _HOST[0]

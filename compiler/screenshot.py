@@ -22,17 +22,19 @@ def find_browser() -> str | None:
 
 
 def screenshot(
-    page: str, png: str, width: int = 1400, height: int = 900, wait_ms: int = 2000
+    page: str, png: str, width: int = 1400, height: int = 900, view: str = "", wait_ms: int = 2000
 ) -> str:
     """Render `page` (an HTML file) in a `width` x `height` window and write its first screen
-    to `png` (atomically); return `png`. Raises RuntimeError without a browser."""
+    to `png` (atomically); return `png`. `view` is the address's fragment, which a compiler
+    report reads as the view to open: "all", "find=features.4", "open=12", "at=12", joined
+    by "&". Raises RuntimeError without a browser."""
     browser = find_browser()
     if browser is None:
         raise RuntimeError(
             "screenshot: no Chromium found (looked for " + ", ".join(BROWSERS) + "). Fix: "
             "install one, e.g. apt-get install chromium"
         )
-    url = "file://" + os.path.abspath(page)
+    url = "file://" + os.path.abspath(page) + (f"#{view}" if view else "")
     directory = os.path.dirname(os.path.abspath(png))
     os.makedirs(directory, exist_ok=True)
     with tempfile.TemporaryDirectory() as profile:

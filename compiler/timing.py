@@ -83,6 +83,19 @@ def kernel_times(compiled: CompiledFunction, machine: Machine | None = None) -> 
     return sorted(rows, key=lambda r: -r.seconds)
 
 
+def layer_times(rows: list[KernelTime]) -> list[tuple[str, float, float, int]]:
+    """(layer, seconds, share, kernels) per layer over all its phases, slowest first."""
+    by_layer: dict[str, list[KernelTime]] = {}
+    for r in rows:
+        by_layer.setdefault(r.kernel.layer or "(model)", []).append(r)
+    total = sum(r.seconds for r in rows) or 1.0
+    out = [
+        (layer, sum(r.seconds for r in rs), sum(r.seconds for r in rs) / total, len(rs))
+        for layer, rs in by_layer.items()
+    ]
+    return sorted(out, key=lambda t: -t[1])
+
+
 def calls_described(compiled: CompiledFunction) -> str:
     """What the medians cover: "median of 5 calls after 1 warm-up call"."""
     calls = max((len(k.seconds) for k in compiled.kernels), default=0)
@@ -100,18 +113,25 @@ def timing_table(compiled: CompiledFunction, machine: Machine | None = None) -> 
     rows = kernel_times(compiled, machine)
     total = sum(r.seconds for r in rows)
     unit, scale = ("ms", 1e3) if rows and rows[0].seconds >= 1e-3 else ("us", 1e6)
-    head = f"  {'kernel':46s} {'layer':14s} {unit:>9s} {'share':>6s} {'GFLOP/s':>8s} {'GB/s':>7s}"
+    wide = min(max((len(r.kernel.name) for r in rows), default=6), 60)
+    head = (
+        f"  {'kernel':{wide}s} {'layer':14s} {unit:>9s} {'share':>6s} {'GFLOP/s':>8s} {'GB/s':>7s}"
+    )
     lines = [head + (f" {'% peak':>7s} bound" if machine is not None else "")]
     for n, r in enumerate(rows):
         mark = "*" if n < HIGHLIGHT and len(rows) > 1 else " "
         line = (
-            f"{mark} {r.kernel.name[:46]:46s} {(r.kernel.layer or '-')[:14]:14s} "
+            f"{mark} {r.kernel.name[:wide]:{wide}s} {(r.kernel.layer or '-')[:14]:14s} "
             f"{r.seconds * scale:9.3f} {r.share:6.1%} {r.gflop_per_s:8.2f} {r.gbyte_per_s:7.2f}"
         )
         if machine is not None and r.peak_pct is not None:
             line += f" {r.peak_pct:6.1f}% {r.bound}"
         lines.append(line)
     lines.append(f"  total {format_seconds(total)} per call ({calls_described(compiled)})")
+    layers = layer_times(rows)
+    if len(layers) > 1:
+        top = ", ".join(f"{layer} {share:.0%}" for layer, _, share, _ in layers[:5])
+        lines.append(f"  slowest layers (all phases): {top}")
     if rows and len(rows) > 1:
         lines.append(f"  * the {min(HIGHLIGHT, len(rows))} slowest kernels")
     if machine is not None:

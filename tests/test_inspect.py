@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import os
 import re
+import sys
 import zlib
 from typing import Any
 
@@ -17,7 +18,7 @@ from compiler.kernel_graph import kernel_graph, layout
 from compiler.names import identifier
 from compiler.roofline import Machine
 from compiler.screenshot import find_browser, screenshot
-from compiler.timing import kernel_times
+from compiler.timing import kernel_times, layer_times
 from compiler.units import plural, si
 from models import MLP, AlexNet, LogisticRegression
 from tinygrad_edu import manual_seed, nn, optim
@@ -264,3 +265,39 @@ def test_debug_5_shows_assembly_for_kernels_from_the_disk_cache(tmp_path, monkey
     err = capsys.readouterr().err
     assert "(regenerated: the disk cache held only its object)" in err
     assert compiled.kernels[0].asm and "ret" in compiled.kernels[0].asm
+
+
+def test_graphviz_places_the_kernels_when_it_is_installed(tmp_path, monkeypatch):
+    """A stand-in `dot` that answers -Tplain with node i at (1, i) inches: the layout takes
+    dot's positions (flipped to run down the page) instead of networkx's."""
+    fake = tmp_path / "dot"
+    fake.write_text(
+        f"#!{sys.executable}\n"
+        "import re, sys\n"
+        "ids = re.findall(r'^  (n\\d+);$', sys.stdin.read(), re.M)\n"
+        "print(f'graph 1 4 {len(ids) + 1}')\n"
+        "for i, n in enumerate(ids):\n"
+        "    print(f'node {n} 1 {len(ids) - i} 2.78 0.81 \"\" solid box black lightgrey')\n"
+        "print('stop')\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    step = _train_step("mlp")
+    kg = kernel_graph(step.compiled)
+    pos, how = layout(kg)
+    assert how == "graphviz dot"
+    ys = [pos[n][1] for n in kg.nodes]
+    assert ys == sorted(ys) and ys[0] == 0 and len(set(ys)) == len(ys)
+
+
+def test_time_per_layer_adds_up_the_layers_kernels():
+    step = _train_step("mlp")
+    step.compiled.profile(lambda: step(np.zeros((2, 64), np.float32), np.array([1, 2])))
+    rows = kernel_times(step.compiled)
+    layers = layer_times(rows)
+    assert {layer for layer, _, _, _ in layers} == {"layers.0", "layers.2", "loss"}
+    assert sum(n for _, _, _, n in layers) == len(step.kernels)
+    assert sum(share for _, _, share, _ in layers) == pytest.approx(1.0)
+    first = [r.seconds for r in rows if r.kernel.layer == layers[0][0]]
+    assert layers[0][1] == pytest.approx(sum(first))
+    assert "slowest layers (all phases): " + layers[0][0] in step.compiled.timing_table()
