@@ -42,7 +42,6 @@ PHASE_COLORS = {
     "backward": "#fde2c8",
     "update": "#d9f0d3",
 }
-PALETTE = list(PHASE_COLORS.values())  # kept for Graphviz clusters (runtime.to_dot)
 MARGIN = 110  # px left of the graph for the phase labels
 HERE = Path(__file__).parent
 

@@ -312,7 +312,7 @@ class CompiledFunction:
         for k, group in enumerate(self.fusion.groups):
             lines.append(
                 f'  subgraph cluster_{k} {{ label="{self.kernels[k].name}"; '
-                f'style=filled; color="{_color(k)}";'
+                f'style=filled; color="{_color(self.kernels[k])}";'
             )
             for n in group.nodes:
                 lines.append(f'    n{n} [label="%{n} {g.node(n)["op"]}\\n{g.node(n)["shape"]}"];')
@@ -397,7 +397,8 @@ def _arguments(names: list[str], args: Sequence[Any], kwargs: dict[str, Any]) ->
     return given
 
 
-def _color(k: int) -> str:
-    from .inspect import PALETTE
+def _color(kernel: Kernel) -> str:
+    """The report's colour of the kernel's phase (forward, loss, backward, update)."""
+    from .inspect import PHASE_COLORS
 
-    return PALETTE[k % len(PALETTE)]
+    return PHASE_COLORS.get(kernel.phase, "#eeeeee")

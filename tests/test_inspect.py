@@ -4,6 +4,7 @@ HTML report and its first screen in a real browser."""
 from __future__ import annotations
 
 import base64
+import io
 import os
 import re
 import sys
@@ -301,3 +302,24 @@ def test_time_per_layer_adds_up_the_layers_kernels():
     first = [r.seconds for r in rows if r.kernel.layer == layers[0][0]]
     assert layers[0][1] == pytest.approx(sum(first))
     assert "slowest layers (all phases): " + layers[0][0] in step.compiled.timing_table()
+
+
+def test_a_cold_compile_shows_a_tqdm_bar_on_a_terminal(monkeypatch):
+    from compiler.backends import llvm as backend
+    from compiler.target import host_target
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    err = Terminal()
+    monkeypatch.setattr(sys, "stderr", err)
+    progress = backend._Progress(6, "kernels", host_target())
+    progress.start -= 2.0  # as if compiling had run for two seconds
+    for _ in range(6):
+        progress.step()
+    progress.close()
+    text = err.getvalue()
+    assert f"[compiler] compiling 6 kernels for {host_target().isa}" in text
+    assert "kernel/s" in text or "s/kernel" in text  # tqdm's rate
+    assert text.rstrip().endswith("s") and "[compiler] compiled 6 kernels" in text
