@@ -85,10 +85,11 @@ def test_backward_nodes_get_the_layer_of_the_forward_node_they_differentiate():
     assert by_op["one_hot"] == "loss"
 
 
-def test_inference_kernels_of_the_paper_alexnet_are_named_by_layer():
+@pytest.mark.parametrize("variant,side", [("paper", 227), ("torchvision", 224)])
+def test_inference_kernels_of_the_full_alexnets_are_named_by_layer(variant, side):
     manual_seed(0)
-    model = AlexNet(1000, "paper").eval()
-    compiled = compiler.compile(model, np.zeros((1, 3, 227, 227), np.float32), backend="numpy")
+    model = AlexNet(1000, variant).eval()
+    compiled = compiler.compile(model, np.zeros((1, 3, side, side), np.float32), backend="numpy")
     known = _layers_of(model)
     assert all(k.layer in known for k in compiled.kernels)
     assert compiled.kernels[0].layer == "features.0"
