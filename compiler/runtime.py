@@ -341,12 +341,17 @@ class CompiledFunction:
                 "attrs": {k: repr(v) for k, v in g.node(n)["attrs"].items()},
                 "operands": g.operands(n),
                 "kernel": self.fusion.group_of.get(n),
+                "layer": g.layer(n),
+                "phase": g.phase(n),
             }
             for n in g.order()
         ]
         kernels = [
             {
                 "name": k.name,
+                "layer": k.layer,
+                "phase": k.phase,
+                "layers": k.layers,
                 "ops": k.ops,
                 "nodes": k.nodes,
                 "flops": k.flops,
