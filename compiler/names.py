@@ -54,9 +54,17 @@ def identifier(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", folded).strip("_")
 
 
-def kernel_name(index: int, ops: list[str]) -> str:
-    """`k{index}_` and the kernel's distinct op names (48 characters at most)."""
-    return f"k{index}_" + identifier("_".join(dict.fromkeys(ops))[:48])
+PHASE_TAG = {"backward": "bwd", "update": "upd"}  # forward and loss kernels need no tag
+
+
+def kernel_name(index: int, ops: list[str], layer: str = "", phase: str = "") -> str:
+    """`k{index}_`, the layer it computes (`features.3` -> `features_3`, 40 characters at
+    most), `bwd_`/`upd_` for a backward or update kernel, and its distinct op names (48
+    characters at most): `k12_features_3_conv2d_add_relu`. The index keeps names unique;
+    every part is an identifier, so the name is a valid C, CUDA and LLVM symbol."""
+    parts = [identifier(layer)[:40].strip("_"), PHASE_TAG.get(phase, "")]
+    parts.append(identifier("_".join(dict.fromkeys(ops))[:48]))
+    return f"k{index}_" + "_".join(p for p in parts if p)
 
 
 def _leaf_identifier(role: str, name: str) -> str:

@@ -41,7 +41,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -180,29 +180,43 @@ def prepare_digits(name: str) -> tuple[np.ndarray, ...]:
 
 
 class ProgressBar:
-    """A one-line progress bar on stderr (only when stderr is a terminal)."""
+    """One epoch's progress on stderr through tqdm: steps, rate, the epoch's ETA and, in the
+    postfix, the running loss and the whole run's ETA (only when stderr is a terminal)."""
 
-    def __init__(self, total: int, prefix: str, stream: Any = sys.stderr) -> None:
+    def __init__(
+        self, total: int, prefix: str, stream: Any = sys.stderr, run_eta: float | None = None
+    ) -> None:
         self.total, self.prefix, self.stream = total, prefix, stream
         self.enabled = hasattr(stream, "isatty") and stream.isatty()
+        self.run_eta = run_eta  # seconds the epochs after this one will take, when known
         self.start = time.perf_counter()
+        self._bar: Any = None
 
     def update(self, done: int, loss: float) -> None:
         if not self.enabled:
             return
-        width = 30
-        filled = int(width * done / max(self.total, 1))
-        rate = done / max(time.perf_counter() - self.start, 1e-9)
-        self.stream.write(
-            f"\r{self.prefix} [{'#' * filled}{'.' * (width - filled)}] "
-            f"{done}/{self.total} loss {loss:.4f} {rate:.1f} it/s"
-        )
-        self.stream.flush()
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(
+                total=self.total, desc=self.prefix, unit="step", file=self.stream, leave=False
+            )
+        self._bar.update(done - self._bar.n)
+        postfix = {"loss": f"{loss:.4f}"}
+        if self.run_eta is not None:
+            left = (time.perf_counter() - self.start) / done * (self.total - done)
+            postfix["run ETA"] = _clock(left + self.run_eta)
+        self._bar.set_postfix(postfix, refresh=False)
 
     def close(self) -> None:
-        if self.enabled:
-            self.stream.write("\r" + " " * 90 + "\r")
-            self.stream.flush()
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds + 0.5), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
 
 
 def evaluate(
@@ -305,19 +319,73 @@ def restore_checkpoint(
     return int(state["meta/epoch"]), json.loads(str(state["meta/history"]))
 
 
+def saved_config(path: str) -> dict[str, Any] | None:
+    """The configuration a checkpoint was written with (None when there is no checkpoint:
+    `train` then says so)."""
+    if not os.path.exists(path):
+        return None
+    with np.load(path, allow_pickle=False) as f:
+        return json.loads(str(f["meta/config"]))
+
+
+def resumed_config(
+    saved: dict[str, Any],
+    config: Config,
+    given: Mapping[str, Any],
+    path: str,
+    log: Callable[[str], None] = print,
+) -> Config:
+    """The configuration a resumed run trains with: the saved run's, except the flags given on
+    the command line, which win; each flag that contradicts the saved value is warned about
+    (on stderr, or through `log` when it is not `print`)."""
+    fields = {k: v for k, v in saved.items() if k in Config.__dataclass_fields__}
+    merged = replace(config, **{k: v for k, v in fields.items() if k != "model"})
+    for name, value in given.items():
+        if name == "model":
+            continue
+        if name in fields and fields[name] != value:
+            flag = "--" + name.replace("_", "-")
+            why = (
+                "training continues to that epoch"
+                if name == "epochs"
+                else ("the run will no longer match an uninterrupted one")
+            )
+            message = (
+                f"warning: {flag} {value} contradicts the saved run's {name}={fields[name]} "
+                f"({path}); {flag} {value} wins ({why})"
+            )
+            if log is print:
+                print(message, file=sys.stderr)
+            else:
+                log(message)
+        merged = replace(merged, **{name: value})
+    return merged
+
+
+def _write_atomically(path: str, write: Callable[[Any], None], newline: str | None = None) -> None:
+    """Write a text file through a temp file and a rename; the temp file never outlives a
+    failure or an interrupt."""
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
+    try:
+        with open(tmp, "w", newline=newline) as f:
+            write(f)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
 def write_metrics(out: str, history: dict[str, list[float]], title: str) -> None:
     rows = list(zip(*history.values()))
-    tmp = os.path.join(out, ".metrics.csv.tmp")
-    with open(tmp, "w", newline="") as f:
+
+    def table(f: Any) -> None:
         writer = csv.writer(f)
         writer.writerow(["epoch", *history.keys()])
         for i, row in enumerate(rows):
             writer.writerow([i + 1, *(f"{v:.6g}" for v in row)])
-    os.replace(tmp, os.path.join(out, "metrics.csv"))
-    tmp = os.path.join(out, ".metrics.json.tmp")
-    with open(tmp, "w") as f:
-        json.dump(history, f, indent=1)
-    os.replace(tmp, os.path.join(out, "metrics.json"))
+
+    _write_atomically(os.path.join(out, "metrics.csv"), table, newline="")
+    _write_atomically(os.path.join(out, "metrics.json"), lambda f: json.dump(history, f, indent=1))
     plot_curves(history, os.path.join(out, "curves.png"), title)
 
 
@@ -329,9 +397,16 @@ def train(
     compiled: bool = False,
     backend: str | None = None,
     data: FolderData | None = None,
+    given: Mapping[str, Any] | None = None,
+    where: dict[str, int] | None = None,
 ) -> dict[str, list[float]]:
     """Train `config.model` on digits, or on the image folder `data`; return the per-epoch
     history (with `data`, "test" is the validation set).
+
+    `given`: the hyperparameters set on the command line; resuming, they win over the saved
+    run's (with a warning for each that contradicts it) and the saved run's values are kept
+    for the rest (None: every field of `config` wins). `where` is kept at the current (epoch,
+    step), 1-based, for the message of an interrupted run.
 
     With `compiled`, each step runs as one compiled graph (`compiler.compile_train_step`:
     forward, backward and the SGD update fused into kernels) on `backend`; the numbers are the
@@ -344,6 +419,13 @@ def train(
         os.makedirs(out, exist_ok=True)
     else:
         log = _silent
+    ckpt = os.path.join(out, "checkpoint.npz")
+    if resume:
+        saved = world.broadcast_object(saved_config(ckpt) if world.is_root else None)
+        if saved is not None:
+            chosen = asdict(config) if given is None else given  # None: all of `config`
+            config = resumed_config(saved, config, chosen, ckpt, log)
+    where = {} if where is None else where
     manual_seed(config.seed)
     if data is None and config.model not in DIGITS_MODELS:
         raise ValueError(
@@ -420,7 +502,6 @@ def train(
         loss_t.backward()
         return loss_t.item()
 
-    ckpt = os.path.join(out, "checkpoint.npz")
     start = 0
     if resume:
         found = world.broadcast_object(os.path.exists(ckpt) if world.is_root else None)
@@ -446,12 +527,15 @@ def train(
     for epoch in range(start, config.epochs):
         t0 = time.perf_counter()
         loader.set_epoch(epoch)
-        bar = ProgressBar(len(loader), f"epoch {epoch + 1}/{config.epochs}")
+        done = history["seconds"]  # the epochs so far give the ETA of the ones after this
+        run_eta = float(np.mean(done)) * (config.epochs - epoch - 1) if done else None
+        bar = ProgressBar(len(loader), f"epoch {epoch + 1}/{config.epochs}", run_eta=run_eta)
         bar.enabled = bar.enabled and world.is_root
         losses = []
         # each batch's loss summed over its samples on this rank (adds up over the ranks)
         loss_sums = np.zeros(len(loader), dtype=np.float64)
         for i, (xb, yb) in enumerate(loader):
+            where.update(epoch=epoch + 1, step=i + 1)
             if compiled and world.size == 1:
                 losses.append(compiled_step(xb, yb)(xb, yb))
             else:
@@ -523,20 +607,57 @@ def _silent(message: str) -> None:
     """The log of ranks other than 0: one voice per job."""
 
 
-def parse_args(
-    argv: Sequence[str] | None,
-) -> tuple[Config, str, bool, bool, str, FolderData | None]:
-    p = argparse.ArgumentParser(prog="python -m models.train", description=__doc__.split("\n")[0])
-    p.add_argument("model", choices=sorted(CONFIGS))
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--momentum", type=float)
-    p.add_argument("--weight-decay", type=float)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--schedule", choices=["plateau", "step"])
-    p.add_argument("--step-size", type=int)
-    p.add_argument("--patience", type=int)
+def _defaults(field: str) -> str:
+    """Each model's default of a Config field, for --help: "logreg 20, mlp 40, ...", or
+    "default 0.9" when every model has the same."""
+    values = {name: getattr(c, field) for name, c in CONFIGS.items()}
+    if len(set(values.values())) == 1:
+        return f"default {next(iter(values.values())):g}"
+    return ", ".join(f"{name} {v:g}" for name, v in values.items())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m models.train",
+        description=__doc__.split("\n")[0],
+        epilog="Defaults differ per model; --resume keeps the saved run's values except "
+        "the flags given (they win, with a warning where they contradict it). Ctrl-C stops "
+        "with exit code 130; the last finished epoch's checkpoint resumes.",
+    )
+    p.add_argument("model", choices=sorted(CONFIGS), help="what to train")
+    p.add_argument("--epochs", type=int, metavar="N", help=f"epochs ({_defaults('epochs')})")
+    p.add_argument(
+        "--batch-size", type=int, metavar="B", help=f"batch size ({_defaults('batch_size')})"
+    )
+    p.add_argument("--lr", type=float, help=f"SGD learning rate ({_defaults('lr')})")
+    p.add_argument("--momentum", type=float, help=f"SGD momentum ({_defaults('momentum')})")
+    p.add_argument(
+        "--weight-decay",
+        type=float,
+        metavar="WD",
+        help=f"L2 weight decay ({_defaults('weight_decay')})",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        help=f"seed of the weights, batch order and dropout ({_defaults('seed')})",
+    )
+    p.add_argument(
+        "--schedule",
+        choices=["plateau", "step"],
+        help="learning-rate schedule: plateau (lr/10 when the train loss stalls for PATIENCE "
+        "epochs) or step (lr/10 every STEP_SIZE epochs) ("
+        + ", ".join(f"{n} {c.schedule}" for n, c in CONFIGS.items())
+        + ")",
+    )
+    p.add_argument(
+        "--step-size", type=int, help=f"epochs between step cuts ({_defaults('step_size')})"
+    )
+    p.add_argument(
+        "--patience",
+        type=int,
+        help=f"epochs without improvement before a plateau cut ({_defaults('patience')})",
+    )
     p.add_argument("--out", help="output directory (default runs/MODEL)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
     p.add_argument(
@@ -574,12 +695,25 @@ def parse_args(
         default=0,
         help="with --data: processes decoding and augmenting images (default 0: in this one)",
     )
-    args = p.parse_args(argv)
-    overrides = {
+    return p
+
+
+def given_fields(argv: Sequence[str] | None) -> dict[str, Any]:
+    """The Config fields set on the command line (what wins over a resumed run's)."""
+    args = build_parser().parse_args(argv)
+    return {
         k: v
         for k, v in vars(args).items()
         if k in Config.__dataclass_fields__ and k != "model" and v is not None
     }
+
+
+def parse_args(
+    argv: Sequence[str] | None,
+) -> tuple[Config, str, bool, bool, str, FolderData | None]:
+    p = build_parser()
+    args = p.parse_args(argv)
+    overrides = given_fields(argv)
     config = replace(CONFIGS[args.model], **overrides)
     for name in ("epochs", "batch_size"):
         if getattr(config, name) < 1:
@@ -609,8 +743,18 @@ def parse_args(
 
 
 def main(argv: Iterable[str] | None = None) -> None:
-    config, out, resume, compiled, backend, data = parse_args(None if argv is None else list(argv))
-    train(config, out, resume, compiled=compiled, backend=backend, data=data)
+    args = None if argv is None else list(argv)
+    config, out, resume, compiled, backend, data = parse_args(args)
+    where: dict[str, int] = {}
+    try:
+        train(config, out, resume, compiled=compiled, backend=backend,
+              data=data, given=given_fields(args), where=where)  # fmt: skip
+    except KeyboardInterrupt:
+        # one line instead of a traceback; every file was written atomically, so the last
+        # finished epoch's checkpoint is intact and no temp file is left behind
+        at = f"at epoch {where['epoch']}, step {where['step']}" if where else "before training"
+        print(f"interrupted {at}; resume with --resume", file=sys.stderr)
+        raise SystemExit(130) from None
 
 
 if __name__ == "__main__":

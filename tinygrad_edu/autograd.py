@@ -58,6 +58,67 @@ def trace_mode() -> Iterator[None]:
         _state.tracing = previous
 
 
+# -- provenance: which module (and which phase of a step) an op was recorded in ---------------
+FORWARD, LOSS, BACKWARD, UPDATE = "forward", "loss", "backward", "update"
+NO_SCOPE = ("", FORWARD)
+
+
+def current_scope() -> tuple[str, str]:
+    """(module path, phase) that ops recorded now are attributed to while tracing: the
+    innermost module being called (`features.3`; "" for the root module and for code outside
+    any module) and the phase ("forward", "loss", "backward" or "update")."""
+    return getattr(_state, "scope", NO_SCOPE)
+
+
+@contextlib.contextmanager
+def scope(layer: str, phase: str) -> Iterator[None]:
+    """Attribute the ops recorded inside to `layer` in `phase` (the compiler's tracer uses it
+    for losses, backward passes and optimizer updates)."""
+    previous = current_scope()
+    _state.scope = (layer, phase)
+    try:
+        yield
+    finally:
+        _state.scope = previous
+
+
+@contextlib.contextmanager
+def module_paths(root: Any) -> Iterator[None]:
+    """While tracing `root`, let each of its sub-modules' calls attribute their ops to the
+    module's qualified name (as PyTorch FX records `nn_module_stack`)."""
+    previous = getattr(_state, "paths", None)
+    _state.paths = {id(m): name for name, m in root.named_modules()}
+    try:
+        yield
+    finally:
+        _state.paths = previous
+
+
+class _ModuleScope:
+    """`with module_scope(m):` around a module's forward; nothing unless tracing."""
+
+    __slots__ = ("path", "previous")
+
+    def __init__(self, module: Any) -> None:
+        paths = getattr(_state, "paths", None) if tracing() else None
+        self.path = None if paths is None else paths.get(id(module))
+        self.previous = NO_SCOPE
+
+    def __enter__(self) -> None:
+        if self.path is not None:
+            self.previous = current_scope()
+            _state.scope = (self.path, self.previous[1])
+
+    def __exit__(self, *exc: object) -> None:
+        if self.path is not None:
+            _state.scope = self.previous
+
+
+def module_scope(module: Any) -> _ModuleScope:
+    """Context for one call of `module` (see `module_paths`)."""
+    return _ModuleScope(module)
+
+
 @contextlib.contextmanager
 def eager_mode() -> Iterator[None]:
     """The opposite of `trace_mode`, inside it: ops on tensors that hold numbers compute them
@@ -92,7 +153,7 @@ class Node(ABC):
 
     __slots__ = (
         "data", "grad", "requires_grad", "_op", "_inputs", "_attrs", "_retain", "_released",
-        "_made_at", "label",
+        "_made_at", "label", "_scope",
     )  # fmt: skip
 
     def __init__(self, data: Any, requires_grad: bool = False) -> None:
@@ -106,6 +167,7 @@ class Node(ABC):
         self._released = False  # set once backward has run this node's VJP and let go
         self._made_at = ""  # the user's line that ran the op (recorded in anomaly mode)
         self.label = ""
+        self._scope = NO_SCOPE  # (module path, phase) it was traced in; see `current_scope`
 
     # -- subclass hooks ---------------------------------------------------------------------
     @classmethod
@@ -216,17 +278,18 @@ class Node(ABC):
                 if node.is_leaf:
                     continue
                 assert node._op is not None
-                if anomaly.is_anomaly_enabled() and not tracing():
+                if tracing():  # backward ops belong to the layer they differentiate
+                    with scope(node._scope[0], BACKWARD):
+                        input_grads = node._op.vjp(grad, node, *node._inputs, **node._attrs)
+                        _accumulate(grads, node, input_grads)
+                elif anomaly.is_anomaly_enabled():
                     with anomaly.checked_vjp():
                         input_grads = node._op.vjp(grad, node, *node._inputs, **node._attrs)
                     anomaly.check_backward(node, grad, input_grads)
+                    _accumulate(grads, node, input_grads)
                 else:
                     input_grads = node._op.vjp(grad, node, *node._inputs, **node._attrs)
-                for parent, parent_grad in zip(node._inputs, input_grads, strict=True):
-                    if parent_grad is None or not parent.requires_grad:
-                        continue
-                    key = id(parent)
-                    grads[key] = parent_grad if key not in grads else grads[key] + parent_grad
+                    _accumulate(grads, node, input_grads)
                 if not retain:
                     node._release()
 
@@ -243,6 +306,15 @@ class Node(ABC):
     def retain_grad(self) -> None:
         """Keep the gradient of this intermediate node after backward (leaves always keep it)."""
         self._retain = True
+
+
+def _accumulate(grads: dict[int, Node], node: Node, input_grads: Sequence[Any]) -> None:
+    """Add each input's gradient contribution (fan-out contributions are summed)."""
+    for parent, parent_grad in zip(node._inputs, input_grads, strict=True):
+        if parent_grad is None or not parent.requires_grad:
+            continue
+        key = id(parent)
+        grads[key] = parent_grad if key not in grads else grads[key] + parent_grad
 
 
 def _check_not_released(order: Sequence[Node]) -> None:
@@ -267,4 +339,6 @@ def record(out: Node, op: Op, inputs: Sequence[Node], attrs: dict[str, Any]) -> 
         out._op = op
         out._inputs = tuple(inputs)
         out._attrs = attrs
+        if tracing():
+            out._scope = current_scope()
     return out

@@ -1013,8 +1013,9 @@ def parallel_compile_enabled() -> bool:
 
 class _Progress:
     """Progress of a cold compile on stderr, once it has run for a second (never for short
-    ones): "compiling N kernels for avx512 in 2 processes: k/N" redrawn on a terminal, one
-    line at the start and one at the end in a log."""
+    ones): on a terminal a tqdm bar "[compiler] compiling N kernels for avx512 in 2
+    processes" with its count, rate and ETA; in a log one line at the start and one at the
+    end."""
 
     def __init__(self, total: int, label: str, target: CPUTarget) -> None:
         self.total, self.label, self.target = total, label, target
@@ -1024,6 +1025,7 @@ class _Progress:
         self.shown = False
         self.tty = sys.stderr.isatty()
         self.lock = threading.Lock()
+        self.bar: Any = None
 
     def what(self) -> str:
         where = f" in {self.processes} processes" if self.processes > 1 else ""
@@ -1033,21 +1035,33 @@ class _Progress:
         with self.lock:
             self.count += 1
             elapsed = time.perf_counter() - self.start
+            if self.bar is not None:
+                self.bar.update(1)
+                return
             if elapsed < 1.0 or self.count >= self.total:
                 return
             if self.tty:
-                line = f"\r[compiler] compiling {self.what()}: {self.count}/{self.total}"
-                print(f"{line} ({elapsed:.1f} s)", end="", file=sys.stderr, flush=True)
+                from tqdm import tqdm
+
+                self.bar = tqdm(
+                    total=self.total,
+                    initial=self.count,
+                    desc=f"[compiler] compiling {self.what()}",
+                    unit="kernel",
+                    file=sys.stderr,
+                    leave=False,
+                )
             elif not self.shown:
                 print(f"[compiler] compiling {self.what()} ...", file=sys.stderr, flush=True)
             self.shown = True
 
     def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
         if self.shown:
             elapsed = time.perf_counter() - self.start
             print(
-                f"{chr(13) if self.tty else ''}[compiler] compiled {self.what()} in "
-                f"{elapsed:.1f} s",
+                f"[compiler] compiled {self.what()} in {elapsed:.1f} s",
                 file=sys.stderr,
                 flush=True,
             )

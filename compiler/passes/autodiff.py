@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinygrad_edu import Tensor
-from tinygrad_edu.autograd import trace_mode
+from tinygrad_edu.autograd import FORWARD, UPDATE, scope, trace_mode
 from tinygrad_edu.ops import OPS
 from tinygrad_edu.tensor import MetaArray
 
@@ -50,7 +50,8 @@ def replay(g: Graph, leaf_tensors: dict[int, Tensor]) -> dict[int, Tensor]:
         if d["op"] == "const":
             env[nid] = Tensor._make(d["value"])
             continue
-        env[nid] = Tensor.apply(OPS[d["op"]], [env[o] for o in g.operands(nid)], d["attrs"])
+        with scope(d.get("layer", ""), d.get("phase", FORWARD)):  # keep the provenance
+            env[nid] = Tensor.apply(OPS[d["op"]], [env[o] for o in g.operands(nid)], d["attrs"])
     return env
 
 
@@ -116,7 +117,8 @@ def autodiff(
                 for s in rule.scalars:
                     scalars[s] = _leaf(leaves, "input", f"{s}:{name}", (), p.dtype)
                     input_names.append(f"{s}:{name}")
-                new_p, new_state = rule.update(p, p.grad, state, scalars)
+                with scope(name.rpartition(".")[0], UPDATE):  # the parameter's layer
+                    new_p, new_state = rule.update(p, p.grad, state, scalars)
                 updated.append((name, new_p, new_state))
             for name, new_p, _ in updated:
                 outputs.append(new_p)

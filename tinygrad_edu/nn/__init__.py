@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .. import losses, rng, serialization
-from ..autograd import tracing
+from ..autograd import module_scope, tracing
 from ..errors import op_error, user_location
 from ..tensor import Tensor
 
@@ -118,7 +118,8 @@ class Module:
         Tensors first, with `Tensor()`'s dtype rule (float data to float32, ints to int64)."""
         args = tuple(_as_tensor(a) for a in args)
         kwargs = {k: _as_tensor(v) for k, v in kwargs.items()}
-        return self.forward(*args, **kwargs)
+        with module_scope(self):  # while tracing, the ops inside are this module's
+            return self.forward(*args, **kwargs)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(f"{type(self).__name__} has no forward(); define one in the subclass")
