@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from tinygrad_edu import Tensor, Value, nn
@@ -131,7 +131,6 @@ def test_hook_errors_name_the_problem_and_the_fix() -> None:
         y.sum().backward()
 
 
-@settings(max_examples=25, deadline=None)
 @given(st.lists(st.floats(-3, 3), min_size=1, max_size=6), st.floats(-4, 4))
 def test_hooks_agree_with_pytorch(values: list[float], scale: float) -> None:
     torch = pytest.importorskip("torch")

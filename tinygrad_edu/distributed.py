@@ -78,12 +78,16 @@ class World:
 
     def __init__(self, comm: Any = None) -> None:
         self.comm = comm
+        #: whether a thread other than the one that started MPI may make MPI calls (one at a
+        #: time): what a communication thread overlapping allreduce with backward needs
+        self.threads_may_communicate = True
         if comm is None:
             self.rank, self.size, self.local_rank, self.local_size = 0, 1, 0, 1
             self.host_cores = len(os.sched_getaffinity(0))
             return
         from mpi4py import MPI
 
+        self.threads_may_communicate = MPI.Query_thread() >= MPI.THREAD_SERIALIZED
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
         local = comm.Split_type(MPI.COMM_TYPE_SHARED, key=self.rank)
         self.local_rank, self.local_size = local.Get_rank(), local.Get_size()
