@@ -317,10 +317,8 @@ def train(
         if compiled:
             step = compiled_step(xb, yb)
             assert isinstance(step, GradientStep)
-            loss, grads = step(xb, yb)
-            step.set_grads(model, grads)
-            parallel.reduce_gradients(share)
-            return loss
+            # the kernels write the gradients into the flat buffer; buckets overlap the rest
+            return step.reduce_into(parallel, xb, yb, share)
         loss_t = loss_fn(model(Tensor(xb)), yb)
         parallel.backward(loss_t, share)  # each bucket's allreduce overlaps the rest of backward
         return loss_t.item()

@@ -67,9 +67,12 @@ def main() -> None:
                 if args.compiled:
                     if xb.shape not in steps:
                         steps[xb.shape] = compile_gradient_step(model, loss_fn, opt, xb, yb)
-                    _, grads = steps[xb.shape](xb, yb)
-                    steps[xb.shape].set_grads(model, grads)
-                    parallel.reduce_gradients(share)
+                    if args.overlap:  # kernels write into the flat buffer, buckets overlap
+                        steps[xb.shape].reduce_into(parallel, xb, yb, share)
+                    else:
+                        _, grads = steps[xb.shape](xb, yb)
+                        steps[xb.shape].set_grads(model, grads)
+                        parallel.reduce_gradients(share)
                 elif args.overlap:  # each bucket reduced as soon as backward fills it
                     parallel.backward(loss_fn(model(Tensor(xb)), yb), share)
                 else:

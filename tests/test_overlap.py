@@ -147,13 +147,86 @@ def test_bad_bucket_size_is_an_error_with_the_fix() -> None:
 
 
 @needs_mpi
-@pytest.mark.parametrize("ranks", [2, 3])
-def test_overlapped_jobs_equal_reduce_after_backward_bit_for_bit(tmp_path, ranks: int) -> None:
+@pytest.mark.parametrize(
+    "ranks, flags",
+    [
+        (2, ()),
+        (3, ()),
+        (2, ("--compiled",)),
+        pytest.param(3, ("--compiled",), marks=pytest.mark.slow),  # 3 compiling ranks, 2 cores
+    ],
+    ids=["2-ranks-eager", "3-ranks-eager", "2-ranks-compiled", "3-ranks-compiled"],
+)
+def test_overlapped_jobs_equal_reduce_after_backward_bit_for_bit(
+    tmp_path, ranks: int, flags: tuple[str, ...]
+) -> None:
     # 512-byte buckets: the MLP's 17,226 float32 gradients go out in 135 allreduces
-    small = ("--bucket-bytes", "512")
+    small = ("--bucket-bytes", "512", *flags)
     (os.makedirs(tmp_path / "after"), os.makedirs(tmp_path / "overlap"))
     after = _worker(ranks, tmp_path / "after", "mlp", "float32", *small)
     overlapped = _worker(ranks, tmp_path / "overlap", "mlp", "float32", *small, "--overlap")
     for a, b in zip(after, overlapped):
         assert all(np.array_equal(a[k], b[k]) for k in a)
     assert all(np.array_equal(overlapped[0][k], r[k]) for r in overlapped[1:] for k in r)
+
+
+# -- compiled: gradient kernels writing into the flat buffer ----------------------------------
+def _compiled_pair(backend: str, model_fn) -> list[tuple]:
+    from compiler.grad_step import compile_gradient_step
+
+    manual_seed(0)
+    model = model_fn()
+    runs = []
+    for m, overlap in ((model, False), (copy.deepcopy(model), True)):
+        w = TwoEqualRanks()
+        opt = optim.SGD(m.parameters(), lr=0.1)
+        dp = DataParallel(m, opt, w, bucket_bytes=64)
+        w.flat = dp.flat
+        gen = np.random.default_rng(7)
+        x, y = gen.standard_normal((6, 12)).astype(np.float32), gen.integers(0, 3, 6)
+        step = compile_gradient_step(m, lambda o, t: o.cross_entropy(t), opt, x, y, backend)
+        for _ in range(2):
+            opt.zero_grad()
+            if overlap:
+                loss = step.reduce_into(dp, x, y, 0.375)
+            else:
+                loss, grads = step(x, y)
+                step.set_grads(m, grads)
+                dp.reduce_gradients(0.375)
+        runs.append((m, dp, w, step, loss))
+    return runs
+
+
+class WithUnusedLayer(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.used, self.unused = MLP([12, 16, 3]), nn.Linear(12, 3)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.used(x)
+
+
+@pytest.mark.parametrize("backend", ["llvm", "numpy"])
+@pytest.mark.parametrize(
+    "model_fn", [lambda: MLP([12, 16, 8, 3]), WithUnusedLayer], ids=["mlp", "unused-layer"]
+)
+def test_compiled_gradients_into_the_flat_buffer_equal_the_copying_path(backend, model_fn) -> None:
+    (m1, dp1, w1, _, loss1), (m2, dp2, w2, step, loss2) = _compiled_pair(backend, model_fn)
+    assert loss1 == loss2
+    assert np.array_equal(dp1.flat, dp2.flat)
+    assert [c[1:] for c in w1.calls] == [c[1:] for c in w2.calls]
+    computed = 0
+    for (name, p), q in zip(m1.named_parameters(), m2.parameters()):
+        if name.startswith("unused"):  # not in the traced graph: no gradient on either path
+            assert p.grad is None and q.grad is None
+            continue
+        computed += 1
+        assert np.array_equal(p.grad.numpy(), q.grad.numpy())
+        assert np.shares_memory(q.grad.data, dp2.flat)
+    # the LLVM kernels write every gradient in place; numpy's are copied in
+    assert step.copied == (0 if backend == "llvm" else computed)
+    # the gradient kernels run last layer first, so the first bucket (the last layer's) goes
+    # out while the kernels of the layers below still run
+    reducer = dp2._reducer
+    assert reducer.launched_at[0] < len(m2.parameters()) / 2
+    assert all(c[0].startswith("allreduce") for c in w2.calls)

@@ -194,6 +194,42 @@ class DataParallel:
         reducer.finish()
         self._publish()
 
+    # -- another producer of gradients (compiled kernels: compiler.grad_step) ---------------
+    def grad_view(self, i: int) -> np.ndarray:
+        """Parameter i's (in the optimizer's order) part of the flat buffer, in its shape:
+        where a producer writes its gradient before `gradient_ready(i)`."""
+        return self._grad_view(i)
+
+    def begin_reduction(self, scale: float) -> None:
+        """Start a step whose gradients someone else writes into `grad_view(i)`, unscaled;
+        each bucket is multiplied by `scale` and allreduced (on the communication thread) as
+        soon as `gradient_ready` has been called for every parameter it holds."""
+        self._has_grad[:] = 0
+        self._bucket_reducer().start(scale)
+
+    def gradient_ready(self, i: int, present: bool = True) -> None:
+        """Parameter i's gradient is in `grad_view(i)`, final for this step; `present=False`:
+        it has none this step (its view must hold zeros), as `.grad` None would say."""
+        self._has_grad[i] = present
+        assert self._reducer is not None
+        self._reducer.ready(i)
+
+    def end_reduction(self) -> None:
+        """Wait for every bucket (a parameter never made ready counts as a zero gradient),
+        then each parameter's `.grad` is its view of the reduced buffer, as after
+        `reduce_gradients`."""
+        reducer = self._bucket_reducer()
+        for i in range(len(self.optimizer.params)):
+            if not reducer.is_ready(i):
+                self._grad_view(i)[...] = 0
+        reducer.finish()
+        self._publish()
+
+    def abandon_reduction(self) -> None:
+        """After an error while producing gradients: wait for the buckets already sent, drop
+        the rest, so that the next step can begin."""
+        self._bucket_reducer().abandon()
+
     def remove_hooks(self) -> None:
         """Take out the post-accumulate-grad hooks `backward` registered on the parameters."""
         for handle in self._hooks:

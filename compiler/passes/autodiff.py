@@ -64,6 +64,7 @@ def autodiff(
     rule: UpdateRule | None = None,
     loss_output: int = 0,
     trained: Collection[str] | None = None,
+    backward_order: bool = False,
 ) -> Graph:
     """Training-step graph from a forward graph whose output `loss_output` is a scalar loss.
 
@@ -100,7 +101,7 @@ def autodiff(
         outputs, names = [loss], ["loss"]
         labels = {id(p.grad): f"grad:{name}" for name, p in params if p.grad is not None}
         if rule is None:
-            for name, p in params:
+            for name, p in reversed(params) if backward_order else params:
                 grad = p.grad if p.grad is not None else Tensor._make(np.zeros(p.shape, p.dtype))
                 outputs.append(grad)
                 names.append(f"grad:{name}")
