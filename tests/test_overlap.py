@@ -59,7 +59,7 @@ def _pair(bucket_bytes: int) -> tuple[tuple, tuple]:
     runs = []
     for m in (model, twin):
         w = TwoEqualRanks()
-        dp = DataParallel(m, optim.SGD(m.parameters(), lr=0.1), w, bucket_bytes)
+        dp = DataParallel(m, optim.SGD(m.parameters(), lr=0.1), w, bucket_bytes, overlap=True)
         w.flat = dp.flat
         runs.append((m, dp, w))
     return runs[0], runs[1]
@@ -103,7 +103,7 @@ def test_a_parameter_without_a_gradient_counts_as_zero_and_keeps_grad_none() -> 
             return params
 
     w = TwoEqualRanks()
-    dp = DataParallel(Model(), optim.SGD(params, lr=0.1), w, bucket_bytes=16)
+    dp = DataParallel(Model(), optim.SGD(params, lr=0.1), w, bucket_bytes=16, overlap=True)
     dp.backward(used(Tensor(np.ones((2, 4), np.float32))).sum(), 1.0)
     assert unused.weight.grad is None and unused.bias.grad is None
     assert used.bias.grad.numpy().tolist() == [4.0, 4.0, 4.0]  # 2 rows, doubled by 2 ranks
@@ -138,6 +138,19 @@ def test_bucket_reducer_sends_buckets_in_order_whatever_order_spans_fill() -> No
     reducer.finish()
     assert [c[1] for c in world.calls] == [0, 3, 6, 9]
     np.testing.assert_array_equal(flat, np.arange(10.0))  # x 0.5, then x 2 by the "ranks"
+
+
+def test_overlap_needs_a_core_for_the_communication_thread() -> None:
+    # kernel + BLAS threads and the communication thread never outnumber a rank's cores
+    assert distributed.split_cores(8) == (7, True)
+    assert distributed.split_cores(2) == (1, True)
+    assert distributed.split_cores(1) == (1, False)  # 2 ranks on 2 cores: no overlap
+    assert distributed.split_cores(8, threads_may_communicate=False) == (8, False)
+    model = MLP([4, 2])
+    for keep in (True, False):
+        w = TwoEqualRanks()
+        w.communication_core = keep
+        assert DataParallel(model, optim.SGD(model.parameters(), lr=0.1), w).overlap is keep
 
 
 def test_bad_bucket_size_is_an_error_with_the_fix() -> None:
@@ -180,7 +193,7 @@ def _compiled_pair(backend: str, model_fn) -> list[tuple]:
     for m, overlap in ((model, False), (copy.deepcopy(model), True)):
         w = TwoEqualRanks()
         opt = optim.SGD(m.parameters(), lr=0.1)
-        dp = DataParallel(m, opt, w, bucket_bytes=64)
+        dp = DataParallel(m, opt, w, bucket_bytes=64, overlap=True)
         w.flat = dp.flat
         gen = np.random.default_rng(7)
         x, y = gen.standard_normal((6, 12)).astype(np.float32), gen.integers(0, 3, 6)

@@ -60,7 +60,9 @@ BUCKET_BYTES = 25 * 2**20
 
 
 class DataParallel:
-    """Keeps `model` and `optimizer` identical on every rank of `world` (None: `world()`)."""
+    """Keeps `model` and `optimizer` identical on every rank of `world` (None: `world()`).
+    Gradients are reduced in buckets of `bucket_bytes`; `overlap` (None: automatic, see
+    `self.overlap`) reduces them on a communication thread while backward runs."""
 
     def __init__(
         self,
@@ -68,15 +70,16 @@ class DataParallel:
         optimizer: optim.Optimizer,
         comm: World | None = None,
         bucket_bytes: int = BUCKET_BYTES,
-        overlap: bool = True,
+        overlap: bool | None = None,
     ) -> None:
         self.model, self.optimizer = model, optimizer
         self.world = world() if comm is None else comm
         self.bucket_bytes = int(bucket_bytes)
         bucket_slices(1, 1, self.bucket_bytes)  # a bad size fails here, not at the first step
         #: whether `backward` reduces buckets on a communication thread while backward runs
-        #: (else after it, on this thread: same calls, same result)
-        self.overlap = bool(overlap)
+        #: (else after it, on this thread: same calls, same result). None: when the rank has a
+        #: core for that thread (`World.communication_core`: 2+ cores per rank)
+        self.overlap = self.world.communication_core if overlap is None else bool(overlap)
         params = optimizer.params
         dtypes = {p.data.dtype for p in params}
         if len(dtypes) != 1:
