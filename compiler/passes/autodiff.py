@@ -73,7 +73,9 @@ def autodiff(
     (e.g. "buffer:NAME", updated running statistics). A parameter the loss does not depend on
     gets a zero gradient, and no update (as an eager step skips a parameter whose grad is
     None); so does one not in `trained` (None: every parameter), which the optimizer does not
-    hold.
+    hold. `backward_order` (rule None) lists the gradients last parameter first, the order
+    backward finishes them, so the kernels computing them run in that order too (a
+    data-parallel step reduces the last layer's gradients while the others are computed).
     """
     loss_id = g.outputs[loss_output]
     if g.node(loss_id)["shape"] not in ((), (1,)):
