@@ -67,6 +67,9 @@ class CompiledFunction:
     #: called as watch(group, kernel, env) after each kernel runs, before its dead values are
     #: dropped (`compiler.drift` reads every kernel's outputs through it); None: nothing
     watch: Callable[[Any, Kernel, dict[int, Any]], None] | None = None
+    #: called as after_kernel[k](env) once kernel k (0-based, in run order) has run, before
+    #: the next starts (data-parallel training starts a gradient bucket's allreduce there)
+    after_kernel: dict[int, Callable[[dict[int, Any]], None]] = field(default_factory=dict)
     _executor: Any = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _leaves: list[tuple[int, dict[str, Any]]] | None = field(default=None, repr=False)
@@ -205,7 +208,10 @@ class CompiledFunction:
         clock = time.perf_counter
         check = is_anomaly_enabled()  # read once per call: nothing per kernel when off
         watch = self.watch
-        for group, kernel, dead in zip(self.fusion.groups, self.kernels, self._dead_after):
+        after = self.after_kernel
+        for k, (group, kernel, dead) in enumerate(
+            zip(self.fusion.groups, self.kernels, self._dead_after)
+        ):
             t0 = clock()
             ex.run_group(g, group, kernel, env)
             dt = clock() - t0
@@ -213,6 +219,8 @@ class CompiledFunction:
                 check_kernel(self, group, kernel, env)
             if watch is not None:
                 watch(group, kernel, env)
+            if after and k in after:
+                after[k](env)
             seconds = kernel.seconds
             seconds.append(dt)
             if len(seconds) > 2 * KEEP_TIMINGS:  # a long training run keeps the recent ones

@@ -487,19 +487,20 @@ def train(
                 steps[xb.shape] = compile_gradient_step(model, loss_fn, opt, xb, yb, backend)
         return steps[xb.shape]
 
-    def local_loss_and_grads(xb: np.ndarray, yb: np.ndarray) -> float:
-        """This rank's mean loss on its shard, its gradients left in the parameters' .grad."""
+    def local_loss_and_grads(xb: np.ndarray, yb: np.ndarray, share: float) -> float:
+        """This rank's mean loss on its shard; in the parameters' .grad the gradients summed
+        over the ranks, each rank's scaled by its `share` of the global batch."""
         opt.zero_grad()
         if len(xb) == 0:  # a global batch smaller than the world: this rank has no rows
+            parallel.reduce_gradients(share)
             return 0.0
         if compiled:
             step = compiled_step(xb, yb)
             assert isinstance(step, GradientStep)
-            loss, grads = step(xb, yb)
-            step.set_grads(model, grads)
-            return loss
+            # the kernels write the gradients into the flat buffer; buckets overlap the rest
+            return step.reduce_into(parallel, xb, yb, share)
         loss_t = loss_fn(model(Tensor(xb)), yb)
-        loss_t.backward()
+        parallel.backward(loss_t, share)  # each bucket's allreduce overlaps the rest of backward
         return loss_t.item()
 
     start = 0
@@ -542,8 +543,7 @@ def train(
                 total = loader.global_batch_len(i)
                 parallel.sync_buffers()
                 with parallel.shard(len(xb), total):
-                    loss = local_loss_and_grads(xb, yb)
-                parallel.reduce_gradients(len(xb) / total)
+                    loss = local_loss_and_grads(xb, yb, len(xb) / total)
                 if compiled and parallel.every_parameter_has_grad:
                     if not updates:
                         updates.append(

@@ -12,11 +12,12 @@ from __future__ import annotations
 import contextlib
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import anomaly
 from .errors import user_location
+from .hooks import RemovableHandle
 
 if TYPE_CHECKING:
     from .ops import Op
@@ -153,7 +154,7 @@ class Node(ABC):
 
     __slots__ = (
         "data", "grad", "requires_grad", "_op", "_inputs", "_attrs", "_retain", "_released",
-        "_made_at", "label", "_scope",
+        "_made_at", "label", "_scope", "_hooks", "_post_hooks",
     )  # fmt: skip
 
     def __init__(self, data: Any, requires_grad: bool = False) -> None:
@@ -168,6 +169,8 @@ class Node(ABC):
         self._made_at = ""  # the user's line that ran the op (recorded in anomaly mode)
         self.label = ""
         self._scope = NO_SCOPE  # (module path, phase) it was traced in; see `current_scope`
+        self._hooks: dict[int, Callable[[Any], Any]] | None = None  # register_hook
+        self._post_hooks: dict[int, Callable[[Any], None]] | None = None
 
     # -- subclass hooks ---------------------------------------------------------------------
     @classmethod
@@ -273,9 +276,13 @@ class Node(ABC):
                 grad = grads.pop(id(node), None)
                 if grad is None:
                     continue
+                if node._hooks:
+                    grad = _run_gradient_hooks(node, grad)
                 if node.is_leaf or node._retain:
                     node._store_grad(grad)
                 if node.is_leaf:
+                    if node._post_hooks:
+                        _run_post_accumulate_hooks(node)
                     continue
                 assert node._op is not None
                 if tracing():  # backward ops belong to the layer they differentiate
@@ -306,6 +313,76 @@ class Node(ABC):
     def retain_grad(self) -> None:
         """Keep the gradient of this intermediate node after backward (leaves always keep it)."""
         self._retain = True
+
+    # -- hooks ------------------------------------------------------------------------------
+    def register_hook(self, hook: Callable[[Any], Any]) -> RemovableHandle:
+        """Call `hook(grad)` each time backward computes the gradient with respect to this
+        node, before it is accumulated into `.grad` (a leaf) or passed on to the inputs (an
+        intermediate); a non-None result replaces the gradient (same shape). Hooks run in
+        registration order, each given the previous one's result, and before `retain_grad`
+        keeps the gradient, as in PyTorch. Returns a handle: `handle.remove()`.
+
+        Hooks run in eager backward passes; a compiled step replays the graph without them."""
+        self._check_hookable("register_hook")
+        if self._hooks is None:
+            self._hooks = {}
+        return RemovableHandle(self._hooks, hook)
+
+    def register_post_accumulate_grad_hook(self, hook: Callable[[Any], None]) -> RemovableHandle:
+        """Call `hook(self)` once per backward pass, after every contribution to this leaf's
+        gradient has been summed into `.grad` (so `.grad` is final for this pass: the moment
+        data-parallel training can start reducing it). Leaves only; the hook returns None.
+        Returns a handle: `handle.remove()`."""
+        self._check_hookable("register_post_accumulate_grad_hook")
+        if not self.is_leaf:
+            raise RuntimeError(
+                f"register_post_accumulate_grad_hook: post accumulate grad hooks cannot be "
+                f"registered on non-leaf tensors (this one is the output of "
+                f"'{self.op_name}', shape {self.shape}). Fix: register it on the leaf (a "
+                "parameter), or use register_hook for an intermediate's gradient"
+            )
+        if self._post_hooks is None:
+            self._post_hooks = {}
+        return RemovableHandle(self._post_hooks, hook)
+
+    def _check_hookable(self, method: str) -> None:
+        if not self.requires_grad:
+            raise RuntimeError(
+                f"{method}: cannot register a hook on a tensor that doesn't require gradient "
+                f"(shape {self.shape}). Fix: create it with requires_grad=True"
+            )
+
+
+def _run_gradient_hooks(node: Node, grad: Node) -> Node:
+    """`node`'s register_hook hooks in order, each on the previous one's result."""
+    assert node._hooks is not None
+    for hook in list(node._hooks.values()):  # a hook may remove itself
+        result = hook(grad)
+        if result is None:
+            continue
+        if not isinstance(result, Node):
+            result = type(node)._wrap(result)
+        if result.shape != grad.shape:
+            # RuntimeError, as PyTorch raises for a hook that changes the gradient's size
+            raise RuntimeError(
+                f"register_hook: hook {getattr(hook, '__name__', hook)!r} has changed the size "
+                f"of the gradient (gradient {grad.shape}, hook returned {result.shape}). Fix: "
+                f"return a gradient of the same shape, or None to keep it [at {user_location()}]"
+            )
+        grad = result
+    return grad
+
+
+def _run_post_accumulate_hooks(node: Node) -> None:
+    """`node`'s post-accumulate-grad hooks in order, each given the leaf itself."""
+    assert node._post_hooks is not None
+    for hook in list(node._post_hooks.values()):
+        if hook(node) is not None:
+            raise RuntimeError(
+                f"register_post_accumulate_grad_hook: hook {getattr(hook, '__name__', hook)!r} "
+                "returned a value; post accumulate grad hooks must return None. Fix: change "
+                "the leaf's .grad in place instead of returning a new one"
+            )
 
 
 def _accumulate(grads: dict[int, Node], node: Node, input_grads: Sequence[Any]) -> None:

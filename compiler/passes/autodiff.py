@@ -65,6 +65,7 @@ def autodiff(
     rule: UpdateRule | None = None,
     loss_output: int = 0,
     trained: Collection[str] | None = None,
+    backward_order: bool = False,
 ) -> Graph:
     """Training-step graph from a forward graph whose output `loss_output` is a scalar loss.
 
@@ -73,7 +74,9 @@ def autodiff(
     (e.g. "buffer:NAME", updated running statistics). A parameter the loss does not depend on
     gets a zero gradient, and no update (as an eager step skips a parameter whose grad is
     None); so does one not in `trained` (None: every parameter), which the optimizer does not
-    hold.
+    hold. `backward_order` (rule None) lists the gradients last parameter first, the order
+    backward finishes them, so the kernels computing them run in that order too (a
+    data-parallel step reduces the last layer's gradients while the others are computed).
     """
     loss_id = g.outputs[loss_output]
     if g.node(loss_id)["shape"] not in ((), (1,)):
@@ -101,7 +104,7 @@ def autodiff(
         outputs, names = [loss], ["loss"]
         labels = {id(p.grad): f"grad:{name}" for name, p in params if p.grad is not None}
         if rule is None:
-            for name, p in params:
+            for name, p in reversed(params) if backward_order else params:
                 grad = p.grad if p.grad is not None else Tensor._make(np.zeros(p.shape, p.dtype))
                 outputs.append(grad)
                 names.append(f"grad:{name}")
