@@ -112,14 +112,9 @@ def _class_targets(
             "pass labels.astype(int), or float probabilities of the input's shape",
         )
     classes = x.shape[1]
-    if isinstance(labels.data, MetaArray):  # traced: the masks are graph ops
-        counted = labels != ignore_index
-        safe = labels.where(counted, 0)
-        mask = counted.cast(x.dtype)
-    else:
+    if not isinstance(labels.data, MetaArray):  # eager: check the values now (traced: inputs)
         values = labels.numpy()
-        counted_np = values != ignore_index
-        bad = values[counted_np & ((values < 0) | (values >= classes))]
+        bad = values[(values != ignore_index) & ((values < 0) | (values >= classes))]
         if bad.size:
             raise op_error(
                 op,
@@ -129,8 +124,11 @@ def _class_targets(
                 "check the label encoding or the number of classes",
                 OpIndexError,  # PyTorch: IndexError "Target ... is out of bounds"
             )
-        safe = Tensor._make(np.where(counted_np, values, 0))
-        mask = Tensor._make(counted_np.astype(x.dtype))
+    # the masks are graph ops on both paths, so eager and compiled steps compute the loss the
+    # same way (and the drift tool can match their values one to one)
+    counted = labels != ignore_index
+    safe = labels.where(counted, 0)
+    mask = counted.cast(x.dtype)
     onehot = safe.one_hot(classes, dtype=x.dtype)  # (N, d..., C)
     if x.ndim > 2:
         onehot = onehot.permute((0, x.ndim - 1, *range(1, x.ndim - 1)))
