@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from tinygrad_edu import Tensor, nn, optim
+from tinygrad_edu.autograd import LOSS, scope
 from tinygrad_edu.errors import op_error
 
 from . import tune as tile_search
@@ -119,10 +120,25 @@ def build(
             for name, src in k.sources.items():
                 if name != "asm" or level >= 5:
                     print(f"// {name} of {k.name}\n{src}", file=sys.stderr)
+            if level >= 5 and backend == "llvm" and k.asm is None and k.llvm_ir:
+                print(_regenerated_assembly(k), file=sys.stderr)
     if level >= 5:
         print(compiled.explain_fusion(), file=sys.stderr)
         print(graph, file=sys.stderr)
     return compiled
+
+
+def _regenerated_assembly(kernel: Kernel) -> str:
+    """DEBUG=5 for a kernel whose object came from a disk cache without its assembly (a cache
+    written before assembly was stored): compile it again for the listing, and say so."""
+    from .backends.llvm import assembly
+
+    try:
+        asm = assembly(kernel)
+    except Exception as e:  # the listing is a courtesy: a failure must not stop the compile
+        return f"// asm of {kernel.name}: not in the disk cache and not regenerated ({e})"
+    kernel.sources["asm"] = asm
+    return f"// asm of {kernel.name} (regenerated: the disk cache held only its object)\n{asm}"
 
 
 def _model_state(model: Any) -> tuple[dict[str, Callable[[], Any]], dict[str, Slot]]:
@@ -244,8 +260,14 @@ def trace_loss(
 ) -> Graph:
     """The forward graph of `loss_fn(model(x), y)` with the inputs named "x" and "y" (what
     training steps compile)."""
+
+    def forward_and_loss(x: Tensor, y: Tensor) -> Tensor:
+        out = model(x)
+        with scope(LOSS, LOSS):  # the loss's ops read as their own layer, "loss"
+            return loss_fn(out, y)
+
     return trace(
-        lambda x, y: loss_fn(model(x), y),
+        forward_and_loss,
         example_x,
         example_y,
         module=model,

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
-from torchvision_helper import import_torchvision
+from torchvision_compat import import_torchvision
 
 import compiler
 from compiler.testing import programs

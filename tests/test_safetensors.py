@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from torchvision_helper import import_torchvision
+from torchvision_compat import import_torchvision
 
 from models import AlexNet
 from tinygrad_edu import Tensor, manual_seed, nn
