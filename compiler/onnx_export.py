@@ -202,6 +202,7 @@ _UNARY = {
     "relu": "Relu",
     "sigmoid": "Sigmoid",
     "tanh": "Tanh",
+    "erf": "Erf",
     "detach": "Identity",
 }
 _ARITHMETIC = {"add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div", "pow": "Pow"}
