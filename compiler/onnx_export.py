@@ -22,7 +22,7 @@ existing file untouched.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,7 +62,7 @@ class _Batch:
 
 
 @contextmanager
-def _eval_mode(model: Any) -> Any:
+def _eval_mode(model: Any) -> Iterator[None]:
     """Eval mode while exporting (as torch.onnx.export does); the modes are restored."""
     if not isinstance(model, nn.Module):
         yield
@@ -202,6 +202,7 @@ _UNARY = {
     "relu": "Relu",
     "sigmoid": "Sigmoid",
     "tanh": "Tanh",
+    "erf": "Erf",
     "detach": "Identity",
 }
 _ARITHMETIC = {"add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div", "pow": "Pow"}

@@ -102,6 +102,7 @@ _UNARY = {
     "Abs": Tensor.abs,
     "Neg": Tensor.__neg__,
     "Sign": Tensor.sign,
+    "Erf": Tensor.erf,
     "Reciprocal": lambda x: 1.0 / x,
     "Not": lambda x: x == False,  # noqa: E712 (a DSL comparison, not Python's)
 }
@@ -335,12 +336,14 @@ def _expand(node: OnnxNode, xs: list[Value], opset: int) -> list[Value]:
 def _pad(node: OnnxNode, xs: list[Value], opset: int) -> list[Value]:
     x = _tensor(xs[0])
     mode = node.attrs.get("mode", b"constant")
-    if (mode.decode() if isinstance(mode, bytes) else mode) != "constant":
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    modes = {"constant": "constant", "reflect": "reflect", "edge": "replicate", "wrap": "circular"}
+    if mode not in modes:
         raise op_error(
             "import_onnx",
             f"{node.where()}: Pad mode {mode!r} has no rule here",
             x.shape,
-            "use constant padding",
+            f"use one of {sorted(modes)}",
         )
     pads = _ints(node, xs[1], "pads")
     value = 0.0
@@ -351,7 +354,9 @@ def _pad(node: OnnxNode, xs: list[Value], opset: int) -> list[Value]:
     k = len(pads) // 2
     for j, a in enumerate(axes):
         pairs[a % x.ndim] = (pads[j], pads[j + k])
-    return [x.pad(pairs, value)]
+    if modes[mode] != "constant":
+        return [x.pad(pairs, mode=modes[mode])]
+    return [x.pad(pairs, value=value)]
 
 
 # -- reductions --------------------------------------------------------------------------------
@@ -437,13 +442,6 @@ def _window(node: OnnxNode, x: Tensor, pad_value: float) -> tuple[Tensor, dict[s
             x.shape,
             "export with explicit pads",
         )
-    if node.attrs.get("ceil_mode", 0):
-        raise op_error(
-            "import_onnx",
-            f"{node.where()}: ceil_mode=1 has no rule here (the DSL pools floor the size)",
-            x.shape,
-            "export with ceil_mode=False",
-        )
     pads = node.attrs.get("pads", [0, 0, 0, 0])
     out = dict(
         stride=tuple(node.attrs.get("strides", [1, 1])),
@@ -451,7 +449,7 @@ def _window(node: OnnxNode, x: Tensor, pad_value: float) -> tuple[Tensor, dict[s
         padding=(pads[0], pads[1]),
     )
     if (pads[0], pads[1]) != (pads[2], pads[3]):
-        x = x.pad([(0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])], pad_value)
+        x = x.pad([(0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])], value=pad_value)
         out["padding"] = (0, 0)
     return x, out
 
@@ -479,7 +477,9 @@ def _max_pool(node: OnnxNode, xs: list[Value], opset: int) -> list[Value]:
         )
     x, win = _window(node, _tensor(xs[0]), -np.inf)
     kernel = tuple(node.attrs["kernel_shape"])
-    return [x.max_pool2d(kernel, win["stride"], win["padding"], win["dilation"])]
+    # ceil_mode as PyTorch (and onnxruntime) read it: a last window starting in the padding
+    ceil = bool(node.attrs.get("ceil_mode", 0))
+    return [x.max_pool2d(kernel, win["stride"], win["padding"], win["dilation"], ceil_mode=ceil)]
 
 
 @_register("AveragePool")
@@ -493,6 +493,13 @@ def _avg_pool(node: OnnxNode, xs: list[Value], opset: int) -> list[Value]:
             "use dilations of 1",
         )
     kernel = tuple(node.attrs["kernel_shape"])
+    if node.attrs.get("ceil_mode", 0):
+        raise op_error(
+            "import_onnx",
+            f"{node.where()}: an AveragePool with ceil_mode=1 has no rule here",
+            x.shape,
+            "export the pool with ceil_mode=False",
+        )
     pooled = x.avg_pool2d(kernel, win["stride"], win["padding"])
     explicit = x.shape != _tensor(xs[0]).shape  # asymmetric pads were made explicit zeros
     if (win["padding"] != (0, 0) or explicit) and not node.attrs.get("count_include_pad", 0):

@@ -136,13 +136,21 @@ def test_unknown_extension_is_refused_on_save_and_load(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_bfloat16_tensors_get_a_fix_instead_of_a_crash(tmp_path):
+def test_bfloat16_tensors_load_as_float32_or_get_a_fix(tmp_path):
     torch = pytest.importorskip("torch")
     safetensors_torch = pytest.importorskip("safetensors.torch")
     path = tmp_path / "half.safetensors"
-    safetensors_torch.save_file({"w": torch.ones(3, dtype=torch.bfloat16)}, str(path))
-    with pytest.raises(ValueError, match=r"'w'.*half\.safetensors.*Fix: save it as float32"):
-        nn.load(path)
+    values = torch.tensor([1.0, -2.5, 3.140625], dtype=torch.bfloat16)  # exact in bfloat16
+    safetensors_torch.save_file({"w": values}, str(path))
+    try:
+        import ml_dtypes  # noqa: F401
+    except ImportError:
+        with pytest.raises(ValueError, match=r"'w'.*half\.safetensors.*Fix: pip install ml_dtypes"):
+            nn.load(path)
+        return
+    loaded = nn.load(path)["w"]
+    assert loaded.dtype == np.float32
+    np.testing.assert_array_equal(loaded, [1.0, -2.5, 3.140625])
 
 
 def test_safetensors_save_is_atomic_when_writing_fails(tmp_path, monkeypatch):

@@ -107,18 +107,25 @@ def _load_npz(path: str) -> dict[str, np.ndarray]:
 def _load_safetensors(path: str) -> dict[str, np.ndarray]:
     from safetensors import SafetensorError, safe_open
 
+    try:  # bfloat16 and float8 exist in numpy once ml_dtypes (an onnx dependency) is loaded
+        import ml_dtypes  # noqa: F401
+    except ImportError:
+        pass
     try:
         with safe_open(path, framework="numpy") as f:
             out = {}
             for key in f.keys():  # noqa: SIM118 (safe_open is not a Mapping)
                 try:
-                    out[key] = f.get_tensor(key)
+                    array = f.get_tensor(key)
                 except TypeError as e:  # a dtype numpy lacks (bfloat16, float8)
                     raise ValueError(
                         f"load: tensor {key!r} in {path!s} has a dtype numpy cannot hold ({e}). "
-                        "Fix: save it as float32, e.g. safetensors.torch.save_file("
-                        "{k: v.float() for k, v in state_dict.items()}, path)"
+                        "Fix: pip install ml_dtypes, or save it as float32, e.g. "
+                        "safetensors.torch.save_file({k: v.float() for k, v in sd.items()}, path)"
                     ) from None
+                # ml_dtypes' floats are not numpy floats (kind "V"): widen them to float32,
+                # which holds every bfloat16 and float8 value exactly
+                out[key] = array.astype(np.float32) if array.dtype.kind == "V" else array
             return out
     except SafetensorError as e:
         raise ValueError(
