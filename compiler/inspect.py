@@ -152,8 +152,12 @@ def kernel_graph_svg(
         phase = kg.nodes[n]["phase"]
         if phase in PHASES and phase != "update":
             starts[phase] = min(starts.get(phase, (y, x)), (y, x))
-    for phase, (y, x) in sorted(starts.items(), key=lambda kv: kv[1]):
-        parts.append(  # the label beside the phase's first box: on screen wherever that is
+    row_left: dict[float, float] = {}
+    for x, y in pos.values():
+        row_left[y] = min(row_left.get(y, x), x)
+    for phase, (y, _) in sorted(starts.items(), key=lambda kv: kv[1]):
+        x = row_left[y]
+        parts.append(  # left of the row where the phase begins: on screen wherever that is
             f'<g class="phase"><line x1="0" y1="{y - 12:.0f}" x2="{width:.0f}" '
             f'y2="{y - 12:.0f}"/><text x="{x + MARGIN - 12:.0f}" y="{y + 18:.0f}" '
             f'text-anchor="end">{phase}</text></g>'

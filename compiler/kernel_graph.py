@@ -67,18 +67,26 @@ def kernel_graph(compiled: CompiledFunction) -> nx.DiGraph:
 
 def ranks(kg: nx.DiGraph) -> dict[tuple[str, int], int]:
     """Row of each node: one below its lowest producer; but as late as its first reader
-    allows for a source (an input, a dropout mask) and for a backward or update kernel that
-    reads only forward values (a max-pool's argmax), so it sits by its use, not among the
-    forward rows."""
+    allows for a source (an input, a dropout mask), a backward or update kernel that reads
+    only forward values (a max-pool's argmax) and a loss kernel that reads only the labels,
+    so it sits by its use, not among the rows of an earlier phase."""
     rank: dict[tuple[str, int], int] = {}
     for depth, generation in enumerate(nx.topological_generations(kg)):
         for n in generation:
             rank[n] = depth
     order = list(nx.topological_sort(kg))
-    early: set[tuple[str, int]] = set()  # backward work that needs no gradient yet
+    # work that could run before its phase does (backward work that needs no gradient yet,
+    # loss work on the labels alone) is placed by its reader instead
+    needs = {
+        "loss": ("forward", "loss", "backward", "update"),
+        "backward": ("loss", "backward", "update"),
+        "update": ("loss", "backward", "update"),
+    }
+    early: set[tuple[str, int]] = set()
     for n in order:
-        if kg.nodes[n]["phase"] in ("backward", "update") and all(
-            kg.nodes[p]["phase"] in ("forward", "input") or p in early for p in kg.predecessors(n)
+        phase = kg.nodes[n]["phase"]
+        if phase in needs and not any(
+            kg.nodes[p]["phase"] in needs[phase] and p not in early for p in kg.predecessors(n)
         ):
             early.add(n)
     for n in reversed(order):
