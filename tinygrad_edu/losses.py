@@ -112,11 +112,7 @@ def _class_targets(
             "pass labels.astype(int), or float probabilities of the input's shape",
         )
     classes = x.shape[1]
-    if isinstance(labels.data, MetaArray):  # traced: the masks are graph ops
-        counted = labels != ignore_index
-        safe = labels.where(counted, 0)
-        mask = counted.cast(x.dtype)
-    else:
+    if not isinstance(labels.data, MetaArray):  # eager: check the values (traced: unknown)
         values = labels.numpy()
         counted_np = values != ignore_index
         bad = values[counted_np & ((values < 0) | (values >= classes))]
@@ -129,8 +125,10 @@ def _class_targets(
                 "check the label encoding or the number of classes",
                 OpIndexError,  # PyTorch: IndexError "Target ... is out of bounds"
             )
-        safe = Tensor._make(np.where(counted_np, values, 0))
-        mask = Tensor._make(counted_np.astype(x.dtype))
+    # the same graph ops eagerly and traced, so the two graphs match node for node
+    counted = labels != ignore_index
+    safe = labels.where(counted, 0)
+    mask = counted.cast(x.dtype)
     onehot = safe.one_hot(classes, dtype=x.dtype)  # (N, d..., C)
     if x.ndim > 2:
         onehot = onehot.permute((0, x.ndim - 1, *range(1, x.ndim - 1)))
