@@ -112,9 +112,10 @@ def _class_targets(
             "pass labels.astype(int), or float probabilities of the input's shape",
         )
     classes = x.shape[1]
-    if not isinstance(labels.data, MetaArray):  # eager: check the values now (traced: inputs)
+    if not isinstance(labels.data, MetaArray):  # eager: check the values (traced: unknown)
         values = labels.numpy()
-        bad = values[(values != ignore_index) & ((values < 0) | (values >= classes))]
+        counted_np = values != ignore_index
+        bad = values[counted_np & ((values < 0) | (values >= classes))]
         if bad.size:
             raise op_error(
                 op,
@@ -124,8 +125,7 @@ def _class_targets(
                 "check the label encoding or the number of classes",
                 OpIndexError,  # PyTorch: IndexError "Target ... is out of bounds"
             )
-    # the masks are graph ops on both paths, so eager and compiled steps compute the loss the
-    # same way (and the drift tool can match their values one to one)
+    # the same graph ops eagerly and traced, so the two graphs match node for node
     counted = labels != ignore_index
     safe = labels.where(counted, 0)
     mask = counted.cast(x.dtype)
