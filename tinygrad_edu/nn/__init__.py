@@ -777,6 +777,7 @@ class BatchNorm1d(_BatchNorm):
 
 
 from .containers import ModuleDict, ModuleList, ParameterDict, ParameterList  # noqa: E402
+from .loss import CrossEntropyLoss, MSELoss  # noqa: E402
 
 __all__ = [
     "AdaptiveAvgPool2d", "AvgPool2d", "BatchNorm2d", "Conv2d", "Dropout", "Flatten", "Linear",
@@ -784,5 +785,6 @@ __all__ = [
     "Tanh", "load", "save",
 ]  # fmt: skip
 __all__ += [
-    "BatchNorm1d", "Identity", "ModuleDict", "ModuleList", "ParameterDict", "ParameterList",
+    "BatchNorm1d", "CrossEntropyLoss", "Identity", "MSELoss", "ModuleDict", "ModuleList",
+    "ParameterDict", "ParameterList",
 ]  # fmt: skip
