@@ -404,20 +404,3 @@ def test_batchnorm1d_compiled_training_updates_running_stats_like_eager():
     for key, value in eager.state_dict().items():
         np.testing.assert_allclose(model.state_dict()[key], value, rtol=1e-5, atol=1e-6)
     assert int(model.state_dict()["1.num_batches_tracked"]) == 3
-
-
-def test_loss_modules_match_torch():
-    torch = pytest.importorskip("torch")
-    rng = np.random.default_rng(4)
-    logits = rng.standard_normal((5, 4)).astype(np.float32)
-    labels = rng.integers(0, 4, 5)
-    ce = nn.CrossEntropyLoss()(Tensor(logits), labels)
-    expected = torch.nn.CrossEntropyLoss()(torch.tensor(logits), torch.tensor(labels))
-    assert ce.item() == pytest.approx(expected.item(), rel=1e-6)
-    target = rng.standard_normal((5, 4)).astype(np.float32)
-    for reduction in ("mean", "sum", "none"):
-        ours = nn.MSELoss(reduction)(Tensor(logits), Tensor(target)).numpy()
-        theirs = torch.nn.MSELoss(reduction=reduction)(torch.tensor(logits), torch.tensor(target))
-        np.testing.assert_allclose(ours, theirs.numpy(), rtol=1e-6)
-    with pytest.raises(OpError, match="label_smoothing=0.1 is not supported"):
-        nn.CrossEntropyLoss(label_smoothing=0.1)(Tensor(logits), labels)

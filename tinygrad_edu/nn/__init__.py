@@ -777,7 +777,6 @@ class BatchNorm1d(_BatchNorm):
 
 
 from .containers import ModuleDict, ModuleList, ParameterDict, ParameterList  # noqa: E402
-from .loss import CrossEntropyLoss, MSELoss  # noqa: E402
 
 __all__ = [
     "AdaptiveAvgPool2d", "AvgPool2d", "BatchNorm2d", "Conv2d", "Dropout", "Flatten", "Linear",
@@ -785,6 +784,5 @@ __all__ = [
     "Tanh", "load", "save",
 ]  # fmt: skip
 __all__ += [
-    "BatchNorm1d", "CrossEntropyLoss", "Identity", "MSELoss", "ModuleDict", "ModuleList",
-    "ParameterDict", "ParameterList",
+    "BatchNorm1d", "Identity", "ModuleDict", "ModuleList", "ParameterDict", "ParameterList",
 ]  # fmt: skip
