@@ -73,8 +73,24 @@ Rows (N = batch size, float32 throughout):
    whole wall time (imports and building the 61M-parameter model included) and
    `*_warm_cache_hits` / `_misses` its cache counters. `--quick` skips this row.
 
+7. `resnet18_fwd_n16`: `models.resnet18()` (1000 classes) forward on (16, 3, 224, 224), eval
+   mode: images/s, against torchvision's `resnet18` loaded with the same weights (the
+   `torchvision::nms` schema shim of tests/torchvision_compat.py lets it import beside a CPU
+   torch; without torchvision the torch keys are null). `*_llvm_max_abs_diff` (vs eager) and
+   `*_llvm_max_abs_diff_vs_torch` on the logits. No torch.compile. Default 3 repeats.
+8. `resnet18_train_n16`: one training step of `models.resnet18()` in train mode (BatchNorm
+   batch statistics and running-stat updates) on a fixed synthetic batch with random labels,
+   SGD lr 0.01, momentum 0.9, weight decay 1e-4 (torchvision's recipe): llvm
+   (`compile_train_step`), eager and torch, each from the same initial weights;
+   `*_first_loss` is each warm-up step's loss (no dropout: they agree to ~1e-5).
+   `*_llvm_compile_s` is the compile (JIT cache as the run left it). No numpy-backend
+   column. Default 2 repeats. `--skip-resnet` (and `--quick`) null both ResNet rows;
+   `--resnet-size S` runs them on SxS images instead (a smoke run: `resnet18_image_size`
+   records it, the keys keep their names).
+
 Targets (`{row}_target`, `{row}_meets_target`; null when not measured): conv1 N=16 >= 1.5x
 PyTorch eager, conv1 N=1 >= 1.2x, torchvision forward >= 1.3x, paper training step >= 1.3x,
+ResNet-18 forward and training step >= 1.2x each,
 MLP epoch >= 1.5x, GEMM >= 85% of `machine_peak_gflops`, cold compile <= 5 s
 (`alexnet_paper_train_cold_compile_under_5s`), warm compile <= 0.5 s (`..._warm_compile_
 under_0_5s`). `targets_met` counts the true ones among `targets_measured`.
@@ -116,6 +132,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout
 sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "tests"))  # torchvision_compat: torchvision beside a CPU torch
 from common import (  # noqa: E402
     add_timing_options,
     log,
@@ -123,11 +140,12 @@ from common import (  # noqa: E402
     rounded,
     wall_times,
 )
+from torchvision_compat import load_torchvision  # noqa: E402
 
 import compiler  # noqa: E402
 from compiler.backends import llvm as llvm_backend  # noqa: E402
 from compiler.target import host_target  # noqa: E402
-from models import MLP, AlexNet  # noqa: E402
+from models import MLP, AlexNet, resnet18  # noqa: E402
 from tinygrad_edu import Tensor, manual_seed, nn, no_grad, optim  # noqa: E402
 
 # With TINYGRAD_EDU_CPU forcing AVX2 on an AVX-512 machine, PyTorch is held to AVX2 as well
@@ -167,6 +185,7 @@ MLP_SAMPLES, MLP_BATCH = 1437, 32
 MLP_LR, MLP_MOMENTUM, MLP_WEIGHT_DECAY = 0.1, 0.9, 1e-3
 GEMM_SIZE = 1024
 COLD_TARGET_S, WARM_TARGET_S = 5.0, 0.5
+RESNET_SIZE, RESNET_WEIGHT_DECAY = 224, 1e-4
 WARM_TIMEOUT_S = 180
 
 Fn = Callable[[], Any]
@@ -232,6 +251,13 @@ ROW_SCHEMA: dict[str, tuple[str, str, tuple[str, ...]]] = {
     ),
     f"alexnet_paper_train_n{FULL_BATCH}": (
         "step_ms", "images_per_s", tuple(f"{impl}_first_loss" for impl in IMPLS)
+    ),
+    f"resnet18_fwd_n{FULL_BATCH}": (
+        "ms", "images_per_s", ("llvm_compile_s", "llvm_max_abs_diff", "llvm_max_abs_diff_vs_torch")
+    ),
+    f"resnet18_train_n{FULL_BATCH}": (
+        "step_ms", "images_per_s",
+        ("llvm_compile_s", *(f"{impl}_first_loss" for impl in IMPLS)),
     ),
 }  # fmt: skip
 COMPILE_KEYS: tuple[str, ...] = tuple(
@@ -556,6 +582,99 @@ def bench_train(repeats: int, use_torch: bool, llvm_step: compiler.TrainStep) ->
     return keys
 
 
+def resnet_inputs(size: int) -> tuple[nn.Module, np.ndarray, np.ndarray]:
+    """A fresh `resnet18()` (same initial weights every time, train mode), a fixed
+    (FULL_BATCH, 3, size, size) batch and random labels."""
+    manual_seed(SEED)
+    model = resnet18(num_classes=FULL_CLASSES)
+    rng = np.random.default_rng(SEED)
+    x = rng.standard_normal((FULL_BATCH, 3, size, size), dtype=np.float32)
+    y = rng.integers(0, FULL_CLASSES, FULL_BATCH).astype(np.int64)
+    return model, x, y
+
+
+def torch_resnet18(ours: nn.Module) -> Any:
+    """torchvision's resnet18 with our model's weights and buffers (None without
+    torchvision), in our model's mode."""
+    torchvision = load_torchvision()
+    if torch is None or torchvision is None:
+        return None
+    torch.manual_seed(SEED)
+    twin = torchvision.models.resnet18(num_classes=FULL_CLASSES)
+    twin.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in ours.state_dict().items()})
+    return twin.train(ours.training)
+
+
+def resnet_sgd(model: nn.Module) -> optim.SGD:
+    return optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=RESNET_WEIGHT_DECAY)
+
+
+def bench_resnet_forward(repeats: int, use_torch: bool, size: int) -> dict[str, Any]:
+    """ResNet-18 inference, N=16: llvm, numpy backend, eager and torchvision's eager."""
+    row = f"resnet18_fwd_n{FULL_BATCH}"
+    model, x, _ = resnet_inputs(size)
+    model.eval()
+    seconds, out_llvm, out_eager, compile_s = time_inference(row, model, x, repeats)
+    diff_torch = None
+    twin = torch_resnet18(model) if use_torch else None
+    if twin is not None:
+        log(f"{row}: torch")
+        tx = torch.from_numpy(x)
+        with torch.no_grad():
+            seconds["torch"], out_torch = timed(lambda: twin(tx), repeats)
+        diff_torch = max_abs_diff(out_llvm, out_torch.numpy())
+    keys = row_keys(row, seconds, "ms", 1e3, "images_per_s", FULL_BATCH)
+    keys[f"{row}_llvm_compile_s"] = rounded(compile_s)
+    keys[f"{row}_llvm_max_abs_diff"] = max_abs_diff(out_llvm, out_eager)
+    keys[f"{row}_llvm_max_abs_diff_vs_torch"] = diff_torch
+    return keys
+
+
+def resnet_llvm_step(
+    row: str, repeats: int, size: int, x: np.ndarray, y: np.ndarray
+) -> tuple[float, float, float]:
+    """(compile seconds, median step seconds, warm-up loss) of the compiled llvm step; the
+    model and step are dropped on return."""
+    model = resnet_inputs(size)[0]
+    sgd = resnet_sgd(model)
+    log(f"{row}: llvm compile")
+    start = time.perf_counter()
+    step = compiler.compile_train_step(model, cross_entropy, sgd, x, y, backend="llvm")
+    compile_s = time.perf_counter() - start
+    log(f"{row}: llvm (1 warm-up + {repeats} steps)")
+    seconds, first = timed(lambda: step(x, y), repeats)
+    return compile_s, seconds, first
+
+
+def bench_resnet_train(repeats: int, use_torch: bool, size: int) -> dict[str, Any]:
+    """ResNet-18 training step, N=16: llvm, eager and torchvision's eager, each on its own
+    copy of the same initial weights."""
+    row = f"resnet18_train_n{FULL_BATCH}"
+    seconds: dict[str, float | None] = dict.fromkeys(IMPLS)
+    first: dict[str, float | None] = dict.fromkeys(IMPLS)
+    _, x, y = resnet_inputs(size)
+    compile_s, seconds["llvm"], first["llvm"] = resnet_llvm_step(row, repeats, size, x, y)
+    release()
+    log(f"{row}: eager")
+    model = resnet_inputs(size)[0]
+    sgd = resnet_sgd(model)
+    seconds["eager"], first["eager"] = timed(lambda: TRAIN.ours_step(model, sgd, x, y), repeats)
+    twin = torch_resnet18(resnet_inputs(size)[0]) if use_torch else None
+    if twin is not None:
+        log(f"{row}: torch")
+        tsgd = torch.optim.SGD(
+            twin.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=RESNET_WEIGHT_DECAY
+        )
+        seconds["torch"], first["torch"] = timed(
+            lambda: TRAIN.torch_step(twin, tsgd, x, y), repeats
+        )
+    keys = row_keys(row, seconds, "step_ms", 1e3, "images_per_s", FULL_BATCH)
+    keys[f"{row}_llvm_compile_s"] = rounded(compile_s)
+    for impl in IMPLS:
+        keys[f"{row}_{impl}_first_loss"] = rounded(first[impl], 4)
+    return keys
+
+
 def bench_mlp(repeats: int, use_torch: bool) -> dict[str, Any]:
     """Seconds per MLP training epoch, compiled (llvm, numpy), eager and torch."""
     row = "mlp_epoch"
@@ -690,6 +809,8 @@ ROW_TARGETS: tuple[tuple[str, str, float], ...] = (
     ("conv1_n1", "conv1_n1_speedup_vs_torch", 1.2),
     ("alexnet_tv_fwd_n16", "alexnet_tv_fwd_n16_speedup_vs_torch", 1.3),
     ("alexnet_paper_train_n16", "alexnet_paper_train_n16_speedup_vs_torch", 1.3),
+    ("resnet18_fwd_n16", "resnet18_fwd_n16_speedup_vs_torch", 1.2),
+    ("resnet18_train_n16", "resnet18_train_n16_speedup_vs_torch", 1.2),
     ("mlp_epoch", "mlp_epoch_speedup_vs_torch", 1.5),
     ("gemm_1024", "gemm_1024_llvm_pct_of_peak", 85.0),
 )
@@ -719,6 +840,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_timing_options(parser, "per row")
     parser.add_argument(
         "--skip-train", action="store_true", help="skip the paper AlexNet training-step row"
+    )
+    parser.add_argument(
+        "--skip-resnet", action="store_true", help="skip the ResNet-18 forward and training rows"
+    )
+    parser.add_argument(
+        "--resnet-size",
+        type=int,
+        default=RESNET_SIZE,
+        help="image side of the ResNet-18 rows (224; smaller only for a smoke run)",
     )
     parser.add_argument(
         "--no-torch-compile", action="store_true", help="skip torch.compile (always in --quick)"
@@ -775,6 +905,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "conv1": conv_repeats,
             "alexnet_tv_fwd": None if args.quick else tv_repeats,
             "alexnet_paper_train": None if (args.quick or args.skip_train) else train_repeats,
+            "resnet18_fwd": None if (args.quick or args.skip_resnet) else tv_repeats,
+            "resnet18_train": None if (args.quick or args.skip_resnet) else train_repeats,
             "mlp_epoch": mlp_repeats,
             "gemm": gemm_repeats,
         },
@@ -790,6 +922,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "cpu_name": cpu_name(),
         "target": host_target().as_dict(),
         "torch_isa_limits": {k: os.environ[k] for k in TORCH_ISA_LIMITS if k in os.environ} or None,
+        "resnet18_image_size": args.resnet_size,
     }
     if args.peak_gflops is None:
         log("machine peak: a JIT-compiled FMA loop on every usable core")
@@ -841,6 +974,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             release()
         else:
             result.update(null_row(f"alexnet_tv_fwd_n{FULL_BATCH}"))
+        if not (args.quick or args.skip_resnet):
+            result.update(bench_resnet_forward(tv_repeats, use_torch, args.resnet_size))
+            release()
+            result.update(bench_resnet_train(train_repeats, use_torch, args.resnet_size))
+            release()
+        else:
+            result.update(null_row(f"resnet18_fwd_n{FULL_BATCH}"))
+            result.update(null_row(f"resnet18_train_n{FULL_BATCH}"))
         result.update(bench_mlp(mlp_repeats, use_torch))
         release()
         result.update(bench_gemm(gemm_repeats, use_torch, args.peak_gflops))

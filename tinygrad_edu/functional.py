@@ -1,102 +1,329 @@
-"""The functional forms of the DSL's ops under PyTorch's names and signatures
-(`torch.nn.functional`), imported as `import tinygrad_edu.nn.functional as F`.
+"""The functional API under `torch.nn.functional`'s names and signatures.
 
-Each function is a thin call of the Tensor method that defines the op (one definition, so
-eager, compiled and CUDA agree); an argument PyTorch has and the DSL does not support yet
-is refused with an error naming it, never silently ignored.
+`import tinygrad_edu.functional as F` (or `tinygrad_edu.nn.functional`), then `F.relu(x)`,
+`F.cross_entropy(logits, y, label_smoothing=0.1)`, `F.conv2d(x, w, b, padding=1)` read as
+they do in PyTorch. Each function is a thin wrapper over a `Tensor` method, so the op itself
+is defined once (in `ops.py` or as a composite in `tensor.py`) and eager, compiled and CUDA
+runs agree. Arguments PyTorch keeps only for old code (`inplace`, `size_average`, `reduce`,
+`_stacklevel`) are accepted; `inplace=True` returns a new tensor (the DSL has no in-place ops).
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
-import numpy as np
-
+from . import image, losses
+from .autograd import tracing
 from .errors import op_error
 from .tensor import Tensor
 
 
-def _refuse(op: str, **unsupported: tuple[Any, Any]) -> None:
-    """Raise for the first argument given a value other than the one the DSL supports."""
-    for name, (value, supported) in unsupported.items():
-        if value != supported:
-            raise op_error(
-                op,
-                f"{name}={value!r} is not supported",
-                f"{name}={value!r}",
-                f"leave {name} at {supported!r}",
-            )
-
-
-def _tensor(op: str, x: Any) -> Tensor:
+def _tensor(x: Any, op: str) -> Tensor:
     if not isinstance(x, Tensor):
-        raise op_error(op, "input must be a Tensor", type(x).__name__, "wrap it: Tensor(x)")
+        raise TypeError(
+            f"{op}: input must be a Tensor, got {type(x).__name__}. Fix: wrap it as Tensor(x)"
+        )
     return x
 
 
-# core ops ------------------------------------------------------------------------------------
-def relu(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002 (PyTorch's name)
-    """max(x, 0). `inplace` is accepted for PyTorch code; the result is always a new tensor."""
-    return _tensor("relu", input).relu()
+# ---------------------------------------------------------------------------------------------
+# activations
+# ---------------------------------------------------------------------------------------------
+def relu(input: Tensor, inplace: bool = False) -> Tensor:
+    return _tensor(input, "relu").relu()
 
 
-def sigmoid(input: Tensor) -> Tensor:  # noqa: A002
-    return _tensor("sigmoid", input).sigmoid()
+def relu6(input: Tensor, inplace: bool = False) -> Tensor:
+    return _tensor(input, "relu6").relu6()
 
 
-def tanh(input: Tensor) -> Tensor:  # noqa: A002
-    return _tensor("tanh", input).tanh()
+def hardtanh(
+    input: Tensor,
+    min_val: float = -1.0,
+    max_val: float = 1.0,
+    inplace: bool = False,
+) -> Tensor:
+    return _tensor(input, "hardtanh").hardtanh(min_val, max_val)
 
 
-def softmax(input: Tensor, dim: int = -1, dtype: Any = None) -> Tensor:  # noqa: A002
-    """exp(x) / sum(exp(x)) along `dim`; `dtype` casts the input first, as PyTorch does."""
-    x = _tensor("softmax", input)
-    return (x if dtype is None else x.cast(dtype)).softmax(dim=dim)
+def leaky_relu(
+    input: Tensor,
+    negative_slope: float = 0.01,
+    inplace: bool = False,
+) -> Tensor:
+    return _tensor(input, "leaky_relu").leaky_relu(negative_slope)
 
 
-def log_softmax(input: Tensor, dim: int = -1, dtype: Any = None) -> Tensor:  # noqa: A002
-    x = _tensor("log_softmax", input)
-    return (x if dtype is None else x.cast(dtype)).log_softmax(dim=dim)
+def sigmoid(input: Tensor) -> Tensor:
+    return _tensor(input, "sigmoid").sigmoid()
+
+
+def tanh(input: Tensor) -> Tensor:
+    return _tensor(input, "tanh").tanh()
+
+
+def softmax(
+    input: Tensor,
+    dim: int | None = None,
+    _stacklevel: int = 3,
+    dtype: Any = None,
+) -> Tensor:
+    x = _tensor(input, "softmax")
+    x = x if dtype is None else x.cast(dtype)
+    return x.softmax(dim=_implicit_dim(x, dim, "softmax"))
+
+
+def log_softmax(
+    input: Tensor,
+    dim: int | None = None,
+    _stacklevel: int = 3,
+    dtype: Any = None,
+) -> Tensor:
+    x = _tensor(input, "log_softmax")
+    x = x if dtype is None else x.cast(dtype)
+    return x.log_softmax(dim=_implicit_dim(x, dim, "log_softmax"))
+
+
+def softmin(
+    input: Tensor,
+    dim: int | None = None,
+    _stacklevel: int = 3,
+    dtype: Any = None,
+) -> Tensor:
+    x = _tensor(input, "softmin")
+    x = x if dtype is None else x.cast(dtype)
+    return x.softmin(dim=_implicit_dim(x, dim, "softmin"))
+
+
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:
+    return _tensor(input, "gelu").gelu(approximate)
+
+
+def silu(input: Tensor, inplace: bool = False) -> Tensor:
+    return _tensor(input, "silu").silu()
+
+
+def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
+    return _tensor(input, "hardswish").hardswish()
+
+
+def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
+    return _tensor(input, "hardsigmoid").hardsigmoid()
+
+
+def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    return _tensor(input, "elu").elu(alpha)
+
+
+def selu(input: Tensor, inplace: bool = False) -> Tensor:
+    return _tensor(input, "selu").selu()
+
+
+def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    return _tensor(input, "celu").celu(alpha)
+
+
+def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    return _tensor(input, "softplus").softplus(beta, threshold)
+
+
+def mish(input: Tensor, inplace: bool = False) -> Tensor:
+    return _tensor(input, "mish").mish()
+
+
+def logsigmoid(input: Tensor) -> Tensor:
+    return _tensor(input, "logsigmoid").logsigmoid()
+
+
+def softsign(input: Tensor) -> Tensor:
+    return _tensor(input, "softsign").softsign()
+
+
+def tanhshrink(input: Tensor) -> Tensor:
+    return _tensor(input, "tanhshrink").tanhshrink()
+
+
+def hardshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
+    return _tensor(input, "hardshrink").hardshrink(lambd)
+
+
+def softshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
+    return _tensor(input, "softshrink").softshrink(lambd)
+
+
+def threshold(input: Tensor, threshold: float, value: float, inplace: bool = False) -> Tensor:
+    return _tensor(input, "threshold").threshold(threshold, value)
+
+
+def prelu(input: Tensor, weight: Tensor) -> Tensor:
+    return _tensor(input, "prelu").prelu(weight)
+
+
+def glu(input: Tensor, dim: int = -1) -> Tensor:
+    """a * sigmoid(b), a and b the two halves of `input` along `dim`."""
+    x = _tensor(input, "glu")
+    d = x._dim(dim, "glu")
+    if x.shape[d] % 2:
+        raise op_error(
+            "glu",
+            f"dim {d} has odd length {x.shape[d]}",
+            x.shape,
+            "split along a dim of even length",
+        )
+    a, b = x.chunk(2, d)
+    return a * b.sigmoid()
+
+
+def _implicit_dim(x: Tensor, dim: int | None, op: str) -> int:
+    """PyTorch's legacy choice for dim=None (0 for 0-, 1- and 3-D inputs, else 1), with the
+    same warning PyTorch gives, since the guess is easy to get wrong."""
+    if dim is not None:
+        return dim
+    chosen = 0 if x.ndim in (0, 1, 3) else 1
+    warnings.warn(
+        f"{op}: implicit dim is deprecated; chose dim={chosen} for a {x.ndim}-D input. "
+        f"Fix: pass dim= explicitly",
+        UserWarning,
+        stacklevel=3,
+    )
+    return chosen
+
+
+# ---------------------------------------------------------------------------------------------
+# losses (definitions in `losses.py`; size_average/reduce are PyTorch's deprecated spellings)
+# ---------------------------------------------------------------------------------------------
+def _reduction(size_average: bool | None, reduce: bool | None, reduction: str) -> str:
+    return losses.legacy_reduction(size_average, reduce, reduction)
 
 
 def cross_entropy(
-    input: Tensor,  # noqa: A002
+    input: Tensor,
     target: Any,
-    weight: Any = None,
+    weight: Tensor | None = None,
+    size_average: bool | None = None,
     ignore_index: int = -100,
+    reduce: bool | None = None,
     reduction: str = "mean",
     label_smoothing: float = 0.0,
 ) -> Tensor:
-    """Mean negative log-likelihood of integer class targets (N,) under logits (N, C)."""
-    _refuse(
-        "cross_entropy",
-        weight=(weight, None),
-        reduction=(reduction, "mean"),
-        label_smoothing=(label_smoothing, 0.0),
+    return losses.cross_entropy(
+        _tensor(input, "cross_entropy"),
+        target,
+        weight,
+        ignore_index,
+        _reduction(size_average, reduce, reduction),
+        label_smoothing,
     )
-    return _tensor("cross_entropy", input).cross_entropy(target)
 
 
-def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:  # noqa: A002
-    """Squared error, averaged ("mean"), summed ("sum") or elementwise ("none")."""
-    if reduction not in ("mean", "sum", "none"):
-        raise op_error(
-            "mse_loss", "unknown reduction", repr(reduction), "pass 'mean', 'sum' or 'none'"
-        )
-    x = _tensor("mse_loss", input)
-    if reduction == "mean":
-        return x.mse_loss(target)
-    d = x - x._check_target(target, "mse_loss")
-    return d * d if reduction == "none" else (d * d).sum()
+def nll_loss(
+    input: Tensor,
+    target: Any,
+    weight: Tensor | None = None,
+    size_average: bool | None = None,
+    ignore_index: int = -100,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+) -> Tensor:
+    return losses.nll_loss(
+        _tensor(input, "nll_loss"),
+        target,
+        weight,
+        ignore_index,
+        _reduction(size_average, reduce, reduction),
+    )
 
 
-def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:  # noqa: A002
-    """x Wᵀ + b with weight (out_features, in_features)."""
-    return _tensor("linear", input).linear(weight, bias)
+def mse_loss(
+    input: Tensor,
+    target: Any,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    weight: Any = None,
+) -> Tensor:
+    reduction = _reduction(size_average, reduce, reduction)
+    return losses.mse_loss(_tensor(input, "mse_loss"), target, reduction, weight)
+
+
+def l1_loss(
+    input: Tensor,
+    target: Any,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    weight: Any = None,
+) -> Tensor:
+    reduction = _reduction(size_average, reduce, reduction)
+    return losses.l1_loss(_tensor(input, "l1_loss"), target, reduction, weight)
+
+
+def smooth_l1_loss(
+    input: Tensor,
+    target: Any,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    beta: float = 1.0,
+) -> Tensor:
+    reduction = _reduction(size_average, reduce, reduction)
+    return losses.smooth_l1_loss(_tensor(input, "smooth_l1_loss"), target, reduction, beta)
+
+
+def huber_loss(
+    input: Tensor, target: Any, reduction: str = "mean", delta: float = 1.0, weight: Any = None
+) -> Tensor:
+    return losses.huber_loss(_tensor(input, "huber_loss"), target, reduction, delta, weight)
+
+
+def binary_cross_entropy(
+    input: Tensor,
+    target: Any,
+    weight: Any = None,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+) -> Tensor:
+    reduction = _reduction(size_average, reduce, reduction)
+    x = _tensor(input, "binary_cross_entropy")
+    return losses.binary_cross_entropy(x, target, weight, reduction)
+
+
+def binary_cross_entropy_with_logits(
+    input: Tensor,
+    target: Any,
+    weight: Any = None,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    pos_weight: Any = None,
+) -> Tensor:
+    reduction = _reduction(size_average, reduce, reduction)
+    x = _tensor(input, "binary_cross_entropy_with_logits")
+    return losses.binary_cross_entropy_with_logits(x, target, weight, reduction, pos_weight)
+
+
+# ---------------------------------------------------------------------------------------------
+# math on tensors
+# ---------------------------------------------------------------------------------------------
+def clamp(input: Tensor, min: Any = None, max: Any = None) -> Tensor:
+    """`torch.clamp` (also `torch.clip`)."""
+    return _tensor(input, "clamp").clamp(min, max)
+
+
+clip = clamp
+
+
+# ---------------------------------------------------------------------------------------------
+# layers: linear, convolution, pooling, dropout, one_hot
+# ---------------------------------------------------------------------------------------------
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    return _tensor(input, "linear").linear(weight, bias)
 
 
 def conv2d(
-    input: Tensor,  # noqa: A002
+    input: Tensor,
     weight: Tensor,
     bias: Tensor | None = None,
     stride: Any = 1,
@@ -104,24 +331,28 @@ def conv2d(
     dilation: Any = 1,
     groups: int = 1,
 ) -> Tensor:
-    return _tensor("conv2d", input).conv2d(weight, bias, stride, padding, dilation, groups)
+    return _tensor(input, "conv2d").conv2d(weight, bias, stride, padding, dilation, groups)
 
 
 def max_pool2d(
-    input: Tensor,  # noqa: A002
+    input: Tensor,
     kernel_size: Any,
     stride: Any = None,
     padding: Any = 0,
     dilation: Any = 1,
     ceil_mode: bool = False,
     return_indices: bool = False,
-) -> Tensor:
-    _refuse("max_pool2d", ceil_mode=(ceil_mode, False), return_indices=(return_indices, False))
-    return _tensor("max_pool2d", input).max_pool2d(kernel_size, stride, padding, dilation)
+) -> Any:
+    """Max pooling; (values, int64 flat indices) with `return_indices=True`."""
+    if return_indices:
+        return image.max_pool2d_with_indices(
+            input, kernel_size, stride, padding, dilation, ceil_mode
+        )
+    return image.max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode)
 
 
 def avg_pool2d(
-    input: Tensor,  # noqa: A002
+    input: Tensor,
     kernel_size: Any,
     stride: Any = None,
     padding: Any = 0,
@@ -129,39 +360,164 @@ def avg_pool2d(
     count_include_pad: bool = True,
     divisor_override: int | None = None,
 ) -> Tensor:
-    _refuse(
-        "avg_pool2d",
-        ceil_mode=(ceil_mode, False),
-        count_include_pad=(count_include_pad, True),
-        divisor_override=(divisor_override, None),
+    """Average pooling with PyTorch's ceil_mode, count_include_pad and divisor_override."""
+    return image.avg_pool2d(
+        input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
     )
-    return _tensor("avg_pool2d", input).avg_pool2d(kernel_size, stride, padding)
 
 
-def adaptive_avg_pool2d(input: Tensor, output_size: Any) -> Tensor:  # noqa: A002
-    return _tensor("adaptive_avg_pool2d", input).adaptive_avg_pool2d(output_size)
+def conv_transpose2d(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    output_padding: Any = 0,
+    groups: int = 1,
+    dilation: Any = 1,
+) -> Tensor:
+    """Transposed convolution, weight (C_in, C_out / groups, kH, kW)."""
+    return image.conv_transpose2d(
+        input, weight, bias, stride, padding, output_padding, groups, dilation
+    )
+
+
+def interpolate(
+    input: Tensor,
+    size: Any = None,
+    scale_factor: Any = None,
+    mode: str = "nearest",
+    align_corners: bool | None = None,
+    recompute_scale_factor: bool | None = None,
+    antialias: bool = False,
+) -> Tensor:
+    """Resize (N, C, L) or (N, C, H, W): 'nearest', 'nearest-exact', 'linear', 'bilinear',
+    'area'."""
+    return image.interpolate(
+        input, size, scale_factor, mode, align_corners, recompute_scale_factor, antialias
+    )
+
+
+def pad(input: Tensor, pad: Any, mode: str = "constant", value: float | None = None) -> Tensor:
+    """Pad by (left, right, top, bottom, ...), last dim first: 'constant', 'reflect',
+    'replicate', 'circular'."""
+    return image.pad(input, pad, mode, value)
+
+
+def conv1d(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+) -> Tensor:
+    """1-D convolution, input (N, C, L), weight (O, C / groups, K)."""
+    return image.conv1d(input, weight, bias, stride, padding, dilation, groups)
+
+
+def adaptive_max_pool2d(input: Tensor, output_size: Any, return_indices: bool = False) -> Any:
+    """Adaptive max pooling; (values, int64 flat indices) with `return_indices=True`."""
+    return image.adaptive_max_pool2d(input, output_size, return_indices)
+
+
+def adaptive_avg_pool2d(input: Tensor, output_size: Any) -> Tensor:
+    return _tensor(input, "adaptive_avg_pool2d").adaptive_avg_pool2d(output_size)
 
 
 def dropout(
-    input: Tensor,  # noqa: A002
+    input: Tensor,
     p: float = 0.5,
     training: bool = True,
     inplace: bool = False,
 ) -> Tensor:
-    """Inverted dropout; identity when not `training` (PyTorch's default is training=True)."""
-    return _tensor("dropout", input).dropout(p, training)
+    """Inverted dropout; identity when `training` is False (pass `self.training`)."""
+    return _tensor(input, "dropout").dropout(p, training)
+
+
+def batch_norm(
+    input: Tensor,
+    running_mean: Tensor | None,
+    running_var: Tensor | None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-05,
+) -> Tensor:
+    """Normalise over every dim but the channel dim 1. Training uses the batch's statistics
+    and updates the running ones in place (eagerly; nn.BatchNorm2d also compiles that);
+    evaluation uses the running statistics."""
+    x = _tensor(input, "batch_norm")
+    if x.ndim < 2:
+        raise op_error("batch_norm", "input must be (N, C, ...)", x.shape, "add a batch dim")
+    axes = (0, *range(2, x.ndim))
+    shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+    if training:
+        count = x.size // x.shape[1]
+        if count < 2:
+            raise op_error(
+                "batch_norm",
+                "training needs more than 1 value per channel",
+                x.shape,
+                "use a larger batch, or training=False",
+            )
+        mean = x.mean(axes, keepdim=True)
+        var = x.var(axes, keepdim=True, correction=0)
+        _update_running(running_mean, mean, momentum)
+        _update_running(running_var, var * (count / (count - 1)), momentum)
+    else:
+        if running_mean is None or running_var is None:
+            raise op_error(
+                "batch_norm",
+                "evaluation needs running_mean and running_var",
+                x.shape,
+                "pass them, or training=True",
+            )
+        mean = running_mean.reshape(shape).cast(x.dtype)
+        var = running_var.reshape(shape).cast(x.dtype)
+    out = (x - mean) / (var + eps).sqrt()
+    if weight is not None:
+        out = out * weight.reshape(shape)
+    if bias is not None:
+        out = out + bias.reshape(shape)
+    return out
+
+
+def _update_running(stat: Tensor | None, batch: Tensor, momentum: float) -> None:
+    if stat is None:
+        return
+    if tracing():
+        raise op_error(
+            "batch_norm",
+            "updating running statistics in place cannot be compiled",
+            stat.shape,
+            "use nn.BatchNorm2d, whose updates compile",
+        )
+    fresh = batch.detach().numpy().reshape(stat.shape).astype(stat.dtype)
+    stat.data[...] = stat.numpy() * (1 - momentum) + fresh * momentum
 
 
 def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
-    """int64 one-hot rows of integer `tensor`; num_classes=-1 means max(tensor) + 1."""
-    labels = _tensor("one_hot", tensor)
+    """int64 one-hot rows as `F.one_hot` gives; num_classes=-1 means max label + 1."""
+    labels = _tensor(tensor, "one_hot")
     if num_classes == -1:
-        values = labels.numpy()
-        num_classes = int(values.max()) + 1 if values.size else 0
-    return labels.one_hot(num_classes, dtype=np.int64)
+        if labels.size == 0:
+            raise op_error(
+                "one_hot",
+                "cannot infer num_classes from an empty tensor",
+                labels.shape,
+                "pass num_classes",
+            )
+        num_classes = int(labels.numpy().max()) + 1
+    return labels.one_hot(num_classes, dtype="int64")
 
 
-__all__ = [
-    "adaptive_avg_pool2d", "avg_pool2d", "conv2d", "cross_entropy", "dropout", "linear",
-    "log_softmax", "max_pool2d", "mse_loss", "one_hot", "relu", "sigmoid", "softmax", "tanh",
-]  # fmt: skip
+# Every public function defined above, so `from tinygrad_edu.functional import *` (what
+# `tinygrad_edu.nn.functional` does) exports the API and nothing it merely imports.
+__all__ = sorted(
+    name
+    for name, value in list(globals().items())
+    if callable(value) and getattr(value, "__module__", None) == __name__ and name[0] != "_"
+)

@@ -4,21 +4,20 @@ A `Module` finds its parameters (Tensors with `requires_grad=True`), buffers (re
 `register_buffer`) and sub-modules from its attributes, in assignment order, so parameter
 names match PyTorch's (`features.0.weight`) and a `state_dict` maps one-to-one onto a
 PyTorch model's. `state_dict()` holds plain numpy arrays; `save`/`load` write them to `.npz`
-atomically and read them back without pickle.
+or `.safetensors` atomically and read them back without pickle (`serialization`).
 """
 
 from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from .. import rng
-from ..autograd import tracing
+from .. import losses, rng, serialization
+from ..autograd import module_scope, tracing
 from ..errors import op_error, user_location
 from ..tensor import Tensor
 
@@ -74,6 +73,10 @@ def _refuse_plain_container(module: Any, name: str, value: Any) -> None:
     )
 
 
+def _dtype_family(dtype: np.dtype) -> str:
+    return {"f": "float", "i": "int", "u": "int", "b": "bool"}.get(dtype.kind, dtype.kind)
+
+
 class Module:
     """Base class: subclasses set attributes in `__init__` and define `forward`.
 
@@ -115,7 +118,8 @@ class Module:
         Tensors first, with `Tensor()`'s dtype rule (float data to float32, ints to int64)."""
         args = tuple(_as_tensor(a) for a in args)
         kwargs = {k: _as_tensor(v) for k, v in kwargs.items()}
-        return self.forward(*args, **kwargs)
+        with module_scope(self):  # while tracing, the ops inside are this module's
+            return self.forward(*args, **kwargs)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(f"{type(self).__name__} has no forward(); define one in the subclass")
@@ -356,6 +360,13 @@ class Module:
             for k in own
             if k in state and tuple(np.shape(state[k])) != own[k].shape
         ]
+        # precision may differ (cast as PyTorch does); ints for a float weight is a wrong file
+        kinds = [
+            f"{k}: expected {own[k].dtype}, got {np.asarray(state[k]).dtype}"
+            for k in own
+            if k in state
+            and _dtype_family(np.asarray(state[k]).dtype) != _dtype_family(own[k].dtype)
+        ]
         problems = []
         if strict and missing:
             problems.append(f"missing keys {missing}")
@@ -363,10 +374,14 @@ class Module:
             problems.append(f"unexpected keys {unexpected}")
         if wrong:
             problems.append("shape mismatch " + "; ".join(wrong))
+        if kinds:
+            problems.append("dtype mismatch " + "; ".join(kinds))
         if problems:
+            source = getattr(state, "source", "")  # set by nn.load: name the file
             raise op_error(
                 "load_state_dict",
-                f"state_dict does not fit {type(self).__name__}: " + ", ".join(problems),
+                f"state_dict{f' from {source}' if source else ''} does not fit "
+                f"{type(self).__name__}: " + ", ".join(problems),
                 f"{len(state)} given keys vs {len(own)} expected",
                 "load weights saved from the same architecture (or pass strict=False to "
                 "skip missing/unexpected keys)",
@@ -388,36 +403,16 @@ class Module:
 
 
 def save(state: Mapping[str, np.ndarray], path: str | os.PathLike[str]) -> None:
-    """Write a state_dict (or any name -> array mapping) to `.npz` atomically.
-
-    The arrays go to a temporary file in the same directory, which is flushed, fsynced and then
-    renamed over `path`: a crash mid-write leaves the previous file intact, never a torn one.
-    """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **{k: np.asarray(v) for k, v in state.items()})
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write a state_dict (or any name -> array mapping) to `.npz` or `.safetensors` (by
+    extension) atomically: a temporary file is written, fsynced and renamed over `path`, so a
+    crash mid-write leaves the previous file intact, never a torn one."""
+    serialization.save_state(state, path)
 
 
 def load(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    """Read a `.npz` written by `save` (no pickle: object arrays are refused)."""
-    try:
-        with np.load(os.fspath(path), allow_pickle=False) as f:
-            return {k: f[k] for k in f.files}
-    except FileNotFoundError:
-        raise FileNotFoundError(f"load: no checkpoint at {path!s}") from None
-    except (ValueError, OSError) as e:
-        raise ValueError(f"load: {path!s} is not a readable .npz checkpoint ({e})") from None
+    """Read a `.npz` or `.safetensors` file (no pickle: object arrays are refused). The dict
+    remembers its file, so a `load_state_dict` that does not fit names it."""
+    return serialization.load_state(path)
 
 
 # -------------------------------------------------------------------------------------------
@@ -520,34 +515,272 @@ class Conv2d(Module):
         )
 
 
+class ConvTranspose2d(Module):
+    """torch.nn.ConvTranspose2d: weight (in, out/groups, kh, kw), bias (out,), PyTorch's
+    U(±1/√fan_in) init with fan_in = out/groups * kh * kw (the weight's dim 1 and kernel)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] = 0,
+        output_padding: int | tuple[int, int] = 0,
+        groups: int = 1,
+        bias: bool = True,
+        dilation: int | tuple[int, int] = 1,
+        padding_mode: str = "zeros",
+    ) -> None:
+        super().__init__()
+        layer = "ConvTranspose2d"
+        _check_ints(layer, in_channels=in_channels, out_channels=out_channels, groups=groups)
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(
+                f"{layer}: in_channels={in_channels} and out_channels={out_channels} must "
+                f"both be divisible by groups={groups}"
+            )
+        if padding_mode != "zeros":
+            raise ValueError(f"{layer}: only padding_mode='zeros' exists (as in PyTorch)")
+        kh, kw = _pair(kernel_size)
+        for name, v in (("kernel_size", (kh, kw)), ("stride", stride), ("dilation", dilation)):
+            if min(_pair(v)) < 1:
+                raise ValueError(f"{layer}: {name} must be >= 1, got {v}")
+        if min(_pair(padding)) < 0 or min(_pair(output_padding)) < 0:
+            raise ValueError(f"{layer}: padding and output_padding must be >= 0")
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size, self.stride, self.padding = (kh, kw), _pair(stride), _pair(padding)
+        self.output_padding, self.dilation = _pair(output_padding), _pair(dilation)
+        bound = 1 / math.sqrt(out_channels // groups * kh * kw)
+        self.weight = _uniform((in_channels, out_channels // groups, kh, kw), bound)
+        self.bias = _uniform((out_channels,), bound) if bias else None
+
+    def forward(self, x: Tensor, output_size: Any = None) -> Tensor:
+        from .. import image
+
+        extra = self.output_padding
+        if output_size is not None:
+            extra = self._output_padding_for(x, output_size)
+        return image.conv_transpose2d(
+            x, self.weight, self.bias, self.stride, self.padding, extra, self.groups,
+            self.dilation,
+        )  # fmt: skip
+
+    def _output_padding_for(self, x: Tensor, output_size: Any) -> tuple[int, int]:
+        """PyTorch's `output_size=`: the output_padding that gives that (H, W)."""
+        size = tuple(int(v) for v in output_size)[-2:]
+        extra = []
+        for i in range(2):
+            least = (
+                (x.shape[-2 + i] - 1) * self.stride[i]
+                - 2 * self.padding[i]
+                + self.dilation[i] * (self.kernel_size[i] - 1)
+                + 1
+            )
+            top = least + max(self.stride[i], self.dilation[i]) - 1
+            if not least <= size[i] <= top:
+                raise op_error(
+                    "ConvTranspose2d",
+                    f"output_size {size} is not reachable: dim {i} must be in [{least}, {top}]",
+                    x.shape,
+                    "pick an output_size this stride can produce, or none",
+                )
+            extra.append(size[i] - least)
+        return extra[0], extra[1]
+
+    def extra_repr(self) -> str:
+        g = f", groups={self.groups}" if self.groups != 1 else ""
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding}, "
+            f"output_padding={self.output_padding}{g}"
+        )
+
+
+class Upsample(Module):
+    """torch.nn.Upsample: `interpolate` with fixed size or scale_factor, mode, align_corners."""
+
+    def __init__(
+        self,
+        size: Any = None,
+        scale_factor: Any = None,
+        mode: str = "nearest",
+        align_corners: bool | None = None,
+        recompute_scale_factor: bool | None = None,
+    ) -> None:
+        super().__init__()
+        self.size, self.scale_factor, self.mode = size, scale_factor, mode
+        self.align_corners, self.recompute_scale_factor = align_corners, recompute_scale_factor
+
+    def forward(self, x: Tensor) -> Tensor:
+        from .. import image
+
+        return image.interpolate(
+            x,
+            self.size,
+            self.scale_factor,
+            self.mode,
+            self.align_corners,
+            self.recompute_scale_factor,
+        )
+
+    def extra_repr(self) -> str:
+        what = f"size={self.size}" if self.size is not None else f"scale_factor={self.scale_factor}"
+        return f"{what}, mode={self.mode!r}"
+
+
+class UpsamplingNearest2d(Upsample):
+    """torch.nn.UpsamplingNearest2d: Upsample(mode='nearest')."""
+
+    def __init__(self, size: Any = None, scale_factor: Any = None) -> None:
+        super().__init__(size, scale_factor, "nearest")
+
+
+class UpsamplingBilinear2d(Upsample):
+    """torch.nn.UpsamplingBilinear2d: Upsample(mode='bilinear', align_corners=True)."""
+
+    def __init__(self, size: Any = None, scale_factor: Any = None) -> None:
+        super().__init__(size, scale_factor, "bilinear", True)
+
+
+class Conv1d(Module):
+    """torch.nn.Conv1d: weight (out, in/groups, k), bias (out,), PyTorch's U(±1/√fan_in)
+    init with fan_in = in/groups * k."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int],
+        stride: int | tuple[int] = 1,
+        padding: int | tuple[int] | str = 0,
+        dilation: int | tuple[int] = 1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+    ) -> None:
+        super().__init__()
+        _check_ints("Conv1d", in_channels=in_channels, out_channels=out_channels, groups=groups)
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(
+                f"Conv1d: in_channels={in_channels} and out_channels={out_channels} must both "
+                f"be divisible by groups={groups}"
+            )
+        if padding_mode != "zeros":
+            raise ValueError("Conv1d: only padding_mode='zeros' is offered; pad with F.pad")
+
+        def one(v: Any) -> int:
+            return int(v[0]) if isinstance(v, (tuple, list)) and len(v) == 1 else v
+
+        k, st, dil = one(kernel_size), one(stride), one(dilation)
+        _check_ints("Conv1d", kernel_size=k, stride=st, dilation=dil)
+        pad = padding if isinstance(padding, str) else one(padding)
+        if not isinstance(pad, str) and (not isinstance(pad, int) or pad < 0):
+            raise ValueError(f"Conv1d: padding must be an int >= 0 or a string, got {padding}")
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size, self.stride, self.dilation = (k,), (st,), (dil,)
+        self.padding = pad if isinstance(pad, str) else (pad,)
+        bound = 1 / math.sqrt(in_channels // groups * k)
+        self.weight = _uniform((out_channels, in_channels // groups, k), bound)
+        self.bias = _uniform((out_channels,), bound) if bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        from .. import image
+
+        return image.conv1d(
+            x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding}"
+        )
+
+
+class AdaptiveMaxPool2d(Module):
+    """torch.nn.AdaptiveMaxPool2d(output_size, return_indices=False)."""
+
+    def __init__(self, output_size: Any, return_indices: bool = False):
+        super().__init__()
+        self.output_size, self.return_indices = output_size, return_indices
+
+    def forward(self, x: Tensor) -> Any:
+        from .. import image
+
+        return image.adaptive_max_pool2d(x, self.output_size, self.return_indices)
+
+
 class MaxPool2d(Module):
-    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1):
+    """torch.nn.MaxPool2d: kernel_size, stride (default kernel_size), padding, dilation,
+    return_indices, ceil_mode."""
+
+    def __init__(
+        self,
+        kernel_size: Any,
+        stride: Any = None,
+        padding: Any = 0,
+        dilation: Any = 1,
+        return_indices: bool = False,
+        ceil_mode: bool = False,
+    ):
         super().__init__()
         if min(_pair(kernel_size)) < 1 or (stride is not None and min(_pair(stride)) < 1):
             raise ValueError(
                 f"MaxPool2d: kernel_size and stride must be >= 1, got {kernel_size}, {stride}"
             )
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
-        self.dilation = dilation
+        self.dilation, self.return_indices, self.ceil_mode = dilation, return_indices, ceil_mode
 
-    def forward(self, x: Tensor) -> Tensor:
-        return x.max_pool2d(self.kernel_size, self.stride, self.padding, self.dilation)
+    def forward(self, x: Tensor) -> Any:
+        from .. import image
+
+        if self.return_indices:
+            return image.max_pool2d_with_indices(
+                x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode
+            )
+        return image.max_pool2d(
+            x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode
+        )
 
     def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride or self.kernel_size}"
+        return (
+            f"kernel_size={self.kernel_size}, stride={self.stride or self.kernel_size}, "
+            f"padding={self.padding}, dilation={self.dilation}, ceil_mode={self.ceil_mode}"
+        )
 
 
 class AvgPool2d(Module):
-    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0):
+    """torch.nn.AvgPool2d: kernel_size, stride (default kernel_size), padding, ceil_mode,
+    count_include_pad, divisor_override."""
+
+    def __init__(
+        self,
+        kernel_size: Any,
+        stride: Any = None,
+        padding: Any = 0,
+        ceil_mode: bool = False,
+        count_include_pad: bool = True,
+        divisor_override: int | None = None,
+    ):
         super().__init__()
         if min(_pair(kernel_size)) < 1 or (stride is not None and min(_pair(stride)) < 1):
             raise ValueError(
                 f"AvgPool2d: kernel_size and stride must be >= 1, got {kernel_size}, {stride}"
             )
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
+        self.divisor_override = divisor_override
 
     def forward(self, x: Tensor) -> Tensor:
-        return x.avg_pool2d(self.kernel_size, self.stride, self.padding)
+        return x.avg_pool2d(
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.ceil_mode,
+            self.count_include_pad,
+            self.divisor_override,
+        )
 
 
 class AdaptiveAvgPool2d(Module):
@@ -778,11 +1011,354 @@ class BatchNorm1d(_BatchNorm):
 
 from .containers import ModuleDict, ModuleList, ParameterDict, ParameterList  # noqa: E402
 
+
+# ---------------------------------------------------------------------------------------------
+# activations (PyTorch's names and arguments; `inplace` is accepted and ignored: the DSL has
+# no in-place ops, so the result is the same)
+# ---------------------------------------------------------------------------------------------
+class Hardtanh(Module):
+    """Clamp to [min_val, max_val]; gradient 0 at the ends (`Tensor.hardtanh`)."""
+
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False):
+        super().__init__()
+        if not min_val <= max_val:
+            raise ValueError(f"Hardtanh: need min_val <= max_val, got {min_val} > {max_val}")
+        self.min_val, self.max_val = float(min_val), float(max_val)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.hardtanh(self.min_val, self.max_val)
+
+    def extra_repr(self) -> str:
+        return f"min_val={self.min_val}, max_val={self.max_val}"
+
+
+class ReLU6(Hardtanh):
+    """min(max(x, 0), 6): MobileNet's activation (a Hardtanh(0, 6), as in PyTorch)."""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__(0.0, 6.0)
+
+    def extra_repr(self) -> str:
+        return ""
+
+
+class LeakyReLU(Module):
+    def __init__(self, negative_slope: float = 0.01, inplace: bool = False):
+        super().__init__()
+        self.negative_slope = float(negative_slope)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.leaky_relu(self.negative_slope)
+
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.negative_slope}"
+
+
+class GELU(Module):
+    """x * Phi(x), exact (erf) or approximate="tanh"."""
+
+    def __init__(self, approximate: str = "none"):
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.gelu(self.approximate)
+
+    def extra_repr(self) -> str:
+        return f"approximate={self.approximate!r}"
+
+
+class _Elementwise(Module):
+    """An activation without parameters: `forward` calls the Tensor method `_method`."""
+
+    _method = ""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return getattr(x, self._method)()
+
+
+class SiLU(_Elementwise):
+    _method = "silu"
+
+
+class Hardswish(_Elementwise):
+    _method = "hardswish"
+
+
+class Hardsigmoid(_Elementwise):
+    _method = "hardsigmoid"
+
+
+class SELU(_Elementwise):
+    _method = "selu"
+
+
+class Mish(_Elementwise):
+    _method = "mish"
+
+
+class LogSigmoid(_Elementwise):
+    _method = "logsigmoid"
+
+
+class Softsign(_Elementwise):
+    _method = "softsign"
+
+
+class Tanhshrink(_Elementwise):
+    _method = "tanhshrink"
+
+
+class ELU(Module):
+    def __init__(self, alpha: float = 1.0, inplace: bool = False):
+        super().__init__()
+        self.alpha = float(alpha)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.elu(self.alpha)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}"
+
+
+class CELU(ELU):
+    def forward(self, x: Tensor) -> Tensor:
+        return x.celu(self.alpha)
+
+
+class Softplus(Module):
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0):
+        super().__init__()
+        self.beta, self.threshold = float(beta), float(threshold)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.softplus(self.beta, self.threshold)
+
+    def extra_repr(self) -> str:
+        return f"beta={self.beta}, threshold={self.threshold}"
+
+
+class Hardshrink(Module):
+    def __init__(self, lambd: float = 0.5):
+        super().__init__()
+        self.lambd = float(lambd)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.hardshrink(self.lambd)
+
+
+class Softshrink(Hardshrink):
+    def forward(self, x: Tensor) -> Tensor:
+        return x.softshrink(self.lambd)
+
+
+class Threshold(Module):
+    def __init__(self, threshold: float, value: float, inplace: bool = False):
+        super().__init__()
+        self.threshold, self.value = float(threshold), float(value)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.threshold(self.threshold, self.value)
+
+
+class PReLU(Module):
+    """x where x > 0, else a * x, with a learnable `weight` a: one shared value or one per
+    channel (num_parameters=C), initialised to `init`."""
+
+    def __init__(self, num_parameters: int = 1, init: float = 0.25):
+        super().__init__()
+        _check_ints("PReLU", num_parameters=num_parameters)
+        self.num_parameters = num_parameters
+        self.weight = Parameter(np.full(num_parameters, init))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.prelu(self.weight)
+
+    def extra_repr(self) -> str:
+        return f"num_parameters={self.num_parameters}"
+
+
+class Softmax(Module):
+    def __init__(self, dim: int | None = None):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        from .. import functional
+
+        return functional.softmax(x, self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class LogSoftmax(Softmax):
+    def forward(self, x: Tensor) -> Tensor:
+        from .. import functional
+
+        return functional.log_softmax(x, self.dim)
+
+
+class Softmin(Softmax):
+    def forward(self, x: Tensor) -> Tensor:
+        from .. import functional
+
+        return functional.softmin(x, self.dim)
+
+
+# ---------------------------------------------------------------------------------------------
+# losses (`tinygrad_edu.losses` has the definitions; `size_average`/`reduce` are PyTorch's
+# deprecated spellings of `reduction`, honoured the same way)
+# ---------------------------------------------------------------------------------------------
+class _Loss(Module):
+    def __init__(
+        self, size_average: bool | None = None, reduce: bool | None = None, reduction: str = "mean"
+    ):
+        super().__init__()
+        self.reduction = losses.legacy_reduction(size_average, reduce, reduction)
+        losses.check_reduction(self.reduction, type(self).__name__)
+
+    def extra_repr(self) -> str:
+        return f"reduction={self.reduction!r}"
+
+
+class _WeightedLoss(_Loss):
+    """A loss with an optional per-class `weight`, kept as a buffer (as PyTorch does)."""
+
+    def __init__(
+        self,
+        weight: Any = None,
+        size_average: bool | None = None,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+    ):
+        super().__init__(size_average, reduce, reduction)
+        if weight is None:
+            self.weight = None
+        else:
+            self.register_buffer("weight", _as_tensor(np.asarray(weight, np.float32)))
+
+
+class CrossEntropyLoss(_WeightedLoss):
+    def __init__(
+        self,
+        weight: Any = None,
+        size_average: bool | None = None,
+        ignore_index: int = -100,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+        label_smoothing: float = 0.0,
+    ):
+        super().__init__(weight, size_average, reduce, reduction)
+        self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
+
+    def forward(self, input: Tensor, target: Any) -> Tensor:
+        return losses.cross_entropy(
+            input, target, self.weight, self.ignore_index, self.reduction, self.label_smoothing
+        )
+
+
+class NLLLoss(_WeightedLoss):
+    def __init__(
+        self,
+        weight: Any = None,
+        size_average: bool | None = None,
+        ignore_index: int = -100,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+    ):
+        super().__init__(weight, size_average, reduce, reduction)
+        self.ignore_index = ignore_index
+
+    def forward(self, input: Tensor, target: Any) -> Tensor:
+        return losses.nll_loss(input, target, self.weight, self.ignore_index, self.reduction)
+
+
+class MSELoss(_Loss):
+    def forward(self, input: Tensor, target: Any) -> Tensor:
+        return losses.mse_loss(input, target, self.reduction)
+
+
+class L1Loss(_Loss):
+    def forward(self, input: Tensor, target: Any) -> Tensor:
+        return losses.l1_loss(input, target, self.reduction)
+
+
+class SmoothL1Loss(_Loss):
+    def __init__(
+        self,
+        size_average: bool | None = None,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+        beta: float = 1.0,
+    ):
+        super().__init__(size_average, reduce, reduction)
+        self.beta = beta
+
+    def forward(self, input: Tensor, target: Any) -> Tensor:
+        return losses.smooth_l1_loss(input, target, self.reduction, self.beta)
+
+
+class HuberLoss(_Loss):
+    def __init__(self, reduction: str = "mean", delta: float = 1.0):
+        super().__init__(reduction=reduction)
+        self.delta = delta
+
+    def forward(self, input: Tensor, target: Any) -> Tensor:
+        return losses.huber_loss(input, target, self.reduction, self.delta)
+
+
+class BCELoss(_WeightedLoss):
+    def forward(self, input: Tensor, target: Any) -> Tensor:
+        return losses.binary_cross_entropy(input, target, self.weight, self.reduction)
+
+
+class BCEWithLogitsLoss(_WeightedLoss):
+    def __init__(
+        self,
+        weight: Any = None,
+        size_average: bool | None = None,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+        pos_weight: Any = None,
+    ):
+        super().__init__(weight, size_average, reduce, reduction)
+        if pos_weight is None:
+            self.pos_weight = None
+        else:
+            self.register_buffer("pos_weight", _as_tensor(np.asarray(pos_weight, np.float32)))
+
+    def forward(self, input: Tensor, target: Any) -> Tensor:
+        return losses.binary_cross_entropy_with_logits(
+            input, target, self.weight, self.reduction, self.pos_weight
+        )
+
+
 __all__ = [
     "AdaptiveAvgPool2d", "AvgPool2d", "BatchNorm2d", "Conv2d", "Dropout", "Flatten", "Linear",
     "LocalResponseNorm", "MaxPool2d", "Module", "Parameter", "ReLU", "Sequential", "Sigmoid",
     "Tanh", "load", "save",
+    # activations
+    "CELU", "ELU", "GELU", "Hardshrink", "Hardsigmoid", "Hardswish", "Hardtanh", "LeakyReLU",
+    "LogSigmoid", "LogSoftmax", "Mish", "PReLU", "ReLU6", "SELU", "SiLU", "Softmax", "Softmin",
+    "Softplus", "Softshrink", "Softsign", "Tanhshrink", "Threshold",
+    # losses
+    "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "HuberLoss", "L1Loss", "MSELoss",
+    "NLLLoss", "SmoothL1Loss",
 ]  # fmt: skip
 __all__ += [
     "BatchNorm1d", "Identity", "ModuleDict", "ModuleList", "ParameterDict", "ParameterList",
 ]  # fmt: skip
+__all__ += [
+    "AdaptiveMaxPool2d",
+    "Conv1d",
+    "ConvTranspose2d",
+    "Upsample",
+    "UpsamplingBilinear2d",
+    "UpsamplingNearest2d",
+]  # image ops (tinygrad_edu.image)
