@@ -180,9 +180,11 @@ class TrainStep:
     steps agree step for step and can be interleaved. The model's parameters and buffers
     (BatchNorm's running statistics) and the optimizer's state (momentum buffers, Adam's
     moments and step counts: `optimizer.state_dict()` stays valid) hold the updated values
-    after each call. The per-step numbers (learning rate, Adam's bias corrections) are runtime
-    inputs computed by `optimizer.prepare` at every call, so schedulers keep working; the
-    other hyperparameters are compiled in (changing one raises: compile again). On host
+    after each call. The per-step numbers (each parameter group's learning rate, SGD's
+    momentum, Adam's beta1 and bias corrections) are runtime inputs computed by
+    `optimizer.prepare` at every call, so schedulers and `param_groups[k]["lr"] = x` keep
+    working; the other hyperparameters are compiled in per group (changing one raises:
+    compile again). On host
     backends the step swaps arrays instead of copying them: each parameter's, buffer's and
     state array's holder gets the array the compiled step just wrote, and the previous one is
     handed back to be written next time (copying AlexNet's 61M parameters and momenta took
@@ -211,12 +213,13 @@ class TrainStep:
                 "compiled train step",
                 "the optimizer's hyperparameters changed since the step was compiled",
                 f"compiled {self._hyperparameters}, now {opt.hyperparameters()}",
-                "compile the step again (only lr may change between calls)",
+                "compile the step again (lr, SGD's momentum and Adam's beta1 may change "
+                "between calls, e.g. by a scheduler; other settings are compiled in)",
             )
         before = [dict(opt.state[i]) for _, i in self._updated]
         try:
             for name, i in self._updated:
-                self._scalars[name] = opt.prepare(opt.state[i], opt.params[i].data)
+                self._scalars[name] = opt.prepare(opt.state[i], opt.params[i].data, opt.group_of(i))
             outs = self.compiled.run(x, y, reuse_outputs=True)  # state written back there
         except BaseException:
             for (_, i), state in zip(self._updated, before):  # a failed call changes nothing
@@ -241,7 +244,9 @@ def _state_array(optimizer: optim.Optimizer, i: int, name: str) -> Any:
     return np.zeros_like(optimizer.params[i].data) if array is None else array
 
 
-def _update_rule(optimizer: Any) -> UpdateRule:
+def _update_rule(optimizer: Any, index: dict[str, int | None]) -> UpdateRule:
+    """The optimizer's update for each parameter (`index`: name -> its index in the
+    optimizer), with its group's settings: each group's rule is traced with that group."""
     if not isinstance(optimizer, optim.Optimizer):
         raise op_error(
             "compile_train_step",
@@ -249,10 +254,21 @@ def _update_rule(optimizer: Any) -> UpdateRule:
             type(optimizer).__name__,
             "pass e.g. optim.SGD(model.parameters(), lr=0.01) or optim.Adam(...)",
         )
-    probe = {name: np.zeros(1, np.float32) for name in optimizer.state_arrays()}
+    rules = [_group_rule(optimizer, group) for group in optimizer.param_groups]
+    per_param = {name: rules[optimizer._group_of[i]] for name, i in index.items() if i is not None}
+    return UpdateRule(rules[0].update, rules[0].state, rules[0].scalars, per_param)
+
+
+def _group_rule(optimizer: optim.Optimizer, group: Any) -> UpdateRule:
+    state = optimizer.state_arrays(group)
+    probe = {name: np.zeros(1, np.float32) for name in state}
     # the scalars' names, from the rule itself (on a scratch state: nothing changes)
-    scalars = tuple(optimizer.prepare(probe, np.zeros(1, np.float32)))
-    return UpdateRule(optimizer.update, optimizer.state_arrays(), scalars)
+    scalars = tuple(optimizer.prepare(probe, np.zeros(1, np.float32), group))
+
+    def update(w: Tensor, g: Tensor, s: dict, sc: dict) -> tuple[Tensor, dict]:
+        return optimizer.update(w, g, s, sc, group)
+
+    return UpdateRule(update, state, scalars)
 
 
 def trace_loss(
@@ -286,12 +302,19 @@ def compile_train_step(
     """Compile one training step of `loss_fn(model(x), y)` with `optimizer`'s update rule
     (backend None: `default_backend()`): see `TrainStep`."""
     backend = _check_backend(backend)
-    rule = _update_rule(optimizer)
+    if not isinstance(model, nn.Module):
+        raise op_error(
+            "compile_train_step",
+            "model must be a tinygrad_edu.nn Module",
+            type(model).__name__,
+            "pass the nn.Module whose parameters the optimizer trains",
+        )
+    params = dict(model.named_parameters())
+    index = {name: _index_of(optimizer.params, p) for name, p in params.items()}
+    rule = _update_rule(optimizer, index)
     t0 = time.perf_counter()
     forward = trace_loss(model, loss_fn, example_x, example_y)
     t1 = time.perf_counter()
-    params = dict(model.named_parameters())
-    index = {name: _index_of(optimizer.params, p) for name, p in params.items()}
     trained = {name for name, i in index.items() if i is not None}
     train_graph = autodiff(forward, rule, trained=trained)
     t2 = time.perf_counter()
@@ -305,13 +328,15 @@ def compile_train_step(
     # preview of the next step's (prepared on a copy: the optimizer is not changed), so the
     # compiled function can be run on its own for inspection
     scalars: dict[str, dict[str, float]] = {
-        name: optimizer.prepare(dict(optimizer.state[i]), optimizer.params[i].data)
+        name: optimizer.prepare(
+            dict(optimizer.state[i]), optimizer.params[i].data, optimizer.group_of(i)
+        )
         for name, i in updated
     }
     for name, i in updated:
-        for s in rule.scalars:
+        for s in rule.for_param(name).scalars:
             bindings[f"{s}:{name}"] = lambda n=name, s=s: np.array(scalars[n][s])
-        for s in rule.state:
+        for s in rule.for_param(name).state:
             bindings[f"{s}:{name}"] = lambda i=i, s=s: _state_array(optimizer, i, s)
             slots[f"{s}:{name}"] = Slot(
                 lambda i=i, s=s: optimizer.state[i].get(s),

@@ -235,7 +235,7 @@ def test_compiled_step_refuses_changed_hyperparameters():
     x, y = np.ones((2, 3), np.float32), np.array([0, 1])
     step = compiler.compile_train_step(model, cross_entropy, opt, x, y, backend="numpy")
     step(x, y)
-    opt.momentum = 0.5
+    opt.weight_decay = 0.5  # compiled in (lr and momentum are runtime inputs)
     with pytest.raises(ValueError, match="hyperparameters changed.*compile the step again"):
         step(x, y)
 

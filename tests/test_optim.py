@@ -219,15 +219,16 @@ def test_steplr_matches_torch(
     opt, topt = our_sgd(lr), torch_sgd(torch, lr)
     sched = StepLR(opt, step_size, gamma)
     tsched = torch.optim.lr_scheduler.StepLR(topt, step_size, gamma)
-    assert sched.get_last_lr() == tsched.get_last_lr()[0] == lr
+    assert sched.get_last_lr() == tsched.get_last_lr() == [lr]  # a list, one lr per group
     for epoch in range(1, epochs + 1):
         opt.step()
         topt.step()
         sched.step()
         tsched.step()
-        assert sched.get_last_lr() == pytest.approx(tsched.get_last_lr()[0], rel=1e-12)
-        assert opt.lr == pytest.approx(topt.param_groups[0]["lr"], rel=1e-12)
-        assert opt.lr == lr * gamma ** (epoch // step_size)
+        # chainable, as PyTorch's: the same floats, close to the closed form
+        assert sched.get_last_lr() == tsched.get_last_lr()
+        assert opt.lr == topt.param_groups[0]["lr"]
+        assert opt.lr == pytest.approx(lr * gamma ** (epoch // step_size), rel=1e-12)
 
 
 # validation error of an imagined AlexNet run: improves, plateaus, improves, plateaus ...
@@ -245,7 +246,7 @@ def run_plateau_parity(torch: Any, metrics: list[float], **kwargs: Any) -> list[
     for m in metrics:
         sched.step(m)
         tsched.step(m)
-        assert sched.get_last_lr() == tsched.get_last_lr()[0]
+        assert sched.get_last_lr() == tsched.get_last_lr()
         assert opt.lr == topt.param_groups[0]["lr"]
         assert (sched.num_bad_epochs, sched.cooldown_counter) == (
             tsched.num_bad_epochs,

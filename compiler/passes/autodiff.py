@@ -11,8 +11,8 @@ corrections) as runtime inputs, so schedulers and step counts keep working.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -33,11 +33,17 @@ UpdateFn = Callable[
 class UpdateRule:
     """The optimizer update appended to the graph: `update` per parameter, reading the state
     arrays named `state` (inputs and outputs "STATE:PARAM") and the 0-d scalars named
-    `scalars` (inputs "SCALAR:PARAM", in the parameter's dtype)."""
+    `scalars` (inputs "SCALAR:PARAM", in the parameter's dtype). `per_param` gives some
+    parameters a rule of their own (an optimizer's parameter groups differ in settings)."""
 
     update: UpdateFn
     state: tuple[str, ...] = ()
     scalars: tuple[str, ...] = ()
+    per_param: Mapping[str, UpdateRule] = field(default_factory=dict)
+
+    def for_param(self, name: str) -> UpdateRule:
+        """The rule that updates parameter `name`."""
+        return self.per_param.get(name, self)
 
 
 def replay(g: Graph, leaf_tensors: dict[int, Tensor]) -> dict[int, Tensor]:
@@ -113,21 +119,22 @@ def autodiff(
             for name, p in params:
                 if p.grad is None or (trained is not None and name not in trained):
                     continue
+                own = rule.for_param(name)
                 state = {
-                    s: _leaf(leaves, "state", f"{s}:{name}", p.shape, p.dtype) for s in rule.state
+                    s: _leaf(leaves, "state", f"{s}:{name}", p.shape, p.dtype) for s in own.state
                 }
                 scalars = {}
-                for s in rule.scalars:
+                for s in own.scalars:
                     scalars[s] = _leaf(leaves, "input", f"{s}:{name}", (), p.dtype)
                     input_names.append(f"{s}:{name}")
                 with scope(name.rpartition(".")[0], UPDATE):  # the parameter's layer
-                    new_p, new_state = rule.update(p, p.grad, state, scalars)
+                    new_p, new_state = own.update(p, p.grad, state, scalars)
                 updated.append((name, new_p, new_state))
             for name, new_p, _ in updated:
                 outputs.append(new_p)
                 names.append(f"param:{name}")
             for name, _, new_state in updated:
-                for s in rule.state:
+                for s in rule.for_param(name).state:
                     outputs.append(new_state[s])
                     names.append(f"{s}:{name}")
         for k, (nid, out_name) in enumerate(zip(g.outputs, g.output_names)):

@@ -1,4 +1,5 @@
-"""Optimizers (SGD, Adam, AdamW) and learning-rate schedulers (StepLR, ReduceLROnPlateau).
+"""Optimizers (SGD, Adam, AdamW) with PyTorch's parameter groups; learning-rate schedulers
+live in `optim.lr_scheduler` (StepLR and ReduceLROnPlateau are also importable from here).
 
 Every update works on the raw arrays: it reads `p.grad.data` and writes `p.data` in place, in
 the parameter's own dtype, so no autograd graph is recorded and arrays held elsewhere (views,
@@ -6,7 +7,7 @@ the model's references) stay valid. A parameter whose `.grad` is None is skipped
 PyTorch. Below, w is a parameter, g its gradient, lr the learning rate, wd the weight decay,
 t the number of updates this parameter has had (1 on its first).
 
-Each rule is written once, as `update(w, g, state, scalars)` in DSL ops (see `Optimizer`): an
+Each rule is written once, as `update(w, g, state, scalars, group)` in DSL ops (see `Optimizer`): an
 eager `step()` runs it on the arrays, and `compiler.compile_train_step` traces the very same
 function into the compiled step, so eager and compiled training agree step for step. A new
 optimizer is a subclass with its `update` (and `prepare` for per-step numbers such as bias
@@ -48,20 +49,17 @@ adaptive denominator)::
     w <- w * (1 - lr * wd)
     then Adam's m, s and w updates above, with wd = 0
 
-StepLR (call `step()` once per epoch): lr = base_lr * gamma ** (epoch // step_size).
-
-ReduceLROnPlateau (call `step(metric)` once per epoch; PyTorch semantics): a metric is an
-improvement when it beats the best so far by the threshold (mode "min", "rel": metric <
-best * (1 - threshold); "abs": metric < best - threshold; mode "max" mirrors this). After
-more than `patience` epochs in a row without improvement, lr <- max(lr * factor, min_lr)
-(skipped when that changes lr by eps or less), then `cooldown` epochs are ignored. This is
-the AlexNet recipe: divide the learning rate by 10 when the validation error stops improving.
+Parameter groups (PyTorch's): `SGD([{"params": backbone}, {"params": head, "lr": 0.1}],
+lr=0.01, momentum=0.9)` gives each group its own settings, the constructor's arguments filling
+in the rest; `opt.param_groups[k]["lr"] = x` takes effect at the next step, eager or compiled
+(the lr is a runtime input of a compiled step, never baked in).
 
 `state_dict()` of every optimizer and scheduler is a flat `dict[str, np.ndarray]` (scalars as
 0-d arrays, strings as 0-d unicode arrays), so `np.savez(path, **opt.state_dict())` saves it and
 `opt.load_state_dict(np.load(path))` restores it exactly. Optimizer keys: `lr`, `step_count`,
-`num_params`, the hyperparameters, and per-parameter state `<name>.<index>`, e.g.
-`momentum_buffer.0`, `velocity.2`, `exp_avg.3`, `exp_avg_sq.3`, `step.3`.
+`num_params`, group 0's hyperparameters, `group_sizes`, the other groups' settings as
+`param_groups.<k>.<name>`, and per-parameter state `<name>.<index>` (index into `params`, every
+group's parameters in order), e.g. `momentum_buffer.0`, `velocity.2`, `exp_avg.3`, `step.3`.
 """
 
 from __future__ import annotations
@@ -70,19 +68,23 @@ import math
 import numbers
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
 
-from .autograd import no_grad
-from .errors import op_error
-from .tensor import Tensor
+from ..autograd import enable_grad, no_grad
+from ..errors import op_error
+from ..tensor import Tensor
 
-__all__ = ["SGD", "Adam", "AdamW", "LRScheduler", "Optimizer", "ReduceLROnPlateau", "StepLR"]
+__all__ = [
+    "SGD", "Adam", "AdamW", "LRScheduler", "Optimizer", "ParamGroup", "ReduceLROnPlateau",
+    "StepLR", "lr_scheduler",
+]  # fmt: skip
 
 _CHUNK = 1 << 15  # elements per chunk of an eager elementwise update (temporaries fit in L2)
 _STATE_KEY = re.compile(r"^([A-Za-z_]+)\.(\d+)$")
+_GROUP_KEY = re.compile(r"^param_groups\.(\d+)\.(.+)$")
 
 
 # -- validation helpers ------------------------------------------------------------------------
@@ -220,29 +222,82 @@ def _check_lr(owner: str, lr: Any) -> float:
     return _real(owner, "lr", lr, "pass a finite learning rate >= 0, e.g. lr=0.01")
 
 
+def _split_groups(params: Any, owner: str) -> list[dict[str, Any]]:
+    """`params` as a list of group dicts: an iterable of Tensors is one group; an iterable of
+    dicts (each with "params") is one group per dict, as in PyTorch."""
+    if isinstance(params, (Tensor, Mapping)):
+        _param_list(params, owner)  # raises, naming the fix
+    try:
+        items = list(params)
+    except TypeError:
+        items = params  # _param_list names the problem
+    if isinstance(items, list) and items and all(isinstance(g, Mapping) for g in items):
+        return [dict(g) for g in items]
+    if isinstance(items, list) and any(isinstance(g, Mapping) for g in items):
+        raise op_error(
+            owner,
+            "params mixes Tensors and parameter-group dicts",
+            [type(g).__name__ for g in items],
+            f'pass either Tensors or dicts: {owner}([{{"params": [w]}}, {{"params": [b]}}], ...)',
+        )
+    return [{"params": items}]
+
+
+class ParamGroup(dict):
+    """One parameter group: "params" (a list of Tensors) and its settings ("lr",
+    "momentum", ...), a dict as in PyTorch. Assigning a setting the optimizer knows is
+    validated at once (`opt.param_groups[0]["lr"] = -1` raises on that line); other keys
+    (a scheduler's "initial_lr", say) are kept as given."""
+
+    def __init__(self, optimizer: Optimizer, values: Mapping[str, Any]) -> None:
+        super().__init__(values)
+        self._optimizer = optimizer
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        opt = self._optimizer
+        if key == "params":
+            raise op_error(
+                f"{opt._name}.param_groups",
+                "a group's params cannot be replaced",
+                f"{len(self['params'])} params",
+                "make a new optimizer, or add_param_group for new parameters",
+            )
+        if key in opt.defaults:
+            value = opt._check_group({**self, key: value})[key]
+        super().__setitem__(key, value)
+
+
 # -- optimizers --------------------------------------------------------------------------------
 class Optimizer(ABC):
-    """Base class: holds the parameters, the learning rate and per-parameter state.
+    """Base class: parameter groups, per-parameter state, and the update rule.
+
+    `param_groups` is PyTorch's list of dicts: each has "params" and every setting (lr and
+    the subclass's hyperparameters, defaults filled in from the constructor's arguments);
+    construct from a list of dicts for per-group settings, `add_param_group` adds one later.
+    `params` is every parameter of every group, in order, and `state[i]` holds params[i]'s
+    state. `opt.lr` reads group 0's lr and assigning it sets every group's (so do `opt.momentum`
+    and the other settings): the one-group shorthand schedulers and old code use.
 
     A subclass describes its rule once, and both eager `step()` and a compiled training step
     (`compiler.compile_train_step`) run that description:
 
-    - `update(w, g, state, scalars)`: one parameter's new value and new state arrays, in DSL
-      ops (Tensors). Eagerly it runs on the arrays themselves and the results are written
-      back in place; compiled, it is traced into the step's graph.
-    - `prepare(state, w)`: host-side work before each update of one parameter: create missing
-      state arrays (zeros), advance counters (Adam's `step`), and return the per-step numbers
-      the update reads (`scalars`: the learning rate, Adam's bias corrections). Compiled, they
-      are runtime inputs, so schedulers and step counts keep working.
-    - `state_arrays()`: the names of the arrays `update` reads and returns (shaped like w).
-    - `_configure(**hyper)`: validates every hyperparameter before setting any.
+    - `update(w, g, state, scalars, group)`: one parameter's new value and new state arrays,
+      in DSL ops (Tensors). Eagerly it runs on the arrays themselves and the results are
+      written back in place; compiled, it is traced into the step's graph.
+    - `prepare(state, w, group)`: host-side work before each update of one parameter: create
+      missing state arrays (zeros), advance counters (Adam's `step`), and return the per-step
+      numbers the update reads (`scalars`: the group's learning rate, SGD's momentum, Adam's
+      bias corrections). Compiled, they are runtime inputs, so schedulers and step counts
+      keep working.
+    - `state_arrays(group)`: the names of the arrays `update` reads and returns.
+    - `_check_hyper(settings)`: validates a group's hyperparameters (all before any is set).
     """
 
     #: names of per-parameter state arrays shaped like the parameter
     _state_arrays: tuple[str, ...] = ()
     #: names of per-parameter scalar state (ints)
     _state_scalars: tuple[str, ...] = ()
-    #: hyperparameters besides lr, saved and restored by the state dict
+    #: hyperparameters besides lr, per group, saved and restored by the state dict
     _hyperparams: tuple[str, ...] = ()
     #: settings saved by the state dict that must match on load (they change the state's form)
     _fixed: tuple[str, ...] = ()
@@ -250,54 +305,125 @@ class Optimizer(ABC):
     #: only), so eager steps may run it over chunks of a parameter
     _elementwise: bool = True
 
-    def __init__(self, params: Iterable[Tensor], lr: float) -> None:
-        self.params: list[Tensor] = _param_list(params, self._name)
-        self.lr = lr
+    def __init__(self, params: Iterable[Any], defaults: Mapping[str, Any]) -> None:
+        self.defaults: dict[str, Any] = dict(defaults)
+        self.param_groups: list[ParamGroup] = []
+        self.params: list[Tensor] = []
+        self.state: list[dict[str, Any]] = []
+        self._group_of: list[int] = []  # params[i] is in param_groups[_group_of[i]]
         self.step_count = 0
-        self.state: list[dict[str, Any]] = [{} for _ in self.params]
+        self._check_group(self.defaults)  # bad defaults fail even when every group sets its own
+        for group in _split_groups(params, self._name):
+            self.add_param_group(group)
 
     @property
     def _name(self) -> str:
         return type(self).__name__
 
+    def _check_group(self, group: Mapping[str, Any]) -> dict[str, Any]:
+        """The group's lr and hyperparameters, validated (a ValueError names the bad one)."""
+        return {"lr": _check_lr(self._name, group["lr"]), **self._check_hyper(group)}
+
+    @abstractmethod
+    def _check_hyper(self, group: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate the rule's hyperparameters in `group`; return them normalised."""
+
+    def add_param_group(self, param_group: Mapping[str, Any]) -> None:
+        """Add a group: a dict with "params" (Tensors) and any settings; the rest come from
+        the constructor's defaults (PyTorch's `add_param_group`, e.g. to unfreeze layers)."""
+        if not isinstance(param_group, Mapping) or "params" not in param_group:
+            raise op_error(
+                self._name,
+                'a parameter group must be a dict with a "params" entry',
+                type(param_group).__name__,
+                'pass e.g. {"params": model.fc.parameters(), "lr": 0.01}',
+            )
+        params = param_group["params"]
+        params = _param_list([params] if isinstance(params, Tensor) else params, self._name)
+        known = {id(p) for p in self.params}
+        if any(id(p) in known for p in params):
+            raise op_error(
+                self._name,
+                "some parameters appear in more than one parameter group",
+                f"group {len(self.param_groups)}",
+                "put each parameter in one group only",
+            )
+        group = {**self.defaults, **param_group}
+        group.update(self._check_group(group), params=params)
+        self.param_groups.append(ParamGroup(self, group))
+        self._group_of += [len(self.param_groups) - 1] * len(params)
+        self.params += params
+        self.state += [{} for _ in params]
+
+    def group_of(self, i: int) -> ParamGroup:
+        """The parameter group params[i] belongs to."""
+        return self.param_groups[self._group_of[i]]
+
+    # the one-group shorthands: opt.lr, opt.momentum, ... read group 0 and set every group
     @property
     def lr(self) -> float:
-        """The learning rate; schedulers (and you) may assign it between steps."""
-        return self._lr
+        """Group 0's learning rate; assigning sets every group's (schedulers may assign it)."""
+        return self.param_groups[0]["lr"]
 
     @lr.setter
     def lr(self, value: float) -> None:
-        self._lr = _check_lr(self._name, value)
+        value = _check_lr(self._name, value)
+        for group in self.param_groups:
+            group["lr"] = value
 
-    def zero_grad(self) -> None:
+    def __getattr__(self, name: str) -> Any:
+        if name in type(self)._hyperparams and self.__dict__.get("param_groups"):
+            return self.param_groups[0][name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in type(self)._hyperparams and "param_groups" in self.__dict__:
+            checked = [self._check_group({**g, name: value})[name] for g in self.param_groups]
+            for group, v in zip(self.param_groups, checked):
+                group[name] = v
+        else:
+            object.__setattr__(self, name, value)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
         """Forget the gradients (`p.grad = None`), so the next backward starts afresh."""
         for p in self.params:
-            p.grad = None
+            if set_to_none or p.grad is None:
+                p.grad = None
+            else:
+                p.grad = Tensor._make(np.zeros_like(p.grad.data))
 
-    def step(self) -> None:
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Update every parameter that has a gradient; those with `grad` None are skipped.
+        `closure` (PyTorch's) re-evaluates the loss first; its value is returned.
 
         All gradients are checked before any parameter changes, so a bad one leaves the
         parameters as they were."""
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
         grads = [
             None if p.grad is None else self._grad_array(i, p) for i, p in enumerate(self.params)
         ]
         with no_grad():
-            for state, p, g in zip(self.state, self.params, grads):
+            for i, (state, p, g) in enumerate(zip(self.state, self.params, grads)):
                 if g is not None:
-                    self._apply(state, p.data, g)
+                    self._apply(state, p.data, g, self.group_of(i))
         self.step_count += 1
+        return loss
 
-    def _apply(self, state: dict[str, Any], w: np.ndarray, g: np.ndarray) -> None:
+    def _apply(
+        self, state: dict[str, Any], w: np.ndarray, g: np.ndarray, group: Mapping[str, Any]
+    ) -> None:
         """The rule on one parameter's arrays: `update` run eagerly, results written in place
         (so arrays held elsewhere, like the model's, stay valid). An elementwise rule runs
         over cache-sized chunks of a large parameter: its temporaries stay in cache instead
         of being fresh arrays the parameter's size (about 2x faster on 16M-element weights)."""
         scalars = {
             name: Tensor._make(np.array(v, dtype=w.dtype))
-            for name, v in self.prepare(state, w).items()
+            for name, v in self.prepare(state, w, group).items()
         }
-        names = self.state_arrays()
+        names = self.state_arrays(group)
         arrays = [w, *(state[name] for name in names)]
         if self._elementwise and w.size > _CHUNK and all(a.flags.c_contiguous for a in arrays):
             flat_w, flat_g = w.reshape(-1), g.reshape(-1)
@@ -305,10 +431,10 @@ class Optimizer(ABC):
             for start in range(0, w.size, _CHUNK):
                 part = slice(start, start + _CHUNK)
                 self._apply_part(
-                    flat_w[part], flat_g[part], names, [a[part] for a in flat_state], scalars
+                    flat_w[part], flat_g[part], names, [a[part] for a in flat_state], scalars, group
                 )
         else:
-            self._apply_part(w, g, names, [state[name] for name in names], scalars)
+            self._apply_part(w, g, names, [state[name] for name in names], scalars, group)
 
     def _apply_part(
         self,
@@ -317,41 +443,58 @@ class Optimizer(ABC):
         names: tuple[str, ...],
         state: list[np.ndarray],
         scalars: dict[str, Tensor],
+        group: Mapping[str, Any],
     ) -> None:
         new_w, new_state = self.update(
             Tensor._make(w),
             Tensor._make(g),
             {name: Tensor._make(a) for name, a in zip(names, state)},
             scalars,
+            group,
         )
         w[...] = new_w.data
         for name, a in zip(names, state):
             a[...] = new_state[name].data
 
-    def state_arrays(self) -> tuple[str, ...]:
+    def state_arrays(self, group: Mapping[str, Any] | None = None) -> tuple[str, ...]:
         """Names of the per-parameter state arrays `update` reads and returns, with the
-        current hyperparameters (SGD without momentum has none)."""
+        group's hyperparameters (group None: group 0; SGD without momentum has none)."""
         return self._state_arrays
 
-    def prepare(self, state: dict[str, Any], w: np.ndarray) -> dict[str, float]:
+    def prepare(
+        self, state: dict[str, Any], w: np.ndarray, group: Mapping[str, Any] | None = None
+    ) -> dict[str, float]:
         """Before one parameter's update: create its missing state arrays (zeros like w) and
-        return the numbers the update reads besides w, g and the state (the learning rate
-        here). Subclasses that count steps advance their counters here."""
-        for name in self.state_arrays():
+        return the numbers the update reads besides w, g and the state (the group's learning
+        rate here; group None: group 0). Subclasses that count steps advance them here."""
+        group = self.param_groups[0] if group is None else group
+        for name in self.state_arrays(group):
             if name not in state:
                 state[name] = np.zeros_like(w)
-        return {"lr": self.lr}
+        return {"lr": group["lr"]}
 
     @abstractmethod
     def update(
-        self, w: Tensor, g: Tensor, state: dict[str, Tensor], scalars: dict[str, Tensor]
+        self,
+        w: Tensor,
+        g: Tensor,
+        state: dict[str, Tensor],
+        scalars: dict[str, Tensor],
+        group: Mapping[str, Any],
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """One parameter's rule in DSL ops: (new w, new state arrays by name), given w, its
-        gradient g, its state arrays and the numbers `prepare` returned (0-d, w's dtype)."""
+        gradient g, its state arrays, the numbers `prepare` returned (0-d, w's dtype) and its
+        group's settings."""
 
-    def hyperparameters(self) -> dict[str, Any]:
-        """The settings `update` reads besides the scalars (a compiled step fixes them)."""
-        return {name: getattr(self, name) for name in self._fixed + self._hyperparams}
+    def compiled_settings(self, group: Mapping[str, Any]) -> dict[str, Any]:
+        """The settings a compiled step fixes for `group` (all but the runtime scalars)."""
+        return {name: group[name] for name in self._hyperparams}
+
+    def hyperparameters(self) -> list[dict[str, Any]]:
+        """Per group, the settings a compiled step fixes (changing one means compiling
+        again); lr and the other `prepare` scalars are not among them."""
+        fixed = {name: getattr(self, name) for name in self._fixed}
+        return [{**fixed, **self.compiled_settings(g)} for g in self.param_groups]
 
     def _grad_array(self, i: int, p: Tensor) -> np.ndarray:
         grad = p.grad
@@ -365,20 +508,34 @@ class Optimizer(ABC):
             )
         return g.astype(p.data.dtype, copy=False)
 
-    @abstractmethod
-    def _configure(self, **hyper: Any) -> None:
-        """Validate and set the rule's hyperparameters."""
-
     # -- saving and restoring ----------------------------------------------------------------
+    def _settings(self) -> tuple[str, ...]:
+        return ("lr", *self._hyperparams)
+
     def state_dict(self) -> dict[str, np.ndarray]:
-        """A flat dict of numpy arrays (copies), ready for `np.savez(path, **d)`."""
+        """A flat dict of numpy arrays (copies), ready for `np.savez(path, **d)`.
+
+        Group 0's settings are top-level keys (`lr`, `momentum`, ...); `group_sizes` gives
+        each group's parameter count; other groups' settings, and any extra numeric keys of
+        a group (a scheduler's `initial_lr`), are `param_groups.K.NAME`."""
+        group0 = self.param_groups[0]
         d: dict[str, np.ndarray] = {
-            "lr": np.array(self.lr, dtype=np.float64),
+            "lr": np.array(group0["lr"], dtype=np.float64),
             "step_count": np.array(self.step_count, dtype=np.int64),
             "num_params": np.array(len(self.params), dtype=np.int64),
+            "group_sizes": np.array([len(g["params"]) for g in self.param_groups], np.int64),
         }
-        for name in self._fixed + self._hyperparams:
+        for name in self._fixed:
             d[name] = np.array(getattr(self, name))
+        for name in self._hyperparams:
+            d[name] = np.array(group0[name])
+        for k, group in enumerate(self.param_groups):
+            for name, value in group.items():
+                core = name in self._settings()
+                if name == "params" or (k == 0 and core):
+                    continue
+                if core or _is_real(value) or _is_real_tuple(value):
+                    d[f"param_groups.{k}.{name}"] = np.array(value)
         for i, state in enumerate(self.state):
             for name in self._state_arrays:
                 if name in state:
@@ -389,9 +546,10 @@ class Optimizer(ABC):
         return d
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
-        """Restore a `state_dict()` (or `np.load` of a saved one) exactly: lr, step count,
-        hyperparameters and per-parameter state. Everything is validated before anything
-        changes, so a failed load leaves the optimizer as it was."""
+        """Restore a `state_dict()` (or `np.load` of a saved one) exactly: every group's
+        settings, the step count and per-parameter state. Everything is validated before
+        anything changes, so a failed load leaves the optimizer as it was. A state saved
+        before parameter groups existed (no `group_sizes`) loads into a one-group optimizer."""
         owner = f"{self._name}.load_state_dict"
         d = _as_arrays(owner, state_dict)
         _check_keys(owner, d, ("lr", "step_count", "num_params", *self._fixed, *self._hyperparams))
@@ -401,6 +559,15 @@ class Optimizer(ABC):
                 "the state was saved from an optimizer with a different number of parameters",
                 f"saved {int(d['num_params'])}, this optimizer has {len(self.params)}",
                 "build the optimizer over the same parameters, in the same order",
+            )
+        sizes = [len(g["params"]) for g in self.param_groups]
+        saved_sizes = d["group_sizes"].tolist() if "group_sizes" in d else [len(self.params)]
+        if saved_sizes != sizes:
+            raise op_error(
+                owner,
+                "the state was saved with different parameter groups",
+                f"saved group sizes {saved_sizes}, this optimizer has {sizes}",
+                "build the optimizer with the same groups, in the same order",
             )
         for name in self._fixed:
             saved, mine = _to_python(d[name]), getattr(self, name)
@@ -412,18 +579,46 @@ class Optimizer(ABC):
                     f"{name}",
                     f"construct the optimizer with {name}={saved!r}",
                 )
+        groups = self._parse_groups(owner, d)
         new_state = self._parse_param_state(owner, d)
-        lr = _check_lr(self._name, _to_python(d["lr"]))
         step_count = _int(owner, "step_count", _to_python(d["step_count"]), "save it again")
-        self._configure(**{name: _to_python(d[name]) for name in self._hyperparams})
-        self.lr, self.step_count, self.state = lr, step_count, new_state
+        for group, values in zip(self.param_groups, groups):
+            dict.update(group, values)
+        self.step_count, self.state = step_count, new_state
+
+    def _parse_groups(self, owner: str, d: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+        """Each group's saved settings, validated (group 0's are the top-level keys)."""
+        groups: list[dict[str, Any]] = [
+            {name: _to_python(d[name]) for name in self._settings()}
+        ] + [{} for _ in self.param_groups[1:]]
+        for key, value in d.items():
+            match = _GROUP_KEY.match(key)
+            if match is None:
+                continue
+            k, name = int(match.group(1)), match.group(2)
+            if k >= len(groups):
+                raise op_error(
+                    owner, f"key {key!r} names group {k}", f"{len(groups)} groups", "save again"
+                )
+            groups[k][name] = _to_python(value)
+        for k, values in enumerate(groups):
+            missing = [n for n in self._settings() if n not in values]
+            if missing:
+                raise op_error(
+                    owner,
+                    f"group {k} is missing settings {missing}",
+                    f"has {sorted(values)}",
+                    f"pass a state dict saved by {self._name}.state_dict()",
+                )
+            values.update(self._check_group(values))
+        return groups
 
     def _parse_param_state(self, owner: str, d: dict[str, np.ndarray]) -> list[dict[str, Any]]:
-        top = {"lr", "step_count", "num_params", *self._fixed, *self._hyperparams}
+        top = {"lr", "step_count", "num_params", "group_sizes", *self._fixed, *self._hyperparams}
         names = self._state_arrays + self._state_scalars
         new_state: list[dict[str, Any]] = [{} for _ in self.params]
         for key, value in d.items():
-            if key in top:
+            if key in top or _GROUP_KEY.match(key):
                 continue
             match = _STATE_KEY.match(key)
             if match is None or match.group(1) not in names:
@@ -471,41 +666,59 @@ class Optimizer(ABC):
         return new_state
 
     def __repr__(self) -> str:
-        hyper = ", ".join(f"{n}={getattr(self, n)!r}" for n in self._hyperparams + self._fixed)
-        sep = ", " if hyper else ""
-        return f"{self._name}({len(self.params)} params, lr={self.lr!r}{sep}{hyper})"
+        def settings(group: Mapping[str, Any]) -> str:
+            return ", ".join(f"{n}={group[n]!r}" for n in self._settings())
+
+        fixed = "".join(f", {n}={getattr(self, n)!r}" for n in self._fixed)
+        if len(self.param_groups) == 1:
+            return (
+                f"{self._name}({len(self.params)} params, {settings(self.param_groups[0])}{fixed})"
+            )
+        groups = "; ".join(
+            f"group {k}: {len(g['params'])} params, {settings(g)}"
+            for k, g in enumerate(self.param_groups)
+        )
+        return f"{self._name}({groups}{fixed})"
+
+
+def _is_real_tuple(value: Any) -> bool:
+    return isinstance(value, tuple) and bool(value) and all(_is_real(v) for v in value)
 
 
 class SGD(Optimizer):
     """Stochastic gradient descent with optional momentum, weight decay and Nesterov.
 
-    `rule="pytorch"` (default) is exactly `torch.optim.SGD`; `rule="alexnet"` is the
-    AlexNet paper's velocity form, identical to PyTorch's while lr is constant (see the module
-    docstring). Paper settings: `SGD(params, lr=0.01, momentum=0.9, weight_decay=5e-4,
-    rule="alexnet")`.
+    `rule="pytorch"` (default) is exactly `torch.optim.SGD` (same arguments, same order);
+    `rule="alexnet"` is the AlexNet paper's velocity form, identical to PyTorch's while lr
+    is constant (see the module docstring). Paper settings: `SGD(params, lr=0.01,
+    momentum=0.9, weight_decay=5e-4, rule="alexnet")`. lr and a nonzero momentum are runtime
+    numbers of a compiled step (a scheduler may change them); whether momentum is zero,
+    dampening, weight decay and nesterov are compiled in.
     """
 
-    _hyperparams = ("momentum", "weight_decay", "nesterov", "dampening")
+    _hyperparams = ("momentum", "dampening", "weight_decay", "nesterov")
     _fixed = ("rule",)
 
     def __init__(
         self,
-        params: Iterable[Tensor],
-        lr: float,
+        params: Iterable[Any],
+        lr: float = 1e-3,
         momentum: float = 0.0,
+        dampening: float = 0.0,
         weight_decay: float = 0.0,
         nesterov: bool = False,
-        dampening: float = 0.0,
+        *,
         rule: str = "pytorch",
     ) -> None:
         self.rule = _choice(type(self).__name__, "rule", rule, ("pytorch", "alexnet"))
         self._state_arrays = ("velocity",) if self.rule == "alexnet" else ("momentum_buffer",)
-        super().__init__(params, lr)
-        self._configure(
-            momentum=momentum, weight_decay=weight_decay, nesterov=nesterov, dampening=dampening
-        )
+        defaults = dict(
+            lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+            nesterov=nesterov,
+        )  # fmt: skip
+        super().__init__(params, defaults)
 
-    def _configure(self, **hyper: Any) -> None:
+    def _check_hyper(self, hyper: Mapping[str, Any]) -> dict[str, Any]:
         owner = self._name
         momentum = _real(
             owner,
@@ -549,43 +762,63 @@ class SGD(Optimizer):
                 f"nesterov={nesterov}, dampening={dampening}",
                 "drop nesterov/dampening, or use rule='pytorch'",
             )
-        self.momentum, self.weight_decay = momentum, weight_decay
-        self.nesterov, self.dampening = nesterov, dampening
+        return dict(
+            momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov
+        )
 
-    def state_arrays(self) -> tuple[str, ...]:
-        return self._state_arrays if self.momentum else ()
+    def state_arrays(self, group: Mapping[str, Any] | None = None) -> tuple[str, ...]:
+        group = self.param_groups[0] if group is None else group
+        return self._state_arrays if group["momentum"] else ()
 
-    def prepare(self, state: dict[str, Any], w: np.ndarray) -> dict[str, float]:
-        scalars = {"lr": self.lr}
-        if self.dampening and self.rule == "pytorch":
+    def compiled_settings(self, group: Mapping[str, Any]) -> dict[str, Any]:
+        settings = super().compiled_settings(group)
+        settings["momentum"] = bool(group["momentum"])  # its value is a runtime scalar
+        return settings
+
+    def prepare(
+        self, state: dict[str, Any], w: np.ndarray, group: Mapping[str, Any] | None = None
+    ) -> dict[str, float]:
+        group = self.param_groups[0] if group is None else group
+        scalars = {"lr": group["lr"]}
+        if group["momentum"]:
+            scalars["momentum"] = group["momentum"]
+        if group["dampening"] and self.rule == "pytorch":
             # PyTorch's buffer starts as g itself: undamped on a parameter's first step
             first = "momentum_buffer" not in state
-            scalars["grad_scale"] = 1.0 if first else 1.0 - self.dampening
-        super().prepare(state, w)
+            scalars["grad_scale"] = 1.0 if first else 1.0 - group["dampening"]
+        super().prepare(state, w, group)
         return scalars
 
     def update(
-        self, w: Tensor, g: Tensor, state: dict[str, Tensor], scalars: dict[str, Tensor]
+        self,
+        w: Tensor,
+        g: Tensor,
+        state: dict[str, Tensor],
+        scalars: dict[str, Tensor],
+        group: Mapping[str, Any],
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        lr, momentum = scalars["lr"], self.momentum
-        if self.weight_decay != 0:
-            g = w * self.weight_decay + g
-        if momentum == 0:
+        lr = scalars["lr"]
+        if group["weight_decay"] != 0:
+            g = w * group["weight_decay"] + g
+        if not group["momentum"]:
             return w - g * lr, {}
+        momentum = scalars["momentum"]
         if self.rule == "alexnet":
             v = state["velocity"] * momentum - g * lr  # v = momentum*v - wd*lr*w - lr*dL/dw
             return w + v, {"velocity": v}
         # the buffer starts at zero: momentum * 0 + g is PyTorch's first buffer, g
-        damped = g * scalars["grad_scale"] if self.dampening else g
+        damped = g * scalars["grad_scale"] if group["dampening"] else g
         buf = state["momentum_buffer"] * momentum + damped
-        direction = buf * momentum + g if self.nesterov else buf
+        direction = buf * momentum + g if group["nesterov"] else buf
         return w - direction * lr, {"momentum_buffer": buf}
 
 
 class _AdamBase(Optimizer):
     """What Adam and AdamW share: the two moment estimates with bias correction. They differ
     only in `_decay` (and the weight_decay default); neither is a subclass of the other, so
-    `isinstance(opt, Adam)` never mistakes AdamW's decoupled decay for Adam's L2 decay."""
+    `isinstance(opt, Adam)` never mistakes AdamW's decoupled decay for Adam's L2 decay.
+    lr and beta1 are runtime numbers of a compiled step (OneCycleLR cycles beta1); beta2,
+    eps and weight decay are compiled in."""
 
     _state_arrays = ("exp_avg", "exp_avg_sq")
     _state_scalars = ("step",)
@@ -593,16 +826,15 @@ class _AdamBase(Optimizer):
 
     def __init__(
         self,
-        params: Iterable[Tensor],
+        params: Iterable[Any],
         lr: float,
         betas: tuple[float, float],
         eps: float,
         weight_decay: float,
     ) -> None:
-        super().__init__(params, lr)
-        self._configure(betas=betas, eps=eps, weight_decay=weight_decay)
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
 
-    def _configure(self, **hyper: Any) -> None:
+    def _check_hyper(self, hyper: Mapping[str, Any]) -> dict[str, Any]:
         owner = self._name
         betas = hyper["betas"]
         try:
@@ -621,38 +853,56 @@ class _AdamBase(Optimizer):
         weight_decay = _real(
             owner, "weight_decay", hyper["weight_decay"], "pass weight_decay >= 0, e.g. 1e-4"
         )
-        self.betas, self.eps, self.weight_decay = (beta1, beta2), eps, weight_decay
+        return dict(betas=(beta1, beta2), eps=eps, weight_decay=weight_decay)
 
-    def prepare(self, state: dict[str, Any], w: np.ndarray) -> dict[str, float]:
+    def compiled_settings(self, group: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "beta2": group["betas"][1],
+            "eps": group["eps"],
+            "weight_decay": group["weight_decay"],
+        }
+
+    def prepare(
+        self, state: dict[str, Any], w: np.ndarray, group: Mapping[str, Any] | None = None
+    ) -> dict[str, float]:
+        group = self.param_groups[0] if group is None else group
         if "step" not in state:
             state["step"] = 0
-        super().prepare(state, w)
+        super().prepare(state, w, group)
         state["step"] += 1
         t = state["step"]
-        beta1, beta2 = self.betas
+        beta1, beta2 = group["betas"]
         scalars = {
-            "step_size": self.lr / (1 - beta1**t),
+            "step_size": group["lr"] / (1 - beta1**t),
             "bias_correction2_sqrt": math.sqrt(1 - beta2**t),
+            "one_minus_beta1": 1 - beta1,
         }
-        scalars.update(self._decay_scalars())
+        scalars.update(self._decay_scalars(group))
         return scalars
 
     def update(
-        self, w: Tensor, g: Tensor, state: dict[str, Tensor], scalars: dict[str, Tensor]
+        self,
+        w: Tensor,
+        g: Tensor,
+        state: dict[str, Tensor],
+        scalars: dict[str, Tensor],
+        group: Mapping[str, Any],
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        beta1, beta2 = self.betas
-        w, g = self._decay(w, g, scalars)
-        m = state["exp_avg"] + (g - state["exp_avg"]) * (1 - beta1)  # torch's lerp
+        beta2 = group["betas"][1]
+        w, g = self._decay(w, g, scalars, group)
+        m = state["exp_avg"] + (g - state["exp_avg"]) * scalars["one_minus_beta1"]  # a lerp
         s = state["exp_avg_sq"] * beta2 + g * (1 - beta2) * g
-        denom = s.sqrt() / scalars["bias_correction2_sqrt"] + self.eps
+        denom = s.sqrt() / scalars["bias_correction2_sqrt"] + group["eps"]
         return w - (m / denom) * scalars["step_size"], {"exp_avg": m, "exp_avg_sq": s}
 
-    def _decay_scalars(self) -> dict[str, float]:
+    def _decay_scalars(self, group: Mapping[str, Any]) -> dict[str, float]:
         """Runtime scalars the weight decay needs (they change with the learning rate)."""
         return {}
 
     @abstractmethod
-    def _decay(self, w: Tensor, g: Tensor, scalars: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+    def _decay(
+        self, w: Tensor, g: Tensor, scalars: dict[str, Tensor], group: Mapping[str, Any]
+    ) -> tuple[Tensor, Tensor]:
         """Apply weight decay before the moments: (the weights the step starts from, the
         gradient the moments see)."""
 
@@ -663,7 +913,7 @@ class Adam(_AdamBase):
 
     def __init__(
         self,
-        params: Iterable[Tensor],
+        params: Iterable[Any],
         lr: float = 1e-3,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
@@ -671,8 +921,11 @@ class Adam(_AdamBase):
     ) -> None:
         super().__init__(params, lr, betas, eps, weight_decay)
 
-    def _decay(self, w: Tensor, g: Tensor, scalars: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        return w, (g + w * self.weight_decay if self.weight_decay != 0 else g)
+    def _decay(
+        self, w: Tensor, g: Tensor, scalars: dict[str, Tensor], group: Mapping[str, Any]
+    ) -> tuple[Tensor, Tensor]:
+        wd = group["weight_decay"]
+        return w, (g + w * wd if wd != 0 else g)
 
 
 class AdamW(_AdamBase):
@@ -684,7 +937,7 @@ class AdamW(_AdamBase):
 
     def __init__(
         self,
-        params: Iterable[Tensor],
+        params: Iterable[Any],
         lr: float = 1e-3,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
@@ -692,207 +945,16 @@ class AdamW(_AdamBase):
     ) -> None:
         super().__init__(params, lr, betas, eps, weight_decay)
 
-    def _decay_scalars(self) -> dict[str, float]:
-        return {"decay": 1 - self.lr * self.weight_decay} if self.weight_decay != 0 else {}
+    def _decay_scalars(self, group: Mapping[str, Any]) -> dict[str, float]:
+        wd = group["weight_decay"]
+        return {"decay": 1 - group["lr"] * wd} if wd != 0 else {}
 
-    def _decay(self, w: Tensor, g: Tensor, scalars: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        return (w * scalars["decay"] if self.weight_decay != 0 else w), g
-
-
-# -- learning-rate schedulers ------------------------------------------------------------------
-class LRScheduler(ABC):
-    """Base class: changes `optimizer.lr`; saves its own state as a flat dict of arrays.
-
-    A scheduler's state dict holds the scheduler only; the optimizer's lr is restored by the
-    optimizer's own `load_state_dict` (as in PyTorch).
-    """
-
-    #: attributes saved by state_dict, in order
-    _fields: tuple[str, ...] = ()
-
-    def __init__(self, optimizer: Optimizer) -> None:
-        if not isinstance(optimizer, Optimizer):
-            raise op_error(
-                type(self).__name__,
-                "optimizer must be a tinygrad_edu.optim Optimizer",
-                type(optimizer).__name__,
-                f"pass e.g. {type(self).__name__}(SGD(params, lr=0.01), ...)",
-            )
-        self.optimizer = optimizer
-        self.last_epoch = 0
-        self.last_lr = optimizer.lr
-
-    def get_last_lr(self) -> float:
-        """The learning rate set by the last `step()` (the optimizer's lr at construction)."""
-        return self.last_lr
-
-    def state_dict(self) -> dict[str, np.ndarray]:
-        return {name: np.array(getattr(self, name)) for name in self._fields}
-
-    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
-        """Restore a `state_dict()`; everything is validated before anything changes."""
-        owner = f"{type(self).__name__}.load_state_dict"
-        d = _as_arrays(owner, state_dict)
-        _check_keys(owner, d, self._fields)
-        extra = sorted(set(d) - set(self._fields))
-        if extra:
-            raise op_error(
-                owner,
-                f"unexpected keys {extra}",
-                f"expected {list(self._fields)}",
-                f"pass a state dict saved by {type(self).__name__}.state_dict()",
-            )
-        values = {name: _to_python(d[name]) for name in self._fields}
-        self._restore(owner, values)
-
-    @abstractmethod
-    def _restore(self, owner: str, values: dict[str, Any]) -> None:
-        """Set the scheduler's own fields from validated saved values."""
+    def _decay(
+        self, w: Tensor, g: Tensor, scalars: dict[str, Tensor], group: Mapping[str, Any]
+    ) -> tuple[Tensor, Tensor]:
+        return (w * scalars["decay"] if group["weight_decay"] != 0 else w), g
 
 
-class StepLR(LRScheduler):
-    """Multiply the learning rate by `gamma` every `step_size` epochs; call `step()` once per
-    epoch, after that epoch's training. lr = base_lr * gamma ** (epoch // step_size), where
-    base_lr is the optimizer's lr when the scheduler was made (the closed form: an lr you
-    assign by hand is overwritten at the next step)."""
-
-    _fields = ("base_lr", "last_epoch", "step_size", "gamma", "last_lr")
-
-    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1) -> None:
-        super().__init__(optimizer)
-        self.step_size, self.gamma = self._check(type(self).__name__, step_size, gamma)
-        self.base_lr = optimizer.lr
-
-    @staticmethod
-    def _check(owner: str, step_size: Any, gamma: Any) -> tuple[int, float]:
-        step_size = _int(
-            owner, "step_size", step_size, "pass the epochs between decays, e.g. 30", low=1
-        )
-        gamma = _real(owner, "gamma", gamma, "pass a factor > 0, e.g. gamma=0.1", low_open=True)
-        return step_size, gamma
-
-    def step(self) -> None:
-        self.last_epoch += 1
-        self.optimizer.lr = self.base_lr * self.gamma ** (self.last_epoch // self.step_size)
-        self.last_lr = self.optimizer.lr
-
-    def _restore(self, owner: str, values: dict[str, Any]) -> None:
-        step_size, gamma = self._check(owner, values["step_size"], values["gamma"])
-        base_lr = _check_lr(owner, values["base_lr"])
-        last_lr = _check_lr(owner, values["last_lr"])
-        last_epoch = _int(owner, "last_epoch", values["last_epoch"], "save it again")
-        self.step_size, self.gamma, self.base_lr = step_size, gamma, base_lr
-        self.last_epoch, self.last_lr = last_epoch, last_lr
-
-
-class ReduceLROnPlateau(LRScheduler):
-    """Divide the learning rate by 1/factor when a metric stops improving (PyTorch semantics).
-
-    Call `step(metric)` once per epoch with e.g. the validation error (mode "min") or accuracy
-    (mode "max"). After more than `patience` epochs without an improvement larger than
-    `threshold` (relative or absolute), lr <- max(lr * factor, min_lr), unless that changes it
-    by `eps` or less; then `cooldown` epochs pass before bad epochs count again. A NaN metric
-    counts as a bad epoch, as in PyTorch.
-    """
-
-    _fields = (
-        "mode", "factor", "patience", "threshold", "threshold_mode", "cooldown", "min_lr", "eps",
-        "best", "num_bad_epochs", "cooldown_counter", "last_epoch", "last_lr",
-    )  # fmt: skip
-
-    def __init__(
-        self,
-        optimizer: Optimizer,
-        mode: str = "min",
-        factor: float = 0.1,
-        patience: int = 10,
-        threshold: float = 1e-4,
-        threshold_mode: str = "rel",
-        cooldown: int = 0,
-        min_lr: float = 0.0,
-        eps: float = 1e-8,
-    ) -> None:
-        super().__init__(optimizer)
-        settings = self._check(
-            type(self).__name__,
-            mode=mode,
-            factor=factor,
-            patience=patience,
-            threshold=threshold,
-            threshold_mode=threshold_mode,
-            cooldown=cooldown,
-            min_lr=min_lr,
-            eps=eps,
-        )
-        self.__dict__.update(settings)
-        self.best = math.inf if self.mode == "min" else -math.inf
-        self.num_bad_epochs = 0
-        self.cooldown_counter = 0
-
-    @staticmethod
-    def _check(owner: str, **s: Any) -> dict[str, Any]:
-        return {
-            "mode": _choice(owner, "mode", s["mode"], ("min", "max")),
-            "factor": _real(
-                owner,
-                "factor",
-                s["factor"],
-                "pass 0 < factor < 1: the new lr is lr * factor (factor=0.1 divides it by 10)",
-                low_open=True,
-                high=1.0,
-                high_open=True,
-            ),
-            "patience": _int(owner, "patience", s["patience"], "pass e.g. patience=10"),
-            "threshold": _real(owner, "threshold", s["threshold"], "pass e.g. threshold=1e-4"),
-            "threshold_mode": _choice(owner, "threshold_mode", s["threshold_mode"], ("rel", "abs")),
-            "cooldown": _int(owner, "cooldown", s["cooldown"], "pass e.g. cooldown=0"),
-            "min_lr": _real(owner, "min_lr", s["min_lr"], "pass a floor >= 0, e.g. min_lr=1e-6"),
-            "eps": _real(owner, "eps", s["eps"], "pass eps >= 0, e.g. eps=1e-8"),
-        }
-
-    @property
-    def in_cooldown(self) -> bool:
-        return self.cooldown_counter > 0
-
-    def is_better(self, metric: float, best: float) -> bool:
-        """Whether `metric` improves on `best` by more than the threshold."""
-        if self.mode == "min" and self.threshold_mode == "rel":
-            return metric < best * (1.0 - self.threshold)
-        if self.mode == "min":
-            return metric < best - self.threshold
-        if self.threshold_mode == "rel":
-            return metric > best * (self.threshold + 1.0)
-        return metric > best + self.threshold
-
-    def step(self, metric: float | Tensor) -> None:
-        """Record one epoch's metric (a number or a one-element Tensor); maybe reduce lr."""
-        current = float(metric.item() if isinstance(metric, Tensor) else metric)
-        self.last_epoch += 1
-        if self.is_better(current, self.best):
-            self.best = current
-            self.num_bad_epochs = 0
-        else:
-            self.num_bad_epochs += 1
-        if self.in_cooldown:
-            self.cooldown_counter -= 1
-            self.num_bad_epochs = 0  # bad epochs in cooldown do not count
-        if self.num_bad_epochs > self.patience:
-            old_lr = self.optimizer.lr
-            new_lr = max(old_lr * self.factor, self.min_lr)
-            if old_lr - new_lr > self.eps:
-                self.optimizer.lr = new_lr
-            self.cooldown_counter = self.cooldown
-            self.num_bad_epochs = 0
-        self.last_lr = self.optimizer.lr
-
-    def _restore(self, owner: str, values: dict[str, Any]) -> None:
-        settings = self._check(owner, **{k: values[k] for k in self._fields[:8]})
-        best = values["best"]
-        if not _is_real(best):
-            raise op_error(owner, "best must be a number", repr(best), "save it again")
-        counters = {
-            name: _int(owner, name, values[name], "save it again")
-            for name in ("num_bad_epochs", "cooldown_counter", "last_epoch")
-        }
-        last_lr = _check_lr(owner, values["last_lr"])
-        self.__dict__.update(settings, best=float(best), last_lr=last_lr, **counters)
+# the schedulers build on Optimizer, so they are imported after it
+from . import lr_scheduler  # noqa: E402
+from .lr_scheduler import LRScheduler, ReduceLROnPlateau, StepLR  # noqa: E402
