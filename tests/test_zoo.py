@@ -174,6 +174,9 @@ def test_initialisation_follows_torchvision_schemes():
     assert np.all(resnet.bn1.weight.data == 1) and np.all(resnet.bn1.bias.data == 0)
     manual_seed(0)
     assert np.array_equal(models.resnet18().conv1.weight.data, w)
+    zeroed = models.resnet50(zero_init_residual=True)
+    assert np.all(zeroed.layer1[0].bn3.weight.data == 0)
+    assert np.all(zeroed.layer1[0].bn2.weight.data == 1)
     dense = models.densenet121()
     w = dense.features.conv0.weight.data  # (64, 3, 7, 7): fan_in 3*49
     assert w.std() == pytest.approx(np.sqrt(2 / (3 * 49)), rel=0.05)
