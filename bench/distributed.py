@@ -15,6 +15,12 @@ It launches itself under `mpiexec -n 2 python -m mpi4py` for the 2-rank numbers 
    `DataParallel` sync, forward, backward, bucketed gradient allreduce, SGD update) at a fixed
    global batch (alexnet-mini 32, paper AlexNet 16), and `{model}_speedup` = 1-rank / 2-rank.
    On one 2-core machine expect no speed-up: both ranks share the cores one process uses.
+   The gradients are reduced after backward (`loss.backward(); reduce_gradients`); the
+   `..._2ranks_overlap` figures reduce each bucket while backward runs (`DataParallel.backward`,
+   and for `alexnet_mini_compiled` `GradientStep.reduce_into`: the gradient kernels writing
+   into the flat buffer), with `{model}_overlap_gain` = plain / overlapped. Buckets:
+   `bucket_bytes` (alexnet-mini's 1.4 MB of gradients in 256 KiB buckets, the paper AlexNet's
+   244 MB in DDP's 25 MiB).
 3. `scaling`: predicted images/s and efficiency of the paper AlexNet (61M parameters, 244 MB
    of gradients) for 2-64 machines at 10 and 100 Gb/s, without and with overlap of the
    allreduce with compute, from the measured 1-rank time per image and a ring allreduce
@@ -43,6 +49,9 @@ SIZES = {"4KiB": 4 << 10, "64KiB": 64 << 10, "1MiB": 1 << 20, "16MiB": 16 << 20}
 SIZES_FULL = {**SIZES, "244MB": PAPER_GRADIENT_BYTES}
 #: (model name, variant, global batch, input side)
 MODELS = {"alexnet_mini": ("mini", 32, 32, 10), "alexnet_paper": ("paper", 16, 227, 1000)}
+#: allreduce bucket per model: one 25 MiB bucket would hold all of alexnet-mini's gradients,
+#: leaving nothing to overlap
+BUCKET_BYTES = {"alexnet_mini": 256 << 10, "alexnet_paper": 25 << 20}
 
 
 def allreduce_times(sizes: dict[str, int], repeats: int) -> dict[str, float]:
@@ -64,8 +73,11 @@ def allreduce_times(sizes: dict[str, int], repeats: int) -> dict[str, float]:
     return out
 
 
-def step_time(model_name: str, steps: int) -> float:
-    """Median data-parallel eager step of `model_name` at its global batch."""
+def step_time(model_name: str, steps: int, overlap: bool = False, compiled: bool = False) -> float:
+    """Median data-parallel step of `model_name` at its global batch: eager or compiled
+    (gradient kernels, allreduce, update kernels), gradients reduced after backward or
+    overlapped with it."""
+    from compiler.grad_step import compile_gradient_step, compile_update_step
     from models.alexnet import AlexNet
     from tinygrad_edu import Tensor, distributed, manual_seed, optim
     from tinygrad_edu.data import shard_bounds
@@ -76,12 +88,18 @@ def step_time(model_name: str, steps: int) -> float:
     manual_seed(0)
     model = AlexNet(classes, variant=variant)
     opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-    dp = DataParallel(model, opt, w)
+    dp = DataParallel(model, opt, w, BUCKET_BYTES[model_name], overlap=overlap)
     dp.broadcast_state()
     gen = np.random.default_rng(0)
     x = gen.standard_normal((batch, 3, side, side)).astype(np.float32)
     y = gen.integers(0, classes, batch)
     lo, hi = shard_bounds(batch, w.rank, w.size)
+    xs, ys, share = x[lo:hi], y[lo:hi], (hi - lo) / batch
+    loss_fn = lambda o, t: o.cross_entropy(t)  # noqa: E731
+    if compiled:
+        grads = compile_gradient_step(model, loss_fn, opt, xs, ys)
+        update = compile_update_step(model, opt, dp.offsets, dp.flat)
+        zero = np.zeros((), dp.flat.dtype)
     times = []
     for _ in range(steps + 1):
         w.barrier()
@@ -89,9 +107,20 @@ def step_time(model_name: str, steps: int) -> float:
         dp.sync_buffers()
         opt.zero_grad()
         with dp.shard(hi - lo, batch):
-            model(Tensor(x[lo:hi])).cross_entropy(y[lo:hi]).backward()
-        dp.reduce_gradients((hi - lo) / batch)
-        opt.step()
+            if compiled and overlap:
+                grads.reduce_into(dp, xs, ys, share)
+            elif compiled:
+                grads.set_grads(model, grads(xs, ys)[1])
+                dp.reduce_gradients(share)
+            elif overlap:
+                dp.backward(loss_fn(model(Tensor(xs)), ys), share)
+            else:
+                loss_fn(model(Tensor(xs)), ys).backward()
+                dp.reduce_gradients(share)
+        if compiled:
+            update(dp.flat, zero)
+        else:
+            opt.step()
         times.append(time.perf_counter() - t0)
     per_rank = np.array(times[1:])
     w.allreduce(per_rank)  # the ranks wait for each other every step: report their mean
@@ -106,7 +135,13 @@ def worker(args: argparse.Namespace) -> None:
     if w.size > 1:
         result.update(allreduce_times(SIZES if args.quick else SIZES_FULL, args.repeats))
     for model in args.models.split(","):
-        result[model] = step_time(model, 3 if model == "alexnet_paper" else args.repeats)
+        steps = 3 if model == "alexnet_paper" else args.repeats
+        result[model] = step_time(model, steps)
+        if w.size > 1:
+            result[f"{model}_overlap"] = step_time(model, steps, overlap=True)
+            if model == "alexnet_mini":
+                for overlap, suffix in ((False, ""), (True, "_overlap")):
+                    result[f"{model}_compiled{suffix}"] = step_time(model, steps, overlap, True)
     if w.is_root:
         print(json.dumps(result), flush=True)
 
@@ -152,6 +187,13 @@ def run(args: argparse.Namespace) -> dict:
         result[f"{model}_step_s_1ranks"] = rounded(one[model], 4)
         result[f"{model}_step_s_2ranks"] = rounded(two[model], 4)
         result[f"{model}_speedup"] = rounded(one[model] / two[model])
+    for model in [*models, "alexnet_mini_compiled"]:
+        plain, overlapped = two[model], two[f"{model}_overlap"]
+        if model.endswith("_compiled"):
+            result[f"{model}_step_s_2ranks"] = rounded(plain, 4)
+        result[f"{model}_step_s_2ranks_overlap"] = rounded(overlapped, 4)
+        result[f"{model}_overlap_gain"] = rounded(plain / overlapped)
+    result["bucket_bytes"] = {m: BUCKET_BYTES[m] for m in models}
     # the model is of the paper AlexNet: its time per image (not measured with --quick)
     paper = one.get("alexnet_paper")
     per_image = None if paper is None else paper / MODELS["alexnet_paper"][1]

@@ -6,6 +6,7 @@
     step = compiler.compile_train_step(model, loss_fn, optimizer, example_x, example_y)
     loss = step(x_batch, y_batch)          # forward + backward + optimizer update, buffers too
     fwd.kernels; print(fwd.explain_fusion()); fwd.report("model.html")
+    compiler.export_onnx(model, example_x, "model.onnx"); compiler.import_onnx("model.onnx")
 
 Pipeline (each pass a pure function, in `compiler.passes`): trace → verify → [autodiff] →
 simplify → verify → fuse → plan_memory → lower (kernel IR) → backend.
@@ -22,12 +23,15 @@ from typing import Any
 import numpy as np
 
 from tinygrad_edu import Tensor, nn, optim
+from tinygrad_edu.autograd import LOSS, scope
 from tinygrad_edu.errors import op_error
 
 from . import tune as tile_search
 from .graph import Graph, buffers_of, trace
 from .kernel import Kernel
 from .lower import lower
+from .onnx_export import export_onnx
+from .onnx_import import import_onnx
 from .passes import UpdateRule, autodiff, fuse, plan_memory, simplify, verify
 from .runtime import CompiledFunction, debug_level
 from .state import Slot
@@ -116,10 +120,25 @@ def build(
             for name, src in k.sources.items():
                 if name != "asm" or level >= 5:
                     print(f"// {name} of {k.name}\n{src}", file=sys.stderr)
+            if level >= 5 and backend == "llvm" and k.asm is None and k.llvm_ir:
+                print(_regenerated_assembly(k), file=sys.stderr)
     if level >= 5:
         print(compiled.explain_fusion(), file=sys.stderr)
         print(graph, file=sys.stderr)
     return compiled
+
+
+def _regenerated_assembly(kernel: Kernel) -> str:
+    """DEBUG=5 for a kernel whose object came from a disk cache without its assembly (a cache
+    written before assembly was stored): compile it again for the listing, and say so."""
+    from .backends.llvm import assembly
+
+    try:
+        asm = assembly(kernel)
+    except Exception as e:  # the listing is a courtesy: a failure must not stop the compile
+        return f"// asm of {kernel.name}: not in the disk cache and not regenerated ({e})"
+    kernel.sources["asm"] = asm
+    return f"// asm of {kernel.name} (regenerated: the disk cache held only its object)\n{asm}"
 
 
 def _model_state(model: Any) -> tuple[dict[str, Callable[[], Any]], dict[str, Slot]]:
@@ -241,8 +260,14 @@ def trace_loss(
 ) -> Graph:
     """The forward graph of `loss_fn(model(x), y)` with the inputs named "x" and "y" (what
     training steps compile)."""
+
+    def forward_and_loss(x: Tensor, y: Tensor) -> Tensor:
+        out = model(x)
+        with scope(LOSS, LOSS):  # the loss's ops read as their own layer, "loss"
+            return loss_fn(out, y)
+
     return trace(
-        lambda x, y: loss_fn(model(x), y),
+        forward_and_loss,
         example_x,
         example_y,
         module=model,
@@ -299,5 +324,6 @@ def compile_train_step(
 __all__ = [
     "CompiledFunction", "Graph", "Kernel", "TrainStep", "autodiff", "build", "compile",
     "compile_train_step",
-    "default_backend", "fuse", "lower", "plan_memory", "simplify", "trace", "verify",
+    "default_backend", "export_onnx", "fuse", "import_onnx", "lower", "plan_memory",
+    "simplify", "trace", "verify",
 ]  # fmt: skip

@@ -3,7 +3,11 @@
 A node is an int id with attributes: `op` (an op-table name, or "input" / "param" / "const" /
 "state" for leaves), `attrs`, `shape`, `dtype`, `name` (for leaves and outputs) and `value`
 (constants); optionally `label` (what an intermediate is: "grad:NAME" for a parameter's
-gradient) and, after simplify, `origin` (the traced node whose value it holds). An edge
+gradient) and, after simplify, `origin` (the traced node whose value it holds). Traced ops
+also carry their provenance: `layer`, the path of the module whose call recorded them
+(`features.3`, "" outside any sub-module, "loss" for a training loss), and `phase`
+("forward", "loss", "backward": the VJP of an op of that layer, "update": the optimizer's
+update of that layer's parameters); passes keep both on the nodes they rebuild. An edge
 `a -> b` with key `k` says "a is operand k of b", so `mul(h, h)` has two edges.
 `Graph.outputs` lists the output node ids in order; `Graph.input_names` lists the
 inputs in argument order (the order a compiled call binds them), which is not the order the
@@ -16,6 +20,7 @@ AlexNet costs milliseconds.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +29,7 @@ import networkx as nx
 import numpy as np
 
 from tinygrad_edu import Tensor, nn
-from tinygrad_edu.autograd import trace_mode
+from tinygrad_edu.autograd import FORWARD, module_paths, trace_mode
 from tinygrad_edu.ops import OPS
 from tinygrad_edu.tensor import MetaArray
 
@@ -113,6 +118,14 @@ class Graph:
     def __len__(self) -> int:
         return self.nx.number_of_nodes()
 
+    def layer(self, nid: int) -> str:
+        """The module path that produced node `nid` ("" when unknown or outside modules)."""
+        return self.node(nid).get("layer", "")
+
+    def phase(self, nid: int) -> str:
+        """The phase that produced node `nid`: forward, loss, backward or update."""
+        return self.node(nid).get("phase", FORWARD)
+
     def describe(self, nid: int) -> str:
         d = self.node(nid)
         if d["op"] in LEAF_ROLES:
@@ -188,6 +201,8 @@ def from_tensors(
                     stack.append((parent, False))
             continue
         ids[id(t)] = g.add(t._op.name, [ids[id(p)] for p in t._inputs], t._attrs, t.shape, t.dtype)
+        layer, phase = t._scope
+        g.node(ids[id(t)]).update(layer=layer, phase=phase)
     for key, label in (labels or {}).items():
         if key in ids:
             g.node(ids[key])["label"] = label
@@ -282,8 +297,10 @@ def trace(
         buffers = buffers_of(owner)
         for b in buffers:
             leaves[id(b.tensor)] = Leaf("state", f"buffer:{b.name}")
+        paths = module_paths(owner) if isinstance(owner, nn.Module) else contextlib.nullcontext()
         try:
-            outputs, out_names = _as_outputs(model(*args))
+            with paths:
+                outputs, out_names = _as_outputs(model(*args))
             for b in buffers:  # updated buffers: the attribute now holds the new value
                 new = getattr(b.owner, b.attr)
                 if new is not b.tensor:
@@ -293,6 +310,13 @@ def trace(
             for b in buffers:
                 object.__setattr__(b.owner, b.attr, b.tensor)
     return from_tensors(outputs, out_names, leaves, names)
+
+
+def copy_provenance(src: dict[str, Any], dst: dict[str, Any]) -> None:
+    """Give node attributes `dst` the layer and phase of `src` unless it has its own."""
+    for key in ("layer", "phase"):
+        if key in src:
+            dst.setdefault(key, src[key])
 
 
 def op_of(g: Graph, nid: int) -> Any:

@@ -1,151 +1,409 @@
 """`report()`: one self-contained HTML page showing what the compiler did.
 
-The page holds the graph drawn as SVG (nodes coloured by kernel; laid out by Graphviz `dot`
-when it is installed, else by a small layered layout written here), every kernel with its ops,
-FLOPs, bytes, measured time and loop-nest IR, every fusion decision with its reason, the memory
-plan and the time each pass took. No external files, scripts or fonts.
+The page opens on the kernel graph (`compiler.kernel_graph`): one box per kernel, labelled
+with the layer it computes, its ops and its share of the call's time, coloured by phase
+(forward, loss, backward, update), the slowest outlined in red; edges are the buffers between
+kernels with their shapes and bytes. It pans and zooms (drag, wheel), fits the window, finds
+kernels by layer, op or name, and a click (or zooming in on a kernel) opens that kernel's op
+graph, figures and IR in a side panel. Below: the timing table (warm medians, slowest first,
+% of the machine's peak), every kernel's loop-nest IR and backend sources, every fusion decision
+with its reason, the memory plan, the time each pass took and the graph listing.
+
+No external files, scripts or fonts: the viewer's few lines of JavaScript and CSS
+(`report.js`, `report.css`, written for this page) are inlined, and the backend sources
+(LLVM IR, assembly: megabytes for AlexNet) are stored deflated, inflated by the browser when
+opened, so the paper AlexNet training step's page stays under 3 MB.
 """
 
 from __future__ import annotations
 
+import base64
 import html
 import os
-import shutil
-import subprocess
+import zlib
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import networkx as nx
 
+from .kernel import Kernel
+from .kernel_graph import BOX_H, BOX_W, GAP_Y, PHASES, kernel_graph, layout
+from .roofline import Machine
+from .timing import HIGHLIGHT, KernelTime, calls_described, kernel_times, layer_times
+from .units import plural, si
+from .units import seconds as format_seconds
+
 if TYPE_CHECKING:
     from .runtime import CompiledFunction
 
-PALETTE = [
-    "#dbe9f6",
-    "#fde2c8",
-    "#d9f0d3",
-    "#f6d5d5",
-    "#e6dcf0",
-    "#f0e6d2",
-    "#d8eeee",
-    "#f3dbea",
-    "#e8e8c8",
-    "#d0e0f0",
-]
-BOX_W, BOX_H, GAP_X, GAP_Y = 150, 34, 18, 36
+PHASE_COLORS = {
+    "forward": "#dbe9f6",
+    "loss": "#e6dcf0",
+    "backward": "#fde2c8",
+    "update": "#d9f0d3",
+}
+MARGIN = 110  # px left of the graph for the phase labels
+HERE = Path(__file__).parent
 
 
-def _layered_svg(compiled: CompiledFunction) -> str:
-    """Layers = topological generations; boxes left to right in each layer."""
-    g = compiled.graph
-    layers = [sorted(layer) for layer in nx.topological_generations(g.nx)]
-    pos: dict[int, tuple[float, float]] = {}
-    width = max((len(layer) for layer in layers), default=1) * (BOX_W + GAP_X) + GAP_X
-    for row, layer in enumerate(layers):
-        offset = (width - len(layer) * (BOX_W + GAP_X)) / 2
-        for col, nid in enumerate(layer):
-            pos[nid] = (offset + col * (BOX_W + GAP_X) + GAP_X / 2, GAP_Y + row * (BOX_H + GAP_Y))
-    height = len(layers) * (BOX_H + GAP_Y) + GAP_Y
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
-        f'font-family="monospace" font-size="10">',
-        '<defs><marker id="arrow" markerWidth="8" markerHeight="8" refX="8" refY="4" '
-        'orient="auto"><path d="M0,0 L8,4 L0,8 z" fill="#777"/></marker></defs>',
-    ]
-    for src, dst in g.nx.edges():
-        x1, y1 = pos[src]
-        x2, y2 = pos[dst]
-        parts.append(
-            f'<line x1="{x1 + BOX_W / 2:.0f}" y1="{y1 + BOX_H:.0f}" '
-            f'x2="{x2 + BOX_W / 2:.0f}" y2="{y2:.0f}" stroke="#999" '
-            'marker-end="url(#arrow)"/>'
+def _esc(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "×".join(map(str, shape)) or "scalar"
+
+
+def _ops_text(k: Kernel, limit: int = 34) -> str:
+    text = " · ".join(dict.fromkeys(k.ops))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# -- the kernel graph -------------------------------------------------------------------------
+def _edge_svg(kg: nx.DiGraph, pos: dict, a: tuple, b: tuple, lane: int, side: set) -> str:
+    """A buffer between two boxes: a curve from the bottom of one to the top of the next;
+    one that passes other rows (a forward activation the backward pass reads) leaves by the
+    side and runs down a lane beside the boxes, so it crosses none of them."""
+    (x1, y1), (x2, y2) = pos[a], pos[b]
+    flows = kg.edges[a, b]["flows"]
+    first = flows[0]
+    label = f"{_shape(first.shape)} · {si(first.nbytes, 'B')}"
+    if len(flows) > 1:
+        label += f" (+{len(flows) - 1})"
+    title = "\n".join(f"%{f.node}: {_shape(f.shape)}, {si(f.nbytes, 'B')}" for f in flows)
+    if y2 - y1 <= BOX_H + GAP_Y + 1:  # the next row
+        sx, sy = x1 + BOX_W / 2 + MARGIN, y1 + BOX_H
+        ex, ey = x2 + BOX_W / 2 + MARGIN, y2
+        bend = max(16.0, (ey - sy) / 2)
+        d = (
+            f"M{sx:.0f},{sy:.0f} C{sx:.0f},{sy + bend:.0f} {ex:.0f},{ey - bend:.0f} "
+            f"{ex:.0f},{ey:.0f}"
         )
-    for nid, (x, y) in pos.items():
-        d = g.node(nid)
-        k = compiled.fusion.group_of.get(nid)
-        fill = "#ffffff" if k is None else PALETTE[k % len(PALETTE)]
-        label = d["name"] if g.is_leaf(nid) else d["op"]
-        kernel = "" if k is None else f" k{k}"
-        title = html.escape(f"{g.describe(nid)} {d['shape']} {d['dtype']}{kernel}")
-        rx = 14 if g.is_leaf(nid) else 3
+        # fanned-out labels go by their reader, fanned-in ones by their writer: apart
+        near_reader = kg.out_degree(a) > 1
+        lx, ly = (ex + 4, ey - 6) if near_reader else (sx + 4, sy + 12)
+    else:
+        right = max(x1, x2) + BOX_W + MARGIN
+        x = right + 14 + 5 * (lane % 6)
+        sx, sy = x1 + BOX_W + MARGIN, y1 + BOX_H / 2
+        ex, ey = x2 + BOX_W + MARGIN, y2 + BOX_H / 2
+        d = (
+            f"M{sx:.0f},{sy:.0f} L{x - 8:.0f},{sy:.0f} Q{x:.0f},{sy:.0f} {x:.0f},{sy + 8:.0f} "
+            f"L{x:.0f},{ey - 8:.0f} Q{x:.0f},{ey:.0f} {x - 8:.0f},{ey:.0f} L{ex:.0f},{ey:.0f}"
+        )
+        lx, ly = sx + 4, sy - 4
+        if a in side:  # one label where several side edges leave a box (they would overlap)
+            label = ""
+        side.add(a)
+    text = f'<text x="{lx:.0f}" y="{ly:.0f}">{_esc(label)}</text>' if label else ""
+    return (
+        f'<g class="edge"><title>{_esc(title)}</title><path d="{d}" marker-end="url(#arrow)"/>'
+        f"{text}</g>"
+    )
+
+
+def _kernel_svg(
+    k: Kernel, index: int, x: float, y: float, row: KernelTime | None, top: bool
+) -> str:
+    x += MARGIN
+    layer = k.layer or "(model)"
+    share = f"{row.share:.1%} · {format_seconds(row.seconds)}" if row else "not run"
+    tag = {"backward": " ∂", "update": " ↻"}.get(k.phase, "")
+    search = " ".join([k.name, f"k{index}", layer, *k.layers, *k.ops, k.phase]).lower()
+    bar = ""
+    if row is not None:
+        bar = (
+            f'<rect x="{x:.0f}" y="{y + BOX_H - 5:.0f}" width="{BOX_W * row.share:.1f}" '
+            'height="5" fill="#c0392b"/>'
+        )
+    title = f"{k.name}\nlayers: {', '.join(k.layers) or '-'}\n{' → '.join(k.ops)}\n{share}"
+    return (
+        f'<g class="kernel{" top" if top else ""}" data-k="{index}" data-x="{x + BOX_W / 2:.0f}" '
+        f'data-y="{y + BOX_H / 2:.0f}" data-search="{_esc(search)}"><title>{_esc(title)}</title>'
+        f'<rect class="box" x="{x:.0f}" y="{y:.0f}" width="{BOX_W}" height="{BOX_H}" rx="5" '
+        f'fill="{PHASE_COLORS.get(k.phase, "#eee")}"/>{bar}'
+        f'<text class="name" x="{x + 7:.0f}" y="{y + 17:.0f}">k{index} {_esc(layer[:20])}'
+        f"{tag}</text>"
+        f'<text class="ops" x="{x + 7:.0f}" y="{y + 33:.0f}">{_esc(_ops_text(k))}</text>'
+        f'<text class="time" x="{x + 7:.0f}" y="{y + 48:.0f}">{_esc(share)}</text></g>'
+    )
+
+
+def kernel_graph_svg(
+    compiled: CompiledFunction, times: dict[int, KernelTime]
+) -> tuple[str, str, tuple[float, float]]:
+    """(SVG of the kernel graph, what laid it out, its (width, height) in px)."""
+    kg = kernel_graph(compiled)
+    pos, how = layout(kg)
+    width = max((x for x, _ in pos.values()), default=0) + BOX_W + MARGIN + 60
+    height = max((y for _, y in pos.values()), default=0) + BOX_H + 20
+    slowest = sorted(times.values(), key=lambda r: -r.seconds)[:HIGHLIGHT]
+    top = {r.index for r in slowest} if len(times) > 1 else set()
+    parts = [
+        f'<svg id="graph" xmlns="http://www.w3.org/2000/svg" data-width="{width:.0f}" '
+        f'data-height="{height:.0f}">',
+        '<defs><marker id="arrow" markerWidth="8" markerHeight="8" refX="7" refY="4" '
+        'orient="auto"><path d="M0,0 L8,4 L0,8 z" fill="#8a8a8a"/></marker></defs>',
+        '<g id="viewport">',
+    ]
+    # phase bands: a rule and a label where each phase's first kernel row begins
+    starts: dict[str, tuple[float, float]] = {}  # phase -> (y, x) of its first box
+    for n, (x, y) in pos.items():
+        phase = kg.nodes[n]["phase"]
+        if phase in PHASES and phase != "update":
+            starts[phase] = min(starts.get(phase, (y, x)), (y, x))
+    for phase, (y, x) in sorted(starts.items(), key=lambda kv: kv[1]):
+        parts.append(  # the label beside the phase's first box: on screen wherever that is
+            f'<g class="phase"><line x1="0" y1="{y - 12:.0f}" x2="{width:.0f}" '
+            f'y2="{y - 12:.0f}"/><text x="{x + MARGIN - 12:.0f}" y="{y + 18:.0f}" '
+            f'text-anchor="end">{phase}</text></g>'
+        )
+    side: set[tuple[str, int]] = set()
+    parts += [_edge_svg(kg, pos, a, b, lane, side) for lane, (a, b) in enumerate(kg.edges)]
+    for n, (x, y) in pos.items():
+        d = kg.nodes[n]
+        if n[0] == "in":
+            parts.append(
+                f'<g class="input"><title>input {_esc(d["name"])} {_shape(d["shape"])}</title>'
+                f'<rect x="{x + MARGIN:.0f}" y="{y + 10:.0f}" width="{BOX_W}" '
+                f'height="{BOX_H - 20}" rx="16"/><text x="{x + MARGIN + 12:.0f}" '
+                f'y="{y + BOX_H / 2 + 4:.0f}" font-size="12">input {_esc(d["name"])}: '
+                f"{_esc(_shape(d['shape']))}</text></g>"
+            )
+        else:
+            i = d["index"]
+            parts.append(_kernel_svg(d["kernel"], i, x, y, times.get(i), i in top))
+    parts += ["</g></svg>"]
+    return "\n".join(parts), how, (width, height)
+
+
+# -- one kernel's op graph --------------------------------------------------------------------
+OP_W, OP_H, OP_GX, OP_GY = 150, 36, 14, 30
+
+
+def op_graph_svg(compiled: CompiledFunction, index: int) -> str:
+    """The ops of kernel `index` and the buffers it reads, top to bottom (networkx layers)."""
+    g = compiled.graph
+    group = compiled.fusion.groups[index]
+    members = set(group.nodes)
+    sub = nx.DiGraph()
+    for n in group.nodes:
+        sub.add_node(n)
+        for o in g.operands(n):
+            sub.add_edge(o, n)
+    rows = [sorted(r) for r in nx.topological_generations(sub)]
+    pos: dict[int, tuple[float, float]] = {}
+    widest = max(len(r) for r in rows)
+    width = widest * (OP_W + OP_GX) + OP_GX
+    for r, row in enumerate(rows):
+        left = (width - len(row) * (OP_W + OP_GX)) / 2
+        for c, n in enumerate(row):
+            pos[n] = (left + c * (OP_W + OP_GX) + OP_GX / 2, OP_GY / 2 + r * (OP_H + OP_GY))
+    height = len(rows) * (OP_H + OP_GY)
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0f} {height:.0f}" '
+        'font-family="system-ui, sans-serif" font-size="11">'
+    ]
+    for a, b in sub.edges:
+        (x1, y1), (x2, y2) = pos[a], pos[b]
         parts.append(
-            f'<g><title>{title}</title><rect x="{x:.0f}" y="{y:.0f}" width="{BOX_W}" '
-            f'height="{BOX_H}" rx="{rx}" fill="{fill}" stroke="#555"/>'
-            f'<text x="{x + 5:.0f}" y="{y + 14:.0f}">%{nid} '
-            f"{html.escape(label[:16])}{kernel}</text>"
-            f'<text x="{x + 5:.0f}" y="{y + 27:.0f}" fill="#555">'
-            f"{html.escape(str(d['shape'])[:22])}</text></g>"
+            f'<line x1="{x1 + OP_W / 2:.0f}" y1="{y1 + OP_H:.0f}" x2="{x2 + OP_W / 2:.0f}" '
+            f'y2="{y2:.0f}" stroke="#999" marker-end="url(#arrow)"/>'
+        )
+    for n, (x, y) in pos.items():
+        d = g.node(n)
+        inside = n in members
+        producer = compiled.fusion.group_of.get(n)
+        label = d["op"] if inside else (d["name"] or f"from k{producer}")
+        fill = PHASE_COLORS.get(g.phase(n), "#eee") if inside else "#fff"
+        title = f"{g.describe(n)} {d['shape']} {d['dtype']}  layer {g.layer(n) or '-'}"
+        parts.append(
+            f'<g><title>{_esc(title)}</title><rect x="{x:.0f}" y="{y:.0f}" '
+            f'width="{OP_W}" height="{OP_H}" rx="{3 if inside else 14}" fill="{fill}" '
+            f'stroke="#666"/><text x="{x + 6:.0f}" y="{y + 15:.0f}">%{n} '
+            f"{_esc(label[:18])}</text>"
+            f'<text x="{x + 6:.0f}" y="{y + 29:.0f}" fill="#555">{_esc(_shape(d["shape"]))}'
+            "</text></g>"
         )
     parts.append("</svg>")
-    return "\n".join(parts)
+    return "".join(parts)
 
 
-def graph_svg(compiled: CompiledFunction) -> str:
-    """The graph as SVG: Graphviz `dot` when present, else the built-in layered layout."""
-    dot = shutil.which("dot")
-    if dot:
-        try:
-            out = subprocess.run(
-                [dot, "-Tsvg"],
-                input=compiled.to_dot(),
-                text=True,
-                capture_output=True,
-                timeout=60,
-                check=True,
-            ).stdout
-            return out[out.find("<svg") :]
-        except (subprocess.SubprocessError, OSError):
-            pass
-    return _layered_svg(compiled)
+def _kernel_template(
+    compiled: CompiledFunction, index: int, row: KernelTime | None, machine: Machine | None
+) -> str:
+    k = compiled.kernels[index]
+    facts = [
+        ("layer", k.layer or "(model)"),
+        ("layers", ", ".join(k.layers) or "-"),
+        ("phase", k.phase),
+        ("ops", " → ".join(k.ops)),
+        ("work", f"{si(k.flops, 'FLOP')}, {si(k.bytes_read + k.bytes_written, 'B')} moved"),
+    ]
+    if row is not None:
+        facts.append(("time", f"{format_seconds(row.seconds)} ({row.share:.1%} of the call)"))
+        facts.append(("rate", f"{row.gflop_per_s:.2f} GFLOP/s, {row.gbyte_per_s:.2f} GB/s"))
+        if row.peak_pct is not None:
+            facts.append(("% peak", f"{row.peak_pct:.1f}% ({row.bound}-bound)"))
+    reads = [f"{b.label or b.name} {_shape(b.shape)}" for b in k.inputs]
+    facts.append(("reads", ", ".join(reads) or "-"))
+    rows = "".join(f"<tr><th>{_esc(a)}</th><td>{_esc(b)}</td></tr>" for a, b in facts)
+    return (
+        f'<template id="kt-{index}"><h2>{_esc(k.name)}</h2><table>{rows}</table>'
+        f"<h3>op graph</h3>{op_graph_svg(compiled, index)}"
+        f'<p><a href="#kd-{index}" data-open="kd-{index}">loop nest and sources below</a></p>'
+        f"<pre>{_esc(k.pseudo_c())}</pre></template>"
+    )
 
 
-def write_report(compiled: CompiledFunction, path: str) -> str:
-    kernels = []
-    for k, kernel in enumerate(compiled.kernels):
-        t = kernel.median_seconds
-        timing = f"{t * 1e3:.3f} ms median over {len(kernel.seconds)} calls" if t else "not run"
-        sources = "".join(
-            f"<h4>{html.escape(name)}</h4><pre>{html.escape(src)}</pre>"
-            for name, src in kernel.sources.items()
+# -- tables -----------------------------------------------------------------------------------
+def _timing_html(
+    compiled: CompiledFunction, rows: list[KernelTime], machine: Machine | None
+) -> str:
+    if not rows:
+        return "<p>Not run: call the compiled function (or `profile()` it) first.</p>"
+    head = (
+        "<tr><th>kernel</th><th>layer</th><th>phase</th><th class=num>time</th>"
+        "<th class=num>share</th><th class=num>GFLOP/s</th><th class=num>GB/s</th>"
+        + ("<th class=num>% peak</th><th>bound</th>" if machine else "")
+        + "</tr>"
+    )
+    body = []
+    for n, r in enumerate(rows):
+        k = r.kernel
+        peak = ""
+        if machine is not None:
+            pct = "" if r.peak_pct is None else f"{r.peak_pct:.1f}%"
+            peak = f"<td class=num>{pct}</td><td>{r.bound}</td>"
+        body.append(
+            f'<tr class="{"top" if n < HIGHLIGHT and len(rows) > 1 else ""}">'
+            f'<td><a href="#kd-{r.index}" data-open="kd-{r.index}">{_esc(k.name)}</a></td>'
+            f'<td>{_esc(k.layer or "-")}</td><td class="phase-{k.phase}">{k.phase}</td>'
+            f"<td class=num>{format_seconds(r.seconds)}</td><td class=num>{r.share:.1%}</td>"
+            f"<td class=num>{r.gflop_per_s:.2f}</td><td class=num>{r.gbyte_per_s:.2f}</td>"
+            f"{peak}</tr>"
         )
-        kernels.append(
-            f'<details><summary style="background:{PALETTE[k % len(PALETTE)]}">'
-            f"<b>{html.escape(kernel.name)}</b> — {html.escape(' → '.join(kernel.ops))} — "
-            f"{kernel.flops:,} FLOPs, {kernel.bytes_read + kernel.bytes_written:,} bytes, "
-            f"{timing}</summary><pre>{html.escape(kernel.pseudo_c())}</pre>{sources}"
-            "</details>"
+    layers = "".join(
+        f"<tr><td>{_esc(layer)}</td><td class=num>{format_seconds(t)}</td>"
+        f"<td class=num>{share:.1%}</td><td class=num>{n}</td></tr>"
+        for layer, t, share, n in layer_times(rows)
+    )
+    by_layer = (
+        "<h3>By layer (forward, backward and update together)</h3><table><tr><th>layer</th>"
+        f"<th class=num>time</th><th class=num>share</th><th class=num>kernels</th></tr>"
+        f"{layers}</table>"
+    )
+    total = sum(r.seconds for r in rows)
+    note = (
+        f"<p>{format_seconds(total)} per call, {calls_described(compiled)}; the "
+        f"{min(HIGHLIGHT, len(rows))} slowest kernels highlighted."
+    )
+    if machine is not None:
+        note += (
+            f" % peak: the kernel's roofline floor (its FLOPs at "
+            f"{machine.flops_per_s / 1e9:.0f} GFLOP/s or its bytes at "
+            f"{machine.bytes_per_s / 1e9:.1f} GB/s, whichever takes longer; {machine.name}) "
+            "over its measured time; above 100%: its data sat in a cache."
         )
+    return f"<table>{head}{''.join(body)}</table>{note}</p>{by_layer}"
+
+
+def _deflated(name: str, text: str) -> str:
+    data = base64.b64encode(zlib.compress(text.encode(), 9)).decode()
+    return (
+        f'<details data-z="{data}"><summary>{_esc(name)} ({si(len(text), "B")})</summary>'
+        "<pre>inflating…</pre></details>"
+    )
+
+
+def missing_assembly_note(compiled: CompiledFunction, k: Kernel) -> str:
+    """Why a kernel has no assembly to show ("" when it has)."""
+    if k.asm or compiled.backend != "llvm" or "llvm_ir" not in k.sources:
+        return ""
+    return (
+        "assembly: not stored with this kernel's cached object (cached before assembly was "
+        "kept); compiler.backends.llvm.assembly(kernel) regenerates it, and DEBUG=5 does"
+    )
+
+
+def _kernel_details(compiled: CompiledFunction, index: int, row: KernelTime | None) -> str:
+    k = compiled.kernels[index]
+    timing = (
+        f"{format_seconds(row.seconds)}, {row.share:.1%} ({calls_described(compiled)})"
+        if row
+        else "not run"
+    )
+    sources = "".join(_deflated(name, src) for name, src in k.sources.items())
+    note = missing_assembly_note(compiled, k)
+    if note:
+        sources += f"<p>{_esc(note)}</p>"
+    return (
+        f'<details id="kd-{index}"><summary class="phase-{k.phase}"><b>{_esc(k.name)}</b> — '
+        f"{_esc(k.layer or '-')} — {_esc(' → '.join(k.ops))} — {si(k.flops, 'FLOP')}, "
+        f"{si(k.bytes_read + k.bytes_written, 'B')} — {timing}</summary>"
+        f"<pre>{_esc(k.pseudo_c())}</pre>{sources}</details>"
+    )
+
+
+def write_report(compiled: CompiledFunction, path: str, machine: Machine | None = None) -> str:
+    """Write the page (see the module docstring) atomically; return `path`. `machine`: the
+    peak figures for the timing table's % of peak (`compiler.roofline.machine_for`)."""
+    rows = kernel_times(compiled, machine)
+    times = {r.index: r for r in rows}
+    svg, how, _ = kernel_graph_svg(compiled, times)
+    templates = "".join(
+        _kernel_template(compiled, i, times.get(i), machine) for i in range(len(compiled.kernels))
+    )
+    details = "".join(
+        _kernel_details(compiled, i, times.get(i)) for i in range(len(compiled.kernels))
+    )
     decisions = "".join(
-        f"<tr><td>%{d.node}</td><td>{html.escape(d.op)}</td><td>k{d.group}</td>"
-        f"<td>{'fused' if d.fused else 'new kernel'}</td><td>{html.escape(d.reason)}</td></tr>"
+        f"<tr><td>%{d.node}</td><td>{_esc(d.op)}</td><td>k{d.group}</td>"
+        f"<td>{'fused' if d.fused else 'new kernel'}</td><td>{_esc(d.reason)}</td></tr>"
         for d in compiled.fusion.decisions
     )
+    total = sum(r.seconds for r in rows)
+    facts = f"{plural(len(compiled.kernels), 'kernel')}, backend {compiled.backend}"
+    if rows:
+        facts += f", {format_seconds(total)} per call ({calls_described(compiled)})"
+    legend = "".join(
+        f'<span><i style="background:{c}"></i>{p}</span>' for p, c in PHASE_COLORS.items()
+    )
+    css = (HERE / "report.css").read_text()
+    js = (HERE / "report.js").read_text()
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>tinygrad_edu compiler report</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 24px; max-width: 1400px; }}
-pre {{ background: #f7f7f7; padding: 8px; overflow-x: auto; font-size: 12px; }}
-table {{ border-collapse: collapse; font-size: 12px; }}
-td, th {{ border: 1px solid #ddd; padding: 3px 6px; text-align: left; }}
-summary {{ padding: 4px; cursor: pointer; font-size: 13px; }}
-.graph {{ overflow: auto; border: 1px solid #ddd; max-height: 900px; }}
-</style></head><body>
-<h1>What the compiler did</h1>
-<pre>{html.escape(compiled.summary())}</pre>
-<h2>Graph ({len(compiled.graph)} nodes, colour = kernel)</h2>
-<div class="graph">{graph_svg(compiled)}</div>
-<h2>Kernels ({len(compiled.kernels)})</h2>
-{"".join(kernels)}
-<h2>Timing</h2><pre>{html.escape(compiled.timing_table())}</pre>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>{css}</style></head><body>
+<div id="screen"><header><h1>What the compiler did</h1><span class="facts">{_esc(facts)}</span>
+<span id="legend">{legend}<span><i style="border:3px solid #c0392b"></i>slowest</span></span>
+<span id="toolbar"><input id="search" type="search" placeholder="find layer, op or kernel"
+ title="Enter jumps to the next match"><span id="count"></span>
+<button id="fit-width">fit width</button><button id="fit-all">whole graph</button>
+<button id="zoom-in">+</button><button id="zoom-out">−</button></span></header>
+<div id="viewer">{svg}<div id="panel"></div>
+<div id="hint">kernel graph ({_esc(how)}): drag to pan, wheel to zoom, click a kernel for
+ its op graph; red bar = share of the call's time</div></div></div>
+<main>
+<h2>Summary</h2><pre>{_esc(compiled.summary())}</pre>
+<h2>Timing (slowest first)</h2>{_timing_html(compiled, rows, machine)}
+<h2>Kernels ({len(compiled.kernels)})</h2>{details}
 <h2>Fusion decisions</h2>
 <table><tr><th>node</th><th>op</th><th>kernel</th><th>decision</th><th>reason</th></tr>
 {decisions}</table>
-<h2>Graph listing</h2><pre>{html.escape(str(compiled.graph))}</pre>
+<h2>Graph listing</h2><pre>{_esc(str(compiled.graph))}</pre>
+</main>{templates}
+<script>{js}</script>
 </body></html>
 """
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(page)
-    os.replace(tmp, path)
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(page)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
     return path

@@ -219,6 +219,9 @@ class Kernel:
     sources: dict[str, str] = field(default_factory=dict)  # backend sources, when rendered
     target: CPUTarget | None = None  # the CPU its schedule was built for ("cpu" schedule)
     tuning: str = ""  # what the tile search tried and chose, when it ran (compiler.tune)
+    layer: str = ""  # module path of its main op (`features.3`); "" outside any module
+    phase: str = "forward"  # "forward" | "loss" | "backward" | "update", of its main op
+    layers: list[str] = field(default_factory=list)  # every layer it computes, in order
 
     @property
     def inputs(self) -> list[Buffer]:

@@ -18,7 +18,7 @@ row-wise loops.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -70,6 +70,7 @@ UNARY_CALLS = {
     "abs": "fabsf",
     "sign": "signf",
     "sigmoid": "sigmoid",
+    "erf": "erff",
 }
 BINARY_OPS = {
     "add": "+",
@@ -1543,6 +1544,18 @@ def _transposed_window(g: Graph, node: int, idx: tuple[Expr, ...]) -> tuple[list
     return loops, Var("acc")
 
 
+def _provenance(g: Graph, nodes: Sequence[int]) -> tuple[str, str, list[str]]:
+    """(layer, phase) of a group's main op (the one with the most FLOPs, the first on ties)
+    and every layer its ops come from, in order."""
+    ops = [n for n in nodes if not g.is_leaf(n)]
+    if not ops:
+        return "", "forward", []
+    main = max(ops, key=lambda n: (op_flops(g, n), -ops.index(n)))
+    layers = list(dict.fromkeys(g.layer(n) for n in ops if g.layer(n)))
+    # a main op outside every sub-module (a root-level reshape): name it by its neighbours
+    return g.layer(main) or (layers[0] if layers else ""), g.phase(main), layers
+
+
 def lower(
     fusion: Fusion,
     schedule: str = "default",
@@ -1564,11 +1577,12 @@ def lower(
         low = _Lowerer(fusion, group, k, schedule, target, (tiles or {}).get(k))
         body = low.lower()
         ops = group.op_names(g)
+        layer, phase, layers = _provenance(g, group.nodes)
         buffers = [_buffer(g, n, "in") for n in low.inputs]
         buffers += [_buffer(g, n, "out") for n in low.outputs]
         kernels.append(
             Kernel(
-                name=kernel_name(k, ops),
+                name=kernel_name(k, ops, layer, phase),
                 ops=ops,
                 nodes=list(group.nodes),
                 buffers=buffers,
@@ -1578,6 +1592,9 @@ def lower(
                 bytes_written=sum(_nbytes(g, n) for n in low.outputs),
                 kind=group.kind(g),
                 target=target,
+                layer=layer,
+                phase=phase,
+                layers=layers,
             )
         )
         check_kernel_names(kernels[-1])

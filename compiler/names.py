@@ -22,8 +22,10 @@ import re
 import unicodedata
 import weakref
 
+from tinygrad_edu.ops import OPS
+
 from .graph import Graph
-from .kernel import Accumulate, Kernel, Let, Load, Local, Loop, Stmt, Store, Var, walk
+from .kernel import Accumulate, Call, Kernel, Let, Load, Local, Loop, Stmt, Store, Var, walk
 
 ROLE_PREFIX = {"input": "in", "param": "p", "state": "s"}
 IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
@@ -52,9 +54,17 @@ def identifier(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", folded).strip("_")
 
 
-def kernel_name(index: int, ops: list[str]) -> str:
-    """`k{index}_` and the kernel's distinct op names (48 characters at most)."""
-    return f"k{index}_" + identifier("_".join(dict.fromkeys(ops))[:48])
+PHASE_TAG = {"backward": "bwd", "update": "upd"}  # forward and loss kernels need no tag
+
+
+def kernel_name(index: int, ops: list[str], layer: str = "", phase: str = "") -> str:
+    """`k{index}_`, the layer it computes (`features.3` -> `features_3`, 40 characters at
+    most), `bwd_`/`upd_` for a backward or update kernel, and its distinct op names (48
+    characters at most): `k12_features_3_conv2d_add_relu`. The index keeps names unique;
+    every part is an identifier, so the name is a valid C, CUDA and LLVM symbol."""
+    parts = [identifier(layer)[:40].strip("_"), PHASE_TAG.get(phase, "")]
+    parts.append(identifier("_".join(dict.fromkeys(ops))[:48]))
+    return f"k{index}_" + "_".join(p for p in parts if p)
 
 
 def _leaf_identifier(role: str, name: str) -> str:
@@ -105,9 +115,17 @@ def _locals(body: list[Stmt]) -> set[str]:
     found: set[str] = set()
 
     def expr(e: object) -> None:
-        for part in walk(e):  # type: ignore[arg-type]
-            if isinstance(part, Var):
-                found.add(part.name)
+        parts = list(walk(e))  # type: ignore[arg-type]
+        # a runtime helper (an op done by numpy, e.g. getitem with an index array) names its
+        # source buffer as a Var argument: a buffer read, not a local
+        helper_buffers = {
+            id(a)
+            for p in parts
+            if isinstance(p, Call) and p.fn in OPS
+            for a in p.args[:1]
+            if isinstance(a, Var)
+        }
+        found.update(p.name for p in parts if isinstance(p, Var) and id(p) not in helper_buffers)
 
     stack = list(body)
     while stack:

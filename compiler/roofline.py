@@ -102,3 +102,47 @@ def standing(
         threads=threads,
         limiter=limiter,
     )
+
+
+def measure_copy_bandwidth(megabytes: int = 64, repeats: int = 10) -> float:
+    """Main-memory bytes/s of this machine, measured: the best of `repeats` copies of an
+    array larger than the caches (read + write counted, as kernels' byte counts are). One
+    thread copies, so on a many-core machine the true peak is higher and "% of peak" errs on
+    the generous side."""
+    import time
+
+    import numpy as np
+
+    src = np.ones(megabytes << 18, np.float32)
+    dst = np.empty_like(src)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        np.copyto(dst, src)
+        best = min(best, time.perf_counter() - start)
+    return 2 * src.nbytes / best
+
+
+_HOST: list[Machine] = []
+
+
+def host_machine() -> Machine | None:
+    """This CPU, measured once per process: its float32 FMA peak
+    (`backends.llvm.measure_peak_gflops`) and its copy bandwidth; None without llvmlite."""
+    if not _HOST:
+        try:
+            from .backends.llvm import measure_peak_gflops
+            from .target import host_target
+        except ImportError:
+            return None
+        target = host_target()
+        flops = measure_peak_gflops(target, seconds=0.1) * 1e9
+        name = f"measured on this {target.cpu} ({target.isa})"
+        _HOST.append(Machine(name, flops, measure_copy_bandwidth()))
+    return _HOST[0]
+
+
+def machine_for(backend: str) -> Machine | None:
+    """The machine whose peak a backend's kernels are compared with: the H200 figures for
+    "cuda", this CPU measured otherwise."""
+    return H200 if backend == "cuda" else host_machine()

@@ -33,6 +33,7 @@ from .graph import Graph
 from .kernel import Kernel
 from .passes import Fusion, MemoryPlan
 from .state import Slot, write_back
+from .units import plural, si
 
 KEEP_TIMINGS = 100  # per-kernel call times kept for medians and reports
 
@@ -61,9 +62,14 @@ class CompiledFunction:
     #: back where the state lives after each call, and not returned
     state_slots: dict[str, Slot] = field(default_factory=dict)
     calls: int = 0
+    #: calls before the timed ones that `compiler.timing.profile` ran and forgot
+    warmup_calls: int = 0
     #: called as watch(group, kernel, env) after each kernel runs, before its dead values are
     #: dropped (`compiler.drift` reads every kernel's outputs through it); None: nothing
     watch: Callable[[Any, Kernel, dict[int, Any]], None] | None = None
+    #: called as after_kernel[k](env) once kernel k (0-based, in run order) has run, before
+    #: the next starts (data-parallel training starts a gradient bucket's allreduce there)
+    after_kernel: dict[int, Callable[[dict[int, Any]], None]] = field(default_factory=dict)
     _executor: Any = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _leaves: list[tuple[int, dict[str, Any]]] | None = field(default=None, repr=False)
@@ -202,7 +208,10 @@ class CompiledFunction:
         clock = time.perf_counter
         check = is_anomaly_enabled()  # read once per call: nothing per kernel when off
         watch = self.watch
-        for group, kernel, dead in zip(self.fusion.groups, self.kernels, self._dead_after):
+        after = self.after_kernel
+        for k, (group, kernel, dead) in enumerate(
+            zip(self.fusion.groups, self.kernels, self._dead_after)
+        ):
             t0 = clock()
             ex.run_group(g, group, kernel, env)
             dt = clock() - t0
@@ -210,6 +219,8 @@ class CompiledFunction:
                 check_kernel(self, group, kernel, env)
             if watch is not None:
                 watch(group, kernel, env)
+            if after and k in after:
+                after[k](env)
             seconds = kernel.seconds
             seconds.append(dt)
             if len(seconds) > 2 * KEEP_TIMINGS:  # a long training run keeps the recent ones
@@ -219,7 +230,10 @@ class CompiledFunction:
                 env.pop(nid, None)
         self.calls += 1
         if level >= 1:
-            print(f"[compiler] {len(self.kernels)} kernels, {total * 1e3:.2f} ms", file=sys.stderr)
+            print(
+                f"[compiler] {plural(len(self.kernels), 'kernel')}, {total * 1e3:.2f} ms",
+                file=sys.stderr,
+            )
         if level >= 2:
             print(self.timing_table(last_only=True), file=sys.stderr)
         out = {}
@@ -250,7 +264,31 @@ class CompiledFunction:
         """Every fusion decision and its reason."""
         return self.fusion.explain()
 
-    def timing_table(self, last_only: bool = False) -> str:
+    def profile(
+        self, call: Callable[[], Any] | None = None, repeats: int = 3, warmup: int = 1
+    ) -> None:
+        """Time every kernel warm (`compiler.timing.profile`): `call` (default: this function
+        on its example shapes, zeros) runs `warmup` times untimed, then `repeats` times."""
+        from .timing import profile
+
+        profile(self, call or self._call_with_zeros, repeats, warmup)
+
+    def _call_with_zeros(self) -> None:
+        g = self.graph
+        zeros = {}
+        for n in g.leaves("input"):
+            d = g.node(n)
+            if d["name"] in self.input_names:
+                zeros[d["name"]] = np.zeros(d["shape"], d["dtype"])
+        self.run(**{name: zeros[name] for name in self.input_names if name in zeros})
+
+    def timing_table(self, last_only: bool = False, machine: Any = None) -> str:
+        """Kernels slowest first with warm medians, shares and % of `machine`'s peak
+        (`compiler.timing`); `last_only`: the last call's times in execution order."""
+        if not last_only:
+            from .timing import timing_table
+
+            return timing_table(self, machine)
         rows = [f"{'kernel':44s} {'ops':>4s} {'ms':>9s} {'GFLOP/s':>9s} {'GB/s':>8s}"]
         for k in self.kernels:
             if not k.seconds:
@@ -266,10 +304,12 @@ class CompiledFunction:
 
     def summary(self) -> str:
         flops = sum(k.flops for k in self.kernels)
+        moved = sum(k.bytes_read + k.bytes_written for k in self.kernels)
         passes = ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in self.pass_seconds.items())
         return (
-            f"{len(self.traced)} traced nodes -> {len(self.graph)} after simplify -> "
-            f"{len(self.kernels)} kernels ({flops / 1e9:.3f} GFLOP per call)\n"
+            f"{plural(len(self.traced), 'traced node')} -> {len(self.graph):,} after simplify "
+            f"-> {plural(len(self.kernels), 'kernel')} ({si(flops, 'FLOP')} and "
+            f"{si(moved, 'B')} moved per call)\n"
             f"{self.memory.summary()}\npasses: {passes}"
         )
 
@@ -280,7 +320,7 @@ class CompiledFunction:
         for k, group in enumerate(self.fusion.groups):
             lines.append(
                 f'  subgraph cluster_{k} {{ label="{self.kernels[k].name}"; '
-                f'style=filled; color="{_color(k)}";'
+                f'style=filled; color="{_color(self.kernels[k])}";'
             )
             for n in group.nodes:
                 lines.append(f'    n{n} [label="%{n} {g.node(n)["op"]}\\n{g.node(n)["shape"]}"];')
@@ -309,12 +349,17 @@ class CompiledFunction:
                 "attrs": {k: repr(v) for k, v in g.node(n)["attrs"].items()},
                 "operands": g.operands(n),
                 "kernel": self.fusion.group_of.get(n),
+                "layer": g.layer(n),
+                "phase": g.phase(n),
             }
             for n in g.order()
         ]
         kernels = [
             {
                 "name": k.name,
+                "layer": k.layer,
+                "phase": k.phase,
+                "layers": k.layers,
                 "ops": k.ops,
                 "nodes": k.nodes,
                 "flops": k.flops,
@@ -338,11 +383,12 @@ class CompiledFunction:
             default=str,
         )
 
-    def report(self, path: str) -> str:
-        """Write a self-contained HTML page (graph as SVG, kernels, decisions); return path."""
+    def report(self, path: str, machine: Any = None) -> str:
+        """Write a self-contained HTML page (the kernel graph, kernels, timing, decisions);
+        return path. `machine` (a `compiler.roofline.Machine`): show % of its peak."""
         from .inspect import write_report
 
-        return write_report(self, path)
+        return write_report(self, path, machine)
 
 
 def _arguments(names: list[str], args: Sequence[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -364,7 +410,8 @@ def _arguments(names: list[str], args: Sequence[Any], kwargs: dict[str, Any]) ->
     return given
 
 
-def _color(k: int) -> str:
-    from .inspect import PALETTE
+def _color(kernel: Kernel) -> str:
+    """The report's colour of the kernel's phase (forward, loss, backward, update)."""
+    from .inspect import PHASE_COLORS
 
-    return PALETTE[k % len(PALETTE)]
+    return PHASE_COLORS.get(kernel.phase, "#eeeeee")

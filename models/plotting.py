@@ -1,65 +1,40 @@
-"""Training curves as a PNG, drawn with Pillow (no plotting library needed).
+"""Training curves as a PNG, drawn by matplotlib (the Agg backend: no display needed).
 
-Two panels side by side: loss per epoch (train, and test when given) and accuracy per epoch,
-each with axis ticks and a legend.
+Two panels side by side: loss per epoch (train, and test when given) and accuracy per epoch
+in percent. Ticks are matplotlib's rounded ones (whole epochs only), each legend goes where it
+covers the fewest points, and the file is written atomically (temp file, rename).
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Mapping, Sequence
 
-from PIL import Image, ImageDraw
+import matplotlib
 
-COLORS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40)]
+matplotlib.use("Agg")  # before pyplot: files only, no window
 
+import matplotlib.pyplot as plt  # noqa: E402 (the backend must be chosen first)
+from matplotlib.ticker import MaxNLocator, PercentFormatter  # noqa: E402
 
-def _nice_range(values: Sequence[float]) -> tuple[float, float]:
-    lo, hi = min(values), max(values)
-    if hi - lo < 1e-12:
-        lo, hi = lo - 0.5, hi + 0.5
-    pad = 0.05 * (hi - lo)
-    return lo - pad, hi + pad
+LABELS = {"train_loss": "train", "test_loss": "test", "test_acc": "test", "train_acc": "train"}
 
 
-def _panel(
-    draw: ImageDraw.ImageDraw,
-    box: tuple[int, int, int, int],
-    title: str,
-    series: Mapping[str, Sequence[float]],
-) -> None:
-    x0, y0, x1, y1 = box
-    draw.rectangle(box, outline=(0, 0, 0))
-    draw.text((x0, y0 - 16), title, fill=(0, 0, 0))
-    points = [v for s in series.values() for v in s]
-    if not points:
-        return
-    lo, hi = _nice_range(points)
-    n = max(len(s) for s in series.values())
-    for i in range(5):  # y ticks
-        v = lo + (hi - lo) * i / 4
-        y = y1 - (y1 - y0) * i / 4
-        draw.line([(x0 - 4, y), (x0, y)], fill=(0, 0, 0))
-        draw.text((x0 - 48, y - 6), f"{v:.3g}", fill=(0, 0, 0))
-    for i in range(n):  # x ticks at each epoch (thinned to about 10 labels)
-        if n > 10 and (i + 1) % max(1, n // 10):
-            continue
-        x = x0 + (x1 - x0) * (i / max(n - 1, 1))
-        draw.line([(x, y1), (x, y1 + 4)], fill=(0, 0, 0))
-        draw.text((x - 4, y1 + 6), str(i + 1), fill=(0, 0, 0))
-    draw.text(((x0 + x1) // 2 - 16, y1 + 20), "epoch", fill=(0, 0, 0))
-    for k, (name, values) in enumerate(series.items()):
-        color = COLORS[k % len(COLORS)]
-        xy = [
-            (x0 + (x1 - x0) * (i / max(n - 1, 1)), y1 - (y1 - y0) * (v - lo) / (hi - lo))
-            for i, v in enumerate(values)
-        ]
-        if len(xy) > 1:
-            draw.line(xy, fill=color, width=2)
-        for x, y in xy:
-            draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=color)
-        draw.line([(x1 - 110, y0 + 12 + 14 * k), (x1 - 90, y0 + 12 + 14 * k)], fill=color, width=2)
-        draw.text((x1 - 85, y0 + 6 + 14 * k), name, fill=(0, 0, 0))
+def _panel(ax: plt.Axes, series: Mapping[str, Sequence[float]], percent: bool) -> None:
+    for name, values in series.items():
+        epochs = range(1, len(values) + 1)
+        ys = [100 * v for v in values] if percent else list(values)
+        ax.plot(
+            epochs, ys, marker="o" if len(ys) < 30 else None, ms=3, label=LABELS.get(name, name)
+        )
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.grid(alpha=0.3)
+    if percent:
+        ax.yaxis.set_major_formatter(PercentFormatter(decimals=0))
+    if series:
+        ax.legend(loc="best", frameon=False)
 
 
 def plot_curves(
@@ -68,12 +43,24 @@ def plot_curves(
     """Write loss and accuracy curves from `history` (keys ending in `loss` or `acc`) to PNG."""
     losses = {k: v for k, v in history.items() if k.endswith("loss") and len(v)}
     accs = {k: v for k, v in history.items() if k.endswith("acc") and len(v)}
-    img = Image.new("RGB", (1000, 420), "white")
-    draw = ImageDraw.Draw(img)
-    if title:
-        draw.text((20, 8), title, fill=(0, 0, 0))
-    _panel(draw, (70, 50, 470, 360), "loss", losses)
-    _panel(draw, (570, 50, 970, 360), "accuracy", accs)
-    tmp = os.fspath(path) + ".tmp.png"
-    img.save(tmp)
-    os.replace(tmp, path)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
+    try:
+        _panel(left, losses, percent=False)
+        left.set_title("loss (cross-entropy)")
+        _panel(right, accs, percent=True)
+        right.set_title("accuracy")
+        if title:
+            fig.suptitle(title)
+        path = os.fspath(path)
+        directory = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".png")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                fig.savefig(f, format="png", dpi=100)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+    finally:
+        plt.close(fig)

@@ -317,12 +317,12 @@ def test_inspection_outputs(tmp_path, capsys, monkeypatch):
     compiled = compiler.compile(Conv1Block(), x)
     compiled(x)
     err = capsys.readouterr().err
-    assert "1 kernels" in err and "void k0_conv2d" in err
+    assert "1 kernel," in err and "void k0_conv_conv2d" in err
     assert "digraph" in compiled.to_dot()
     assert '"kernels"' in compiled.to_json()
     path = compiled.report(str(tmp_path / "r.html"))
     html = open(path).read()
-    assert "<svg" in html and "k0_conv2d" in html and "pooling epilogue" in html
+    assert "<svg" in html and "k0_conv_conv2d" in html and "pooling epilogue" in html
 
 
 def test_default_backend_is_llvm_and_the_environment_can_choose(monkeypatch):

@@ -282,18 +282,20 @@ def test_random_crop_is_a_slice_and_covers_positions():
 
 def test_resize_shorter_keeps_aspect_ratio():
     for h, w in [(300, 451), (500, 375), (256, 256), (100, 80)]:
-        img = rng().integers(0, 256, (h, w, 3), dtype=np.uint8)
+        img = rng().integers(0, 256, (3, h, w), dtype=np.uint8)
         out = ResizeShorter(256)(img, rng())
-        assert min(out.shape[:2]) == 256 and out.shape[2] == 3 and out.dtype == np.uint8
-        assert abs(max(out.shape[:2]) - max(h, w) * 256 / min(h, w)) <= 1
-        assert (out.shape[0] >= out.shape[1]) == (h >= w)
-    pil = Image.fromarray(rng().integers(0, 256, (60, 90, 3), dtype=np.uint8))
-    assert ResizeShorter(30)(pil).shape == (30, 45, 3)
-    flt = rng().random((40, 20, 3)).astype(np.float32)
+        assert min(out.shape[1:]) == 256 and out.shape[0] == 3 and out.dtype == np.uint8
+        assert abs(max(out.shape[1:]) - max(h, w) * 256 / min(h, w)) <= 1
+        assert (out.shape[1] >= out.shape[2]) == (h >= w)
+    hwc = rng().integers(0, 256, (60, 90, 3), dtype=np.uint8)
+    pil = ResizeShorter(30)(Image.fromarray(hwc))  # PIL in, PIL out: (width, height)
+    assert isinstance(pil, Image.Image) and pil.size == (45, 30)
+    assert ResizeShorter(30, layout="HWC")(hwc).shape == (30, 45, 3)
+    flt = rng().random((3, 40, 20)).astype(np.float32)
     out = ResizeShorter(10)(flt)
-    assert out.shape == (20, 10, 3) and out.dtype == np.float32
+    assert out.shape == (3, 20, 10) and out.dtype == np.float32
     # a constant image stays that constant (float resizing is not quantised)
-    np.testing.assert_allclose(ResizeShorter(7)(np.full((9, 13, 2), 0.3, np.float32)), 0.3)
+    np.testing.assert_allclose(ResizeShorter(7)(np.full((2, 9, 13), 0.3, np.float32)), 0.3)
     assert ResizeShorter(8, layout="CHW")(chw(3, 16, 32)).shape == (3, 8, 16)
 
 
@@ -388,14 +390,14 @@ def test_random_transforms_are_reproducible_from_rng():
 
 
 def test_alexnet_pipeline_shapes():
-    img = rng().integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    img = Image.fromarray(rng().integers(0, 256, (300, 400, 3), dtype=np.uint8))
     train = Compose(
         [
             ResizeShorter(256),
-            CenterCrop(256, layout="HWC"),
-            ToCHWFloat(),
+            CenterCrop(256),
             RandomCrop(227),
             RandomHorizontalFlip(),
+            ToCHWFloat(),
             Normalize(IMAGENET_MEAN, IMAGENET_STD),
         ]
     )
@@ -419,7 +421,7 @@ def test_transform_errors():
     with pytest.raises(ValueError, match="std > 0"):
         Normalize(0.5, 0.0)
     with pytest.raises(ValueError, match="looks like CHW"):
-        ResizeShorter(8)(chw(3, 16, 16))
+        ResizeShorter(8, layout="HWC")(chw(3, 16, 16))
     with pytest.raises(ValueError, match="layout must be 'CHW' or 'HWC'"):
         CenterCrop(2, layout="NCHW")
     with pytest.raises(ValueError, match="size must be positive"):

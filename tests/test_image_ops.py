@@ -1,5 +1,6 @@
 """The image-network ops (`tinygrad_edu.image`, `tinygrad_edu.functional`'s image section):
-pooling with ceil_mode / count_include_pad / divisor_override / return_indices.
+pooling with ceil_mode / count_include_pad / divisor_override / return_indices,
+conv_transpose2d, interpolate, pad modes, conv1d, adaptive_max_pool2d.
 
 Each op: gradcheck in float64 (eps 1e-6, atol 1e-5, rtol 1e-3) over hypothesis-drawn shapes
 and parameters; values and gradients equal PyTorch's where it is installed (float64, 1e-9);
@@ -147,7 +148,9 @@ def test_max_pool2d_ceil_mode_and_indices_match_torch(case, ceil, data):
         lambda t: torch.nn.functional.max_pool2d(t, k, s, p, d, ceil_mode=ceil),
         x,
     )
-    values, idx = F.max_pool2d(Tensor(x), k, s, p, d, ceil_mode=ceil, return_indices=True)
+    values, idx = F.max_pool2d(
+        Tensor(x, dtype=np.float64), k, s, p, d, ceil_mode=ceil, return_indices=True
+    )
     want = torch.nn.functional.max_pool2d(
         torch.tensor(x), k, s, p, d, ceil_mode=ceil, return_indices=True
     )
@@ -330,8 +333,9 @@ def test_conv_transpose2d_bad_input_says_what_to_fix():
         dict(stride=2, padding=1, output_padding=1),
         dict(stride=(2, 3), dilation=2, groups=2, output_padding=(1, 0)),
         dict(stride=1, dilation=2, output_padding=1),  # output_padding >= stride
+        dict(padding=1, groups=2),
     ],
-    ids=["plain", "stride2", "grouped-dilated", "op-ge-stride"],
+    ids=["plain", "stride2", "grouped-dilated", "op-ge-stride", "grouped-stride1"],
 )
 def test_conv_transpose2d_compiled_llvm_equal_eager(kwargs):
     x = np.random.default_rng(8).standard_normal((2, 4, 6, 5)).astype(np.float32)
@@ -365,6 +369,365 @@ def test_conv_transpose2d_compiled_training_step_equals_eager():
 
 
 # ---------------------------------------------------------------------------------------------
+# interpolate / Upsample
+# ---------------------------------------------------------------------------------------------
+@st.composite
+def interpolate_cases(draw):
+    """(x_shape, kwargs) over modes, sizes, scale factors (integer and not), align_corners."""
+    ndim = draw(st.sampled_from([3, 4]))
+    spatial = [draw(st.integers(1, 6)) for _ in range(ndim - 2)]
+    mode = draw(st.sampled_from(["nearest", "nearest-exact", "area", "linear"]))
+    if mode == "linear" and ndim == 4:
+        mode = "bilinear"
+    kwargs = {"mode": mode}
+    if mode in ("linear", "bilinear"):
+        kwargs["align_corners"] = draw(st.booleans())
+    if draw(st.booleans()):
+        kwargs["size"] = tuple(draw(st.integers(1, 9)) for _ in spatial)
+    else:
+        factors = st.sampled_from([0.5, 1.0, 1.5, 2.0, 2.5, 3.0])
+        kwargs["scale_factor"] = tuple(draw(factors) for _ in spatial)
+        if any(int(n * f) < 1 for n, f in zip(spatial, kwargs["scale_factor"])):
+            kwargs["scale_factor"] = tuple(2.0 for _ in spatial)
+        kwargs["recompute_scale_factor"] = draw(st.sampled_from([None, True]))
+    return (draw(st.integers(1, 2)), draw(st.integers(1, 2)), *spatial), kwargs
+
+
+@given(case=interpolate_cases(), data=st.data())
+def test_interpolate_grad_matches_finite_differences(case, data):
+    x_shape, kwargs = case
+    x = data.draw(arrays(x_shape))
+    assert gradcheck(lambda t: F.interpolate(t, **kwargs), [x])
+
+
+@needs_torch
+@given(case=interpolate_cases(), data=st.data())
+def test_interpolate_matches_torch(case, data):
+    x_shape, kwargs = case
+    x = data.draw(arrays(x_shape))
+    run_both(
+        lambda t: F.interpolate(t, **kwargs),
+        lambda t: torch.nn.functional.interpolate(t, **kwargs),
+        x,
+    )
+
+
+@needs_torch
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_interpolate_source_positions_round_like_torch_in_float32(dtype):
+    # nearest's floor(dst * scale) and bilinear's lambdas are computed in the input's float
+    # type (nearest always float32) as PyTorch's kernels do: the sizes where float32 and
+    # exact arithmetic disagree still give PyTorch's pixels
+    x = np.random.default_rng(12).standard_normal((1, 2, 7, 13)).astype(dtype)
+    for kwargs in (
+        dict(size=(10, 29)),
+        dict(scale_factor=(1.7, 2.3)),
+        dict(size=(3, 5), mode="nearest-exact"),
+        dict(size=(11, 30), mode="bilinear", align_corners=False),
+        dict(size=(11, 30), mode="bilinear", align_corners=True),
+        dict(scale_factor=0.6, mode="bilinear"),
+    ):
+        got = F.interpolate(Tensor(x, dtype=dtype), **kwargs).numpy()
+        want = torch.nn.functional.interpolate(torch.tensor(x), **kwargs).numpy()
+        rtol = 1e-6 if dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol, err_msg=str(kwargs))
+
+
+def test_interpolate_by_hand():
+    x = Tensor(np.array([[[[1.0, 2.0], [3.0, 4.0]]]]))
+    up = F.interpolate(x, scale_factor=2)
+    np.testing.assert_array_equal(
+        up.numpy()[0, 0], np.repeat(np.repeat(x.numpy()[0, 0], 2, 0), 2, 1)
+    )
+    lin = F.interpolate(x, size=(3, 3), mode="bilinear", align_corners=True).numpy()[0, 0]
+    np.testing.assert_allclose(lin, [[1, 1.5, 2], [2, 2.5, 3], [3, 3.5, 4]], rtol=1e-6)
+    half = F.interpolate(x, scale_factor=2, mode="bilinear").numpy()[0, 0]
+    np.testing.assert_allclose(half[0], [1, 1.25, 1.75, 2], rtol=1e-6)  # half-pixel, clamped
+    assert nn.Upsample(scale_factor=2, mode="nearest")(x).shape == (1, 1, 4, 4)
+    assert nn.UpsamplingBilinear2d(size=3)(x).numpy()[0, 0, 1, 1] == pytest.approx(2.5)
+    assert nn.UpsamplingNearest2d(scale_factor=3)(x).shape == (1, 1, 6, 6)
+
+
+def test_interpolate_bad_arguments_say_what_to_fix():
+    x = Tensor.zeros(1, 1, 4, 4)
+    with pytest.raises(OpError, match="interpolate: exactly one of size and scale_factor"):
+        F.interpolate(x)
+    with pytest.raises(OpError, match="interpolate: exactly one of size and scale_factor"):
+        F.interpolate(x, size=2, scale_factor=2)
+    with pytest.raises(OpError, match="interpolate: mode 'bicubic' is not offered"):
+        F.interpolate(x, size=2, mode="bicubic")
+    with pytest.raises(OpError, match="interpolate: align_corners can only be set"):
+        F.interpolate(x, size=2, align_corners=True)
+    with pytest.raises(OpError, match="interpolate: mode 'bilinear' needs a 4-D input"):
+        F.interpolate(Tensor.zeros(1, 1, 4), size=2, mode="bilinear")
+    with pytest.raises(OpError, match=r"interpolate: size \(2, 2, 2\) must give 2"):
+        F.interpolate(x, size=(2, 2, 2))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(scale_factor=2),
+        dict(scale_factor=0.5),
+        dict(size=(7, 11)),
+        dict(size=(7, 11), mode="bilinear", align_corners=False),
+        dict(scale_factor=2, mode="bilinear", align_corners=True),
+        dict(size=(3, 5), mode="area"),
+    ],
+    ids=["nearest-x2", "nearest-half", "nearest-table", "bilinear", "bilinear-corners", "area"],
+)
+def test_interpolate_compiled_llvm_equal_eager(kwargs):
+    x = np.random.default_rng(13).standard_normal((2, 3, 6, 8)).astype(np.float32)
+    assert_compiled_matches_eager(Fn(lambda t: F.interpolate(t, **kwargs)), x)
+
+
+# ---------------------------------------------------------------------------------------------
+# pad modes
+# ---------------------------------------------------------------------------------------------
+@st.composite
+def pad_cases(draw):
+    """(x_shape, flat pad, mode) that PyTorch accepts: non-constant modes pad the last 1-3
+    dims of a (N, C, ...) or (C, ...) input, reflect by less than the size, circular by at
+    most the size; constant pads any dims, negative pads cropping."""
+    mode = draw(st.sampled_from(["constant", "reflect", "replicate", "circular"]))
+    k = draw(st.integers(1, 3))
+    ndim = k + draw(st.integers(1, 2)) if mode != "constant" else draw(st.integers(k, 4))
+    shape = tuple(draw(st.integers(1, 4)) for _ in range(ndim))
+    pad = []
+    for i in range(k):
+        n = shape[ndim - 1 - i]
+        top = {"reflect": n - 1, "circular": n, "replicate": 3, "constant": 3}[mode]
+        low = -(n // 2) if mode == "constant" else 0
+        pad += [draw(st.integers(low, top)), draw(st.integers(low, top))]
+    return shape, tuple(pad), mode
+
+
+@given(case=pad_cases(), data=st.data())
+def test_pad_grad_matches_finite_differences(case, data):
+    shape, pads, mode = case
+    x = data.draw(arrays(shape))
+    assert gradcheck(lambda t: F.pad(t, pads, mode), [x])
+
+
+@needs_torch
+@given(case=pad_cases(), value=st.sampled_from([None, 0.0, -1.5]), data=st.data())
+def test_pad_matches_torch(case, value, data):
+    shape, pads, mode = case
+    x = data.draw(arrays(shape))
+    value = value if mode == "constant" else None
+    run_both(
+        lambda t: t.pad(pads, mode, value),
+        lambda t: torch.nn.functional.pad(t, pads, mode, value),
+        x,
+    )
+
+
+def test_pad_modes_by_hand():
+    x = Tensor(np.array([[[1.0, 2.0, 3.0]]]))
+    assert F.pad(x, (2, 1), "reflect").numpy().tolist() == [[[3, 2, 1, 2, 3, 2]]]
+    assert F.pad(x, (2, 1), "replicate").numpy().tolist() == [[[1, 1, 1, 2, 3, 3]]]
+    assert F.pad(x, (2, 1), "circular").numpy().tolist() == [[[2, 3, 1, 2, 3, 1]]]
+    assert F.pad(x, (1, -1), value=7.0).numpy().tolist() == [[[7, 1, 2]]]
+
+
+def test_pad_bad_arguments_say_what_to_fix():
+    x = Tensor.zeros(1, 2, 3, 3)
+    with pytest.raises(OpError, match=r"pad: reflect padding \(3, 0\) must be smaller"):
+        F.pad(x, (3, 0, 0, 0), "reflect")
+    with pytest.raises(OpError, match=r"pad: circular padding \(0, 4\) wraps around"):
+        F.pad(x, (0, 0, 0, 4), "circular")
+    with pytest.raises(OpError, match=r"pad: mode 'replicate' pads the last 1 to 3 dims"):
+        F.pad(Tensor.zeros(3), (1, 1), "replicate")
+    with pytest.raises(OpError, match=r"pad: mode 'reflect' takes no value"):
+        F.pad(x, (1, 1, 1, 1), "reflect", value=1.0)
+    with pytest.raises(OpError, match=r"pad: mode 'edge' is not offered"):
+        F.pad(x, (1, 1), "edge")
+    with pytest.raises(OpError, match=r"pad: flat pad \(1, 1, 1\) needs an even length"):
+        F.pad(x, (1, 1, 1))
+    with pytest.raises(OpError, match=r"pad: mode 'reflect' takes no negative padding"):
+        F.pad(x, (-1, 1, 0, 0), "reflect")
+
+
+@pytest.mark.parametrize("mode", ["constant", "reflect", "replicate", "circular"])
+def test_pad_compiled_llvm_equal_eager(mode):
+    x = np.random.default_rng(14).standard_normal((2, 3, 5, 6)).astype(np.float32)
+    assert_compiled_matches_eager(Fn(lambda t: F.pad(t, (2, 3, 1, 4), mode) * 2.0), x)
+
+
+# ---------------------------------------------------------------------------------------------
+# conv1d
+# ---------------------------------------------------------------------------------------------
+@st.composite
+def conv1d_cases(draw):
+    """(x_shape, w_shape, stride, padding, dilation, groups) with a window that fits."""
+    groups = draw(st.integers(1, 2))
+    cin, cout = groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2))
+    k, dil = draw(st.integers(1, 3)), draw(st.integers(1, 2))
+    stride = draw(st.integers(1, 3))
+    pad = draw(st.sampled_from([0, 1, 2, "valid"] + (["same"] if stride == 1 else [])))
+    reach = dil * (k - 1) + 1 - (2 * pad if isinstance(pad, int) else 0)
+    length = draw(st.integers(max(1, reach), max(1, reach) + 4))
+    return (
+        (draw(st.integers(1, 2)), cin, length),
+        (cout, cin // groups, k),
+        stride,
+        pad,
+        dil,
+        groups,
+    )
+
+
+@given(case=conv1d_cases(), data=st.data())
+def test_conv1d_grad_matches_finite_differences(case, data):
+    x_shape, w_shape, s, p, d, g = case
+    x, w, b = (data.draw(arrays(shape)) for shape in (x_shape, w_shape, (w_shape[0],)))
+    assert gradcheck(lambda x, w, b: F.conv1d(x, w, b, s, p, d, g), [x, w, b])
+
+
+@needs_torch
+@given(case=conv1d_cases(), data=st.data())
+def test_conv1d_matches_torch(case, data):
+    x_shape, w_shape, s, p, d, g = case
+    x, w, b = (data.draw(arrays(shape)) for shape in (x_shape, w_shape, (w_shape[0],)))
+    run_both(
+        lambda x, w, b: F.conv1d(x, w, b, s, p, d, g),
+        lambda x, w, b: torch.nn.functional.conv1d(x, w, b, s, p, d, g),
+        x,
+        w,
+        b,
+    )
+
+
+@needs_torch
+def test_conv1d_module_matches_torchs_names_shapes_and_values():
+    layer, ref = (
+        nn.Conv1d(4, 6, 3, padding=1, groups=2),
+        torch.nn.Conv1d(4, 6, 3, padding=1, groups=2),
+    )
+    ours = layer.state_dict()
+    theirs = {k: v.detach().numpy() for k, v in ref.state_dict().items()}
+    assert {k: v.shape for k, v in ours.items()} == {k: v.shape for k, v in theirs.items()}
+    assert np.abs(ours["weight"]).max() <= 1 / np.sqrt(2 * 3)  # fan_in = in/groups * k
+    layer.load_state_dict(theirs)
+    x = np.random.default_rng(15).standard_normal((2, 4, 9)).astype(np.float32)
+    np.testing.assert_allclose(layer(Tensor(x)).numpy(), ref(torch.tensor(x)).detach().numpy(),
+                               rtol=1e-5, atol=1e-6)  # fmt: skip
+    assert layer(Tensor(x[0])).shape == (6, 9)  # an unbatched (C, L) input, as torch takes
+
+
+def test_conv1d_bad_input_says_what_to_fix():
+    with pytest.raises(OpError, match=r"conv1d: input must be \(N, C, L\)"):
+        F.conv1d(Tensor.zeros(1, 2, 3, 4), Tensor.zeros(2, 2, 1))
+    with pytest.raises(OpError, match=r"conv1d: input channels 3 must equal weight"):
+        F.conv1d(Tensor.zeros(1, 3, 5), Tensor.zeros(2, 2, 1))
+    with pytest.raises(OpError, match=r"conv1d: stride must be an int or a 1-tuple"):
+        F.conv1d(Tensor.zeros(1, 2, 5), Tensor.zeros(2, 2, 1), stride=(1, 2))
+
+
+def test_conv1d_compiled_llvm_equal_eager():
+    x = np.random.default_rng(16).standard_normal((2, 4, 11)).astype(np.float32)
+    layer = nn.Sequential(nn.Conv1d(4, 6, 3, stride=2, padding=1), nn.ReLU(), nn.Conv1d(6, 2, 2))
+    assert_compiled_matches_eager(layer, x)
+
+
+# ---------------------------------------------------------------------------------------------
+# adaptive_max_pool2d
+# ---------------------------------------------------------------------------------------------
+adaptive_cases = st.tuples(
+    st.tuples(st.integers(1, 2), st.integers(1, 2), st.integers(1, 7), st.integers(1, 7)),
+    st.tuples(st.integers(1, 5), st.one_of(st.none(), st.integers(1, 5))),
+)
+
+
+@given(case=adaptive_cases, data=st.data())
+def test_adaptive_max_pool2d_grad_matches_finite_differences(case, data):
+    x_shape, out = case
+    x = data.draw(distinct_arrays(x_shape))
+    assert gradcheck(lambda t: F.adaptive_max_pool2d(t, out), [x])
+
+
+@needs_torch
+@given(case=adaptive_cases, ties=st.booleans(), data=st.data())
+def test_adaptive_max_pool2d_and_indices_match_torch(case, ties, data):
+    # with ties (rounded inputs) too: the gradient and the index go to the first maximum
+    x_shape, out = case
+    x = data.draw(arrays(x_shape))
+    x = np.round(x) if ties else x
+    run_both(
+        lambda t: F.adaptive_max_pool2d(t, out),
+        lambda t: torch.nn.functional.adaptive_max_pool2d(t, out),
+        x,
+    )
+    _, idx = nn.AdaptiveMaxPool2d(out, return_indices=True)(Tensor(x, dtype=np.float64))
+    _, want = torch.nn.functional.adaptive_max_pool2d(torch.tensor(x), out, return_indices=True)
+    assert idx.dtype == np.int64
+    np.testing.assert_array_equal(idx.numpy(), want.numpy())
+
+
+def test_adaptive_max_pool2d_bad_output_size_says_what_to_fix():
+    with pytest.raises(OpError, match=r"adaptive_max_pool2d: output_size must be positive"):
+        F.adaptive_max_pool2d(Tensor.zeros(1, 1, 4, 4), (0, 2))
+    with pytest.raises(OpError, match=r"adaptive_max_pool2d: input must be \(N, C, H, W\)"):
+        F.adaptive_max_pool2d(Tensor.zeros(4, 4), 2)
+
+
+@pytest.mark.parametrize("out", [(2, 3), (3, 2)], ids=["divides", "uneven"])
+def test_adaptive_max_pool2d_compiled_llvm_equal_eager(out):
+    x = np.random.default_rng(17).standard_normal((2, 3, 6, 7)).astype(np.float32)
+    assert_compiled_matches_eager(Fn(lambda t: F.adaptive_max_pool2d(t, out)), x)
+
+
+# ---------------------------------------------------------------------------------------------
+# the ops' gradients compiled: a training step through all of them equals eager
+# ---------------------------------------------------------------------------------------------
+class ImageOpsNet(nn.Module):
+    """Every image op between two convolutions, so a loss differentiates through each."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 3, 3, padding=1)
+        self.up = nn.ConvTranspose2d(3, 2, 3, stride=2, padding=1, output_padding=1)
+        self.line = nn.Conv1d(2, 2, 3, padding=1)
+        self.pool = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.avg = nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False)
+
+    def forward(self, x):
+        h = F.pad(self.conv(x).relu(), (1, 2, 2, 1), "reflect")
+        h = self.up(h)
+        h = F.interpolate(h, size=(9, 11), mode="bilinear") + F.interpolate(h, size=(9, 11))
+        h = F.pad(h, (1, 1, 1, 1), "replicate") + F.pad(h, (1, 1, 1, 1), "circular")
+        flat = self.line(h.reshape(h.shape[0], 2, -1)).reshape(h.shape)
+        return self.pool(flat).sum() + self.avg(flat).sum() + F.adaptive_max_pool2d(flat, 3).sum()
+
+
+def test_training_step_through_every_image_op_compiled_llvm_equals_eager():
+    from tinygrad_edu import manual_seed
+
+    x = np.random.default_rng(19).standard_normal((2, 2, 5, 6)).astype(np.float32)
+    y = np.zeros((), np.float32)
+    loss_fn = lambda out, t: (out - t) * (out - t) * 1e-4
+    states = []
+    for compiled in (False, True):
+        manual_seed(0)
+        model = ImageOpsNet()
+        start = model.state_dict()["conv.weight"].copy()
+        opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        if compiled:
+            step = compiler.compile_train_step(model, loss_fn, opt, x, y, backend="llvm")
+            for _ in range(2):
+                step(x, y)
+        else:
+            for _ in range(2):
+                opt.zero_grad()
+                loss_fn(model(Tensor(x)), Tensor(y)).backward()
+                opt.step()
+        states.append(model.state_dict())
+    for name in states[0]:
+        np.testing.assert_allclose(states[1][name], states[0][name], rtol=1e-4, atol=1e-5)
+    assert np.abs(states[0]["conv.weight"] - start).max() > 1e-6  # the steps moved the weights
+
+
+# ---------------------------------------------------------------------------------------------
 # every op above, rendered for CUDA
 # ---------------------------------------------------------------------------------------------
 def _all_image_ops(x):
@@ -375,7 +738,26 @@ def _all_image_ops(x):
     w = Tensor(np.random.default_rng(11).standard_normal((x.shape[1], 2, 3, 3)).astype(np.float32))
     up = F.conv_transpose2d(x, w, stride=2, padding=1, output_padding=1)
     up2 = F.conv_transpose2d(x, w[:, :1], dilation=2, output_padding=1)
-    return a.sum() + b.sum() + c.sum() + idx.sum().float() + up.sum() + up2.sum()
+    near = F.interpolate(x, scale_factor=2) + F.interpolate(
+        x, size=(2 * x.shape[2], 2 * x.shape[3]), mode="bilinear"
+    )
+    small = F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=True)
+    padded = sum(F.pad(x, (2, 1, 1, 2), m).sum() for m in ("reflect", "replicate", "circular"))
+    w1 = Tensor(np.random.default_rng(18).standard_normal((2, x.shape[1], 3)).astype(np.float32))
+    line = F.conv1d(x.reshape(x.shape[0], x.shape[1], -1), w1, stride=2, padding=1)
+    ada = F.adaptive_max_pool2d(x, (2, 3)) + F.adaptive_max_pool2d(x, (2, 3), True)[1].float()
+    total = (
+        padded
+        + line.sum()
+        + ada.sum()
+        + a.sum()
+        + b.sum()
+        + c.sum()
+        + idx.sum().float()
+        + up.sum()
+        + up2.sum()
+    )
+    return total + near.sum() + small.sum()
 
 
 @needs_nvcc

@@ -13,7 +13,19 @@ from .errors import OpError, OpIndexError
 from .gradcheck import GradcheckError, gradcheck
 from .rng import manual_seed
 from .scalar import Value
-from .tensor import Tensor, cat, stack, where
+from .tensor import (
+    Tensor,
+    allclose,
+    cat,
+    einsum,
+    eye,
+    full_like,
+    isclose,
+    ones_like,
+    stack,
+    where,
+    zeros_like,
+)
 
 __version__ = "0.1.0"
 
@@ -36,4 +48,12 @@ __all__ = [
     "no_grad",
     "stack",
     "where",
+    # tensor functions of issue 13
+    "allclose",
+    "einsum",
+    "eye",
+    "full_like",
+    "isclose",
+    "ones_like",
+    "zeros_like",
 ]

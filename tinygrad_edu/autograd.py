@@ -12,11 +12,12 @@ from __future__ import annotations
 import contextlib
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import anomaly
 from .errors import user_location
+from .hooks import RemovableHandle
 
 if TYPE_CHECKING:
     from .ops import Op
@@ -58,6 +59,80 @@ def trace_mode() -> Iterator[None]:
         _state.tracing = previous
 
 
+# -- provenance: which module (and which phase of a step) an op was recorded in ---------------
+FORWARD, LOSS, BACKWARD, UPDATE = "forward", "loss", "backward", "update"
+NO_SCOPE = ("", FORWARD)
+
+
+def current_scope() -> tuple[str, str]:
+    """(module path, phase) that ops recorded now are attributed to while tracing: the
+    innermost module being called (`features.3`; "" for the root module and for code outside
+    any module) and the phase ("forward", "loss", "backward" or "update")."""
+    return getattr(_state, "scope", NO_SCOPE)
+
+
+@contextlib.contextmanager
+def scope(layer: str, phase: str) -> Iterator[None]:
+    """Attribute the ops recorded inside to `layer` in `phase` (the compiler's tracer uses it
+    for losses, backward passes and optimizer updates)."""
+    previous = current_scope()
+    _state.scope = (layer, phase)
+    try:
+        yield
+    finally:
+        _state.scope = previous
+
+
+@contextlib.contextmanager
+def module_paths(root: Any) -> Iterator[None]:
+    """While tracing `root`, let each of its sub-modules' calls attribute their ops to the
+    module's qualified name (as PyTorch FX records `nn_module_stack`)."""
+    previous = getattr(_state, "paths", None)
+    _state.paths = {id(m): name for name, m in root.named_modules()}
+    try:
+        yield
+    finally:
+        _state.paths = previous
+
+
+class _ModuleScope:
+    """`with module_scope(m):` around a module's forward; nothing unless tracing."""
+
+    __slots__ = ("path", "previous")
+
+    def __init__(self, module: Any) -> None:
+        paths = getattr(_state, "paths", None) if tracing() else None
+        self.path = None if paths is None else paths.get(id(module))
+        self.previous = NO_SCOPE
+
+    def __enter__(self) -> None:
+        if self.path is not None:
+            self.previous = current_scope()
+            _state.scope = (self.path, self.previous[1])
+
+    def __exit__(self, *exc: object) -> None:
+        if self.path is not None:
+            _state.scope = self.previous
+
+
+def module_scope(module: Any) -> _ModuleScope:
+    """Context for one call of `module` (see `module_paths`)."""
+    return _ModuleScope(module)
+
+
+@contextlib.contextmanager
+def eager_mode() -> Iterator[None]:
+    """The opposite of `trace_mode`, inside it: ops on tensors that hold numbers compute them
+    (constant folding, e.g. an imported ONNX graph's shape arithmetic while the compiler
+    traces the model). Results are constants of the traced graph."""
+    previous = tracing()
+    _state.tracing = False
+    try:
+        yield
+    finally:
+        _state.tracing = previous
+
+
 @contextlib.contextmanager
 def enable_grad() -> Iterator[None]:
     """Context manager: record ops even inside `no_grad` (used by `create_graph=True`)."""
@@ -79,7 +154,7 @@ class Node(ABC):
 
     __slots__ = (
         "data", "grad", "requires_grad", "_op", "_inputs", "_attrs", "_retain", "_released",
-        "_made_at", "label",
+        "_made_at", "label", "_scope", "_hooks", "_post_hooks",
     )  # fmt: skip
 
     def __init__(self, data: Any, requires_grad: bool = False) -> None:
@@ -93,6 +168,9 @@ class Node(ABC):
         self._released = False  # set once backward has run this node's VJP and let go
         self._made_at = ""  # the user's line that ran the op (recorded in anomaly mode)
         self.label = ""
+        self._scope = NO_SCOPE  # (module path, phase) it was traced in; see `current_scope`
+        self._hooks: dict[int, Callable[[Any], Any]] | None = None  # register_hook
+        self._post_hooks: dict[int, Callable[[Any], None]] | None = None
 
     # -- subclass hooks ---------------------------------------------------------------------
     @classmethod
@@ -198,22 +276,27 @@ class Node(ABC):
                 grad = grads.pop(id(node), None)
                 if grad is None:
                     continue
+                if node._hooks:
+                    grad = _run_gradient_hooks(node, grad)
                 if node.is_leaf or node._retain:
                     node._store_grad(grad)
                 if node.is_leaf:
+                    if node._post_hooks:
+                        _run_post_accumulate_hooks(node)
                     continue
                 assert node._op is not None
-                if anomaly.is_anomaly_enabled() and not tracing():
+                if tracing():  # backward ops belong to the layer they differentiate
+                    with scope(node._scope[0], BACKWARD):
+                        input_grads = node._op.vjp(grad, node, *node._inputs, **node._attrs)
+                        _accumulate(grads, node, input_grads)
+                elif anomaly.is_anomaly_enabled():
                     with anomaly.checked_vjp():
                         input_grads = node._op.vjp(grad, node, *node._inputs, **node._attrs)
                     anomaly.check_backward(node, grad, input_grads)
+                    _accumulate(grads, node, input_grads)
                 else:
                     input_grads = node._op.vjp(grad, node, *node._inputs, **node._attrs)
-                for parent, parent_grad in zip(node._inputs, input_grads, strict=True):
-                    if parent_grad is None or not parent.requires_grad:
-                        continue
-                    key = id(parent)
-                    grads[key] = parent_grad if key not in grads else grads[key] + parent_grad
+                    _accumulate(grads, node, input_grads)
                 if not retain:
                     node._release()
 
@@ -230,6 +313,85 @@ class Node(ABC):
     def retain_grad(self) -> None:
         """Keep the gradient of this intermediate node after backward (leaves always keep it)."""
         self._retain = True
+
+    # -- hooks ------------------------------------------------------------------------------
+    def register_hook(self, hook: Callable[[Any], Any]) -> RemovableHandle:
+        """Call `hook(grad)` each time backward computes the gradient with respect to this
+        node, before it is accumulated into `.grad` (a leaf) or passed on to the inputs (an
+        intermediate); a non-None result replaces the gradient (same shape). Hooks run in
+        registration order, each given the previous one's result, and before `retain_grad`
+        keeps the gradient, as in PyTorch. Returns a handle: `handle.remove()`.
+
+        Hooks run in eager backward passes; a compiled step replays the graph without them."""
+        self._check_hookable("register_hook")
+        if self._hooks is None:
+            self._hooks = {}
+        return RemovableHandle(self._hooks, hook)
+
+    def register_post_accumulate_grad_hook(self, hook: Callable[[Any], None]) -> RemovableHandle:
+        """Call `hook(self)` once per backward pass, after every contribution to this leaf's
+        gradient has been summed into `.grad` (so `.grad` is final for this pass: the moment
+        data-parallel training can start reducing it). Leaves only; the hook returns None.
+        Returns a handle: `handle.remove()`."""
+        self._check_hookable("register_post_accumulate_grad_hook")
+        if not self.is_leaf:
+            raise RuntimeError(
+                f"register_post_accumulate_grad_hook: post accumulate grad hooks cannot be "
+                f"registered on non-leaf tensors (this one is the output of "
+                f"'{self.op_name}', shape {self.shape}). Fix: register it on the leaf (a "
+                "parameter), or use register_hook for an intermediate's gradient"
+            )
+        if self._post_hooks is None:
+            self._post_hooks = {}
+        return RemovableHandle(self._post_hooks, hook)
+
+    def _check_hookable(self, method: str) -> None:
+        if not self.requires_grad:
+            raise RuntimeError(
+                f"{method}: cannot register a hook on a tensor that doesn't require gradient "
+                f"(shape {self.shape}). Fix: create it with requires_grad=True"
+            )
+
+
+def _run_gradient_hooks(node: Node, grad: Node) -> Node:
+    """`node`'s register_hook hooks in order, each on the previous one's result."""
+    assert node._hooks is not None
+    for hook in list(node._hooks.values()):  # a hook may remove itself
+        result = hook(grad)
+        if result is None:
+            continue
+        if not isinstance(result, Node):
+            result = type(node)._wrap(result)
+        if result.shape != grad.shape:
+            # RuntimeError, as PyTorch raises for a hook that changes the gradient's size
+            raise RuntimeError(
+                f"register_hook: hook {getattr(hook, '__name__', hook)!r} has changed the size "
+                f"of the gradient (gradient {grad.shape}, hook returned {result.shape}). Fix: "
+                f"return a gradient of the same shape, or None to keep it [at {user_location()}]"
+            )
+        grad = result
+    return grad
+
+
+def _run_post_accumulate_hooks(node: Node) -> None:
+    """`node`'s post-accumulate-grad hooks in order, each given the leaf itself."""
+    assert node._post_hooks is not None
+    for hook in list(node._post_hooks.values()):
+        if hook(node) is not None:
+            raise RuntimeError(
+                f"register_post_accumulate_grad_hook: hook {getattr(hook, '__name__', hook)!r} "
+                "returned a value; post accumulate grad hooks must return None. Fix: change "
+                "the leaf's .grad in place instead of returning a new one"
+            )
+
+
+def _accumulate(grads: dict[int, Node], node: Node, input_grads: Sequence[Any]) -> None:
+    """Add each input's gradient contribution (fan-out contributions are summed)."""
+    for parent, parent_grad in zip(node._inputs, input_grads, strict=True):
+        if parent_grad is None or not parent.requires_grad:
+            continue
+        key = id(parent)
+        grads[key] = parent_grad if key not in grads else grads[key] + parent_grad
 
 
 def _check_not_released(order: Sequence[Node]) -> None:
@@ -254,4 +416,6 @@ def record(out: Node, op: Op, inputs: Sequence[Node], attrs: dict[str, Any]) -> 
         out._op = op
         out._inputs = tuple(inputs)
         out._attrs = attrs
+        if tracing():
+            out._scope = current_scope()
     return out

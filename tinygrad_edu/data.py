@@ -1,27 +1,36 @@
-"""Data for image networks: the digits dataset, a reproducible DataLoader, image transforms, and
-the AlexNet paper's ten-crop test-time evaluation. Everything here is plain numpy (no autograd).
+"""Data for image networks: the digits dataset, a reproducible DataLoader (over arrays or a
+dataset object, in worker processes if asked), image transforms, image folders, and the
+AlexNet paper's ten-crop test-time evaluation. Everything here is plain numpy (no autograd).
 
-Layout conventions (the one rule to remember):
+Layout: one rule, torchvision's.
 
-- **CHW float32** is the network's layout: `(channels, height, width)`, values in [0, 1] until
-  `Normalize`. Batches are NCHW. Every transform works on CHW unless it says otherwise.
-- **HWC uint8** is the file layout: what `load_image` returns and what Pillow speaks.
-  `ResizeShorter` takes HWC (uint8 or float) or a PIL image by default, and `ToCHWFloat` is the
-  bridge from HWC uint8 to CHW float32. `CenterCrop`, `RandomCrop` and `Resize` take
-  `layout="HWC"` when you want them before the bridge.
+- **Arrays are CHW**: `(channels, height, width)`, the network's layout; batches are NCHW.
+  Every transform takes CHW arrays (uint8 or float).
+- **PIL images** (what `ImageFolder` returns) are accepted by every geometric transform
+  (`ResizeShorter`, `Resize`, `CenterCrop`, `RandomCrop`, `RandomHorizontalFlip`,
+  `RandomRotation`, `RandomZoom`, `GrayToRGB`) and stay PIL images, so a file pipeline works in
+  Pillow (fast) until `ToCHWFloat`.
+- **`ToCHWFloat`** is the bridge, like torchvision's `ToTensor`: PIL or HWC uint8 -> CHW
+  float32 in [0, 1]. `Normalize` and `RandomBrightness` come after it (CHW float only).
+- An HWC array given to a CHW transform is refused with the fix (it is not guessed);
+  `layout="HWC"` on the geometric transforms is kept for older code that works on HWC arrays.
+  `load_image` returns HWC uint8 (the file's layout) for such code.
 
 Transforms are small classes called as `transform(image, rng)`: one image (not a batch) and a
 `np.random.Generator`. Deterministic transforms ignore `rng`; random ones draw from it, or from
-the global generator (`tinygrad_edu.manual_seed`) when it is `None`. `DataLoader` passes an rng
-derived from `(seed, epoch, batch index)`, so augmented epochs are reproducible and a run can
-resume mid-epoch with `set_epoch(epoch, batch)`.
+the global generator (`tinygrad_edu.manual_seed`) when it is `None`. `DataLoader` derives each
+sample's rng from `(seed, epoch, sample index)` (and sets the global generator from it while a
+dataset's `__getitem__` runs), so augmented epochs are reproducible whatever `num_workers` is,
+and a run can resume mid-epoch with `set_epoch(epoch, batch)`.
 
-The AlexNet pipeline (Krizhevsky et al. 2012), train and test::
+The AlexNet pipeline (Krizhevsky et al. 2012) on a folder of images::
 
-    train = Compose([ResizeShorter(256), CenterCrop(256, layout="HWC"), ToCHWFloat(),
-                     RandomCrop(227), RandomHorizontalFlip(),
-                     Normalize(IMAGENET_MEAN, IMAGENET_STD)])
-    x = np.stack([train(load_image(p), rng) for p in paths])          # (B, 3, 227, 227)
+    train = Compose([ResizeShorter(256), RandomCrop(227), RandomHorizontalFlip(),
+                     ToCHWFloat(), Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    data = ImageFolder("photos/train", transform=train)            # PIL in, CHW float out
+    loader = DataLoader(data, batch_size=128, shuffle=True, num_workers=2)
+    for xb, yb in loader:                                            # (128, 3, 227, 227)
+        ...
     # test: 256x256 CHW images, the 4 corner + centre 227 crops and their mirrors, averaged
     probs = ten_crop_predict(lambda xb: model(Tensor(xb)).numpy(), images, 227)
 
@@ -33,32 +42,62 @@ Digits, upscaled for a small AlexNet-style net::
     for xb, yb in loader:                                             # (64, 1, 32, 32), (64,)
         ...
 
-Resizing uses Pillow's bilinear filter one channel at a time (mode "L" for uint8, "F" for
-float), so float images are never quantised; downscaling is antialiased (Pillow widens the
-filter), like torchvision's `antialias=True`.
+Resizing uses Pillow's bilinear filter: on PIL images in one call, on arrays one channel at a
+time (mode "L" for uint8, "F" for float, so float images are never quantised); downscaling is
+antialiased (Pillow widens the filter), like torchvision's `antialias=True`.
+
+`python -m tinygrad_edu.data write-digits DIR` writes the digits as a PNG image folder
+(`DIR/train/<class>/*.png`, `DIR/val/<class>/*.png`) to try `--data` training without a
+download (`tinygrad_edu.datasets`).
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import multiprocessing as mp
 import os
+import random
 from collections.abc import Callable, Iterator, Sequence
-from typing import Literal, Protocol
+from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from . import rng as _rng_module
+from .collate import default_collate
+from .datasets import IMG_EXTENSIONS, ImageFolder, Subset, stratified_split, write_digits_folder
 from .errors import op_error
-from .rng import generator as _global_generator
+from .loader_workers import WorkerPool, default_context
+from .transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    CenterCrop,
+    Compose,
+    GrayToRGB,
+    Normalize,
+    RandomBrightness,
+    RandomCrop,
+    RandomHorizontalFlip,
+    RandomRotation,
+    RandomZoom,
+    Resize,
+    ResizeShorter,
+    ToCHWFloat,
+    Transform,
+    ten_crop,
+    ten_crop_predict,
+)
 
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "IMG_EXTENSIONS",
     "CenterCrop",
     "Compose",
     "DataLoader",
     "GrayToRGB",
+    "ImageFolder",
     "Normalize",
     "RandomBrightness",
     "RandomCrop",
@@ -67,28 +106,18 @@ __all__ = [
     "RandomZoom",
     "Resize",
     "ResizeShorter",
+    "Subset",
     "ToCHWFloat",
     "Transform",
+    "default_collate",
     "load_digits",
     "load_image",
     "shard_bounds",
+    "stratified_split",
     "ten_crop",
     "ten_crop_predict",
+    "write_digits_folder",
 ]
-
-Layout = Literal["CHW", "HWC"]
-Size = int | tuple[int, int]
-
-#: Per-channel RGB mean and std of ImageNet in [0, 1] (the torchvision values), for `Normalize`.
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-class Transform(Protocol):
-    """What `Compose` and `DataLoader(transform=...)` call: one image in, one image out."""
-
-    def __call__(self, image: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray: ...
-
 
 # ----------------------------------------------------------------------------- the digits
 
@@ -147,45 +176,156 @@ def load_digits(
 
 _ORDER_STREAM = 0
 _AUGMENT_STREAM = 1
+_PYTHON_RANDOM_STREAM = 2
+
+
+class _SampleSource:
+    """How one batch is made from sample indices: what the main process runs when
+    `num_workers=0` and every worker runs otherwise (so batches do not depend on K).
+    Holds only the data, the transform and the seed, so "spawn" workers can rebuild it."""
+
+    def __init__(
+        self,
+        dataset: Any,
+        x: Any,
+        y: np.ndarray | None,
+        transform: Callable[..., Any] | None,
+        collate_fn: Callable[[list[Any]], Any] | None,
+        seed: int,
+    ) -> None:
+        self.dataset, self.x, self.y = dataset, x, y
+        self.transform, self.collate_fn, self.seed = transform, collate_fn, seed
+
+    def sample_rng(self, epoch: int, index: int) -> np.random.Generator:
+        return np.random.default_rng(
+            np.random.SeedSequence(self.seed, spawn_key=(int(epoch), _AUGMENT_STREAM, int(index)))
+        )
+
+    def load_batch(self, indices: Sequence[int], epoch: int, empty: bool = False) -> Any:
+        """The collated batch of samples `indices` of `epoch` (`empty`: keep no rows, only
+        the structure and shapes, for a rank whose shard of a small batch is empty)."""
+        if self.dataset is None and self.transform is None and self.collate_fn is None:
+            idx = np.asarray(indices, dtype=np.int64)
+            if isinstance(self.x, np.ndarray):
+                xb = self.x[idx]
+            else:
+                xb = np.stack([np.asarray(self.x[i]) for i in idx])
+            batch: Any = (xb, self.y[idx])
+        else:
+            samples = []
+            for i in indices:
+                try:
+                    samples.append(self._sample(int(i), epoch))
+                except Exception as e:
+                    e.sample_index = int(i)  # read by the worker's error report
+                    e.add_note(f"DataLoader: raised while loading sample {i} (epoch {epoch})")
+                    raise
+            batch = (self.collate_fn or default_collate)(samples)
+        return _keep_no_rows(batch) if empty else batch
+
+    def _sample(self, index: int, epoch: int) -> Any:
+        gen = self.sample_rng(epoch, index)
+        if self.dataset is None:
+            image = np.asarray(self.x[index])
+            if self.transform is not None:
+                image = self.transform(image, gen)
+            return image, self.y[index]
+        # the dataset's own random transforms draw from the global generator (and maybe
+        # Python's `random` / numpy's legacy one): seed all three from (seed, epoch, index)
+        key = (int(epoch), _PYTHON_RANDOM_STREAM, index)
+        word = int(np.random.SeedSequence(self.seed, spawn_key=key).generate_state(1)[0])
+        py_state, np_state = random.getstate(), np.random.get_state()
+        random.seed(word)
+        np.random.seed(word)
+        try:
+            with _rng_module.using(gen):
+                sample = self.dataset[index]
+                if self.transform is not None:
+                    sample = (self.transform(sample[0], gen), *sample[1:])
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+        return sample
+
+
+def _keep_no_rows(batch: Any) -> Any:
+    if isinstance(batch, np.ndarray):
+        return batch[:0]
+    if isinstance(batch, tuple | list):
+        return type(batch)(_keep_no_rows(b) for b in batch)
+    if isinstance(batch, dict):
+        return {k: _keep_no_rows(v) for k, v in batch.items()}
+    return batch
 
 
 class DataLoader:
-    """Batches of `(xb, yb)` numpy arrays, reproducible per epoch and resumable.
+    """Batches from arrays or from a dataset object, reproducible per epoch, resumable, and
+    made in worker processes when asked.
 
-    `x` is an array of samples (first axis) or a sequence of per-sample arrays (e.g. images of
-    different sizes that `transform` brings to one size); `y` is an array of labels.
+    Two ways to give the data:
+
+    - **arrays**: `DataLoader(x, y, batch_size)`: `x` an array of samples (first axis) or a
+      sequence of per-sample arrays (e.g. images of different sizes that `transform` brings to
+      one size), `y` an array of labels; batches are `(xb, yb)` numpy arrays. `transform(image,
+      rng)` is applied to each sample with that sample's rng.
+    - **a dataset**, as PyTorch's: `DataLoader(dataset, batch_size=64, shuffle=True,
+      num_workers=2)`: any object with `__len__` and `__getitem__(index)` (e.g. `ImageFolder`)
+      whose samples `collate_fn` (default `default_collate`: arrays stacked, ints to int64)
+      makes into a batch; `(image, label)` samples give `(xb, yb)`.
+
     Iterating runs one epoch: `len(loader)` batches of `batch_size` (the last one smaller unless
     `drop_last=True`, which drops an incomplete last batch). Each `iter()` starts the next
     epoch: 0, 1, 2, ...
 
     Everything random is derived from `(seed, epoch)` with `np.random.SeedSequence`, never from
     state carried between epochs: epoch k's order (when `shuffle=True`) is the same whatever ran
-    before it, and batch b's transform rng comes from `(seed, epoch, b)`. `transform(image,
-    rng)` is applied to each sample of a batch in turn with that batch's rng. So resuming is
-    `set_epoch(epoch, batch)` (or `load_state_dict`), and gives exactly the batches the
-    interrupted run would have seen.
+    before it, and sample i's transform rng comes from `(seed, epoch, i)` (`sample_rng`). A
+    dataset's own transforms, which draw from the global generator, run with it (and Python's
+    `random`, and numpy's legacy global generator) set from `(seed, epoch, i)` for that one
+    sample, then put back; training's own draws (dropout) are untouched. So a batch is the same
+    whatever `num_workers` is and whichever worker makes it, and resuming is `set_epoch(epoch,
+    batch)` (or `load_state_dict`): exactly the batches the interrupted run would have seen.
+
+    `num_workers=K > 0` makes batches in K processes (`tinygrad_edu.loader_workers`): worker
+    `b % K` makes batch b, `prefetch_factor * K` batches are in flight, results come back in
+    shared memory and in order. A worker's exception is raised here as its own class, naming
+    the sample index and carrying the worker's traceback; Ctrl-C, `break` and errors stop and
+    join every worker and free every segment. `multiprocessing_context` is "fork" by default
+    where available (the dataset is inherited, lambdas included), else "spawn" (the dataset
+    must then be picklable). `timeout` (seconds, 0 = forever) bounds the wait for one batch;
+    `worker_init_fn(worker_id)` runs first in each worker. `pin_memory` and
+    `persistent_workers` are accepted for PyTorch code and change nothing (numpy batches have
+    no pinned memory; workers start per epoch, which gives the same batches).
 
     Data-parallel training (`num_replicas` W > 1, this process's `rank`): `batch_size` stays
     the global batch. Every rank draws the same order and the same batches, and serves only
     its shard of each (`shard_bounds`: contiguous, sizes differing by at most one, the last
     partial batch split too), so together the W ranks see exactly the batches one process
     sees, and take the same number of steps. `global_batch_len(b)` is batch b's size over all
-    ranks (the denominator of the gradient's sample-weighted mean). With a `transform`, each
-    rank transforms the whole global batch with the batch's rng and keeps its rows (exactly
-    one process's samples, at W times the transform work).
+    ranks (the denominator of the gradient's sample-weighted mean). Per-sample rngs make each
+    rank's rows equal to one process's rows of the same batch.
     """
 
     def __init__(
         self,
-        x: np.ndarray | Sequence[np.ndarray],
-        y: np.ndarray | Sequence[int],
-        batch_size: int,
+        x: Any,
+        y: np.ndarray | Sequence[int] | int | None = None,
+        batch_size: int | None = None,
         shuffle: bool = False,
         seed: int = 0,
         drop_last: bool = False,
-        transform: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
+        transform: Callable[..., Any] | None = None,
         num_replicas: int = 1,
         rank: int = 0,
+        *,
+        num_workers: int = 0,
+        collate_fn: Callable[[list[Any]], Any] | None = None,
+        prefetch_factor: int = 2,
+        timeout: float = 0.0,
+        multiprocessing_context: str | None = None,
+        worker_init_fn: Callable[[int], Any] | None = None,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
     ) -> None:
         if not (isinstance(num_replicas, int) and num_replicas >= 1 and 0 <= rank < num_replicas):
             raise op_error(
@@ -194,13 +334,28 @@ class DataLoader:
                 f"num_replicas={num_replicas!r}, rank={rank!r}",
                 "pass world.size and world.rank from tinygrad_edu.distributed.world()",
             )
-        if len(x) != len(y):
+        dataset = None
+        if y is None or (isinstance(y, int | np.integer) and not isinstance(y, bool)):
+            # dataset mode; DataLoader(dataset, 32) passes the batch size second, as PyTorch
+            if y is not None:
+                if batch_size is not None:
+                    raise op_error(
+                        "DataLoader",
+                        "batch_size given twice (second argument and batch_size=)",
+                        f"{y!r} and batch_size={batch_size!r}",
+                        "pass DataLoader(dataset, batch_size=...)",
+                    )
+                batch_size = int(y)
+            _check_dataset(x)
+            dataset, x, y = x, None, None
+        elif len(x) != len(y):
             raise op_error(
                 "DataLoader",
                 "x and y must have the same length (one label per sample)",
                 f"len(x)={len(x)}, len(y)={len(y)}",
                 "pass as many labels as samples",
             )
+        batch_size = 1 if batch_size is None else batch_size
         if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
             raise op_error(
                 "DataLoader", "batch_size must be an int", f"{batch_size!r}", "pass e.g. 64"
@@ -213,13 +368,24 @@ class DataLoader:
                 "pass a positive batch size, e.g. 64",
             )
         _check_seed("DataLoader", seed)
+        _check_workers(num_workers, prefetch_factor, multiprocessing_context)
+        self.dataset = dataset
         self.x = x
-        self.y = np.asarray(y)
+        self.y = None if y is None else np.asarray(y)
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
         self.seed = int(seed)
         self.drop_last = bool(drop_last)
         self.transform = transform
+        self.collate_fn = collate_fn
+        self.num_workers = int(num_workers)
+        self.prefetch_factor = int(prefetch_factor)
+        self.timeout = float(timeout)
+        self.multiprocessing_context = multiprocessing_context
+        self.worker_init_fn = worker_init_fn
+        # accepted for PyTorch code: numpy batches have no pinned memory, and workers start
+        # per epoch either way (the batches are the same)
+        self.pin_memory, self.persistent_workers = bool(pin_memory), bool(persistent_workers)
         self.num_replicas, self.rank = int(num_replicas), int(rank)
         self._next_epoch = 0  # the epoch the next iter() runs
         self._start_batch = 0  # and the batch it starts at (set_epoch / load_state_dict)
@@ -227,7 +393,7 @@ class DataLoader:
 
     @property
     def num_samples(self) -> int:
-        return len(self.y)
+        return len(self.dataset) if self.dataset is not None else len(self.y)
 
     def __len__(self) -> int:
         """Batches per epoch."""
@@ -252,9 +418,9 @@ class DataLoader:
         rng = np.random.default_rng(self._seed_sequence(epoch, _ORDER_STREAM))
         return rng.permutation(n).astype(np.int64)
 
-    def batch_rng(self, epoch: int, batch: int) -> np.random.Generator:
-        """The generator passed to `transform` for every sample of batch `batch` of `epoch`."""
-        return np.random.default_rng(self._seed_sequence(epoch, _AUGMENT_STREAM, batch))
+    def sample_rng(self, epoch: int, index: int) -> np.random.Generator:
+        """The generator sample `index` is transformed with in `epoch` (a fresh one per call)."""
+        return self._source().sample_rng(epoch, index)
 
     def set_epoch(self, epoch: int, batch: int = 0) -> None:
         """Make the next `iter()` run `epoch`, starting at batch index `batch` (to resume)."""
@@ -314,31 +480,50 @@ class DataLoader:
         self.seed = seed
         self.set_epoch(int(state["epoch"]), batch)
 
-    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def __iter__(self) -> Iterator[Any]:
         epoch, start = self._next_epoch, self._start_batch
         self._next_epoch, self._start_batch = epoch + 1, 0
         self._position = (epoch, start)
         return self._run(epoch, start)
 
-    def _run(self, epoch: int, start: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def _source(self) -> _SampleSource:
+        return _SampleSource(
+            self.dataset, self.x, self.y, self.transform, self.collate_fn, self.seed
+        )
+
+    def _shards(self, epoch: int, start: int) -> list[tuple[list[int], bool]]:
+        """This rank's sample indices of each batch from `start` on (and whether the shard is
+        empty: it then carries the batch's first index, to learn the shapes, and keeps no row)."""
         order = self.order(epoch)
+        shards = []
         for b in range(start, len(self)):
             idx = order[b * self.batch_size : (b + 1) * self.batch_size]
             lo, hi = shard_bounds(len(idx), self.rank, self.num_replicas)
-            if self.transform is None or self.num_replicas == 1:
-                xb = self._gather(idx[lo:hi], epoch, b)
-            else:  # per-sample draws from the batch's rng: transform all, keep this shard
-                xb = self._gather(idx, epoch, b)[lo:hi]
-            self._position = (epoch, b + 1)
-            yield xb, self.y[idx[lo:hi]]
+            shards.append((idx[lo:hi].tolist(), False) if hi > lo else (idx[:1].tolist(), True))
+        return shards
 
-    def _gather(self, idx: np.ndarray, epoch: int, batch: int) -> np.ndarray:
-        if self.transform is None:
-            if isinstance(self.x, np.ndarray):
-                return self.x[idx]
-            return np.stack([np.asarray(self.x[i]) for i in idx])
-        rng = self.batch_rng(epoch, batch)
-        return np.stack([np.asarray(self.transform(np.asarray(self.x[i]), rng)) for i in idx])
+    def _run(self, epoch: int, start: int) -> Iterator[Any]:
+        source, shards = self._source(), self._shards(epoch, start)
+        if self.num_workers == 0:
+            for k, (indices, empty) in enumerate(shards):
+                batch = source.load_batch(indices, epoch, empty)
+                self._position = (epoch, start + k + 1)
+                yield batch
+            return
+        context = self.multiprocessing_context or default_context()
+        with WorkerPool(
+            source.load_batch, self.num_workers, context, self.timeout, self.worker_init_fn
+        ) as pool:
+            ahead = self.prefetch_factor * self.num_workers
+            for k in range(min(ahead, len(shards))):
+                pool.submit(start + k, (shards[k][0], epoch, shards[k][1]))
+            for k in range(len(shards)):
+                batch = pool.result(start + k)
+                if k + ahead < len(shards):
+                    indices, empty = shards[k + ahead]
+                    pool.submit(start + k + ahead, (indices, epoch, empty))
+                self._position = (epoch, start + k + 1)
+                yield batch
 
     def _seed_sequence(self, epoch: int, *key: int) -> np.random.SeedSequence:
         return np.random.SeedSequence(self.seed, spawn_key=(int(epoch), *key))
@@ -347,7 +532,35 @@ class DataLoader:
         return (
             f"DataLoader(num_samples={self.num_samples}, batch_size={self.batch_size}, "
             f"shuffle={self.shuffle}, seed={self.seed}, drop_last={self.drop_last}, "
-            f"epoch={self.epoch})"
+            f"num_workers={self.num_workers}, epoch={self.epoch})"
+        )
+
+
+def _check_dataset(dataset: Any) -> None:
+    if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
+        raise op_error(
+            "DataLoader",
+            "a dataset needs __len__ and __getitem__ (or pass arrays x, y)",
+            f"{type(dataset).__name__}",
+            "pass an ImageFolder / a map-style dataset, or DataLoader(x, y, batch_size)",
+        )
+
+
+def _check_workers(num_workers: int, prefetch_factor: int, context: str | None) -> None:
+    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+        raise op_error(
+            "DataLoader", "num_workers must be an int >= 0", f"{num_workers!r}", "pass 0, 2, ..."
+        )
+    if isinstance(prefetch_factor, bool) or not isinstance(prefetch_factor, int):
+        raise op_error("DataLoader", "prefetch_factor must be an int", prefetch_factor, "pass 2")
+    if prefetch_factor < 1:
+        raise op_error("DataLoader", "prefetch_factor must be >= 1", prefetch_factor, "pass 2")
+    if context is not None and context not in mp.get_all_start_methods():
+        raise op_error(
+            "DataLoader",
+            "unknown multiprocessing_context",
+            repr(context),
+            f"pass one of {mp.get_all_start_methods()}",
         )
 
 
@@ -368,485 +581,6 @@ def _check_seed(op: str, seed: int) -> None:
         raise op_error(op, "seed must be a non-negative int", f"seed={seed!r}", "pass e.g. 0")
 
 
-def _pair(op: str, size: Size) -> tuple[int, int]:
-    """`size` as (height, width): an int means a square."""
-    if isinstance(size, int | np.integer) and not isinstance(size, bool):
-        hw = (int(size), int(size))
-    elif isinstance(size, tuple | list) and len(size) == 2:
-        hw = (int(size[0]), int(size[1]))
-    else:
-        raise op_error(op, "size must be an int or (height, width)", repr(size), "pass e.g. 227")
-    if hw[0] < 1 or hw[1] < 1:
-        raise op_error(op, "size must be positive", repr(size), "pass e.g. 227")
-    return hw
-
-
-def _as_array(image: np.ndarray | Image.Image) -> np.ndarray:
-    """A PIL image as its HWC (or HW) uint8 array; arrays pass through."""
-    return np.asarray(image)
-
-
-def _check_layout(op: str, layout: str) -> None:
-    if layout not in ("CHW", "HWC"):
-        raise op_error(op, "layout must be 'CHW' or 'HWC'", repr(layout), "pass layout='CHW'")
-
-
-def _check_ndim(op: str, image: np.ndarray, layout: str = "CHW") -> None:
-    if image.ndim != 3:
-        example = "(3, 227, 227)" if layout == "CHW" else "(256, 256, 3)"
-        raise op_error(
-            op,
-            f"expects one {layout} image with 3 dimensions",
-            f"shape {image.shape}",
-            f"pass a single {layout} image such as {example}; for a gray (H, W) array add a "
-            "channel axis",
-        )
-
-
-def _hw(image: np.ndarray, layout: str) -> tuple[int, int]:
-    return (image.shape[1], image.shape[2]) if layout == "CHW" else (image.shape[0], image.shape[1])
-
-
-def _crop(image: np.ndarray, top: int, left: int, hw: tuple[int, int], layout: str) -> np.ndarray:
-    h, w = hw
-    if layout == "CHW":
-        return image[:, top : top + h, left : left + w]
-    return image[top : top + h, left : left + w]
-
-
-def _check_crop_fits(op: str, image: np.ndarray, hw: tuple[int, int], layout: str) -> None:
-    ih, iw = _hw(image, layout)
-    if hw[0] > ih or hw[1] > iw:
-        raise op_error(
-            op,
-            f"crop {hw[0]}x{hw[1]} is larger than the image {ih}x{iw} (height x width)",
-            f"{layout} shape {image.shape}",
-            "resize the image first (ResizeShorter / Resize) or crop smaller",
-        )
-
-
-def _map_planes(
-    image: np.ndarray, layout: str, fn: Callable[[Image.Image], Image.Image]
-) -> np.ndarray:
-    """Apply a Pillow operation to each channel of a 3-D image; uint8 stays uint8 (mode "L"),
-    anything else is processed as float32 (mode "F")."""
-    chw = image if layout == "CHW" else np.moveaxis(image, -1, 0)
-    is_uint8 = chw.dtype == np.uint8
-    planes = []
-    for plane in chw:
-        plane = plane if is_uint8 else plane.astype(np.float32, copy=False)
-        planes.append(np.asarray(fn(Image.fromarray(np.ascontiguousarray(plane)))))
-    out = np.stack(planes)
-    out = out if is_uint8 else out.astype(np.float32, copy=False)
-    return out if layout == "CHW" else np.moveaxis(out, 0, -1).copy()
-
-
-def _resize(image: np.ndarray, hw: tuple[int, int], layout: str) -> np.ndarray:
-    size_wh = (hw[1], hw[0])  # Pillow sizes are (width, height)
-    return _map_planes(image, layout, lambda im: im.resize(size_wh, Image.Resampling.BILINEAR))
-
-
-def _rng(rng: np.random.Generator | None) -> np.random.Generator:
-    return _global_generator() if rng is None else rng
-
-
-# ----------------------------------------------------------------------------- transforms
-
-
-class Compose:
-    """Apply transforms in order, passing the same rng to each."""
-
-    def __init__(self, transforms: Sequence[Transform]) -> None:
-        self.transforms = list(transforms)
-
-    def __call__(self, image: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
-        for t in self.transforms:
-            image = t(image, rng)
-        return image
-
-    def __repr__(self) -> str:
-        return "Compose([" + ", ".join(repr(t) for t in self.transforms) + "])"
-
-
-class ResizeShorter:
-    """Scale so the shorter side is `size`, keeping the aspect ratio (longer side rounded).
-
-    Input: an HWC array (uint8 or float), an (H, W) gray array, or a PIL image (converted to an
-    array). Output: an array of the same layout; uint8 stays uint8, other dtypes become float32.
-    With `layout="CHW"` it takes and returns CHW arrays instead. Bilinear (Pillow).
-    """
-
-    def __init__(self, size: int = 256, layout: Layout = "HWC") -> None:
-        self.size = _pair("ResizeShorter", size)[0]
-        _check_layout("ResizeShorter", layout)
-        self.layout = layout
-
-    def __call__(
-        self, image: np.ndarray | Image.Image, rng: np.random.Generator | None = None
-    ) -> np.ndarray:
-        arr = _as_array(image)
-        gray = arr.ndim == 2
-        if gray:
-            arr = arr[:, :, None]
-        _check_ndim("ResizeShorter", arr, self.layout)
-        if self.layout == "HWC" and arr.shape[0] <= 4 < arr.shape[2]:
-            raise op_error(
-                "ResizeShorter",
-                "the image looks like CHW but layout='HWC'",
-                f"shape {arr.shape}",
-                "pass layout='CHW', or an (H, W, C) image",
-            )
-        h, w = _hw(arr, self.layout)
-        if h <= w:
-            hw = (self.size, max(1, round(w * self.size / h)))
-        else:
-            hw = (max(1, round(h * self.size / w)), self.size)
-        out = _resize(arr, hw, self.layout)
-        return out[:, :, 0] if gray else out
-
-    def __repr__(self) -> str:
-        return f"ResizeShorter({self.size})"
-
-
-class Resize:
-    """Resize to exactly `size` (int: square; or (height, width)), bilinear via Pillow per
-    channel: mode "F" for float images (no quantisation), "L" for uint8. For upscaling small
-    images, e.g. digits 8x8 -> 32x32. CHW by default; float output is float32."""
-
-    def __init__(self, size: Size, layout: Layout = "CHW") -> None:
-        self.hw = _pair("Resize", size)
-        _check_layout("Resize", layout)
-        self.layout = layout
-
-    def __call__(self, image: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
-        image = _as_array(image)
-        _check_ndim("Resize", image, self.layout)
-        return _resize(image, self.hw, self.layout)
-
-    def __repr__(self) -> str:
-        return f"Resize({self.hw})"
-
-
-class CenterCrop:
-    """The central `size` crop (top-left at ((H - h) // 2, (W - w) // 2)). CHW by default."""
-
-    def __init__(self, size: Size, layout: Layout = "CHW") -> None:
-        self.hw = _pair("CenterCrop", size)
-        _check_layout("CenterCrop", layout)
-        self.layout = layout
-
-    def __call__(self, image: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
-        image = _as_array(image)
-        _check_ndim("CenterCrop", image, self.layout)
-        _check_crop_fits("CenterCrop", image, self.hw, self.layout)
-        h, w = _hw(image, self.layout)
-        top, left = (h - self.hw[0]) // 2, (w - self.hw[1]) // 2
-        return _crop(image, top, left, self.hw, self.layout).copy()
-
-    def __repr__(self) -> str:
-        return f"CenterCrop({self.hw})"
-
-
-class RandomCrop:
-    """A `size` crop at a uniformly random position (every position equally likely), as in
-    AlexNet's 227x227 training patches from 256x256 images. CHW by default."""
-
-    def __init__(self, size: Size, layout: Layout = "CHW") -> None:
-        self.hw = _pair("RandomCrop", size)
-        _check_layout("RandomCrop", layout)
-        self.layout = layout
-
-    def __call__(self, image: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
-        image = _as_array(image)
-        _check_ndim("RandomCrop", image, self.layout)
-        _check_crop_fits("RandomCrop", image, self.hw, self.layout)
-        h, w = _hw(image, self.layout)
-        r = _rng(rng)
-        top = int(r.integers(0, h - self.hw[0] + 1))
-        left = int(r.integers(0, w - self.hw[1] + 1))
-        return _crop(image, top, left, self.hw, self.layout).copy()
-
-    def __repr__(self) -> str:
-        return f"RandomCrop({self.hw})"
-
-
-class RandomHorizontalFlip:
-    """Mirror left-right (reverse the width axis of a CHW image) with probability `p`."""
-
-    def __init__(self, p: float = 0.5) -> None:
-        if not 0.0 <= p <= 1.0:
-            raise op_error("RandomHorizontalFlip", "p must be in [0, 1]", f"p={p}", "pass 0.5")
-        self.p = float(p)
-
-    def __call__(self, image: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
-        image = np.asarray(image)
-        _check_ndim("RandomHorizontalFlip", image)
-        if self.p >= 1.0 or (self.p > 0.0 and _rng(rng).random() < self.p):
-            return image[:, :, ::-1].copy()
-        return image
-
-    def __repr__(self) -> str:
-        return f"RandomHorizontalFlip(p={self.p})"
-
-
-class RandomRotation:
-    """Rotate a CHW image by an angle drawn uniformly from [-degrees, degrees] (or from
-    `(low, high)`), counter-clockwise, about the centre, bilinear, same size; corners that come
-    from outside the image are `fill`."""
-
-    def __init__(self, degrees: float | tuple[float, float], fill: float = 0.0) -> None:
-        if isinstance(degrees, tuple | list):
-            low, high = float(degrees[0]), float(degrees[1])
-        else:
-            low, high = -abs(float(degrees)), abs(float(degrees))
-        if low > high:
-            raise op_error("RandomRotation", "need low <= high", (low, high), "pass (-10, 10)")
-        self.degrees = (low, high)
-        self.fill = float(fill)
-
-    def __call__(self, image: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
-        image = np.asarray(image)
-        _check_ndim("RandomRotation", image)
-        angle = float(_rng(rng).uniform(*self.degrees))
-        fill = int(round(self.fill)) if image.dtype == np.uint8 else self.fill
-        return _map_planes(
-            image,
-            "CHW",
-            lambda im: im.rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=fill),
-        )
-
-    def __repr__(self) -> str:
-        return f"RandomRotation({self.degrees}, fill={self.fill})"
-
-
-class RandomZoom:
-    """Zoom a CHW image about its centre by a factor drawn uniformly from `scale` (> 1 zooms in,
-    < 1 zooms out and pads with `fill`); bilinear, same output size."""
-
-    def __init__(self, scale: tuple[float, float] = (0.9, 1.1), fill: float = 0.0) -> None:
-        low, high = float(scale[0]), float(scale[1])
-        if not 0.0 < low <= high:
-            raise op_error(
-                "RandomZoom", "scale must be (low, high) with 0 < low <= high", scale, "(0.9, 1.1)"
-            )
-        self.scale = (low, high)
-        self.fill = float(fill)
-
-    def __call__(self, image: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
-        image = np.asarray(image)
-        _check_ndim("RandomZoom", image)
-        s = float(_rng(rng).uniform(*self.scale))
-        h, w = image.shape[1], image.shape[2]
-        cx, cy = w / 2.0, h / 2.0
-        # Pillow's affine maps each output point (x, y) to the input point (a x + b y + c, ...).
-        coeffs = (1 / s, 0.0, cx - cx / s, 0.0, 1 / s, cy - cy / s)
-        fill = int(round(self.fill)) if image.dtype == np.uint8 else self.fill
-        return _map_planes(
-            image,
-            "CHW",
-            lambda im: im.transform(
-                (w, h),
-                Image.Transform.AFFINE,
-                coeffs,
-                resample=Image.Resampling.BILINEAR,
-                fillcolor=fill,
-            ),
-        )
-
-    def __repr__(self) -> str:
-        return f"RandomZoom({self.scale}, fill={self.fill})"
-
-
-class RandomBrightness:
-    """Add one offset drawn uniformly from [-delta, delta] to every pixel of a float image, then
-    clip to `clip` (default [0, 1]; None to skip). Use before `Normalize`."""
-
-    def __init__(self, delta: float, clip: tuple[float, float] | None = (0.0, 1.0)) -> None:
-        if delta < 0:
-            raise op_error("RandomBrightness", "delta must be >= 0", f"delta={delta}", "pass 0.1")
-        self.delta = float(delta)
-        self.clip = clip
-
-    def __call__(self, image: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
-        image = np.asarray(image)
-        _check_ndim("RandomBrightness", image)
-        if not np.issubdtype(image.dtype, np.floating):
-            raise op_error(
-                "RandomBrightness",
-                "expects a float image in [0, 1]",
-                f"dtype {image.dtype}",
-                "apply ToCHWFloat() first",
-            )
-        offset = _rng(rng).uniform(-self.delta, self.delta)
-        out = image + image.dtype.type(offset)
-        return out if self.clip is None else np.clip(out, *self.clip).astype(image.dtype)
-
-    def __repr__(self) -> str:
-        return f"RandomBrightness({self.delta}, clip={self.clip})"
-
-
-class GrayToRGB:
-    """Repeat the one channel of a gray CHW image: (1, H, W) -> (3, H, W). A 3-channel image
-    passes through unchanged (so mixed gray/colour datasets need no special case)."""
-
-    def __call__(self, image: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
-        image = np.asarray(image)
-        _check_ndim("GrayToRGB", image)
-        if image.shape[0] == 3:
-            return image
-        if image.shape[0] != 1:
-            raise op_error(
-                "GrayToRGB",
-                "expects a CHW image with 1 (or 3) channels",
-                f"shape {image.shape}",
-                "pass a (1, H, W) image; use ToCHWFloat() first on HWC images",
-            )
-        return np.repeat(image, 3, axis=0)
-
-    def __repr__(self) -> str:
-        return "GrayToRGB()"
-
-
-class ToCHWFloat:
-    """HWC (or (H, W) gray, or PIL) -> CHW float32. uint8 is divided by 255 into [0, 1]; float
-    input is only transposed and cast (assumed already in [0, 1])."""
-
-    def __call__(
-        self, image: np.ndarray | Image.Image, rng: np.random.Generator | None = None
-    ) -> np.ndarray:
-        arr = _as_array(image)
-        if arr.ndim == 2:
-            arr = arr[:, :, None]
-        _check_ndim("ToCHWFloat", arr, "HWC")
-        chw = np.ascontiguousarray(np.moveaxis(arr, -1, 0))
-        if arr.dtype == np.uint8:
-            return chw.astype(np.float32) / np.float32(255.0)
-        if np.issubdtype(arr.dtype, np.floating):
-            return chw.astype(np.float32)
-        raise op_error(
-            "ToCHWFloat",
-            "expects a uint8 or float image",
-            f"dtype {arr.dtype}",
-            "convert it with load_image() or .astype(np.uint8)",
-        )
-
-    def __repr__(self) -> str:
-        return "ToCHWFloat()"
-
-
-class Normalize:
-    """Per channel `(image - mean[c]) / std[c]` on a CHW image; `inverse` undoes it."""
-
-    def __init__(self, mean: float | Sequence[float], std: float | Sequence[float]) -> None:
-        self.mean = np.atleast_1d(np.asarray(mean, dtype=np.float32))
-        self.std = np.atleast_1d(np.asarray(std, dtype=np.float32))
-        if self.mean.ndim != 1 or self.std.ndim != 1 or np.any(self.std <= 0):
-            raise op_error(
-                "Normalize",
-                "mean and std must be numbers or 1-D per-channel lists, std > 0",
-                f"mean={mean}, std={std}",
-                "pass e.g. Normalize(IMAGENET_MEAN, IMAGENET_STD)",
-            )
-
-    def _stats(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        _check_ndim("Normalize", image)
-        c = image.shape[0]
-        for name, v in (("mean", self.mean), ("std", self.std)):
-            if len(v) not in (1, c):
-                raise op_error(
-                    "Normalize",
-                    f"{name} has {len(v)} values but the image has {c} channels",
-                    f"shape {image.shape}",
-                    f"give one {name} per channel (or GrayToRGB() first)",
-                )
-        return self.mean[:, None, None], self.std[:, None, None]
-
-    def __call__(self, image: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
-        image = np.asarray(image, dtype=np.float32)
-        mean, std = self._stats(image)
-        return (image - mean) / std
-
-    def inverse(self, image: np.ndarray) -> np.ndarray:
-        """`image * std + mean`: back to [0, 1] pixels (for display)."""
-        image = np.asarray(image, dtype=np.float32)
-        mean, std = self._stats(image)
-        return image * std + mean
-
-    def __repr__(self) -> str:
-        return f"Normalize(mean={self.mean.tolist()}, std={self.std.tolist()})"
-
-
-# ----------------------------------------------------------------------------- ten-crop test
-
-
-def ten_crop(image_chw: np.ndarray, size: Size) -> np.ndarray:
-    """The AlexNet test-time crops of one CHW image: `(10, C, h, w)`.
-
-    Order: top-left, top-right, bottom-left, bottom-right, centre (same position as
-    `CenterCrop`), then the horizontal mirrors of those five in the same order.
-    """
-    image = np.asarray(image_chw)
-    _check_ndim("ten_crop", image)
-    hw = _pair("ten_crop", size)
-    _check_crop_fits("ten_crop", image, hw, "CHW")
-    h, w = image.shape[1], image.shape[2]
-    corners = [
-        (0, 0),
-        (0, w - hw[1]),
-        (h - hw[0], 0),
-        (h - hw[0], w - hw[1]),
-        ((h - hw[0]) // 2, (w - hw[1]) // 2),
-    ]
-    five = np.stack([_crop(image, top, left, hw, "CHW") for top, left in corners])
-    return np.concatenate([five, five[:, :, :, ::-1]])
-
-
-def _softmax(scores: np.ndarray) -> np.ndarray:
-    z = scores - scores.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def ten_crop_predict(
-    predict_fn: Callable[[np.ndarray], np.ndarray],
-    images: np.ndarray | Sequence[np.ndarray],
-    size: Size,
-    softmax: bool = True,
-    batch_size: int = 16,
-) -> np.ndarray:
-    """Average a model's predictions over the ten crops of each image (the paper's test-time
-    evaluation). Returns `(N, num_classes)` float32; take `.argmax(1)` for the class.
-
-    `images`: an `(N, C, H, W)` array or a sequence of CHW images (each at least `size`).
-    `predict_fn` maps a float32 `(B, C, h, w)` batch to `(B, num_classes)` scores (numpy, or
-    anything with `.numpy()` such as a Tensor). With `softmax=True` (default) the scores are
-    taken as logits and their softmax probabilities are averaged, as in the paper; pass
-    `softmax=False` to average the raw outputs (e.g. when `predict_fn` already returns
-    probabilities). `batch_size` images (10x as many crops) go to `predict_fn` per call.
-    """
-    if batch_size < 1:
-        raise op_error("ten_crop_predict", "batch_size must be >= 1", batch_size, "pass 16")
-    results = []
-    for start in range(0, len(images), batch_size):
-        chunk = [images[i] for i in range(start, min(start + batch_size, len(images)))]
-        crops = np.concatenate([ten_crop(img, size) for img in chunk]).astype(np.float32)
-        out = predict_fn(crops)
-        out = np.asarray(out.numpy() if hasattr(out, "numpy") else out, dtype=np.float64)
-        if out.ndim != 2 or out.shape[0] != len(crops):
-            raise op_error(
-                "ten_crop_predict",
-                f"predict_fn must return (batch, num_classes) scores for {len(crops)} crops",
-                f"output shape {out.shape} for input {crops.shape}",
-                "return one row of class scores per input image",
-            )
-        if softmax:
-            out = _softmax(out)
-        results.append(out.reshape(len(chunk), 10, -1).mean(axis=1))
-    if not results:
-        raise op_error("ten_crop_predict", "no images", "0 images", "pass at least one image")
-    return np.concatenate(results).astype(np.float32)
-
-
 # ----------------------------------------------------------------------------- files
 
 
@@ -865,3 +599,9 @@ def load_image(path: str | os.PathLike[str]) -> np.ndarray:
             f"load_image: cannot read {os.fspath(path)!r} as an image ({e}). "
             "Fix: pass a JPEG/PNG/... file Pillow can open"
         ) from e
+
+
+if __name__ == "__main__":  # python -m tinygrad_edu.data write-digits DIR
+    from tinygrad_edu.datasets import main
+
+    main()

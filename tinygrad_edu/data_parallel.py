@@ -8,9 +8,11 @@
         n, total = len(xb), loader.global_batch_len(b)
         with dp.shard(n, total):                   # dropout masks: this rank's rows
             loss = model(Tensor(xb)).cross_entropy(yb)
-            opt.zero_grad(); loss.backward()
-        dp.reduce_gradients(n / total)             # sample-weighted mean over all ranks
-        opt.step()
+            opt.zero_grad()
+            dp.backward(loss, n / total)           # sample-weighted mean over all ranks,
+        opt.step()                                 # reduced while backward runs
+
+(`loss.backward(); dp.reduce_gradients(n / total)` is the same without the overlap.)
 
 The rules, and why:
 
@@ -26,19 +28,28 @@ The rules, and why:
 - **BatchNorm** (PyTorch DDP's default): batch statistics per rank; the running statistics
   and other buffers are broadcast from rank 0 before each step (`sync_buffers`).
 
+- **Overlap** (`dp.backward(loss, share)` instead of `loss.backward()` and
+  `reduce_gradients`): each parameter's post-accumulate-grad hook writes its scaled gradient
+  into the flat buffer the moment backward has summed it, and each bucket's allreduce starts
+  on a communication thread once its gradients are all in (`tinygrad_edu.buckets`); the
+  calls, the buckets and the arithmetic are those of `reduce_gradients`, so the result is the
+  same to the bit.
+
 World size 1 runs the same code: the scale is 1 and the collectives return their input.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import numpy as np
 
 from . import nn, optim, rng
+from .buckets import BucketReducer, bucket_slices
 from .data import shard_bounds
 from .distributed import World, world
+from .hooks import RemovableHandle
 from .tensor import Tensor
 
 __all__ = ["BUCKET_BYTES", "DataParallel"]
@@ -49,7 +60,9 @@ BUCKET_BYTES = 25 * 2**20
 
 
 class DataParallel:
-    """Keeps `model` and `optimizer` identical on every rank of `world` (None: `world()`)."""
+    """Keeps `model` and `optimizer` identical on every rank of `world` (None: `world()`).
+    Gradients are reduced in buckets of `bucket_bytes`; `overlap` (None: automatic, see
+    `self.overlap`) reduces them on a communication thread while backward runs."""
 
     def __init__(
         self,
@@ -57,10 +70,16 @@ class DataParallel:
         optimizer: optim.Optimizer,
         comm: World | None = None,
         bucket_bytes: int = BUCKET_BYTES,
+        overlap: bool | None = None,
     ) -> None:
         self.model, self.optimizer = model, optimizer
         self.world = world() if comm is None else comm
         self.bucket_bytes = int(bucket_bytes)
+        bucket_slices(1, 1, self.bucket_bytes)  # a bad size fails here, not at the first step
+        #: whether `backward` reduces buckets on a communication thread while backward runs
+        #: (else after it, on this thread: same calls, same result). None: when the rank has a
+        #: core for that thread (`World.communication_core`: 2+ cores per rank)
+        self.overlap = self.world.communication_core if overlap is None else bool(overlap)
         params = optimizer.params
         dtypes = {p.data.dtype for p in params}
         if len(dtypes) != 1:
@@ -78,6 +97,10 @@ class DataParallel:
             offset += params[i].data.size
         self.flat = np.zeros(offset, dtype=dtypes.pop())
         self._has_grad = np.zeros(len(params), dtype=np.int64)
+        self._reducer: BucketReducer | None = None
+        self._hooks: list[RemovableHandle] = []
+        self._scale = self.flat.dtype.type(1)
+        self._in_backward = False
 
     @property
     def offsets(self) -> list[int]:
@@ -92,8 +115,7 @@ class DataParallel:
     @property
     def buckets(self) -> list[slice]:
         """The flat buffer's slices, reduced one allreduce each."""
-        step = max(1, self.bucket_bytes // self.flat.itemsize)
-        return [slice(lo, min(lo + step, self.flat.size)) for lo in range(0, self.flat.size, step)]
+        return bucket_slices(self.flat.size, self.flat.itemsize, self.bucket_bytes)
 
     def _grad_view(self, i: int) -> np.ndarray:
         p = self.optimizer.params[i]
@@ -140,17 +162,119 @@ class DataParallel:
         rank's scale: its share n_r / N of the global batch). A parameter without a gradient
         counts as zero; it keeps `grad` None only when no rank has one (the optimizer then
         skips it, as it does without data parallelism)."""
-        params = self.optimizer.params
-        for i, p in enumerate(params):
-            view = self._grad_view(i)
-            self._has_grad[i] = p.grad is not None
-            if p.grad is None:
-                view[...] = 0
-            else:
-                np.multiply(p.grad.data, view.dtype.type(scale), out=view)
+        self._scale = self.flat.dtype.type(scale)
+        for i in range(len(self.optimizer.params)):
+            self._write_scaled(i)
         if self.world.size > 1:
             for bucket in self.buckets:
                 self.world.allreduce(self.flat[bucket])
+        self._publish()
+
+    def backward(self, loss: Tensor, scale: float) -> None:
+        """`loss.backward()`, then what `reduce_gradients(scale)` does, overlapped: as
+        backward finishes each parameter's gradient, it goes scaled into the flat buffer, and
+        each bucket's allreduce starts on a communication thread once all its gradients are
+        in (buckets leave in order, last layer first). Returns when every bucket is reduced,
+        `.grad` of each parameter a view of the flat buffer. The same bits as
+        `loss.backward(); reduce_gradients(scale)`. One backward per step: gradients a second
+        backward would add are not reduced."""
+        reducer = self._bucket_reducer()
+        if not self._hooks:
+            self._install_hooks()
+        self._scale = self.flat.dtype.type(scale)
+        reducer.start(None)  # the hooks scale as they copy: one pass over each gradient
+        self._in_backward = True
+        try:
+            loss.backward()
+        except BaseException:
+            reducer.abandon()
+            raise
+        finally:
+            self._in_backward = False
+        for i in range(len(self.optimizer.params)):  # parameters backward did not reach
+            if not reducer.is_ready(i):
+                self._write_scaled(i)
+        reducer.finish()
+        self._publish()
+
+    # -- another producer of gradients (compiled kernels: compiler.grad_step) ---------------
+    def grad_view(self, i: int) -> np.ndarray:
+        """Parameter i's (in the optimizer's order) part of the flat buffer, in its shape:
+        where a producer writes its gradient before `gradient_ready(i)`."""
+        return self._grad_view(i)
+
+    def begin_reduction(self, scale: float) -> None:
+        """Start a step whose gradients someone else writes into `grad_view(i)`, unscaled;
+        each bucket is multiplied by `scale` and allreduced (on the communication thread) as
+        soon as `gradient_ready` has been called for every parameter it holds."""
+        self._has_grad[:] = 0
+        self._bucket_reducer().start(scale)
+
+    def gradient_ready(self, i: int, present: bool = True) -> None:
+        """Parameter i's gradient is in `grad_view(i)`, final for this step; `present=False`:
+        it has none this step (its view must hold zeros), as `.grad` None would say."""
+        self._has_grad[i] = present
+        assert self._reducer is not None
+        self._reducer.ready(i)
+
+    def end_reduction(self) -> None:
+        """Wait for every bucket (a parameter never made ready counts as a zero gradient),
+        then each parameter's `.grad` is its view of the reduced buffer, as after
+        `reduce_gradients`."""
+        reducer = self._bucket_reducer()
+        for i in range(len(self.optimizer.params)):
+            if not reducer.is_ready(i):
+                self._grad_view(i)[...] = 0
+        reducer.finish()
+        self._publish()
+
+    def abandon_reduction(self) -> None:
+        """After an error while producing gradients: wait for the buckets already sent, drop
+        the rest, so that the next step can begin."""
+        self._bucket_reducer().abandon()
+
+    def remove_hooks(self) -> None:
+        """Take out the post-accumulate-grad hooks `backward` registered on the parameters."""
+        for handle in self._hooks:
+            handle.remove()
+        self._hooks = []
+
+    def _install_hooks(self) -> None:
+        for i, p in enumerate(self.optimizer.params):
+            self._hooks.append(p.register_post_accumulate_grad_hook(self._hook_for(i)))
+
+    def _hook_for(self, i: int) -> Callable[[Tensor], None]:
+        def gradient_final(_: Tensor) -> None:
+            if self._in_backward:  # a plain loss.backward() leaves the gradients alone
+                self._write_scaled(i)
+                assert self._reducer is not None
+                self._reducer.ready(i)
+
+        return gradient_final
+
+    def _bucket_reducer(self) -> BucketReducer:
+        if self._reducer is None:
+            params = self.optimizer.params
+            spans = [(self._offsets[i], self._offsets[i] + p.size) for i, p in enumerate(params)]
+            threaded = self.overlap and self.world.threads_may_communicate
+            self._reducer = BucketReducer(self.flat, self.buckets, spans, self.world, threaded)
+        return self._reducer
+
+    def _write_scaled(self, i: int) -> None:
+        """Parameter i's gradient times this step's scale into its part of the flat buffer
+        (zeros without a gradient)."""
+        p = self.optimizer.params[i]
+        view = self._grad_view(i)
+        self._has_grad[i] = p.grad is not None
+        if p.grad is None:
+            view[...] = 0
+        else:
+            np.multiply(p.grad.data, self._scale, out=view)
+
+    def _publish(self) -> None:
+        """After the buckets: which parameters some rank has a gradient for (a collective),
+        and each such parameter's `.grad` a view of its reduced part of the flat buffer."""
+        if self.world.size > 1:
             self.world.allreduce(self._has_grad)
-        for i, p in enumerate(params):
+        for i, p in enumerate(self.optimizer.params):
             p.grad = Tensor._make(self._grad_view(i)) if self._has_grad[i] else None

@@ -13,7 +13,8 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-from . import image
+from . import image, losses
+from .autograd import tracing
 from .errors import op_error
 from .tensor import Tensor
 
@@ -84,6 +85,96 @@ def log_softmax(
     return x.log_softmax(dim=_implicit_dim(x, dim, "log_softmax"))
 
 
+def softmin(
+    input: Tensor,
+    dim: int | None = None,
+    _stacklevel: int = 3,
+    dtype: Any = None,
+) -> Tensor:
+    x = _tensor(input, "softmin")
+    x = x if dtype is None else x.cast(dtype)
+    return x.softmin(dim=_implicit_dim(x, dim, "softmin"))
+
+
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:
+    return _tensor(input, "gelu").gelu(approximate)
+
+
+def silu(input: Tensor, inplace: bool = False) -> Tensor:
+    return _tensor(input, "silu").silu()
+
+
+def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
+    return _tensor(input, "hardswish").hardswish()
+
+
+def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
+    return _tensor(input, "hardsigmoid").hardsigmoid()
+
+
+def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    return _tensor(input, "elu").elu(alpha)
+
+
+def selu(input: Tensor, inplace: bool = False) -> Tensor:
+    return _tensor(input, "selu").selu()
+
+
+def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    return _tensor(input, "celu").celu(alpha)
+
+
+def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    return _tensor(input, "softplus").softplus(beta, threshold)
+
+
+def mish(input: Tensor, inplace: bool = False) -> Tensor:
+    return _tensor(input, "mish").mish()
+
+
+def logsigmoid(input: Tensor) -> Tensor:
+    return _tensor(input, "logsigmoid").logsigmoid()
+
+
+def softsign(input: Tensor) -> Tensor:
+    return _tensor(input, "softsign").softsign()
+
+
+def tanhshrink(input: Tensor) -> Tensor:
+    return _tensor(input, "tanhshrink").tanhshrink()
+
+
+def hardshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
+    return _tensor(input, "hardshrink").hardshrink(lambd)
+
+
+def softshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
+    return _tensor(input, "softshrink").softshrink(lambd)
+
+
+def threshold(input: Tensor, threshold: float, value: float, inplace: bool = False) -> Tensor:
+    return _tensor(input, "threshold").threshold(threshold, value)
+
+
+def prelu(input: Tensor, weight: Tensor) -> Tensor:
+    return _tensor(input, "prelu").prelu(weight)
+
+
+def glu(input: Tensor, dim: int = -1) -> Tensor:
+    """a * sigmoid(b), a and b the two halves of `input` along `dim`."""
+    x = _tensor(input, "glu")
+    d = x._dim(dim, "glu")
+    if x.shape[d] % 2:
+        raise op_error(
+            "glu",
+            f"dim {d} has odd length {x.shape[d]}",
+            x.shape,
+            "split along a dim of even length",
+        )
+    a, b = x.chunk(2, d)
+    return a * b.sigmoid()
+
+
 def _implicit_dim(x: Tensor, dim: int | None, op: str) -> int:
     """PyTorch's legacy choice for dim=None (0 for 0-, 1- and 3-D inputs, else 1), with the
     same warning PyTorch gives, since the guess is easy to get wrong."""
@@ -97,6 +188,120 @@ def _implicit_dim(x: Tensor, dim: int | None, op: str) -> int:
         stacklevel=3,
     )
     return chosen
+
+
+# ---------------------------------------------------------------------------------------------
+# losses (definitions in `losses.py`; size_average/reduce are PyTorch's deprecated spellings)
+# ---------------------------------------------------------------------------------------------
+def _reduction(size_average: bool | None, reduce: bool | None, reduction: str) -> str:
+    return losses.legacy_reduction(size_average, reduce, reduction)
+
+
+def cross_entropy(
+    input: Tensor,
+    target: Any,
+    weight: Tensor | None = None,
+    size_average: bool | None = None,
+    ignore_index: int = -100,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+) -> Tensor:
+    return losses.cross_entropy(
+        _tensor(input, "cross_entropy"),
+        target,
+        weight,
+        ignore_index,
+        _reduction(size_average, reduce, reduction),
+        label_smoothing,
+    )
+
+
+def nll_loss(
+    input: Tensor,
+    target: Any,
+    weight: Tensor | None = None,
+    size_average: bool | None = None,
+    ignore_index: int = -100,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+) -> Tensor:
+    return losses.nll_loss(
+        _tensor(input, "nll_loss"),
+        target,
+        weight,
+        ignore_index,
+        _reduction(size_average, reduce, reduction),
+    )
+
+
+def mse_loss(
+    input: Tensor,
+    target: Any,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    weight: Any = None,
+) -> Tensor:
+    reduction = _reduction(size_average, reduce, reduction)
+    return losses.mse_loss(_tensor(input, "mse_loss"), target, reduction, weight)
+
+
+def l1_loss(
+    input: Tensor,
+    target: Any,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    weight: Any = None,
+) -> Tensor:
+    reduction = _reduction(size_average, reduce, reduction)
+    return losses.l1_loss(_tensor(input, "l1_loss"), target, reduction, weight)
+
+
+def smooth_l1_loss(
+    input: Tensor,
+    target: Any,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    beta: float = 1.0,
+) -> Tensor:
+    reduction = _reduction(size_average, reduce, reduction)
+    return losses.smooth_l1_loss(_tensor(input, "smooth_l1_loss"), target, reduction, beta)
+
+
+def huber_loss(
+    input: Tensor, target: Any, reduction: str = "mean", delta: float = 1.0, weight: Any = None
+) -> Tensor:
+    return losses.huber_loss(_tensor(input, "huber_loss"), target, reduction, delta, weight)
+
+
+def binary_cross_entropy(
+    input: Tensor,
+    target: Any,
+    weight: Any = None,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+) -> Tensor:
+    reduction = _reduction(size_average, reduce, reduction)
+    x = _tensor(input, "binary_cross_entropy")
+    return losses.binary_cross_entropy(x, target, weight, reduction)
+
+
+def binary_cross_entropy_with_logits(
+    input: Tensor,
+    target: Any,
+    weight: Any = None,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    pos_weight: Any = None,
+) -> Tensor:
+    reduction = _reduction(size_average, reduce, reduction)
+    x = _tensor(input, "binary_cross_entropy_with_logits")
+    return losses.binary_cross_entropy_with_logits(x, target, weight, reduction, pos_weight)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -177,6 +382,46 @@ def conv_transpose2d(
     )
 
 
+def interpolate(
+    input: Tensor,
+    size: Any = None,
+    scale_factor: Any = None,
+    mode: str = "nearest",
+    align_corners: bool | None = None,
+    recompute_scale_factor: bool | None = None,
+    antialias: bool = False,
+) -> Tensor:
+    """Resize (N, C, L) or (N, C, H, W): 'nearest', 'nearest-exact', 'linear', 'bilinear',
+    'area'."""
+    return image.interpolate(
+        input, size, scale_factor, mode, align_corners, recompute_scale_factor, antialias
+    )
+
+
+def pad(input: Tensor, pad: Any, mode: str = "constant", value: float | None = None) -> Tensor:
+    """Pad by (left, right, top, bottom, ...), last dim first: 'constant', 'reflect',
+    'replicate', 'circular'."""
+    return image.pad(input, pad, mode, value)
+
+
+def conv1d(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+) -> Tensor:
+    """1-D convolution, input (N, C, L), weight (O, C / groups, K)."""
+    return image.conv1d(input, weight, bias, stride, padding, dilation, groups)
+
+
+def adaptive_max_pool2d(input: Tensor, output_size: Any, return_indices: bool = False) -> Any:
+    """Adaptive max pooling; (values, int64 flat indices) with `return_indices=True`."""
+    return image.adaptive_max_pool2d(input, output_size, return_indices)
+
+
 def adaptive_avg_pool2d(input: Tensor, output_size: Any) -> Tensor:
     return _tensor(input, "adaptive_avg_pool2d").adaptive_avg_pool2d(output_size)
 
@@ -189,6 +434,69 @@ def dropout(
 ) -> Tensor:
     """Inverted dropout; identity when `training` is False (pass `self.training`)."""
     return _tensor(input, "dropout").dropout(p, training)
+
+
+def batch_norm(
+    input: Tensor,
+    running_mean: Tensor | None,
+    running_var: Tensor | None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-05,
+) -> Tensor:
+    """Normalise over every dim but the channel dim 1. Training uses the batch's statistics
+    and updates the running ones in place (eagerly; nn.BatchNorm2d also compiles that);
+    evaluation uses the running statistics."""
+    x = _tensor(input, "batch_norm")
+    if x.ndim < 2:
+        raise op_error("batch_norm", "input must be (N, C, ...)", x.shape, "add a batch dim")
+    axes = (0, *range(2, x.ndim))
+    shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+    if training:
+        count = x.size // x.shape[1]
+        if count < 2:
+            raise op_error(
+                "batch_norm",
+                "training needs more than 1 value per channel",
+                x.shape,
+                "use a larger batch, or training=False",
+            )
+        mean = x.mean(axes, keepdim=True)
+        var = x.var(axes, keepdim=True, correction=0)
+        _update_running(running_mean, mean, momentum)
+        _update_running(running_var, var * (count / (count - 1)), momentum)
+    else:
+        if running_mean is None or running_var is None:
+            raise op_error(
+                "batch_norm",
+                "evaluation needs running_mean and running_var",
+                x.shape,
+                "pass them, or training=True",
+            )
+        mean = running_mean.reshape(shape).cast(x.dtype)
+        var = running_var.reshape(shape).cast(x.dtype)
+    out = (x - mean) / (var + eps).sqrt()
+    if weight is not None:
+        out = out * weight.reshape(shape)
+    if bias is not None:
+        out = out + bias.reshape(shape)
+    return out
+
+
+def _update_running(stat: Tensor | None, batch: Tensor, momentum: float) -> None:
+    if stat is None:
+        return
+    if tracing():
+        raise op_error(
+            "batch_norm",
+            "updating running statistics in place cannot be compiled",
+            stat.shape,
+            "use nn.BatchNorm2d, whose updates compile",
+        )
+    fresh = batch.detach().numpy().reshape(stat.shape).astype(stat.dtype)
+    stat.data[...] = stat.numpy() * (1 - momentum) + fresh * momentum
 
 
 def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
@@ -204,3 +512,12 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
             )
         num_classes = int(labels.numpy().max()) + 1
     return labels.one_hot(num_classes, dtype="int64")
+
+
+# Every public function defined above, so `from tinygrad_edu.functional import *` (what
+# `tinygrad_edu.nn.functional` does) exports the API and nothing it merely imports.
+__all__ = sorted(
+    name
+    for name, value in list(globals().items())
+    if callable(value) and getattr(value, "__module__", None) == __name__ and name[0] != "_"
+)

@@ -16,6 +16,7 @@ The scalar `Value`, the eager `Tensor` and the compiler all read this table; com
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -130,6 +131,20 @@ LEAKY_RELU = _unary(
     lambda xp, x, slope: xp.where(x > 0, x, x * slope),
     lambda g, out, x, slope: g * (x > 0) * (1 - slope) + g * slope,
 )
+
+
+def _erf_forward(xp: Any, x: Any) -> Any:
+    # numpy has no erf; SciPy's (a scikit-learn dependency) and CuPy's are exact to an ulp
+    if xp is np:
+        from scipy.special import erf
+    else:
+        from cupyx.scipy.special import erf
+    return erf(x)
+
+
+_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
+# d erf(x)/dx = 2/sqrt(pi) exp(-x^2): the exact GELU's gradient comes from here
+ERF = _unary("erf", _erf_forward, lambda g, out, x: g * (x * x * -1.0).exp() * _TWO_OVER_SQRT_PI)
 
 
 def _cast_forward(xp: Any, x: Any, dtype: str) -> Any:
@@ -888,6 +903,7 @@ ONE_HOT = _register("one_hot", "elementwise", _one_hot_shape, _one_hot_forward, 
 # answer from numpy, which a test checks)
 # ---------------------------------------------------------------------------------------------
 _DEFAULT_FLOAT = np.dtype(np.float32)
+_FLOAT_RESULT = ("sigmoid", "tanh", "exp", "log", "sqrt", "div", "erf")  # float even on ints
 
 
 def infer_dtype(op: Op, dtypes: list[np.dtype], attrs: dict[str, Any]) -> np.dtype:
@@ -901,7 +917,7 @@ def infer_dtype(op: Op, dtypes: list[np.dtype], attrs: dict[str, Any]) -> np.dty
         return np.dtype(attrs["dtype"])
     if op.name == "where":
         dtypes = dtypes[1:]
-    if op.name in ("sigmoid", "tanh", "exp", "log", "sqrt", "div") or op.kind in ("conv", "pool"):
+    if op.name in _FLOAT_RESULT or op.kind in ("conv", "pool"):
         dtypes = [*dtypes, _DEFAULT_FLOAT]
     result = np.result_type(*dtypes) if dtypes else _DEFAULT_FLOAT
     if op.name == "sum" and result.kind in "biu":

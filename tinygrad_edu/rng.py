@@ -65,3 +65,17 @@ def uniform(shape: tuple[int, ...]) -> np.ndarray:
         lo, hi, total = _shard
         return _generator.random((total, *shape[1:]))[lo:hi]
     return _generator.random(shape)
+
+
+@contextmanager
+def using(gen: np.random.Generator) -> Iterator[np.random.Generator]:
+    """Within the block, `gen` is the global generator; the previous one (and its state) is
+    back afterwards. `DataLoader` runs each dataset sample under a generator derived from
+    (seed, epoch, index), so a dataset's random transforms are reproducible whatever the
+    number of worker processes, and training's own draws (dropout) are left alone."""
+    global _generator
+    previous, _generator = _generator, gen
+    try:
+        yield gen
+    finally:
+        _generator = previous

@@ -17,10 +17,16 @@ from . import ops, rng
 from .autograd import Node, no_grad, tracing
 from .errors import OpIndexError, op_error
 from .ops import Op
+from .shape import SizeAttr
 
 DEFAULT_FLOAT = np.dtype(np.float32)
 
 Pair = tuple[int, int]
+_SQRT_HALF = 0.7071067811865476  # 1 / sqrt(2)
+_SQRT_TWO_OVER_PI = 0.7978845608028654  # sqrt(2 / pi), in GELU's tanh approximation
+# SELU's constants (Klambauer et al. 2017), to the digits PyTorch uses
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
 
 
 class MetaArray:
@@ -247,8 +253,13 @@ class Tensor(Node):
         return self.data.ndim
 
     @property
-    def size(self) -> int:
-        return int(self.data.size)
+    def size(self) -> SizeAttr:
+        """The element count (numpy's `size`), also callable as PyTorch's `size()`/`size(dim)`."""
+        return SizeAttr(self.shape)
+
+    def dim(self) -> int:
+        """The number of dimensions (PyTorch's name for `ndim`)."""
+        return self.data.ndim
 
     def numel(self) -> int:
         return int(self.data.size)
@@ -380,6 +391,9 @@ class Tensor(Node):
             return other
         if type(other) in (float, int) and self.dtype.kind == "f" and not tracing():
             return Tensor._make(np.array(other, dtype=self.dtype))  # fast path: a number
+        if type(other) is int and self.dtype.kind in "iu" and not tracing():
+            # a Python int keeps an integer tensor's dtype (int32 + 1 is int32), as in PyTorch
+            return Tensor(np.asarray(other), dtype=self.dtype)
         arr = np.asarray(other)
         if arr.dtype.kind == "f" or (arr.dtype.kind in "iub" and self.dtype.kind == "f"):
             dtype = self.dtype if self.dtype.kind == "f" else DEFAULT_FLOAT
@@ -576,9 +590,17 @@ class Tensor(Node):
         return self.sum(axes, keepdim) / count
 
     def var(
-        self, axis: Any = None, keepdim: bool = False, *, dim: Any = None, correction: int = 1
+        self,
+        axis: Any = None,
+        unbiased: bool | None = None,
+        keepdim: bool = False,
+        *,
+        dim: Any = None,
+        correction: float | None = None,
     ) -> Tensor:
-        """Variance with Bessel's correction by default (`correction=0` for the biased one)."""
+        """Variance, PyTorch's signature: Bessel's correction by default; `correction=0` or
+        `unbiased=False` for the biased one (the second positional argument is `unbiased`)."""
+        correction = _correction(unbiased, correction, "var")
         axes = self._axes(_axis(axis, dim), "var")
         count = int(np.prod([self.shape[a] for a in axes])) if axes else 1
         centered = self - self.mean(axes, keepdim=True)
@@ -586,6 +608,18 @@ class Tensor(Node):
         denom = count - correction if count > correction else 0.0
         with np.errstate(divide="ignore", invalid="ignore"):
             return (centered * centered).sum(axes, keepdim) / denom
+
+    def std(
+        self,
+        axis: Any = None,
+        unbiased: bool | None = None,
+        keepdim: bool = False,
+        *,
+        dim: Any = None,
+        correction: float | None = None,
+    ) -> Tensor:
+        """Standard deviation: the square root of `var` with the same arguments."""
+        return self.var(axis, unbiased, keepdim, dim=dim, correction=correction).sqrt()
 
     def max(self, axis: Any = None, keepdim: bool = False, *, dim: Any = None) -> Tensor:
         """Largest values along `axis` (values only, like `torch.amax`)."""
@@ -601,6 +635,14 @@ class Tensor(Node):
         axis = _axis(axis, dim)
         ax = None if axis is None else self._axes(axis, "argmax")[0]
         return self._call(ops.ARGMAX, axis=ax, keepdim=keepdim)
+
+    def argmin(
+        self, axis: int | None = None, keepdim: bool = False, *, dim: int | None = None
+    ) -> Tensor:
+        """Index of the smallest value (the first one on ties; a NaN counts as smallest,
+        as in PyTorch); no gradient."""
+        source = self.cast(np.int64) if self.dtype == np.bool_ else self
+        return (-source).argmax(axis, keepdim, dim=dim)
 
     def logsumexp(self, axis: Any = None, keepdim: bool = False, *, dim: Any = None) -> Tensor:
         """log(sum(exp(x))) computed stably by shifting by the (constant) max."""
@@ -710,32 +752,13 @@ class Tensor(Node):
             return self
         return self._call(ops.EXPAND, shape=target)
 
-    def pad(self, pad: Sequence[Any], value: float = 0.0) -> Tensor:
-        """Constant padding. `pad` is PyTorch's flat form, last dim first
-        (`(left, right, top, bottom, ...)`), or numpy's one (before, after) pair per dim."""
-        if pad and isinstance(pad[0], (tuple, list)):
-            pairs = [tuple(int(v) for v in p) for p in pad]
-            if len(pairs) != self.ndim:
-                raise op_error(
-                    "pad",
-                    f"{len(pairs)} (before, after) pairs for a {self.ndim}-D tensor",
-                    self.shape,
-                    "give one pair per dim",
-                )
-        else:
-            if len(pad) % 2 or len(pad) // 2 > self.ndim:
-                raise op_error(
-                    "pad",
-                    f"flat pad {tuple(pad)} needs an even length of at most 2*ndim",
-                    self.shape,
-                    "pass (left, right[, top, bottom...])",
-                )
-            pairs = [(0, 0)] * self.ndim
-            for i in range(len(pad) // 2):
-                pairs[self.ndim - 1 - i] = (int(pad[2 * i]), int(pad[2 * i + 1]))
-        if any(lo < 0 or hi < 0 for lo, hi in pairs):
-            raise op_error("pad", "negative padding", pairs, "use slicing to crop instead")
-        return self._call(ops.PAD, pads=tuple(pairs), value=float(value))
+    def pad(self, pad: Sequence[Any], mode: str = "constant", value: float | None = None) -> Tensor:
+        """torch.nn.functional.pad: `pad` is PyTorch's flat form, last dim first
+        (`(left, right, top, bottom, ...)`), or numpy's one (before, after) pair per dim;
+        modes 'constant' (negative pads crop), 'reflect', 'replicate', 'circular'."""
+        from . import image
+
+        return image.pad(self, pad, mode, value)
 
     def __getitem__(self, index: Any) -> Tensor:
         """PyTorch's indexing: ints, slices, None, ..., int and bool arrays (Tensors, lists or
@@ -1065,83 +1088,53 @@ class Tensor(Node):
             return self * 1.0
         return self - self.logsumexp(axes, keepdim=True)
 
-    def cross_entropy(self, target: Any) -> Tensor:
-        """Mean negative log-likelihood of integer class `target` under logits self (N, C)."""
-        labels = target if isinstance(target, Tensor) else Tensor(np.asarray(target))
-        if self.ndim != 2 or labels.shape != (self.shape[0],):
-            raise op_error(
-                "cross_entropy",
-                "logits must be (N, C) and targets (N,)",
-                f"logits {self.shape}, target {labels.shape}",
-                "flatten logits to (N, C) and pass one class index per row",
-            )
-        if labels.dtype.kind not in "iu":
-            raise op_error(
-                "cross_entropy",
-                f"targets must be integer class indices, got {labels.dtype}",
-                labels.shape,
-                "pass labels.astype(int)",
-            )
-        classes = self.shape[1]
-        values = labels.data
-        if not isinstance(values, MetaArray) and values.size:
-            if values.min() < 0 or values.max() >= classes:
-                raise op_error(
-                    "cross_entropy",
-                    f"target values must be in [0, {classes - 1}], got "
-                    f"[{values.min()}, {values.max()}]",
-                    self.shape,
-                    "check the label encoding or the number of classes",
-                    OpIndexError,  # PyTorch: IndexError "Target ... is out of bounds"
-                )
-        onehot = labels.one_hot(classes, dtype=self.dtype)
-        with np.errstate(invalid="ignore", divide="ignore"):  # an empty batch gives nan
-            return -(self.log_softmax(axis=1) * onehot).sum() / (labels.size or 0.0)
+    def cross_entropy(
+        self,
+        target: Any,
+        weight: Tensor | None = None,
+        ignore_index: int = -100,
+        reduction: str = "mean",
+        label_smoothing: float = 0.0,
+    ) -> Tensor:
+        """`F.cross_entropy` on logits self ((C,), (N, C) or (N, C, d...)): integer class
+        targets or class probabilities; see `losses.cross_entropy`."""
+        from . import losses
 
-    def _check_target(self, target: Any, op: str) -> Tensor:
-        t = self._lift(target)
-        if t.shape != self.shape:
-            raise op_error(
-                op,
-                "input and target shapes differ",
-                f"input {self.shape}, target {t.shape}",
-                "pass a target of the input's shape",
-            )
-        return t.cast(self.dtype).detach() if t.dtype != self.dtype else t
+        return losses.cross_entropy(self, target, weight, ignore_index, reduction, label_smoothing)
 
-    def binary_cross_entropy(self, target: Any) -> Tensor:
-        """Mean BCE of probabilities self against targets in [0, 1]; logs clamped at -100 as
+    def nll_loss(
+        self,
+        target: Any,
+        weight: Tensor | None = None,
+        ignore_index: int = -100,
+        reduction: str = "mean",
+    ) -> Tensor:
+        """`F.nll_loss` on log-probabilities self; see `losses.nll_loss`."""
+        from . import losses
+
+        return losses.nll_loss(self, target, weight, ignore_index, reduction)
+
+    def binary_cross_entropy(
+        self, target: Any, weight: Any = None, reduction: str = "mean"
+    ) -> Tensor:
+        """BCE of probabilities self against targets in [0, 1]; logs clamped at -100 as
         PyTorch does, so p = 0 or 1 gives a finite loss."""
-        t = self._check_target(target, "binary_cross_entropy")
-        if not isinstance(self.data, MetaArray) and (
-            self.size and (self.data.min() < 0 or self.data.max() > 1)
-        ):
-            raise op_error(
-                "binary_cross_entropy",
-                "input must be probabilities in [0, 1]",
-                self.shape,
-                "apply sigmoid first, or use binary_cross_entropy_with_logits",
-            )
-        if not isinstance(self.data, MetaArray) and self.size and np.isnan(self.data).any():
-            raise op_error(
-                "binary_cross_entropy",
-                "input contains NaN",
-                self.shape,
-                "check the model for NaNs before the loss",
-            )
-        return self._call(ops.BCE, t).mean()
+        from . import losses
 
-    def binary_cross_entropy_with_logits(self, target: Any) -> Tensor:
-        """Mean BCE on logits: log(1 + exp(x)) - x*t, with log(1 + exp(x)) written as
-        logsumexp([0, x]), which is stable and smooth (its gradient is exactly sigmoid(x) - t;
-        the common max(x, 0) + log(1 + exp(-|x|)) form has cancelling kinks at 0)."""
-        t = self._check_target(target, "binary_cross_entropy_with_logits")
-        softplus = stack([self * 0.0, self], axis=-1).logsumexp(axis=-1)
-        return (softplus - self * t).mean()
+        return losses.binary_cross_entropy(self, target, weight, reduction)
 
-    def mse_loss(self, target: Any) -> Tensor:
-        d = self - self._check_target(target, "mse_loss")
-        return (d * d).mean()
+    def binary_cross_entropy_with_logits(
+        self, target: Any, weight: Any = None, reduction: str = "mean", pos_weight: Any = None
+    ) -> Tensor:
+        """BCE on logits through logsigmoid (stable; gradient sigmoid(x) - t)."""
+        from . import losses
+
+        return losses.binary_cross_entropy_with_logits(self, target, weight, reduction, pos_weight)
+
+    def mse_loss(self, target: Any, reduction: str = "mean") -> Tensor:
+        from . import losses
+
+        return losses.mse_loss(self, target, reduction)
 
     def dropout(self, p: float = 0.5, training: bool = True) -> Tensor:
         """Inverted dropout: zero each element with probability p, scale the rest by 1/(1-p).
@@ -1171,6 +1164,48 @@ class Tensor(Node):
             return self * 0.0
         attrs = dict(shape=self.shape, p=float(p), dtype=self.dtype.name)
         return self * self.apply(ops.BERNOULLI, (), attrs)
+
+    # -- PyTorch's shape and dtype conveniences -----------------------------------------------
+    def view_as(self, other: Tensor) -> Tensor:
+        """`self.reshape(other.shape)` (PyTorch's `view_as`; views and copies are one here)."""
+        return self.reshape(_other(other, "view_as").shape)
+
+    def reshape_as(self, other: Tensor) -> Tensor:
+        return self.reshape(_other(other, "reshape_as").shape)
+
+    def expand_as(self, other: Tensor) -> Tensor:
+        return self.expand(_other(other, "expand_as").shape)
+
+    def type_as(self, other: Tensor) -> Tensor:
+        """This tensor cast to `other`'s dtype (a no-op when they already agree)."""
+        return self.cast(_other(other, "type_as").dtype)
+
+    def _new(self, op: str, shape: Any, fill: Any, dtype: Any, requires_grad: bool) -> Tensor:
+        dtype = self.dtype if dtype is None else np.dtype(dtype)
+        data = np.full(_shape_arg(shape, op), fill, dtype=dtype)
+        return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=self.device)
+
+    def new_zeros(self, *size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+        """Zeros of shape `size`, with this tensor's dtype and device unless `dtype` is given."""
+        return self._new("new_zeros", size, 0, dtype, requires_grad)
+
+    def new_ones(self, *size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+        return self._new("new_ones", size, 1, dtype, requires_grad)
+
+    def new_full(
+        self, size: Sequence[int], fill_value: Any, dtype: Any = None, requires_grad: bool = False
+    ) -> Tensor:
+        return self._new("new_full", (tuple(size),), fill_value, dtype, requires_grad)
+
+    def new_empty(self, *size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+        """Like `new_zeros` (the memory is zeroed: no uninitialised values leak out)."""
+        return self._new("new_empty", size, 0, dtype, requires_grad)
+
+    def new_tensor(self, data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+        """A new leaf holding a copy of `data`, in this tensor's dtype and device by default."""
+        dtype = self.dtype if dtype is None else np.dtype(dtype)
+        array = np.array(data.numpy() if isinstance(data, Tensor) else data, dtype=dtype)
+        return Tensor(array, requires_grad=requires_grad, dtype=dtype, device=self.device)
 
     # -- clamping and clamped activations (composites: eager, compiled and CUDA for free) ----
     def clamp(self, min: Any = None, max: Any = None) -> Tensor:
@@ -1217,9 +1252,368 @@ class Tensor(Node):
     def reciprocal(self) -> Tensor:
         return 1.0 / self
 
+    # -- activations torchvision models use (composites of primitives, erf the one new one) ---
+    def erf(self) -> Tensor:
+        """The error function, 2/sqrt(pi) * integral_0^x exp(-t^2) dt."""
+        return self._call(ops.ERF)
+
+    def log1p(self) -> Tensor:
+        """log(1 + x), accurate for tiny x: log(w) * x / (w - 1) with w = 1 + x rounded
+        cancels w's rounding error (where w == 1, x itself)."""
+        w = self + 1.0
+        exact = w == 1.0
+        return where(exact, self, w.log() * self / where(exact, 1.0, w - 1.0))
+
+    def gelu(self, approximate: str = "none") -> Tensor:
+        """x * Phi(x): with erf (approximate="none") or PyTorch's tanh approximation."""
+        if approximate == "none":
+            return self * 0.5 * ((self * _SQRT_HALF).erf() + 1.0)
+        if approximate == "tanh":
+            inner = (self + self * self * self * 0.044715) * _SQRT_TWO_OVER_PI
+            return self * 0.5 * (inner.tanh() + 1.0)
+        raise op_error(
+            "gelu",
+            f"approximate must be 'none' or 'tanh', got {approximate!r}",
+            self.shape,
+            "pass approximate='none' (exact) or 'tanh'",
+        )
+
+    def silu(self) -> Tensor:
+        """x * sigmoid(x) (also called swish)."""
+        return self * self.sigmoid()
+
+    def hardswish(self) -> Tensor:
+        """x * relu6(x + 3) / 6. The ends are tested on x itself (not on x + 3, which
+        rounds), so the gradient is PyTorch's: 0 up to -3, x/3 + 1/2 between, 1 from 3."""
+        ramp = where(self <= -3.0, 0.0, where(self >= 3.0, 6.0, self + 3.0))
+        return self * ramp / 6.0
+
+    def hardsigmoid(self) -> Tensor:
+        """relu6(x + 3) / 6, gradient 1/6 strictly inside (-3, 3) (none at NaN), as PyTorch."""
+        u = self + 3.0
+        inside = where(self < 3.0, u, 6.0)
+        return where(self > -3.0, inside, where(self <= -3.0, 0.0, u.detach())) / 6.0
+
+    def elu(self, alpha: float = 1.0) -> Tensor:
+        """x for x > 0, else alpha * (exp(x) - 1). exp only sees x <= 0 (no overflow)."""
+        negative = self.where(self <= 0.0, 0.0)
+        return where(self > 0.0, self, (negative.exp() - 1.0) * alpha)
+
+    def selu(self) -> Tensor:
+        """scale * elu(x, alpha) with the self-normalising constants."""
+        return self.elu(_SELU_ALPHA) * _SELU_SCALE
+
+    def celu(self, alpha: float = 1.0) -> Tensor:
+        """x for x > 0, else alpha * (exp(x / alpha) - 1)."""
+        if alpha == 0:
+            raise op_error("celu", "alpha must not be 0", self.shape, "pass alpha=1.0")
+        negative = self.where(self <= 0.0, 0.0)
+        return where(self > 0.0, self, ((negative / alpha).exp() - 1.0) * alpha)
+
+    def softplus(self, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+        """log(1 + exp(beta x)) / beta, and x itself where beta x > threshold (PyTorch's).
+        Written max(z, 0) + log1p(exp(-|z|)): exp never overflows, and the tied max at 0
+        gives the exact gradient sigmoid(0) = 1/2."""
+        z = self * beta
+        smooth = (z.maximum(0.0) + (-z.abs()).exp().log1p()) / beta
+        return where(z > threshold, self, smooth)
+
+    def mish(self) -> Tensor:
+        """x * tanh(softplus(x))."""
+        return self * self.softplus().tanh()
+
+    def logsigmoid(self) -> Tensor:
+        """log(sigmoid(x)) = -(max(-x, 0) + log1p(exp(-|x|))), stable for large |x|."""
+        return -((-self).maximum(0.0) + (-self.abs()).exp().log1p())
+
+    def softsign(self) -> Tensor:
+        """x / (1 + |x|)."""
+        return self / (self.abs() + 1.0)
+
+    def tanhshrink(self) -> Tensor:
+        return self - self.tanh()
+
+    def hardshrink(self, lambd: float = 0.5) -> Tensor:
+        """x where |x| > lambd, else 0."""
+        return where(self.abs() > lambd, self, 0.0)
+
+    def softshrink(self, lambd: float = 0.5) -> Tensor:
+        """x - lambd above lambd, x + lambd below -lambd, else 0."""
+        if lambd < 0:
+            raise op_error(
+                "softshrink", f"lambd must be >= 0, got {lambd}", self.shape, "pass lambd=0.5"
+            )
+        return where(self > lambd, self - lambd, where(self < -lambd, self + lambd, 0.0))
+
+    def threshold(self, threshold: float, value: float) -> Tensor:
+        """x where x > threshold, else value (`F.threshold`)."""
+        return where(self > threshold, self, value)
+
+    def prelu(self, weight: Tensor) -> Tensor:
+        """x where x > 0, else weight * x; weight has 1 entry or one per channel (dim 1)."""
+        channels = self.shape[1] if self.ndim >= 2 else 1
+        if weight.ndim > 1 or weight.size not in (1, channels):
+            raise op_error(
+                "prelu",
+                f"weight must have 1 or {channels} (channel count) elements",
+                f"input {self.shape}, weight {weight.shape}",
+                "use nn.PReLU(num_parameters=1) or num_parameters=input.shape[1]",
+            )
+        if weight.size > 1:
+            weight = weight.reshape((1, channels) + (1,) * (self.ndim - 2))
+        else:
+            weight = weight.reshape(())
+        return where(self > 0.0, self, self * weight)
+
+    def softmin(self, axis: int = -1, *, dim: int | None = None) -> Tensor:
+        return (-self).softmax(axis, dim=dim)
+
+    # -- masks, logic, comparisons of closeness ---------------------------------------------
+    def masked_fill(self, mask: Any, value: Any) -> Tensor:
+        """`value` where the bool `mask` (broadcast to self) is True, else self."""
+        m = mask if isinstance(mask, Tensor) else Tensor(np.asarray(mask))
+        if m.dtype != np.bool_:
+            raise op_error(
+                "masked_fill",
+                f"mask must be bool, got {m.dtype}",
+                f"input {self.shape}, mask {m.shape}",
+                "compare first (x > 0) or pass mask.astype(bool)",
+            )
+        if _broadcast(m.shape, self.shape, "masked_fill") != self.shape:
+            raise op_error(
+                "masked_fill",
+                "the mask must broadcast to the input's shape",
+                f"input {self.shape}, mask {m.shape}",
+                "pass a mask with the input's shape (or 1s where it broadcasts)",
+            )
+        fill = self._lift(value).cast(self.dtype) if not isinstance(value, Tensor) else value
+        if fill.ndim:
+            raise op_error(
+                "masked_fill",
+                "value must be a number or a 0-d tensor",
+                fill.shape,
+                "pass value=0.0",
+            )
+        return where(m, fill, self)
+
+    def _logic(self, op: str) -> Tensor:
+        if self.dtype != np.bool_:
+            raise op_error(
+                op,
+                f"operands must be bool tensors here, got {self.dtype}",
+                self.shape,
+                "compare first (x > 0) to get a bool mask",
+            )
+        return self
+
+    def logical_not(self) -> Tensor:
+        return self._logic("logical_not") == False  # noqa: E712 (elementwise, not identity)
+
+    def logical_and(self, other: Any) -> Tensor:
+        o = self._lift(other)._logic("logical_and")
+        return where(self._logic("logical_and"), o, False)
+
+    def logical_or(self, other: Any) -> Tensor:
+        o = self._lift(other)._logic("logical_or")
+        return where(self._logic("logical_or"), True, o)
+
+    def logical_xor(self, other: Any) -> Tensor:
+        return self._logic("logical_xor") != self._lift(other)._logic("logical_xor")
+
+    __and__ = logical_and
+    __or__ = logical_or
+    __xor__ = logical_xor
+    __invert__ = logical_not
+
+    def all(self, axis: Any = None, keepdim: bool = False, *, dim: Any = None) -> Tensor:
+        """True where every element along `axis` is non-zero (a bool tensor)."""
+        return (self == 0).sum(_axis(axis, dim), keepdim) == 0
+
+    def any(self, axis: Any = None, keepdim: bool = False, *, dim: Any = None) -> Tensor:
+        """True where some element along `axis` is non-zero (NaN counts, as in PyTorch)."""
+        return (self != 0).sum(_axis(axis, dim), keepdim) > 0
+
+    def isclose(
+        self, other: Any, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False
+    ) -> Tensor:
+        """|self - other| <= atol + rtol * |other|, elementwise; equal infinities are close,
+        NaN only with equal_nan (PyTorch's rule)."""
+        o = self._lift(other)
+        if rtol < 0 or atol < 0:
+            raise op_error(
+                "isclose", f"rtol and atol must be >= 0, got {rtol}, {atol}", o.shape, "fix them"
+            )
+        equal = self == o
+        if equal_nan:
+            equal = equal | ((self != self) & (o != o))
+        error = (self - o).abs()
+        within = (error <= (o.abs() * rtol + atol)) & (error < np.inf)
+        return equal | within
+
+    def allclose(
+        self, other: Any, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False
+    ) -> bool:
+        return bool(self.isclose(other, rtol, atol, equal_nan).all().item())
+
+    # -- reshaping into pieces, repeating ----------------------------------------------------
+    def repeat(self, *sizes: Any) -> Tensor:
+        """Tile the tensor `sizes[i]` times along dim i (PyTorch's `repeat`; leading sizes
+        add dims)."""
+        reps = _shape_arg(sizes, "repeat")
+        if len(reps) < self.ndim:
+            raise op_error(
+                "repeat",
+                f"{len(reps)} repeat sizes for a {self.ndim}-D tensor",
+                self.shape,
+                "give at least one size per dim",
+            )
+        shape = (1,) * (len(reps) - self.ndim) + self.shape
+        spread = tuple(v for n in shape for v in (1, n))
+        tiled = tuple(v for r, n in zip(reps, shape) for v in (r, n))
+        out = self.reshape(spread).expand(tiled)
+        return out.reshape(tuple(r * n for r, n in zip(reps, shape)))
+
+    def chunk(self, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
+        """Up to `chunks` pieces of ceil(n / chunks) along `dim` (the last may be smaller)."""
+        if not _is_int(chunks) or chunks < 1:
+            raise op_error("chunk", f"chunks must be >= 1, got {chunks}", self.shape, "pass 2")
+        d = self._dim(dim, "chunk")
+        if self.shape[d] == 0:  # PyTorch gives `chunks` empty pieces
+            return tuple(self for _ in range(chunks))
+        return self.split(-(-self.shape[d] // chunks), d)
+
+    def split(self, split_size_or_sections: Any, dim: int = 0) -> tuple[Tensor, ...]:
+        """Pieces along `dim`: of `split_size` each (the last may be smaller), or of the
+        listed sizes (which must add up to the dim's length)."""
+        d = self._dim(dim, "split")
+        n = self.shape[d]
+        if _is_int(split_size_or_sections):
+            size = int(split_size_or_sections)
+            if size < 1 and n:
+                raise op_error(
+                    "split", f"split_size must be >= 1, got {size}", self.shape, "pass 1 or more"
+                )
+            sizes = [min(size, n - i) for i in range(0, n, size)] if n else [0]
+        else:
+            sizes = [int(v) for v in split_size_or_sections]
+            if sum(sizes) != n or any(v < 0 for v in sizes):
+                raise op_error(
+                    "split",
+                    f"sizes {sizes} must be >= 0 and add up to dim {d}'s length {n}",
+                    self.shape,
+                    "pass sizes that sum to the dim's length",
+                )
+        pieces, start = [], 0
+        for v in sizes:
+            pieces.append(self[(slice(None),) * d + (slice(start, start + v),)])
+            start += v
+        return tuple(pieces)
+
+    # -- cumulative sums, gather and scatter -------------------------------------------------
+    def cumsum(self, dim: int, *, dtype: Any = None) -> Tensor:
+        """Running sums along `dim` by doubling (Hillis-Steele): after step k each element
+        holds the sum of the 2^k before it, so log2(n) shifted adds (pad, slice, add) give
+        the result, its gradient (the reversed running sum) and compiled kernels, in O(n)
+        memory per step. Integer and bool inputs give int64, as in PyTorch."""
+        d = self._dim(dim, "cumsum")
+        x = self if dtype is None else self.cast(dtype)
+        if x.dtype.kind in "biu":
+            x = x.cast(np.int64)
+        if self.ndim == 0:
+            return x * 1
+        n, shift, out = x.shape[d], 1, x
+        while shift < n:
+            pads = [(0, 0)] * x.ndim
+            pads[d] = (shift, 0)
+            earlier = out.pad(pads)[(slice(None),) * d + (slice(0, n),)]
+            out, shift = out + earlier, shift * 2
+        return out if out is not self else self * 1
+
+    def _gather_index(self, dim: int, index: Any, op: str) -> tuple[tuple[Any, ...], Tensor]:
+        """The advanced index that picks self[..., index, ...] along `dim` for each position
+        of `index` (which has self's number of dims)."""
+        idx = index if isinstance(index, Tensor) else Tensor(np.asarray(index))
+        if idx.dtype.kind not in "iu":
+            raise op_error(
+                op, f"index must hold integers, got {idx.dtype}", idx.shape, "pass an int64 index"
+            )
+        d = self._dim(dim, op)
+        if idx.ndim != self.ndim or any(
+            idx.shape[i] > self.shape[i] for i in range(self.ndim) if i != d
+        ):
+            raise op_error(
+                op,
+                f"index must have the input's {self.ndim} dims, no larger than the input's "
+                f"except along dim {d}",
+                f"input {self.shape}, index {idx.shape}",
+                "unsqueeze/expand the index to the input's rank",
+            )
+        values = idx.numpy()
+        if values.size and (values.min() < 0 or values.max() >= self.shape[d]):
+            bad = values[(values < 0) | (values >= self.shape[d])].flat[0]
+            raise op_error(
+                op,
+                f"index {int(bad)} is out of bounds for dim {d} of size {self.shape[d]}",
+                f"input {self.shape}",
+                f"use indices in [0, {self.shape[d] - 1}]",
+                OpIndexError,
+            )
+        grid = list(np.indices(idx.shape, sparse=True))
+        grid[d] = values
+        return tuple(grid), idx
+
+    def gather(self, dim: int, index: Any) -> Tensor:
+        """out[i][j][k] = self[index[i][j][k]][j][k] for dim 0 (likewise for other dims);
+        the gradient adds back into the picked positions (repeats accumulate)."""
+        grid, _ = self._gather_index(dim, index, "gather")
+        return self[grid]
+
+    def _scatter_source(self, index: Tensor, src: Any, op: str) -> Tensor:
+        if isinstance(src, Tensor):
+            if src.ndim != index.ndim or any(a < b for a, b in zip(src.shape, index.shape)):
+                raise op_error(
+                    op,
+                    "src must be at least as large as index in every dim",
+                    f"index {index.shape}, src {src.shape}",
+                    "pass a src of the index's shape",
+                )
+            s = src[tuple(slice(0, n) for n in index.shape)]
+            return s.cast(self.dtype) if s.dtype != self.dtype else s
+        return self._lift(src).cast(self.dtype).expand(index.shape)
+
+    def scatter_add(self, dim: int, index: Any, src: Any) -> Tensor:
+        """self with src[i][j] added at self[index[i][j]][j] (dim 0); repeats accumulate."""
+        grid, idx = self._gather_index(dim, index, "scatter_add")
+        return self + self._scatter_source(idx, src, "scatter_add").index_put(self.shape, grid)
+
+    def scatter(self, dim: int, index: Any, src: Any = None, *, value: Any = None) -> Tensor:
+        """self with src[i][j] (or `value`) written at self[index[i][j]][j] (dim 0). Where an
+        index repeats, the last write wins (PyTorch leaves that order undefined)."""
+        if (src is None) == (value is None):
+            raise op_error(
+                "scatter", "pass exactly one of src and value", self.shape, "scatter(d, i, src)"
+            )
+        grid, idx = self._gather_index(dim, index, "scatter")
+        source = self._scatter_source(idx, src if value is None else value, "scatter")
+        flat = np.ravel_multi_index(np.broadcast_arrays(*grid), self.shape).reshape(-1)
+        last = np.zeros(flat.shape, dtype=bool)  # keep one write per target: the last one
+        _, first_of_reversed = np.unique(flat[::-1], return_index=True)
+        last[flat.size - 1 - first_of_reversed] = True
+        keep = Tensor._make(last.reshape(idx.shape))
+        written = np.zeros(self.shape, dtype=bool)
+        written.reshape(-1)[flat] = True
+        kept = where(keep, source, Tensor._make(np.zeros((), source.dtype)))
+        return where(Tensor._make(written), kept.index_put(self.shape, grid), self)
+
     def rsqrt(self) -> Tensor:
         """1 / sqrt(x)."""
         return 1.0 / self.sqrt()
+
+
+def _other(other: Any, op: str) -> Tensor:
+    if not isinstance(other, Tensor):
+        raise op_error(op, "expects a Tensor", type(other).__name__, f"pass a Tensor: x.{op}(y)")
+    return other
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1321,6 +1715,19 @@ def _conv_attrs(stride: Any, padding: Any, dilation: Any, groups: int, op: str) 
     )
 
 
+def _correction(unbiased: bool | None, correction: float | None, op: str) -> float:
+    if unbiased is not None and correction is not None:
+        raise op_error(
+            op,
+            "pass either unbiased or correction, not both",
+            (unbiased, correction),
+            "use correction=0 (biased) or correction=1 (unbiased)",
+        )
+    if correction is not None:
+        return correction
+    return 0 if unbiased is False else 1
+
+
 def _check_bound(bound: Any, name: str, x: Tensor) -> None:
     if bound is None or isinstance(bound, Tensor):
         return
@@ -1331,6 +1738,18 @@ def _check_bound(bound: Any, name: str, x: Tensor) -> None:
             x.shape,
             f"pass {name}=0.0 or a Tensor that broadcasts to the input",
         )
+
+
+def _broadcast(a: tuple[int, ...], b: tuple[int, ...], op: str) -> tuple[int, ...]:
+    try:
+        return tuple(np.broadcast_shapes(a, b))
+    except ValueError:
+        raise op_error(
+            op,
+            "shapes cannot be broadcast together",
+            f"{a} and {b}",
+            "make trailing dimensions equal or 1",
+        ) from None
 
 
 def where(condition: Any, a: Any, b: Any) -> Tensor:
@@ -1390,4 +1809,59 @@ def stack(tensors: Sequence[Tensor], axis: int = 0, *, dim: int | None = None) -
     return cat([t.unsqueeze(ax) for t in tensors], axis=ax)
 
 
-__all__ = ["Tensor", "cat", "stack", "where", "no_grad"]
+# ---------------------------------------------------------------------------------------------
+# constructors shaped like another tensor; eye; einsum; closeness (torch.* functions)
+# ---------------------------------------------------------------------------------------------
+def full_like(
+    input: Tensor, fill_value: Any, dtype: Any = None, requires_grad: bool = False
+) -> Tensor:
+    """A tensor of `input`'s shape filled with `fill_value` (input's dtype unless given)."""
+    dt = input.dtype if dtype is None else np.dtype(dtype)
+    return Tensor(np.full(input.shape, fill_value, dtype=dt), dtype=dt, requires_grad=requires_grad)
+
+
+def zeros_like(input: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    return full_like(input, 0, dtype, requires_grad)
+
+
+def ones_like(input: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    return full_like(input, 1, dtype, requires_grad)
+
+
+def eye(
+    n: int, m: int | None = None, dtype: Any = DEFAULT_FLOAT, requires_grad: bool = False
+) -> Tensor:
+    """The (n, m) identity matrix (m = n by default)."""
+    cols = n if m is None else m
+    sizes = _shape_arg((n, cols), "eye")
+    return Tensor(np.eye(*sizes, dtype=dtype), dtype=dtype, requires_grad=requires_grad)
+
+
+def isclose(
+    input: Tensor, other: Any, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False
+) -> Tensor:
+    return input.isclose(other, rtol, atol, equal_nan)
+
+
+def allclose(
+    input: Tensor, other: Any, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False
+) -> bool:
+    return input.allclose(other, rtol, atol, equal_nan)
+
+
+def einsum(equation: str, *operands: Any) -> Tensor:
+    """`torch.einsum` for the common contractions: any number of operands, implicit or
+    explicit output ('ij,jk' or 'ij,jk->ik'), `...` for shared leading dims. Built from
+    permute, reshape, sum and matmul (so gradients and compiled kernels follow); an index
+    repeated within one operand (a diagonal, 'ii->i') is not supported."""
+    from .contraction import contract
+
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    return contract(equation, list(operands))
+
+
+__all__ = [
+    "Tensor", "allclose", "cat", "einsum", "eye", "full_like", "isclose", "no_grad",
+    "ones_like", "stack", "where", "zeros_like",
+]  # fmt: skip

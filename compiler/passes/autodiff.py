@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinygrad_edu import Tensor
-from tinygrad_edu.autograd import trace_mode
+from tinygrad_edu.autograd import FORWARD, UPDATE, scope, trace_mode
 from tinygrad_edu.ops import OPS
 from tinygrad_edu.tensor import MetaArray
 
@@ -50,7 +50,8 @@ def replay(g: Graph, leaf_tensors: dict[int, Tensor]) -> dict[int, Tensor]:
         if d["op"] == "const":
             env[nid] = Tensor._make(d["value"])
             continue
-        env[nid] = Tensor.apply(OPS[d["op"]], [env[o] for o in g.operands(nid)], d["attrs"])
+        with scope(d.get("layer", ""), d.get("phase", FORWARD)):  # keep the provenance
+            env[nid] = Tensor.apply(OPS[d["op"]], [env[o] for o in g.operands(nid)], d["attrs"])
     return env
 
 
@@ -64,6 +65,7 @@ def autodiff(
     rule: UpdateRule | None = None,
     loss_output: int = 0,
     trained: Collection[str] | None = None,
+    backward_order: bool = False,
 ) -> Graph:
     """Training-step graph from a forward graph whose output `loss_output` is a scalar loss.
 
@@ -72,7 +74,9 @@ def autodiff(
     (e.g. "buffer:NAME", updated running statistics). A parameter the loss does not depend on
     gets a zero gradient, and no update (as an eager step skips a parameter whose grad is
     None); so does one not in `trained` (None: every parameter), which the optimizer does not
-    hold.
+    hold. `backward_order` (rule None) lists the gradients last parameter first, the order
+    backward finishes them, so the kernels computing them run in that order too (a
+    data-parallel step reduces the last layer's gradients while the others are computed).
     """
     loss_id = g.outputs[loss_output]
     if g.node(loss_id)["shape"] not in ((), (1,)):
@@ -100,7 +104,7 @@ def autodiff(
         outputs, names = [loss], ["loss"]
         labels = {id(p.grad): f"grad:{name}" for name, p in params if p.grad is not None}
         if rule is None:
-            for name, p in params:
+            for name, p in reversed(params) if backward_order else params:
                 grad = p.grad if p.grad is not None else Tensor._make(np.zeros(p.shape, p.dtype))
                 outputs.append(grad)
                 names.append(f"grad:{name}")
@@ -116,7 +120,8 @@ def autodiff(
                 for s in rule.scalars:
                     scalars[s] = _leaf(leaves, "input", f"{s}:{name}", (), p.dtype)
                     input_names.append(f"{s}:{name}")
-                new_p, new_state = rule.update(p, p.grad, state, scalars)
+                with scope(name.rpartition(".")[0], UPDATE):  # the parameter's layer
+                    new_p, new_state = rule.update(p, p.grad, state, scalars)
                 updated.append((name, new_p, new_state))
             for name, new_p, _ in updated:
                 outputs.append(new_p)

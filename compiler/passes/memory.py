@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..units import plural, si
 from .fuse import Fusion
 
 
@@ -25,12 +26,14 @@ class MemoryPlan:
     peak_live_bytes: int = 0
 
     def summary(self) -> str:
+        if not self.buffer_of:
+            return "memory plan: no intermediates (every value is an input or an output)"
         saved = 1 - self.planned_bytes / max(self.unplanned_bytes, 1)
         return (
-            f"memory plan: {len(self.buffer_of)} intermediates in {len(self.buffer_bytes)} "
-            f"buffers, {self.planned_bytes / 1e6:.2f} MB planned vs "
-            f"{self.unplanned_bytes / 1e6:.2f} MB unplanned ({saved:.0%} saved); peak live "
-            f"{self.peak_live_bytes / 1e6:.2f} MB"
+            f"memory plan: {plural(len(self.buffer_of), 'intermediate')} in "
+            f"{plural(len(self.buffer_bytes), 'buffer')}, {si(self.planned_bytes, 'B')} planned "
+            f"vs {si(self.unplanned_bytes, 'B')} unplanned ({saved:.0%} saved); peak live "
+            f"{si(self.peak_live_bytes, 'B')}"
         )
 
 

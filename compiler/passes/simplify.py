@@ -16,7 +16,7 @@ import numpy as np
 
 from tinygrad_edu.ops import OPS
 
-from ..graph import Graph
+from ..graph import Graph, copy_provenance
 
 NO_OP_WHEN_SAME_SHAPE = ("reshape", "expand")
 FOLD_LIMIT = 1 << 16  # elements: fold small constant subgraphs, never bake in big arrays
@@ -110,6 +110,11 @@ def simplify(g: Graph, exact: bool = False) -> Graph:
         remap[nid] = new.add(op, operands, attrs, d["shape"], d["dtype"])
     for nid, new_id in remap.items():  # the first traced node a value came from
         new.node(new_id).setdefault("origin", nid)
+        if not new.is_leaf(new_id):
+            copy_provenance(g.node(nid), new.node(new_id))
+    for nid in reversed(new.order()):  # transposes added by rewrites: their reader's layer
+        if "layer" not in new.node(nid) and not new.is_leaf(nid) and new.consumers(nid):
+            copy_provenance(new.node(new.consumers(nid)[0]), new.node(nid))
     new.outputs = [remap[o] for o in g.outputs]
     new.output_names = list(g.output_names)
     new.input_names = list(g.input_names)  # inputs DCE removed are still arguments
