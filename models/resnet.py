@@ -121,9 +121,10 @@ class ResNet(nn.Module):
                 constant_(m.bias, 0.0)
         if zero_init_residual:
             for _, m in self.named_modules():
-                last = getattr(m, "bn3" if isinstance(m, Bottleneck) else "bn2", None)
-                if isinstance(m, (BasicBlock, Bottleneck)) and last is not None:
-                    constant_(last.weight, 0.0)
+                if isinstance(m, Bottleneck):
+                    constant_(m.bn3.weight, 0.0)
+                elif isinstance(m, BasicBlock):
+                    constant_(m.bn2.weight, 0.0)
 
     def _make_layer(
         self, block: type[BasicBlock] | type[Bottleneck], planes: int, blocks: int, stride: int = 1

@@ -174,6 +174,9 @@ def test_initialisation_follows_torchvision_schemes():
     assert np.all(resnet.bn1.weight.data == 1) and np.all(resnet.bn1.bias.data == 0)
     manual_seed(0)
     assert np.array_equal(models.resnet18().conv1.weight.data, w)
+    zeroed = models.resnet50(zero_init_residual=True)
+    assert np.all(zeroed.layer1[0].bn3.weight.data == 0)
+    assert np.all(zeroed.layer1[0].bn2.weight.data == 1)
     dense = models.densenet121()
     w = dense.features.conv0.weight.data  # (64, 3, 7, 7): fan_in 3*49
     assert w.std() == pytest.approx(np.sqrt(2 / (3 * 49)), rel=0.05)
@@ -300,7 +303,7 @@ def test_train_cli_accepts_every_zoo_model():
     digits at 32x32 RGB."""
     from models import train
 
-    config, out, resume, compiled, backend = train.parse_args(["resnet18", "--epochs", "1"])
+    config, out = train.parse_args(["resnet18", "--epochs", "1"])[:2]
     assert (config.model, config.epochs, out) == ("resnet18", 1, "runs/resnet18")
     assert set(models.zoo.MODELS) <= set(train.CONFIGS) and set(NAMES) <= set(models.zoo.MODELS)
     assert train.build_model("resnet18").num_parameters() == COUNTS_10["resnet18"]
