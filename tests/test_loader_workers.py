@@ -85,6 +85,13 @@ def test_batches_are_the_same_for_0_1_2_workers():
     assert_same_epochs(runs[0], runs[2])
     xb, yb = runs[0][0][0]
     assert xb.shape == (4, 3, 4, 4) and xb.dtype == np.float32 and yb.dtype == np.int64
+    # batches from workers are ordinary writable arrays, each its own memory
+    wx, wy = runs[2][0][0]
+    assert wx.flags.writeable and wy.flags.writeable
+    second = runs[2][0][1][0].copy()
+    wx[...] = -1.0
+    assert not np.shares_memory(wx, runs[2][0][1][0])
+    np.testing.assert_array_equal(runs[2][0][1][0], second)
     # the two epochs differ (order and augmentation), the seed matters
     assert not np.array_equal(np.concatenate([y for _, y in runs[0][0]]), np.arange(29))
     other = epochs(DataLoader(Noisy(), batch_size=4, shuffle=True, seed=4), 1)

@@ -10,8 +10,9 @@ How a batch travels:
    process runs when K = 0, so the numbers do not depend on K), writes its arrays into one new
    shared-memory segment named after the pool and the task, and sends back only the segment's
    name and the arrays' offsets, shapes and dtypes.
-3. The main process copies the arrays out and unlinks the segment at once, and yields batches
-   in task order whatever order they finish in.
+3. The main process maps the segment (Linux: the batch's arrays are views of it, no copy;
+   elsewhere they are copied out), unlinks its name at once, and yields batches in task
+   order whatever order they finish in.
 
 Shutdown (end of epoch, `break`, Ctrl-C, an error): every worker is told to stop and joined,
 stragglers are terminated, and every segment that was or could have been made is unlinked, so
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import mmap
 import multiprocessing as mp
 import os
 import pickle
@@ -47,6 +49,7 @@ LoadBatch = Callable[..., Any]
 _POLL_S = 0.1  # how often a waiting process looks up (worker alive? parent alive?)
 _JOIN_S = 5.0  # how long a stopping worker may take to finish its current batch
 _ALIGN = 64  # bytes: each array of a batch starts on a cache line
+_SHM_DIR = "/dev/shm"  # where Linux keeps POSIX shared memory as files
 
 
 def default_context() -> str:
@@ -102,7 +105,20 @@ def _write_segment(name: str, arrays: list[np.ndarray]) -> list[tuple[int, tuple
 
 
 def _read_segment(name: str, layout: list[tuple[int, tuple, str]]) -> list[np.ndarray]:
-    """The arrays of segment `name`, copied into ordinary memory; the segment is unlinked."""
+    """The arrays of segment `name`; the segment's name is unlinked at once.
+
+    Where POSIX shared memory is a file under /dev/shm (Linux), the arrays are views of a
+    mapping of it (no copy: the memory is freed when the last array is); elsewhere
+    they are copied out."""
+    path = os.path.join(_SHM_DIR, name)
+    if os.path.isfile(path):
+        with open(path, "r+b") as f:
+            mapping = mmap.mmap(f.fileno(), os.fstat(f.fileno()).st_size)
+        _unlink_quietly(name)  # the mapping outlives the name
+        return [
+            np.ndarray(shape, dtype=dtype, buffer=mapping, offset=start)
+            for start, shape, dtype in layout
+        ]
     shm = SharedMemory(name=name)
     try:
         return [
