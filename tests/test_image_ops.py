@@ -540,6 +540,8 @@ def test_pad_bad_arguments_say_what_to_fix():
         F.pad(Tensor.zeros(3), (1, 1), "replicate")
     with pytest.raises(OpError, match=r"pad: mode 'reflect' takes no value"):
         F.pad(x, (1, 1, 1, 1), "reflect", value=1.0)
+    with pytest.raises(OpError, match=r"pad: mode must be a string, got 0.5 .* value=0.5"):
+        x.pad((1, 1), 0.5)
     with pytest.raises(OpError, match=r"pad: mode 'edge' is not offered"):
         F.pad(x, (1, 1), "edge")
     with pytest.raises(OpError, match=r"pad: flat pad \(1, 1, 1\) needs an even length"):

@@ -115,6 +115,13 @@ def pad(x: Tensor, pad: Any, mode: str = "constant", value: float | None = None)
     """torch.nn.functional.pad: `pad` is (left, right, top, bottom, ...), last dim first.
     'constant' fills with `value` (negative pads crop, as in PyTorch); 'reflect' mirrors
     without repeating the edge; 'replicate' repeats the edge; 'circular' wraps around."""
+    if not isinstance(mode, str):
+        raise op_error(
+            "pad",
+            f"mode must be a string, got {mode!r} (pad's third argument is mode, as in F.pad)",
+            x.shape,
+            f"pass the fill value by keyword: pad(..., value={mode!r})",
+        )
     if mode not in _PAD_MODES:
         raise op_error(
             "pad", f"mode {mode!r} is not offered", x.shape, f"use one of {', '.join(_PAD_MODES)}"
