@@ -170,10 +170,10 @@ def test_drift_tool_sees_a_different_dropout_stream():
         opt = sgd(ps)
         real = opt.prepare
 
-        def prepare(state, w):
+        def prepare(state, w, *group):  # group: the param group, since param_groups
             if w.ndim == 4 and w.shape[0] == 24:
                 rng.generator().random()
-            return real(state, w)
+            return real(state, w, *group)
 
         opt.prepare = prepare
         return opt
