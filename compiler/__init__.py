@@ -237,6 +237,13 @@ def _index_of(params: list[Tensor], p: Tensor) -> int | None:
     return next((i for i, q in enumerate(params) if q is p), None)
 
 
+def _trained_index(optimizer: optim.Optimizer, p: Tensor) -> int | None:
+    """p's index among the optimizer's parameters if the step trains it: a frozen parameter
+    (requires_grad False when the step is compiled) gets no gradient and no update, as an
+    eager step skips a parameter whose grad is None."""
+    return _index_of(optimizer.params, p) if p.requires_grad else None
+
+
 def _state_array(optimizer: optim.Optimizer, i: int, name: str) -> Any:
     """Parameter i's state array `name`; zeros before its first step (`prepare` creates it
     when a step runs)."""
@@ -310,7 +317,7 @@ def compile_train_step(
             "pass the nn.Module whose parameters the optimizer trains",
         )
     params = dict(model.named_parameters())
-    index = {name: _index_of(optimizer.params, p) for name, p in params.items()}
+    index = {name: _trained_index(optimizer, p) for name, p in params.items()}
     rule = _update_rule(optimizer, index)
     t0 = time.perf_counter()
     forward = trace_loss(model, loss_fn, example_x, example_y)

@@ -38,7 +38,15 @@ import numpy as np
 from tinygrad_edu import Tensor, nn, optim
 from tinygrad_edu.data_parallel import DataParallel
 
-from . import TrainStep, _index_of, _model_state, build, compile_train_step, trace_loss
+from . import (
+    TrainStep,
+    _index_of,
+    _model_state,
+    _trained_index,
+    build,
+    compile_train_step,
+    trace_loss,
+)
 from .passes import autodiff
 from .runtime import CompiledFunction
 
@@ -189,7 +197,7 @@ def compile_gradient_step(
     `optimizer` trains, no update (see the module docstring)."""
     forward = trace_loss(model, loss_fn, example_x, example_y)
     trained = [
-        name for name, p in model.named_parameters() if _index_of(optimizer.params, p) is not None
+        name for name, p in model.named_parameters() if _trained_index(optimizer, p) is not None
     ]
     graph = autodiff(forward, None, trained=trained, backward_order=True)
     bindings, slots = _model_state(model)

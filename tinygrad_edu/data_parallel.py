@@ -81,6 +81,13 @@ class DataParallel:
         #: core for that thread (`World.communication_core`: 2+ cores per rank)
         self.overlap = self.world.communication_core if overlap is None else bool(overlap)
         params = optimizer.params
+        frozen = [k for k, p in enumerate(params) if not p.requires_grad]
+        if frozen:
+            raise ValueError(
+                f"DataParallel: optimizer parameters {frozen} are frozen (requires_grad False); "
+                "their slots in the flat gradient buffer would never fill. Fix: give the "
+                "optimizer only what it trains: [p for p in model.parameters() if p.requires_grad]"
+            )
         dtypes = {p.data.dtype for p in params}
         if len(dtypes) != 1:
             raise TypeError(

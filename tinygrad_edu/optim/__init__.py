@@ -192,13 +192,6 @@ def _param_list(params: Any, owner: str) -> list[Tensor]:
             raise op_error(
                 owner, f"params[{k}] is not a Tensor", type(p).__name__, f"pass Tensors: {example}"
             )
-        if not p.requires_grad:
-            raise op_error(
-                owner,
-                f"params[{k}] does not require grad, so it would never be updated",
-                f"shape {p.shape}, dtype {p.dtype}",
-                "create it with Tensor(data, requires_grad=True) or call p.requires_grad_()",
-            )
         if not p.is_leaf:
             raise op_error(
                 owner,
