@@ -25,6 +25,11 @@ Rules, and why:
 
 `scale` (when not None) multiplies each bucket in place just before it is reduced (a rank's
 share n_r / N of the global batch), on the communication thread.
+
+A flat buffer on the GPU (a CuPy array) is reduced by NCCL instead (`tinygrad_edu.nccl`): each
+bucket, when it goes out, is queued on NCCL's stream behind a CUDA event recorded on the compute
+stream, with no thread; `finish` makes the compute stream wait for the last one. World size 1
+takes the same path.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 
 from .distributed import World
+from .nccl import nccl_for, on_device
 
 __all__ = ["BucketReducer", "bucket_slices"]
 
@@ -66,7 +72,10 @@ class BucketReducer:
         threaded: bool = True,
     ) -> None:
         self.flat, self.buckets, self.world = flat, buckets, world
-        self.threaded = threaded and world.size > 1  # one process: nothing to wait for
+        #: the NCCL communicator when `flat` is on the GPU (None: MPI on the host)
+        self.device = nccl_for(world) if on_device(flat) else None
+        # one process: nothing to wait for; NCCL: queued on its stream, no thread needed
+        self.threaded = threaded and world.size > 1 and self.device is None
         # which buckets each span touches, and how many spans each bucket waits for
         self._touches: list[list[int]] = [
             [b for b, s in enumerate(buckets) if lo < s.stop and s.start < hi] for lo, hi in spans
@@ -117,7 +126,10 @@ class BucketReducer:
                 self._waiting[b] -= 1
             marked = sum(self._done)
             while self._next < len(self.buckets) and self._waiting[self._next] == 0:
-                if self.threaded:
+                if self.device is not None:  # after the kernels that wrote the bucket
+                    view = self.flat[self.buckets[self._next]]
+                    self.device.allreduce(view, self._scale, after=self.device.record())
+                elif self.threaded:
                     self._futures.append(self._executor().submit(self._reduce, self._next))
                 self.launched_at.append(marked)
                 self._next += 1
@@ -128,7 +140,9 @@ class BucketReducer:
         for span in range(len(self._touches)):
             self.ready(span)
         futures, self._futures = self._futures, []
-        if not self.threaded:
+        if self.device is not None:
+            self.device.wait()
+        elif not self.threaded:
             for b in range(len(self.buckets)):
                 self._reduce(b)
         for f in futures:
@@ -141,6 +155,8 @@ class BucketReducer:
         futures, self._futures = self._futures, []
         for f in futures:
             f.exception()
+        if self.device is not None:
+            self.device.wait()
         self._next = 0
 
     def _reduce(self, b: int) -> None:

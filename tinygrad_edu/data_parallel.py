@@ -36,6 +36,10 @@ The rules, and why:
   same to the bit.
 
 World size 1 runs the same code: the scale is 1 and the collectives return their input.
+
+A model on the GPU (`device="cuda"`) gets its flat buffer on the GPU and NCCL instead of MPI
+for the gradients and the broadcasts (`tinygrad_edu.nccl`), chosen from where the parameters
+live; MPI still launches the ranks and carries Python objects.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from .buckets import BucketReducer, bucket_slices
 from .data import shard_bounds
 from .distributed import World, world
 from .hooks import RemovableHandle
+from .nccl import cupy_and_nccl, nccl_for, on_device
 from .tensor import Tensor
 
 __all__ = ["BUCKET_BYTES", "DataParallel"]
@@ -94,6 +99,15 @@ class DataParallel:
                 f"DataParallel: the parameters have several dtypes {sorted(map(str, dtypes))}; "
                 "one flat gradient buffer needs one. Fix: cast the model to one dtype"
             )
+        on_gpu = {on_device(p.data) for p in params}
+        if len(on_gpu) > 1:
+            raise TypeError(
+                "DataParallel: some parameters are on the GPU and some on the CPU; one flat "
+                "gradient buffer lives in one place. Fix: model.to('cuda') (or 'cpu')"
+            )
+        #: the NCCL communicator for a model on the GPU (None: MPI, on the host)
+        self.device = nccl_for(self.world) if True in on_gpu else None
+        self._xp = np if self.device is None else cupy_and_nccl("DataParallel")[0]
         # the flat buffer holds the gradients last parameter first: backward produces them in
         # that order, so the first bucket is complete first
         self._order = list(reversed(range(len(params))))
@@ -102,7 +116,7 @@ class DataParallel:
         for i in self._order:
             self._offsets[i] = offset
             offset += params[i].data.size
-        self.flat = np.zeros(offset, dtype=dtypes.pop())
+        self.flat = self._xp.zeros(offset, dtype=dtypes.pop())
         self._has_grad = np.zeros(len(params), dtype=np.int64)
         self._reducer: BucketReducer | None = None
         self._hooks: list[RemovableHandle] = []
@@ -144,7 +158,7 @@ class DataParallel:
                 "the same model with the same arguments on every rank"
             )
         for t in tensors:
-            w.broadcast(t)
+            self._broadcast(t)
         state = w.broadcast_object(self.optimizer.state_dict() if w.is_root else None)
         if not w.is_root:
             self.optimizer.load_state_dict(state)
@@ -154,7 +168,13 @@ class DataParallel:
         """Rank 0's buffers (BatchNorm running statistics) on every rank, as DDP does before
         each forward: each rank's statistics come from its own shard, rank 0's are kept."""
         for _, b in self.model.named_buffers():
-            self.world.broadcast(b)
+            self._broadcast(b)
+
+    def _broadcast(self, t: Tensor) -> None:
+        if self.device is not None and on_device(t.data):
+            self.device.broadcast(t.data)
+        else:
+            self.world.broadcast(t)
 
     @contextmanager
     def shard(self, n: int, total: int) -> Iterator[None]:
@@ -172,7 +192,11 @@ class DataParallel:
         self._scale = self.flat.dtype.type(scale)
         for i in range(len(self.optimizer.params)):
             self._write_scaled(i)
-        if self.world.size > 1:
+        if self.device is not None:  # NCCL: world size 1 too, as the overlapped path
+            for bucket in self.buckets:
+                self.device.allreduce(self.flat[bucket], after=self.device.record())
+            self.device.wait()
+        elif self.world.size > 1:
             for bucket in self.buckets:
                 self.world.allreduce(self.flat[bucket])
         self._publish()
@@ -276,7 +300,7 @@ class DataParallel:
         if p.grad is None:
             view[...] = 0
         else:
-            np.multiply(p.grad.data, self._scale, out=view)
+            self._xp.multiply(p.grad.data, self._scale, out=view)
 
     def _publish(self) -> None:
         """After the buckets: which parameters some rank has a gradient for (a collective),
