@@ -4,9 +4,10 @@
 # Steps: nvidia-smi; install the project with --no-deps (nothing is downloaded: the machine
 # needs CuPy for CUDA 13, PyTorch with CUDA, numpy, networkx, hypothesis, llvmlite already);
 # the environment (pip freeze, versions, device); the GPU tests (`pytest -m gpu
-# tests/test_cuda.py`: every kernel vs the numpy backend for AlexNet both variants forward and
-# training step, MLP, logistic regression and random programs; eager device="cuda" tensors vs
-# CPU); then bench/cuda.py (N=128 conv1 block and paper AlexNet training step vs PyTorch/cuDNN,
+# tests/test_cuda.py tests/test_nccl.py`: every kernel vs the numpy backend for AlexNet both
+# variants forward and training step, MLP, logistic regression and random programs; eager
+# device="cuda" tensors vs CPU; NCCL allreduce and DataParallel on device="cuda"); then
+# bench/cuda.py (N=128 conv1 block and paper AlexNet training step vs PyTorch/cuDNN,
 # each kernel against the device's limits), whose JSON line goes to $OUT/bench-cuda.json.
 # Every step has its own time limit and the whole run stops by $BUDGET seconds (default 450);
 # a failing step is recorded in $OUT/summary.txt and the next one still runs. Exit status 0
@@ -79,6 +80,7 @@ except ImportError:
 EOF
 step tests 220 pytest-gpu.txt \
   "$PYTHON" -m pytest -v -p no:cacheprovider -m gpu -rs --durations=15 tests/test_cuda.py \
+  tests/test_nccl.py \
   --junitxml="$OUT/pytest-gpu.xml"
 if grep -q "SKIPPED.*no GPU/CuPy" "$OUT/pytest-gpu.txt"; then
   echo "tests    GPU tests were skipped: no GPU/CuPy (see env.txt)" >>"$OUT/summary.txt"

@@ -85,8 +85,9 @@ class GradientStep:
         bits)."""
         if self.compiled.backend == "cuda":
             raise NotImplementedError(
-                "reduce_into: the flat gradient buffer lives on the host; a CUDA step would "
-                "need NCCL (docs/distributed.md, 'GPUs (design)'). Fix: use backend='llvm'"
+                "reduce_into: binding CUDA gradient outputs to the device flat buffer is not "
+                "written (docs/distributed.md, 'GPUs'). Fix: use backend='llvm', or eager "
+                "device='cuda' tensors with DataParallel.backward (NCCL)"
             )
         plan = self._flat_plan(parallel)
         parallel.begin_reduction(scale)

@@ -237,18 +237,23 @@ def test_cupy_without_nccl_is_an_error_naming_the_wheel(monkeypatch) -> None:
 
 
 # -- on a device ----------------------------------------------------------------------------------
-def _gpus() -> int:
+def _gpus() -> tuple[int, str]:
+    """(how many GPUs NCCL can use, why none)."""
     try:
         import cupy
+
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as e:  # noqa: BLE001 (no CuPy or no driver: no GPU test)
+        return 0, f"no GPU/CuPy ({type(e).__name__}; pip install -e '.[cuda]')"
+    try:
         from cupy.cuda import nccl  # noqa: F401
+    except ImportError:
+        return 0, "a GPU and CuPy but no NCCL (pip install nvidia-nccl-cu13)"
+    return count, "no GPU/CuPy: no CUDA device is visible"
 
-        return cupy.cuda.runtime.getDeviceCount()
-    except Exception:  # noqa: BLE001 (no CuPy, no NCCL, no driver: no GPU test)
-        return 0
 
-
-GPUS = _gpus()
-needs_gpu = pytest.mark.skipif(GPUS < 1, reason="no GPU/CuPy/NCCL (pip install -e '.[cuda]')")
+GPUS, WHY_NOT = _gpus()
+needs_gpu = pytest.mark.skipif(GPUS < 1, reason=WHY_NOT)
 
 
 @pytest.mark.gpu
