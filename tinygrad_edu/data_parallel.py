@@ -54,7 +54,7 @@ from .buckets import BucketReducer, bucket_slices
 from .data import shard_bounds
 from .distributed import World, world
 from .hooks import RemovableHandle
-from .nccl import cupy_and_nccl, nccl_for, on_device
+from .nccl import nccl_for, on_device
 from .tensor import Tensor
 
 __all__ = ["BUCKET_BYTES", "DataParallel"]
@@ -107,7 +107,7 @@ class DataParallel:
             )
         #: the NCCL communicator for a model on the GPU (None: MPI, on the host)
         self.device = nccl_for(self.world) if True in on_gpu else None
-        self._xp = np if self.device is None else cupy_and_nccl("DataParallel")[0]
+        self._xp = np if self.device is None else self.device.cupy
         # the flat buffer holds the gradients last parameter first: backward produces them in
         # that order, so the first bucket is complete first
         self._order = list(reversed(range(len(params))))
