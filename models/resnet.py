@@ -17,9 +17,9 @@ from __future__ import annotations
 from typing import Any
 
 from tinygrad_edu import Tensor, nn
-from tinygrad_edu.errors import op_error
 
 from .init import constant_, kaiming_normal_
+from .inputs import check_rgb_images
 from .weights import check_no_weights
 
 
@@ -141,13 +141,7 @@ class ResNet(nn.Module):
         return nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.ndim != 4 or x.shape[1] != 3 or min(x.shape[2:]) < 32:
-            raise op_error(
-                "ResNet",
-                "expected images (N, 3, H, W) with H, W >= 32",
-                x.shape,
-                "pass a batch of RGB NCHW images (unsqueeze(0) for one; 224x224 is standard)",
-            )
+        check_rgb_images("ResNet", x)
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.fc(self.avgpool(x).flatten(1))

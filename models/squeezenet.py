@@ -15,9 +15,9 @@ from __future__ import annotations
 from typing import Any
 
 from tinygrad_edu import Tensor, cat, nn
-from tinygrad_edu.errors import op_error
 
 from .init import constant_, kaiming_uniform_, normal_
+from .inputs import check_rgb_images
 from .weights import check_no_weights
 
 
@@ -89,13 +89,7 @@ class SqueezeNet(nn.Module):
                     constant_(m.bias, 0.0)
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.ndim != 4 or x.shape[1] != 3 or min(x.shape[2:]) < 32:
-            raise op_error(
-                "SqueezeNet",
-                "expected images (N, 3, H, W) with H, W >= 32",
-                x.shape,
-                "pass a batch of RGB NCHW images (unsqueeze(0) for one; 224x224 is standard)",
-            )
+        check_rgb_images("SqueezeNet", x)
         return self.classifier(self.features(x)).flatten(1)
 
 
