@@ -344,11 +344,9 @@ def max_pool2d(
     return_indices: bool = False,
 ) -> Any:
     """Max pooling; (values, int64 flat indices) with `return_indices=True`."""
-    if return_indices:
-        return image.max_pool2d_with_indices(
-            input, kernel_size, stride, padding, dilation, ceil_mode
-        )
-    return image.max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode)
+    return _tensor(input, "max_pool2d").max_pool2d(
+        kernel_size, stride, padding, dilation, ceil_mode, return_indices
+    )
 
 
 def avg_pool2d(
@@ -361,8 +359,8 @@ def avg_pool2d(
     divisor_override: int | None = None,
 ) -> Tensor:
     """Average pooling with PyTorch's ceil_mode, count_include_pad and divisor_override."""
-    return image.avg_pool2d(
-        input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
+    return _tensor(input, "avg_pool2d").avg_pool2d(
+        kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
     )
 
 

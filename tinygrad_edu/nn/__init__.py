@@ -733,14 +733,13 @@ class MaxPool2d(Module):
         self.dilation, self.return_indices, self.ceil_mode = dilation, return_indices, ceil_mode
 
     def forward(self, x: Tensor) -> Any:
-        from .. import image
-
-        if self.return_indices:
-            return image.max_pool2d_with_indices(
-                x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode
-            )
-        return image.max_pool2d(
-            x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode
+        return x.max_pool2d(
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.ceil_mode,
+            self.return_indices,
         )
 
     def extra_repr(self) -> str:
