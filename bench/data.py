@@ -47,7 +47,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
-from common import log, print_result, ratio, rounded  # noqa: E402
+from common import cpu_name, log, print_result, ratio, rounded  # noqa: E402
 
 from tinygrad_edu.data import (  # noqa: E402
     IMAGENET_MEAN,
@@ -63,18 +63,6 @@ from tinygrad_edu.data import (  # noqa: E402
 )
 
 CLASSES = 4
-
-
-def cpu_name() -> str:
-    """The CPU's name (Linux /proc/cpuinfo), else what `platform` knows."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def write_jpegs(root: str, count: int, width: int, height: int) -> None:

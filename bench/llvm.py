@@ -135,6 +135,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests"))  # torchvision_compat: torchvision beside a CPU torch
 from common import (  # noqa: E402
     add_timing_options,
+    cpu_name,
     log,
     parse_timing_args,
     rounded,
@@ -818,18 +819,6 @@ COMPILE_TARGETS: tuple[str, ...] = (
     "alexnet_paper_train_cold_compile_under_5s",
     "alexnet_paper_train_warm_compile_under_0_5s",
 )
-
-
-def cpu_name() -> str:
-    """The CPU's marketing name (Linux /proc/cpuinfo), else what `platform` knows."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
