@@ -5,6 +5,7 @@ the state_dict and the compiler see them with no special case."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -20,14 +21,14 @@ def _index(owner: str, index: Any, length: int) -> int:
     return index % length
 
 
-class _Sequence(Module):
+class _Sequence(Module, ABC):
     """What ModuleList and ParameterList share: items stored as attributes "0", "1", ..."""
 
-    def _items(self) -> list[Any]:
-        raise NotImplementedError
+    @abstractmethod
+    def _items(self) -> list[Any]: ...
 
-    def _check(self, value: Any) -> Any:
-        raise NotImplementedError
+    @abstractmethod
+    def _check(self, value: Any) -> Any: ...
 
     def _store(self, key: str, value: Any) -> None:
         setattr(self, key, value)
@@ -156,14 +157,14 @@ def _as_parameter(owner: str, value: Any) -> Tensor:
     return value
 
 
-class _Mapping(Module):
+class _Mapping(Module, ABC):
     """What ModuleDict and ParameterDict share: items stored as attributes named by key."""
 
-    def _items(self) -> list[tuple[str, Any]]:
-        raise NotImplementedError
+    @abstractmethod
+    def _items(self) -> list[tuple[str, Any]]: ...
 
-    def _set(self, key: str, value: Any) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _set(self, key: str, value: Any) -> None: ...
 
     def __len__(self) -> int:
         return len(self._items())

@@ -27,6 +27,7 @@ ReduceLROnPlateau state dicts (one lr: `base_lr`, `last_lr`, `min_lr`) still loa
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -74,7 +75,7 @@ def _gamma(owner: str, gamma: Any) -> float:
     return _real(owner, "gamma", gamma, "pass a factor > 0, e.g. gamma=0.1", low_open=True)
 
 
-class LRScheduler:
+class LRScheduler(ABC):
     """Base class (PyTorch's `LRScheduler`): `get_lr()` gives the groups' lrs at
     `last_epoch`; `step()` advances one epoch and sets them. Subclasses list their saved
     settings in `_settings` and validate them in `_validate`."""
@@ -111,9 +112,9 @@ class LRScheduler:
         self._step_count = 0
         self.step()  # PyTorch's initial step: last_epoch -1 -> 0, the lrs of epoch 0
 
+    @abstractmethod
     def get_lr(self) -> list[float]:
         """The groups' lrs at `last_epoch` (chainable: from their current lrs)."""
-        raise NotImplementedError
 
     def _closed_form_lr(self) -> list[float] | None:
         """The lrs at `last_epoch` from base_lrs alone (None: no closed form)."""
