@@ -12,7 +12,10 @@ per panel and amortised over every output channel.
 
 The input gradient of a stride-1 convolution is the same computation (a full correlation of
 the output gradient with the flipped, transposed weight), so it reuses this schedule with a
-different source and weight view.
+different source and weight view. A strided one is not (its gradient scatters into
+s-spaced input pixels), but each phase of input pixels (a + s*q, b + s*r) is a stride-1
+correlation with the taps that reach it (`conv_gemm_phases`), so it runs as one such GEMM per
+phase, multiplying no zero.
 
 The weight gradient is a GEMM too (`weight_grad_gemm`): rows are output channels, columns are
 taps, and the reduction runs over every image's pixels, packed a band of output rows at a time.
@@ -439,3 +442,85 @@ def weight_grad_gemm(
         ),
     ]
     return [Loop("task", groups * blocks, body, ["parallel"])]
+
+
+@dataclass(frozen=True)
+class Phase:
+    """The input pixels (a + sh*qh, b + sw*qw) of a strided input gradient, `offset` = (a, b)
+    and `grid` = their (rows, cols): every one of them is reached by the same taps of the
+    kernel, so together they are a stride-1 correlation of the output gradient (`geo`, its
+    sub-kernel's tap (r, q) reading the weight's (row0 + r*rstep, col0 + q*cstep), `taps`),
+    or, when no tap reaches them (a 1x1 kernel of stride 2 misses odd rows), zero (`geo`
+    None)."""
+
+    offset: tuple[int, int]
+    grid: tuple[int, int]
+    geo: ConvGeometry | None
+    taps: tuple[int, int, int, int] = (0, 1, 0, 1)  # row0, rstep, col0, cstep
+
+    @property
+    def pixels(self) -> int:
+        return self.grid[0] * self.grid[1]
+
+    def block_cols(self, cols: int) -> int:
+        return self.geo.block_cols if self.geo is not None else min(cols, self.pixels)
+
+
+def conv_gemm_phases(
+    phases: list[Phase],
+    stride: tuple[int, int],
+    tile: Tile,
+    batch: int,
+    groups: int,
+    rows: int,
+    a_load: Callable[[Phase, Expr, Expr, Expr, Expr], Expr],
+    finish: Callable[[Expr, Expr, Expr, Expr], list[Stmt]],
+) -> list[Stmt]:
+    """A strided convolution's input gradient as one stride-1 implicit GEMM per output phase
+    (the sub-pixel decomposition): a scatter of each output-gradient pixel into s*s-spaced
+    input pixels becomes, seen from one phase of input pixels, a dense correlation with only
+    the taps that reach it, so no multiply is spent on the zeros a zero-upsampled gradient
+    would hold. Tasks over (image, group, column block), parallel; each runs block b of every
+    phase (a phase with fewer blocks repeats its last one, which re-stores the same values)
+    into the same on-chip panel and tiles. `a_load(phase, c, o, r, q)`: the weight of input
+    channel row c, output-gradient channel o, sub-kernel tap (r, q); `finish(n, c, h, w)`
+    consumes `acc_v` for each input-gradient element."""
+    live = [p for p in phases if p.pixels]
+    blocks = max(-(-p.pixels // p.block_cols(tile.cols)) for p in live)
+    convs = [p.geo for p in live if p.geo is not None]
+    bi = min(tile.rows, rows)
+    bj = max(p.block_cols(tile.cols) for p in live)
+    n = Var("n")
+    (sh, sw), lanes = stride, tile.lanes
+    body: list[Stmt] = [
+        Local("panel", (max((geo.taps for geo in convs), default=1), bj)),
+        Local("acc_tile", (bi, bj)),
+        Local("done_tile", (bi, bj)),
+        Let("n", Bin("/", Var("task"), Const(groups * blocks))),
+        Let("g", Bin("%", Bin("/", Var("task"), Const(blocks)), Const(groups))),
+        Let("b", Bin("%", Var("task"), Const(blocks))),
+    ]
+    for k, phase in enumerate(live):
+        cols = phase.block_cols(tile.cols)
+        p0 = Var(f"p0_{k}")
+        (a, b), wq = phase.offset, phase.grid[1]
+
+        def done(r: Expr, jj: Expr, p0: Expr = p0, a: int = a, b: int = b, wq: int = wq):
+            pixel = add(p0, jj)
+            h = add(Const(a), mul(Bin("/", pixel, Const(wq)), sh))
+            w = add(Const(b), mul(Bin("%", pixel, Const(wq)), sw))
+            return finish(n, add(mul(Var("g"), rows), r), h, w)
+
+        body.append(Let(p0.name, Bin("min", mul(Var("b"), cols), Const(phase.pixels - cols))))
+        if phase.geo is None:
+            zero = [Let("acc_v", Const(0.0)), *done(Var("ii"), Var("jj"))]
+            body.append(over_tile(rows, cols, zero, lanes, unroll=False))
+            continue
+        geo = phase.geo
+
+        def weight(c: Expr, o: Expr, r: Expr, q: Expr, phase: Phase = phase) -> Expr:
+            return a_load(phase, c, o, r, q)
+
+        body += pack(geo, n, mul(Var("g"), geo.cg), p0)
+        body += micro_kernel(geo, rows, mul(Var("g"), rows), weight, done)
+    return [Loop("task", batch * groups * blocks, body, ["parallel"])]

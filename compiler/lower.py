@@ -10,8 +10,9 @@ written.
 
 Two schedules of the same computations: "default" (one output element per iteration: GPUs
 and the printer) and "cpu" (what the LLVM backend runs): matmul as register-tiled GEMM with
-packed B panels or, for `x @ W.T`, blocked dot products; conv2d, its stride-1 input gradient
-and its weight gradient as implicit GEMMs over packed panels (`conv_gemm.py`); constant
+packed B panels or, for `x @ W.T`, blocked dot products; conv2d, its input gradient (strided:
+one GEMM per phase of input pixels) and its weight gradient as implicit GEMMs over packed
+panels (`conv_gemm.py`); constant
 quarter powers as square roots. Shapes a CPU schedule cannot hold on chip fall back to
 row-wise loops.
 """
@@ -27,7 +28,9 @@ from tinygrad_edu.ops import OPS
 
 from .conv_gemm import (
     ConvGeometry,
+    Phase,
     conv_gemm_direct,
+    conv_gemm_phases,
     conv_gemm_tiled,
     over_tile,
     rank1_update,
@@ -855,12 +858,12 @@ class _Lowerer:
         shape = d["shape"]
         if self.schedule == "cpu" and d["op"] == "conv2d_grad_weight":
             return self.grad_weight_gemm(node) or self.grad_weight_rows(node)
-        if (
-            self.schedule == "cpu"
-            and d["op"] == "conv2d_grad_input"
-            and d["attrs"]["stride"] == (1, 1)
-        ):
-            return self.grad_input_gemm(node) or self.grad_input_rows(node)
+        if self.schedule == "cpu" and d["op"] == "conv2d_grad_input":
+            if d["attrs"]["stride"] == (1, 1):
+                return self.grad_input_gemm(node) or self.grad_input_rows(node)
+            strided = self.grad_input_phases(node)
+            if strided is not None:
+                return strided
         names = [f"i{k}" for k in range(len(shape))]
         idx = tuple(Var(n) for n in names)
         pre, value = gather_value(g, node, idx, g.operands(node)[0] in self.views)
@@ -908,6 +911,65 @@ class _Lowerer:
 
         finish, flat = self.gemm_finish(node, self.after(node), (h, w))
         return conv_gemm_direct(geo, batch, groups, cg, a_load, finish, flat)
+
+    def grad_input_phases(self, node: int) -> list[Stmt] | None:
+        """CPU schedule of a strided input gradient: one stride-1 implicit GEMM per phase of
+        input pixels (`conv_gemm.conv_gemm_phases`); None when the panel would not fit."""
+        g = self.g
+        gout, wt = g.operands(node)
+        attrs = g.node(node)["attrs"]
+        batch, _, h, w = g.node(node)["shape"]
+        out_c, cg, kh, kw = g.node(wt)["shape"]
+        groups = attrs["groups"]
+        og = out_c // groups
+        stride = attrs["stride"]
+        tile, band = self.gemm_blocking()
+        per_axis = zip((h, w), (kh, kw), stride, attrs["padding"], attrs["dilation"], strict=True)
+        rows_axis, cols_axis = (
+            [_phase_taps(a, size, k, s, p, d) for a in range(s)] for size, k, s, p, d in per_axis
+        )
+        phases = []
+        for a, (hq, row_taps) in enumerate(rows_axis):
+            for b, (wq, col_taps) in enumerate(cols_axis):
+                if not hq or not wq:
+                    continue
+                if row_taps is None or col_taps is None:
+                    phases.append(Phase((a, b), (hq, wq), None))
+                    continue
+                mh, pad_h, dil_h, row0, rstep = row_taps
+                mw, pad_w, dil_w, col0, cstep = col_taps
+                geo = ConvGeometry(
+                    buffer_name(g, gout),
+                    g.node(gout)["shape"][2:],
+                    (hq, wq),
+                    og,
+                    (mh, mw),
+                    (1, 1),
+                    (pad_h, pad_w),
+                    (dil_h, dil_w),
+                    tile,
+                    band,
+                )
+                if geo.taps * geo.block_cols * 4 > GEMM_LOCAL_BYTES:
+                    return None
+                phases.append(Phase((a, b), (hq, wq), geo, (row0, rstep, col0, cstep)))
+        wname = buffer_name(g, wt)
+
+        def a_load(phase: Phase, c: Expr, o: Expr, r: Expr, q: Expr) -> Expr:
+            group = Var("g")
+            row0, rstep, col0, cstep = phase.taps
+            return Load(
+                wname,
+                (
+                    add(mul(group, og), o),
+                    Bin("-", c, mul(group, cg)),
+                    add(Const(row0), mul(r, rstep)),
+                    add(Const(col0), mul(q, cstep)),
+                ),
+            )
+
+        finish, _ = self.gemm_finish(node, self.after(node), (h, w))
+        return conv_gemm_phases(phases, stride, tile, batch, groups, cg, a_load, finish)
 
     def gemm_finish(
         self, node: int, tail: list[int], hw: tuple[int, int]
@@ -1192,6 +1254,25 @@ def _column_range(
     top = in_n - 1 + pad - k * dil
     hi = min(out_n, top // stride + 1) if top >= 0 else 0
     return max(0, lo), hi
+
+
+def _phase_taps(
+    a: int, size: int, kernel: int, stride: int, pad: int, dil: int
+) -> tuple[int, tuple[int, int, int, int, int] | None]:
+    """One axis of a strided input gradient's phase a: how many input positions a + s*q it
+    has, and (taps m, padding, dilation, first weight tap, weight tap step) of the stride-1
+    correlation that computes them, or None when no tap reaches them. Position a + s*q takes
+    output-gradient position q + (a + p - k*d) / s from every tap k that divides exactly; those
+    k step by s / gcd(s, d), the offset falling by d / gcd each step, so listed from the last
+    tap first they are a dilated window starting at the last one's offset."""
+    count = len(range(a, size, stride))
+    ks = [k for k in range(kernel) if (a + pad - k * dil) % stride == 0]
+    if not ks:
+        return count, None
+    last = (a + pad - ks[-1] * dil) // stride
+    step = ks[1] - ks[0] if len(ks) > 1 else 1
+    window_dil = step * dil // stride if len(ks) > 1 else 1
+    return count, (len(ks), -last, window_dil, ks[-1], -step)
 
 
 # On-chip budgets of the implicit-GEMM convolution (stack memory of the kernel's thread): the
