@@ -264,6 +264,27 @@ class _Lowerer:
             stmts = [Loop(names[k], int(extents[k]), stmts, tags)]
         return stmts
 
+    def flat_loops(
+        self, names: list[str], extents: tuple[int, ...], body: list[Stmt], parallel: bool = True
+    ) -> list[Stmt]:
+        """`loops`, with the longest trailing run of axes that every access of `body` indexes
+        the same row-major way merged into one (`_flat_ok`): on a CPU a 4-D elementwise or
+        reduction nest over (N, C, 7, 7) then runs one vectorised loop of 49, not 7 loops of
+        7 too short for a vector. A parallel nest keeps its first axis to split over cores."""
+        first = 1 if parallel else 0
+        if self.schedule == "cpu":
+            views = {buffer_name(self.g, v) for v in self.views}
+            for start in range(first, len(names) - 1):
+                run = tuple(names[start:])
+                dims = tuple(int(e) for e in extents[start:])
+                if _flat_ok(self.g, body, run, dims, views=views):
+                    zero = {n: Const(0) for n in run[:-1]}
+                    body = _map_stmts(body, lambda e, zero=zero: _substitute(e, zero))
+                    names = [*names[:start], run[-1]]
+                    extents = (*extents[:start], _numel(dims))
+                    break
+        return self.loops(names, extents, body, parallel)
+
     # -- structures -----------------------------------------------------------------------------
     def lower(self) -> list[Stmt]:
         """The loop nest, with every load of a folded view resolved to its source."""
@@ -290,7 +311,7 @@ class _Lowerer:
                 return self.reduction(reduce_nodes[0])
             shape = g.node(self.compute[0])["shape"]
             idx = tuple(Var(f"i{k}") for k in range(len(shape)))
-            return self.loops(
+            return self.flat_loops(
                 [f"i{k}" for k in range(len(shape))], shape, self.epilogue(self.compute, idx)
             )
         op = g.node(anchor)["op"]
@@ -326,6 +347,11 @@ class _Lowerer:
         inner: list[Stmt] = [Let(f"v{n}", self.elementwise(n, full)) for n in prologue]
         inner += self.stores(prologue, full)  # prologue values other kernels also read
         value = self.operand(x, full, in_shape)
+        out_idx = tuple(Var(f"i{k}") if k in keep else Const(0) for k in range(len(in_shape)))
+        if not d["attrs"].get("keepdim", False):
+            out_idx = tuple(Var(f"i{k}") for k in keep)
+        if self.schedule == "cpu" and d["op"] == "sum" and _streams_better(in_shape, keep):
+            return self.reduction_streamed(red, in_shape, keep, inner, value, out_idx)
         if d["op"] == "argmax":
             position: Expr = Const(0)
             for k in axes:  # the flat position within the reduced axes (row-major)
@@ -338,13 +364,10 @@ class _Lowerer:
             inner.append(
                 Accumulate("acc", {"sum": "+", "max": "max", "min": "min"}[d["op"]], value)
             )
-        red_loops = self.loops(
+        red_loops = self.flat_loops(
             [f"i{k}" for k in axes], tuple(in_shape[k] for k in axes), inner, parallel=False
         )
         init = {"sum": 0.0, "max": -np.inf, "min": np.inf, "argmax": 0}[d["op"]]
-        out_idx = tuple(Var(f"i{k}") if k in keep else Const(0) for k in range(len(in_shape)))
-        if not d["attrs"].get("keepdim", False):
-            out_idx = tuple(Var(f"i{k}") for k in keep)
         body: list[Stmt] = [Let("acc", Const(init))]
         if d["op"] == "argmax":  # the largest value so far, in the source's own type
             source = g.node(x)["dtype"]
@@ -356,6 +379,80 @@ class _Lowerer:
         body += [*red_loops, Let(f"v{red}", Var("acc"))]
         body += self.epilogue(self.after(red), out_idx) + self.stores([red], out_idx)
         return self.loops([f"i{k}" for k in keep], tuple(in_shape[k] for k in keep), body)
+
+    def reduction_streamed(
+        self,
+        red: int,
+        in_shape: tuple[int, ...],
+        keep: list[int],
+        inner: list[Stmt],
+        value: Expr,
+        out_idx: tuple[Expr, ...],
+    ) -> list[Stmt]:
+        """CPU schedule of a sum whose kept axes sit between reduced ones, as BatchNorm's
+        per-channel sums over (N, H, W): memory is [outer][kept][inner], and the default
+        nest (each kept element on its own, reading one inner run per outer index) jumps by
+        a whole kept row between runs, which defeats the prefetchers once the data has left
+        the caches (measured on Zen 5: 5 ms against numpy's 0.7 ms for 16x64x56x56 read from
+        DRAM). Here each task owns a block of kept elements with their partial sums in an
+        on-chip `racc` and walks memory in order: for each outer index, its block's inner
+        runs one after another (vectorised along the run, or along the block when there is
+        no inner run)."""
+        k0, k1 = keep[0], keep[-1] + 1
+        kept = _numel(in_shape[k0:k1])
+        inner_axes = list(range(k1, len(in_shape)))
+        assert self.target is not None
+        tasks = min(kept, max(self.target.cores, -(-kept // STREAM_BLOCK)))
+        block = -(-kept // tasks)
+        flat = add(Var("kb0"), Var("kk"))
+        kept_vars: list[Stmt] = []
+        stride = 1
+        for k in reversed(keep):  # the kept axes' indices from the flat position
+            kept_vars.insert(
+                0, Let(f"i{k}", Bin("%", Bin("/", flat, Const(stride)), Const(in_shape[k])))
+            )
+            stride *= in_shape[k]
+        at = (Var("kk"),)
+        if inner_axes:
+            run_loops = self.flat_loops(
+                [f"i{k}" for k in inner_axes],
+                tuple(in_shape[k] for k in inner_axes),
+                [*inner, Accumulate("acc", "+", value)],
+                parallel=False,
+            )
+            per_kept: list[Stmt] = [
+                *kept_vars,
+                Let("acc", Const(0.0)),
+                *run_loops,
+                Store("racc", at, Bin("+", Load("racc", at), Var("acc"))),
+            ]
+            block_loop = Loop("kk", block, per_kept)
+        else:
+            step = [*kept_vars, *inner, Store("racc", at, Bin("+", Load("racc", at), value))]
+            tags = [vectorize(self.lanes)] if self.lanes and block >= self.lanes else []
+            block_loop = Loop("kk", block, step, tags)
+        walk_outer: list[Stmt] = [block_loop]
+        for k in reversed(range(k0)):
+            walk_outer = [Loop(f"i{k}", in_shape[k], walk_outer)]
+        finish = [
+            *kept_vars,
+            Let(f"v{red}", Load("racc", at)),
+            *self.epilogue(self.after(red), out_idx),
+            *self.stores([red], out_idx),
+        ]
+        body: list[Stmt] = [
+            Local("racc", (block,)),
+            Let("kb0", Bin("min", mul(Var("task"), block), Const(kept - block))),
+            Loop(
+                "kk",
+                block,
+                [Store("racc", at, Const(0.0))],
+                [vectorize(self.lanes)] if self.lanes and block >= self.lanes else [],
+            ),
+            *walk_outer,
+            Loop("kk", block, finish),
+        ]
+        return [Loop("task", tasks, body, ["parallel"] if tasks > 1 else [])]
 
     def matmul(self, mm: int) -> list[Stmt]:
         g = self.g
@@ -1206,12 +1303,29 @@ def _rows_along_k(load: Expr) -> bool:
 
 
 def _flat_pixels_ok(g: Graph, stmts: list[Stmt], hw: tuple[int, int]) -> bool:
-    """Whether an epilogue indexing (oh, ow) may address pixel p as (0, p): every access
-    that uses oh or ow must use exactly them as its last two indices into an (..., H, W)
-    buffer, and nothing else (a helper call, arithmetic) may use them."""
-    pixel = (Var("oh"), Var("ow"))
+    """Whether an epilogue indexing (oh, ow) may address pixel p as (0, p) (`_flat_ok`;
+    the pooled epilogue's `tile` is an (..., H, W) buffer too)."""
+    return _flat_ok(g, stmts, ("oh", "ow"), hw, {"tile": (1, *hw)})
+
+
+def _flat_ok(
+    g: Graph,
+    stmts: list[Stmt],
+    names: tuple[str, ...],
+    dims: tuple[int, ...],
+    extra: dict[str, tuple[int, ...]] | None = None,
+    views: set[str] | frozenset[str] = frozenset(),
+) -> bool:
+    """Whether statements indexing trailing axes `names` (extents `dims`) may address them
+    as one flat position (0, ..., 0, p) instead, the same row-major address: every access
+    that uses them must use exactly them as its last indices into a buffer whose trailing
+    shape is `dims`, and nothing else (a helper call, arithmetic) may use them. Loads of
+    `views` (folded views, whose indices are mapped to their source's later) must not use
+    them: a permuted source is not row-major in the view's axes."""
+    pixel = tuple(Var(n) for n in names)
+    tail = len(names)
     shapes = {buffer_name(g, n): g.node(n)["shape"] for n in g.nx.nodes}
-    shapes["tile"] = (1, *hw)
+    shapes.update(extra or {})
 
     def uses(e: Expr) -> bool:
         return any(x in pixel for x in walk(e))
@@ -1222,9 +1336,10 @@ def _flat_pixels_ok(g: Graph, stmts: list[Stmt], hw: tuple[int, int]) -> bool:
         shape = shapes.get(buffer)
         return (
             shape is not None
-            and tuple(shape[-2:]) == hw
-            and tuple(index[-2:]) == pixel
-            and not any(uses(i) for i in index[:-2])
+            and buffer not in views
+            and tuple(shape[-tail:]) == tuple(dims)
+            and tuple(index[-tail:]) == pixel
+            and not any(uses(i) for i in index[:-tail])
         )
 
     def expr_ok(e: Expr) -> bool:
@@ -1239,9 +1354,11 @@ def _flat_pixels_ok(g: Graph, stmts: list[Stmt], hw: tuple[int, int]) -> bool:
     for s in stmts:
         if isinstance(s, Store) and not (access_ok(s.buffer, s.index) and expr_ok(s.value)):
             return False
-        if isinstance(s, Let) and not expr_ok(s.value):
+        if isinstance(s, Let | Accumulate) and not expr_ok(s.value):
             return False
-        if not isinstance(s, (Store, Let, Comment)):
+        if isinstance(s, Accumulate) and s.index is not None and uses(s.index):
+            return False
+        if not isinstance(s, (Store, Let, Accumulate, Comment)):
             return False
     return True
 
@@ -1273,6 +1390,21 @@ def _phase_taps(
     step = ks[1] - ks[0] if len(ks) > 1 else 1
     window_dil = step * dil // stride if len(ks) > 1 else 1
     return count, (len(ks), -last, window_dil, ks[-1], -step)
+
+
+def _streams_better(shape: tuple[int, ...], keep: list[int]) -> bool:
+    """Whether a reduction keeps one run of axes with reduced axes before it (and maybe
+    after): the case `reduction_streamed` walks in memory order."""
+    return (
+        bool(keep)
+        and keep == list(range(keep[0], keep[-1] + 1))
+        and _numel(shape[: keep[0]]) > 1
+        and _numel(tuple(shape[k] for k in keep)) > 1
+    )
+
+
+# kept elements one task of `reduction_streamed` sums at most (its on-chip partial sums)
+STREAM_BLOCK = 4096
 
 
 # On-chip budgets of the implicit-GEMM convolution (stack memory of the kernel's thread): the
