@@ -142,3 +142,22 @@ def test_training_step_through_strided_convolutions_equals_eager():
         states.append(net.state_dict())
     for name in states[0]:
         np.testing.assert_allclose(states[1][name], states[0][name], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("width", ["narrow", "wide"])
+def test_strided_input_gradient_on_whole_row_panels_equals_eager(tile_cols, width):
+    """Phases wide enough for whole-row panels (`conv_gemm.row_blocks`): several rows per
+    panel, or rows in segments, on every ISA the host can run."""
+    wq = {"narrow": tile_cols - tile_cols // 8, "wide": 2 * tile_cols + tile_cols // 2}[width]
+    rng = np.random.default_rng(wq)
+    g = rng.standard_normal((2, 6, 4, wq)).astype(np.float32)
+    w = rng.standard_normal((6, 3, 3, 3)).astype(np.float32)
+
+    def fn(a, b):
+        return F.conv_transpose2d(a, b, stride=2, padding=1, output_padding=1) * 0.5
+
+    compiled = compiler.compile(fn, g, w, backend="llvm")
+    (kernel,) = [k for k in compiled.kernels if "conv2d_grad_input" in k.ops]
+    assert "prow_ok" in kernel.pseudo_c()
+    want = fn(Tensor(g), Tensor(w)).numpy()
+    np.testing.assert_allclose(compiled(g, w), want, rtol=1e-5, atol=1e-5)

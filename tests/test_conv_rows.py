@@ -1,0 +1,106 @@
+"""The whole-row panels of stride-1 implicit-GEMM convolutions (`conv_gemm.row_blocks`,
+`pack_rows`): rows narrower than the register tile (several per panel, the rest padding)
+and wider ones (constant segments, the last overlapping), on every vector ISA the host can
+run, each compared with the eager (numpy) result. float32: the kernel sums in another order.
+"""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("llvmlite")
+
+import compiler  # noqa: E402
+from compiler.conv_gemm import ConvGeometry, RowBlocks, row_blocks  # noqa: E402
+from compiler.target import Tile  # noqa: E402
+from tinygrad_edu import Tensor, nn  # noqa: E402
+
+
+def geometry(out_hw, cols, stride=(1, 1)):
+    return ConvGeometry(
+        "x", out_hw, out_hw, 1, (3, 3), stride, (1, 1), (1, 1), Tile(6, cols // 16 or 1, 16), 0
+    )
+
+
+def test_row_blocks_cover_narrow_and_wide_rows():
+    # 56-pixel rows in a 64-column panel: one row each (56/64 of it used)
+    assert row_blocks(geometry((56, 56), 64)) == RowBlocks(1, 56, (0,))
+    # 14-pixel rows: four to a panel
+    assert row_blocks(geometry((14, 14), 64)) == RowBlocks(4, 14, (0,))
+    # 40-pixel rows in a 16-column panel: segments at 0, 16 and 24 (pulled back)
+    assert row_blocks(geometry((40, 40), 16)) == RowBlocks(1, 16, (0, 16, 24))
+    # strided convolutions read no contiguous runs; 5x5 outputs would waste 61% of a panel
+    assert row_blocks(geometry((56, 56), 64, stride=(2, 2))) is None
+    assert row_blocks(geometry((5, 5), 64)) is None
+
+
+@pytest.mark.parametrize(
+    "kernel, padding, dilation, groups",
+    [(3, 1, 1, 1), (1, 0, 1, 1), (5, 2, 1, 2), (3, 2, 2, 1), (3, 3, 3, 1), (2, 0, 1, 1)],
+)
+@pytest.mark.parametrize("width", ["narrow", "exact", "wide"])
+def test_row_panel_convolution_equals_eager(tile_cols, kernel, padding, dilation, groups, width):
+    rng = np.random.default_rng(kernel * 7 + padding)
+    reach = dilation * (kernel - 1) - 2 * padding  # input columns an output column spans
+    out_w = {"narrow": tile_cols // 3, "exact": tile_cols, "wide": 2 * tile_cols + tile_cols // 2}[
+        width
+    ]
+    out_h = 5
+    x = rng.standard_normal((2, 2 * groups, out_h + reach, out_w + reach)).astype(np.float32)
+    conv = nn.Conv2d(2 * groups, 4, kernel, padding=padding, dilation=dilation, groups=groups)
+    fn = compiler.compile(lambda t: conv(t).relu(), x, backend="llvm")
+    (kernel_ir,) = [k for k in fn.kernels if "conv2d" in k.ops]
+    assert "prow_ok" in kernel_ir.pseudo_c()  # the row-panel pack, not the general one
+    want = conv(Tensor(x)).relu().numpy()
+    np.testing.assert_allclose(fn(x), want, rtol=1e-5, atol=1e-5)
+
+
+def test_row_panel_input_gradient_equals_eager(tile_cols):
+    """The stride-1 input gradient is the same schedule (a full correlation): a 1x1 conv in
+    front learns from it, so one compiled SGD step equals the eager one."""
+    from tinygrad_edu import manual_seed, optim
+
+    x = np.random.default_rng(3).standard_normal((2, 3, 6, tile_cols + 2)).astype(np.float32)
+    states = []
+    for compiled in (False, True):
+        manual_seed(0)
+        net = nn.Sequential(nn.Conv2d(3, 4, 1), nn.Conv2d(4, 5, 3, padding=1))
+        opt = optim.SGD(net.parameters(), lr=0.1)
+
+        def loss(out, _target):
+            return (out * out).mean()
+
+        if compiled:
+            compiler.compile_train_step(net, loss, opt, x, x, backend="llvm")(x, x)
+        else:
+            opt.zero_grad()
+            loss(net(Tensor(x)), None).backward()
+            opt.step()
+        states.append(net.state_dict())
+    for name in states[0]:
+        np.testing.assert_allclose(states[1][name], states[0][name], rtol=1e-5, atol=1e-6)
+
+
+def test_padding_rows_outside_the_image_are_zero_even_next_to_an_infinity(tile_cols):
+    """A window row above the image reads row 0's memory and selects 0: an infinity in row
+    0 reaches only the outputs whose windows really cover it (not NaN from inf * 0)."""
+    x = np.ones((1, 1, 9, tile_cols), np.float32)
+    x[0, 0, 0, 3] = np.inf
+    conv = nn.Conv2d(1, 2, 3, padding=3, dilation=3, bias=False)
+    fn = compiler.compile(conv, x, backend="llvm")
+    want = conv(Tensor(x)).numpy()
+    got = fn(x)
+    assert np.isfinite(got[0, :, 1]).all()  # output row 1's window rows: -2 (padding), 1, 4
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("width", ["narrow", "wide"])
+def test_row_panel_convolution_with_a_fused_pool_equals_eager(tile_cols, width):
+    """conv -> ReLU -> max-pool in one kernel (the pooled tile): its panels are row panels
+    too."""
+    out_w = {"narrow": tile_cols // 3, "wide": 2 * tile_cols + tile_cols // 2}[width]
+    x = np.random.default_rng(out_w).standard_normal((2, 3, 6, out_w)).astype(np.float32)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, 2))
+    fn = compiler.compile(net, x, backend="llvm")
+    (kernel,) = [k for k in fn.kernels if "conv2d" in k.ops]
+    assert "max_pool2d" in kernel.ops and "prow_ok" in kernel.pseudo_c()
+    np.testing.assert_allclose(fn(x), net(Tensor(x)).numpy(), rtol=1e-5, atol=1e-5)
