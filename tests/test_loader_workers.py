@@ -307,3 +307,39 @@ def test_worker_init_fn_runs_in_each_worker_and_its_error_is_reported():
     broken = DataLoader(list(range(4)), batch_size=2, num_workers=1, worker_init_fn=_fail_init)
     with pytest.raises(RuntimeError, match="worker 0 while loading its worker_init_fn.*no GPU"):
         list(broken)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_worker_gets_a_resource_tracker_lock_it_can_take():
+    """A fork while another parent thread holds the resource tracker's lock copies it held:
+    the child could never take it (its first SharedMemory() would hang, as a worker once did
+    in the whole suite) until `_fresh_resource_tracker_lock` replaces it."""
+    import threading
+    from multiprocessing import resource_tracker
+
+    from tinygrad_edu.loader_workers import _fresh_resource_tracker_lock
+
+    tracker = resource_tracker._resource_tracker
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with tracker._lock:
+            held.set()
+            release.wait()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait()
+    try:
+        codes = []
+        for fresh in (False, True):
+            pid = os.fork()
+            if pid == 0:  # the child: exit 0 when it can take the lock within a second
+                if fresh:
+                    _fresh_resource_tracker_lock()
+                os._exit(0 if tracker._lock.acquire(timeout=1.0) else 1)
+            codes.append(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+    finally:
+        release.set()
+        holder.join()
+    assert codes == [1, 0]  # the inherited lock is stuck; the fresh one is free

@@ -142,6 +142,16 @@ def _unlink_quietly(name: str) -> None:
 # ----------------------------------------------------------------------------- the worker
 
 
+def _fresh_resource_tracker_lock() -> None:
+    """A forked worker inherits the parent's resource-tracker lock in whatever state another
+    parent thread had it at the fork: held, when a garbage-collected semaphore's finalizer
+    was unregistering it just then, and the worker's first SharedMemory() then waits for it
+    forever (seen as a test suite hung in `_write_segment`). The worker runs one thread, so
+    a new lock is the correct state; under "spawn" it replaces a fresh one."""
+    tracker = resource_tracker._resource_tracker
+    tracker._lock = type(tracker._lock)()
+
+
 def _worker_main(
     worker_id: int,
     load_batch: LoadBatch,
@@ -153,6 +163,7 @@ def _worker_main(
 ) -> None:
     """A worker's life: take tasks until told to stop (None) or the parent is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _fresh_resource_tracker_lock()
     init_error: tuple | None = None
     if init_fn is not None:
         try:
