@@ -33,7 +33,7 @@ at rows - BI, so they overlap the previous block and recompute (and re-store) th
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .kernel import (
     Bin,
@@ -317,11 +317,35 @@ def row_blocks(geo: ConvGeometry) -> RowBlocks | None:
         blocks = RowBlocks(1, cols, starts)
     else:
         blocks = RowBlocks(min(cols // ow_n, oh_n), ow_n, (0,))
-    # the share of computed panel columns that are pixels wanted (the rest: padding, overlap)
-    computed = -(-oh_n // blocks.rows) * len(blocks.starts) * cols
-    if oh_n * ow_n < ROW_PANEL_USE * computed:
+    if _use(geo, blocks) < ROW_PANEL_USE:
         return None
     return blocks
+
+
+def _use(geo: ConvGeometry, blocks: RowBlocks) -> float:
+    """The share of computed panel columns that are pixels wanted (the rest: padding, and
+    pixels computed twice where blocks overlap)."""
+    (oh_n, ow_n), cols = geo.out_hw, geo.tile.cols
+    return oh_n * ow_n / (-(-oh_n // blocks.rows) * len(blocks.starts) * cols)
+
+
+def fit_row_panels(geo: ConvGeometry, wide: list[Tile], panel_bytes: int) -> ConvGeometry:
+    """`geo` with the register tile whose row panels waste the fewest columns: the target's
+    own, or one of its `wide` tiles (fewer rows, more vectors) when that wastes strictly
+    fewer and its panel stays within `panel_bytes` (a panel streamed from L3 costs more than
+    the columns saved: measured on Zen 5, 3 x 7 zmm for 256 channels at 14x14, a 1 MiB
+    panel, ran 15% slower than 6 x 4). E.g. 56-pixel rows: two fill 3 x 7 zmm exactly."""
+    rb = row_blocks(geo)
+    best, best_use = geo, _use(geo, rb) if rb else 0.0
+    for tile in wide:
+        candidate = replace(geo, tile=tile)
+        rb = row_blocks(candidate)
+        if rb is None or candidate.taps * tile.cols * 4 > panel_bytes:
+            continue
+        use = _use(candidate, rb)
+        if use > best_use + 1e-9:
+            best, best_use = candidate, use
+    return best
 
 
 def pack_rows(
@@ -724,3 +748,221 @@ def conv_gemm_phases(
             lambda r, jj, p0=p0, done=done: done(r, jj, p0),
         )
     return [Loop("task", batch * groups * blocks, body, ["parallel"])]
+
+
+def weight_grad_channels(
+    geo: ConvGeometry,
+    batch: int,
+    groups: int,
+    rows: int,
+    gout: str,
+    finish: Callable[[Expr], list[Stmt]],
+    cores: int,
+    tile_bytes: int,
+    max_local_bytes: int,
+) -> list[Stmt] | None:
+    """conv2d's weight gradient with output channels across the vectors: dW^T[tap, oc] = sum
+    over (n, oh, ow) of x[n, tap @ (oh, ow)] * gout[n, oc, oh, ow]. `weight_grad_gemm` packs
+    im2col (taps across), a scalar copy per tap and pixel that costs as much as the
+    products when there are few output channels to amortise it over (measured on Zen 5: 40%
+    of peak for 64 channels at 56x56). Here the micro-kernel broadcasts input values
+    straight from a zero-padded copy of the band's input rows (`xpad`, vector row copies)
+    and loads vectors of the output gradient transposed into `gT` (pixels down, a block of
+    BJ channels across): the only scalar copy is that transpose, amortised over every tap.
+
+    It pays where the taps outnumber the output channels (the transpose is amortised over
+    the taps, the im2col pack over the channels): measured on Zen 5 at N=16, 64 channels
+    3x3 at 56x56 1.65x faster, a 1x1 stride-2 shortcut of 64 -> 128 channels 1.6x slower.
+
+    Tasks over (group, block of BJ output channels, block of taps), parallel; each keeps its
+    taps x BJ block of dW^T in `wtile` over all images and bands of output rows, then
+    `finish(value)` runs per weight element with `oc`, `ic`, `kh`, `kw` set. None when
+    the on-chip buffers would pass `max_local_bytes`."""
+    (oh_n, ow_n), (kh_n, kw_n) = geo.out_hw, geo.kernel
+    (sh, sw), (ph, pw), (dh, dw) = geo.stride, geo.padding, geo.dilation
+    h, w = geo.src_hw
+    lanes, bj = geo.lanes, geo.tile.cols
+    window = kh_n * kw_n
+    oc_blocks = -(-rows // bj)
+    # the taps one task sums: whole input channels, split so that every core gets a task
+    # and the kept block of dW^T stays within `tile_bytes` (it is re-read every band)
+    splits = 1
+    while geo.cg % (2 * splits) == 0 and (
+        groups * oc_blocks * splits < cores or geo.cg // splits * window * bj * 4 > tile_bytes
+    ):
+        splits *= 2
+    ics = geo.cg // splits
+    part = ics * window
+    # a reduction into the kept wtile may not overlap: tap blocks that divide the part
+    bi = next(b for b in range(geo.tile.rows, 0, -1) if part % b == 0)
+    band = max(1, min(oh_n, geo.band_bytes // (4 * bj * ow_n)))
+    full, rest = divmod(oh_n, band)
+    wp = (ow_n - 1) * sw + (kw_n - 1) * dw + 1  # padded input columns one band reads
+    rows_in = (band - 1) * sh + (kh_n - 1) * dh + 1
+    if (part * bj + band * ow_n * bj + ics * rows_in * wp + bi * bj) * 4 > max_local_bytes:
+        return None
+
+    def band_pass(oh0: Expr, nrows: int) -> list[Stmt]:
+        rows_in = (nrows - 1) * sh + (kh_n - 1) * dh + 1
+        # gT[pixel][oc]: the band's output gradient, transposed (scalar: the one copy)
+        pixel = add(mul(Var("br"), ow_n), Var("bw"))
+        transpose = Loop(
+            "tj",
+            bj,
+            [
+                Loop(
+                    "br",
+                    nrows,
+                    [
+                        Loop(
+                            "bw",
+                            ow_n,
+                            [
+                                Store(
+                                    "gT",
+                                    (pixel, Var("tj")),
+                                    Load(
+                                        gout,
+                                        (
+                                            Var("n"),
+                                            add(Var("oc0"), Var("tj")),
+                                            add(oh0, Var("br")),
+                                            Var("bw"),
+                                        ),
+                                    ),
+                                )
+                            ],
+                            ["scalar"],
+                        )
+                    ],
+                    ["scalar"],
+                )
+            ],
+            ["scalar"],
+        )
+        # xpad[ic][row][col]: the input rows the band reads, zero outside the image
+        ih = add(mul(oh0, sh), Const(-ph), Var("xr"))
+        lo, hi = max(0, pw), min(wp, w + pw)  # xpad columns inside the image
+        row_copy: list[Stmt] = [
+            Let("xrow_ok", in_range(ih, h)),
+            Let("xih", Bin("min", Bin("max", ih, Const(0)), Const(h - 1))),
+        ]
+        at = (Var("xc"), Var("xr"))
+        if lo > 0:
+            row_copy.append(
+                Loop("xj", lo, [Store("xpad", (*at, Var("xj")), Const(0.0))], [vectorize(lanes)])
+            )
+        if hi > lo:
+            source = Load(
+                geo.src,
+                (Var("n"), add(Var("ic0"), Var("xc")), Var("xih"), add(Var("xj"), Const(lo - pw))),
+            )
+            row_copy.append(
+                Loop(
+                    "xj",
+                    hi - lo,
+                    [
+                        Let("xv", source),
+                        Store(
+                            "xpad",
+                            (*at, add(Var("xj"), Const(lo))),
+                            Select(Var("xrow_ok"), Var("xv"), Const(0.0)),
+                        ),
+                    ],
+                    [vectorize(lanes)],
+                )
+            )
+        if wp > hi:
+            row_copy.append(
+                Loop(
+                    "xj",
+                    wp - hi,
+                    [Store("xpad", (*at, add(Var("xj"), Const(hi))), Const(0.0))],
+                    [vectorize(lanes)],
+                )
+            )
+        pad_copy = Loop("xc", ics, [Loop("xr", rows_in, row_copy)])
+        # the micro-kernel: BI taps (broadcast from xpad) x BJ channels (vectors of gT)
+        tap = add(Var("ib"), Var("ii"))
+        value = Load(
+            "xpad",
+            (
+                Bin("/", tap, Const(window)),
+                add(mul(Var("br"), sh), mul(Bin("%", Bin("/", tap, Const(kw_n)), Const(kh_n)), dh)),
+                add(mul(Var("bw"), sw), mul(Bin("%", tap, Const(kw_n)), dw)),
+            ),
+        )
+        tile = (Var("ii"), Var("jj"))
+        wrow = (add(Var("ib"), Var("ii")), Var("jj"))
+        micro = Loop(
+            "i0",
+            part // bi,
+            [
+                Let("ib", mul(Var("i0"), bi)),
+                over_tile(bi, bj, [Store("acc_tile", tile, Load("wtile", wrow))], lanes),
+                Loop(
+                    "br",
+                    nrows,
+                    [
+                        Loop(
+                            "bw",
+                            ow_n,
+                            [rank1_update(bi, bj, value, Load("gT", (pixel, Var("jj"))), lanes)],
+                        )
+                    ],
+                ),
+                over_tile(bi, bj, [Store("wtile", wrow, Load("acc_tile", tile))], lanes),
+            ],
+        )
+        return [transpose, pad_copy, micro]
+
+    per_image: list[Stmt] = []
+    if full:
+        per_image.append(Loop("band", full, band_pass(mul(Var("band"), band), band)))
+    if rest:
+        per_image += band_pass(Const(full * band), rest)
+    task = Var("task")
+    body: list[Stmt] = [
+        Local("wtile", (part, bj)),
+        Local("gT", (band * ow_n, bj)),
+        Local("xpad", (ics, rows_in, wp)),
+        Local("acc_tile", (bi, bj)),
+        Let("g", Bin("/", task, Const(oc_blocks * splits))),
+        Let(
+            "oc0",
+            add(
+                mul(Var("g"), rows),
+                Bin(
+                    "min",
+                    mul(Bin("%", Bin("/", task, Const(splits)), Const(oc_blocks)), bj),
+                    Const(rows - bj),
+                ),
+            ),
+        ),
+        Let("ic0", add(mul(Var("g"), geo.cg), mul(Bin("%", task, Const(splits)), ics))),
+        over_tile(
+            part, bj, [Store("wtile", (Var("ii"), Var("jj")), Const(0.0))], lanes, unroll=False
+        ),
+        Loop("n", batch, per_image),
+        over_tile(
+            part,
+            bj,
+            [
+                Let("oc", add(Var("oc0"), Var("jj"))),
+                Let(
+                    "ic",
+                    add(
+                        Bin("-", Var("ic0"), mul(Var("g"), geo.cg)),
+                        Bin("/", Var("ii"), Const(window)),
+                    ),
+                ),
+                Let("kh", Bin("%", Bin("/", Var("ii"), Const(kw_n)), Const(kh_n))),
+                Let("kw", Bin("%", Var("ii"), Const(kw_n))),
+                *finish(Load("wtile", (Var("ii"), Var("jj")))),
+            ],
+            lanes,
+            unroll=False,
+            vector=False,
+        ),
+    ]
+    return [Loop("task", groups * oc_blocks * splits, body, ["parallel"])]

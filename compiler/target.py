@@ -108,6 +108,21 @@ class CPUTarget:
         return _best_tile(self.registers, self.lanes, 8, 4, self.fma)
 
     @property
+    def wide_tiles(self) -> list[Tile]:
+        """Tiles wider than `gemm_tile` (more vectors, as many rows as then fit the same way)
+        that keep at least 3/4 of its accumulators, e.g. AVX-512's 5 x 5 and 3 x 7 zmm: a
+        convolution whose whole output rows fill one of them exactly (two rows of 56 pixels
+        in 7 zmm) wastes no column, where the default tile pads them (56 of 64)."""
+        best = self.gemm_tile
+        out = []
+        for vectors in range(best.vectors + 1, 2 * best.vectors + 1):
+            products = 0 if self.fma else 2 * vectors + 1
+            rows = (self.registers - 2 - vectors - products) // vectors  # `_best_tile`'s rule
+            if 4 * rows * vectors >= 3 * best.rows * best.vectors:
+                out.append(Tile(rows, vectors, self.lanes))
+        return out
+
+    @property
     def dot_tile(self) -> Tile:
         """The x @ W.T tile: rows x vectors partial-sum vectors (one per element of a block
         of C), each step loading `vectors` vectors of W and a broadcast-free vector of x per
@@ -118,6 +133,12 @@ class CPUTarget:
     def panel_bytes(self) -> int:
         """A packed GEMM panel of B is reused from the L2 of the core that packed it."""
         return self.l2
+
+    @property
+    def conv_panel_bytes(self) -> int:
+        """An implicit-GEMM convolution's packed panel, re-read by every block of output
+        channels, stays in half the L2 (the weights stream through the other half)."""
+        return self.l2 // 2
 
     @property
     def band_bytes(self) -> int:

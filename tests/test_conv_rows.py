@@ -104,3 +104,31 @@ def test_row_panel_convolution_with_a_fused_pool_equals_eager(tile_cols, width):
     (kernel,) = [k for k in fn.kernels if "conv2d" in k.ops]
     assert "max_pool2d" in kernel.ops and "prow_ok" in kernel.pseudo_c()
     np.testing.assert_allclose(fn(x), net(Tensor(x)).numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_a_wider_tile_is_chosen_when_two_rows_fill_it_exactly(tile_cols, monkeypatch, tmp_path):
+    """Its micro-kernel still keeps every accumulator in registers (no stack access)."""
+    from compiler.asm import hot_loop
+    from compiler.conv_gemm import fit_row_panels
+    from compiler.target import host_target
+
+    monkeypatch.setenv("TINYGRAD_EDU_CACHE", str(tmp_path))  # fresh: assembly is emitted
+    target = host_target()
+    for tile in target.wide_tiles:
+        if tile.cols % 2:
+            continue
+        ow = tile.cols // 2
+        geo = ConvGeometry(
+            "x", (4, ow), (4, ow), 4, (3, 3), (1, 1), (1, 1), (1, 1), target.gemm_tile, 0
+        )
+        assert fit_row_panels(geo, target.wide_tiles, target.conv_panel_bytes).tile == tile
+        # a panel over the budget keeps the target's own tile
+        assert fit_row_panels(geo, target.wide_tiles, 0).tile == target.gemm_tile
+        x = np.random.default_rng(ow).standard_normal((2, 4, 4, ow)).astype(np.float32)
+        conv = nn.Conv2d(4, 8, 3, padding=1)
+        fn = compiler.compile(conv, x, backend="llvm")
+        kernel = fn.kernels[0]
+        assert f"acc_tile[{min(tile.rows, 8)}][{tile.cols}]" in kernel.pseudo_c()
+        loop = hot_loop(kernel.asm)
+        assert loop is not None and loop.stack_accesses == 0 and loop.fmas >= tile.vectors
+        np.testing.assert_allclose(fn(x), conv(Tensor(x)).numpy(), rtol=1e-5, atol=1e-5)

@@ -116,7 +116,13 @@ def micro_kernels():
     x = r.standard_normal((2, 16, 16, 16)).astype(np.float32)
     # a 1x1 conv in front: the gradient flows through the 3x3 conv to its input too; a
     # stride-2 conv behind: its input gradient is the phase-decomposed schedule
-    net = nn.Sequential(nn.Conv2d(16, 16, 1), conv, nn.Conv2d(32, 32, 3, stride=2, padding=1))
+    # the 64-channel conv's weight gradient puts output channels across the vectors
+    net = nn.Sequential(
+        nn.Conv2d(16, 16, 1),
+        conv,
+        nn.Conv2d(32, 64, 3, padding=1),
+        nn.Conv2d(64, 32, 3, stride=2, padding=1),
+    )
 
     def conv_grads(inp):
         out = net(inp)
@@ -145,7 +151,10 @@ def hot_loops(level, monkeypatch, tmp_path):
     grads = compiler.build(graph, "llvm", bindings)
     for k in grads.kernels:
         if "conv2d_grad_weight" in k.ops:
-            found["conv weight gradient"] = hot_loop(k.asm)
+            channels = "gT" in k.pseudo_c()  # `weight_grad_channels`
+            found["conv weight gradient" + (" (channels across)" if channels else "")] = hot_loop(
+                k.asm
+            )
         if "conv2d_grad_input" in k.ops:
             strided = any(
                 grads.fusion.graph.node(n)["attrs"].get("stride", (1, 1)) != (1, 1)
@@ -172,6 +181,7 @@ def test_micro_kernels_use_the_targets_registers_without_spills_or_gathers(
         "linear",
         "conv",
         "conv weight gradient",
+        "conv weight gradient (channels across)",
         "conv input gradient",
         "strided conv input gradient",
     }
