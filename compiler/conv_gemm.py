@@ -672,6 +672,7 @@ def conv_gemm_phases(
     rows: int,
     a_load: Callable[[Phase, Expr, Expr, Expr, Expr], Expr],
     finish: Callable[[Expr, Expr, Expr, Expr], list[Stmt]],
+    width: int,
 ) -> list[Stmt]:
     """A strided convolution's input gradient as one stride-1 implicit GEMM per output phase
     (the sub-pixel decomposition): a scatter of each output-gradient pixel into s*s-spaced
@@ -681,19 +682,22 @@ def conv_gemm_phases(
     phase (a phase with fewer blocks repeats its last one, which re-stores the same values)
     into the same on-chip panel and tiles. `a_load(phase, c, o, r, q)`: the weight of input
     channel row c, output-gradient channel o, sub-kernel tap (r, q); `finish(n, c, h, w)`
-    consumes `acc_v` for each input-gradient element."""
+    consumes `acc_v` for each input-gradient element (of rows `width` wide). Input rows that
+    no tap reaches at all (every other row of a 1x1 stride-2 kernel) are zeros written row
+    by row, vectorised, instead of phase by phase at s-spaced columns."""
     live = [p for p in phases if p.pixels]
     rbs = [row_blocks(p.geo) if p.geo is not None else None for p in live]
     counts = [
         -(-p.grid[0] // rb.rows) if rb else -(-p.pixels // p.block_cols(tile.cols))
         for p, rb in zip(live, rbs, strict=True)
-    ]
+        if p.geo is not None
+    ] or [min(p.grid[0] for p in live)]  # all zero: a task per image row of the phases
     blocks = max(counts)
     convs = [p.geo for p in live if p.geo is not None]
     bi = min(tile.rows, rows)
     bj = max(tile.cols if rb else p.block_cols(tile.cols) for p, rb in zip(live, rbs, strict=True))
     n = Var("n")
-    (sh, sw), lanes = stride, tile.lanes
+    sh, sw = stride
     body: list[Stmt] = [
         Local("panel", (max((geo.taps for geo in convs), default=1), bj)),
         Local("acc_tile", (bi, bj)),
@@ -702,8 +706,26 @@ def conv_gemm_phases(
         Let("g", Bin("%", Bin("/", Var("task"), Const(blocks)), Const(groups))),
         Let("b", Bin("%", Var("task"), Const(blocks))),
     ]
+    # row phases whose every column phase is zero: whole rows of zeros
+    zero_rows = sorted(
+        {p.offset[0] for p in live} - {p.offset[0] for p in live if p.geo is not None}
+    )
+    for a in zero_rows:
+        hq = next(p.grid[0] for p in live if p.offset[0] == a)
+        share = -(-hq // blocks)
+        q0 = Var(f"z0_{a}")
+        body.append(Let(q0.name, Bin("min", mul(Var("b"), share), Const(hq - share))))
+        h = add(Const(a), mul(add(q0, Var("zq")), sh))
+        zero = [
+            Let("acc_v", Const(0.0)),
+            *finish(n, add(mul(Var("g"), rows), Var("ii")), h, Var("zr")),
+        ]
+        row = Loop("zr", width, zero, [vectorize(tile.lanes)] if width >= tile.lanes else [])
+        body.append(Loop("ii", rows, [Loop("zq", share, [row])]))
     for k, (phase, rb) in enumerate(zip(live, rbs, strict=True)):
         (a, b), (hq, wq) = phase.offset, phase.grid
+        if a in zero_rows:
+            continue
 
         def done(r: Expr, jj: Expr, p0: Expr, a: int = a, b: int = b, wq: int = wq):
             pixel = add(p0, jj)
@@ -732,13 +754,18 @@ def conv_gemm_phases(
                     used,
                 )
             continue
+        if phase.geo is None:  # zeros (through the epilogue): this task's share of rows
+            share = -(-hq // blocks)
+            q0 = Var(f"q0_{k}")
+            body.append(Let(q0.name, Bin("min", mul(Var("b"), share), Const(hq - share))))
+            h = add(Const(a), mul(add(q0, Var("zq")), sh))
+            w = add(Const(b), mul(Var("zr"), sw))
+            zero = [Let("acc_v", Const(0.0)), *finish(n, add(mul(Var("g"), rows), Var("ii")), h, w)]
+            body.append(Loop("ii", rows, [Loop("zq", share, [Loop("zr", wq, zero)])]))
+            continue
         cols = phase.block_cols(tile.cols)
         p0 = Var(f"p0_{k}")
         body.append(Let(p0.name, Bin("min", mul(Var("b"), cols), Const(phase.pixels - cols))))
-        if phase.geo is None:
-            zero = [Let("acc_v", Const(0.0)), *done(Var("ii"), Var("jj"), p0)]
-            body.append(over_tile(rows, cols, zero, lanes, unroll=False))
-            continue
         body += pack(phase.geo, n, mul(Var("g"), phase.geo.cg), p0)
         body += micro_kernel(
             phase.geo,

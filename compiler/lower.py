@@ -1078,7 +1078,7 @@ class _Lowerer:
             )
 
         finish, _ = self.gemm_finish(node, self.after(node), (h, w))
-        return conv_gemm_phases(phases, stride, tile, batch, groups, cg, a_load, finish)
+        return conv_gemm_phases(phases, stride, tile, batch, groups, cg, a_load, finish, w)
 
     def gemm_finish(
         self, node: int, tail: list[int], hw: tuple[int, int]

@@ -161,3 +161,21 @@ def test_strided_input_gradient_on_whole_row_panels_equals_eager(tile_cols, widt
     assert "prow_ok" in kernel.pseudo_c()
     want = fn(Tensor(g), Tensor(w)).numpy()
     np.testing.assert_allclose(compiled(g, w), want, rtol=1e-5, atol=1e-5)
+
+
+def test_rows_no_tap_reaches_are_written_whole_through_the_epilogue(tile_cols):
+    """A 1x1 stride-2 kernel reaches no odd input row: those rows are zeros, written a row
+    at a time, with the fused epilogue (here adding another tensor) applied to them too."""
+    rng = np.random.default_rng(5)
+    g = rng.standard_normal((2, 6, 5, tile_cols)).astype(np.float32)
+    w = rng.standard_normal((6, 3, 1, 1)).astype(np.float32)
+    other = rng.standard_normal((2, 3, 10, 2 * tile_cols)).astype(np.float32)
+
+    def fn(a, b, c):
+        return F.conv_transpose2d(a, b, stride=2, output_padding=1) + c * 3.0
+
+    compiled = compiler.compile(fn, g, w, other, backend="llvm")
+    (kernel,) = [k for k in compiled.kernels if "conv2d_grad_input" in k.ops]
+    assert "z0_1" in kernel.pseudo_c()  # the zero rows of row phase 1
+    want = fn(Tensor(g), Tensor(w), Tensor(other)).numpy()
+    np.testing.assert_allclose(compiled(g, w, other), want, rtol=1e-5, atol=1e-5)
