@@ -262,7 +262,7 @@ def conv_gemm_direct(
     """Tasks over (image, group, column block), parallel: pack, then all channel blocks;
     `finish(n, oc, oh, ow)` consumes `acc_v` for each output element (`flat`: see
     `pixel_index`)."""
-    rb = row_blocks(geo)
+    rb = row_blocks(geo, batch)
     if rb is not None:
         return conv_gemm_rows(geo, rb, batch, groups, rows, a_load, finish, flat)
     blocks = geo.col_blocks
@@ -292,11 +292,14 @@ class RowBlocks:
     after row into a panel of the tile's BJ columns (the rest zero). Because every column
     position is then a constant, each window tap's valid columns are a constant range and
     the pack copies contiguous input runs as vectors (the general pack is scalar: a block
-    that starts anywhere crosses rows at run time)."""
+    that starts anywhere crosses rows at run time). With `images` > 1 a block's rows may
+    continue into the next image: 7x7 images fill 9 rows of a 64-column panel (63 pixels)
+    instead of 7 (49), at the price of an epilogue that locates each pixel by division."""
 
     rows: int
     width: int
     starts: tuple[int, ...]
+    images: int = 1  # > 1: the rows run on across this many images
 
 
 # the least share of a row-block panel's columns that hold pixels (the rest is computed and
@@ -304,11 +307,17 @@ class RowBlocks:
 ROW_PANEL_USE = 0.75
 
 
-def row_blocks(geo: ConvGeometry) -> RowBlocks | None:
+# how much more of the panel rows across images must use before they are chosen (their
+# epilogue divides to find each pixel's image and row)
+ACROSS_IMAGES_GAIN = 0.05
+
+
+def row_blocks(geo: ConvGeometry, batch: int = 1) -> RowBlocks | None:
     """Whole-row blocks for `geo` (see `RowBlocks`): rows of OW < BJ pixels, as many as
-    fit; wider rows in BJ-pixel segments (the last pulled back to end at OW). None for
-    strided convolutions (a window column is not a contiguous run) or when too much of the
-    panel would be padding."""
+    fit, running on across the `batch` images when that fills the panel clearly better;
+    wider rows in BJ-pixel segments (the last pulled back to end at OW). None for strided
+    convolutions (a window column is not a contiguous run) or when too much of the panel
+    would be padding."""
     (oh_n, ow_n), cols = geo.out_hw, geo.tile.cols
     if geo.stride != (1, 1):
         return None
@@ -317,6 +326,9 @@ def row_blocks(geo: ConvGeometry) -> RowBlocks | None:
         blocks = RowBlocks(1, cols, starts)
     else:
         blocks = RowBlocks(min(cols // ow_n, oh_n), ow_n, (0,))
+        across = RowBlocks(min(cols // ow_n, batch * oh_n), ow_n, (0,), batch)
+        if batch > 1 and _use(geo, across) > _use(geo, blocks) + ACROSS_IMAGES_GAIN:
+            blocks = across
     if _use(geo, blocks) < ROW_PANEL_USE:
         return None
     return blocks
@@ -326,20 +338,23 @@ def _use(geo: ConvGeometry, blocks: RowBlocks) -> float:
     """The share of computed panel columns that are pixels wanted (the rest: padding, and
     pixels computed twice where blocks overlap)."""
     (oh_n, ow_n), cols = geo.out_hw, geo.tile.cols
-    return oh_n * ow_n / (-(-oh_n // blocks.rows) * len(blocks.starts) * cols)
+    rows = blocks.images * oh_n
+    return rows * ow_n / (-(-rows // blocks.rows) * len(blocks.starts) * cols)
 
 
-def fit_row_panels(geo: ConvGeometry, wide: list[Tile], panel_bytes: int) -> ConvGeometry:
+def fit_row_panels(
+    geo: ConvGeometry, wide: list[Tile], panel_bytes: int, batch: int = 1
+) -> ConvGeometry:
     """`geo` with the register tile whose row panels waste the fewest columns: the target's
     own, or one of its `wide` tiles (fewer rows, more vectors) when that wastes strictly
     fewer and its panel stays within `panel_bytes` (a panel streamed from L3 costs more than
     the columns saved: measured on Zen 5, 3 x 7 zmm for 256 channels at 14x14, a 1 MiB
     panel, ran 15% slower than 6 x 4). E.g. 56-pixel rows: two fill 3 x 7 zmm exactly."""
-    rb = row_blocks(geo)
+    rb = row_blocks(geo, batch)
     best, best_use = geo, _use(geo, rb) if rb else 0.0
     for tile in wide:
         candidate = replace(geo, tile=tile)
-        rb = row_blocks(candidate)
+        rb = row_blocks(candidate, batch)
         if rb is None or candidate.taps * tile.cols * 4 > panel_bytes:
             continue
         use = _use(candidate, rb)
@@ -359,8 +374,17 @@ def pack_rows(
     (kh_n, kw_n), (dh, dw), (ph, pw) = geo.kernel, geo.dilation, geo.padding
     h, w = geo.src_hw
     width, lanes = rb.width, geo.lanes
-    ih = add(oh0, Var("pr"), Const(-ph), mul(Var("pkh"), dh))
-    per_row: list[Stmt] = [
+    per_row: list[Stmt] = []
+    if rb.images > 1:  # row oh0 + pr of all images' rows: its image and its row there
+        oh_n = geo.out_hw[0]
+        per_row += [
+            Let("pn", Bin("/", add(oh0, Var("pr")), Const(oh_n))),
+            Let("poh", Bin("%", add(oh0, Var("pr")), Const(oh_n))),
+        ]
+        n, ih = Var("pn"), add(Var("poh"), Const(-ph), mul(Var("pkh"), dh))
+    else:
+        ih = add(oh0, Var("pr"), Const(-ph), mul(Var("pkh"), dh))
+    per_row += [
         Let("prow_ok", in_range(ih, h)),
         Let("pih", Bin("min", Bin("max", ih, Const(0)), Const(h - 1))),
     ]
@@ -417,11 +441,15 @@ def conv_gemm_rows(
     flat: bool,
 ) -> list[Stmt]:
     """`conv_gemm_direct` on whole-row blocks (`RowBlocks`): tasks over (image, group, block
-    of R output rows, the last pulled back), parallel; per row segment, a vector pack, then
+    of R output rows, the last pulled back), parallel, or over (group, block of R rows of
+    all images) when the rows run on across images; per row segment, a vector pack, then
     all channel blocks. Panel column jj is pixel oh0*OW + start + jj, so the epilogue indexes
-    pixels exactly as the general schedule does."""
+    pixels exactly as the general schedule does (across images: row oh0 + jj / OW of all
+    images' rows)."""
     (oh_n, ow_n), cols = geo.out_hw, geo.tile.cols
-    blocks = -(-oh_n // rb.rows)
+    images = rb.images
+    all_rows = images * oh_n  # the rows the blocks cover: one image's, or all of them
+    blocks = -(-all_rows // rb.rows)
     n = Var("n")
     used = rb.rows * rb.width
     bi = min(geo.tile.rows, rows)
@@ -429,11 +457,15 @@ def conv_gemm_rows(
         Local("panel", (geo.taps, cols)),
         Local("acc_tile", (bi, cols)),
         Local("done_tile", (bi, cols)),
-        Let("n", Bin("/", Var("task"), Const(groups * blocks))),
+        Let("n", Bin("/", Var("task"), Const(groups * blocks)) if images == 1 else Const(0)),
         Let("g", Bin("%", Bin("/", Var("task"), Const(blocks)), Const(groups))),
         Let(
             "oh0",
-            Bin("min", mul(Bin("%", Var("task"), Const(blocks)), rb.rows), Const(oh_n - rb.rows)),
+            Bin(
+                "min",
+                mul(Bin("%", Var("task"), Const(blocks)), rb.rows),
+                Const(all_rows - rb.rows),
+            ),
         ),
     ]
     body += _zero_padding_columns(geo.taps, used, cols)
@@ -442,12 +474,20 @@ def conv_gemm_rows(
 
         def done(r: Expr, jj: Expr, p0: Expr = p0) -> list[Stmt]:
             oc = add(mul(Var("g"), rows), r)
+            if images > 1:  # row oh0 + jj / OW of all images' rows
+                row = add(Var("oh0"), Bin("/", jj, Const(ow_n)))
+                lets = [
+                    Let("fn", Bin("/", row, Const(oh_n))),
+                    Let("foh", Bin("%", row, Const(oh_n))),
+                ]
+                return lets + finish(Var("fn"), oc, Var("foh"), Bin("%", jj, Const(ow_n)))
             lets, oh, ow = pixel_index(geo, p0, jj, flat)
             return lets + finish(n, oc, oh, ow)
 
         body += pack_rows(geo, rb, n, mul(Var("g"), geo.cg), start, Var("oh0"))
         body += micro_kernel(geo, rows, mul(Var("g"), rows), a_load, done, cols, used)
-    return [Loop("task", batch * groups * blocks, body, ["parallel"])]
+    tasks = (batch if images == 1 else 1) * groups * blocks
+    return [Loop("task", tasks, body, ["parallel"])]
 
 
 def conv_gemm_tiled(
@@ -801,7 +841,7 @@ def weight_grad_channels(
     the taps, the im2col pack over the channels): measured on Zen 5 at N=16, 64 channels
     3x3 at 56x56 1.65x faster, a 1x1 stride-2 shortcut of 64 -> 128 channels 1.6x slower.
 
-    Tasks over (group, block of BJ output channels, block of taps), parallel; each keeps its
+    Tasks over (group, block of BJ output channels, range of taps), parallel; each keeps its
     taps x BJ block of dW^T in `wtile` over all images and bands of output rows, then
     `finish(value)` runs per weight element with `oc`, `ic`, `kh`, `kw` set. None when
     the on-chip buffers would pass `max_local_bytes`."""
@@ -811,22 +851,28 @@ def weight_grad_channels(
     lanes, bj = geo.lanes, geo.tile.cols
     window = kh_n * kw_n
     oc_blocks = -(-rows // bj)
-    # the taps one task sums: whole input channels, split so that every core gets a task
-    # and the kept block of dW^T stays within `tile_bytes` (it is re-read every band)
+    # the taps one task sums: a range of them, split so that every core gets a task and
+    # the kept block of dW^T stays within `tile_bytes` (it is re-read every band); the last
+    # range is pulled back to end at the last tap (two tasks then write the same values)
+    taps = geo.taps
     splits = 1
-    while geo.cg % (2 * splits) == 0 and (
-        groups * oc_blocks * splits < cores or geo.cg // splits * window * bj * 4 > tile_bytes
+    while splits < taps and (
+        groups * oc_blocks * splits < cores or -(-taps // splits) * bj * 4 > tile_bytes
     ):
-        splits *= 2
-    ics = geo.cg // splits
-    part = ics * window
-    # a reduction into the kept wtile may not overlap: tap blocks that divide the part
-    bi = next(b for b in range(geo.tile.rows, 0, -1) if part % b == 0)
+        splits += 1
+    part = -(-taps // splits)
+    # a reduction into the kept wtile may not overlap, so the part is padded to whole tap
+    # blocks: the padding taps read input channels past the real ones, zeros (3-channel
+    # images have 147 or 363 taps: the largest dividing block, 3 rows, ran at half speed)
+    bi = geo.tile.rows
+    padded = -(-part // bi) * bi
+    # xpad's channels: those a range of `padded` taps starting anywhere in a window touches
+    channels = -(-(window - 1 + padded) // window)
     band = max(1, min(oh_n, geo.band_bytes // (4 * bj * ow_n)))
     full, rest = divmod(oh_n, band)
     wp = (ow_n - 1) * sw + (kw_n - 1) * dw + 1  # padded input columns one band reads
     rows_in = (band - 1) * sh + (kh_n - 1) * dh + 1
-    if (part * bj + band * ow_n * bj + ics * rows_in * wp + bi * bj) * 4 > max_local_bytes:
+    if (padded * bj + band * ow_n * bj + channels * rows_in * wp + bi * bj) * 4 > max_local_bytes:
         return None
 
     def band_pass(oh0: Expr, nrows: int) -> list[Stmt]:
@@ -870,9 +916,18 @@ def weight_grad_channels(
         # xpad[ic][row][col]: the input rows the band reads, zero outside the image
         ih = add(mul(oh0, sh), Const(-ph), Var("xr"))
         lo, hi = max(0, pw), min(wp, w + pw)  # xpad columns inside the image
+        # a channel past the group's (the padding taps' and a range's last) reads its last
+        # channel and selects 0, as a row outside the image does
+        last = add(mul(Var("g"), geo.cg), Const(geo.cg - 1))
         row_copy: list[Stmt] = [
-            Let("xrow_ok", in_range(ih, h)),
+            Let(
+                "xrow_ok",
+                Bin(
+                    "&&", in_range(ih, h), Bin("<", add(Var("ic0"), Var("xc")), add(last, Const(1)))
+                ),
+            ),
             Let("xih", Bin("min", Bin("max", ih, Const(0)), Const(h - 1))),
+            Let("xch", Bin("min", add(Var("ic0"), Var("xc")), last)),
         ]
         at = (Var("xc"), Var("xr"))
         if lo > 0:
@@ -882,7 +937,7 @@ def weight_grad_channels(
         if hi > lo:
             source = Load(
                 geo.src,
-                (Var("n"), add(Var("ic0"), Var("xc")), Var("xih"), add(Var("xj"), Const(lo - pw))),
+                (Var("n"), Var("xch"), Var("xih"), add(Var("xj"), Const(lo - pw))),
             )
             row_copy.append(
                 Loop(
@@ -908,9 +963,9 @@ def weight_grad_channels(
                     [vectorize(lanes)],
                 )
             )
-        pad_copy = Loop("xc", ics, [Loop("xr", rows_in, row_copy)])
+        pad_copy = Loop("xc", channels, [Loop("xr", rows_in, row_copy)])
         # the micro-kernel: BI taps (broadcast from xpad) x BJ channels (vectors of gT)
-        tap = add(Var("ib"), Var("ii"))
+        tap = add(Var("toff"), Var("ib"), Var("ii"))  # counted from xpad's first channel
         value = Load(
             "xpad",
             (
@@ -923,7 +978,7 @@ def weight_grad_channels(
         wrow = (add(Var("ib"), Var("ii")), Var("jj"))
         micro = Loop(
             "i0",
-            part // bi,
+            padded // bi,
             [
                 Let("ib", mul(Var("i0"), bi)),
                 over_tile(bi, bj, [Store("acc_tile", tile, Load("wtile", wrow))], lanes),
@@ -950,9 +1005,9 @@ def weight_grad_channels(
         per_image += band_pass(Const(full * band), rest)
     task = Var("task")
     body: list[Stmt] = [
-        Local("wtile", (part, bj)),
+        Local("wtile", (padded, bj)),
         Local("gT", (band * ow_n, bj)),
-        Local("xpad", (ics, rows_in, wp)),
+        Local("xpad", (channels, rows_in, wp)),
         Local("acc_tile", (bi, bj)),
         Let("g", Bin("/", task, Const(oc_blocks * splits))),
         Let(
@@ -966,9 +1021,11 @@ def weight_grad_channels(
                 ),
             ),
         ),
-        Let("ic0", add(mul(Var("g"), geo.cg), mul(Bin("%", task, Const(splits)), ics))),
+        Let("t0", Bin("min", mul(Bin("%", task, Const(splits)), part), Const(taps - part))),
+        Let("ic0", add(mul(Var("g"), geo.cg), Bin("/", Var("t0"), Const(window)))),
+        Let("toff", Bin("%", Var("t0"), Const(window))),
         over_tile(
-            part, bj, [Store("wtile", (Var("ii"), Var("jj")), Const(0.0))], lanes, unroll=False
+            padded, bj, [Store("wtile", (Var("ii"), Var("jj")), Const(0.0))], lanes, unroll=False
         ),
         Loop("n", batch, per_image),
         over_tile(
@@ -976,15 +1033,10 @@ def weight_grad_channels(
             bj,
             [
                 Let("oc", add(Var("oc0"), Var("jj"))),
-                Let(
-                    "ic",
-                    add(
-                        Bin("-", Var("ic0"), mul(Var("g"), geo.cg)),
-                        Bin("/", Var("ii"), Const(window)),
-                    ),
-                ),
-                Let("kh", Bin("%", Bin("/", Var("ii"), Const(kw_n)), Const(kh_n))),
-                Let("kw", Bin("%", Var("ii"), Const(kw_n))),
+                Let("wt", add(Var("t0"), Var("ii"))),  # the tap, within the group
+                Let("ic", Bin("/", Var("wt"), Const(window))),
+                Let("kh", Bin("%", Bin("/", Var("wt"), Const(kw_n)), Const(kh_n))),
+                Let("kw", Bin("%", Var("wt"), Const(kw_n))),
                 *finish(Load("wtile", (Var("ii"), Var("jj")))),
             ],
             lanes,

@@ -132,3 +132,42 @@ def test_a_wider_tile_is_chosen_when_two_rows_fill_it_exactly(tile_cols, monkeyp
         loop = hot_loop(kernel.asm)
         assert loop is not None and loop.stack_accesses == 0 and loop.fmas >= tile.vectors
         np.testing.assert_allclose(fn(x), conv(Tensor(x)).numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_small_images_share_panels_across_images():
+    # 7x7 images, 16 of them: 9 rows of 7 fill 63 of 64 columns, not 7 rows (49)
+    assert row_blocks(geometry((7, 7), 64), batch=16) == RowBlocks(9, 7, (0,), 16)
+    # one image (or a pooled tile, which holds one): rows stay within it
+    assert row_blocks(geometry((7, 7), 64)) == RowBlocks(7, 7, (0,))
+    # rows that already fill the panel stay within their image
+    assert row_blocks(geometry((16, 16), 64), batch=16) == RowBlocks(4, 16, (0,))
+
+
+@pytest.mark.parametrize("hw, batch", [(7, 5), (5, 3), (3, 7)])
+def test_rows_across_images_equal_eager_forward_and_input_gradient(tile_cols, hw, batch):
+    """Blocks that end in one image and start in the next, the last block pulled back."""
+    from tinygrad_edu import manual_seed, optim
+
+    x = np.random.default_rng(hw).standard_normal((batch, 4, hw, hw)).astype(np.float32)
+    conv = nn.Conv2d(4, 6, 3, padding=1)
+    fn = compiler.compile(lambda t: conv(t).relu(), x, backend="llvm")
+    assert "pn" in fn.kernels[0].pseudo_c()
+    np.testing.assert_allclose(fn(x), conv(Tensor(x)).relu().numpy(), rtol=1e-5, atol=1e-5)
+    states = []
+    for compiled in (False, True):  # the input gradient reaches the 1x1 conv in front
+        manual_seed(0)
+        net = nn.Sequential(nn.Conv2d(4, 4, 1), nn.Conv2d(4, 6, 3, padding=1))
+        opt = optim.SGD(net.parameters(), lr=0.1)
+
+        def loss(out, _target):
+            return (out * out).mean()
+
+        if compiled:
+            compiler.compile_train_step(net, loss, opt, x, x, backend="llvm")(x, x)
+        else:
+            opt.zero_grad()
+            loss(net(Tensor(x)), None).backward()
+            opt.step()
+        states.append(net.state_dict())
+    for name in states[0]:
+        np.testing.assert_allclose(states[1][name], states[0][name], rtol=1e-5, atol=1e-6)

@@ -1,7 +1,8 @@
 """conv2d's weight gradient with output channels across the vectors
 (`conv_gemm.weight_grad_channels`): compiled through autodiff and compared with the eager
 gradient over geometries that exercise its parts (padding on every side, strides and
-dilations, groups, several bands of rows and a remainder, tap blocks split across tasks).
+dilations, groups, several bands of rows and a remainder, tap ranges split across tasks:
+3 input channels' 147 taps as two overlapping ranges, padded to whole tap blocks).
 float32: the kernel sums in another order than numpy."""
 
 import numpy as np
@@ -38,6 +39,7 @@ def weight_grad(conv, x, gy):
         (8, 32, 18, 19, 3, 1, 1, 1, 2),
         (3, 16, 40, 41, 7, 2, 3, 1, 1),
         (4, 16, 9, 300, 3, 1, 1, 1, 1),  # rows so wide that a band holds a few: bands and a rest
+        (256, 16, 12, 12, 3, 1, 1, 1, 1),  # 2304 taps: split so the kept dW^T stays in L2
     ],
 )
 def test_weight_gradient_with_channels_across_the_vectors_equals_eager(
