@@ -315,11 +315,14 @@ ACROSS_IMAGES_GAIN = 0.05
 def row_blocks(geo: ConvGeometry, batch: int = 1) -> RowBlocks | None:
     """Whole-row blocks for `geo` (see `RowBlocks`): rows of OW < BJ pixels, as many as
     fit, running on across the `batch` images when that fills the panel clearly better;
-    wider rows in BJ-pixel segments (the last pulled back to end at OW). None for strided
-    convolutions (a window column is not a contiguous run) or when too much of the panel
-    would be padding."""
+    wider rows in BJ-pixel segments (the last pulled back to end at OW). A convolution
+    strided along columns packs from a column-split copy of its input rows
+    (`split_columns`). None when too much of the panel would be padding, for 1-wide
+    kernels strided along columns, or when the split copy would not fit on chip."""
     (oh_n, ow_n), cols = geo.out_hw, geo.tile.cols
-    if geo.stride != (1, 1):
+    if geo.stride[1] > 1 and geo.kernel[1] == 1:
+        # one column per tap: the general pack copies exactly the columns needed, where
+        # the column split would copy every phase (measured 2x slower, 1x1 stride 2)
         return None
     if ow_n >= cols:
         starts = tuple(sorted({min(c, ow_n - cols) for c in range(0, ow_n, cols)}))
@@ -327,11 +330,32 @@ def row_blocks(geo: ConvGeometry, batch: int = 1) -> RowBlocks | None:
     else:
         blocks = RowBlocks(min(cols // ow_n, oh_n), ow_n, (0,))
         across = RowBlocks(min(cols // ow_n, batch * oh_n), ow_n, (0,), batch)
-        if batch > 1 and _use(geo, across) > _use(geo, blocks) + ACROSS_IMAGES_GAIN:
+        better = _use(geo, across) > _use(geo, blocks) + ACROSS_IMAGES_GAIN
+        if batch > 1 and geo.stride[1] == 1 and better:
             blocks = across
     if _use(geo, blocks) < ROW_PANEL_USE:
         return None
+    if geo.stride[1] > 1 and 4 * _prod(_split_columns_shape(geo, blocks)) > SPLIT_BYTES:
+        return None
     return blocks
+
+
+# the largest column-split copy of a strided convolution's input rows a task keeps on chip
+SPLIT_BYTES = 1 << 20
+
+
+def _prod(shape: tuple[int, ...]) -> int:
+    out = 1
+    for n in shape:
+        out *= n
+    return out
+
+
+def _split_columns_shape(geo: ConvGeometry, rb: RowBlocks) -> tuple[int, int, int, int]:
+    """(channels, input rows, column phases, columns per phase) of `split_columns`'s copy."""
+    (kh_n, kw_n), (sh, sw), (dh, dw) = geo.kernel, geo.stride, geo.dilation
+    rows = (rb.rows - 1) * sh + (kh_n - 1) * dh + 1
+    return geo.cg, rows, sw, geo.out_hw[1] + (kw_n - 1) * dw // sw
 
 
 def _use(geo: ConvGeometry, blocks: RowBlocks) -> float:
@@ -374,6 +398,9 @@ def pack_rows(
     (kh_n, kw_n), (dh, dw), (ph, pw) = geo.kernel, geo.dilation, geo.padding
     h, w = geo.src_hw
     width, lanes = rb.width, geo.lanes
+    sh, sw = geo.stride
+    if sw > 1:
+        return _pack_split_rows(geo, rb, start)
     per_row: list[Stmt] = []
     if rb.images > 1:  # row oh0 + pr of all images' rows: its image and its row there
         oh_n = geo.out_hw[0]
@@ -381,9 +408,9 @@ def pack_rows(
             Let("pn", Bin("/", add(oh0, Var("pr")), Const(oh_n))),
             Let("poh", Bin("%", add(oh0, Var("pr")), Const(oh_n))),
         ]
-        n, ih = Var("pn"), add(Var("poh"), Const(-ph), mul(Var("pkh"), dh))
+        n, ih = Var("pn"), add(mul(Var("poh"), sh), Const(-ph), mul(Var("pkh"), dh))
     else:
-        ih = add(oh0, Var("pr"), Const(-ph), mul(Var("pkh"), dh))
+        ih = add(mul(add(oh0, Var("pr")), sh), Const(-ph), mul(Var("pkh"), dh))
     per_row += [
         Let("prow_ok", in_range(ih, h)),
         Let("pih", Bin("min", Bin("max", ih, Const(0)), Const(h - 1))),
@@ -418,6 +445,78 @@ def pack_rows(
         per_row += zeros(0, lo)
         per_row.append(Loop("pj", hi - lo, copy, [vectorize(lanes)]))
         per_row += zeros(hi, width)
+    return [Loop("pic", geo.cg, [Loop("pkh", kh_n, [Loop("pr", rb.rows, per_row)])])]
+
+
+def split_columns(
+    geo: ConvGeometry, rb: RowBlocks, n: Expr, channel0: Expr, oh0: Expr
+) -> list[Stmt]:
+    """For a convolution strided along columns: copy the input rows that output rows oh0 ..
+    oh0+R-1 read into `xsplit[ic][row][b][q]` = input column s*q + b - padding (zero outside
+    the image, rows outside it too), so that a window tap's columns, s apart in the input,
+    are consecutive in phase b = (kw*d) % s and `_pack_split_rows` copies them as vectors.
+    The copy itself is scalar (strided reads), but once per task rather than once per tap."""
+    (sh, sw), (ph, pw) = geo.stride, geo.padding
+    h, w = geo.src_hw
+    channels, rows, phases, qn = _split_columns_shape(geo, rb)
+    ih = add(mul(oh0, sh), Const(-ph), Var("sr"))
+    per_row: list[Stmt] = [
+        Let("srow_ok", in_range(ih, h)),
+        Let("sih", Bin("min", Bin("max", ih, Const(0)), Const(h - 1))),
+    ]
+    for b in range(phases):
+        # input column s*q + b - pw is inside the image for q in [lo, hi)
+        lo = max(0, -(-(pw - b) // sw))
+        hi = min(qn, (w - 1 + pw - b) // sw + 1)
+        at = (Var("sc"), Var("sr"), Const(b))
+
+        def zeros(a: int, z: int, at: tuple = at) -> list[Stmt]:
+            if z <= a:
+                return []
+            return [
+                Loop("sq", z - a, [Store("xsplit", (*at, add(Var("sq"), Const(a))), Const(0.0))])
+            ]
+
+        per_row += zeros(0, min(lo, qn))
+        if hi > lo:
+            col = add(mul(add(Var("sq"), Const(lo)), sw), Const(b - pw))
+            value = Load(geo.src, (n, add(channel0, Var("sc")), Var("sih"), col))
+            per_row += [
+                Loop(
+                    "sq",
+                    hi - lo,
+                    [
+                        Let("sv", value),
+                        Store(
+                            "xsplit",
+                            (*at, add(Var("sq"), Const(lo))),
+                            Select(Var("srow_ok"), Var("sv"), Const(0.0)),
+                        ),
+                    ],
+                    ["scalar"],
+                )
+            ]
+        per_row += zeros(max(hi, lo), qn)
+    return [
+        Local("xsplit", (channels, rows, phases, qn)),
+        Loop("sc", channels, [Loop("sr", rows, per_row)]),
+    ]
+
+
+def _pack_split_rows(geo: ConvGeometry, rb: RowBlocks, start: int) -> list[Stmt]:
+    """`pack_rows` from `split_columns`'s copy: tap (kh, kw) of panel row r is phase
+    (kw*d) % s of copied row r*s + kh*d, from column start + (kw*d) // s on: a vector copy,
+    zeros already in place."""
+    (kh_n, kw_n), (sh, sw), (dh, dw) = geo.kernel, geo.stride, geo.dilation
+    width, lanes = rb.width, geo.lanes
+    tap0 = mul(add(mul(Var("pic"), kh_n), Var("pkh")), kw_n)
+    row = add(mul(Var("pr"), sh), mul(Var("pkh"), dh))
+    per_row: list[Stmt] = []
+    for kw in range(kw_n):
+        b, shift = (kw * dw) % sw, (kw * dw) // sw
+        source = Load("xsplit", (Var("pic"), row, Const(b), add(Var("pj"), Const(start + shift))))
+        at = (add(tap0, Const(kw)), add(mul(Var("pr"), width), Var("pj")))
+        per_row.append(Loop("pj", width, [Store("panel", at, source)], [vectorize(lanes)]))
     return [Loop("pic", geo.cg, [Loop("pkh", kh_n, [Loop("pr", rb.rows, per_row)])])]
 
 
@@ -469,6 +568,8 @@ def conv_gemm_rows(
         ),
     ]
     body += _zero_padding_columns(geo.taps, used, cols)
+    if geo.stride[1] > 1:
+        body += split_columns(geo, rb, n, mul(Var("g"), geo.cg), Var("oh0"))
     for start in rb.starts:
         p0 = add(mul(Var("oh0"), ow_n), Const(start))
 
@@ -538,6 +639,8 @@ def conv_gemm_tiled(
         ]
         oh0 = Bin("min", mul(Var("pb"), rb.rows), Const(oh_n - rb.rows))
         per_block = [Let("oh0", oh0)]
+        if geo.stride[1] > 1:
+            per_block += split_columns(geo, rb, n, channel0, Var("oh0"))
         for start in rb.starts:
             p0 = add(mul(Var("oh0"), ow_n), Const(start))
             per_block += pack_rows(geo, rb, n, channel0, start, Var("oh0"))

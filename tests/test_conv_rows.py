@@ -4,6 +4,8 @@ and wider ones (constant segments, the last overlapping), on every vector ISA th
 run, each compared with the eager (numpy) result. float32: the kernel sums in another order.
 """
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -28,8 +30,11 @@ def test_row_blocks_cover_narrow_and_wide_rows():
     assert row_blocks(geometry((14, 14), 64)) == RowBlocks(4, 14, (0,))
     # 40-pixel rows in a 16-column panel: segments at 0, 16 and 24 (pulled back)
     assert row_blocks(geometry((40, 40), 16)) == RowBlocks(1, 16, (0, 16, 24))
-    # strided convolutions read no contiguous runs; 5x5 outputs would waste 61% of a panel
-    assert row_blocks(geometry((56, 56), 64, stride=(2, 2))) is None
+    # a strided convolution's rows too (packed from a column-split copy), but not a 1-wide
+    # kernel's; 5x5 outputs would waste 61% of a panel
+    assert row_blocks(geometry((56, 56), 64, stride=(2, 2))) == RowBlocks(1, 56, (0,))
+    one_wide = replace(geometry((56, 56), 64, stride=(2, 2)), kernel=(1, 1))
+    assert row_blocks(one_wide) is None
     assert row_blocks(geometry((5, 5), 64)) is None
 
 
@@ -171,3 +176,31 @@ def test_rows_across_images_equal_eager_forward_and_input_gradient(tile_cols, hw
         states.append(net.state_dict())
     for name in states[0]:
         np.testing.assert_allclose(states[1][name], states[0][name], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kernel, stride, padding, dilation, pool",
+    [
+        (3, (2, 2), 1, 1, False),
+        (7, (2, 2), 3, 1, True),  # ResNet's stem, with its max-pool fused
+        (11, (4, 4), 0, 1, True),  # AlexNet's conv1
+        (3, (1, 2), 1, 1, False),
+        (5, (3, 3), 2, 2, False),
+        (4, (2, 3), 3, 1, False),
+        (3, (2, 1), 1, 2, False),  # strided rows only: the plain row pack, rows s apart
+    ],
+)
+def test_strided_convolutions_pack_whole_rows(tile_cols, kernel, stride, padding, dilation, pool):
+    reach = dilation * (kernel - 1) + 1
+    out_w = 2 * tile_cols + tile_cols // 2
+    w = (out_w - 1) * stride[1] + reach - 2 * padding
+    h = 4 * stride[0] + reach - 2 * padding
+    x = np.random.default_rng(kernel).standard_normal((2, 3, h, w)).astype(np.float32)
+    layers = [nn.Conv2d(3, 8, kernel, stride, padding, dilation), nn.ReLU()]
+    net = nn.Sequential(*layers, *([nn.MaxPool2d(3, 2)] if pool else []))
+    fn = compiler.compile(net, x, backend="llvm")
+    (kernel_ir,) = [k for k in fn.kernels if "conv2d" in k.ops]
+    code = kernel_ir.pseudo_c()
+    # strided along columns: packed from the column-split copy; else the plain row pack
+    assert ("xsplit" in code) == (stride[1] > 1) and ("prow_ok" in code) == (stride[1] == 1)
+    np.testing.assert_allclose(fn(x), net(Tensor(x)).numpy(), rtol=1e-5, atol=1e-5)
