@@ -262,7 +262,7 @@ def conv_gemm_direct(
     """Tasks over (image, group, column block), parallel: pack, then all channel blocks;
     `finish(n, oc, oh, ow)` consumes `acc_v` for each output element (`flat`: see
     `pixel_index`)."""
-    rb = row_blocks(geo, batch)
+    rb = row_blocks(geo, batch, rows)
     if rb is not None:
         return conv_gemm_rows(geo, rb, batch, groups, rows, a_load, finish, flat)
     blocks = geo.col_blocks
@@ -312,13 +312,14 @@ ROW_PANEL_USE = 0.75
 ACROSS_IMAGES_GAIN = 0.05
 
 
-def row_blocks(geo: ConvGeometry, batch: int = 1) -> RowBlocks | None:
+def row_blocks(geo: ConvGeometry, batch: int = 1, channels: int = 0) -> RowBlocks | None:
     """Whole-row blocks for `geo` (see `RowBlocks`): rows of OW < BJ pixels, as many as
     fit, running on across the `batch` images when that fills the panel clearly better;
     wider rows in BJ-pixel segments (the last pulled back to end at OW). A convolution
     strided along columns packs from a column-split copy of its input rows
-    (`split_columns`). None when too much of the panel would be padding, for 1-wide
-    kernels strided along columns, or when the split copy would not fit on chip."""
+    (`split_columns`) when that beats the general pack (`_split_pays`, given the
+    convolution's `channels` out). None when too much of the panel would be padding, for
+    1-wide kernels strided along columns, or when the split copy would not fit on chip."""
     (oh_n, ow_n), cols = geo.out_hw, geo.tile.cols
     if geo.stride[1] > 1 and geo.kernel[1] == 1:
         # one column per tap: the general pack copies exactly the columns needed, where
@@ -335,9 +336,29 @@ def row_blocks(geo: ConvGeometry, batch: int = 1) -> RowBlocks | None:
             blocks = across
     if _use(geo, blocks) < ROW_PANEL_USE:
         return None
-    if geo.stride[1] > 1 and 4 * _prod(_split_columns_shape(geo, blocks)) > SPLIT_BYTES:
+    if geo.stride[1] > 1 and (
+        4 * _prod(_split_columns_shape(geo, blocks)) > SPLIT_BYTES
+        or not _split_pays(geo, blocks, channels)
+    ):
         return None
     return blocks
+
+
+# The general (scalar) pack's cost per tap and panel column, in units of one vector FMA per
+# output channel: fitted to Zen 5 measurements with AVX-512 and forced AVX2, where the column
+# split won for AlexNet's conv1 (12.0 -> 8.9 ms), ResNet's stem and its stride-2 3x3 on
+# AVX-512, and lost or tied on AVX2's 16-column panels (conv1 16.0 -> 17.1 ms).
+SCALAR_PACK_COST = 1.5
+
+
+def _split_pays(geo: ConvGeometry, blocks: RowBlocks, channels: int) -> bool:
+    """Whether row panels from the column-split copy beat the general pack for a convolution
+    strided along columns: per pixel, the general pack costs SCALAR_PACK_COST * lanes /
+    channels of the products (it is amortised over the output channels, the products are
+    vectors), row panels cost the products over the columns they waste (`_use`)."""
+    if channels <= 0:
+        return True
+    return 1.0 / _use(geo, blocks) < 1.0 + SCALAR_PACK_COST * geo.lanes / channels
 
 
 # the largest column-split copy of a strided convolution's input rows a task keeps on chip
@@ -367,18 +388,18 @@ def _use(geo: ConvGeometry, blocks: RowBlocks) -> float:
 
 
 def fit_row_panels(
-    geo: ConvGeometry, wide: list[Tile], panel_bytes: int, batch: int = 1
+    geo: ConvGeometry, wide: list[Tile], panel_bytes: int, batch: int = 1, channels: int = 0
 ) -> ConvGeometry:
     """`geo` with the register tile whose row panels waste the fewest columns: the target's
     own, or one of its `wide` tiles (fewer rows, more vectors) when that wastes strictly
     fewer and its panel stays within `panel_bytes` (a panel streamed from L3 costs more than
     the columns saved: measured on Zen 5, 3 x 7 zmm for 256 channels at 14x14, a 1 MiB
     panel, ran 15% slower than 6 x 4). E.g. 56-pixel rows: two fill 3 x 7 zmm exactly."""
-    rb = row_blocks(geo, batch)
+    rb = row_blocks(geo, batch, channels)
     best, best_use = geo, _use(geo, rb) if rb else 0.0
     for tile in wide:
         candidate = replace(geo, tile=tile)
-        rb = row_blocks(candidate, batch)
+        rb = row_blocks(candidate, batch, channels)
         if rb is None or candidate.taps * tile.cols * 4 > panel_bytes:
             continue
         use = _use(candidate, rb)
@@ -618,7 +639,7 @@ def conv_gemm_tiled(
 
     first_row = add(mul(Var("g"), rows), mul(Var("s"), part))
     channel0 = mul(Var("g"), geo.cg)
-    rb = row_blocks(geo)
+    rb = row_blocks(geo, 1, rows)
     if rb is None:
         blocks = geo.col_blocks
         locals_ = locals_for(geo, part)

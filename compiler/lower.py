@@ -774,12 +774,14 @@ class _Lowerer:
             return self.loops(["oc", "n"], (shape[1], shape[0]), body, vectorize=False)
         return self.loops(["n", "oc"], shape[:2], body, vectorize=False)
 
-    def fit_tile(self, geo: ConvGeometry, batch: int = 1) -> ConvGeometry:
-        """A convolution's tile: the target's, or a wider one its rows (of `batch` images)
-        fill better (`conv_gemm.fit_row_panels`), unless a measured tile was given."""
+    def fit_tile(self, geo: ConvGeometry, batch: int, channels: int) -> ConvGeometry:
+        """A convolution's tile: the target's, or a wider one its rows (of `batch` images,
+        `channels` output channels per group) fill better (`conv_gemm.fit_row_panels`),
+        unless a measured tile was given."""
         if self.tuned or self.target is None:
             return geo
-        return fit_row_panels(geo, self.target.wide_tiles, self.target.conv_panel_bytes, batch)
+        wide, budget = self.target.wide_tiles, self.target.conv_panel_bytes
+        return fit_row_panels(geo, wide, budget, batch, channels)
 
     def gemm_blocking(self) -> tuple[Tile, int]:
         """The target's micro-kernel tile and weight-gradient band budget (`ConvGeometry`)."""
@@ -809,7 +811,7 @@ class _Lowerer:
             attrs["dilation"],
             *self.gemm_blocking(),
         )
-        geo = self.fit_tile(geo, 1 if pools else batch)  # a pooled tile holds one image
+        geo = self.fit_tile(geo, 1 if pools else batch, rows)  # a pooled tile holds one image
         wname = buffer_name(g, w)
 
         def a_load(oc: Expr, ic: Expr, r: Expr, q: Expr) -> Expr:
@@ -1001,7 +1003,7 @@ class _Lowerer:
             (dh, dw),
             *self.gemm_blocking(),
         )
-        geo = self.fit_tile(geo, batch)
+        geo = self.fit_tile(geo, batch, cg)
         if geo.taps * geo.block_cols * 4 > GEMM_LOCAL_BYTES:
             return None
         wname = buffer_name(g, wt)

@@ -204,3 +204,18 @@ def test_strided_convolutions_pack_whole_rows(tile_cols, kernel, stride, padding
     # strided along columns: packed from the column-split copy; else the plain row pack
     assert ("xsplit" in code) == (stride[1] > 1) and ("prow_ok" in code) == (stride[1] == 1)
     np.testing.assert_allclose(fn(x), net(Tensor(x)).numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_the_column_split_is_used_where_it_beats_the_general_pack():
+    """AlexNet's conv1 (96 channels, 55-pixel rows): the scalar pack costs more per FMA with
+    16-lane vectors than with 8, so AVX-512's 64-column panels take the split copy (55 of 64
+    columns used) and AVX2's 16-column segments (55 of 64 too) keep the general pack."""
+    from compiler.conv_gemm import _split_pays
+
+    def conv1(tile):
+        return ConvGeometry("x", (227, 227), (55, 55), 3, (11, 11), (4, 4), (0, 0), (1, 1), tile, 0)
+
+    zmm, ymm = conv1(Tile(6, 4, 16)), conv1(Tile(6, 2, 8))
+    assert row_blocks(zmm, 16, 96) == RowBlocks(1, 55, (0,))
+    assert row_blocks(ymm, 16, 96) is None
+    assert _split_pays(ymm, RowBlocks(1, 16, (0, 16, 32, 39)), 8)  # few channels: it pays
