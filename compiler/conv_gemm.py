@@ -131,6 +131,22 @@ class ConvGeometry:
         return -(-self.pixels // self.block_cols)
 
 
+def selected_run(
+    var: str, extent: int, dst: str, index: tuple[Expr, ...], source: Expr, ok: str, tags: list[str]
+) -> Loop:
+    """`for var < extent: dst[index] = ok ? source : 0` for a copy whose whole run is inside
+    or outside the image together (`ok`, a row test): the source, addressed inside the image
+    (a clamped row), is loaded first, so the select holds no load and stays a branch-free
+    (vector) select; a select, not a multiply by 0, so an infinity cannot turn into NaN."""
+    value = f"{var}_value"
+    return Loop(
+        var,
+        extent,
+        [Let(value, source), Store(dst, index, Select(Var(ok), Var(value), Const(0.0)))],
+        tags,
+    )
+
+
 def pack(geo: ConvGeometry, n: Expr, channel0: Expr, p0: Expr) -> list[Stmt]:
     """Copy columns p0 .. p0+BJ-1 of image n's im2col (source channels from `channel0`) into
     `panel[tap][col]`. Scalar loops: each column computes its window origin once, and a
@@ -455,16 +471,11 @@ def pack_rows(
         source = Load(
             geo.src, (n, add(channel0, Var("pic")), Var("pih"), add(Var("pj"), Const(lo + offset)))
         )
-        copy = [
-            Let("pv", source),
-            Store(
-                "panel",
-                (tap, add(column0, Var("pj"), Const(lo))),
-                Select(Var("prow_ok"), Var("pv"), Const(0.0)),
-            ),
-        ]
+        dst = (tap, add(column0, Var("pj"), Const(lo)))
         per_row += zeros(0, lo)
-        per_row.append(Loop("pj", hi - lo, copy, [vectorize(lanes)]))
+        per_row.append(
+            selected_run("pj", hi - lo, "panel", dst, source, "prow_ok", [vectorize(lanes)])
+        )
         per_row += zeros(hi, width)
     return [Loop("pic", geo.cg, [Loop("pkh", kh_n, [Loop("pr", rb.rows, per_row)])])]
 
@@ -502,21 +513,8 @@ def split_columns(
         if hi > lo:
             col = add(mul(add(Var("sq"), Const(lo)), sw), Const(b - pw))
             value = Load(geo.src, (n, add(channel0, Var("sc")), Var("sih"), col))
-            per_row += [
-                Loop(
-                    "sq",
-                    hi - lo,
-                    [
-                        Let("sv", value),
-                        Store(
-                            "xsplit",
-                            (*at, add(Var("sq"), Const(lo))),
-                            Select(Var("srow_ok"), Var("sv"), Const(0.0)),
-                        ),
-                    ],
-                    ["scalar"],
-                )
-            ]
+            dst = (*at, add(Var("sq"), Const(lo)))
+            per_row.append(selected_run("sq", hi - lo, "xsplit", dst, value, "srow_ok", ["scalar"]))
         per_row += zeros(max(hi, lo), qn)
     return [
         Local("xsplit", (channels, rows, phases, qn)),
@@ -680,6 +678,28 @@ def conv_gemm_tiled(
     return [Loop("task", batch * groups * splits, body, ["parallel"])]
 
 
+def kept_tile_pass(
+    blocks: int, bi: int, bj: int, nrows: int, ow_n: int, a: Expr, b: Expr, lanes: int
+) -> Loop:
+    """The weight gradients' micro-kernel over one band of `nrows` x `ow_n` pixels: for each
+    of `blocks` blocks of BI rows of the kept `wtile`, load the BI x BJ block into the
+    register tile, add one rank-1 update per pixel (`a` broadcast, `b` the vectors; both may
+    use ib, ii, jj, br, bw), and store it back."""
+    tile = (Var("ii"), Var("jj"))
+    wrow = (add(Var("ib"), Var("ii")), Var("jj"))
+    per_pixel = Loop("br", nrows, [Loop("bw", ow_n, [rank1_update(bi, bj, a, b, lanes)])])
+    return Loop(
+        "i0",
+        blocks,
+        [
+            Let("ib", mul(Var("i0"), bi)),
+            over_tile(bi, bj, [Store("acc_tile", tile, Load("wtile", wrow))], lanes),
+            per_pixel,
+            over_tile(bi, bj, [Store("wtile", wrow, Load("acc_tile", tile))], lanes),
+        ],
+    )
+
+
 def weight_grad_gemm(
     geo: ConvGeometry,
     batch: int,
@@ -704,8 +724,6 @@ def weight_grad_gemm(
     bi = next(b for b in range(geo.tile.rows, 0, -1) if rows % b == 0)
     band = geo.band_rows
     full, rest = divmod(oh_n, band)
-    tile = (Var("ii"), Var("jj"))
-    wrow = (add(Var("ib"), Var("ii")), Var("jj"))
 
     def decompose(tap: Expr) -> list[Stmt]:
         return [
@@ -752,25 +770,8 @@ def weight_grad_gemm(
                 Var("bw"),
             ),
         )
-        micro = Loop(
-            "i0",
-            rows // bi,
-            [
-                Let("ib", mul(Var("i0"), bi)),
-                over_tile(bi, bj, [Store("acc_tile", tile, Load("wtile", wrow))], lanes),
-                Loop(
-                    "br",
-                    nrows,
-                    [
-                        Loop(
-                            "bw",
-                            ow_n,
-                            [rank1_update(bi, bj, grad, Load("panel", (pixel, Var("jj"))), lanes)],
-                        )
-                    ],
-                ),
-                over_tile(bi, bj, [Store("wtile", wrow, Load("acc_tile", tile))], lanes),
-            ],
+        micro = kept_tile_pass(
+            rows // bi, bi, bj, nrows, ow_n, grad, Load("panel", (pixel, Var("jj"))), lanes
         )
         return [pack_loops, micro]
 
@@ -1063,20 +1064,9 @@ def weight_grad_channels(
                 geo.src,
                 (Var("n"), Var("xch"), Var("xih"), add(Var("xj"), Const(lo - pw))),
             )
+            dst = (*at, add(Var("xj"), Const(lo)))
             row_copy.append(
-                Loop(
-                    "xj",
-                    hi - lo,
-                    [
-                        Let("xv", source),
-                        Store(
-                            "xpad",
-                            (*at, add(Var("xj"), Const(lo))),
-                            Select(Var("xrow_ok"), Var("xv"), Const(0.0)),
-                        ),
-                    ],
-                    [vectorize(lanes)],
-                )
+                selected_run("xj", hi - lo, "xpad", dst, source, "xrow_ok", [vectorize(lanes)])
             )
         if wp > hi:
             row_copy.append(
@@ -1098,28 +1088,8 @@ def weight_grad_channels(
                 add(mul(Var("bw"), sw), mul(Bin("%", tap, Const(kw_n)), dw)),
             ),
         )
-        tile = (Var("ii"), Var("jj"))
-        wrow = (add(Var("ib"), Var("ii")), Var("jj"))
-        micro = Loop(
-            "i0",
-            padded // bi,
-            [
-                Let("ib", mul(Var("i0"), bi)),
-                over_tile(bi, bj, [Store("acc_tile", tile, Load("wtile", wrow))], lanes),
-                Loop(
-                    "br",
-                    nrows,
-                    [
-                        Loop(
-                            "bw",
-                            ow_n,
-                            [rank1_update(bi, bj, value, Load("gT", (pixel, Var("jj"))), lanes)],
-                        )
-                    ],
-                ),
-                over_tile(bi, bj, [Store("wtile", wrow, Load("acc_tile", tile))], lanes),
-            ],
-        )
+        gvec = Load("gT", (pixel, Var("jj")))
+        micro = kept_tile_pass(padded // bi, bi, bj, nrows, ow_n, value, gvec, lanes)
         return [transpose, pad_copy, micro]
 
     per_image: list[Stmt] = []

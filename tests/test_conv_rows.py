@@ -17,6 +17,29 @@ from compiler.target import Tile  # noqa: E402
 from tinygrad_edu import Tensor, nn  # noqa: E402
 
 
+def assert_sgd_step_equals_eager(make_net, x):
+    """One SGD step of mean(net(x)^2), compiled with llvm, leaves the parameters eager's does."""
+    from tinygrad_edu import manual_seed, optim
+
+    def loss(out, _target):
+        return (out * out).mean()
+
+    states = []
+    for compiled in (False, True):
+        manual_seed(0)
+        net = make_net()
+        opt = optim.SGD(net.parameters(), lr=0.1)
+        if compiled:
+            compiler.compile_train_step(net, loss, opt, x, x, backend="llvm")(x, x)
+        else:
+            opt.zero_grad()
+            loss(net(Tensor(x)), None).backward()
+            opt.step()
+        states.append(net.state_dict())
+    for name in states[0]:
+        np.testing.assert_allclose(states[1][name], states[0][name], rtol=1e-5, atol=1e-6)
+
+
 def geometry(out_hw, cols, stride=(1, 1)):
     return ConvGeometry(
         "x", out_hw, out_hw, 1, (3, 3), stride, (1, 1), (1, 1), Tile(6, cols // 16 or 1, 16), 0
@@ -62,27 +85,10 @@ def test_row_panel_convolution_equals_eager(tile_cols, kernel, padding, dilation
 def test_row_panel_input_gradient_equals_eager(tile_cols):
     """The stride-1 input gradient is the same schedule (a full correlation): a 1x1 conv in
     front learns from it, so one compiled SGD step equals the eager one."""
-    from tinygrad_edu import manual_seed, optim
-
     x = np.random.default_rng(3).standard_normal((2, 3, 6, tile_cols + 2)).astype(np.float32)
-    states = []
-    for compiled in (False, True):
-        manual_seed(0)
-        net = nn.Sequential(nn.Conv2d(3, 4, 1), nn.Conv2d(4, 5, 3, padding=1))
-        opt = optim.SGD(net.parameters(), lr=0.1)
-
-        def loss(out, _target):
-            return (out * out).mean()
-
-        if compiled:
-            compiler.compile_train_step(net, loss, opt, x, x, backend="llvm")(x, x)
-        else:
-            opt.zero_grad()
-            loss(net(Tensor(x)), None).backward()
-            opt.step()
-        states.append(net.state_dict())
-    for name in states[0]:
-        np.testing.assert_allclose(states[1][name], states[0][name], rtol=1e-5, atol=1e-6)
+    assert_sgd_step_equals_eager(
+        lambda: nn.Sequential(nn.Conv2d(3, 4, 1), nn.Conv2d(4, 5, 3, padding=1)), x
+    )
 
 
 def test_padding_rows_outside_the_image_are_zero_even_next_to_an_infinity(tile_cols):
@@ -151,31 +157,15 @@ def test_small_images_share_panels_across_images():
 @pytest.mark.parametrize("hw, batch", [(7, 5), (5, 3), (3, 7)])
 def test_rows_across_images_equal_eager_forward_and_input_gradient(tile_cols, hw, batch):
     """Blocks that end in one image and start in the next, the last block pulled back."""
-    from tinygrad_edu import manual_seed, optim
-
     x = np.random.default_rng(hw).standard_normal((batch, 4, hw, hw)).astype(np.float32)
     conv = nn.Conv2d(4, 6, 3, padding=1)
     fn = compiler.compile(lambda t: conv(t).relu(), x, backend="llvm")
     assert "pn" in fn.kernels[0].pseudo_c()
     np.testing.assert_allclose(fn(x), conv(Tensor(x)).relu().numpy(), rtol=1e-5, atol=1e-5)
-    states = []
-    for compiled in (False, True):  # the input gradient reaches the 1x1 conv in front
-        manual_seed(0)
-        net = nn.Sequential(nn.Conv2d(4, 4, 1), nn.Conv2d(4, 6, 3, padding=1))
-        opt = optim.SGD(net.parameters(), lr=0.1)
-
-        def loss(out, _target):
-            return (out * out).mean()
-
-        if compiled:
-            compiler.compile_train_step(net, loss, opt, x, x, backend="llvm")(x, x)
-        else:
-            opt.zero_grad()
-            loss(net(Tensor(x)), None).backward()
-            opt.step()
-        states.append(net.state_dict())
-    for name in states[0]:
-        np.testing.assert_allclose(states[1][name], states[0][name], rtol=1e-5, atol=1e-6)
+    # the input gradient reaches the 1x1 conv in front
+    assert_sgd_step_equals_eager(
+        lambda: nn.Sequential(nn.Conv2d(4, 4, 1), nn.Conv2d(4, 6, 3, padding=1)), x
+    )
 
 
 @pytest.mark.parametrize(

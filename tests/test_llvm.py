@@ -556,3 +556,30 @@ def test_tile_search_measures_once_records_its_choice_and_keeps_results(tmp_path
     assert again.measured == 0 and again.notes  # from the cache
     monkeypatch.setenv("TINYGRAD_EDU_TUNE", "0")
     assert not compiler.compile(net, x, backend="llvm").kernels[0].tuning
+
+
+def test_a_let_named_like_a_vector_loops_chunk_counter_does_not_shadow_it():
+    """A long vectorised loop over i counts its vector chunks in a variable of its own. A
+    kernel Let called i_v (what that counter was once named), left scalar by a previous
+    loop's remainder, was read as the counter: wrong addresses, silently."""
+    from compiler.backends.llvm import LLVMExecutor
+    from compiler.kernel import Bin, Buffer, Const, Kernel, Let, Load, Loop, Store, Var, vectorize
+    from compiler.target import host_target
+
+    n = 25 * host_target().lanes + 3  # a chunk loop, then a scalar remainder
+    at = (Var("i"),)
+
+    def scaled(scale, out, plus=None):
+        value = Var("i_v") if plus is None else Bin("+", Var("i_v"), Load(plus, at))
+        body = [Let("i_v", Bin("*", Load("x", at), Const(scale))), Store(out, at, value)]
+        return Loop("i", n, body, [vectorize(host_target().lanes)])
+
+    buffers = [
+        Buffer(name, (n,), "float32", role, k)
+        for k, (name, role) in enumerate([("x", "in"), ("y", "out"), ("z", "out")])
+    ]
+    body = [scaled(2.0, "y"), scaled(3.0, "z", plus="y")]
+    kernel = Kernel("k_shadow", ["mul"], [0, 1, 2], buffers, body, n, 4 * n, 8 * n, "elementwise")
+    env = {0: np.arange(n, dtype=np.float32)}
+    LLVMExecutor([kernel]).run_group(None, None, kernel, env)
+    np.testing.assert_array_equal(env[2], 5 * np.arange(n, dtype=np.float32))

@@ -597,7 +597,8 @@ class _Function:
             for c in range(full):
                 self.vector_body(lp, Const(c * lanes))
         else:
-            chunk = f"{lp.var}_v"
+            # "." cannot occur in a kernel's names: no Let of the kernel can shadow the counter
+            chunk = f"{lp.var}.chunk"
             self.loop(
                 Loop(chunk, full, []),
                 False,
