@@ -274,13 +274,14 @@ def conv_gemm_direct(
     a_load: Callable[[Expr, Expr, Expr, Expr], Expr],
     finish: Callable[[Expr, Expr, Expr, Expr], list[Stmt]],
     flat: bool = False,
+    cores: int = 1,
 ) -> list[Stmt]:
     """Tasks over (image, group, column block), parallel: pack, then all channel blocks;
     `finish(n, oc, oh, ow)` consumes `acc_v` for each output element (`flat`: see
-    `pixel_index`)."""
+    `pixel_index`). Row panels where they apply (`conv_gemm_rows`, for `cores`)."""
     rb = row_blocks(geo, batch, rows)
     if rb is not None:
-        return conv_gemm_rows(geo, rb, batch, groups, rows, a_load, finish, flat)
+        return conv_gemm_rows(geo, rb, batch, groups, rows, a_load, finish, flat, cores)
     blocks = geo.col_blocks
     n = Var("n")
     task = Var("task")
@@ -388,10 +389,13 @@ def _prod(shape: tuple[int, ...]) -> int:
     return out
 
 
-def _split_columns_shape(geo: ConvGeometry, rb: RowBlocks) -> tuple[int, int, int, int]:
-    """(channels, input rows, column phases, columns per phase) of `split_columns`'s copy."""
+def _split_columns_shape(
+    geo: ConvGeometry, rb: RowBlocks, whole: bool = False
+) -> tuple[int, int, int, int]:
+    """(channels, input rows, column phases, columns per phase) of `split_columns`'s copy:
+    of one block's rows, or (`whole`) of every row the image's output rows read."""
     (kh_n, kw_n), (sh, sw), (dh, dw) = geo.kernel, geo.stride, geo.dilation
-    rows = (rb.rows - 1) * sh + (kh_n - 1) * dh + 1
+    rows = ((geo.out_hw[0] if whole else rb.rows) - 1) * sh + (kh_n - 1) * dh + 1
     return geo.cg, rows, sw, geo.out_hw[1] + (kw_n - 1) * dw // sw
 
 
@@ -425,7 +429,13 @@ def fit_row_panels(
 
 
 def pack_rows(
-    geo: ConvGeometry, rb: RowBlocks, n: Expr, channel0: Expr, start: int, oh0: Expr
+    geo: ConvGeometry,
+    rb: RowBlocks,
+    n: Expr,
+    channel0: Expr,
+    start: int,
+    oh0: Expr,
+    whole: bool = False,
 ) -> list[Stmt]:
     """Copy the window taps of rows oh0 .. oh0+R-1, columns start .. start+width-1 into
     `panel[tap][r*width + j]`: per tap and row a vector copy of the columns inside the
@@ -437,7 +447,7 @@ def pack_rows(
     width, lanes = rb.width, geo.lanes
     sh, sw = geo.stride
     if sw > 1:
-        return _pack_split_rows(geo, rb, start)
+        return _pack_split_rows(geo, rb, start, mul(oh0, sh) if whole else Const(0))
     per_row: list[Stmt] = []
     if rb.images > 1:  # row oh0 + pr of all images' rows: its image and its row there
         oh_n = geo.out_hw[0]
@@ -481,17 +491,19 @@ def pack_rows(
 
 
 def split_columns(
-    geo: ConvGeometry, rb: RowBlocks, n: Expr, channel0: Expr, oh0: Expr
+    geo: ConvGeometry, rb: RowBlocks, n: Expr, channel0: Expr, oh0: Expr, whole: bool = False
 ) -> list[Stmt]:
     """For a convolution strided along columns: copy the input rows that output rows oh0 ..
     oh0+R-1 read into `xsplit[ic][row][b][q]` = input column s*q + b - padding (zero outside
     the image, rows outside it too), so that a window tap's columns, s apart in the input,
     are consecutive in phase b = (kw*d) % s and `_pack_split_rows` copies them as vectors.
-    The copy itself is scalar (strided reads), but once per task rather than once per tap."""
+    The copy itself is scalar (strided reads), but once per task rather than once per tap.
+    `whole`: every row the image's output rows read, copied once for all of them (a task
+    that runs all its image's blocks: adjacent blocks share most of their input rows)."""
     (sh, sw), (ph, pw) = geo.stride, geo.padding
     h, w = geo.src_hw
-    channels, rows, phases, qn = _split_columns_shape(geo, rb)
-    ih = add(mul(oh0, sh), Const(-ph), Var("sr"))
+    channels, rows, phases, qn = _split_columns_shape(geo, rb, whole)
+    ih = add(Const(-ph), Var("sr")) if whole else add(mul(oh0, sh), Const(-ph), Var("sr"))
     per_row: list[Stmt] = [
         Let("srow_ok", in_range(ih, h)),
         Let("sih", Bin("min", Bin("max", ih, Const(0)), Const(h - 1))),
@@ -522,14 +534,14 @@ def split_columns(
     ]
 
 
-def _pack_split_rows(geo: ConvGeometry, rb: RowBlocks, start: int) -> list[Stmt]:
+def _pack_split_rows(geo: ConvGeometry, rb: RowBlocks, start: int, row0: Expr) -> list[Stmt]:
     """`pack_rows` from `split_columns`'s copy: tap (kh, kw) of panel row r is phase
     (kw*d) % s of copied row r*s + kh*d, from column start + (kw*d) // s on: a vector copy,
     zeros already in place."""
     (kh_n, kw_n), (sh, sw), (dh, dw) = geo.kernel, geo.stride, geo.dilation
     width, lanes = rb.width, geo.lanes
     tap0 = mul(add(mul(Var("pic"), kh_n), Var("pkh")), kw_n)
-    row = add(mul(Var("pr"), sh), mul(Var("pkh"), dh))
+    row = add(row0, mul(Var("pr"), sh), mul(Var("pkh"), dh))
     per_row: list[Stmt] = []
     for kw in range(kw_n):
         b, shift = (kw * dw) % sw, (kw * dw) // sw
@@ -557,13 +569,16 @@ def conv_gemm_rows(
     a_load: Callable[[Expr, Expr, Expr, Expr], Expr],
     finish: Callable[[Expr, Expr, Expr, Expr], list[Stmt]],
     flat: bool,
+    cores: int = 1,
 ) -> list[Stmt]:
     """`conv_gemm_direct` on whole-row blocks (`RowBlocks`): tasks over (image, group, block
     of R output rows, the last pulled back), parallel, or over (group, block of R rows of
     all images) when the rows run on across images; per row segment, a vector pack, then
     all channel blocks. Panel column jj is pixel oh0*OW + start + jj, so the epilogue indexes
     pixels exactly as the general schedule does (across images: row oh0 + jj / OW of all
-    images' rows)."""
+    images' rows). A convolution strided along columns with images enough to keep the
+    `cores` busy runs a task per (image, group) instead, which splits its image's input
+    rows once for all its blocks (`split_columns`, whole)."""
     (oh_n, ow_n), cols = geo.out_hw, geo.tile.cols
     images = rb.images
     all_rows = images * oh_n  # the rows the blocks cover: one image's, or all of them
@@ -571,24 +586,41 @@ def conv_gemm_rows(
     n = Var("n")
     used = rb.rows * rb.width
     bi = min(geo.tile.rows, rows)
+    # a block's split rows over the rows its output rows advance by: how many times each
+    # input row would be split (measured on Zen 5 at N=16: ResNet's stem, 3.5, 11.7 -> 10.3
+    # ms with a task per image; AlexNet's conv1, 1.9, 8.9 -> 8.2 ms; a stride-2 3x3, 1.25,
+    # 7% slower)
+    repeats = _split_columns_shape(geo, rb)[1] / (rb.rows * geo.stride[0])
+    whole = (
+        geo.stride[1] > 1
+        and images == 1
+        and repeats >= 1.5
+        and batch * groups >= 2 * cores
+        and 4 * _prod(_split_columns_shape(geo, rb, True)) <= SPLIT_BYTES
+    )
+    # the first row of the block: block `task % blocks`, or (whole) block `pb` of the image
+    block = Var("pb") if whole else Bin("%", Var("task"), Const(blocks))
+    first = Let("oh0", Bin("min", mul(block, rb.rows), Const(all_rows - rb.rows)))
     body: list[Stmt] = [
         Local("panel", (geo.taps, cols)),
         Local("acc_tile", (bi, cols)),
         Local("done_tile", (bi, cols)),
-        Let("n", Bin("/", Var("task"), Const(groups * blocks)) if images == 1 else Const(0)),
-        Let("g", Bin("%", Bin("/", Var("task"), Const(blocks)), Const(groups))),
-        Let(
-            "oh0",
-            Bin(
-                "min",
-                mul(Bin("%", Var("task"), Const(blocks)), rb.rows),
-                Const(all_rows - rb.rows),
-            ),
-        ),
     ]
+    if whole:
+        body += [
+            Let("n", Bin("/", Var("task"), Const(groups))),
+            Let("g", Bin("%", Var("task"), Const(groups))),
+        ]
+    else:
+        body += [
+            Let("n", Bin("/", Var("task"), Const(groups * blocks)) if images == 1 else Const(0)),
+            Let("g", Bin("%", Bin("/", Var("task"), Const(blocks)), Const(groups))),
+            first,
+        ]
     body += _zero_padding_columns(geo.taps, used, cols)
     if geo.stride[1] > 1:
-        body += split_columns(geo, rb, n, mul(Var("g"), geo.cg), Var("oh0"))
+        body += split_columns(geo, rb, n, mul(Var("g"), geo.cg), Var("oh0"), whole)
+    per_block: list[Stmt] = []
     for start in rb.starts:
         p0 = add(mul(Var("oh0"), ow_n), Const(start))
 
@@ -604,10 +636,13 @@ def conv_gemm_rows(
             lets, oh, ow = pixel_index(geo, p0, jj, flat)
             return lets + finish(n, oc, oh, ow)
 
-        body += pack_rows(geo, rb, n, mul(Var("g"), geo.cg), start, Var("oh0"))
-        body += micro_kernel(geo, rows, mul(Var("g"), rows), a_load, done, cols, used)
+        per_block += pack_rows(geo, rb, n, mul(Var("g"), geo.cg), start, Var("oh0"), whole)
+        per_block += micro_kernel(geo, rows, mul(Var("g"), rows), a_load, done, cols, used)
+    if whole:
+        body.append(Loop("pb", blocks, [first, *per_block]))
+        return [Loop("task", batch * groups, body, ["parallel"])]
     tasks = (batch if images == 1 else 1) * groups * blocks
-    return [Loop("task", tasks, body, ["parallel"])]
+    return [Loop("task", tasks, body + per_block, ["parallel"])]
 
 
 def conv_gemm_tiled(
@@ -638,6 +673,7 @@ def conv_gemm_tiled(
     first_row = add(mul(Var("g"), rows), mul(Var("s"), part))
     channel0 = mul(Var("g"), geo.cg)
     rb = row_blocks(geo, 1, rows)
+    once: list[Stmt] = []  # per task, before its blocks
     if rb is None:
         blocks = geo.col_blocks
         locals_ = locals_for(geo, part)
@@ -658,11 +694,16 @@ def conv_gemm_tiled(
         ]
         oh0 = Bin("min", mul(Var("pb"), rb.rows), Const(oh_n - rb.rows))
         per_block = [Let("oh0", oh0)]
-        if geo.stride[1] > 1:
+        # a task runs all its image's blocks: split its input rows once, when they fit
+        split_bytes = 4 * _prod(_split_columns_shape(geo, rb, True))
+        whole = geo.stride[1] > 1 and split_bytes <= SPLIT_BYTES
+        if whole:
+            once = split_columns(geo, rb, n, channel0, Const(0), whole=True)
+        elif geo.stride[1] > 1:
             per_block += split_columns(geo, rb, n, channel0, Var("oh0"))
         for start in rb.starts:
             p0 = add(mul(Var("oh0"), ow_n), Const(start))
-            per_block += pack_rows(geo, rb, n, channel0, start, Var("oh0"))
+            per_block += pack_rows(geo, rb, n, channel0, start, Var("oh0"), whole)
             per_block += micro_kernel(
                 geo, part, first_row, a_load, lambda r, jj, p0=p0: done(r, jj, p0), cols, used
             )
@@ -672,6 +713,7 @@ def conv_gemm_tiled(
         Let("n", Bin("/", task, Const(groups * splits))),
         Let("g", Bin("%", Bin("/", task, Const(splits)), Const(groups))),
         Let("s", Bin("%", task, Const(splits))),
+        *once,
         Loop("pb", blocks, per_block),
         *from_tile,
     ]

@@ -823,7 +823,8 @@ class _Lowerer:
                 return None
 
             finish, flat = self.gemm_finish(conv, tail, (oh_n, ow_n))
-            return conv_gemm_direct(geo, batch, groups, rows, a_load, finish, flat)
+            cores = self.target.cores if self.target is not None else 1
+            return conv_gemm_direct(geo, batch, groups, rows, a_load, finish, flat, cores)
         pool = pools[0]
         pre = tail[: tail.index(pool)]
         post = tail[tail.index(pool) + 1 :]

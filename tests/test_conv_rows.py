@@ -209,3 +209,32 @@ def test_the_column_split_is_used_where_it_beats_the_general_pack():
     assert row_blocks(zmm, 16, 96) == RowBlocks(1, 55, (0,))
     assert row_blocks(ymm, 16, 96) is None
     assert _split_pays(ymm, RowBlocks(1, 16, (0, 16, 32, 39)), 8)  # few channels: it pays
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_a_pooled_strided_convolution_splits_its_image_once(tile_cols, batch):
+    """AlexNet's conv1 block: the pooled tile's task runs every block of its image, so the
+    column-split copy of the input rows is made once, before them (one image: its channels
+    split over two tasks)."""
+    x = np.random.default_rng(batch).standard_normal((batch, 3, 67, 99)).astype(np.float32)
+    net = nn.Sequential(nn.Conv2d(3, 8, 11, stride=4), nn.ReLU(), nn.MaxPool2d(3, 2))
+    fn = compiler.compile(net, x, backend="llvm")
+    code = fn.kernels[0].pseudo_c()
+    # the copy comes before the loop over the image's blocks
+    assert code.index("xsplit[") < code.index("for (int pb = 0;")
+    np.testing.assert_allclose(fn(x), net(Tensor(x)).numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_a_strided_convolution_with_images_to_spare_splits_each_image_once(tile_cols):
+    """Images enough for every core twice: a task per image, which splits its input rows
+    once and runs all its row blocks (`conv_gemm_rows`, whole)."""
+    from compiler.target import host_target
+
+    batch = 2 * host_target().cores
+    x = np.random.default_rng(7).standard_normal((batch, 3, 23, 2 * tile_cols + 9))
+    x = x.astype(np.float32)
+    conv = nn.Conv2d(3, 8, 7, stride=2, padding=3)  # ResNet's stem: each row split 3.5 times
+    fn = compiler.compile(lambda t: conv(t).relu(), x, backend="llvm")
+    code = fn.kernels[0].pseudo_c()
+    assert "xsplit[" in code and code.index("xsplit[") < code.index("for (int pb = 0;")
+    np.testing.assert_allclose(fn(x), conv(Tensor(x)).relu().numpy(), rtol=1e-5, atol=1e-5)
