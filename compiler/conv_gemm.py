@@ -334,8 +334,8 @@ def row_blocks(geo: ConvGeometry, batch: int = 1, channels: int = 0) -> RowBlock
     fit, running on across the `batch` images when that fills the panel clearly better;
     wider rows in BJ-pixel segments (the last pulled back to end at OW). A convolution
     strided along columns packs from a column-split copy of its input rows
-    (`split_columns`) when that beats the general pack (`_split_pays`, given the
-    convolution's `channels` out). None when too much of the panel would be padding, for
+    (`split_columns`). Row panels only where they beat the general pack (`_rows_pay`, given
+    the convolution's `channels` out). None when too much of the panel would be padding, for
     1-wide kernels strided along columns, or when the split copy would not fit on chip."""
     (oh_n, ow_n), cols = geo.out_hw, geo.tile.cols
     if geo.stride[1] > 1 and geo.kernel[1] == 1:
@@ -351,31 +351,33 @@ def row_blocks(geo: ConvGeometry, batch: int = 1, channels: int = 0) -> RowBlock
         better = _use(geo, across) > _use(geo, blocks) + ACROSS_IMAGES_GAIN
         if batch > 1 and geo.stride[1] == 1 and better:
             blocks = across
-    if _use(geo, blocks) < ROW_PANEL_USE:
+    if _use(geo, blocks) < ROW_PANEL_USE or not _rows_pay(geo, blocks, channels):
         return None
-    if geo.stride[1] > 1 and (
-        4 * _prod(_split_columns_shape(geo, blocks)) > SPLIT_BYTES
-        or not _split_pays(geo, blocks, channels)
-    ):
+    if geo.stride[1] > 1 and 4 * _prod(_split_columns_shape(geo, blocks)) > SPLIT_BYTES:
         return None
     return blocks
 
 
-# The general (scalar) pack's cost per tap and panel column, in units of one vector FMA per
-# output channel: fitted to Zen 5 measurements with AVX-512 and forced AVX2, where the column
-# split won for AlexNet's conv1 (12.0 -> 8.9 ms), ResNet's stem and its stride-2 3x3 on
-# AVX-512, and lost or tied on AVX2's 16-column panels (conv1 16.0 -> 17.1 ms).
-SCALAR_PACK_COST = 1.5
+# Fitted to 18 kernels measured on Zen 5 with AVX-512 and forced AVX2 (AlexNet's and
+# ResNet's convolutions at N=16): the general (scalar) pack's cost per tap and panel column,
+# in units of one vector FMA per output channel, and the column-split copy's cost per column
+# in units of the products. They pick right in 17 of the 18 (the 18th, AVX2's 5x5 conv at
+# 27x27, is 2.4% off); e.g. 13x13 layers keep the general pack on AVX2's 16-column panels
+# (13 of 16 columns used: up to 7% slower as row panels) and take row panels with AVX-512.
+SCALAR_PACK_COST = 5.0
+SPLIT_COPY_COST = 0.3
 
 
-def _split_pays(geo: ConvGeometry, blocks: RowBlocks, channels: int) -> bool:
-    """Whether row panels from the column-split copy beat the general pack for a convolution
-    strided along columns: per pixel, the general pack costs SCALAR_PACK_COST * lanes /
-    channels of the products (it is amortised over the output channels, the products are
-    vectors), row panels cost the products over the columns they waste (`_use`)."""
+def _rows_pay(geo: ConvGeometry, blocks: RowBlocks, channels: int) -> bool:
+    """Whether row panels beat the general pack, given the convolution's `channels` out:
+    per pixel the general pack costs SCALAR_PACK_COST * lanes / channels of the products
+    (it is amortised over the output channels, the products are vectors across pixels);
+    row panels cost the products over the columns they waste (`_use`), and strided along
+    columns, the column-split copy too."""
     if channels <= 0:
         return True
-    return 1.0 / _use(geo, blocks) < 1.0 + SCALAR_PACK_COST * geo.lanes / channels
+    split = SPLIT_COPY_COST if geo.stride[1] > 1 else 0.0
+    return 1.0 / _use(geo, blocks) + split < 1.0 + SCALAR_PACK_COST * geo.lanes / channels
 
 
 # the largest column-split copy of a strided convolution's input rows a task keeps on chip

@@ -196,19 +196,23 @@ def test_strided_convolutions_pack_whole_rows(tile_cols, kernel, stride, padding
     np.testing.assert_allclose(fn(x), net(Tensor(x)).numpy(), rtol=1e-5, atol=1e-5)
 
 
-def test_the_column_split_is_used_where_it_beats_the_general_pack():
-    """AlexNet's conv1 (96 channels, 55-pixel rows): the scalar pack costs more per FMA with
-    16-lane vectors than with 8, so AVX-512's 64-column panels take the split copy (55 of 64
-    columns used) and AVX2's 16-column segments (55 of 64 too) keep the general pack."""
-    from compiler.conv_gemm import _split_pays
+def test_row_panels_are_used_where_they_beat_the_general_pack():
+    """The scalar pack costs more per FMA with 16-lane vectors than with 8, and less the more
+    output channels share it: AlexNet's conv1 (96 channels, 55-pixel rows) takes the column
+    split with AVX-512's 64-column panels and keeps the general pack on AVX2's 16-column
+    segments; a 13x13 layer of 384 channels keeps it on AVX2, takes row panels with 8."""
+    from compiler.conv_gemm import _rows_pay
 
-    def conv1(tile):
-        return ConvGeometry("x", (227, 227), (55, 55), 3, (11, 11), (4, 4), (0, 0), (1, 1), tile, 0)
+    def conv(tile, out_hw, kernel, stride):
+        src = tuple((n - 1) * s + kernel for n, s in zip(out_hw, stride))
+        return ConvGeometry("x", src, out_hw, 3, (kernel, kernel), stride, (0, 0), (1, 1), tile, 0)
 
-    zmm, ymm = conv1(Tile(6, 4, 16)), conv1(Tile(6, 2, 8))
-    assert row_blocks(zmm, 16, 96) == RowBlocks(1, 55, (0,))
-    assert row_blocks(ymm, 16, 96) is None
-    assert _split_pays(ymm, RowBlocks(1, 16, (0, 16, 32, 39)), 8)  # few channels: it pays
+    zmm, ymm = Tile(6, 4, 16), Tile(6, 2, 8)
+    assert row_blocks(conv(zmm, (55, 55), 11, (4, 4)), 16, 96) == RowBlocks(1, 55, (0,))
+    assert row_blocks(conv(ymm, (55, 55), 11, (4, 4)), 16, 96) is None
+    small = conv(ymm, (13, 13), 3, (1, 1))
+    assert row_blocks(small, 16, 384) is None
+    assert _rows_pay(small, RowBlocks(1, 13, (0,)), 8)
 
 
 @pytest.mark.parametrize("batch", [1, 2])
