@@ -744,6 +744,28 @@ def kept_tile_pass(
     )
 
 
+def reduce_into_wtile(
+    kept: int,
+    done: int,
+    bj: int,
+    lanes: int,
+    passes: Stmt,
+    element: list[Stmt],
+    finish: Callable[[Expr], list[Stmt]],
+) -> list[Stmt]:
+    """A weight-gradient task's frame: zero the `kept` x BJ `wtile`, run `passes` (every
+    image's bands, adding into it), then per element (ii, jj) of its first `done` rows set
+    `element`'s Lets (which weight it is) and `finish` the value."""
+    at = (Var("ii"), Var("jj"))
+    return [
+        over_tile(kept, bj, [Store("wtile", at, Const(0.0))], lanes, unroll=False),
+        passes,
+        over_tile(
+            done, bj, [*element, *finish(Load("wtile", at))], lanes, unroll=False, vector=False
+        ),
+    ]
+
+
 def weight_grad_gemm(
     geo: ConvGeometry,
     batch: int,
@@ -830,21 +852,14 @@ def weight_grad_gemm(
         Local("acc_tile", (bi, bj)),
         Let("g", Bin("/", Var("task"), Const(blocks))),
         Let("t0", Bin("min", mul(Bin("%", Var("task"), Const(blocks)), bj), Const(taps - bj))),
-        over_tile(
-            rows, bj, [Store("wtile", (Var("ii"), Var("jj")), Const(0.0))], lanes, unroll=False
-        ),
-        Loop("n", batch, per_image),
-        over_tile(
+        *reduce_into_wtile(
+            rows,
             rows,
             bj,
-            [
-                *decompose(add(Var("t0"), Var("jj"))),
-                Let("oc", add(mul(Var("g"), rows), Var("ii"))),
-                *finish(Load("wtile", (Var("ii"), Var("jj")))),
-            ],
             lanes,
-            unroll=False,
-            vector=False,
+            Loop("n", batch, per_image),
+            [*decompose(add(Var("t0"), Var("jj"))), Let("oc", add(mul(Var("g"), rows), Var("ii")))],
+            finish,
         ),
     ]
     return [Loop("task", groups * blocks, body, ["parallel"])]
@@ -1162,24 +1177,20 @@ def weight_grad_channels(
         Let("t0", Bin("min", mul(Bin("%", task, Const(splits)), part), Const(taps - part))),
         Let("ic0", add(mul(Var("g"), geo.cg), Bin("/", Var("t0"), Const(window)))),
         Let("toff", Bin("%", Var("t0"), Const(window))),
-        over_tile(
-            padded, bj, [Store("wtile", (Var("ii"), Var("jj")), Const(0.0))], lanes, unroll=False
-        ),
-        Loop("n", batch, per_image),
-        over_tile(
+        *reduce_into_wtile(
+            padded,
             part,
             bj,
+            lanes,
+            Loop("n", batch, per_image),
             [
                 Let("oc", add(Var("oc0"), Var("jj"))),
                 Let("wt", add(Var("t0"), Var("ii"))),  # the tap, within the group
                 Let("ic", Bin("/", Var("wt"), Const(window))),
                 Let("kh", Bin("%", Bin("/", Var("wt"), Const(kw_n)), Const(kh_n))),
                 Let("kw", Bin("%", Var("wt"), Const(kw_n))),
-                *finish(Load("wtile", (Var("ii"), Var("jj")))),
             ],
-            lanes,
-            unroll=False,
-            vector=False,
+            finish,
         ),
     ]
     return [Loop("task", groups * oc_blocks * splits, body, ["parallel"])]

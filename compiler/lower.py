@@ -1022,7 +1022,8 @@ class _Lowerer:
             )
 
         finish, flat = self.gemm_finish(node, self.after(node), (h, w))
-        return conv_gemm_direct(geo, batch, groups, cg, a_load, finish, flat)
+        cores = self.target.cores if self.target is not None else 1
+        return conv_gemm_direct(geo, batch, groups, cg, a_load, finish, flat, cores)
 
     def grad_input_phases(self, node: int) -> list[Stmt] | None:
         """CPU schedule of a strided input gradient: one stride-1 implicit GEMM per phase of
