@@ -32,6 +32,7 @@ at rows - BI, so they overlap the previous block and recompute (and re-store) th
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -353,7 +354,7 @@ def row_blocks(geo: ConvGeometry, batch: int = 1, channels: int = 0) -> RowBlock
             blocks = across
     if _use(geo, blocks) < ROW_PANEL_USE or not _rows_pay(geo, blocks, channels):
         return None
-    if geo.stride[1] > 1 and 4 * _prod(_split_columns_shape(geo, blocks)) > SPLIT_BYTES:
+    if geo.stride[1] > 1 and 4 * math.prod(_split_columns_shape(geo, blocks)) > SPLIT_BYTES:
         return None
     return blocks
 
@@ -382,13 +383,6 @@ def _rows_pay(geo: ConvGeometry, blocks: RowBlocks, channels: int) -> bool:
 
 # the largest column-split copy of a strided convolution's input rows a task keeps on chip
 SPLIT_BYTES = 1 << 20
-
-
-def _prod(shape: tuple[int, ...]) -> int:
-    out = 1
-    for n in shape:
-        out *= n
-    return out
 
 
 def _split_columns_shape(
@@ -598,7 +592,7 @@ def conv_gemm_rows(
         and images == 1
         and repeats >= 1.5
         and batch * groups >= 2 * cores
-        and 4 * _prod(_split_columns_shape(geo, rb, True)) <= SPLIT_BYTES
+        and 4 * math.prod(_split_columns_shape(geo, rb, True)) <= SPLIT_BYTES
     )
     # the first row of the block: block `task % blocks`, or (whole) block `pb` of the image
     block = Var("pb") if whole else Bin("%", Var("task"), Const(blocks))
@@ -697,7 +691,7 @@ def conv_gemm_tiled(
         oh0 = Bin("min", mul(Var("pb"), rb.rows), Const(oh_n - rb.rows))
         per_block = [Let("oh0", oh0)]
         # a task runs all its image's blocks: split its input rows once, when they fit
-        split_bytes = 4 * _prod(_split_columns_shape(geo, rb, True))
+        split_bytes = 4 * math.prod(_split_columns_shape(geo, rb, True))
         whole = geo.stride[1] > 1 and split_bytes <= SPLIT_BYTES
         if whole:
             once = split_columns(geo, rb, n, channel0, Const(0), whole=True)
@@ -934,18 +928,21 @@ def conv_gemm_phases(
     zero_rows = sorted(
         {p.offset[0] for p in live} - {p.offset[0] for p in live if p.geo is not None}
     )
-    for a in zero_rows:
-        hq = next(p.grid[0] for p in live if p.offset[0] == a)
+
+    def zeros(label: str, hq: int, a: int, cols: int, w: Expr, tags: list[str]) -> None:
+        """Zeros, through the epilogue, for this task's share of the hq rows a + s*q of a
+        phase that no tap reaches, `cols` of them per row at columns `w` (of zr)."""
         share = -(-hq // blocks)
-        q0 = Var(f"z0_{a}")
-        body.append(Let(q0.name, Bin("min", mul(Var("b"), share), Const(hq - share))))
+        q0 = Var(label)
+        body.append(Let(label, Bin("min", mul(Var("b"), share), Const(hq - share))))
         h = add(Const(a), mul(add(q0, Var("zq")), sh))
-        zero = [
-            Let("acc_v", Const(0.0)),
-            *finish(n, add(mul(Var("g"), rows), Var("ii")), h, Var("zr")),
-        ]
-        row = Loop("zr", width, zero, [vectorize(tile.lanes)] if width >= tile.lanes else [])
-        body.append(Loop("ii", rows, [Loop("zq", share, [row])]))
+        zero = [Let("acc_v", Const(0.0)), *finish(n, add(mul(Var("g"), rows), Var("ii")), h, w)]
+        body.append(Loop("ii", rows, [Loop("zq", share, [Loop("zr", cols, zero, tags)])]))
+
+    for a in zero_rows:  # whole rows, contiguous: vectorised
+        hq = next(p.grid[0] for p in live if p.offset[0] == a)
+        tags = [vectorize(tile.lanes)] if width >= tile.lanes else []
+        zeros(f"z0_{a}", hq, a, width, Var("zr"), tags)
     for k, (phase, rb) in enumerate(zip(live, rbs, strict=True)):
         (a, b), (hq, wq) = phase.offset, phase.grid
         if a in zero_rows:
@@ -978,14 +975,8 @@ def conv_gemm_phases(
                     used,
                 )
             continue
-        if phase.geo is None:  # zeros (through the epilogue): this task's share of rows
-            share = -(-hq // blocks)
-            q0 = Var(f"q0_{k}")
-            body.append(Let(q0.name, Bin("min", mul(Var("b"), share), Const(hq - share))))
-            h = add(Const(a), mul(add(q0, Var("zq")), sh))
-            w = add(Const(b), mul(Var("zr"), sw))
-            zero = [Let("acc_v", Const(0.0)), *finish(n, add(mul(Var("g"), rows), Var("ii")), h, w)]
-            body.append(Loop("ii", rows, [Loop("zq", share, [Loop("zr", wq, zero)])]))
+        if phase.geo is None:  # its columns b + s*r, among other phases' columns
+            zeros(f"q0_{k}", hq, a, wq, add(Const(b), mul(Var("zr"), sw)), [])
             continue
         cols = phase.block_cols(tile.cols)
         p0 = Var(f"p0_{k}")

@@ -407,14 +407,10 @@ class _Lowerer:
         assert self.target is not None
         tasks = min(kept, max(self.target.cores, -(-kept // STREAM_BLOCK)))
         block = -(-kept // tasks)
-        flat = add(Var("kb0"), Var("kk"))
-        kept_vars: list[Stmt] = []
-        stride = 1
-        for k in reversed(keep):  # the kept axes' indices from the flat position
-            kept_vars.insert(
-                0, Let(f"i{k}", Bin("%", Bin("/", flat, Const(stride)), Const(in_shape[k])))
-            )
-            stride *= in_shape[k]
+        # the kept axes' indices from the flat position
+        flat = _unravel(add(Var("kb0"), Var("kk")), tuple(in_shape[k] for k in keep))
+        kept_vars: list[Stmt] = [Let(f"i{k}", e) for k, e in zip(keep, flat, strict=True)]
+        vector = [vectorize(self.lanes)] if self.lanes and block >= self.lanes else []
         at = (Var("kk"),)
         if inner_axes:
             run_loops = self.flat_loops(
@@ -432,8 +428,7 @@ class _Lowerer:
             block_loop = Loop("kk", block, per_kept)
         else:
             step = [*kept_vars, *inner, Store("racc", at, Bin("+", Load("racc", at), value))]
-            tags = [vectorize(self.lanes)] if self.lanes and block >= self.lanes else []
-            block_loop = Loop("kk", block, step, tags)
+            block_loop = Loop("kk", block, step, vector)
         walk_outer: list[Stmt] = [block_loop]
         for k in reversed(range(k0)):
             walk_outer = [Loop(f"i{k}", in_shape[k], walk_outer)]
@@ -446,12 +441,7 @@ class _Lowerer:
         body: list[Stmt] = [
             Local("racc", (block,)),
             Let("kb0", Bin("min", mul(Var("task"), block), Const(kept - block))),
-            Loop(
-                "kk",
-                block,
-                [Store("racc", at, Const(0.0))],
-                [vectorize(self.lanes)] if self.lanes and block >= self.lanes else [],
-            ),
+            Loop("kk", block, [Store("racc", at, Const(0.0))], vector),
             *walk_outer,
             Loop("kk", block, finish),
         ]
