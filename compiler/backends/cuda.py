@@ -102,7 +102,7 @@ class _Printer:
         shape = self.locals.get(buffer, self.shapes.get(buffer))
         if shape is None:
             raise NotRenderableError(f"unknown buffer {buffer}")
-        if not index:
+        if not index or not shape:  # a 0-d buffer (a reshape may index it by a flat 0)
             return f"{buffer}[0]"
         terms, stride = [], 1
         for i, n in zip(reversed(index), reversed(shape)):

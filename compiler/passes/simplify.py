@@ -1,15 +1,26 @@
-"""simplify: dead-code elimination, constant folding, removal of no-op movement ops, and two
-algebraic rewrites: permute(permute(x)) = one permute, and permute(A @ B) = B^T @ A^T.
+"""simplify: dead-code elimination, constant folding, removal of no-op movement ops, common
+subexpression elimination, and three algebraic rewrites: permute(permute(x)) = one permute,
+permute(A @ B) = B^T @ A^T, and factors constant along a sum's axes taken out of the sum.
 
-Every rewrite but the last gives bit-identical values (views, and folds computed with the op
-table's own forwards). B^T @ A^T computes the same product with the operands swapped, which
-BLAS (and any blocked GEMM) sums in a different order, so it changes the last bits: the
-numpy reference backend asks for `exact=True`, which leaves products as traced so it computes
-what eager mode computes, bit for bit. Each new node records in `origin` the traced node whose
+Every rewrite but the last two gives bit-identical values (views, merged duplicates, and folds
+computed with the op table's own forwards). B^T @ A^T computes the same product with the
+operands swapped, which BLAS (and any blocked GEMM) sums in a different order, and
+sum(a * b) = sum(a) * b rounds differently, so they change the last bits: the numpy reference
+backend asks for `exact=True`, which leaves products and sums as traced so it computes what
+eager mode computes, bit for bit.
+
+Why the sum rewrite: autodiff of a normalisation (BatchNorm's (x - mean) / std * weight)
+gives sums like sum(-(g * weight) * xhat / std) and sum(-(g * weight / std)), each over a
+full-size tensor that the kernel producing g must then write. With the per-channel factors
+outside, they are sum(g * (x - mean)) and sum(g) times per-channel numbers: the same two sums
+the weight's and bias's gradients take, which CSE then computes once, and g is the only
+full-size tensor left to write. Each new node records in `origin` the traced node whose
 value it holds (`compiler.drift` compares compiled values with eager ones through it).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -20,7 +31,9 @@ from ..graph import Graph, copy_provenance
 
 NO_OP_WHEN_SAME_SHAPE = ("reshape", "expand")
 FOLD_LIMIT = 1 << 16  # elements: fold small constant subgraphs, never bake in big arrays
-NOT_FOLDABLE = ("bernoulli",)  # random: must run every call
+NOT_FOLDABLE = ("bernoulli",)  # random: must run every call (and two draws stay two)
+FACTOR_OPS = ("mul", "div", "neg")  # a product's tree, flattened by the sum rewrite
+FACTOR_DEPTH = 12  # how deep the rewrite looks into a product tree
 
 
 def _is_noop(g: Graph, nid: int) -> bool:
@@ -50,6 +63,155 @@ def _permute(g: Graph, src: int, dims: tuple[int, ...]) -> int:
     return g.add("permute", [src], {"dims": dims}, shape, d["dtype"])
 
 
+def _attr_key(value: Any) -> Any:
+    """A hashable stand-in for an attribute value, or None where there is none that is safe
+    (arrays: two different index arrays must never look alike)."""
+    if value is None or isinstance(value, (bool, int, float, str, np.dtype, type(Ellipsis))):
+        return ("v", value)
+    if isinstance(value, slice):
+        return ("slice", value.start, value.stop, value.step)
+    if isinstance(value, (tuple, list)):
+        items = tuple(_attr_key(v) for v in value)
+        return None if any(i is None for i in items) else ("seq", items)
+    if isinstance(value, dict):
+        items = tuple((k, _attr_key(v)) for k, v in sorted(value.items()))
+        return None if any(i is None for _, i in items) else ("map", items)
+    return None
+
+
+class _Builder:
+    """Adds nodes to the new graph, reusing an equal node already there (same op, operands,
+    attributes, shape and dtype): common subexpression elimination as the graph is built."""
+
+    def __init__(self, new: Graph):
+        self.new = new
+        self.seen: dict[tuple[Any, ...], int] = {}
+
+    def add(
+        self, op: str, operands: list[int], attrs: dict[str, Any], shape: Any, dtype: Any
+    ) -> int:
+        key = None
+        if op not in NOT_FOLDABLE:
+            attr_key = _attr_key(attrs)
+            if attr_key is not None:
+                key = (op, tuple(operands), attr_key, tuple(shape), np.dtype(dtype))
+                if key in self.seen:
+                    return self.seen[key]
+        nid = self.new.add(op, operands, attrs, shape, dtype)
+        if key is not None:
+            self.seen[key] = nid
+        return nid
+
+
+def _constant_along(shape: tuple[int, ...], rank: int, axes: tuple[int, ...]) -> bool:
+    """Whether a value of `shape`, broadcast (right-aligned) to `rank` dims, has one element
+    along every axis in `axes`."""
+    padded = (1,) * (rank - len(shape)) + tuple(shape)
+    return len(padded) == rank and all(padded[a] == 1 for a in axes)
+
+
+def _unexpanded(g: Graph, nid: int) -> int:
+    """The value an expand broadcast (implicit broadcasting reads it the same way)."""
+    while g.node(nid)["op"] == "expand":
+        nid = g.operands(nid)[0]
+    return nid
+
+
+def _flatten_product(
+    g: Graph, nid: int, rank: int, axes: tuple[int, ...], depth: int = 0
+) -> tuple[int, list[tuple[int, int]]] | None:
+    """(sign, [(factor, +1 or -1)]) of a tree of mul / div / neg whose leaves are its
+    factors, descending only into products that contain something to take out (a factor
+    constant along `axes`, or a negation); None when there is nothing to take out."""
+    d = g.node(nid)
+    if depth >= FACTOR_DEPTH or d["op"] not in FACTOR_OPS or d["dtype"].kind != "f":
+        return None
+    sign, factors, found = 1, [], d["op"] == "neg"
+    for k, src in enumerate(g.operands(nid)):
+        power = -1 if d["op"] == "div" and k == 1 else 1
+        inner = None if power < 0 else _flatten_product(g, src, rank, axes, depth + 1)
+        if inner is not None:
+            sign *= inner[0]
+            factors += inner[1]
+            found = True
+            continue
+        small = _unexpanded(g, src)
+        if _constant_along(g.node(small)["shape"], rank, axes):
+            found, src = True, small
+        factors.append((src, power))
+    if d["op"] == "neg":
+        sign = -sign
+    return (sign, factors) if found else None
+
+
+def _factored_sum(b: _Builder, src: int, attrs: dict[str, Any], out: dict[str, Any]) -> int | None:
+    """sum(src) with the factors of src that are constant along the summed axes (and its
+    sign) taken out: sum(a * w / s) = sum(a) * w / s. None where that changes nothing."""
+    new = b.new
+    shape = new.node(src)["shape"]
+    rank, axes = len(shape), tuple(attrs["axis"])
+    if new.node(src)["op"] in ("add", "sub"):
+        return _distributed_sum(b, src, attrs, out)
+    flat = _flatten_product(new, src, rank, axes)
+    if flat is None:
+        return None
+    sign, factors = flat
+    inside = [(f, p) for f, p in factors if not _constant_along(new.node(f)["shape"], rank, axes)]
+    outside = [(f, p) for f, p in factors if (f, p) not in inside]
+    if not inside or inside[0][1] < 0 or (not outside and sign > 0):
+        return None
+    inner_shape = np.broadcast_shapes(*(new.node(f)["shape"] for f, _ in inside))
+    if tuple(inner_shape) != tuple(shape):
+        return None  # the factors left inside must still span the summed tensor
+    kept = [i for i in range(rank) if i not in axes]
+    outer = []
+    for f, p in outside:
+        fshape = (1,) * (rank - len(new.node(f)["shape"])) + tuple(new.node(f)["shape"])
+        want = fshape if attrs["keepdim"] else tuple(fshape[i] for i in kept)
+        outer.append((f, p, want))
+    final = np.broadcast_shapes(out["shape"], *(w for _, _, w in outer))
+    if tuple(final) != tuple(out["shape"]):
+        return None
+    acc, acc_shape = inside[0][0], tuple(shape)
+    for f, p in inside[1:]:
+        dtype = np.result_type(new.node(acc)["dtype"], new.node(f)["dtype"])
+        acc = b.add("mul" if p > 0 else "div", [acc, f], {}, acc_shape, dtype)
+    dtype = out["dtype"]
+    acc = _sum(b, acc, attrs, out)
+    for f, p, want in outer:
+        if tuple(new.node(f)["shape"]) != want:
+            f = b.add("reshape", [f], {"shape": want}, want, new.node(f)["dtype"])
+        acc = b.add("mul" if p > 0 else "div", [acc, f], {}, out["shape"], dtype)
+    return b.add("neg", [acc], {}, out["shape"], dtype) if sign < 0 else acc
+
+
+def _sum(b: _Builder, src: int, attrs: dict[str, Any], out: dict[str, Any]) -> int:
+    """sum(src) as `out` (the traced sum's node) describes it, factored where it can be."""
+    factored = _factored_sum(b, src, attrs, out)
+    return (
+        factored if factored is not None else b.add("sum", [src], attrs, out["shape"], out["dtype"])
+    )
+
+
+def _distributed_sum(
+    b: _Builder, src: int, attrs: dict[str, Any], out: dict[str, Any]
+) -> int | None:
+    """sum(a + b) = sum(a) + sum(b) (and for a - b), where that lets a factor out of a term:
+    sum(w * x + w * x) is then w * sum(x) twice (one sum after CSE), and the full-size a + b
+    need not be written for the sum. None where neither term factors."""
+    new = b.new
+    terms = new.operands(src)
+    if any(new.node(t)["shape"] != new.node(src)["shape"] for t in terms):
+        return None  # a broadcast term would be summed once per copy: leave it as traced
+    factored = [_factored_sum(b, t, attrs, out) for t in terms]
+    if all(f is None for f in factored):
+        return None
+    sums = [
+        f if f is not None else _sum(b, t, attrs, out) for f, t in zip(factored, terms, strict=True)
+    ]
+    return b.add(new.node(src)["op"], sums, {}, out["shape"], out["dtype"])
+
+
 def simplify(g: Graph, exact: bool = False) -> Graph:
     """A new graph computing the same outputs with fewer nodes. `exact`: only rewrites that
     keep every value bit-identical (no permute(A @ B) = B^T @ A^T)."""
@@ -57,6 +219,7 @@ def simplify(g: Graph, exact: bool = False) -> Graph:
     for out in g.outputs:
         live |= nx.ancestors(g.nx, out)
     new = Graph()
+    build = _Builder(new)
     remap: dict[int, int] = {}
     for nid in g.order():
         if nid not in live:
@@ -107,7 +270,15 @@ def simplify(g: Graph, exact: bool = False) -> Graph:
             value = np.asarray(value, dtype=d["dtype"])
             remap[nid] = new.add("const", (), {}, d["shape"], d["dtype"], f"folded{nid}", value)
             continue
-        remap[nid] = new.add(op, operands, attrs, d["shape"], d["dtype"])
+        if not exact and op == "sum" and d["dtype"].kind == "f":
+            factored = _factored_sum(build, operands[0], attrs, d)
+            if factored is not None:
+                remap[nid] = factored
+                continue
+        if nid in g.outputs:  # outputs stay distinct nodes (each is written where it goes)
+            remap[nid] = new.add(op, operands, attrs, d["shape"], d["dtype"])
+        else:
+            remap[nid] = build.add(op, operands, attrs, d["shape"], d["dtype"])
     for nid, new_id in remap.items():  # the first traced node a value came from
         new.node(new_id).setdefault("origin", nid)
         if not new.is_leaf(new_id):
