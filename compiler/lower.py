@@ -1732,9 +1732,34 @@ def _scatter_index(
     return cond, tuple(src)
 
 
+def _window_taps(
+    pos: Expr, pad: int, stride: int, dilation: int, k: int, windows: int, var: str
+) -> tuple[int, Expr, Expr, Expr]:
+    """Along one axis, the taps of a transposed window that reach input position `pos`:
+    (loop extent, tap index, window index, valid) with `var` the loop's variable.
+
+    With dilation 1, tap t reaches pos from window (pos + pad - t) / stride exactly when
+    t = (pos + pad) mod stride (mod stride): only those ceil(k / stride) taps are walked, with
+    no divisibility test (a 3x3 stride-2 max-pool's backward visits 4 taps a pixel, not 9;
+    a global average pool's, 1 instead of 49). Otherwise every tap, testing divisibility."""
+    shifted = add(pos, Const(pad))
+    if dilation == 1 and stride > 1:
+        tap = add(Bin("%", shifted, Const(stride)), mul(Var(var), stride))
+        window = add(Bin("/", shifted, Const(stride)), mul(Var(var), -1))
+        valid = Bin("&&", Bin("<", tap, Const(k)), in_range(window, windows))
+        return -(-k // stride), tap, window, valid
+    reach = add(shifted, Bin("*", Const(-dilation), Var(var)))
+    window = Bin("/", reach, Const(stride)) if stride > 1 else reach
+    valid = in_range(window, windows)
+    if stride > 1:
+        valid = Bin("&&", Bin("==", Bin("%", reach, Const(stride)), Const(0)), valid)
+    return k, Var(var), window, valid
+
+
 def _transposed_window(g: Graph, node: int, idx: tuple[Expr, ...]) -> tuple[list[Stmt], Expr]:
     """fold2d / conv2d_grad_input as a gather: input pixel (n, c, h, w) sums every window
-    position (oh, ow) and tap (kh, kw) with h = oh*s - p + kh*d."""
+    position (oh, ow) and tap (kh, kw) with h = oh*s - p + kh*d (`_window_taps`: only the
+    taps that can reach it)."""
     d = g.node(node)
     attrs = d["attrs"]
     (sh, sw), (ph, pw), (dh, dw) = attrs["stride"], attrs["padding"], attrs["dilation"]
@@ -1743,25 +1768,16 @@ def _transposed_window(g: Graph, node: int, idx: tuple[Expr, ...]) -> tuple[list
     src = operands[0]
     src_shape = g.node(src)["shape"]
     if d["op"] == "fold2d":
-        kh, kw, oh_n, ow_n = src_shape[2:]
+        kh_n, kw_n, oh_n, ow_n = src_shape[2:]
     else:
         wshape = g.node(operands[1])["shape"]
-        kh, kw = wshape[2:]
+        kh_n, kw_n = wshape[2:]
         oh_n, ow_n = src_shape[2:]
-    rh = add(h, Const(ph), Bin("*", Const(-dh), Var("kh")))
-    rw = add(w, Const(pw), Bin("*", Const(-dw), Var("kw")))
-    oh, ow = Bin("/", rh, Const(sh)), Bin("/", rw, Const(sw))
-    valid = Bin(
-        "&&",
-        Bin(
-            "&&",
-            Bin("==", Bin("%", rh, Const(sh)), Const(0)),
-            Bin("==", Bin("%", rw, Const(sw)), Const(0)),
-        ),
-        in_image(oh, ow, (oh_n, ow_n)),
-    )
+    rows, kh, oh, valid_h = _window_taps(h, ph, sh, dh, kh_n, oh_n, "kh")
+    cols, kw, ow, valid_w = _window_taps(w, pw, sw, dw, kw_n, ow_n, "kw")
+    valid = Bin("&&", valid_h, valid_w)
     if d["op"] == "fold2d":
-        term: Expr = Load(buffer_name(g, src), (n, c, Var("kh"), Var("kw"), oh, ow))
+        term: Expr = Load(buffer_name(g, src), (n, c, kh, kw, oh, ow))
         inner: list[Stmt] = [Accumulate("acc", "+", Select(valid, term, Const(0.0)))]
     else:
         groups = attrs["groups"]
@@ -1772,12 +1788,12 @@ def _transposed_window(g: Graph, node: int, idx: tuple[Expr, ...]) -> tuple[list
         term = Bin(
             "*",
             Load(buffer_name(g, src), (n, oc, oh, ow)),
-            Load(buffer_name(g, operands[1]), (oc, Bin("%", c, Const(cg)), Var("kh"), Var("kw"))),
+            Load(buffer_name(g, operands[1]), (oc, Bin("%", c, Const(cg)), kh, kw)),
         )
         inner = [Loop("o", og, [Accumulate("acc", "+", Select(valid, term, Const(0.0)))])]
     loops: list[Stmt] = [
         Let("acc", Const(0.0)),
-        Loop("kh", kh, [Loop("kw", kw, inner, ["unroll"])]),
+        Loop("kh", rows, [Loop("kw", cols, inner, ["unroll"])]),
     ]
     return loops, Var("acc")
 

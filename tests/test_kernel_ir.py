@@ -2,17 +2,19 @@
 small models, interpreted element by element (C semantics), equals the numpy reference."""
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import compiler
 from compiler.graph import trace
 from compiler.interpret import NotInterpretableError, run_kernel
+from compiler.kernel import Loop
 from compiler.lower import buffer_name, lower
 from compiler.passes import autodiff
 from compiler.testing import programs, scalar_loss
 from models import MLP
-from tinygrad_edu import nn, optim
+from tinygrad_edu import Tensor, nn, optim
 
 
 def check_kernels(compiled, *args):
@@ -142,3 +144,53 @@ def test_blocked_matmul_schedule_matches_the_reference():
     )
     assert "acc_tile" in lower(compiled.fusion, "cpu")[0].pseudo_c()  # the register tile is used
     assert check_kernels(compiled, a, b.astype(np.float32), c) == 2
+
+
+@pytest.mark.parametrize(
+    "x_shape, kernel, stride, padding, dilation",
+    [
+        ((2, 3, 9, 10), (3, 3), (2, 2), (1, 1), (1, 1)),  # ResNet's max-pool: 2 taps an axis
+        ((1, 2, 11, 9), (2, 3), (3, 2), (0, 1), (1, 1)),  # stride past the kernel: 0 or 1 tap
+        ((1, 2, 9, 8), (3, 2), (2, 2), (1, 0), (2, 1)),  # dilated rows keep the full walk
+        ((2, 2, 7, 7), (7, 7), (7, 7), (0, 0), (1, 1)),  # a global pool: 1 tap, not 49
+        ((1, 2, 6, 6), (3, 3), (1, 1), (1, 1), (1, 1)),  # stride 1: every tap
+    ],
+)
+def test_transposed_windows_walk_only_the_taps_that_reach_a_pixel(
+    x_shape, kernel, stride, padding, dilation
+):
+    """fold2d and the gathered conv2d_grad_input visit, along an undilated strided axis, only
+    the ceil(k / s) taps congruent to the pixel (`lower._window_taps`): every sum still
+    equals the reference, in both schedules and compiled for the CPU."""
+    r = np.random.default_rng(0)
+    x = r.standard_normal(x_shape).astype(np.float32)
+    windows = Tensor(x).unfold2d(kernel, stride, padding, dilation)
+    cols = r.standard_normal(windows.shape).astype(np.float32)
+    w = r.standard_normal((4, x_shape[1], *kernel)).astype(np.float32)
+    g = r.standard_normal((x_shape[0], 4, *windows.shape[4:])).astype(np.float32)
+
+    def fold(cols):
+        return cols.fold2d(x_shape, stride, padding, dilation)
+
+    def grad_input(g, w):
+        return g.conv2d_grad_input(w, x_shape, stride, padding, dilation, 1)
+
+    walked = tuple(
+        -(-k // s) if d == 1 else k for k, s, d in zip(kernel, stride, dilation, strict=True)
+    )
+    for fn, args in ((fold, (cols,)), (grad_input, (g, w))):
+        reference = compiler.compile(fn, *args, backend="numpy")
+        assert check_kernels(reference, *args) == 2 * len(reference.kernels)
+        (kernel_ir,) = reference.kernels
+        extents = {lp.var: lp.extent for lp in _loops(kernel_ir.body)}
+        assert (extents["kh"], extents["kw"]) == walked
+        want = fn(*(Tensor(a) for a in args)).numpy()
+        got = compiler.compile(fn, *args, backend="llvm")(*args)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def _loops(body):
+    for s in body:
+        if isinstance(s, Loop):
+            yield s
+            yield from _loops(s.body)
