@@ -7,7 +7,7 @@ import pytest
 
 import compiler
 from compiler.graph import trace
-from compiler.passes import simplify
+from compiler.passes import autodiff, simplify
 from tinygrad_edu import Tensor, manual_seed, nn, optim
 
 
@@ -133,4 +133,50 @@ def test_batchnorm_backward_sums_three_full_tensors_and_matches_eager():
     for name in want:
         np.testing.assert_allclose(
             np.asarray(got[name]), np.asarray(want[name]), rtol=1e-4, atol=1e-5, err_msg=name
+        )
+
+
+@pytest.mark.parametrize(
+    "kernel, padding, dilation, stride, groups, rewritten",
+    [
+        ((3, 3), (1, 1), (1, 1), (1, 1), 1, True),
+        ((3, 2), (2, 0), (2, 1), (1, 1), 1, True),  # dilated, uneven: padding d(k-1)-p = (2, 1)
+        ((1, 1), (1, 1), (1, 1), (1, 1), 1, False),  # padding d(k-1)-p = -1: stays a gradient
+        ((3, 3), (1, 1), (1, 1), (2, 2), 1, False),  # strided: conv_gemm's phases
+        ((3, 3), (1, 1), (1, 1), (1, 1), 2, False),  # grouped
+    ],
+)
+def test_a_stride_1_input_gradient_becomes_the_convolution_it_is(
+    kernel, padding, dilation, stride, groups, rewritten
+):
+    r = np.random.default_rng(2)
+    x = r.standard_normal((2, 4, 7, 8)).astype(np.float32)
+    manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(4, 4, 1),  # its weight's gradient needs the next layer's input gradient
+        nn.Conv2d(4, 6, kernel, stride, padding, dilation, groups, bias=False),
+    )
+
+    def loss(x):
+        out = net(x)
+        return (out * out).sum()
+
+    graph = autodiff(trace(loss, x, module=net))
+    build = compiler.build(
+        graph, "llvm", {n: (lambda p=p: p.data) for n, p in net.named_parameters()}
+    )
+    g = build.graph
+    grads_input = [n for n in g.nx.nodes if g.node(n)["op"] == "conv2d_grad_input"]
+    convs = [n for n in g.nx.nodes if g.node(n)["op"] == "conv2d"]
+    assert (len(grads_input), len(convs)) == ((0, 3) if rewritten else (1, 2))
+    if rewritten:  # the flipped, transposed weight is written by its own kernel, once
+        (weight,) = [c for c in build.kernels if c.ops == ["getitem", "permute"]]
+        assert weight.outputs[0].shape == (4, 6, *kernel)
+    loss(Tensor(x)).backward()
+    got = build.run(x)
+    for name, p in net.named_parameters():
+        want = p.grad.numpy()
+        scale = np.abs(want).max()
+        np.testing.assert_allclose(
+            got[f"grad:{name}"], want, rtol=1e-4, atol=1e-5 * scale, err_msg=name
         )

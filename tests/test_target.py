@@ -155,6 +155,8 @@ def hot_loops(level, monkeypatch, tmp_path):
             found["conv weight gradient" + (" (channels across)" if channels else "")] = hot_loop(
                 k.asm
             )
+        if "conv2d" in k.ops and "_bwd_" in k.name:  # stride 1: simplify made it a conv2d
+            found["conv input gradient"] = hot_loop(k.asm)
         if "conv2d_grad_input" in k.ops:
             strided = any(
                 grads.fusion.graph.node(n)["attrs"].get("stride", (1, 1)) != (1, 1)

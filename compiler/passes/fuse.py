@@ -13,7 +13,9 @@ Rules, applied greedily in topological order (every decision is recorded with it
 4. A reduction joins a purely elementwise group that only it reads (map-reduce in one pass).
 5. A view (reshape, permute, expand, constant pad, slicing) read by one op is folded into that
    op's kernel: it only changes the index expression of a load (a transposed weight feeding
-   matmul, or the shifted channel windows of local response normalisation, cost nothing).
+   matmul, or the shifted channel windows of local response normalisation, cost nothing);
+   except a convolution's weight: its kernel reads each weight row as one run of taps, so a
+   transposed weight (an input gradient's, see simplify) is written once, in that order.
 Legality: merging must keep the graph of groups acyclic; when an op reads several groups this
 is checked directly: no group downstream of the merged one may lead back to it.
 """
@@ -197,6 +199,7 @@ def fuse(g: Graph) -> Fusion:
             and len(readers) == 1
             and nid not in g.outputs
             and g.operands(readers[0]).count(nid) == 1
+            and not (g.node(readers[0])["op"] == "conv2d" and g.operands(readers[0])[1] == nid)
         )
 
     def place_views(nid: int) -> None:

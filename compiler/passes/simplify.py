@@ -1,13 +1,14 @@
 """simplify: dead-code elimination, constant folding, removal of no-op movement ops, common
-subexpression elimination, and three algebraic rewrites: permute(permute(x)) = one permute,
-permute(A @ B) = B^T @ A^T, and factors constant along a sum's axes taken out of the sum.
+subexpression elimination, and four algebraic rewrites: permute(permute(x)) = one permute,
+permute(A @ B) = B^T @ A^T, factors constant along a sum's axes taken out of the sum, and a
+stride-1 conv2d_grad_input as the conv2d of the flipped, transposed weight.
 
-Every rewrite but the last two gives bit-identical values (views, merged duplicates, and folds
-computed with the op table's own forwards). B^T @ A^T computes the same product with the
-operands swapped, which BLAS (and any blocked GEMM) sums in a different order, and
-sum(a * b) = sum(a) * b rounds differently, so they change the last bits: the numpy reference
-backend asks for `exact=True`, which leaves products and sums as traced so it computes what
-eager mode computes, bit for bit.
+Every rewrite but the last three gives bit-identical values (views, merged duplicates, and
+folds computed with the op table's own forwards). B^T @ A^T computes the same product with the
+operands swapped, which BLAS (and any blocked GEMM) sums in a different order, sum(a * b) =
+sum(a) * b rounds differently, and the convolution sums its taps in another order, so they
+change the last bits: the numpy reference backend asks for `exact=True`, which leaves
+products, sums and gradients as traced so it computes what eager mode computes, bit for bit.
 
 Why the sum rewrite: autodiff of a normalisation (BatchNorm's (x - mean) / std * weight)
 gives sums like sum(-(g * weight) * xhat / std) and sum(-(g * weight / std)), each over a
@@ -212,6 +213,31 @@ def _distributed_sum(
     return b.add(new.node(src)["op"], sums, {}, out["shape"], out["dtype"])
 
 
+def _grad_input_as_conv(
+    b: _Builder, operands: list[int], attrs: dict[str, Any], out: dict[str, Any]
+) -> int | None:
+    """A stride-1 input gradient as the forward convolution it is: the output gradient
+    correlated with the flipped weight, its channel axes swapped, padded by d * (k - 1) - p.
+    The flipped, transposed weight is written once (fuse does not fold a view into a
+    convolution's weight), so the GEMM reads each output channel's taps contiguously; read
+    through the transpose, a 512-channel layer's weights came as 9-float runs 18 KiB apart
+    and its input gradient took twice its forward's time (Zen 5). None where the gradient
+    is strided or grouped, or the padding would be negative."""
+    new = b.new
+    gout, w = operands
+    (kh, kw), (ph, pw), (dh, dw) = new.node(w)["shape"][2:], attrs["padding"], attrs["dilation"]
+    padding = (dh * (kh - 1) - ph, dw * (kw - 1) - pw)
+    if attrs["stride"] != (1, 1) or attrs["groups"] != 1 or min(padding) < 0:
+        return None
+    wshape, dtype = new.node(w)["shape"], new.node(w)["dtype"]
+    flip = (slice(None), slice(None), slice(None, None, -1), slice(None, None, -1))
+    flipped = b.add("getitem", [w], {"index": flip}, wshape, dtype)
+    swapped = (wshape[1], wshape[0], kh, kw)
+    weight = b.add("permute", [flipped], {"dims": (1, 0, 2, 3)}, swapped, dtype)
+    conv = {"stride": (1, 1), "padding": padding, "dilation": (dh, dw), "groups": 1}
+    return b.add("conv2d", [gout, weight], conv, out["shape"], out["dtype"])
+
+
 def simplify(g: Graph, exact: bool = False) -> Graph:
     """A new graph computing the same outputs with fewer nodes. `exact`: only rewrites that
     keep every value bit-identical (no permute(A @ B) = B^T @ A^T)."""
@@ -274,6 +300,11 @@ def simplify(g: Graph, exact: bool = False) -> Graph:
             factored = _factored_sum(build, operands[0], attrs, d)
             if factored is not None:
                 remap[nid] = factored
+                continue
+        if not exact and op == "conv2d_grad_input":
+            as_conv = _grad_input_as_conv(build, operands, attrs, d)
+            if as_conv is not None:
+                remap[nid] = as_conv
                 continue
         if nid in g.outputs:  # outputs stay distinct nodes (each is written where it goes)
             remap[nid] = new.add(op, operands, attrs, d["shape"], d["dtype"])
