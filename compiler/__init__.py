@@ -342,7 +342,7 @@ def compile_train_step(
     }
     for name, i in updated:
         for s in rule.for_param(name).scalars:
-            bindings[f"{s}:{name}"] = lambda n=name, s=s: np.array(scalars[n][s])
+            bindings[f"{s}:{name}"] = lambda n=name, s=s: float(scalars[n][s])
         for s in rule.for_param(name).state:
             bindings[f"{s}:{name}"] = lambda i=i, s=s: _state_array(optimizer, i, s)
             slots[f"{s}:{name}"] = Slot(

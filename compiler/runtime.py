@@ -29,6 +29,7 @@ from tinygrad_edu.anomaly import is_anomaly_enabled
 from tinygrad_edu.errors import op_error
 
 from .anomaly import check_kernel
+from .backends.numpy import NumpyExecutor
 from .graph import Graph
 from .kernel import Kernel
 from .passes import Fusion, MemoryPlan
@@ -43,6 +44,32 @@ def debug_level() -> int:
         return int(os.environ.get("DEBUG", "0"))
     except ValueError:
         return 0
+
+
+def _leaf_array(value: Any, role: str, name: str, shape: tuple[int, ...], dtype: np.dtype) -> Any:
+    """A leaf's value as the compiled program takes it (a Tensor's array, a cast to the
+    compiled dtype), or a clear error when its shape or kind differs from the compiled one."""
+    if isinstance(value, Tensor):
+        value = value.data  # host or device array, as it is
+    arr = value if type(value).__module__.startswith("cupy") else np.asarray(value)
+    if tuple(arr.shape) != shape:
+        raise op_error(
+            "compiled call",
+            f"{role} {name!r} has shape {tuple(arr.shape)} "
+            f"but the function was compiled for {shape}",
+            tuple(arr.shape),
+            "call with the compiled shapes, or compile again for the new shape",
+        )
+    if arr.dtype != dtype:
+        if arr.dtype.kind != dtype.kind:
+            raise op_error(
+                "compiled call",
+                f"{role} {name!r} has dtype {arr.dtype} but the function was compiled for {dtype}",
+                arr.shape,
+                f"pass {dtype} data (e.g. .astype(np.{dtype}))",
+            )
+        arr = arr.astype(dtype)
+    return arr
 
 
 @dataclass
@@ -72,7 +99,14 @@ class CompiledFunction:
     after_kernel: dict[int, Callable[[dict[int, Any]], None]] = field(default_factory=dict)
     _executor: Any = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _leaves: list[tuple[int, dict[str, Any]]] | None = field(default=None, repr=False)
+    #: non-constant leaves as (node, role, name, shape, dtype), and the constants' values
+    _leaves: list[tuple[int, str, str, tuple[int, ...], np.dtype]] | None = field(
+        default=None, repr=False
+    )
+    _consts: dict[int, Any] = field(default_factory=dict, repr=False)
+    #: a scalar leaf's last value and its 0-d array (kernels only read inputs: reused)
+    _scalars: dict[int, tuple[float, np.ndarray]] = field(default_factory=dict, repr=False)
+    _returned_leaves: set[int] = field(default_factory=set, repr=False)
     _input_names: list[str] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -101,50 +135,38 @@ class CompiledFunction:
         return [n for n in g.argument_names() if n not in bound]
 
     def _bind(self, args: Sequence[Any], kwargs: dict[str, Any] | None = None) -> dict[int, Any]:
-        g = self.graph
         if self._input_names is None:
             self._input_names = self.input_names
-        names = self._input_names
-        given = _arguments(names, args, kwargs or {})
-        env: dict[int, np.ndarray] = {}
-        if self._leaves is None:  # the graph's leaves, found once (calls are hot in training)
+        given = _arguments(self._input_names, args, kwargs or {})
+        if self._leaves is None:  # the graph's leaves, sorted out once (calls are hot)
+            g = self.graph
+            leaves = [(nid, g.node(nid)) for nid in g.nx.nodes if g.is_leaf(nid)]
+            self._consts = {nid: d["value"] for nid, d in leaves if d["op"] == "const"}
             self._leaves = [
-                (nid, g.node(nid))
-                for nid in g.nx.nodes
-                if g.node(nid)["op"] in ("const", "input", "param", "state")
+                (nid, d["op"], d["name"], d["shape"], d["dtype"])
+                for nid, d in leaves
+                if d["op"] != "const"
             ]
-        for nid, d in self._leaves:
-            role = d["op"]
-            if role == "const":
-                env[nid] = d["value"]
-                continue
-            name = d["name"]
+            self._returned_leaves = set(g.outputs)  # handed to the caller: never shared
+        env: dict[int, Any] = dict(self._consts)
+        bindings = self.bindings
+        for nid, role, name, shape, dtype in self._leaves:
             if role == "input" and name in given:
                 value = given[name]
             else:
-                value = self.bindings[name]() if name in self.bindings else given[name]
-            if isinstance(value, Tensor):
-                value = value.data  # host or device array, as it is
-            arr = value if type(value).__module__.startswith("cupy") else np.asarray(value)
-            if tuple(arr.shape) != d["shape"]:
-                raise op_error(
-                    "compiled call",
-                    f"{role} {name!r} has shape {tuple(arr.shape)} "
-                    f"but the function was compiled for {d['shape']}",
-                    tuple(arr.shape),
-                    "call with the compiled shapes, or compile again for the new shape",
-                )
-            if arr.dtype != d["dtype"]:
-                if arr.dtype.kind != d["dtype"].kind:
-                    raise op_error(
-                        "compiled call",
-                        f"{role} {name!r} has dtype {arr.dtype} but "
-                        f"the function was compiled for {d['dtype']}",
-                        arr.shape,
-                        f"pass {d['dtype']} data (e.g. .astype(np.{d['dtype']}))",
-                    )
-                arr = arr.astype(d["dtype"])
-            env[nid] = arr
+                binding = bindings.get(name)
+                value = binding() if binding is not None else given[name]
+            if type(value) is np.ndarray and value.shape == shape and value.dtype == dtype:
+                env[nid] = value  # the common case, checked in one line
+                continue
+            if type(value) is float and shape == () and nid not in self._returned_leaves:
+                # a learning rate, a momentum...: one 0-d array while the number holds
+                cached = self._scalars.get(nid)
+                if cached is None or cached[0] != value:
+                    cached = self._scalars[nid] = (value, np.array(value, dtype))
+                env[nid] = cached[1]
+                continue
+            env[nid] = _leaf_array(value, role, name, shape, dtype)
         return env
 
     def values(self, *args: Any, **kwargs: Any) -> dict[int, np.ndarray]:
@@ -202,25 +224,30 @@ class CompiledFunction:
         if hasattr(ex, "reuse_outputs"):
             ex.reuse_outputs = reuse_outputs
         on_host = not any(type(a).__module__.startswith("cupy") for a in (*args, *kwargs.values()))
-        env = {nid: ex.to_device(v) for nid, v in self._bind(args, kwargs).items()}
+        env = self._bind(args, kwargs)
+        if not isinstance(ex, NumpyExecutor):  # the host executors run on these arrays as given
+            env = {nid: ex.to_device(v) for nid, v in env.items()}
         level = debug_level()
         total = 0.0
         clock = time.perf_counter
         check = is_anomaly_enabled()  # read once per call: nothing per kernel when off
         watch = self.watch
         after = self.after_kernel
+        run_group = ex.run_group
+        plain = not (check or watch is not None or after)
         for k, (group, kernel, dead) in enumerate(
             zip(self.fusion.groups, self.kernels, self._dead_after)
         ):
             t0 = clock()
-            ex.run_group(g, group, kernel, env)
+            run_group(g, group, kernel, env)
             dt = clock() - t0
-            if check:
-                check_kernel(self, group, kernel, env)
-            if watch is not None:
-                watch(group, kernel, env)
-            if after and k in after:
-                after[k](env)
+            if not plain:
+                if check:
+                    check_kernel(self, group, kernel, env)
+                if watch is not None:
+                    watch(group, kernel, env)
+                if after and k in after:
+                    after[k](env)
             seconds = kernel.seconds
             seconds.append(dt)
             if len(seconds) > 2 * KEEP_TIMINGS:  # a long training run keeps the recent ones

@@ -72,3 +72,28 @@ def test_broadcast_rows_are_not_addressed_flat():
     x, row = data(2, 3, 4, 9), data(2, 3, 1, 9, seed=4)
     check(lambda a, r: a - r, x, row)
     check(lambda a, r: (a * r).sum(axis=(0, 2, 3)), x, row)
+
+
+@pytest.mark.parametrize("m, k, n", [(32, 64, 128), (32, 128, 64), (13, 20, 70), (96, 7, 64)])
+def test_small_transposed_weights_are_packed_for_the_gemm_tile(tile_cols, m, k, n):
+    """x @ W.T with W in L1 and rows enough to reuse it (an MLP's linear layers): W is
+    transposed into the blocked GEMM's packed panels, not summed as dot products, and every
+    edge block (rows or columns that the tile does not divide) is still right."""
+    x, w, b = data(m, k), data(n, k, seed=1), data(n, seed=2)
+    compiled = check(lambda x, w, b: (x @ w.permute(1, 0) + b).relu(), x, w, b)
+    source = compiled.kernels[0].pseudo_c()
+    tile = compiled.kernels[0].target.gemm_tile
+    blocked = m >= 2 * tile.rows and n >= tile.cols and k * n * 4 <= compiled.kernels[0].target.l1d
+    assert ("pack this column panel of B" in source) == (
+        blocked and -(-n // tile.cols) * tile.cols * 4 <= n * 5
+        and -(-m // tile.rows) * tile.rows * 4 <= m * 5
+    )  # fmt: skip
+    assert ("dots" in source) != ("pack this column panel of B" in source)
+
+
+def test_a_large_transposed_weight_keeps_the_dot_products():
+    """AlexNet's fc layers (16 rows, a weight far beyond L1): transposing the weight would
+    cost more than the product, so they stay dot products."""
+    x, w = data(16, 1024), data(256, 1024, seed=1)
+    compiled = check(lambda x, w: x @ w.permute(1, 0), x, w, rtol=1e-4)
+    assert "dots" in compiled.kernels[0].pseudo_c()

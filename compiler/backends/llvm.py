@@ -33,7 +33,7 @@ import sys
 import threading
 import time
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -1193,6 +1193,9 @@ class _Launch:
     caller_too: bool
     errors: np.ndarray | None = None  # bounds-check mode: (flag, buffer number, flat index)
     names: list[str] | None = None  # buffer names by number (locals after the arguments)
+    #: per argument, the arena buffer it held last call (its pointer is still in `args`:
+    #: intermediates live in the same memory every call), else None
+    bound: list[Any] = field(default_factory=list)
 
 
 def _local_bytes(body: list[Stmt]) -> int:
@@ -1326,6 +1329,7 @@ class LLVMExecutor(NumpyExecutor):
             _local_bytes(k.body) <= SMALL_STACK_BYTES,
             np.zeros(3, np.int64) if checked else None,
             names,
+            [None] * len(k.buffers),
         )
 
     def run_group(self, g: Any, group: Any, kernel: Kernel, env: dict[int, Any]) -> None:
@@ -1334,17 +1338,25 @@ class LLVMExecutor(NumpyExecutor):
             run_ops(np, g, group.nodes, env)
             return
         keep = []  # every array stays referenced until the call returns
-        args = launch.args
+        args, bound, views = launch.args, launch.bound, self.views
         for i, (node, is_input, dtype, shape) in enumerate(launch.buffers):
             if is_input:
                 arr = env[node]
+                if arr is bound[i]:
+                    continue  # the same arena buffer as last call: its pointer is in args
                 if type(arr) is not np.ndarray or arr.dtype != dtype or not arr.flags.c_contiguous:
                     arr = np.ascontiguousarray(arr, dtype=dtype)
             else:
+                arr = bound[i]
+                if arr is not None:  # its arena buffer, bound last call
+                    env[node] = arr
+                    continue
                 arr = self.output_array(node, shape, dtype)
                 env[node] = arr
             keep.append(arr)
             args[i] = self.address(arr)
+            # arena views are this executor's and never move; anything else may change
+            bound[i] = arr if views.get(node) is arr else None
         errors = launch.errors
         if errors is not None:
             errors[:] = 0
