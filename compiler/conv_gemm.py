@@ -92,6 +92,9 @@ class ConvGeometry:
     dilation: tuple[int, int]
     tile: Tile
     band_bytes: int
+    #: the panel bytes every channel block runs over before the next (`micro_kernel`);
+    #: 0: the whole panel at once
+    chunk_bytes: int = 0
 
     @property
     def lanes(self) -> int:
@@ -208,6 +211,9 @@ def micro_kernel(
     lanes = geo.lanes
     kh_n, kw_n = geo.kernel
     tile = (Var("ii"), Var("jj"))
+    chunks = panel_chunks(geo, bj)
+    if chunks > 1:
+        return _chunked_micro_kernel(geo, rows, row0, a_load, finish, bj, valid, chunks)
     tap = add(mul(add(mul(Var("kc"), kh_n), Var("kr")), kw_n), Var("kq"))
     row = add(Var("ib"), Var("ii"))
     weight = a_load(add(row0, row), Var("kc"), Var("kr"), Var("kq"))
@@ -234,6 +240,105 @@ def micro_kernel(
                 ),
             ],
         )
+    ]
+
+
+def panel_chunks(geo: ConvGeometry, cols: int) -> int:
+    """In how many runs of whole source channels the channel blocks go over the panel: one
+    while the panel fits `chunk_bytes`, else the fewest equal runs that each fit (a divisor
+    of the channels, so every run has the same constant extent)."""
+    per_channel = geo.kernel[0] * geo.kernel[1] * cols * 4
+    if not geo.chunk_bytes or geo.cg * per_channel <= geo.chunk_bytes:
+        return 1
+    return (
+        next(
+            c
+            for c in range(2, geo.cg + 1)
+            if geo.cg % c == 0 and geo.cg // c * per_channel <= geo.chunk_bytes
+        )
+        if geo.chunk_bytes >= per_channel
+        else geo.cg
+    )
+
+
+def _chunked_micro_kernel(
+    geo: ConvGeometry,
+    rows: int,
+    row0: Expr,
+    a_load: Callable[[Expr, Expr, Expr, Expr], Expr],
+    finish: Callable[[Expr, Expr], list[Stmt]],
+    bj: int,
+    valid: int,
+    chunks: int,
+) -> list[Stmt]:
+    """`micro_kernel` for a panel larger than `chunk_bytes` (a 512-channel 3x3 layer's is
+    4608 taps x 64 columns, 1.2 MiB): every channel block runs over one chunk of the taps,
+    adding into its rows of `partial`, before the next chunk, so the chunk is re-read from
+    L2 (the whole panel, once per block, came from L3: ResNet-18's 7x7 layers ran at 65% of
+    peak). Blocks tile `rows` from 0 without overlap (an overlapping block would add a chunk
+    twice); the last one's rows past `rows` read the last channel's weights and are never
+    finished."""
+    bi = min(geo.tile.rows, rows)
+    blocks = -(-rows // bi)
+    lanes = geo.lanes
+    kh_n, kw_n = geo.kernel
+    per_chunk = geo.cg // chunks
+    tile = (Var("ii"), Var("jj"))
+    kc = add(mul(Var("kb"), per_chunk), Var("kc"))
+    tap = add(mul(add(mul(kc, kh_n), Var("kr")), kw_n), Var("kq"))
+    row = Bin("min", add(Var("ib"), Var("ii")), Const(rows - 1))
+    weight = a_load(add(row0, row), kc, Var("kr"), Var("kq"))
+    per_tap = rank1_update(bi, bj, weight, Load("panel", (tap, Var("jj"))), lanes)
+    taps = Loop("kc", per_chunk, [Loop("kr", kh_n, [Loop("kq", kw_n, [per_tap])])])
+    part = (add(Var("ib"), Var("ii")), Var("jj"))
+    return [
+        Local("partial", (blocks * bi, bj)),
+        Loop(
+            "pr",
+            blocks * bi,
+            [
+                Loop(
+                    "jj",
+                    bj,
+                    [Store("partial", (Var("pr"), Var("jj")), Const(0.0))],
+                    [vectorize(lanes)],
+                )
+            ],
+        ),
+        Loop(
+            "kb",
+            chunks,
+            [
+                Loop(
+                    "i0",
+                    blocks,
+                    [
+                        Let("ib", mul(Var("i0"), bi)),
+                        over_tile(bi, bj, [Store("acc_tile", tile, Load("partial", part))], lanes),
+                        taps,
+                        over_tile(bi, bj, [Store("partial", part, Load("acc_tile", tile))], lanes),
+                    ],
+                )
+            ],
+        ),
+        Loop(
+            "i0",
+            blocks,
+            [
+                # finishing twice is harmless: the last block is pulled back to end at `rows`
+                Let("ib", Bin("min", mul(Var("i0"), bi), Const(rows - bi))),
+                over_tile(
+                    bi,
+                    valid,
+                    [
+                        Let("acc_v", Load("partial", part)),
+                        *finish(add(Var("ib"), Var("ii")), Var("jj")),
+                    ],
+                    lanes,
+                    unroll=False,
+                ),
+            ],
+        ),
     ]
 
 
@@ -403,21 +508,40 @@ def _use(geo: ConvGeometry, blocks: RowBlocks) -> float:
     return rows * ow_n / (-(-rows // blocks.rows) * len(blocks.starts) * cols)
 
 
+WIDE_CHUNKED_WASTE = 0.15  # see fit_row_panels
+
+
 def fit_row_panels(
-    geo: ConvGeometry, wide: list[Tile], panel_bytes: int, batch: int = 1, channels: int = 0
+    geo: ConvGeometry,
+    wide: list[Tile],
+    panel_bytes: int,
+    batch: int = 1,
+    channels: int = 0,
+    wide_chunk_bytes: int = 0,
 ) -> ConvGeometry:
     """`geo` with the register tile whose row panels waste the fewest columns: the target's
     own, or one of its `wide` tiles (fewer rows, more vectors) when that wastes strictly
-    fewer and its panel stays within `panel_bytes` (a panel streamed from L3 costs more than
-    the columns saved: measured on Zen 5, 3 x 7 zmm for 256 channels at 14x14, a 1 MiB
-    panel, ran 15% slower than 6 x 4). E.g. 56-pixel rows: two fill 3 x 7 zmm exactly."""
+    fewer and its whole panel stays within `panel_bytes` (a panel streamed from L3 costs
+    more than the columns saved: measured on Zen 5, 3 x 7 zmm for 256 channels at 14x14, a
+    1 MiB panel, ran 15% slower than 6 x 4). E.g. 56-pixel rows: two fill 3 x 7 zmm exactly.
+    A larger panel may still take a wide tile, run over in L1-sized chunks
+    (`wide_chunk_bytes`, see `panel_chunks`), where the target's tile leaves more than
+    `WIDE_CHUNKED_WASTE` of its columns empty: AlexNet's 13x13 layers fill 52 of 6 x 4's 64
+    columns and 104 of 3 x 7's 112 (on Zen 5, 12.7 -> 11.1 ms and 9.5 -> 8.7 ms); where the
+    gain is smaller, the chunks cost more than it (ResNet-18's 28x28 layers, 87.5% -> 100%
+    of the columns, ran 8% slower; its 7x7, 98% -> 100%, 50% slower)."""
     rb = row_blocks(geo, batch, channels)
     best, best_use = geo, _use(geo, rb) if rb else 0.0
+    own_use = best_use
     for tile in wide:
-        candidate = replace(geo, tile=tile)
+        candidate = replace(geo, tile=tile, chunk_bytes=0)
         rb = row_blocks(candidate, batch, channels)
-        if rb is None or candidate.taps * tile.cols * 4 > panel_bytes:
+        if rb is None:
             continue
+        if candidate.taps * tile.cols * 4 > panel_bytes:
+            if not wide_chunk_bytes or own_use >= 1 - WIDE_CHUNKED_WASTE:
+                continue
+            candidate = replace(candidate, chunk_bytes=wide_chunk_bytes)
         use = _use(candidate, rb)
         if use > best_use + 1e-9:
             best, best_use = candidate, use

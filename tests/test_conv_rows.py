@@ -242,3 +242,39 @@ def test_a_strided_convolution_with_images_to_spare_splits_each_image_once(tile_
     code = fn.kernels[0].pseudo_c()
     assert "xsplit[" in code and code.index("xsplit[") < code.index("for (int pb = 0;")
     np.testing.assert_allclose(fn(x), conv(Tensor(x)).relu().numpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "cin, cout, hw, stride, chunked_lanes",
+    [
+        (1024, 13, 6, 1, (8, 16)),  # 9216 taps: chunked on every ISA; 13 rows pad a block
+        (192, 20, 13, 1, (16,)),  # AlexNet-like 13x13: AVX-512's wide tile over L1 chunks
+        (512, 7, 7, 2, (8, 16)),  # strided (a column-split copy feeds the chunks)
+    ],
+)
+def test_panels_larger_than_the_chunk_are_run_over_in_chunks(
+    tile_cols, cin, cout, hw, stride, chunked_lanes
+):
+    """A panel over `chunk_bytes` (`conv_gemm.panel_chunks`): every channel block runs over
+    one chunk of the taps, adding into `partial`, before the next. The sums (and the blocks
+    past the last channel, which must not be written) still equal eager's, forward and
+    through a compiled SGD step (whose input gradient is a convolution too)."""
+    from compiler.conv_gemm import panel_chunks
+
+    r = np.random.default_rng(0)
+    x = r.standard_normal((2, cin, hw, hw)).astype(np.float32)
+    conv = nn.Conv2d(cin, cout, 3, stride=stride, padding=1)
+    compiled = compiler.compile(conv, x, backend="llvm")
+    np.testing.assert_allclose(
+        compiled(x), conv(Tensor(x)).numpy(), rtol=1e-4, atol=1e-4 * np.sqrt(cin)
+    )
+    target = compiled.kernels[0].target
+    if target.lanes in chunked_lanes:
+        assert "partial" in compiled.kernels[0].pseudo_c()
+    geo = ConvGeometry(
+        "x", (hw, hw), (hw, hw), cin, (3, 3), (stride, stride), (1, 1), (1, 1),
+        target.gemm_tile, 0, target.chunk_bytes,
+    )  # fmt: skip
+    chunks = panel_chunks(geo, target.gemm_tile.cols)
+    assert chunks == 1 or cin % chunks == 0  # equal runs of whole channels
+    assert_sgd_step_equals_eager(lambda: nn.Conv2d(cin, cout, 3, stride=stride, padding=1), x)
