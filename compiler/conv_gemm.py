@@ -283,7 +283,6 @@ def _chunked_micro_kernel(
     lanes = geo.lanes
     kh_n, kw_n = geo.kernel
     per_chunk = geo.cg // chunks
-    tile = (Var("ii"), Var("jj"))
     kc = add(mul(Var("kb"), per_chunk), Var("kc"))
     tap = add(mul(add(mul(kc, kh_n), Var("kr")), kw_n), Var("kq"))
     row = Bin("min", add(Var("ib"), Var("ii")), Const(rows - 1))
@@ -305,22 +304,7 @@ def _chunked_micro_kernel(
                 )
             ],
         ),
-        Loop(
-            "kb",
-            chunks,
-            [
-                Loop(
-                    "i0",
-                    blocks,
-                    [
-                        Let("ib", mul(Var("i0"), bi)),
-                        over_tile(bi, bj, [Store("acc_tile", tile, Load("partial", part))], lanes),
-                        taps,
-                        over_tile(bi, bj, [Store("partial", part, Load("acc_tile", tile))], lanes),
-                    ],
-                )
-            ],
-        ),
+        Loop("kb", chunks, [through_kept_tile("partial", blocks, bi, bj, taps, lanes)]),
         Loop(
             "i0",
             blocks,
@@ -847,17 +831,25 @@ def kept_tile_pass(
     of `blocks` blocks of BI rows of the kept `wtile`, load the BI x BJ block into the
     register tile, add one rank-1 update per pixel (`a` broadcast, `b` the vectors; both may
     use ib, ii, jj, br, bw), and store it back."""
-    tile = (Var("ii"), Var("jj"))
-    wrow = (add(Var("ib"), Var("ii")), Var("jj"))
     per_pixel = Loop("br", nrows, [Loop("bw", ow_n, [rank1_update(bi, bj, a, b, lanes)])])
+    return through_kept_tile("wtile", blocks, bi, bj, per_pixel, lanes)
+
+
+def through_kept_tile(kept: str, blocks: int, bi: int, bj: int, updates: Stmt, lanes: int) -> Loop:
+    """For each of `blocks` blocks of BI rows (from row 0, no overlap) of the on-chip sums
+    `kept`: load the BI x BJ block into the register tile, run `updates` (rank-1 updates of
+    `acc_tile`), store it back. The weight gradients' bands and a chunked panel's channel
+    blocks (`_chunked_micro_kernel`) both add into kept sums this way."""
+    tile = (Var("ii"), Var("jj"))
+    row = (add(Var("ib"), Var("ii")), Var("jj"))
     return Loop(
         "i0",
         blocks,
         [
             Let("ib", mul(Var("i0"), bi)),
-            over_tile(bi, bj, [Store("acc_tile", tile, Load("wtile", wrow))], lanes),
-            per_pixel,
-            over_tile(bi, bj, [Store("wtile", wrow, Load("acc_tile", tile))], lanes),
+            over_tile(bi, bj, [Store("acc_tile", tile, Load(kept, row))], lanes),
+            updates,
+            over_tile(bi, bj, [Store(kept, row, Load("acc_tile", tile))], lanes),
         ],
     )
 

@@ -250,6 +250,7 @@ def test_a_strided_convolution_with_images_to_spare_splits_each_image_once(tile_
         (1024, 13, 6, 1, (8, 16)),  # 9216 taps: chunked on every ISA; 13 rows pad a block
         (192, 20, 13, 1, (16,)),  # AlexNet-like 13x13: AVX-512's wide tile over L1 chunks
         (512, 7, 7, 2, (8, 16)),  # strided (a column-split copy feeds the chunks)
+        (512, 8, 27, 1, (8, 16)),  # 27-wide rows: two segments on AVX2, one scratch for both
     ],
 )
 def test_panels_larger_than_the_chunk_are_run_over_in_chunks(

@@ -465,6 +465,10 @@ class _Function:
             elif isinstance(s, Local):
                 size = int(np.prod(s.shape))
                 ptr = f"%local_{s.name}"
+                if s.name in self.buffers:  # declared again (one scratch per row segment's
+                    if tuple(self.buffers[s.name][1]) != tuple(s.shape):  # chunked GEMM)
+                        raise NotRenderableError(f"local {s.name} redeclared as {s.shape}")
+                    continue
                 self.entry.append(f"  {ptr} = alloca [{size} x {self.ftype}]")
                 self.buffers[s.name] = (ptr, s.shape, self.ftype)
             elif not isinstance(s, Comment):
