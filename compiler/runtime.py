@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -107,6 +108,7 @@ class CompiledFunction:
     #: a scalar leaf's last value and its 0-d array (kernels only read inputs: reused)
     _scalars: dict[int, tuple[float, np.ndarray]] = field(default_factory=dict, repr=False)
     _returned_leaves: set[int] = field(default_factory=set, repr=False)
+    _outputs: list[tuple[str, int, np.dtype]] | None = field(default=None, repr=False)
     _input_names: list[str] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -265,19 +267,25 @@ class CompiledFunction:
             print(self.timing_table(last_only=True), file=sys.stderr)
         out = {}
         recycle = getattr(ex, "recycle", None)
-        for name, nid in zip(g.output_names, g.outputs):
+        if self._outputs is None:  # (name, node, dtype) of every output, found once
+            self._outputs = [
+                (name, nid, g.node(nid)["dtype"]) for name, nid in zip(g.output_names, g.outputs)
+            ]
+        slots = self.state_slots
+        swap = reuse_outputs and on_host
+        for name, nid, dtype in self._outputs:
             value = env[nid]
             if on_host:
-                value = np.asarray(ex.to_host(value), dtype=g.node(nid)["dtype"])
-            slot = self.state_slots.get(name)
+                value = np.asarray(ex.to_host(value), dtype=dtype)
+            slot = slots.get(name)
             if slot is None:
                 out[name] = value
                 continue
             write_back(
                 slot,
                 value,
-                swap=reuse_outputs and on_host,
-                recycle=None if recycle is None else (lambda old, n=nid, r=recycle: r(n, old)),
+                swap=swap,
+                recycle=None if recycle is None else partial(recycle, nid),
             )
         return out
 

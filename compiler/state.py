@@ -38,12 +38,12 @@ def write_back(
         return
     if (
         swap
+        and type(value) is np.ndarray
+        and value is not old
         and _recyclable(old)
-        and isinstance(value, np.ndarray)
         and value.shape == old.shape
         and value.dtype == old.dtype
         and value.flags.c_contiguous
-        and value is not old
     ):
         slot.write(value)
         if recycle is not None:
@@ -57,9 +57,7 @@ def write_back(
 def _recyclable(old: Any) -> bool:
     """An array the compiled step may write its next output into: a plain, C-ordered,
     writeable array that owns its memory (not a view, memory map or Fortran-ordered copy)."""
-    return (
-        type(old) is np.ndarray
-        and old.flags.c_contiguous
-        and old.flags.writeable
-        and old.base is None
-    )
+    if type(old) is not np.ndarray or old.base is not None:
+        return False
+    flags = old.flags  # one flags object, not one per test
+    return flags.c_contiguous and flags.writeable
