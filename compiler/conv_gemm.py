@@ -33,7 +33,7 @@ at rows - BI, so they overlap the previous block and recompute (and re-store) th
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from .kernel import (
@@ -290,8 +290,7 @@ def _chunked_micro_kernel(
     per_tap = rank1_update(bi, bj, weight, Load("panel", (tap, Var("jj"))), lanes)
     taps = Loop("kc", per_chunk, [Loop("kr", kh_n, [Loop("kq", kw_n, [per_tap])])])
     part = (add(Var("ib"), Var("ii")), Var("jj"))
-    return [
-        Local("partial", (blocks * bi, bj)),
+    return [  # `partial` is declared by the caller (`micro_kernel_locals`)
         Loop(
             "pr",
             blocks * bi,
@@ -332,12 +331,26 @@ def column_block_start(geo: ConvGeometry, block: Expr) -> Expr:
     return Bin("min", mul(block, bj), Const(geo.pixels - bj))
 
 
-def locals_for(geo: ConvGeometry, rows: int) -> list[Stmt]:
-    return [
-        Local("panel", (geo.taps, geo.block_cols)),
-        Local("acc_tile", (min(geo.tile.rows, rows), geo.block_cols)),
-        Local("done_tile", (min(geo.tile.rows, rows), geo.block_cols)),
+def micro_kernel_locals(taps: int, rows: int, cols: int, tile: Tile, chunked: bool) -> list[Stmt]:
+    """The on-chip buffers `micro_kernel` runs in, declared once per kernel however many
+    micro-kernels it runs: the panel, the register tile and its copy, and (`chunked`: some
+    micro-kernel's panel is run over in chunks) the partial sums of every channel block."""
+    bi = min(tile.rows, rows)
+    out: list[Stmt] = [
+        Local("panel", (taps, cols)),
+        Local("acc_tile", (bi, cols)),
+        Local("done_tile", (bi, cols)),
     ]
+    if chunked:
+        out.append(Local("partial", (-(-rows // bi) * bi, cols)))
+    return out
+
+
+def locals_for(geo: ConvGeometry, rows: int, cols: int = 0) -> list[Stmt]:
+    """`micro_kernel_locals` for micro-kernels of `geo` on panels `cols` wide (default: its
+    column blocks)."""
+    cols = cols or geo.block_cols
+    return micro_kernel_locals(geo.taps, rows, cols, geo.tile, panel_chunks(geo, cols) > 1)
 
 
 def pixel_position(geo: ConvGeometry, p0: Expr, jj: Expr) -> list[Stmt]:
@@ -689,7 +702,6 @@ def conv_gemm_rows(
     blocks = -(-all_rows // rb.rows)
     n = Var("n")
     used = rb.rows * rb.width
-    bi = min(geo.tile.rows, rows)
     # a block's split rows over the rows its output rows advance by: how many times each
     # input row would be split (measured on Zen 5 at N=16: ResNet's stem, 3.5, 11.7 -> 10.3
     # ms with a task per image; AlexNet's conv1, 1.9, 8.9 -> 8.2 ms; a stride-2 3x3, 1.25,
@@ -705,11 +717,7 @@ def conv_gemm_rows(
     # the first row of the block: block `task % blocks`, or (whole) block `pb` of the image
     block = Var("pb") if whole else Bin("%", Var("task"), Const(blocks))
     first = Let("oh0", Bin("min", mul(block, rb.rows), Const(all_rows - rb.rows)))
-    body: list[Stmt] = [
-        Local("panel", (geo.taps, cols)),
-        Local("acc_tile", (bi, cols)),
-        Local("done_tile", (bi, cols)),
-    ]
+    body: list[Stmt] = locals_for(geo, rows, cols)
     if whole:
         body += [
             Let("n", Bin("/", Var("task"), Const(groups))),
@@ -790,12 +798,7 @@ def conv_gemm_tiled(
         (oh_n, ow_n), cols = geo.out_hw, geo.tile.cols
         blocks = -(-oh_n // rb.rows)
         used = rb.rows * rb.width
-        locals_ = [
-            Local("panel", (geo.taps, cols)),
-            Local("acc_tile", (min(geo.tile.rows, part), cols)),
-            Local("done_tile", (min(geo.tile.rows, part), cols)),
-            *_zero_padding_columns(geo.taps, used, cols),
-        ]
+        locals_ = [*locals_for(geo, part, cols), *_zero_padding_columns(geo.taps, used, cols)]
         oh0 = Bin("min", mul(Var("pb"), rb.rows), Const(oh_n - rb.rows))
         per_block = [Let("oh0", oh0)]
         # a task runs all its image's blocks: split its input rows once, when they fit
@@ -822,6 +825,24 @@ def conv_gemm_tiled(
         *from_tile,
     ]
     return [Loop("task", batch * groups * splits, body, ["parallel"])]
+
+
+def pixel_major_copy(
+    buffer: str,
+    col: str,
+    cols: int,
+    nrows: int,
+    ow_n: int,
+    value: Expr,
+    setup: Sequence[Stmt] = (),
+) -> Loop:
+    """`for col < cols: setup; buffer[br * ow_n + bw][col] = value` over a band of `nrows` x
+    `ow_n` pixels, scalar: the weight gradients' one copy per band into a pixel-major
+    on-chip buffer (im2col columns of the taps, or the output gradient transposed)."""
+    pixel = add(mul(Var("br"), ow_n), Var("bw"))
+    store = Store(buffer, (pixel, Var(col)), value)
+    band = Loop("br", nrows, [Loop("bw", ow_n, [store], ["scalar"])], ["scalar"])
+    return Loop(col, cols, [*setup, band], ["scalar"])
 
 
 def kept_tile_pass(
@@ -915,28 +936,11 @@ def weight_grad_gemm(
         if geo.reads_padding:
             value = Select(in_image(ih, iw, geo.src_hw), value, Const(0.0))
         pixel = add(mul(Var("br"), ow_n), Var("bw"))
-        pack_loops = Loop(
-            "pj",
-            bj,
-            [
-                *decompose(add(Var("t0"), Var("pj"))),
-                Let("chan", add(mul(Var("g"), geo.cg), Var("ic"))),
-                Loop(
-                    "br",
-                    nrows,
-                    [
-                        Loop(
-                            "bw",
-                            ow_n,
-                            [Store("panel", (pixel, Var("pj")), value)],
-                            ["scalar"],
-                        )
-                    ],
-                    ["scalar"],
-                ),
-            ],
-            ["scalar"],
-        )
+        setup = [
+            *decompose(add(Var("t0"), Var("pj"))),
+            Let("chan", add(mul(Var("g"), geo.cg), Var("ic"))),
+        ]
+        pack_loops = pixel_major_copy("panel", "pj", bj, nrows, ow_n, value, setup)
         grad = Load(
             gout,
             (
@@ -1028,14 +1032,14 @@ def conv_gemm_phases(
     ] or [min(p.grid[0] for p in live)]  # all zero: a task per image row of the phases
     blocks = max(counts)
     convs = [p.geo for p in live if p.geo is not None]
-    bi = min(tile.rows, rows)
     bj = max(tile.cols if rb else p.block_cols(tile.cols) for p, rb in zip(live, rbs, strict=True))
     n = Var("n")
     sh, sw = stride
+    # a phase chunks on its own columns only if it would on the widest (chunks grow with them)
+    chunked = any(panel_chunks(geo, bj) > 1 for geo in convs)
+    taps = max((geo.taps for geo in convs), default=1)
     body: list[Stmt] = [
-        Local("panel", (max((geo.taps for geo in convs), default=1), bj)),
-        Local("acc_tile", (bi, bj)),
-        Local("done_tile", (bi, bj)),
+        *micro_kernel_locals(taps, rows, bj, tile, chunked),
         Let("n", Bin("/", Var("task"), Const(groups * blocks))),
         Let("g", Bin("%", Bin("/", Var("task"), Const(blocks)), Const(groups))),
         Let("b", Bin("%", Var("task"), Const(blocks))),
@@ -1170,40 +1174,8 @@ def weight_grad_channels(
         rows_in = (nrows - 1) * sh + (kh_n - 1) * dh + 1
         # gT[pixel][oc]: the band's output gradient, transposed (scalar: the one copy)
         pixel = add(mul(Var("br"), ow_n), Var("bw"))
-        transpose = Loop(
-            "tj",
-            bj,
-            [
-                Loop(
-                    "br",
-                    nrows,
-                    [
-                        Loop(
-                            "bw",
-                            ow_n,
-                            [
-                                Store(
-                                    "gT",
-                                    (pixel, Var("tj")),
-                                    Load(
-                                        gout,
-                                        (
-                                            Var("n"),
-                                            add(Var("oc0"), Var("tj")),
-                                            add(oh0, Var("br")),
-                                            Var("bw"),
-                                        ),
-                                    ),
-                                )
-                            ],
-                            ["scalar"],
-                        )
-                    ],
-                    ["scalar"],
-                )
-            ],
-            ["scalar"],
-        )
+        grad = Load(gout, (Var("n"), add(Var("oc0"), Var("tj")), add(oh0, Var("br")), Var("bw")))
+        transpose = pixel_major_copy("gT", "tj", bj, nrows, ow_n, grad)
         # xpad[ic][row][col]: the input rows the band reads, zero outside the image
         ih = add(mul(oh0, sh), Const(-ph), Var("xr"))
         lo, hi = max(0, pw), min(wp, w + pw)  # xpad columns inside the image

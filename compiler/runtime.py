@@ -100,19 +100,26 @@ class CompiledFunction:
     after_kernel: dict[int, Callable[[dict[int, Any]], None]] = field(default_factory=dict)
     _executor: Any = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    #: non-constant leaves as (node, role, name, shape, dtype), and the constants' values
-    _leaves: list[tuple[int, str, str, tuple[int, ...], np.dtype]] | None = field(
-        default=None, repr=False
-    )
-    _consts: dict[int, Any] = field(default_factory=dict, repr=False)
     #: a scalar leaf's last value and its 0-d array (kernels only read inputs: reused)
     _scalars: dict[int, tuple[float, np.ndarray]] = field(default_factory=dict, repr=False)
-    _returned_leaves: set[int] = field(default_factory=set, repr=False)
-    _outputs: list[tuple[str, int, np.dtype]] | None = field(default=None, repr=False)
     _input_names: list[str] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        keep = set(self.graph.outputs)
+        g = self.graph
+        # what every call binds and returns, sorted out once (calls are hot in training):
+        # the constants' values, the other leaves as (node, role, name, shape, dtype), and
+        # the outputs as (name, node, dtype)
+        leaves = [(nid, g.node(nid)) for nid in g.nx.nodes if g.is_leaf(nid)]
+        self._consts = {nid: d["value"] for nid, d in leaves if d["op"] == "const"}
+        self._leaves = [
+            (nid, d["op"], d["name"], d["shape"], d["dtype"])
+            for nid, d in leaves
+            if d["op"] != "const"
+        ]
+        self._outputs = [
+            (name, nid, g.node(nid)["dtype"]) for name, nid in zip(g.output_names, g.outputs)
+        ]
+        keep = self._output_nodes = set(g.outputs)
         last_use = self.memory.last_use
         # liveness: after kernel k, drop the values nothing reads any more (its group's
         # internal values at once)
@@ -140,16 +147,6 @@ class CompiledFunction:
         if self._input_names is None:
             self._input_names = self.input_names
         given = _arguments(self._input_names, args, kwargs or {})
-        if self._leaves is None:  # the graph's leaves, sorted out once (calls are hot)
-            g = self.graph
-            leaves = [(nid, g.node(nid)) for nid in g.nx.nodes if g.is_leaf(nid)]
-            self._consts = {nid: d["value"] for nid, d in leaves if d["op"] == "const"}
-            self._leaves = [
-                (nid, d["op"], d["name"], d["shape"], d["dtype"])
-                for nid, d in leaves
-                if d["op"] != "const"
-            ]
-            self._returned_leaves = set(g.outputs)  # handed to the caller: never shared
         env: dict[int, Any] = dict(self._consts)
         bindings = self.bindings
         for nid, role, name, shape, dtype in self._leaves:
@@ -161,8 +158,9 @@ class CompiledFunction:
             if type(value) is np.ndarray and value.shape == shape and value.dtype == dtype:
                 env[nid] = value  # the common case, checked in one line
                 continue
-            if type(value) is float and shape == () and nid not in self._returned_leaves:
-                # a learning rate, a momentum...: one 0-d array while the number holds
+            if type(value) is float and shape == () and nid not in self._output_nodes:
+                # a learning rate, a momentum...: one 0-d array while the number holds (an
+                # output is handed to the caller, so it is never shared between calls)
                 cached = self._scalars.get(nid)
                 if cached is None or cached[0] != value:
                     cached = self._scalars[nid] = (value, np.array(value, dtype))
@@ -236,20 +234,18 @@ class CompiledFunction:
         watch = self.watch
         after = self.after_kernel
         run_group = ex.run_group
-        plain = not (check or watch is not None or after)
         for k, (group, kernel, dead) in enumerate(
             zip(self.fusion.groups, self.kernels, self._dead_after)
         ):
             t0 = clock()
             run_group(g, group, kernel, env)
             dt = clock() - t0
-            if not plain:
-                if check:
-                    check_kernel(self, group, kernel, env)
-                if watch is not None:
-                    watch(group, kernel, env)
-                if after and k in after:
-                    after[k](env)
+            if check:
+                check_kernel(self, group, kernel, env)
+            if watch is not None:
+                watch(group, kernel, env)
+            if after and k in after:
+                after[k](env)
             seconds = kernel.seconds
             seconds.append(dt)
             if len(seconds) > 2 * KEEP_TIMINGS:  # a long training run keeps the recent ones
@@ -267,10 +263,6 @@ class CompiledFunction:
             print(self.timing_table(last_only=True), file=sys.stderr)
         out = {}
         recycle = getattr(ex, "recycle", None)
-        if self._outputs is None:  # (name, node, dtype) of every output, found once
-            self._outputs = [
-                (name, nid, g.node(nid)["dtype"]) for name, nid in zip(g.output_names, g.outputs)
-            ]
         slots = self.state_slots
         swap = reuse_outputs and on_host
         for name, nid, dtype in self._outputs:

@@ -465,10 +465,6 @@ class _Function:
             elif isinstance(s, Local):
                 size = int(np.prod(s.shape))
                 ptr = f"%local_{s.name}"
-                if s.name in self.buffers:  # declared again (one scratch per row segment's
-                    if tuple(self.buffers[s.name][1]) != tuple(s.shape):  # chunked GEMM)
-                        raise NotRenderableError(f"local {s.name} redeclared as {s.shape}")
-                    continue
                 self.entry.append(f"  {ptr} = alloca [{size} x {self.ftype}]")
                 self.buffers[s.name] = (ptr, s.shape, self.ftype)
             elif not isinstance(s, Comment):
@@ -1199,7 +1195,10 @@ class _Launch:
     names: list[str] | None = None  # buffer names by number (locals after the arguments)
     #: per argument, the arena buffer it held last call (its pointer is still in `args`:
     #: intermediates live in the same memory every call), else None
-    bound: list[Any] = field(default_factory=list)
+    bound: list[Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.bound = [None] * len(self.buffers)
 
 
 def _local_bytes(body: list[Stmt]) -> int:
@@ -1333,7 +1332,6 @@ class LLVMExecutor(NumpyExecutor):
             _local_bytes(k.body) <= SMALL_STACK_BYTES,
             np.zeros(3, np.int64) if checked else None,
             names,
-            [None] * len(k.buffers),
         )
 
     def run_group(self, g: Any, group: Any, kernel: Kernel, env: dict[int, Any]) -> None:

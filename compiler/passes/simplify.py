@@ -157,8 +157,9 @@ def _factored_sum(b: _Builder, src: int, attrs: dict[str, Any], out: dict[str, A
     if flat is None:
         return None
     sign, factors = flat
-    inside = [(f, p) for f, p in factors if not _constant_along(new.node(f)["shape"], rank, axes)]
-    outside = [(f, p) for f, p in factors if (f, p) not in inside]
+    inside, outside = [], []
+    for f, p in factors:
+        (outside if _constant_along(new.node(f)["shape"], rank, axes) else inside).append((f, p))
     if not inside or inside[0][1] < 0 or (not outside and sign > 0):
         return None
     inner_shape = np.broadcast_shapes(*(new.node(f)["shape"] for f, _ in inside))
@@ -240,7 +241,8 @@ def _grad_input_as_conv(
 
 def simplify(g: Graph, exact: bool = False) -> Graph:
     """A new graph computing the same outputs with fewer nodes. `exact`: only rewrites that
-    keep every value bit-identical (no permute(A @ B) = B^T @ A^T)."""
+    keep every value bit-identical (no B^T @ A^T, no factored sums, no input gradient as a
+    convolution)."""
     live = set(g.outputs)
     for out in g.outputs:
         live |= nx.ancestors(g.nx, out)
