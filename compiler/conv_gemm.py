@@ -209,16 +209,12 @@ def micro_kernel(
     bj = bj or geo.block_cols
     valid = valid or bj
     lanes = geo.lanes
-    kh_n, kw_n = geo.kernel
     tile = (Var("ii"), Var("jj"))
     chunks = panel_chunks(geo, bj)
     if chunks > 1:
         return _chunked_micro_kernel(geo, rows, row0, a_load, finish, bj, valid, chunks)
-    tap = add(mul(add(mul(Var("kc"), kh_n), Var("kr")), kw_n), Var("kq"))
     row = add(Var("ib"), Var("ii"))
-    weight = a_load(add(row0, row), Var("kc"), Var("kr"), Var("kq"))
-    per_tap = rank1_update(bi, bj, weight, Load("panel", (tap, Var("jj"))), lanes)
-    taps = Loop("kc", geo.cg, [Loop("kr", kh_n, [Loop("kq", kw_n, [per_tap])])])
+    taps = tap_loops(geo, bi, bj, row0, row, Var("kc"), geo.cg, a_load)
     return [
         Loop(
             "i0",
@@ -261,6 +257,26 @@ def panel_chunks(geo: ConvGeometry, cols: int) -> int:
     )
 
 
+def tap_loops(
+    geo: ConvGeometry,
+    bi: int,
+    bj: int,
+    row0: Expr,
+    row: Expr,
+    kc: Expr,
+    channels: int,
+    a_load: Callable[[Expr, Expr, Expr, Expr], Expr],
+) -> Loop:
+    """The micro-kernel's sum over `channels` source channels (loop `kc`; `kc` the absolute
+    channel) and every (kr, kq) tap: per tap, the weights of output channels row0 + `row`
+    times the panel's row of that tap, a rank-1 update of the BI x BJ register tile."""
+    kh_n, kw_n = geo.kernel
+    tap = add(mul(add(mul(kc, kh_n), Var("kr")), kw_n), Var("kq"))
+    weight = a_load(add(row0, row), kc, Var("kr"), Var("kq"))
+    per_tap = rank1_update(bi, bj, weight, Load("panel", (tap, Var("jj"))), geo.lanes)
+    return Loop("kc", channels, [Loop("kr", kh_n, [Loop("kq", kw_n, [per_tap])])])
+
+
 def _chunked_micro_kernel(
     geo: ConvGeometry,
     rows: int,
@@ -281,14 +297,10 @@ def _chunked_micro_kernel(
     bi = min(geo.tile.rows, rows)
     blocks = -(-rows // bi)
     lanes = geo.lanes
-    kh_n, kw_n = geo.kernel
     per_chunk = geo.cg // chunks
     kc = add(mul(Var("kb"), per_chunk), Var("kc"))
-    tap = add(mul(add(mul(kc, kh_n), Var("kr")), kw_n), Var("kq"))
     row = Bin("min", add(Var("ib"), Var("ii")), Const(rows - 1))
-    weight = a_load(add(row0, row), kc, Var("kr"), Var("kq"))
-    per_tap = rank1_update(bi, bj, weight, Load("panel", (tap, Var("jj"))), lanes)
-    taps = Loop("kc", per_chunk, [Loop("kr", kh_n, [Loop("kq", kw_n, [per_tap])])])
+    taps = tap_loops(geo, bi, bj, row0, row, kc, per_chunk, a_load)
     part = (add(Var("ib"), Var("ii")), Var("jj"))
     return [  # `partial` is declared by the caller (`micro_kernel_locals`)
         Loop(
