@@ -56,10 +56,10 @@ def _binary(op: str, a: Any, b: Any) -> Any:
         return a / b
     if op == "%":
         return int(a) - int(b) * _cdiv(int(a), int(b))
-    if op == "max":
-        return b if math.isnan(float(a)) else a if math.isnan(float(b)) else max(a, b)
-    if op == "min":
-        return b if math.isnan(float(a)) else a if math.isnan(float(b)) else min(a, b)
+    if op in ("max", "min"):  # a NaN wins, as in numpy and PyTorch
+        if math.isnan(float(a)) or math.isnan(float(b)):
+            return math.nan
+        return max(a, b) if op == "max" else min(a, b)
     compare = {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b, "==": a == b, "!=": a != b}
     if op in compare:
         return bool(compare[op])

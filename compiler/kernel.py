@@ -51,7 +51,7 @@ class Load:
 
 @dataclass(frozen=True)
 class Bin:
-    op: str  # + - * / max min < <= > >= == != && ||
+    op: str  # + - * / max min < <= > >= == != && || (float max/min keep a NaN, as numpy)
     a: Expr
     b: Expr
 

@@ -194,3 +194,16 @@ def _loops(body):
         if isinstance(s, Loop):
             yield s
             yield from _loops(s.body)
+
+
+def test_kernel_ir_max_and_min_keep_a_nan():
+    """The IR's max/min are numpy's (a NaN wins), in the interpreter as in the backends."""
+    x = np.random.default_rng(1).standard_normal((2, 3, 6, 6)).astype(np.float32)
+    x[0, 1, 2, 3] = np.nan
+    for f in (
+        lambda t: t.relu().max_pool2d(3, 2, 1),
+        lambda t: t.max(axis=(0, 2, 3)) + t.min(axis=1).sum(),
+    ):
+        compiled = compiler.compile(f, x, backend="numpy")
+        assert np.isnan(compiled(x)).any()
+        assert check_kernels(compiled, x) > 0

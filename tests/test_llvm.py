@@ -583,3 +583,60 @@ def test_a_let_named_like_a_vector_loops_chunk_counter_does_not_shadow_it():
     env = {0: np.arange(n, dtype=np.float32)}
     LLVMExecutor([kernel]).run_group(None, None, kernel, env)
     np.testing.assert_array_equal(env[2], 5 * np.arange(n, dtype=np.float32))
+
+
+# (shape, axes): a sum over 7x7 pixels (ResNet's last BatchNorm), extents the target's lanes
+# leave a remainder of, exactly one vector, and a whole-tensor reduction
+REDUCTIONS = [((8, 32, 7, 7), (0, 2, 3)), ((3, 37), (1,)), ((5, 16), (1,)), ((2, 3, 49), (2,))]
+
+
+@pytest.mark.parametrize("shape,axes", REDUCTIONS, ids=str)
+def test_vector_loops_reduce_lane_wise_without_gathers(shape, axes, tmp_path, monkeypatch):
+    """A register summed (or maxed) in a vector loop is carried as a vector and reduced across
+    lanes once: LLVM was left a scalar loop before, and for 7x7 vectorised the loop around it
+    with gathers (0.52 ms for ResNet's 16x512x7x7 statistics against 0.13 ms now)."""
+    from compiler.backends import llvm as backend
+    from compiler.target import host_target
+
+    monkeypatch.setenv("TINYGRAD_EDU_CACHE", str(tmp_path))  # fresh: assembly is emitted
+    backend._Target.reset()
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    lanes = host_target().lanes
+    for name, f in {
+        "sum": lambda t: (t * t).sum(axis=axes),
+        "max": lambda t: t.max(axis=axes),
+        "min": lambda t: t.min(axis=axes),
+    }.items():
+        compiled = compiler.compile(f, x, backend="llvm")
+        np.testing.assert_allclose(compiled(x), f(Tensor(x)).numpy(), rtol=1e-5, atol=1e-5)
+        (kernel,) = compiled.kernels
+        if name == "sum":  # (LLVM's SLP pass may still gather a max's last lanes, once a row)
+            assert "gather" not in kernel.asm
+        if shape[-1] >= lanes:
+            reduce = "fadd" if name == "sum" else f"f{name}imum"
+            assert f"llvm.vector.reduce.{reduce}.v{lanes}f32" in kernel.llvm_ir, name
+
+
+NAN_CASES = {
+    "relu": lambda t: t.relu(),
+    "max_pool2d": lambda t: t.max_pool2d(3, 2, 1),
+    "amax": lambda t: t.max(axis=1),
+    "amin": lambda t: t.min(axis=(0, 2, 3)),
+    "maximum": lambda t: t.maximum(t.detach() * 0.0 + 0.25),
+    "relu_conv_pool": lambda t: (t * 2.0 + 1.0).relu().max_pool2d(2),
+}
+
+
+@pytest.mark.parametrize("name", NAN_CASES)
+def test_compiled_max_and_min_keep_a_nan_like_eager(name):
+    """numpy and PyTorch let a NaN through max, min and ReLU; the compiled kernels did not
+    (LLVM's maxnum, C's fmaxf): a NaN in training vanished where eager would have shown it."""
+    f = NAN_CASES[name]
+    x = np.random.default_rng(1).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    x[0, 1, 2, 3] = x[1, 2, 5, 5] = np.nan
+    x[1, 0, 7, 7] = -np.inf
+    want = f(Tensor(x)).numpy()
+    assert np.isnan(want).any()
+    got = compiler.compile(f, x, backend="llvm")(x)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_allclose(got, want, rtol=1e-6)

@@ -65,6 +65,11 @@ ELEM = {"float32": "float", "float64": "double", "int64": "i64", "int32": "i32",
 CACHE_VERSION = "tinygrad_edu-llvm-3"
 VECTOR_OPS = ("+", "-", "*", "/", "max", "min")
 VECTOR_CALLS = {"sqrtf": "sqrt", "fabsf": "fabs"}  # one instruction per vector
+# max/min keep a NaN, as numpy and PyTorch do (maxnum/minnum, C's fmaxf, would drop it); nsz:
+# which of -0.0 and +0.0 comes out is left open, sparing a sign test per element
+MAX_MIN = {"max": "maximum", "min": "minimum"}
+# register reductions a vector loop carries lane-wise, with their identities
+VECTOR_REDUCTIONS = {"+": 0.0, "max": -math.inf, "min": math.inf}
 VECTOR_COMPARES = ("<", "<=", ">", ">=", "==", "!=")
 # erf(x) = 2/sqrt(pi) sum_n (-1)^n x^(2n+1) / (n! (2n+1)): coefficients of x^(2n+1), n <= 12
 ERF_TAYLOR = tuple(
@@ -130,6 +135,7 @@ class _Function:
         self.fixed: dict[str, int] = {}  # unrolled loop variables -> their constant value
         self.vector: tuple[str, Expr] | None = None  # (loop variable, first lane's index)
         self.lanes = 1  # of the vector loop being emitted ("vectorize(L)")
+        self.vector_loops = 0  # emitted so far: loops around them are not LLVM's to vectorise
         self.vector_lets: set[str] = set()
         self.metadata: list[str] = []
         outs = [b for b in kernel.outputs if b.dtype == "float64"]
@@ -322,7 +328,7 @@ class _Function:
         a, b = self.value(e.a, ty), self.value(e.b, ty)
         if ty in ("float", "double"):
             if e.op in ("max", "min"):
-                return self.intrinsic("maxnum" if e.op == "max" else "minnum", ty, a, b)
+                return self.max_min(e.op, ty, a, b)
             op = {"+": "fadd", "-": "fsub", "*": "fmul", "/": "fdiv"}.get(e.op)
             if op is None:
                 raise NotRenderableError(f"float {e.op}")
@@ -372,6 +378,18 @@ class _Function:
         self.intrinsics.add(f"declare {ty} @{fn}({', '.join([ty] * len(args))})")
         t = self.tmp()
         self.emit(f"{t} = call {ty} @{fn}({', '.join(f'{ty} {a}' for a in args)})")
+        return t
+
+    def max_min(self, op: str, ty: str, a: str, b: str) -> str:
+        """max/min of two scalars that keeps a NaN: `a` where it is NaN, else `a > b ? a : b`
+        (which gives `b` where `b` is NaN). x86 does each half in one instruction (maxps is
+        that select), and LLVM's loop vectoriser takes the selects as they are; llvm.maximum
+        it left scalar in a 3x3 max-pool (3.8 ms became 12.5) and maxnum drops the NaN."""
+        pick, first, nan, t = self.tmp(), self.tmp(), self.tmp(), self.tmp()
+        self.emit(f"{pick} = fcmp {'ogt' if op == 'max' else 'olt'} {ty} {a}, {b}")
+        self.emit(f"{first} = select i1 {pick}, {ty} {a}, {ty} {b}")
+        self.emit(f"{nan} = fcmp uno {ty} {a}, 0.0")
+        self.emit(f"{t} = select i1 {nan}, {ty} {a}, {ty} {first}")
         return t
 
     def call(self, e: Call, ty: str) -> str:
@@ -482,7 +500,7 @@ class _Function:
         if s.op == "+":
             self.emit(f"{t} = fadd reassoc contract {ty} {cur}, {v}")
         elif s.op in ("max", "min"):
-            t = self.intrinsic("maxnum" if s.op == "max" else "minnum", ty, cur, v)
+            t = self.max_min(s.op, ty, cur, v)
         else:
             raise NotRenderableError(f"accumulate {s.op}")
         self.emit(f"store {ty} {t}, ptr {slot}")
@@ -530,9 +548,35 @@ class _Function:
                     return False
                 if self.lane_kind(st.value, lp.var, lets) in (None, "m"):
                     return False
+            elif isinstance(st, Accumulate):
+                if not self.vector_accumulable(st, lp, lets):
+                    return False
             else:
                 return False
         return True
+
+    def vector_accumulable(self, st: Accumulate, lp: Loop, lets: set[str]) -> bool:
+        """`acc op= value` into a float register the loop body reads nowhere else: summed (or
+        maxed) lane-wise in a vector, reduced across lanes once after the loop. Without this,
+        a sum over 49 pixels (7x7) left LLVM to vectorise the loop outside it, with gathers."""
+        if st.op not in VECTOR_REDUCTIONS or "[" in st.target or st.target in lets:
+            return False
+        if self.var_type.get(st.target, self.ftype) != "float":
+            return False
+        if self.lane_kind(st.value, lp.var, lets) not in ("u", "v"):
+            return False
+        reads = 0
+        for other in lp.body:
+            if isinstance(other, (Let, Store, Accumulate)):
+                exprs = [other.value, *(other.index if isinstance(other, Store) else ())]
+                reads += sum(
+                    isinstance(x, Var) and x.name == st.target for e in exprs for x in walk(e)
+                )
+                if other is not st and getattr(other, "target", None) == st.target:
+                    return False
+                if isinstance(other, Let) and other.var == st.target:
+                    return False
+        return reads == 0
 
     def contiguous(self, buffer: str, index: tuple[Expr, ...], var: str, lets: set[str]) -> bool:
         """A float buffer indexed [uniform..., uniform + var]: one vector of lanes."""
@@ -591,8 +635,13 @@ class _Function:
         return None
 
     def vector_loop(self, lp: Loop) -> None:
+        self.vector_loops += 1
         lanes = self.lanes
         full = lp.extent // lanes
+        sums = [st for st in lp.body if isinstance(st, Accumulate)]
+        for st in sums:  # lane-wise partial results start at the reduction's identity
+            start = self.splat(_fconst(VECTOR_REDUCTIONS[st.op], "float"), "float")
+            self.emit(f"store {self.vec} {start}, ptr {self.vector_slot(st.target)}")
         if full <= MAX_VECTOR_UNROLL:  # constant offsets: tiles can live in registers
             for c in range(full):
                 self.vector_body(lp, Const(c * lanes))
@@ -604,6 +653,8 @@ class _Function:
                 False,
                 lambda: self.vector_body(lp, Bin("*", Var(chunk), Const(lanes))),
             )
+        for st in sums:  # across the lanes, into the register, once per loop
+            self.reduce_lanes(st)
         for v in range(full * lanes, lp.extent):  # the remainder, one lane at a time
             self.fixed[lp.var] = v
             self.stmts(lp.body)
@@ -624,8 +675,41 @@ class _Function:
             elif isinstance(st, Store):
                 addr = self.lane_address(st.buffer, st.index)
                 self.emit(f"store {self.vec} {self.vec_value(st.value)}, ptr {addr}, align 4")
+            elif isinstance(st, Accumulate):
+                slot = self.vector_slot(st.target)
+                v, cur, t = self.vec_value(st.value), self.tmp(), self.tmp()
+                self.emit(f"{cur} = load {self.vec}, ptr {slot}")
+                if st.op == "+":
+                    self.emit(f"{t} = fadd reassoc contract {self.vec} {cur}, {v}")
+                else:
+                    fn = f"llvm.{MAX_MIN[st.op]}.v{self.lanes}f32"
+                    self.intrinsics.add(f"declare {self.vec} @{fn}({self.vec}, {self.vec})")
+                    self.emit(f"{t} = call nsz {self.vec} @{fn}({self.vec} {cur}, {self.vec} {v})")
+                self.emit(f"store {self.vec} {t}, ptr {slot}")
         self.vector = None
         self.vector_lets = set()
+
+    def vector_slot(self, target: str) -> str:
+        """The vector of a register's lane-wise partial sums ("." is in no kernel name)."""
+        return self.slot(f"{target}.lanes{self.lanes}", self.vec)
+
+    def reduce_lanes(self, st: Accumulate) -> None:
+        """Fold a register's lane-wise partials into the register itself."""
+        scalar = self.slot(st.target, "float")
+        part, cur, t = self.tmp(), self.tmp(), self.tmp()
+        self.emit(f"{part} = load {self.vec}, ptr {self.vector_slot(st.target)}")
+        self.emit(f"{cur} = load float, ptr {scalar}")
+        if st.op == "+":  # the register's value is the sum's start
+            fn = f"llvm.vector.reduce.fadd.v{self.lanes}f32"
+            self.intrinsics.add(f"declare float @{fn}(float, {self.vec})")
+            self.emit(f"{t} = call reassoc float @{fn}(float {cur}, {self.vec} {part})")
+        else:
+            fn = f"llvm.vector.reduce.f{MAX_MIN[st.op]}.v{self.lanes}f32"
+            self.intrinsics.add(f"declare float @{fn}({self.vec})")
+            across = self.tmp()
+            self.emit(f"{across} = call nsz float @{fn}({self.vec} {part})")
+            t = self.max_min(st.op, "float", cur, across)
+        self.emit(f"store float {t}, ptr {scalar}")
 
     def lane_address(self, buffer: str, index: tuple[Expr, ...]) -> str:
         """Address of lane 0: the loop variable replaced by the chunk's first index."""
@@ -669,9 +753,9 @@ class _Function:
             assert isinstance(e, Bin)
             a, b = self.vec_value(e.a), self.vec_value(e.b)
             if e.op in ("max", "min"):
-                fn = f"llvm.{'maxnum' if e.op == 'max' else 'minnum'}.v{self.lanes}f32"
+                fn = f"llvm.{MAX_MIN[e.op]}.v{self.lanes}f32"
                 self.intrinsics.add(f"declare {self.vec} @{fn}({self.vec}, {self.vec})")
-                self.emit(f"{t} = call {self.vec} @{fn}({self.vec} {a}, {self.vec} {b})")
+                self.emit(f"{t} = call nsz {self.vec} @{fn}({self.vec} {a}, {self.vec} {b})")
             else:
                 op = {"+": "fadd", "-": "fsub", "*": "fmul", "/": "fdiv"}[e.op]
                 self.emit(f"{t} = {op} contract {self.vec} {a}, {b}")
@@ -746,6 +830,7 @@ class _Function:
         self.emit(f"{c} = icmp slt i64 {i}, {'%end' if parallel else lp.extent}")
         self.emit(f"br i1 {c}, label %{body}, label %{done}")
         self.block(body)
+        vector_loops = self.vector_loops
         if emit_body is None:
             self.stmts(lp.body)
         else:
@@ -754,13 +839,21 @@ class _Function:
         self.emit(f"{j} = load i64, ptr {slot}")
         self.emit(f"{k} = add nuw nsw i64 {j}, 1")
         self.emit(f"store i64 {k}, ptr {slot}")
-        if "scalar" in lp.tags:  # e.g. a pack whose vector form would be gathers/scatters
+        hints = []
+        # "scalar": e.g. a pack whose vector form would be gathers/scatters. A loop around
+        # explicit vector code is not LLVM's to vectorise either: once it unrolls what is
+        # inside, that would take lanes across this loop's variable, with gathers
+        if "scalar" in lp.tags or self.vector_loops > vector_loops:
+            hints.append('!{!"llvm.loop.vectorize.enable", i1 false}')
+        if "scalar" in lp.tags:
+            hints.append('!{!"llvm.loop.unroll.disable"}')
+        elif lp.vector_lanes and not hints:  # a vector loop left to LLVM: at the tag's width
+            hints.append(f'!{{!"llvm.loop.vectorize.width", i32 {lp.vector_lanes}}}')
+        if hints:
             m = len(self.metadata)
-            self.metadata += [
-                f"!{m} = distinct !{{!{m}, !{m + 1}, !{m + 2}}}",
-                f'!{m + 1} = !{{!"llvm.loop.vectorize.enable", i1 false}}',
-                f'!{m + 2} = !{{!"llvm.loop.unroll.disable"}}',
-            ]
+            refs = "".join(f", !{m + 1 + i}" for i in range(len(hints)))
+            self.metadata.append(f"!{m} = distinct !{{!{m}{refs}}}")
+            self.metadata += [f"!{m + 1 + i} = {h}" for i, h in enumerate(hints)]
             self.emit(f"br label %{head}, !llvm.loop !{m}")
         else:
             self.emit(f"br label %{head}")
