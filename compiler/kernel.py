@@ -304,6 +304,8 @@ def _is_index(e: Expr, ints: set[str]) -> bool:
         return e.op in ("+", "-", "*", "/", "%", "max", "min") and (
             _is_index(e.a, ints) and _is_index(e.b, ints)
         )
+    if isinstance(e, Call):  # a conversion to an integer type
+        return e.fn in ("(int64)", "(int32)")
     return False
 
 

@@ -148,6 +148,13 @@ class CPUTarget:
         return self.l2 // 4
 
     @property
+    def scatter_band_bytes(self) -> int:
+        """The rows of an image plane a scatter adds into on chip (max-pool's backward): a
+        quarter of L2. Its windows walk the band row by row, so L2 serves it; a smaller band
+        would search more windows twice, at the bands' edges."""
+        return self.l2 // 4
+
+    @property
     def wide_chunk_bytes(self) -> int:
         """The same for a wide tile (`wide_tiles`): half of L1. Its 7 vectors a tap for 21
         FMAs ask more of the panel per cycle than L2 delivers (the 6 x 4 tile's 4 for 24

@@ -801,15 +801,61 @@ def _max_pool_vjp(
     g: Any, out: Any, x: Any, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair
 ) -> tuple[Any]:
     # The whole gradient goes to the first maximum of each window in row-major order (as
-    # PyTorch routes it): argmax over the unfolded window, one-hot, fold back.
-    n, c, oh, ow = out.shape
+    # PyTorch routes it): one op, so the compiler can scatter instead of unfolding windows
+    grad = x.detach()._call(
+        MAX_POOL2D_GRAD, g, kernel=kernel, stride=stride, padding=padding, dilation=dilation
+    )
+    return (grad,)
+
+
+def _first_maximum(x: Any, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair) -> Any:
+    """(N, C, KH*KW, OH, OW) one-hot of each window's first maximum in row-major tap order
+    (a NaN counts as the maximum, as in numpy's argmax), from DSL ops."""
     kh, kw = kernel
     win = x.detach().unfold2d(kernel, stride, padding, dilation, pad_value=-np.inf)
+    n, c, _, _, oh, ow = win.shape
     first = win.reshape((n, c, kh * kw, oh, ow)).argmax(axis=2, keepdim=True)
-    taps = type(g)._make(np.arange(kh * kw).reshape(1, 1, kh * kw, 1, 1))
-    pick = (first == taps).reshape((n, c, kh, kw, oh, ow))  # one-hot, already window-major
-    cols = g.reshape((n, c, 1, 1, oh, ow)) * pick
-    return (cols.fold2d(x.shape, stride, padding, dilation),)
+    return first == type(x)._make(np.arange(kh * kw).reshape(1, 1, kh * kw, 1, 1))
+
+
+def _max_pool_grad_shape(
+    x: Shape, g: Shape, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair
+) -> Shape:
+    pooled = _pool_shape("max_pool2d")(x, kernel, stride, padding, dilation)
+    if tuple(g) != pooled:
+        raise op_error(
+            "max_pool2d_grad",
+            f"the gradient must have the pooled shape {pooled}",
+            f"input {x}, gradient {g}",
+            "pass the gradient of max_pool2d's output for this input and window",
+        )
+    return x
+
+
+def _max_pool_grad_forward(
+    xp: Any, x: Any, g: Any, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair
+) -> Any:
+    """Each window's gradient added at its first maximum: argmax over the windows, one-hot,
+    then back into the image (`_col2im`)."""
+    n, c, oh, ow = g.shape
+    kh, kw = kernel
+    win = _windows(xp, x, kernel, stride, padding, dilation, lowest_value(x.dtype))
+    first = win.reshape(n, c, kh * kw, oh, ow).argmax(axis=2)
+    pick = first[:, :, None] == xp.arange(kh * kw).reshape(1, 1, kh * kw, 1, 1)
+    cols = (g[:, :, None] * pick).reshape(n, c, kh, kw, oh, ow)
+    return _col2im(xp, cols, x.shape, stride, padding, dilation)
+
+
+def _max_pool_grad_vjp(
+    h: Any, out: Any, x: Any, g: Any, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair
+) -> tuple[Any, Any]:
+    # The routes do not move with x (zero almost everywhere, like argmax's); the map from g
+    # is linear, and its adjoint reads h back at each window's first maximum
+    n, c, oh, ow = g.shape
+    kh, kw = kernel
+    pick = _first_maximum(x, kernel, stride, padding, dilation)
+    hw = h.unfold2d(kernel, stride, padding, dilation).reshape((n, c, kh * kw, oh, ow))
+    return None, (hw * pick).sum(axis=2)
 
 
 def _avg_pool_vjp(
@@ -823,6 +869,14 @@ def _avg_pool_vjp(
 
 MAX_POOL2D = _register(
     "max_pool2d", "pool", _pool_shape("max_pool2d"), _pool_forward("max"), _max_pool_vjp
+)
+# max_pool2d's input gradient (x, g) -> x's shape: a scatter, written as one op
+MAX_POOL2D_GRAD = _register(
+    "max_pool2d_grad",
+    "movement",
+    _max_pool_grad_shape,
+    _max_pool_grad_forward,
+    _max_pool_grad_vjp,
 )
 AVG_POOL2D = _register(
     "avg_pool2d", "pool", _pool_shape("avg_pool2d"), _pool_forward("avg"), _avg_pool_vjp
