@@ -167,6 +167,25 @@ def test_a_worker_that_dies_is_reported():
         list(loader)
 
 
+class SlowFirst(Noisy):
+    """Sample 0 takes a minute: the first batch is awaited while another worker dies."""
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
+        if i == 0:
+            time.sleep(60)
+        return super().__getitem__(i)
+
+
+def test_a_worker_that_dies_is_reported_while_another_batch_is_awaited():
+    """Any dead worker ends the wait: it may have died holding the shared results queue's
+    lock, and then no batch of any worker would arrive (the loader waited for ever)."""
+    loader = DataLoader(SlowFirst(exit_at=2), batch_size=2, num_workers=2)
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match=r"worker 1 \(pid \d+\) exited .* batch 1\b"):
+        list(loader)
+    assert time.monotonic() - started < 30  # long before batch 0 could be made
+
+
 def test_break_stops_the_workers_and_frees_shared_memory():
     loader = DataLoader(Noisy(40), batch_size=2, num_workers=2, prefetch_factor=3)
     for i, _ in enumerate(loader):

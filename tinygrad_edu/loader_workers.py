@@ -332,15 +332,21 @@ class WorkerPool:
         return _unflatten(spec, _read_segment(name, layout))
 
     def _check_worker(self, task_id: int, started: float) -> None:
-        process = self.workers[self._assigned[task_id]]
-        if process.exitcode is not None:
+        # every worker, not only the one making `task_id`: a worker that dies while its
+        # queue's feeder thread writes a result leaves the shared results queue locked, and
+        # the others' batches then never arrive (seen as a rare hang of the awaited batch)
+        for worker, process in enumerate(self.workers):
+            if process.exitcode is None:
+                continue
             code = process.exitcode
             how = f"killed by signal {signal.Signals(-code).name}" if code < 0 else f"code {code}"
+            mine = [t for t, w in self._assigned.items() if w == worker]
+            batch = task_id if task_id in mine else min(mine, default=task_id)
             raise RuntimeError(
-                f"DataLoader worker {self._assigned[task_id]} (pid {process.pid}) exited "
-                f"unexpectedly ({how}) while making batch {task_id}. Fix: if it ran out of "
-                "memory (SIGKILL), use fewer workers or a smaller batch_size; a crash inside "
-                "a decoder shows with num_workers=0"
+                f"DataLoader worker {worker} (pid {process.pid}) exited unexpectedly ({how}) "
+                f"while making batch {batch}. Fix: if it ran out of memory (SIGKILL), use "
+                "fewer workers or a smaller batch_size; a crash inside a decoder shows with "
+                "num_workers=0"
             )
         if self.timeout > 0 and time.monotonic() - started > self.timeout:
             raise RuntimeError(
