@@ -1595,9 +1595,11 @@ def _pool_window(
     )
     fill = Const(-np.inf if is_max else 0.0)
     tap: Expr = source(r, c)
-    if guard:
-        inside = in_image(r, c, bounds)
-        tap = Select(inside, tap, fill)
+    per_tap: list[Stmt] = []
+    if guard:  # read at a clamped position, then choose: no branch per tap (LLVM vectorises
+        # the window loop; a guarded load made it branch, or gather, per tap)
+        per_tap.append(Let("pv", source(_clamp(r, bounds[0]), _clamp(c, bounds[1]))))
+        tap = Select(in_image(r, c, bounds), Var("pv"), fill)
     op = "max" if is_max else "+"
     scale = 1.0 / (pd["kernel"][0] * pd["kernel"][1])
     return [
@@ -1605,7 +1607,7 @@ def _pool_window(
         Loop(
             "i",
             pd["kernel"][0],
-            [Loop("j", pd["kernel"][1], [Accumulate("m", op, tap)])],
+            [Loop("j", pd["kernel"][1], [*per_tap, Accumulate("m", op, tap)])],
             ["unroll"],
         ),
         Let(f"v{pool}", Var("m") if is_max else Bin("*", Var("m"), Const(scale))),
