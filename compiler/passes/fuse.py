@@ -202,22 +202,40 @@ def fuse(g: Graph) -> Fusion:
             and not (g.node(readers[0])["op"] == "conv2d" and g.operands(readers[0])[1] == nid)
         )
 
+    def is_deferred(nid: int) -> bool:
+        """An elementwise op of graph inputs only, read once by one elementwise op of its
+        shape: it runs where that reader runs, in registers. Placed first, it opened a kernel
+        of its own, and the reader then joined one of its two producers' kernels, the other
+        writing its value out: an SGD step's momentum * buffer and weight_decay * weight
+        were two kernels per parameter, with the sum between them written and read back."""
+        readers = g.consumers(nid)
+        if len(readers) != 1 or nid in g.outputs:
+            return False
+        reader = readers[0]
+        elementwise = ("elementwise", "compare")
+        return (
+            OPS[g.node(nid)["op"]].kind in elementwise
+            and OPS[g.node(reader)["op"]].kind in elementwise
+            and all(g.is_leaf(o) for o in g.operands(nid))
+            and g.node(reader)["shape"] == g.node(nid)["shape"]
+            and g.operands(reader).count(nid) == 1
+        )
+
     def place_views(nid: int) -> None:
-        # fold the views feeding nid into nid's group, ahead of nid (they only remap indices)
+        # fold the views (and deferred elementwise ops) feeding nid into nid's group, ahead
+        # of nid: views only remap indices, a deferred op is one more value in registers
         gid = group_of[nid]
         nodes = groups[gid].nodes
         for view in pending.pop(nid, []):
             nodes.insert(nodes.index(nid), view)
             group_of[view] = gid
-            decisions.append(
-                Decision(
-                    view,
-                    g.node(view)["op"],
-                    gid,
-                    True,
-                    f"view folded into the loads of %{nid} in k{gid}",
-                )
+            why = (
+                f"view folded into the loads of %{nid} in k{gid}"
+                if view in view_of
+                else f"computed where its one reader %{nid} runs, in k{gid} (its operands "
+                "are graph inputs)"
             )
+            decisions.append(Decision(view, g.node(view)["op"], gid, True, why))
             place_views(view)
 
     def source(o: int) -> int:
@@ -234,6 +252,9 @@ def fuse(g: Graph) -> Fusion:
         if is_foldable_view(nid):
             pending.setdefault(g.consumers(nid)[0], []).append(nid)
             view_of[nid] = g.operands(nid)[0]
+            continue
+        if is_deferred(nid):
+            pending.setdefault(g.consumers(nid)[0], []).append(nid)
             continue
         producers = [source(o) for o in g.operands(nid)]
         producers = [o for o in producers if o in group_of]  # groups read, through views too
