@@ -847,8 +847,6 @@ class _Function:
             hints.append('!{!"llvm.loop.vectorize.enable", i1 false}')
         if "scalar" in lp.tags:
             hints.append('!{!"llvm.loop.unroll.disable"}')
-        elif lp.vector_lanes and not hints:  # a vector loop left to LLVM: at the tag's width
-            hints.append(f'!{{!"llvm.loop.vectorize.width", i32 {lp.vector_lanes}}}')
         if hints:
             m = len(self.metadata)
             refs = "".join(f", !{m + 1 + i}" for i in range(len(hints)))
