@@ -713,3 +713,18 @@ def test_compiled_tensor_ops_match_eager():
 
     got = compiler.compile(fn, x, w, backend="llvm")(x, w)
     np.testing.assert_allclose(got, fn(Tensor(x), Tensor(w)).numpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["sum", "mean", "var", "std", "max", "min", "argmax", "argmin", "logsumexp", "all", "any"],
+)
+def test_reductions_take_numpys_keepdims_as_pytorch_does(name):
+    """torch.Tensor.sum(axis=1, keepdims=True) works in PyTorch (numpy's names are aliases)."""
+    x = Tensor(np.arange(12.0).reshape(3, 4))
+    got = getattr(x, name)(axis=1, keepdims=True)
+    want = getattr(x, name)(dim=1, keepdim=True)
+    assert got.shape == (3, 1)
+    np.testing.assert_array_equal(got.numpy(), want.numpy())
+    with pytest.raises(TypeError, match="both keepdim= and keepdims="):
+        getattr(x, name)(1, keepdim=True, keepdims=True)

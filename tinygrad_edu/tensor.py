@@ -8,6 +8,8 @@ Arrays are numpy arrays; the forwards are array-module generic so other modules 
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -1608,6 +1610,29 @@ class Tensor(Node):
     def rsqrt(self) -> Tensor:
         """1 / sqrt(x)."""
         return 1.0 / self.sqrt()
+
+
+def _accepting_keepdims(method: Any) -> Any:
+    """`method` that also takes numpy's `keepdims=` for `keepdim=`, as PyTorch's reductions do
+    (they take `axis=` for `dim=` likewise)."""
+
+    @functools.wraps(method)
+    def reduction(self: Tensor, *args: Any, keepdims: bool | None = None, **kwargs: Any) -> Any:
+        if keepdims is not None:
+            if "keepdim" in kwargs:
+                raise TypeError(
+                    f"{method.__name__}(): got both keepdim= and keepdims= (aliases). Fix: "
+                    "pass one of them"
+                )
+            kwargs["keepdim"] = keepdims
+        return method(self, *args, **kwargs)
+
+    return reduction
+
+
+for _name, _method in list(vars(Tensor).items()):  # every reduction with a keepdim argument
+    if callable(_method) and "keepdim" in inspect.signature(_method).parameters:
+        setattr(Tensor, _name, _accepting_keepdims(_method))
 
 
 def _other(other: Any, op: str) -> Tensor:
