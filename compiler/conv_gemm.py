@@ -49,6 +49,7 @@ from .kernel import (
     Store,
     Var,
     add,
+    clamp,
     in_image,
     in_range,
     mul,
@@ -589,7 +590,7 @@ def pack_rows(
         ih = add(mul(add(oh0, Var("pr")), sh), Const(-ph), mul(Var("pkh"), dh))
     per_row += [
         Let("prow_ok", in_range(ih, h)),
-        Let("pih", Bin("min", Bin("max", ih, Const(0)), Const(h - 1))),
+        Let("pih", clamp(ih, h)),
     ]
     tap0 = mul(add(mul(Var("pic"), kh_n), Var("pkh")), kw_n)
     column0 = mul(Var("pr"), width)
@@ -635,7 +636,7 @@ def split_columns(
     ih = add(Const(-ph), Var("sr")) if whole else add(mul(oh0, sh), Const(-ph), Var("sr"))
     per_row: list[Stmt] = [
         Let("srow_ok", in_range(ih, h)),
-        Let("sih", Bin("min", Bin("max", ih, Const(0)), Const(h - 1))),
+        Let("sih", clamp(ih, h)),
     ]
     for b in range(phases):
         # input column s*q + b - pw is inside the image for q in [lo, hi)
@@ -1211,7 +1212,7 @@ def weight_grad_channels(
                     "&&", in_range(ih, h), Bin("<", add(Var("ic0"), Var("xc")), add(last, Const(1)))
                 ),
             ),
-            Let("xih", Bin("min", Bin("max", ih, Const(0)), Const(h - 1))),
+            Let("xih", clamp(ih, h)),
             Let("xch", Bin("min", add(Var("ic0"), Var("xc")), last)),
         ]
         at = (Var("xc"), Var("xr"))

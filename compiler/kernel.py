@@ -116,6 +116,11 @@ def in_range(e: Expr, n: int) -> Expr:
     return Bin("&&", Bin(">=", e, Const(0)), Bin("<", e, Const(n)))
 
 
+def clamp(e: Expr, n: int) -> Expr:
+    """`e` held inside [0, n): an index that is always safe to read at."""
+    return Bin("min", Bin("max", e, Const(0)), Const(n - 1))
+
+
 def in_image(row: Expr, col: Expr, hw: tuple[int, int]) -> Expr:
     """(row, col) lies inside an image of hw = (height, width): the padding test."""
     return Bin("&&", in_range(row, hw[0]), in_range(col, hw[1]))

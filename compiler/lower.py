@@ -57,6 +57,7 @@ from .kernel import (
     Store,
     Var,
     add,
+    clamp,
     in_image,
     in_range,
     mul,
@@ -914,9 +915,6 @@ class _Lowerer:
         ih = add(mul(oh, sh), Const(-ph), mul(Var("kh"), dh))
         chan = _input_channel(oc, out_c, groups, cg, Var("ic"))
 
-        def clamp(e: Expr, size: int) -> Expr:
-            return Bin("min", Bin("max", e, Const(0)), Const(size - 1))
-
         # Rows: a tap row outside the input contributes 0 (mask the weight, clamp the row).
         # Columns: for each kw the in-bounds range of ow is computed here, statically, so the
         # inner loop reads x contiguously (stride 1) with no per-element test.
@@ -1041,10 +1039,10 @@ class _Lowerer:
         )
         # the band's element the window's gradient goes to; one past the band where it
         # lands elsewhere (a spare element no one reads)
-        slot = Select(lands, add(mul(_clamp(local, rows), w), _clamp(bj, w)), Const(rows * w))
+        slot = Select(lands, add(mul(clamp(local, rows), w), clamp(bj, w)), Const(rows * w))
         search = _window_search(g, node, n, c, oh, ow)
         routes = self.loops(["ow"], (ow_n,), [*search, Store("route", (ow,), slot)], False)
-        grad = Load(buffer_name(g, gout), (n, c, _clamp(oh, oh_n), ow))
+        grad = Load(buffer_name(g, gout), (n, c, clamp(oh, oh_n), ow))
         at = (Var("slot"),)
         scatter = Loop(
             "ow",
@@ -1263,7 +1261,7 @@ class _Lowerer:
         chan = _input_channel(oc, out_c, groups, cg, ic)
         ih = add(mul(Var("oh"), sh), Const(-ph), mul(kh, dh))
         row_in = in_range(ih, h)
-        row_idx = Bin("min", Bin("max", ih, Const(0)), Const(h - 1)) if ph else ih
+        row_idx = clamp(ih, h) if ph else ih
         per_kw: list[Stmt] = []
         for k in range(kw_n):
             lo, hi = _column_range(k, ow_n, wd, sw, pw, dw)
@@ -1323,7 +1321,7 @@ class _Lowerer:
         o_abs = add(mul(Bin("/", c, Const(cg)), og), Var("o")) if groups > 1 else Var("o")
         oh = add(hh, Const(ph), mul(Var("kh"), -dh))
         row_in = in_range(oh, oh_n)
-        oh_idx = Bin("min", Bin("max", oh, Const(0)), Const(oh_n - 1))
+        oh_idx = clamp(oh, oh_n)
         c_in = Bin("%", c, Const(cg)) if groups > 1 else c
         per_kw: list[Stmt] = [Let("rm", Select(row_in, Const(1.0), Const(0.0)))]
         for k in range(kw_n):
@@ -1598,7 +1596,7 @@ def _pool_window(
     per_tap: list[Stmt] = []
     if guard:  # read at a clamped position, then choose: no branch per tap (LLVM vectorises
         # the window loop; a guarded load made it branch, or gather, per tap)
-        per_tap.append(Let("pv", source(_clamp(r, bounds[0]), _clamp(c, bounds[1]))))
+        per_tap.append(Let("pv", source(clamp(r, bounds[0]), clamp(c, bounds[1]))))
         tap = Select(in_image(r, c, bounds), Var("pv"), fill)
     op = "max" if is_max else "+"
     scale = 1.0 / (pd["kernel"][0] * pd["kernel"][1])
@@ -1837,11 +1835,6 @@ def _scatter_index(
     return cond, tuple(src)
 
 
-def _clamp(e: Expr, size: int) -> Expr:
-    """`e` held inside [0, size): an index that is always safe to read at."""
-    return Bin("min", Bin("max", e, Const(0)), Const(size - 1))
-
-
 def _window_search(g: Graph, node: int, n: Expr, c: Expr, oh: Expr, ow: Expr) -> list[Stmt]:
     """Statements leaving in `best` the tap (i * KW + j) of window (oh, ow)'s first maximum
     of max_pool2d_grad's input x: row-major taps, a NaN first (argmax's rule, by which eager
@@ -1854,7 +1847,7 @@ def _window_search(g: Graph, node: int, n: Expr, c: Expr, oh: Expr, ow: Expr) ->
     h, w = g.node(x)["shape"][2:]
     row0, col0 = _window_origin(g, node, oh, ow)
     row, col = add(row0, mul(Var("i"), dh)), add(col0, mul(Var("j"), dw))
-    value = Load(buffer_name(g, x), (n, c, _clamp(row, h), _clamp(col, w)))
+    value = Load(buffer_name(g, x), (n, c, clamp(row, h), clamp(col, w)))
     tap = Select(in_image(row, col, (h, w)), Var("xv"), Const(-np.inf))
     position = add(mul(Var("i"), kw), Var("j"))
     return [
@@ -1874,7 +1867,7 @@ def _window_origin(g: Graph, node: int, oh: Expr, ow: Expr) -> tuple[Expr, Expr]
     attrs = g.node(node)["attrs"]
     (sh, sw), (ph, pw) = attrs["stride"], attrs["padding"]
     oh_n, ow_n = g.node(g.operands(node)[1])["shape"][2:]
-    return add(mul(_clamp(oh, oh_n), sh), Const(-ph)), add(mul(_clamp(ow, ow_n), sw), Const(-pw))
+    return add(mul(clamp(oh, oh_n), sh), Const(-ph)), add(mul(clamp(ow, ow_n), sw), Const(-pw))
 
 
 def _tap_position(g: Graph, node: int, oh: Expr, ow: Expr, tap: Expr) -> tuple[Expr, Expr]:
@@ -1903,7 +1896,7 @@ def _max_pool_gather(g: Graph, node: int, idx: tuple[Expr, ...]) -> tuple[list[S
     woh, wow = Var("woh"), Var("wow")
     bi, bj = _tap_position(g, node, woh, wow, Var("best"))
     hit = Bin("&&", Bin("&&", valid_h, valid_w), Bin("&&", Bin("==", bi, h), Bin("==", bj, w)))
-    grad = Load(buffer_name(g, gout), (n, c, _clamp(woh, oh_n), _clamp(wow, ow_n)))
+    grad = Load(buffer_name(g, gout), (n, c, clamp(woh, oh_n), clamp(wow, ow_n)))
     body: list[Stmt] = [
         Let("woh", oh),
         Let("wow", ow),

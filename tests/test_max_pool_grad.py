@@ -2,11 +2,9 @@
 (CPU: bands of planes on chip) and as the gather of the default schedule (CUDA, the kernel
 interpreter), always routing each window's gradient to its first maximum, as PyTorch does."""
 
-import shutil
-import subprocess
-
 import numpy as np
 import pytest
+from test_cuda import needs_nvcc, nvcc_ptx
 
 from compiler.grad_step import compile_gradient_step
 from compiler.interpret import run_kernel
@@ -185,7 +183,7 @@ def test_both_schedules_interpret_to_the_reference():
     assert checked == {"default": 2, "cpu": 2}  # the two pools' gradients
 
 
-@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not on PATH")
+@needs_nvcc
 def test_the_gather_renders_as_cuda_that_nvcc_compiles(tmp_path):
     from compiler.backends.cuda import render_module
 
@@ -193,10 +191,4 @@ def test_the_gather_renders_as_cuda_that_nvcc_compiles(tmp_path):
     x = inputs(CASES[0][0]).astype(np.float32)
     source, rendered = render_module(compiled_grad(f, x, "cuda")[1].kernels)
     assert any("max_pool2d_grad" in name for name in rendered)
-    cu = tmp_path / "pool.cu"
-    cu.write_text(source)
-    subprocess.run(
-        ["nvcc", "--ptx", "-arch=sm_90", "-o", str(tmp_path / "pool.ptx"), str(cu)],
-        check=True,
-        capture_output=True,
-    )
+    nvcc_ptx(source, tmp_path, "pool")

@@ -1633,6 +1633,7 @@ def _accepting_keepdims(method: Any) -> Any:
 for _name, _method in list(vars(Tensor).items()):  # every reduction with a keepdim argument
     if callable(_method) and "keepdim" in inspect.signature(_method).parameters:
         setattr(Tensor, _name, _accepting_keepdims(_method))
+del _name, _method
 
 
 def _other(other: Any, op: str) -> Tensor:

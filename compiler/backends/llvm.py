@@ -565,18 +565,16 @@ class _Function:
             return False
         if self.lane_kind(st.value, lp.var, lets) not in ("u", "v"):
             return False
-        reads = 0
         for other in lp.body:
-            if isinstance(other, (Let, Store, Accumulate)):
-                exprs = [other.value, *(other.index if isinstance(other, Store) else ())]
-                reads += sum(
-                    isinstance(x, Var) and x.name == st.target for e in exprs for x in walk(e)
-                )
-                if other is not st and getattr(other, "target", None) == st.target:
-                    return False
-                if isinstance(other, Let) and other.var == st.target:
-                    return False
-        return reads == 0
+            if not isinstance(other, (Let, Store, Accumulate)):
+                continue
+            written = other.var if isinstance(other, Let) else getattr(other, "target", None)
+            if other is not st and written == st.target:
+                return False
+            exprs = [other.value, *(other.index if isinstance(other, Store) else ())]
+            if any(isinstance(x, Var) and x.name == st.target for e in exprs for x in walk(e)):
+                return False
+        return True
 
     def contiguous(self, buffer: str, index: tuple[Expr, ...], var: str, lets: set[str]) -> bool:
         """A float buffer indexed [uniform..., uniform + var]: one vector of lanes."""
@@ -682,12 +680,18 @@ class _Function:
                 if st.op == "+":
                     self.emit(f"{t} = fadd reassoc contract {self.vec} {cur}, {v}")
                 else:
-                    fn = f"llvm.{MAX_MIN[st.op]}.v{self.lanes}f32"
-                    self.intrinsics.add(f"declare {self.vec} @{fn}({self.vec}, {self.vec})")
-                    self.emit(f"{t} = call nsz {self.vec} @{fn}({self.vec} {cur}, {self.vec} {v})")
+                    t = self.vec_max_min(st.op, cur, v)
                 self.emit(f"store {self.vec} {t}, ptr {slot}")
         self.vector = None
         self.vector_lets = set()
+
+    def vec_max_min(self, op: str, a: str, b: str) -> str:
+        """Lane-wise max/min that keeps a NaN (`max_min` for vectors, as llvm.maximum)."""
+        fn = f"llvm.{MAX_MIN[op]}.v{self.lanes}f32"
+        self.intrinsics.add(f"declare {self.vec} @{fn}({self.vec}, {self.vec})")
+        t = self.tmp()
+        self.emit(f"{t} = call nsz {self.vec} @{fn}({self.vec} {a}, {self.vec} {b})")
+        return t
 
     def vector_slot(self, target: str) -> str:
         """The vector of a register's lane-wise partial sums ("." is in no kernel name)."""
@@ -753,12 +757,9 @@ class _Function:
             assert isinstance(e, Bin)
             a, b = self.vec_value(e.a), self.vec_value(e.b)
             if e.op in ("max", "min"):
-                fn = f"llvm.{MAX_MIN[e.op]}.v{self.lanes}f32"
-                self.intrinsics.add(f"declare {self.vec} @{fn}({self.vec}, {self.vec})")
-                self.emit(f"{t} = call nsz {self.vec} @{fn}({self.vec} {a}, {self.vec} {b})")
-            else:
-                op = {"+": "fadd", "-": "fsub", "*": "fmul", "/": "fdiv"}[e.op]
-                self.emit(f"{t} = {op} contract {self.vec} {a}, {b}")
+                return self.vec_max_min(e.op, a, b)
+            op = {"+": "fadd", "-": "fsub", "*": "fmul", "/": "fdiv"}[e.op]
+            self.emit(f"{t} = {op} contract {self.vec} {a}, {b}")
         return t
 
     def vec_mask(self, e: Expr) -> str:

@@ -190,7 +190,8 @@ def fuse(g: Graph) -> Fusion:
     def outside_readers(operand: int, nid: int, gid: int) -> list[int]:
         return [c for c in g.consumers(operand) if c != nid and group_of.get(c) != gid]
 
-    pending: dict[int, list[int]] = {}  # consumer -> views waiting to be folded into it
+    # consumer -> views (and deferred elementwise ops, `is_deferred`) waiting to join it
+    pending: dict[int, list[int]] = {}
 
     def is_foldable_view(nid: int) -> bool:
         readers = g.consumers(nid)
@@ -226,17 +227,17 @@ def fuse(g: Graph) -> Fusion:
         # of nid: views only remap indices, a deferred op is one more value in registers
         gid = group_of[nid]
         nodes = groups[gid].nodes
-        for view in pending.pop(nid, []):
-            nodes.insert(nodes.index(nid), view)
-            group_of[view] = gid
+        for waiting in pending.pop(nid, []):
+            nodes.insert(nodes.index(nid), waiting)
+            group_of[waiting] = gid
             why = (
                 f"view folded into the loads of %{nid} in k{gid}"
-                if view in view_of
+                if waiting in view_of
                 else f"computed where its one reader %{nid} runs, in k{gid} (its operands "
                 "are graph inputs)"
             )
-            decisions.append(Decision(view, g.node(view)["op"], gid, True, why))
-            place_views(view)
+            decisions.append(Decision(waiting, g.node(waiting)["op"], gid, True, why))
+            place_views(waiting)
 
     def source(o: int) -> int:
         while o in view_of:
