@@ -16,6 +16,10 @@ Rules, applied greedily in topological order (every decision is recorded with it
    matmul, or the shifted channel windows of local response normalisation, cost nothing);
    except a convolution's weight: its kernel reads each weight row as one run of taps, so a
    transposed weight (an input gradient's, see simplify) is written once, in that order.
+6. Once every op has a group, an elementwise op a kernel writes out only for one reader in
+   another kernel moves into that reader's kernel when the values it reads are in memory
+   anyway (`_sink_into_readers`): BatchNorm's backward no longer has the input-gradient
+   convolution write dy * x_hat and dy * gamma / sigma beside dy.
 Legality: merging must keep the graph of groups acyclic; when an op reads several groups this
 is checked directly: no group downstream of the merged one may lead back to it.
 """
@@ -368,9 +372,14 @@ def fuse(g: Graph) -> Fusion:
             new_group(nid, nid, f"new reduce kernel: not fused with k{gid}: {why}")
             continue
         new_group(nid, nid, f"new {op.kind} kernel: {d['op']} is an anchor op")
+    emptied = _sink_into_readers(g, groups, group_of, decisions)
     # Number kernels in execution order (a group can gain ops that depend on later groups).
     ordered = _execution_order(g, groups, group_of)
     renumber = {grp.gid: i for i, grp in enumerate(ordered)}
+    for gone, target in emptied.items():  # decisions about an emptied kernel name the next
+        while target in emptied:
+            target = emptied[target]
+        renumber[gone] = renumber[target]
     for grp in ordered:
         grp.gid = renumber[grp.gid]
     decisions = [
@@ -379,6 +388,120 @@ def fuse(g: Graph) -> Fusion:
     ]
     group_of = {n: renumber[gid] for n, gid in group_of.items()}
     return Fusion(g, ordered, decisions, group_of)
+
+
+def _sinkable(g: Graph, groups: dict[int, Group], group_of: dict[int, int], nid: int) -> int | None:
+    """The group that `nid` (an elementwise op written out for one reader in another kernel)
+    can move into, or None. That reader must be an elementwise op iterating nid's shape in a
+    kernel without an anchor, or a reduction heading its kernel and reducing nid itself: its
+    kernel then computes nid from nid's own operands where it reads it."""
+    if nid in g.outputs or OPS[g.node(nid)["op"]].kind not in ("elementwise", "compare"):
+        return None
+    gid = group_of[nid]
+    readers = g.consumers(nid)
+    if len(readers) != 1 or group_of.get(readers[0]) in (None, gid):
+        return None
+    reader = readers[0]
+    if g.operands(reader).count(nid) != 1:
+        return None
+    target = groups[group_of[reader]]
+    kind = OPS[g.node(reader)["op"]].kind
+    shape = g.node(nid)["shape"]
+    if target.anchor is None:
+        ok = kind in ("elementwise", "compare") and g.node(reader)["shape"] == shape
+        ok = ok and not any(OPS[g.node(n)["op"]].kind == "reduce" for n in target.nodes)
+    else:
+        ok = reader == target.anchor and g.node(reader)["op"] in ("sum", "max", "min")
+    return target.gid if ok else None
+
+
+def _sink_into_readers(
+    g: Graph, groups: dict[int, Group], group_of: dict[int, int], decisions: list[Decision]
+) -> dict[int, int]:
+    """Move an elementwise op that a kernel writes out for one reader elsewhere into that
+    reader's kernel (`_sinkable`), when every value it reads is written out anyway (a graph
+    input, or another kernel's output for other readers too): the write, and the reader's
+    read of it, become loads of values already in memory. BatchNorm's backward was the case:
+    the input-gradient convolution's epilogue wrote dy, dy * x_hat and dy * gamma / sigma,
+    three full tensors, where dy alone is needed (ResNet-18's layer1: 12.8 MB each, a batch of
+    16). An op whose operands are its own kernel's values moves together with them when
+    nothing else reads them. Returns the kernels left empty, each with the one it went to."""
+    emptied: dict[int, int] = {}
+    moved = True
+    while moved:
+        moved = False
+        for grp in list(groups.values()):
+            for nid in reversed(grp.nodes):
+                target = _sinkable(g, groups, group_of, nid)
+                if target is None:
+                    continue
+                chain = _sink_chain(g, groups, group_of, nid)
+                if chain is None:
+                    continue
+                if not _acyclic_after_merge(g, group_of, groups, set(chain), target):
+                    continue
+                dest = groups[target].nodes
+                at = dest.index(g.consumers(nid)[0])
+                if any(o in dest[at:] for n in chain for o in g.operands(n)):
+                    continue  # (the reader's kernel computes one of them after the reader)
+                for n in chain:  # in their old kernel's order, ahead of the reader
+                    grp.nodes.remove(n)
+                    dest.insert(at, n)
+                    at += 1
+                    group_of[n] = target
+                    decisions.append(
+                        Decision(
+                            n,
+                            g.node(n)["op"],
+                            target,
+                            True,
+                            f"moved from k{grp.gid} to its reader's kernel k{target}: its "
+                            f"operands are in memory anyway, so k{grp.gid} need not write it",
+                        )
+                    )
+                if not grp.nodes:
+                    del groups[grp.gid]
+                    emptied[grp.gid] = target
+                moved = True
+                break
+    return emptied
+
+
+def _sink_chain(
+    g: Graph, groups: dict[int, Group], group_of: dict[int, int], nid: int
+) -> list[int] | None:
+    """nid and the ops of its kernel that only it (transitively) reads, in kernel order, when
+    every other value they read stays in memory without them (a graph input, or a value its
+    kernel writes for readers outside the chain); else None."""
+    grp = groups[group_of[nid]]
+    members = set(grp.nodes)
+    chain = {nid}
+    frontier = [nid]
+    while frontier:
+        n = frontier.pop()
+        for o in g.operands(n):
+            if o in chain or o not in members or o == grp.anchor:
+                continue
+            if (
+                o not in g.outputs
+                and OPS[g.node(o)["op"]].kind in ("elementwise", "compare")
+                and all(c in chain for c in g.consumers(o))
+            ):
+                chain.add(o)
+                frontier.append(o)
+    for n in chain:
+        for o in g.operands(n):
+            if o in chain or g.is_leaf(o):
+                continue
+            if o not in group_of:  # a view folded elsewhere: not in memory on its own
+                return None
+            inside = group_of[o] == grp.gid
+            written = o in g.outputs or any(
+                c not in chain and group_of.get(c) != group_of[o] for c in g.consumers(o)
+            )
+            if not written or (inside and is_view(g, o)):
+                return None
+    return [n for n in grp.nodes if n in chain]
 
 
 def _renumber_text(text: str, renumber: dict[int, int]) -> str:
