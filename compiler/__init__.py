@@ -141,19 +141,109 @@ def _regenerated_assembly(kernel: Kernel) -> str:
     return f"// asm of {kernel.name} (regenerated: the disk cache held only its object)\n{asm}"
 
 
-def _model_state(model: Any) -> tuple[dict[str, Callable[[], Any]], dict[str, Slot]]:
-    """Bindings that read the model's parameters and buffers live, and the slots that write
-    the parameters ("param:NAME") and updated buffers ("buffer:NAME") back."""
+def _model_state(
+    model: Any,
+) -> tuple[dict[str, Callable[[], Any]], dict[str, Slot], dict[str, list[Tensor]]]:
+    """Bindings that read the model's parameters and buffers live, the slots that write the
+    parameters ("param:NAME") and updated buffers ("buffer:NAME") back, and the one-element
+    cells both read the tensors through (by leaf name: `ModelGuard` refills them)."""
     if not isinstance(model, nn.Module):
-        return {}, {}
+        return {}, {}, {}
     bindings: dict[str, Callable[[], Any]] = {}
     slots: dict[str, Slot] = {}
+    cells: dict[str, list[Tensor]] = {}
     tensors = [(n, f"param:{n}", p) for n, p in model.named_parameters()]
     tensors += [(f"buffer:{b.name}", f"buffer:{b.name}", b.tensor) for b in buffers_of(model)]
     for leaf, output, t in tensors:
-        bindings[leaf] = lambda t=t: t.data
-        slots[output] = Slot(lambda t=t: t.data, lambda a, t=t: setattr(t, "data", a))
-    return bindings, slots
+        cell = cells[leaf] = [t]
+        bindings[leaf] = lambda c=cell: c[0].data
+        slots[output] = Slot(lambda c=cell: c[0].data, lambda a, c=cell: setattr(c[0], "data", a))
+    return bindings, slots, cells
+
+
+def _modes(model: nn.Module) -> dict[str, bool]:
+    return {name or "(model)": m.training for name, m in model.named_modules()}
+
+
+def _model_tensors(model: nn.Module) -> dict[str, Tensor]:
+    out = dict(model.named_parameters())
+    out.update((f"buffer:{b.name}", b.tensor) for b in buffers_of(model))
+    return out
+
+
+class ModelGuard:
+    """Before each call of a compiled model: are its parameters, buffers and mode still
+    those it was compiled with? Checked only after some module changed
+    (`nn.structure_version`), so a training loop pays nothing. A parameter or buffer replaced
+    by a tensor of the same shape and dtype is read from then on (`rebind`; a training step
+    refuses: its optimizer still holds the old one); a changed mode (`train()`/`eval()`, which
+    decide dropout and BatchNorm's statistics), a tensor of another shape and a tensor added
+    or removed raise, saying to compile again."""
+
+    def __init__(
+        self, model: nn.Module, cells: dict[str, list[Tensor]], what: str, rebind: bool
+    ) -> None:
+        self.model, self.cells, self.what, self.rebind = model, cells, what, rebind
+        self.modes = _modes(model)
+        self.version = nn.structure_version()
+
+    def __call__(self) -> None:
+        if nn.structure_version() == self.version:
+            return
+        modes = _modes(self.model)
+        if modes.keys() != self.modes.keys():
+            raise op_error(
+                self.what,
+                "the model's modules changed since it was compiled",
+                f"{len(self.modes)} modules then, {len(modes)} now",
+                "compile the model again",
+            )
+        changed = [name for name, mode in modes.items() if mode != self.modes[name]]
+        if changed:
+            then, now_mode = (
+                ("training", "eval") if self.modes[changed[0]] else ("eval", "training")
+            )
+            raise op_error(
+                self.what,
+                f"the model was compiled in {then} mode and module {changed[0]!r} is now in "
+                f"{now_mode} mode (dropout and BatchNorm's statistics are compiled in)",
+                f"{len(changed)} of {len(modes)} modules changed mode",
+                f"call model.{'train' if then == 'training' else 'eval'}() back, or compile "
+                f"again in {now_mode} mode",
+            )
+        now = _model_tensors(self.model)
+        gone = sorted(set(self.cells) - set(now))
+        added = sorted(set(now) - set(self.cells))
+        if gone or added:
+            raise op_error(
+                self.what,
+                "the model's parameters or buffers changed since it was compiled",
+                f"added {added}, removed {gone}",
+                "compile the model again",
+            )
+        for name, cell in self.cells.items():
+            new = now[name]
+            if new is cell[0]:
+                continue
+            old = cell[0]
+            if new.shape != old.shape or new.dtype != old.dtype:
+                raise op_error(
+                    self.what,
+                    f"{name!r} was replaced by a tensor of another shape or dtype",
+                    f"compiled {old.shape} {old.dtype}, now {new.shape} {new.dtype}",
+                    "compile the model again",
+                )
+            if not self.rebind:
+                raise op_error(
+                    self.what,
+                    f"{name!r} was replaced by another tensor, which the optimizer does not "
+                    "hold (it still updates the old one)",
+                    f"{new.shape} {new.dtype}",
+                    "write the values in place (load_state_dict, or p.data[...] = values), "
+                    "or create the optimizer and compile the step again",
+                )
+            cell[0] = new
+        self.version = nn.structure_version()
 
 
 def compile(
@@ -167,8 +257,11 @@ def compile(
     does eagerly. Call it with the inputs by position, or by name (`input_names`)."""
     t0 = time.perf_counter()
     traced = trace(model, *examples)
-    bindings, slots = _model_state(model)
-    return build(traced, backend, bindings, {"trace": time.perf_counter() - t0}, slots)
+    bindings, slots, cells = _model_state(model)
+    compiled = build(traced, backend, bindings, {"trace": time.perf_counter() - t0}, slots)
+    if isinstance(model, nn.Module):
+        compiled.before_call.append(ModelGuard(model, cells, "compiled model", rebind=True))
+    return compiled
 
 
 class TrainStep:
@@ -325,7 +418,7 @@ def compile_train_step(
     trained = {name for name, i in index.items() if i is not None}
     train_graph = autodiff(forward, rule, trained=trained)
     t2 = time.perf_counter()
-    bindings, slots = _model_state(model)
+    bindings, slots, cells = _model_state(model)
     updated = [
         (name, index[name])
         for name in params
@@ -350,6 +443,7 @@ def compile_train_step(
                 lambda a, i=i, s=s: optimizer.state[i].__setitem__(s, a),
             )
     compiled = build(train_graph, backend, bindings, {"trace": t1 - t0, "autodiff": t2 - t1}, slots)
+    compiled.before_call.append(ModelGuard(model, cells, "compiled train step", rebind=False))
     return TrainStep(compiled, model, optimizer, updated, scalars)
 
 

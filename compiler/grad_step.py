@@ -39,6 +39,7 @@ from tinygrad_edu import Tensor, nn, optim
 from tinygrad_edu.data_parallel import DataParallel
 
 from . import (
+    ModelGuard,
     TrainStep,
     _index_of,
     _model_state,
@@ -201,9 +202,11 @@ def compile_gradient_step(
         name for name, p in model.named_parameters() if _trained_index(optimizer, p) is not None
     ]
     graph = autodiff(forward, None, trained=trained, backward_order=True)
-    bindings, slots = _model_state(model)
+    bindings, slots, cells = _model_state(model)
     names = [name for name in trained if f"grad:{name}" in graph.output_names]
-    return GradientStep(build(graph, backend, bindings, None, slots), names)
+    compiled = build(graph, backend, bindings, None, slots)
+    compiled.before_call.append(ModelGuard(model, cells, "compiled gradient step", rebind=False))
+    return GradientStep(compiled, names)
 
 
 class _FlatGradientLoss(nn.Module):

@@ -29,7 +29,7 @@ import networkx as nx
 import numpy as np
 
 from tinygrad_edu import Tensor, nn
-from tinygrad_edu.autograd import FORWARD, module_paths, trace_mode
+from tinygrad_edu.autograd import FORWARD, input_checks, module_paths, trace_mode
 from tinygrad_edu.ops import OPS
 from tinygrad_edu.tensor import MetaArray
 
@@ -52,6 +52,8 @@ class Graph:
         self.outputs: list[int] = []
         self.output_names: list[str] = []
         self.input_names: list[str] = []  # argument order; see `argument_names`
+        # (input name, check): run on that input's array at each call (`record_input_check`)
+        self.input_checks: list[tuple[str, Callable[[Any], None]]] = []
         self._next = 0
 
     # -- building ---------------------------------------------------------------------------
@@ -85,6 +87,7 @@ class Graph:
         g.nx = self.nx.copy()
         g.outputs, g.output_names, g._next = list(self.outputs), list(self.output_names), self._next
         g.input_names = list(self.input_names)
+        g.input_checks = list(self.input_checks)
         return g
 
     # -- reading ----------------------------------------------------------------------------
@@ -287,7 +290,7 @@ def trace(
             "Fix: pass one distinct name per example"
         )
     leaves: dict[int, Leaf] = {}
-    with trace_mode():
+    with trace_mode(), input_checks() as checks:
         args = [example_tensor(x, n) for x, n in zip(examples, names)]
         for t, n in zip(args, names):
             leaves[id(t)] = Leaf("input", n)
@@ -309,7 +312,23 @@ def trace(
         finally:
             for b in buffers:
                 object.__setattr__(b.owner, b.attr, b.tensor)
-    return from_tensors(outputs, out_names, leaves, names)
+    g = from_tensors(outputs, out_names, leaves, names)
+    for t, check in checks:
+        leaf = leaves.get(id(_traced_source(t)))
+        if leaf is not None and leaf.role == "input":
+            g.input_checks.append((leaf.name, check))
+    return g
+
+
+def _traced_source(t: Tensor) -> Tensor:
+    """The tensor `t` re-presents without changing its values (through casts, reshapes and
+    detaches): an input's checks hold for it too."""
+    while t._op is not None and len(t._inputs) == 1 and t._op.name in SAME_VALUES:
+        t = t._inputs[0]
+    return t
+
+
+SAME_VALUES = ("cast", "reshape", "detach")
 
 
 def copy_provenance(src: dict[str, Any], dst: dict[str, Any]) -> None:

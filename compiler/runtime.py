@@ -73,6 +73,15 @@ def _leaf_array(value: Any, role: str, name: str, shape: tuple[int, ...], dtype:
     return arr
 
 
+def _host_values(value: Any) -> np.ndarray:
+    """An argument's numbers as a numpy array (a Tensor's, a device array's, a list's)."""
+    if isinstance(value, Tensor):
+        return value.numpy()
+    if type(value).__module__.startswith("cupy"):
+        return value.get()
+    return np.asarray(value)
+
+
 @dataclass
 class CompiledFunction:
     """A compiled graph. Call it with the inputs' arrays (or Tensors), by position in
@@ -98,6 +107,9 @@ class CompiledFunction:
     #: called as after_kernel[k](env) once kernel k (0-based, in run order) has run, before
     #: the next starts (data-parallel training starts a gradient bucket's allreduce there)
     after_kernel: dict[int, Callable[[dict[int, Any]], None]] = field(default_factory=dict)
+    #: called with no arguments before each call binds its inputs (a compiled model's check
+    #: that its parameters, buffers and mode are still those it was compiled with)
+    before_call: list[Callable[[], None]] = field(default_factory=list)
     _executor: Any = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     #: a scalar leaf's last value and its 0-d array (kernels only read inputs: reused)
@@ -147,6 +159,11 @@ class CompiledFunction:
         if self._input_names is None:
             self._input_names = self.input_names
         given = _arguments(self._input_names, args, kwargs or {})
+        for check in self.before_call:
+            check()
+        for name, check_values in self.traced.input_checks:  # e.g. class labels in range
+            if name in given:
+                check_values(_host_values(given[name]))
         env: dict[int, Any] = dict(self._consts)
         bindings = self.bindings
         for nid, role, name, shape, dtype in self._leaves:

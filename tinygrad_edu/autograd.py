@@ -59,6 +59,27 @@ def trace_mode() -> Iterator[None]:
         _state.tracing = previous
 
 
+def record_input_check(tensor: Any, check: Callable[[Any], None]) -> None:
+    """While tracing: a compiled program must run `check(array)` on the value that `tensor`
+    (one of its inputs) has at each call, because the check needs numbers that tracing does
+    not have (a loss's class labels must be in range). `check` raises a clear error. The
+    compiler collects these with `input_checks()`; outside it, nothing is recorded."""
+    checks = getattr(_state, "input_checks", None)
+    if checks is not None:
+        checks.append((tensor, check))
+
+
+@contextlib.contextmanager
+def input_checks() -> Iterator[list[tuple[Any, Callable[[Any], None]]]]:
+    """Collect the `record_input_check` calls made inside (the compiler's tracer)."""
+    previous = getattr(_state, "input_checks", None)
+    _state.input_checks = []
+    try:
+        yield _state.input_checks
+    finally:
+        _state.input_checks = previous
+
+
 # -- provenance: which module (and which phase of a step) an op was recorded in ---------------
 FORWARD, LOSS, BACKWARD, UPDATE = "forward", "loss", "backward", "update"
 NO_SCOPE = ("", FORWARD)

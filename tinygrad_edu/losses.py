@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from . import ops
+from .autograd import record_input_check
 from .errors import OpIndexError, op_error
 from .tensor import MetaArray, Tensor, where
 
@@ -112,8 +113,10 @@ def _class_targets(
             "pass labels.astype(int), or float probabilities of the input's shape",
         )
     classes = x.shape[1]
-    if not isinstance(labels.data, MetaArray):  # eager: check the values (traced: unknown)
-        values = labels.numpy()
+
+    def check(values: np.ndarray) -> None:
+        if not values.size or (values.min() >= 0 and values.max() < classes):
+            return  # (the common case, in two reductions: a compiled step runs this per call)
         counted_np = values != ignore_index
         bad = values[counted_np & ((values < 0) | (values >= classes))]
         if bad.size:
@@ -125,6 +128,11 @@ def _class_targets(
                 "check the label encoding or the number of classes",
                 OpIndexError,  # PyTorch: IndexError "Target ... is out of bounds"
             )
+
+    if isinstance(labels.data, MetaArray):  # traced: a compiled program checks each call's
+        record_input_check(target if isinstance(target, Tensor) else labels, check)
+    else:
+        check(labels.numpy())
     # the same graph ops eagerly and traced, so the two graphs match node for node
     counted = labels != ignore_index
     safe = labels.where(counted, 0)
@@ -158,7 +166,9 @@ def nll_loss(
     if w is not None:
         onehot = onehot * _per_class(w, x)  # weight of each sample's class (0 if ignored)
     picked = onehot * mask.unsqueeze(1)
-    losses = -(x * picked).sum(axis=1)
+    # a select, not a product alone: 0 * -inf is NaN, and a class that is not the target (or
+    # a row that is ignored) may hold -inf, as a masked-out logit does
+    losses = -(x * picked).where(picked != 0, 0.0).sum(axis=1)
     if reduction == "none":
         return losses.reshape(()) if single else losses
     if reduction == "sum":
@@ -201,7 +211,7 @@ def cross_entropy(
     w = _check_weight(weight, classes, x, op)
     onehot, mask = _class_targets(x, labels, single, ignore_index, op)
     spread = logp if w is None else logp * _per_class(w, x)
-    smooth = -spread.sum(axis=1) * mask
+    smooth = (-spread.sum(axis=1)).where(mask != 0, 0.0)  # an ignored row may be -inf
     if reduction == "none":
         smooth = smooth.reshape(()) if single else smooth
     elif reduction == "sum":

@@ -937,7 +937,8 @@ def _one_hot_shape(labels: Shape, num_classes: int, dtype: str) -> Shape:
     return labels + (num_classes,)
 
 
-def _one_hot_forward(xp: Any, labels: Any, num_classes: int, dtype: str) -> Any:
+def check_one_hot_labels(labels: Any, num_classes: int) -> None:
+    """one_hot's range rule (eagerly in its forward; a compiled program on each call)."""
     if labels.size and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
         raise op_error(
             "one_hot",
@@ -946,6 +947,10 @@ def _one_hot_forward(xp: Any, labels: Any, num_classes: int, dtype: str) -> Any:
             labels.shape,
             "check the label encoding or the number of classes",
         )
+
+
+def _one_hot_forward(xp: Any, labels: Any, num_classes: int, dtype: str) -> Any:
+    check_one_hot_labels(labels, num_classes)
     return (labels[..., None] == xp.arange(num_classes)).astype(dtype)
 
 

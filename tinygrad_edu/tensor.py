@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from . import ops, rng
-from .autograd import Node, no_grad, tracing
+from .autograd import Node, no_grad, record_input_check, tracing
 from .errors import OpIndexError, op_error
 from .ops import Op
 from .shape import SizeAttr
@@ -793,6 +793,8 @@ class Tensor(Node):
                 self.shape,
                 "pass labels.astype(int)",
             )
+        if tracing():  # the range is checked on each call's labels, as eagerly
+            record_input_check(self, lambda a: ops.check_one_hot_labels(a, int(num_classes)))
         return self._call(ops.ONE_HOT, num_classes=int(num_classes), dtype=np.dtype(dtype).name)
 
     def contiguous(self) -> Tensor:

@@ -141,7 +141,9 @@ def autodiff(
             if k != loss_output:
                 outputs.append(env[nid])
                 names.append(out_name)
-    return from_tensors(outputs, names, leaves, input_names, labels)
+    out = from_tensors(outputs, names, leaves, input_names, labels)
+    out.input_checks = list(g.input_checks)  # the inputs are the same: so are their checks
+    return out
 
 
 def _leaf(

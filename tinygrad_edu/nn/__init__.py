@@ -77,6 +77,16 @@ def _dtype_family(dtype: np.dtype) -> str:
     return {"f": "float", "i": "int", "u": "int", "b": "bool"}.get(dtype.kind, dtype.kind)
 
 
+# bumped whenever a module gains, replaces or drops a child, parameter or buffer, or changes
+# mode: a compiled model re-checks what it was compiled with only after a change
+_structure_version = [0]
+
+
+def structure_version() -> int:
+    """A number that changes whenever any module's children, tensors or mode may have."""
+    return _structure_version[0]
+
+
 class Module:
     """Base class: subclasses set attributes in `__init__` and define `forward`.
 
@@ -104,9 +114,12 @@ class Module:
         if registry is not None and isinstance(value, Tensor) and value.requires_grad:
             if name not in self._buffers:
                 registry.add(name)  # stays a parameter if it is frozen later
+        if isinstance(value, (Module, Tensor)) or name == "training":
+            _structure_version[0] += 1
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name: str) -> None:
+        _structure_version[0] += 1
         object.__delattr__(self, name)
         if name in self.__dict__.get("_buffers", ()):
             self._buffers.remove(name)
@@ -153,6 +166,7 @@ class Module:
             self._non_persistent_buffers.discard(name)
         else:
             self._non_persistent_buffers.add(name)
+        _structure_version[0] += 1
         object.__setattr__(self, name, tensor)
 
     def register_parameter(self, name: str, param: Tensor | None) -> None:
@@ -165,6 +179,7 @@ class Module:
                 f"{type(param).__name__}. Fix: wrap it: nn.Parameter(data)"
             )
         self._parameter_names.add(name)
+        _structure_version[0] += 1
         object.__setattr__(self, name, param)
 
     def add_module(self, name: str, module: Module | None) -> None:
@@ -317,6 +332,7 @@ class Module:
 
     # -- modes and gradients --------------------------------------------------------------------
     def train(self, mode: bool = True) -> Module:
+        _structure_version[0] += 1
         for _, module in self.named_modules():
             object.__setattr__(module, "training", mode)
         return self
