@@ -435,3 +435,47 @@ def test_frozen_layers_in_the_optimizer_stay_put_eager_and_compiled():
         assert np.array_equal(net[0].weight.numpy(), frozen)
     assert not np.allclose(eager[2].weight.numpy(), make()[2].weight.numpy())
     np.testing.assert_allclose(compiled[2].weight.numpy(), eager[2].weight.numpy(), atol=1e-6)
+
+
+# -- what the differential fuzzing against PyTorch found -------------------------------------
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+def test_a_tensor_owns_its_numbers_as_torch_tensor_does(dtype):
+    user = np.ones(3, dtype=dtype)
+    t = Tensor(user, dtype=dtype)
+    assert not np.shares_memory(t.numpy(), user)
+    if dtype != np.int64:  # an optimizer's in-place step leaves the caller's array alone
+        p = Tensor(user, dtype=dtype, requires_grad=True)
+        opt = optim.SGD([p], lr=0.5)
+        (p * p).sum().backward()
+        opt.step()
+        np.testing.assert_array_equal(p.numpy(), np.zeros(3))
+    np.testing.assert_array_equal(user, np.ones(3))
+
+
+def test_float_int_and_to_a_dtype():
+    assert float(Tensor(2.5)) == 2.5 and int(Tensor(7)) == 7
+    with pytest.raises(ValueError, match="item: tensor has 2 elements"):
+        float(Tensor([1.0, 2.0]))
+    for dtype in (np.float64, "float64", np.dtype("float64")):
+        y = Tensor([1.0, 2.0]).to(dtype)
+        assert y.dtype == np.float64 and y.numpy().tolist() == [1.0, 2.0]
+    assert Tensor([1.0]).to("cpu").dtype == np.float32
+
+
+def test_nn_save_takes_a_module(tmp_path):
+    manual_seed(0)
+    model = nn.Linear(3, 2)
+    nn.save(model, tmp_path / "m.safetensors")
+    other = nn.Linear(3, 2)
+    other.load_state_dict(nn.load(tmp_path / "m.safetensors"))
+    np.testing.assert_array_equal(other.weight.numpy(), model.weight.numpy())
+
+
+def test_probability_targets_get_their_gradient():
+    # d/dp of mean_i(-sum_c p_ic log q_ic) is -log q / N, where torch also has one
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3))
+    p = Tensor(np.full((2, 3), 1 / 3), dtype="float64", requires_grad=True)
+    Tensor(x, dtype="float64").cross_entropy(p).backward()
+    log_q = x - np.log(np.exp(x).sum(1, keepdims=True))
+    np.testing.assert_allclose(p.grad.numpy(), -log_q / 2, rtol=1e-12)

@@ -241,7 +241,7 @@ def _soft_cross_entropy(
             "pass class indices (integers) or probabilities shaped like the input",
         )
     classes = logp.shape[1]
-    p = probs.reshape(logp.shape).cast(logp.dtype).detach()
+    p = probs.reshape(logp.shape).cast(logp.dtype)  # differentiable, as PyTorch's
     if label_smoothing > 0.0:
         p = p * (1.0 - label_smoothing) + label_smoothing / classes
     w = _check_weight(weight, classes, logp, op)

@@ -88,6 +88,17 @@ def _to_device(arr: np.ndarray, device: str) -> Any:
 
 
 def _to_array(data: Any, dtype: Any = None) -> np.ndarray:
+    """A new array of `data`'s values (never the caller's own memory: an optimizer writing a
+    parameter in place must not change the array it was made from, as with torch.tensor)."""
+    arr = _as_array(data, dtype)
+    if isinstance(data, (np.ndarray, Tensor)) and np.may_share_memory(
+        arr, data.data if isinstance(data, Tensor) else data
+    ):
+        arr = arr.copy()
+    return arr
+
+
+def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
     if isinstance(data, Tensor):
         if dtype is None:
             return data.numpy()  # a tensor keeps its dtype, as torch.tensor(t) does
@@ -232,8 +243,16 @@ class Tensor(Node):
         """ "cuda" for tensors on the GPU (CuPy arrays), else "cpu"."""
         return "cuda" if type(self.data).__module__.startswith("cupy") else "cpu"
 
-    def to(self, device: str) -> Tensor:
-        """A copy on `device` ("cpu" or "cuda"), cut from the graph (like .detach())."""
+    def to(self, device: Any) -> Tensor:
+        """A copy on `device` ("cpu" or "cuda"), cut from the graph (like .detach()); or,
+        given a dtype (np.float64, "float64", ...), `cast(dtype)`, as PyTorch's x.to(dtype)."""
+        if not (isinstance(device, str) and device.split(":")[0] in ("cpu", "cuda")):
+            try:
+                dtype = np.dtype(device)
+            except TypeError:
+                dtype = None
+            if dtype is not None:
+                return self.cast(dtype)
         if device == self.device:
             return self
         if device == "cpu":
@@ -322,6 +341,12 @@ class Tensor(Node):
         return f"Tensor({body}, dtype={self.dtype}{grad}{op})"
 
     __hash__ = object.__hash__
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
 
     def __bool__(self) -> bool:
         if self.data.size != 1:

@@ -418,11 +418,13 @@ class Module:
         return ""
 
 
-def save(state: Mapping[str, np.ndarray], path: str | os.PathLike[str]) -> None:
-    """Write a state_dict (or any name -> array mapping) to `.npz` or `.safetensors` (by
-    extension) atomically: a temporary file is written, fsynced and renamed over `path`, so a
-    crash mid-write leaves the previous file intact, never a torn one."""
-    serialization.save_state(state, path)
+def save(state: Mapping[str, np.ndarray] | Module, path: str | os.PathLike[str]) -> None:
+    """Write a state_dict (or any name -> array mapping; a Module: its state_dict) to `.npz`
+    or `.safetensors` (by extension) atomically: a temporary file is written, fsynced and
+    renamed over `path`, so a crash mid-write leaves the previous file intact, never a torn
+    one. Load it back with `model.load_state_dict(nn.load(path))` (no pickle: the model's
+    code is not saved, only its numbers)."""
+    serialization.save_state(state.state_dict() if isinstance(state, Module) else state, path)
 
 
 def load(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
