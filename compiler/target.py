@@ -123,6 +123,14 @@ class CPUTarget:
         return out
 
     @property
+    def masked_remainders(self) -> bool:
+        """Whether a vector loop's last, partial vector runs as one masked vector (AVX-512's
+        mask registers make a masked load or store as cheap as a plain one) rather than lane
+        by lane. AVX2's masked moves (vmaskmov) are kept out: their stores are slow on AMD
+        cores before Zen 4, and no Zen 3 was at hand to measure them."""
+        return self.isa == "avx512"
+
+    @property
     def dot_tile(self) -> Tile:
         """The x @ W.T tile: rows x vectors partial-sum vectors (one per element of a block
         of C), each step loading `vectors` vectors of W and a broadcast-free vector of x per

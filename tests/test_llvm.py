@@ -652,3 +652,28 @@ def test_float64_erf_is_libm_accurate():
     x32 = xs.astype(np.float32)
     f32 = compiler.compile(lambda v: v.erf(), Tensor(x32), backend="llvm")
     np.testing.assert_allclose(f32(x32), [math.erf(v) for v in x32], rtol=0, atol=3e-7)
+
+
+@pytest.mark.parametrize("checked", [False, True])
+@pytest.mark.parametrize("width", [18, 37, 47])
+def test_a_vector_loops_partial_last_vector_is_exact_and_stays_in_bounds(width, checked):
+    """The last, partial vector of a row (masked on AVX-512, lane by lane elsewhere: the
+    host target decides) computes what numpy does, reads and writes nothing past the row
+    (bounds-checked), and adds the reduction's identity in its dead lanes: the rows are all
+    negative, so a dead lane's 0 would win their max."""
+    from compiler.target import host_target
+
+    x = -1.0 - np.random.default_rng(width).random((3, width)).astype(np.float32)
+
+    def f(v):
+        return (v * 2.0 + 1.0).relu() - v, v.max(axis=1), (v * v).sum(axis=1)
+
+    with mock.patch.dict(os.environ, {"TINYGRAD_EDU_CHECK_BOUNDS": "1" if checked else "0"}):
+        compiled = compiler.compile(f, Tensor(x), backend="llvm")
+        got = compiled(x)
+    want = f(Tensor(x))
+    for a, b in zip(got.values(), want, strict=True):
+        np.testing.assert_allclose(a, b.numpy(), rtol=2e-6)
+    ir = "".join(k.sources["llvm_ir"] for k in compiled.kernels)
+    masked = "llvm.masked.store" in ir and "llvm.masked.load" in ir
+    assert masked == host_target().masked_remainders, ir[-2000:]

@@ -135,6 +135,10 @@ class _Function:
         self.fixed: dict[str, int] = {}  # unrolled loop variables -> their constant value
         self.vector: tuple[str, Expr] | None = None  # (loop variable, first lane's index)
         self.lanes = 1  # of the vector loop being emitted ("vectorize(L)")
+        # lanes of the partial vector being emitted (a masked remainder), 0: a whole vector
+        self.live_lanes = 0
+        target = kernel.target
+        self.masked_remainders = target is not None and target.masked_remainders
         self.vector_loops = 0  # emitted so far: loops around them are not LLVM's to vectorise
         self.vector_lets: set[str] = set()
         self.metadata: list[str] = []
@@ -658,12 +662,45 @@ class _Function:
                 False,
                 lambda: self.vector_body(lp, Bin("*", Var(chunk), Const(lanes))),
             )
+        rest = lp.extent - full * lanes
+        if self.masked_remainders and rest >= 2:  # the remainder as one masked vector
+            self.live_lanes = rest
+            self.vector_body(lp, Const(full * lanes))
+            self.live_lanes = 0
+            rest = 0
         for st in sums:  # across the lanes, into the register, once per loop
             self.reduce_lanes(st)
-        for v in range(full * lanes, lp.extent):  # the remainder, one lane at a time
+        for v in range(lp.extent - rest, lp.extent):  # the remainder, one lane at a time
             self.fixed[lp.var] = v
             self.stmts(lp.body)
             del self.fixed[lp.var]
+
+    def lane_mask(self) -> str:
+        """The constant mask of a partial vector's live lanes (the first `live_lanes`)."""
+        bits = ["i1 true"] * self.live_lanes + ["i1 false"] * (self.lanes - self.live_lanes)
+        return f"<{self.lanes} x i1> <{', '.join(bits)}>"
+
+    def vector_load(self, address: str) -> str:
+        t = self.tmp()
+        if not self.live_lanes:
+            self.emit(f"{t} = load {self.vec}, ptr {address}, align 4")
+            return t
+        # a masked load touches no memory in its dead lanes (no fault past a buffer's end)
+        fn = f"llvm.masked.load.v{self.lanes}f32.p0"
+        self.intrinsics.add(f"declare {self.vec} @{fn}(ptr, i32, <{self.lanes} x i1>, {self.vec})")
+        self.emit(
+            f"{t} = call {self.vec} @{fn}(ptr {address}, i32 4, {self.lane_mask()}, "
+            f"{self.vec} zeroinitializer)"
+        )
+        return t
+
+    def vector_store(self, value: str, address: str) -> None:
+        if not self.live_lanes:
+            self.emit(f"store {self.vec} {value}, ptr {address}, align 4")
+            return
+        fn = f"llvm.masked.store.v{self.lanes}f32.p0"
+        self.intrinsics.add(f"declare void @{fn}({self.vec}, ptr, i32, <{self.lanes} x i1>)")
+        self.emit(f"call void @{fn}({self.vec} {value}, ptr {address}, i32 4, {self.lane_mask()})")
 
     def vector_body(self, lp: Loop, base: Expr) -> None:
         self.vector = (lp.var, base)
@@ -678,11 +715,18 @@ class _Function:
                     self.vector_lets.discard(st.var)
                     self.stmts([st])
             elif isinstance(st, Store):
-                addr = self.lane_address(st.buffer, st.index)
-                self.emit(f"store {self.vec} {self.vec_value(st.value)}, ptr {addr}, align 4")
+                value = self.vec_value(st.value)
+                self.vector_store(value, self.lane_address(st.buffer, st.index))
             elif isinstance(st, Accumulate):
                 slot = self.vector_slot(st.target)
                 v, cur, t = self.vec_value(st.value), self.tmp(), self.tmp()
+                if self.live_lanes:  # dead lanes add the reduction's identity
+                    identity = self.splat(_fconst(VECTOR_REDUCTIONS[st.op], "float"), "float")
+                    live = self.tmp()
+                    self.emit(
+                        f"{live} = select {self.lane_mask()}, {self.vec} {v}, {self.vec} {identity}"
+                    )
+                    v = live
                 self.emit(f"{cur} = load {self.vec}, ptr {slot}")
                 if st.op == "+":
                     self.emit(f"{t} = fadd reassoc contract {self.vec} {cur}, {v}")
@@ -727,7 +771,7 @@ class _Function:
         assert self.vector is not None
         var, base = self.vector
         first = index[:-1] + (_substitute_var(index[-1], var, base),)
-        return self.address(buffer, first, self.lanes)[0]
+        return self.address(buffer, first, self.live_lanes or self.lanes)[0]
 
     @property
     def vec(self) -> str:
@@ -748,7 +792,7 @@ class _Function:
         if isinstance(e, Var):
             self.emit(f"{t} = load {self.vec}, ptr {self.slot(e.name, self.vec)}")
         elif isinstance(e, Load):
-            self.emit(f"{t} = load {self.vec}, ptr {self.lane_address(e.buffer, e.index)}, align 4")
+            return self.vector_load(self.lane_address(e.buffer, e.index))
         elif isinstance(e, Select):
             if self.lane_kind(e.cond, var, self.vector_lets) == "m":
                 cond, cond_ty = self.vec_mask(e.cond), self.mask
