@@ -83,6 +83,8 @@ def _call(fn: str, args: list[Any]) -> Any:
             return math.tanh(x)
         if fn == "fabsf":
             return abs(x)
+        if fn == "floorf":
+            return float(math.floor(x)) if math.isfinite(x) else x
         if fn == "erff":
             return math.erf(x)
         if fn == "signf":

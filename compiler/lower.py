@@ -75,6 +75,7 @@ UNARY_CALLS = {
     "tanh": "tanhf",
     "abs": "fabsf",
     "sign": "signf",
+    "floor": "floorf",
     "sigmoid": "sigmoid",
     "erf": "erff",
 }

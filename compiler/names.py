@@ -41,7 +41,7 @@ RESERVED = frozenset(
     template this throw true try typedef typename union unsigned using virtual void volatile
     while xor
     threadIdx blockIdx blockDim gridDim warpSize
-    expf logf sqrtf tanhf fabsf powf fmaxf fminf fmax fmin isnan INFINITY NAN
+    expf logf sqrtf tanhf fabsf floorf powf fmaxf fminf fmax fmin isnan INFINITY NAN
     tg_sigmoid tg_sign main
     """.split()
 )

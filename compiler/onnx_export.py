@@ -199,6 +199,7 @@ _UNARY = {
     "sqrt": "Sqrt",
     "abs": "Abs",
     "sign": "Sign",
+    "floor": "Floor",
     "relu": "Relu",
     "sigmoid": "Sigmoid",
     "tanh": "Tanh",

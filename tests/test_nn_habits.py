@@ -479,3 +479,62 @@ def test_probability_targets_get_their_gradient():
     Tensor(x, dtype="float64").cross_entropy(p).backward()
     log_q = x - np.log(np.exp(x).sum(1, keepdims=True))
     np.testing.assert_allclose(p.grad.numpy(), -log_q / 2, rtol=1e-12)
+
+
+@pytest.mark.parametrize("a, b", [([7, -7, 6], [2, 2, -4]), ([7.5, -7.5, 0.25], [2.0, 2.0, -0.5])])
+def test_floor_division_and_remainder_follow_python(a, b):
+    x, y = Tensor(np.array(a)), Tensor(np.array(b))
+    np.testing.assert_array_equal((x // y).numpy(), np.floor_divide(np.array(a), np.array(b)))
+    np.testing.assert_allclose((x % y).numpy(), np.remainder(np.array(a), np.array(b)))
+    assert (x // y).dtype == (np.int64 if isinstance(a[0], int) else np.float32)
+    np.testing.assert_array_equal((x // 2).numpy(), np.floor_divide(np.array(a), 2))
+    np.testing.assert_allclose((10 % y).numpy(), np.remainder(10, np.array(b)))
+    with pytest.raises(ZeroDivisionError, match="floor_divide: integer division by zero"):
+        Tensor(np.array([1, 2])) // 0
+
+
+def test_remainder_gradients_and_compiled_floor():
+    import compiler
+
+    x = Tensor(np.array([3.7, -1.2, 5.5]), dtype="float64", requires_grad=True)
+    (x % 2.0).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.ones(3))  # d(x - 2 floor(x/2))/dx
+    v = np.array([[-2.5, -0.5, 0.0, 0.5, 1.5, 2.0, 3.999, -7.0] * 3], dtype=np.float32)
+    f = compiler.compile(lambda t: t.floor() + t % 1.5, Tensor(v), backend="llvm")
+    np.testing.assert_allclose(f(v), np.floor(v) + np.remainder(v, 1.5), rtol=1e-6, atol=1e-6)
+
+
+def test_std_of_constant_rows_has_a_zero_gradient():
+    a = Tensor(np.ones((2, 3)), dtype="float64", requires_grad=True)
+    a.std(1).sum().backward()
+    np.testing.assert_array_equal(a.grad.numpy(), np.zeros((2, 3)))
+    b = Tensor(np.array([[1.0, 2.0, 4.0]]), dtype="float64", requires_grad=True)
+    b.std(1).sum().backward()  # elsewhere the gradient is (x - mean) / ((n - 1) * std)
+    x = np.array([1.0, 2.0, 4.0])
+    want = (x - x.mean()) / (2 * x.std(ddof=1))
+    np.testing.assert_allclose(b.grad.numpy()[0], want, rtol=1e-12)
+    assert np.isnan(Tensor(np.array([1.0, np.nan])).std().numpy())
+
+
+def test_careless_inputs_get_errors_that_name_the_op():
+    with pytest.raises(OpError, match="argmax: cannot take the index of the largest of no"):
+        Tensor(np.zeros(0)).argmax()
+    with pytest.raises(OpError, match="pow: integers to negative integer powers"):
+        Tensor(np.array([2])) ** Tensor(np.array([-1]))
+    with pytest.raises(ValueError, match="Tensor: the nested list is ragged"):
+        Tensor([[1.0, 2.0], [3.0]])
+    with pytest.raises(TypeError, match=r"Linear: the input must be a Tensor, got a list"):
+        nn.Linear(3, 2)([[1.0, 2.0, 3.0]])
+    x = Tensor(np.ones((1, 1, 4, 6)))
+    assert x.adaptive_avg_pool2d((None, 2)).shape == (1, 1, 4, 2)
+
+
+def test_a_compiled_index_must_be_a_constant():
+    import compiler
+
+    x = np.arange(6.0, dtype=np.float32).reshape(2, 3)
+    idx = np.array([[0, 2], [1, 0]])
+    with pytest.raises(OpError, match="gather: an index tensor that is an input of a compiled"):
+        compiler.compile(lambda t, i: t.gather(1, i), Tensor(x), Tensor(idx))
+    f = compiler.compile(lambda t: t.gather(1, Tensor(idx)), Tensor(x), backend="llvm")
+    np.testing.assert_array_equal(f(x), np.take_along_axis(x, idx, 1))

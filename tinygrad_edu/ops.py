@@ -123,6 +123,12 @@ LOG = _unary("log", lambda xp, x: xp.log(x), lambda g, out, x: g / x)
 SQRT = _unary("sqrt", lambda xp, x: xp.sqrt(x), lambda g, out, x: g / (out * 2))
 ABS = _unary("abs", lambda xp, x: xp.abs(x), lambda g, out, x: g * x.sign())
 SIGN = _unary("sign", lambda xp, x: xp.sign(x), lambda g, out, x: g * 0.0)  # zero a.e.
+# integers are their own floor (numpy's floor of an int array would be float64)
+FLOOR = _unary(
+    "floor",
+    lambda xp, x: xp.floor(x) if x.dtype.kind == "f" else x,
+    lambda g, out, x: g * 0.0,  # zero almost everywhere, as PyTorch's
+)
 RELU = _unary("relu", lambda xp, x: xp.maximum(x, 0), lambda g, out, x: g * (x > 0))
 SIGMOID = _unary("sigmoid", _sigmoid, lambda g, out, x: g * out * (1 - out))
 TANH = _unary("tanh", lambda xp, x: xp.tanh(x), lambda g, out, x: g * (1 - out * out))

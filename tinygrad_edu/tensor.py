@@ -105,9 +105,17 @@ def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
         data = data.numpy()
     if type(data).__module__.startswith("cupy"):
         data = data.get()
-    if dtype is not None:
-        return np.asarray(data, dtype=np.dtype(dtype))
-    arr = np.asarray(data)
+    try:
+        if dtype is not None:
+            return np.asarray(data, dtype=np.dtype(dtype))
+        arr = np.asarray(data)
+    except ValueError as e:
+        if isinstance(data, (list, tuple)):
+            raise ValueError(
+                f"Tensor: the nested list is ragged (rows of different lengths): {e}. Fix: give "
+                "every row the same length, or pad them"
+            ) from None
+        raise
     if arr.dtype.kind == "f":
         return arr.astype(DEFAULT_FLOAT, copy=False)  # float32 unless asked otherwise
     if arr.dtype.kind in "iu":
@@ -461,6 +469,19 @@ class Tensor(Node):
         return self._rop(ops.DIV, other)
 
     def __pow__(self, other: Any) -> Tensor:
+        exponent = other.data if isinstance(other, Tensor) else other
+        if (
+            self.dtype.kind in "iu"
+            and not isinstance(exponent, MetaArray)
+            and np.asarray(exponent).dtype.kind in "iu"
+            and (np.asarray(exponent) < 0).any()
+        ):
+            raise op_error(
+                "pow",
+                "integers to negative integer powers are not integers",
+                f"{self.shape} ** {np.shape(exponent)}",
+                "raise a float tensor instead: x.float() ** e",
+            )
         return self._call(ops.POW, other)
 
     def __rpow__(self, other: Any) -> Tensor:
@@ -508,6 +529,49 @@ class Tensor(Node):
 
     def sign(self) -> Tensor:
         return self._call(ops.SIGN)
+
+    def floor(self) -> Tensor:
+        return self._call(ops.FLOOR)
+
+    def floor_divide(self, other: Any) -> Tensor:
+        """`self // other`, rounded toward minus infinity as PyTorch's and Python's: in the
+        promoted dtype (integers stay integers, through float64)."""
+        other = self._lift(other)
+        kind = np.result_type(self.dtype, other.dtype)
+        if kind.kind in "iu":
+            if (
+                not tracing()
+                and not isinstance(other.data, MetaArray)
+                and (other.numpy() == 0).any()
+            ):
+                raise op_error(
+                    "floor_divide",
+                    "integer division by zero",
+                    f"{self.shape} // {other.shape}",
+                    "make the divisor nonzero, or divide floats (inf, as PyTorch's)",
+                    ZeroDivisionError,
+                )
+            wide = self.cast(np.float64) / other.cast(np.float64)
+            return wide.floor().cast(np.int64)
+        return (self / other).floor()
+
+    def remainder(self, other: Any) -> Tensor:
+        """`self % other` with the divisor's sign, as PyTorch's and Python's:
+        self - floor_divide(self, other) * other."""
+        other = self._lift(other)
+        return self - self.floor_divide(other) * other
+
+    def __floordiv__(self, other: Any) -> Tensor:
+        return self.floor_divide(other)
+
+    def __rfloordiv__(self, other: Any) -> Tensor:
+        return self._lift(other).floor_divide(self)
+
+    def __mod__(self, other: Any) -> Tensor:
+        return self.remainder(other)
+
+    def __rmod__(self, other: Any) -> Tensor:
+        return self._lift(other).remainder(self)
 
     def relu(self) -> Tensor:
         return self._call(ops.RELU)
@@ -645,8 +709,12 @@ class Tensor(Node):
         dim: Any = None,
         correction: float | None = None,
     ) -> Tensor:
-        """Standard deviation: the square root of `var` with the same arguments."""
-        return self.var(axis, unbiased, keepdim, dim=dim, correction=correction).sqrt()
+        """Standard deviation: the square root of `var` with the same arguments. Where the
+        variance is 0 the gradient is 0, as PyTorch's (sqrt's derivative there is infinite:
+        inf * 0 made it NaN); the square root is taken of 1 there and then dropped."""
+        var = self.var(axis, unbiased, keepdim, dim=dim, correction=correction)
+        zero = var == 0
+        return where(zero, 0.0, where(zero, 1.0, var).sqrt())
 
     def max(self, axis: Any = None, keepdim: bool = False, *, dim: Any = None) -> Tensor:
         """Largest values along `axis` (values only, like `torch.amax`)."""
@@ -661,6 +729,14 @@ class Tensor(Node):
         """Index of the largest value (flattened when axis is None); no gradient."""
         axis = _axis(axis, dim)
         ax = None if axis is None else self._axes(axis, "argmax")[0]
+        if (self.size if ax is None else self.shape[ax]) == 0:
+            raise op_error(
+                "argmax",
+                "cannot take the index of the largest of no values",
+                self.shape,
+                "reduce over a non-empty dim",
+                OpIndexError,  # PyTorch: IndexError
+            )
         return self._call(ops.ARGMAX, axis=ax, keepdim=keepdim)
 
     def argmin(
@@ -1014,7 +1090,12 @@ class Tensor(Node):
         )
 
     def adaptive_avg_pool2d(self, output_size: Any) -> Tensor:
-        """PyTorch's adaptive average pooling: window i spans [floor(i*H/O), ceil((i+1)*H/O))."""
+        """PyTorch's adaptive average pooling: window i spans [floor(i*H/O), ceil((i+1)*H/O));
+        an output size of None keeps the input's size on that side."""
+        if isinstance(output_size, (tuple, list)) and len(output_size) == 2:
+            output_size = tuple(
+                self.shape[-2 + i] if s is None else s for i, s in enumerate(output_size)
+            )
         oh, ow = _pair(output_size, "output_size", "adaptive_avg_pool2d")
         if self.ndim == 3:
             return self.unsqueeze(0).adaptive_avg_pool2d((oh, ow)).squeeze(0)
@@ -1562,6 +1643,13 @@ class Tensor(Node):
         """The advanced index that picks self[..., index, ...] along `dim` for each position
         of `index` (which has self's number of dims)."""
         idx = index if isinstance(index, Tensor) else Tensor(np.asarray(index))
+        if isinstance(idx.data, MetaArray):
+            raise op_error(
+                op,
+                "an index tensor that is an input of a compiled function: indices are compiled in",
+                idx.shape,
+                "pass the index as a constant (an array the function captures), or run eagerly",
+            )
         if idx.dtype.kind not in "iu":
             raise op_error(
                 op, f"index must hold integers, got {idx.dtype}", idx.shape, "pass an int64 index"
@@ -1708,6 +1796,14 @@ def _normalize_index(index: Any) -> tuple[Any, ...]:
     out: list[Any] = []
     for item in items:
         if isinstance(item, Tensor):
+            if isinstance(item.data, MetaArray):
+                raise op_error(
+                    "getitem",
+                    "an index tensor that is an input of a compiled function: indices are "
+                    "compiled in",
+                    item.shape,
+                    "index with a constant (an array the function captures), or index eagerly",
+                )
             item = item.numpy()
         if isinstance(item, (list, bool, np.bool_)):
             item = np.asarray(item)

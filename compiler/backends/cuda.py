@@ -56,6 +56,7 @@ FUNCS = {
     "sqrtf": "sqrtf",
     "tanhf": "tanhf",
     "fabsf": "fabsf",
+    "floorf": "floorf",
     "powf": "powf",
     "sigmoid": "tg_sigmoid",
     "signf": "tg_sign",

@@ -64,7 +64,7 @@ from .numpy import NumpyExecutor, run_ops
 ELEM = {"float32": "float", "float64": "double", "int64": "i64", "int32": "i32", "bool": "i8"}
 CACHE_VERSION = "tinygrad_edu-llvm-3"
 VECTOR_OPS = ("+", "-", "*", "/", "max", "min")
-VECTOR_CALLS = {"sqrtf": "sqrt", "fabsf": "fabs"}  # one instruction per vector
+VECTOR_CALLS = {"sqrtf": "sqrt", "fabsf": "fabs", "floorf": "floor"}  # one instruction a vector
 # max/min keep a NaN, as numpy and PyTorch do (maxnum/minnum, C's fmaxf, would drop it); nsz:
 # which of -0.0 and +0.0 comes out is left open, sparing a sign test per element
 MAX_MIN = {"max": "maximum", "min": "minimum"}
@@ -401,7 +401,7 @@ class _Function:
             return self.value(e.args[0], ty)
         x = self.value(e.args[0], ty) if e.args else "0"
         one = _fconst(1.0, ty)
-        simple = {"expf": "exp", "logf": "log", "sqrtf": "sqrt", "fabsf": "fabs"}
+        simple = {"expf": "exp", "logf": "log", "sqrtf": "sqrt", "fabsf": "fabs", "floorf": "floor"}
         if e.fn in simple:
             return self.intrinsic(simple[e.fn], ty, x)
         if e.fn == "powf":

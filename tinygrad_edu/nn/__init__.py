@@ -131,8 +131,17 @@ class Module:
         Tensors first, with `Tensor()`'s dtype rule (float data to float32, ints to int64)."""
         args = tuple(_as_tensor(a) for a in args)
         kwargs = {k: _as_tensor(v) for k, v in kwargs.items()}
-        with module_scope(self):  # while tracing, the ops inside are this module's
-            return self.forward(*args, **kwargs)
+        try:
+            with module_scope(self):  # while tracing, the ops inside are this module's
+                return self.forward(*args, **kwargs)
+        except AttributeError as e:  # a Python list or number where a Tensor was meant
+            bad = next((a for a in args if isinstance(a, (list, tuple, int, float))), None)
+            if bad is None or f"'{type(bad).__name__}' object has no attribute" not in str(e):
+                raise
+            raise TypeError(
+                f"{type(self).__name__}: the input must be a Tensor, got a "
+                f"{type(bad).__name__}. Fix: wrap it: Tensor(data) [at {user_location()}]"
+            ) from None
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(f"{type(self).__name__} has no forward(); define one in the subclass")
