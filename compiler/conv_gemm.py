@@ -53,6 +53,7 @@ from .kernel import (
     in_image,
     in_range,
     mul,
+    transpose,
     vectorize,
 )
 from .target import Tile
@@ -858,13 +859,17 @@ def pixel_major_copy(
     block's rows of `buffer` then stay in L1 while each of their elements is written. Column
     by column over the whole band, each store went to another line, fetched from L2 again
     for every column (the stem's transpose took 13 of its weight gradient's 25 ms; 3 so)."""
+    lanes = block
     block = min(block, ow_n)
     blocks = -(-ow_n // block)
     start = Bin("min", mul(Var("bb"), block), Const(ow_n - block))  # the last may overlap
     pixel = add(mul(Var("br"), ow_n), Var("bw"))
     store = Store(buffer, (pixel, Var(col)), value)
     run = Loop("bp", block, [Let("bw", add(Var("b0"), Var("bp"))), store], ["scalar"])
-    per_block = [Let("b0", start), Loop(col, cols, [*setup, run], ["scalar"])]
+    # a whole vector of pixels by a whole number of vectors of columns: transposed in
+    # registers where the backend can (contiguous runs along the pixels), else scalar
+    tags = ["scalar"] + ([transpose(lanes)] if block == lanes and cols % lanes == 0 else [])
+    per_block = [Let("b0", start), Loop(col, cols, [*setup, run], tags)]
     return Loop("br", nrows, [Loop("bb", blocks, per_block)], ["scalar"])
 
 

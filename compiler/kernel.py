@@ -83,6 +83,21 @@ class Select:
 Expr = Var | Const | Load | Bin | Call | Select
 
 
+def substitute(e: Expr, env: dict[str, Expr]) -> Expr:
+    """`e` with each variable named in `env` replaced by its expression."""
+    if isinstance(e, Var):
+        return env.get(e.name, e)
+    if isinstance(e, Load):
+        return Load(e.buffer, tuple(substitute(i, env) for i in e.index))
+    if isinstance(e, Bin):
+        return Bin(e.op, substitute(e.a, env), substitute(e.b, env))
+    if isinstance(e, Select):
+        return Select(substitute(e.cond, env), substitute(e.a, env), substitute(e.b, env))
+    if isinstance(e, Call):
+        return Call(e.fn, tuple(substitute(a, env) for a in e.args))
+    return e
+
+
 def walk(e: Expr) -> Iterator[Expr]:
     """`e` and every expression inside it (loads' indices, operands, arguments)."""
     yield e
@@ -145,12 +160,27 @@ class Loop:
     tags: list[str] = field(default_factory=list)
 
     @property
+    def transpose_lanes(self) -> int | None:
+        """L of a "transpose(L)" tag, or None."""
+        for tag in self.tags:
+            if tag.startswith("transpose(") and tag.endswith(")"):
+                return int(tag[len("transpose(") : -1])
+        return None
+
+    @property
     def vector_lanes(self) -> int | None:
         """L of a "vectorize(L)" tag, or None."""
         for tag in self.tags:
             if tag.startswith("vectorize(") and tag.endswith(")"):
                 return int(tag[len("vectorize(") : -1])
         return None
+
+
+def transpose(lanes: int) -> str:
+    """The tag of a loop `for col < C: ...; for p < lanes: dst[row(p)][col] = src(p)` whose
+    `src(p)` reads contiguous runs along p: a transposing copy, done `lanes` columns at a
+    time as `lanes` vectors of p transposed in registers (`backends/llvm.py`)."""
+    return f"transpose({lanes})"
 
 
 def vectorize(lanes: int) -> str:

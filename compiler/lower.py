@@ -61,6 +61,7 @@ from .kernel import (
     in_image,
     in_range,
     mul,
+    substitute,
     vectorize,
     walk,
 )
@@ -286,7 +287,7 @@ class _Lowerer:
                 dims = tuple(int(e) for e in extents[start:])
                 if _flat_ok(self.g, body, run, dims, views=views):
                     zero = {n: Const(0) for n in run[:-1]}
-                    body = _map_stmts(body, lambda e, zero=zero: _substitute(e, zero))
+                    body = _map_stmts(body, lambda e, zero=zero: substitute(e, zero))
                     names = [*names[:start], run[-1]]
                     extents = (*extents[:start], _numel(dims))
                     break
@@ -543,7 +544,7 @@ class _Lowerer:
         col_start = Let("jb", _block_start(Var("j0"), tile_j, shape[1]))
 
         def sub(e: Expr) -> Expr:  # i -> ib + ii, j -> jb + jj
-            return _substitute(e, {"i": ii, "j": jj})
+            return substitute(e, {"i": ii, "j": jj})
 
         i_blocks, j_blocks = -(-shape[0] // tile_i), -(-shape[1] // tile_j)
         # Column panels of B (k_extent x tile_j) are packed contiguously and reused by
@@ -618,13 +619,13 @@ class _Lowerer:
         kk = add(mul(Var("kc"), dot_lanes), Var("l"))
         prod = Bin(
             "*",
-            _substitute(a_load, {"i": i, "k": kk}),
-            _substitute(b_load, {"j": j, "k": kk}),
+            substitute(a_load, {"i": i, "k": kk}),
+            substitute(b_load, {"j": j, "k": kk}),
         )
         rest = Bin(
             "*",
-            _substitute(a_load, {"i": i, "k": add(Var("kr"), Const(full * dot_lanes))}),
-            _substitute(b_load, {"j": j, "k": add(Var("kr"), Const(full * dot_lanes))}),
+            substitute(a_load, {"i": i, "k": add(Var("kr"), Const(full * dot_lanes))}),
+            substitute(b_load, {"j": j, "k": add(Var("kr"), Const(full * dot_lanes))}),
         )
 
         def per_pair(body: list[Stmt], unroll: bool = True) -> Loop:
@@ -640,7 +641,7 @@ class _Lowerer:
             finish.append(Loop("kr", k_extent - full * dot_lanes, [Accumulate("acc", "+", rest)]))
         finish.append(Let(f"v{mm}", Var("acc")))
         finish += [
-            _map_one(st, lambda e: _substitute(e, {"i": i, "j": j}))
+            _map_one(st, lambda e: substitute(e, {"i": i, "j": j}))
             for st in self.epilogue(self.after(mm), (Var("i"), Var("j")))
             + self.stores([mm], (Var("i"), Var("j")))
         ]
@@ -868,7 +869,7 @@ class _Lowerer:
             return [
                 Let("oc", oc),
                 Let(f"v{conv}", Var("acc_v")),
-                *_map_stmts(pre_stmts, lambda e: _substitute(e, pixel)),
+                *_map_stmts(pre_stmts, lambda e: substitute(e, pixel)),
             ]
 
         pd = g.node(pool)["attrs"]
@@ -1188,7 +1189,7 @@ class _Lowerer:
             return [
                 Let("oc", oc),
                 Let(f"v{node}", Var("acc_v")),
-                *_map_stmts(stmts, lambda e: _substitute(e, pixel)),
+                *_map_stmts(stmts, lambda e: substitute(e, pixel)),
             ]
 
         return finish, _flat_pixels_ok(self.g, stmts, hw)
@@ -1550,21 +1551,6 @@ def _block_start(index: Expr, block: int, extent: int) -> Expr:
     if extent % block == 0:
         return mul(index, block)
     return Bin("min", mul(index, block), Const(extent - block))
-
-
-def _substitute(e: Expr, env: dict[str, Expr]) -> Expr:
-    """Replace variables in an expression."""
-    if isinstance(e, Var):
-        return env.get(e.name, e)
-    if isinstance(e, Load):
-        return Load(e.buffer, tuple(_substitute(i, env) for i in e.index))
-    if isinstance(e, Bin):
-        return Bin(e.op, _substitute(e.a, env), _substitute(e.b, env))
-    if isinstance(e, Select):
-        return Select(_substitute(e.cond, env), _substitute(e.a, env), _substitute(e.b, env))
-    if isinstance(e, Call):
-        return Call(e.fn, tuple(_substitute(a, env) for a in e.args))
-    return e
 
 
 def _map_one(s: Stmt, fn: Any) -> Stmt:
