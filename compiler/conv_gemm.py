@@ -866,9 +866,10 @@ def pixel_major_copy(
     pixel = add(mul(Var("br"), ow_n), Var("bw"))
     store = Store(buffer, (pixel, Var(col)), value)
     run = Loop("bp", block, [Let("bw", add(Var("b0"), Var("bp"))), store], ["scalar"])
-    # a whole vector of pixels by a whole number of vectors of columns: transposed in
-    # registers where the backend can (contiguous runs along the pixels), else scalar
-    tags = ["scalar"] + ([transpose(lanes)] if block == lanes and cols % lanes == 0 else [])
+    # vectors of pixels (at least half full) by a whole number of vectors of columns:
+    # transposed in registers where the backend can (contiguous runs along the pixels, and
+    # a partial vector only where the target masks), else scalar
+    tags = ["scalar"] + ([transpose(lanes)] if 2 * block >= lanes and cols % lanes == 0 else [])
     per_block = [Let("b0", start), Loop(col, cols, [*setup, run], tags)]
     return Loop("br", nrows, [Loop("bb", blocks, per_block)], ["scalar"])
 

@@ -159,21 +159,20 @@ class Loop:
     body: list[Stmt]
     tags: list[str] = field(default_factory=list)
 
-    @property
-    def transpose_lanes(self) -> int | None:
-        """L of a "transpose(L)" tag, or None."""
+    def _tag_lanes(self, name: str) -> int | None:
+        """L of a "name(L)" tag, or None."""
         for tag in self.tags:
-            if tag.startswith("transpose(") and tag.endswith(")"):
-                return int(tag[len("transpose(") : -1])
+            if tag.startswith(f"{name}(") and tag.endswith(")"):
+                return int(tag[len(name) + 1 : -1])
         return None
 
     @property
+    def transpose_lanes(self) -> int | None:
+        return self._tag_lanes("transpose")
+
+    @property
     def vector_lanes(self) -> int | None:
-        """L of a "vectorize(L)" tag, or None."""
-        for tag in self.tags:
-            if tag.startswith("vectorize(") and tag.endswith(")"):
-                return int(tag[len("vectorize(") : -1])
-        return None
+        return self._tag_lanes("vectorize")
 
 
 def transpose(lanes: int) -> str:

@@ -538,3 +538,15 @@ def test_a_compiled_index_must_be_a_constant():
         compiler.compile(lambda t, i: t.gather(1, i), Tensor(x), Tensor(idx))
     f = compiler.compile(lambda t: t.gather(1, Tensor(idx)), Tensor(x), backend="llvm")
     np.testing.assert_array_equal(f(x), np.take_along_axis(x, idx, 1))
+
+
+def test_sequential_item_assignment_replaces_a_child_under_its_name():
+    manual_seed(0)
+    seq = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    seq[-1] = nn.Linear(4, 5)
+    assert [n for n, _ in seq.named_parameters()] == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    assert seq(Tensor(np.ones((1, 3)))).shape == (1, 5)
+    with pytest.raises(IndexError, match="Sequential: index 3 is out of range"):
+        seq[3] = nn.ReLU()
+    with pytest.raises(TypeError, match="must be a Module"):
+        seq[0] = "relu"

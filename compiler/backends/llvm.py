@@ -574,7 +574,12 @@ class _Function:
         while stmts and isinstance(stmts[0], Let):  # pixel positions along p: inlined
             let = stmts.pop(0)
             env[let.var] = substitute(let.value, env)
-        if inner.extent != lanes or len(stmts) != 1 or not isinstance(stmts[0], Store):
+        if len(stmts) != 1 or not isinstance(stmts[0], Store):
+            return False
+        # fewer pixels than lanes (a 14-pixel row, 16 lanes): masked loads of the live lanes
+        # where the target masks cheaply, and only the live rows of the result stored
+        live = inner.extent
+        if live != lanes and not (self.masked_remainders and lanes // 2 <= live < lanes):
             return False
         store = stmts[0]
         value = substitute(store.value, env)
@@ -604,10 +609,12 @@ class _Function:
                     self.stmts([Let(let.var, substitute(let.value, here))])
                 self.vector = (p, Const(0))
                 self.vector_lets = set()
+                self.live_lanes = 0 if live == lanes else live
                 columns.append(self.vec_value(substitute(value, here)))
+                self.live_lanes = 0
                 self.vector = None
             rows = self.transpose_vectors(columns)
-            for q, row in enumerate(rows):
+            for q, row in enumerate(rows[:live]):
                 at = tuple(substitute(i, {p: Const(q)}) for i in index[:-1])
                 address = self.address(store.buffer, (*at, mul(Var(chunk), lanes)), lanes)[0]
                 self.emit(f"store {self.vec} {row}, ptr {address}, align 4")

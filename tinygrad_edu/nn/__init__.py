@@ -905,6 +905,15 @@ class Sequential(Module):
             raise IndexError(f"Sequential: index {i} is out of range for length {len(items)}")
         return items[i][1]
 
+    def __setitem__(self, i: int, module: Module) -> None:
+        """`seq[i] = module` replaces the i-th child, keeping its name (PyTorch's)."""
+        items = self._child_items()
+        if not isinstance(i, int) or not -len(items) <= i < len(items):
+            raise IndexError(f"Sequential: index {i!r} is out of range for length {len(items)}")
+        if not isinstance(module, Module):
+            raise TypeError(f"Sequential: item {i} must be a Module, got {type(module).__name__}")
+        setattr(self, items[i][0], module)
+
     def append(self, module: Module) -> Sequential:
         if not isinstance(module, Module):
             raise TypeError(f"Sequential.append: expects a Module, got {type(module).__name__}")
