@@ -152,23 +152,24 @@ def _model_state(
     bindings: dict[str, Callable[[], Any]] = {}
     slots: dict[str, Slot] = {}
     cells: dict[str, list[Tensor]] = {}
-    tensors = [(n, f"param:{n}", p) for n, p in model.named_parameters()]
-    tensors += [(f"buffer:{b.name}", f"buffer:{b.name}", b.tensor) for b in buffers_of(model)]
-    for leaf, output, t in tensors:
+    for leaf, t in _model_tensors(model).items():
+        output = leaf if leaf.startswith("buffer:") else f"param:{leaf}"
         cell = cells[leaf] = [t]
         bindings[leaf] = lambda c=cell: c[0].data
         slots[output] = Slot(lambda c=cell: c[0].data, lambda a, c=cell: setattr(c[0], "data", a))
     return bindings, slots, cells
 
 
-def _modes(model: nn.Module) -> dict[str, bool]:
-    return {name or "(model)": m.training for name, m in model.named_modules()}
-
-
 def _model_tensors(model: nn.Module) -> dict[str, Tensor]:
+    """The model's parameters (by state_dict name) and buffers ("buffer:NAME"): the leaves a
+    compiled model reads, by leaf name."""
     out = dict(model.named_parameters())
     out.update((f"buffer:{b.name}", b.tensor) for b in buffers_of(model))
     return out
+
+
+def _modes(model: nn.Module) -> dict[str, bool]:
+    return {name or "(model)": m.training for name, m in model.named_modules()}
 
 
 class ModelGuard:

@@ -220,7 +220,21 @@ DIV = _binary(
     lambda xp, a, b: a / b,
     lambda g, out, a, b: (g / b if _needs(a) else None, -g * out / b if _needs(b) else None),
 )
-POW = _binary("pow", lambda xp, a, b: a**b, _pow_vjp)
+
+
+def _pow_forward(xp: Any, a: Any, b: Any) -> Any:
+    base, exponent = xp.asarray(a), xp.asarray(b)
+    if base.dtype.kind in "iu" and exponent.dtype.kind in "iu" and bool((exponent < 0).any()):
+        raise op_error(
+            "pow",
+            "integers to negative integer powers are not integers",
+            f"{np.shape(a)} ** {np.shape(b)}",
+            "raise a float tensor instead: x.float() ** e",
+        )
+    return a**b
+
+
+POW = _binary("pow", _pow_forward, _pow_vjp)
 MAXIMUM = _binary(
     "maximum",
     lambda xp, a, b: xp.maximum(a, b),

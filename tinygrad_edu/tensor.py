@@ -469,19 +469,6 @@ class Tensor(Node):
         return self._rop(ops.DIV, other)
 
     def __pow__(self, other: Any) -> Tensor:
-        exponent = other.data if isinstance(other, Tensor) else other
-        if (
-            self.dtype.kind in "iu"
-            and not isinstance(exponent, MetaArray)
-            and np.asarray(exponent).dtype.kind in "iu"
-            and (np.asarray(exponent) < 0).any()
-        ):
-            raise op_error(
-                "pow",
-                "integers to negative integer powers are not integers",
-                f"{self.shape} ** {np.shape(exponent)}",
-                "raise a float tensor instead: x.float() ** e",
-            )
         return self._call(ops.POW, other)
 
     def __rpow__(self, other: Any) -> Tensor:
@@ -1643,13 +1630,7 @@ class Tensor(Node):
         """The advanced index that picks self[..., index, ...] along `dim` for each position
         of `index` (which has self's number of dims)."""
         idx = index if isinstance(index, Tensor) else Tensor(np.asarray(index))
-        if isinstance(idx.data, MetaArray):
-            raise op_error(
-                op,
-                "an index tensor that is an input of a compiled function: indices are compiled in",
-                idx.shape,
-                "pass the index as a constant (an array the function captures), or run eagerly",
-            )
+        _known_index(idx, op)
         if idx.dtype.kind not in "iu":
             raise op_error(
                 op, f"index must hold integers, got {idx.dtype}", idx.shape, "pass an int64 index"
@@ -1791,19 +1772,24 @@ def _drop_axes(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]
     return tuple(n for i, n in enumerate(shape) if i not in axes)
 
 
+def _known_index(index: Tensor, op: str) -> None:
+    """An index tensor must hold numbers: indices are compiled in, so one that is an input
+    of a compiled function (symbolic while tracing) cannot be used."""
+    if isinstance(index.data, MetaArray):
+        raise op_error(
+            op,
+            "an index tensor that is an input of a compiled function: indices are compiled in",
+            index.shape,
+            "index with a constant (an array the function captures), or run eagerly",
+        )
+
+
 def _normalize_index(index: Any) -> tuple[Any, ...]:
     items = index if isinstance(index, tuple) else (index,)
     out: list[Any] = []
     for item in items:
         if isinstance(item, Tensor):
-            if isinstance(item.data, MetaArray):
-                raise op_error(
-                    "getitem",
-                    "an index tensor that is an input of a compiled function: indices are "
-                    "compiled in",
-                    item.shape,
-                    "index with a constant (an array the function captures), or index eagerly",
-                )
+            _known_index(item, "getitem")
             item = item.numpy()
         if isinstance(item, (list, bool, np.bool_)):
             item = np.asarray(item)

@@ -115,14 +115,6 @@ def _names(e: Expr) -> set[str]:
     return {x.name for x in walk(e) if isinstance(x, Var)}
 
 
-def _substitute_var(e: Expr, var: str, value: Expr) -> Expr:
-    if e == Var(var):
-        return value
-    if isinstance(e, Bin):
-        return Bin(e.op, _substitute_var(e.a, var, value), _substitute_var(e.b, var, value))
-    return e
-
-
 class _Function:
     """Emits one kernel's LLVM IR text."""
 
@@ -590,7 +582,6 @@ class _Function:
             index[-1] != Var(lp.var)
             or store.buffer not in self.buffers
             or self.buffers[store.buffer][2] != "float"
-            or any(p in _names(i) for i in index[-1:])
             or any(lp.var in _names(i) for i in index[:-1])
             or self.lane_kind(value, p, set()) != "v"
             or any(name in setup for i in index[:-1] for name in _names(i))
@@ -882,7 +873,7 @@ class _Function:
         """Address of lane 0: the loop variable replaced by the chunk's first index."""
         assert self.vector is not None
         var, base = self.vector
-        first = index[:-1] + (_substitute_var(index[-1], var, base),)
+        first = index[:-1] + (substitute(index[-1], {var: base}),)
         return self.address(buffer, first, self.live_lanes or self.lanes)[0]
 
     @property
