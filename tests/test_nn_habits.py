@@ -521,6 +521,8 @@ def test_careless_inputs_get_errors_that_name_the_op():
         Tensor(np.zeros(0)).argmax()
     with pytest.raises(OpError, match="pow: integers to negative integer powers"):
         Tensor(np.array([2])) ** Tensor(np.array([-1]))
+    with pytest.raises(OpError, match="pow: integers to negative integer powers"):
+        2 ** Tensor(np.array([-1]))  # the reflected form runs the same op
     with pytest.raises(ValueError, match="Tensor: the nested list is ragged"):
         Tensor([[1.0, 2.0], [3.0]])
     with pytest.raises(TypeError, match=r"Linear: the input must be a Tensor, got a list"):
