@@ -498,3 +498,21 @@ def test_load_image_round_trip_and_errors(tmp_path):
     (tmp_path / "bad.jpg").write_bytes(b"not an image")
     with pytest.raises(ValueError, match="cannot read"):
         load_image(tmp_path / "bad.jpg")
+
+
+def test_digits_read_from_scikit_learns_file_equal_its_loader(monkeypatch):
+    """The fast path (the CSV scikit-learn ships, no sklearn import) and the fallback (its
+    loader, where the file is not found) give the same arrays."""
+    from tinygrad_edu import data
+
+    data._digits_raw.cache_clear()
+    fast = data._digits_raw()
+    monkeypatch.setattr(data, "_digits_file", lambda: None)
+    data._digits_raw.cache_clear()
+    try:
+        slow = data._digits_raw()
+    finally:
+        data._digits_raw.cache_clear()
+    for a, b in zip(fast, slow):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        np.testing.assert_array_equal(a, b)

@@ -267,7 +267,12 @@ def one_rank_epoch(tmp_path_factory) -> tuple[dict[str, np.ndarray], dict[str, l
 @needs_mpi
 @pytest.mark.parametrize(
     "ranks, flags",
-    [(2, ()), (3, ()), (2, ("--compiled", "--backend", "llvm"))],
+    # three ranks on two cores with the slow tests: the MPI-level checks below use three
+    [
+        (2, ()),
+        pytest.param(3, (), marks=pytest.mark.slow),
+        (2, ("--compiled", "--backend", "llvm")),
+    ],
     ids=["2-ranks-eager", "3-ranks-eager", "2-ranks-compiled"],
 )
 def test_cli_on_w_ranks_reaches_the_parameters_of_one_process(
@@ -297,7 +302,8 @@ def _worker(
     [
         ("mlp", "float64", (), 1e-12),
         ("mlp", "float32", ("--compiled",), 1e-5),
-        ("alexnet-mini", "float32", (), 1e-5),
+        # with the slow tests (14 s): the shards' dropout masks are tested on their own above
+        pytest.param("alexnet-mini", "float32", (), 1e-5, marks=pytest.mark.slow),
         pytest.param("alexnet-mini", "float32", ("--compiled",), 1e-5, marks=pytest.mark.slow),
     ],
     ids=["mlp-float64", "mlp-compiled", "alexnet-mini", "alexnet-mini-compiled"],

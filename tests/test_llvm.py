@@ -427,7 +427,11 @@ def test_train_step_copies_into_parameters_it_cannot_swap(layout, tmp_path):
         close(losses["llvm"][4], losses["numpy"][4])
 
 
-@pytest.mark.parametrize("variant,size", [("paper", 227), ("mini", 32)])
+@pytest.mark.parametrize(
+    "variant,size",
+    # the full-size step (~30 s on a Zen 3) with the slow tests; the mini one covers the same ops
+    [pytest.param("paper", 227, marks=pytest.mark.slow), ("mini", 32)],
+)
 def test_llvm_alexnet_training_step_in_float64_equals_the_reference(variant, size):
     """In float64 every schedule agrees with the reference to rounding (1e-15 measured). In
     float32 early-layer gradients can differ by ~1%: where a max-pool window's two largest

@@ -44,7 +44,14 @@ MODELS = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize(
+    "name",
+    # torchvision's layout runs with the slow tests: the torch export test below imports it too
+    [
+        pytest.param(n, marks=pytest.mark.slow) if n == "alexnet-torchvision" else n
+        for n in sorted(MODELS)
+    ],
+)
 def test_models_export_and_run_in_onnxruntime_like_eager_at_another_batch(tmp_path, name):
     make, shape = MODELS[name]
     manual_seed(0)

@@ -164,7 +164,7 @@ def test_bad_bucket_size_is_an_error_with_the_fix() -> None:
     "ranks, flags",
     [
         (2, ()),
-        (3, ()),
+        pytest.param(3, (), marks=pytest.mark.slow),  # 2 ranks cover the default run
         (2, ("--compiled",)),
         pytest.param(3, ("--compiled",), marks=pytest.mark.slow),  # 3 compiling ranks, 2 cores
     ],

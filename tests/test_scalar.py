@@ -31,10 +31,10 @@ def test_explain_shows_local_times_upstream_and_fan_out_sum():
     assert len(fan) == 1 and fan[0].endswith(f"{a.grad:.6g}")
 
 
-def test_backward_on_a_100k_node_chain_needs_no_recursion():
+def test_backward_on_a_50k_node_chain_needs_no_recursion():
     x = Value(0.5)
     y = x
-    for _ in range(100_000):
+    for _ in range(25_000):  # 50k nodes: fifty times Python's recursion limit
         y = y * 1.0 + 0.0
     y.backward()
     assert x.grad == 1.0

@@ -97,3 +97,25 @@ def test_ctrl_c_mid_epoch_prints_one_line_exits_130_and_leaves_no_temp_files(tmp
 @pytest.mark.parametrize("flag", ["--epochs", "--lr", "--resume", "--compiled"])
 def test_every_flag_is_in_the_usage(flag):
     assert flag in build_parser().format_usage()
+
+
+def test_curves_are_redrawn_at_most_every_few_seconds_and_after_the_last_epoch(
+    tmp_path, monkeypatch
+):
+    """metrics.json after every epoch; curves.png (0.7 s a drawing) on the first epoch, then
+    only when PLOT_EVERY_S has passed, and always after the last."""
+    from dataclasses import replace
+
+    from models import plotting, train
+
+    drawn: list[int] = []
+    monkeypatch.setattr(plotting, "plot_curves", lambda h, path, title: drawn.append(len(h["lr"])))
+    monkeypatch.setattr(train, "PLOT_EVERY_S", 3600.0)
+    config = replace(CONFIGS["logreg"], epochs=4)
+    train.train(config, str(tmp_path), log=lambda s: None)
+    assert drawn == [1, 4]
+    assert len(json.loads((tmp_path / "metrics.json").read_text())["lr"]) == 4
+    monkeypatch.setattr(train, "PLOT_EVERY_S", 0.0)
+    drawn.clear()
+    train.train(replace(config, epochs=6), str(tmp_path), resume=True, log=lambda s: None)
+    assert drawn == [5, 6]
