@@ -12,7 +12,7 @@ computes. `Kernel.pseudo_c()` prints it as readable C.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -236,6 +236,46 @@ class Buffer:
     label: str = ""  # the name the user knows it by (e.g. "0.weight"), when it has one
 
 
+class Sources(MutableMapping[str, str]):
+    """A kernel's backend sources by name ("llvm_ir", "asm", "cuda"), some rendered only when
+    first read: a kernel whose object a cache held needs no IR to run, and rendering it is
+    most of a warm compile's time."""
+
+    def __init__(self, *args: object, **kwargs: str) -> None:
+        self._text: dict[str, str] = dict(*args, **kwargs)
+        self._later: dict[str, Callable[[], str]] = {}
+
+    def later(self, name: str, render: Callable[[], str]) -> None:
+        """`render()` gives source `name` when it is first read."""
+        self._text.pop(name, None)
+        self._later[name] = render
+
+    def __getitem__(self, name: str) -> str:
+        if name not in self._text and name in self._later:
+            self._text[name] = self._later.pop(name)()
+        return self._text[name]
+
+    def __setitem__(self, name: str, text: str) -> None:
+        self._later.pop(name, None)
+        self._text[name] = text
+
+    def __delitem__(self, name: str) -> None:
+        if self._later.pop(name, None) is None:
+            del self._text[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*self._text, *self._later])
+
+    def __len__(self) -> int:
+        return len(self._text) + len(self._later)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._text or name in self._later
+
+    def __repr__(self) -> str:
+        return f"Sources({sorted(self)})"
+
+
 @dataclass
 class Kernel:
     """One fused group lowered: its buffers, loop nest, and cost figures."""
@@ -250,7 +290,7 @@ class Kernel:
     bytes_written: int
     kind: str
     seconds: list[float] = field(default_factory=list)  # measured per call by the runtime
-    sources: dict[str, str] = field(default_factory=dict)  # backend sources, when rendered
+    sources: Sources = field(default_factory=Sources)  # backend sources, when rendered
     target: CPUTarget | None = None  # the CPU its schedule was built for ("cpu" schedule)
     tuning: str = ""  # what the tile search tried and chose, when it ran (compiler.tune)
     layer: str = ""  # module path of its main op (`features.3`); "" outside any module

@@ -162,6 +162,58 @@ def test_llvm_disk_cache_is_used_and_corrupt_entries_are_rebuilt(tmp_path, monke
     assert backend._Target.get().hits >= 1 and backend._Target.get().misses == 0
 
 
+def test_a_kernel_seen_before_is_not_rendered_and_its_ir_renders_when_read(tmp_path, monkeypatch):
+    """A warm compile finds each object through a reference keyed by the kernel IR and the
+    renderer's code, without rendering; `kernel.llvm_ir` renders on demand, the same text. A
+    missing object, a corrupt reference or a changed renderer means rendering again."""
+    from compiler.backends import llvm as backend
+
+    monkeypatch.setenv("TINYGRAD_EDU_CACHE", str(tmp_path))
+    x = np.random.default_rng(0).standard_normal((8, 16)).astype(np.float32)
+    model = MLP([16, 12, 3])
+    want = compiler.compile(model, x, backend="numpy")(x)
+    rendered: list[str] = []
+    real_render = backend.render
+
+    def counting_render(kernel, checked=False):
+        rendered.append(kernel.name)
+        return real_render(kernel, checked)
+
+    monkeypatch.setattr(backend, "render", counting_render)
+
+    def fresh_compile():  # as a new process would: no engine, nothing in memory
+        backend._Target.reset()
+        rendered.clear()
+        fn = compiler.compile(model, x, backend="llvm")
+        np.testing.assert_allclose(fn(x), want, rtol=1e-5)
+        return fn
+
+    cold = fresh_compile()
+    names = [k.name for k in cold.kernels if k.llvm_ir]
+    assert rendered == names and len(names) >= 2
+    first_ir = {k.name: k.llvm_ir for k in cold.kernels}
+    warm = fresh_compile()
+    assert rendered == []  # every object found by reference
+    assert backend._Target.get().misses == 0
+    assert {k.name: k.llvm_ir for k in warm.kernels} == first_ir  # rendered when read
+    assert sorted(rendered) == sorted(names)
+
+    refs = sorted(tmp_path.glob("*.ref"))
+    assert len(refs) == len(names)
+    refs[0].write_text("{not json")
+    fresh_compile()
+    assert len(rendered) == 1  # the unreadable reference: that kernel alone rendered again
+    for obj in tmp_path.glob("*.o"):
+        obj.unlink()
+    fresh_compile()
+    assert sorted(rendered) == sorted(names)  # references without objects: all rendered
+    assert backend._Target.get().misses == len(names)
+    monkeypatch.setattr(backend, "_renderer_digest", lambda: "another renderer")
+    fresh_compile()
+    assert sorted(rendered) == sorted(names)  # a changed renderer renders everything again
+    backend._Target.reset()
+
+
 def test_llvm_kernels_use_the_hosts_vector_registers_and_no_gathers(tmp_path, monkeypatch):
     """zmm registers where the target in force (the host's, or the one TINYGRAD_EDU_CPU
     forces) is AVX-512, ymm where it is AVX2: the kernels are built for that CPU."""

@@ -13,7 +13,10 @@ features, or the lower vector ISA $TINYGRAD_EDU_CPU forces), optimised with the 
 manager at -O3. "vectorize(L)" loops become explicit `<L x float>` code, L the target's
 lanes. Compiled objects are cached in memory and on disk (`~/.cache/tinygrad_edu/llvm`, keyed
 by a hash of the IR, the CPU, its features and the versions; a file whose checksum fails is
-rebuilt, never loaded). Kernels whose IR needs a
+rebuilt, never loaded). A kernel seen before is not even rendered: a small reference file,
+keyed by the kernel IR itself and this backend's code, names its object (a warm compile of
+the paper AlexNet's training step spent a third of its time rendering IR it did not use; the
+IR is rendered when `kernel.llvm_ir` is read). Kernels whose IR needs a
 runtime helper (random masks, gathers with index arrays) run the op table's numpy
 forwards instead.
 """
@@ -21,6 +24,7 @@ forwards instead.
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import json
 import math
@@ -1062,10 +1066,28 @@ def render(kernel: Kernel, checked: bool = False) -> tuple[str, str, int, list[s
     symbol = f"{kernel.name}_{digest}{'_checked' if checked else ''}"
     fn = _Function(kernel, symbol, checked)
     text = fn.render()
-    body = kernel.body
-    extent = body[0].extent if len(body) == 1 and isinstance(body[0], Loop) else 1
     names = sorted(fn.buffer_ids, key=fn.buffer_ids.__getitem__)
-    return text, symbol, extent, names
+    return text, symbol, parallel_extent(kernel), names
+
+
+def parallel_extent(kernel: Kernel) -> int:
+    """The extent of the loop the threads split (1 when the body is not one loop)."""
+    body = kernel.body
+    return body[0].extent if len(body) == 1 and isinstance(body[0], Loop) else 1
+
+
+@functools.cache
+def _renderer_digest() -> str:
+    """A hash of the code that turns kernel IR into LLVM IR (this module, the kernel IR's and
+    the target's): part of every reference key, so changing the renderer renders again."""
+    from .. import kernel as kernel_module
+    from .. import target as target_module
+
+    h = hashlib.sha256()
+    for path in (__file__, kernel_module.__file__, target_module.__file__):
+        with open(path, "rb") as f:
+            h.update(f.read())
+    return h.hexdigest()
 
 
 def bounds_checks_enabled() -> bool:
@@ -1107,6 +1129,8 @@ class _Target:
         )
         self.memory: dict[str, int] = {}
         self.asm: dict[str, str] = {}
+        self.refs: dict[str, dict[str, Any]] = {}  # reference key -> what render() gave
+        self.read: dict[str, tuple[bytes, str | None]] = {}  # objects read, not yet loaded
         self.hits = 0
         self.misses = 0
         self.processes_used = 0  # worker processes of the last parallel compile
@@ -1130,6 +1154,38 @@ class _Target:
     def key(self, ir: str) -> str:
         return hashlib.sha256((self.tag + "\n" + ir).encode()).hexdigest()
 
+    def reference_key(self, kernel: Kernel, checked: bool) -> str:
+        """A key from the kernel IR itself (every field rendering reads) and the renderer's
+        code: equal keys render to equal IR, so the IR need not be rendered to be found."""
+        what = repr(
+            (kernel.name, kernel.ops, kernel.buffers, kernel.body, kernel.flops,
+             kernel.bytes_read, kernel.bytes_written, kernel.target, kernel.tuning, checked)
+        )  # fmt: skip
+        return hashlib.sha256(f"{self.tag}|{_renderer_digest()}\n{what}".encode()).hexdigest()
+
+    def reference(self, ref_key: str) -> dict[str, Any] | None:
+        """What rendering the kernel of `ref_key` gave ({"key", "symbol", "names"} or
+        {"numpy": why it cannot be rendered}), when known and its object is at hand (in
+        memory, or read now from the disk cache); None: render it."""
+        with self._lock:
+            ref = self.refs.get(ref_key) or objects.read_reference(self.cache_dir, ref_key)
+            if ref is None:
+                return None
+            key = ref.get("key")
+            if key is not None and key not in self.memory and key not in self.read:
+                cached = objects.read_cache(self.cache_dir, key)
+                if cached is None:
+                    return None
+                self.read[key] = cached
+            self.refs[ref_key] = ref
+            return ref
+
+    def remember(self, ref_key: str, ref: dict[str, Any]) -> None:
+        """Record what the kernel of `ref_key` rendered to (in memory and on disk)."""
+        with self._lock:
+            self.refs[ref_key] = ref
+        objects.write_reference(self.cache_dir, ref_key, ref)
+
     def compile(self, ir: str, symbol: str) -> int:
         """Address of `symbol`, compiling (or loading from the caches) as needed."""
         return self.compile_many([(ir, symbol)])[0]
@@ -1139,16 +1195,25 @@ class _Target:
         kernels compile in parallel worker processes when there are enough of them to pay a
         worker's start (llvmlite serialises LLVM calls within one process), with progress
         on stderr when it takes over a second."""
-        keys = [self.key(ir) for ir, _ in modules]
+        return self.compile_keyed([(self.key(ir), ir, symbol) for ir, symbol in modules], label)
+
+    def compile_keyed(
+        self, modules: list[tuple[str, str | None, str]], label: str = ""
+    ) -> list[int]:
+        """`compile_many` of (key, IR, symbol); IR may be None for an object `reference`
+        found (in memory or already read from disk)."""
+        keys = [key for key, _, _ in modules]
         with self._lock:
             loaded: dict[str, tuple[bytes, str | None]] = {}
             cold: dict[str, str] = {}
-            for key, (ir, _) in zip(keys, modules):
+            for key, ir, _ in modules:
                 if key in self.memory or key in loaded or key in cold:
                     continue
-                cached = objects.read_cache(self.cache_dir, key)
+                cached = self.read.pop(key, None) or objects.read_cache(self.cache_dir, key)
                 if cached is not None:
                     loaded[key] = cached
+                elif ir is None:
+                    raise RuntimeError(f"llvm: object {key} neither in memory nor read")
                 else:
                     cold[key] = ir
             self.hits += len(modules) - len(cold)
@@ -1161,7 +1226,7 @@ class _Target:
                     self.asm[key] = asm
             if loaded:
                 self.engine.finalize_object()
-            for key, (_, symbol) in zip(keys, modules):
+            for key, _, symbol in modules:
                 if key not in self.memory:
                     address = self.engine.get_function_address(symbol)
                     if not address:
@@ -1480,6 +1545,10 @@ def _unviewed(table: dict[int, np.ndarray], key: int) -> bool:
     return UNVIEWED is not None and _references(table, key) == UNVIEWED
 
 
+def _ir_of(kernel: Kernel, checked: bool) -> str:
+    return render(kernel, checked)[0]
+
+
 class LLVMExecutor(NumpyExecutor):
     """Runs each group as its JIT-compiled kernel, the parallel loop split across threads
     (host arrays, like the numpy reference it falls back to)."""
@@ -1501,19 +1570,36 @@ class LLVMExecutor(NumpyExecutor):
         self.target = _Target.get(targets.pop() if targets else None)
         self.compiled: dict[str, _Launch] = {}
         self.checked = bounds_checks_enabled()
-        rendered = []
+        # (kernel, its reference key, what rendering gave, the IR when rendered here)
+        runs: list[tuple[Kernel, str, dict[str, Any], str | None]] = []
         for k in kernels:
-            try:
-                rendered.append((k, *render(k, self.checked)))
-            except NotRenderableError as why:
-                k.sources["llvm"] = f"; runs with numpy: {why}"
-        addresses = self.target.compile_many([(ir, symbol) for _, ir, symbol, _, _ in rendered])
-        for (k, ir, _, extent, names), address in zip(rendered, addresses):
-            k.sources["llvm_ir"] = ir
-            asm = self.target.asm.get(self.target.key(ir))
+            ref_key = self.target.reference_key(k, self.checked)
+            ref = self.target.reference(ref_key)
+            ir = None
+            if ref is None:
+                try:
+                    ir, symbol, _, names = render(k, self.checked)
+                    ref = {"key": self.target.key(ir), "symbol": symbol, "names": names}
+                except NotRenderableError as why:
+                    ref = {"numpy": str(why)}
+                    self.target.remember(ref_key, ref)
+            if "numpy" in ref:
+                k.sources["llvm"] = f"; runs with numpy: {ref['numpy']}"
+                continue
+            if ir is not None:
+                k.sources["llvm_ir"] = ir
+            else:
+                k.sources.later("llvm_ir", functools.partial(_ir_of, k, self.checked))
+            runs.append((k, ref_key, ref, ir))
+        addresses = self.target.compile_keyed([(r["key"], ir, r["symbol"]) for *_, r, ir in runs])
+        for (k, ref_key, ref, ir), address in zip(runs, addresses):
+            if ir is not None:  # its object is in the disk cache now: the reference may point at it
+                self.target.remember(ref_key, ref)
+            asm = self.target.asm.get(ref["key"])
             if asm:
                 k.sources["asm"] = asm
-            self.compiled[k.name] = self.launch(k, KernelFn(address), extent, names, self.checked)
+            fn, extent = KernelFn(address), parallel_extent(k)
+            self.compiled[k.name] = self.launch(k, fn, extent, ref["names"], self.checked)
 
     def output_array(self, node: int, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         """Where kernel output `node` is written: its planned buffer (intermediates), a

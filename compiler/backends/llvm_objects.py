@@ -78,6 +78,32 @@ def write_cache(cache_dir: str, key: str, obj: bytes, asm: str) -> None:
         pass
 
 
+def write_reference(cache_dir: str, ref_key: str, ref: dict) -> None:
+    """Store what a kernel rendered to (its object's key, symbol and buffer names), as JSON
+    written atomically; a read-only cache only costs the rendering next time."""
+    try:
+        os.makedirs(cache_dir, exist_ok=True)
+        _atomic_write(os.path.join(cache_dir, ref_key + ".ref"), json.dumps(ref).encode())
+    except OSError:
+        pass
+
+
+def read_reference(cache_dir: str, ref_key: str) -> dict | None:
+    """The reference stored for `ref_key`, or None when missing or unreadable (the caller
+    then renders the kernel)."""
+    try:
+        with open(os.path.join(cache_dir, ref_key + ".ref")) as f:
+            ref = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(ref, dict):
+        return None
+    if "numpy" in ref:
+        return ref if isinstance(ref["numpy"], str) else None
+    ok = isinstance(ref.get("key"), str) and isinstance(ref.get("symbol"), str)
+    return ref if ok and isinstance(ref.get("names"), list) else None
+
+
 def read_cache(cache_dir: str, key: str) -> tuple[bytes, str | None] | None:
     """(object, assembly or None) for `key`, or None when missing, foreign or corrupt (the
     caller then compiles again)."""
