@@ -117,28 +117,13 @@ def build(
             print(k.pseudo_c(), file=sys.stderr)
     if level >= 4:
         for k in kernels:
-            for name, src in k.sources.items():
+            for name in list(k.sources):  # read only what is shown: reading renders
                 if name != "asm" or level >= 5:
-                    print(f"// {name} of {k.name}\n{src}", file=sys.stderr)
-            if level >= 5 and backend == "llvm" and k.asm is None and k.llvm_ir:
-                print(_regenerated_assembly(k), file=sys.stderr)
+                    print(f"// {name} of {k.name}\n{k.sources[name]}", file=sys.stderr)
     if level >= 5:
         print(compiled.explain_fusion(), file=sys.stderr)
         print(graph, file=sys.stderr)
     return compiled
-
-
-def _regenerated_assembly(kernel: Kernel) -> str:
-    """DEBUG=5 for a kernel whose object came from a disk cache without its assembly (a cache
-    written before assembly was stored): compile it again for the listing, and say so."""
-    from .backends.llvm import assembly
-
-    try:
-        asm = assembly(kernel)
-    except Exception as e:  # the listing is a courtesy: a failure must not stop the compile
-        return f"// asm of {kernel.name}: not in the disk cache and not regenerated ({e})"
-    kernel.sources["asm"] = asm
-    return f"// asm of {kernel.name} (regenerated: the disk cache held only its object)\n{asm}"
 
 
 def _model_state(

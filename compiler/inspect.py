@@ -320,16 +320,6 @@ def _deflated(name: str, text: str) -> str:
     )
 
 
-def missing_assembly_note(compiled: CompiledFunction, k: Kernel) -> str:
-    """Why a kernel has no assembly to show ("" when it has)."""
-    if k.asm or compiled.backend != "llvm" or "llvm_ir" not in k.sources:
-        return ""
-    return (
-        "assembly: not stored with this kernel's cached object (cached before assembly was "
-        "kept); compiler.backends.llvm.assembly(kernel) regenerates it, and DEBUG=5 does"
-    )
-
-
 def _kernel_details(compiled: CompiledFunction, index: int, row: KernelTime | None) -> str:
     k = compiled.kernels[index]
     timing = (
@@ -338,9 +328,6 @@ def _kernel_details(compiled: CompiledFunction, index: int, row: KernelTime | No
         else "not run"
     )
     sources = "".join(_deflated(name, src) for name, src in k.sources.items())
-    note = missing_assembly_note(compiled, k)
-    if note:
-        sources += f"<p>{_esc(note)}</p>"
     return (
         f'<details id="kd-{index}"><summary class="phase-{k.phase}"><b>{_esc(k.name)}</b> — '
         f"{_esc(k.layer or '-')} — {_esc(' → '.join(k.ops))} — {si(k.flops, 'FLOP')}, "

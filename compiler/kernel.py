@@ -312,7 +312,8 @@ class Kernel:
 
     @property
     def asm(self) -> str | None:
-        """Host assembly the LLVM backend generated, or None (cached objects have none)."""
+        """Host assembly of the LLVM backend's object (made when first read, then kept in the
+        disk cache beside the object), or None for kernels it did not compile."""
         return self.sources.get("asm")
 
     @property

@@ -123,7 +123,7 @@ def test_a_wider_tile_is_chosen_when_two_rows_fill_it_exactly(tile_cols, monkeyp
     from compiler.conv_gemm import fit_row_panels
     from compiler.target import host_target
 
-    monkeypatch.setenv("TINYGRAD_EDU_CACHE", str(tmp_path))  # fresh: assembly is emitted
+    monkeypatch.setenv("TINYGRAD_EDU_CACHE", str(tmp_path))  # a fresh cache: compiled here
     target = host_target()
     for tile in target.wide_tiles:
         if tile.cols % 2:

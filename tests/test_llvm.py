@@ -222,7 +222,7 @@ def test_llvm_kernels_use_the_hosts_vector_registers_and_no_gathers(tmp_path, mo
 
     register = {"avx512": "zmm", "avx2": "ymm", "sse": "xmm"}[host_target().isa]
 
-    monkeypatch.setenv("TINYGRAD_EDU_CACHE", str(tmp_path))  # fresh: assembly is emitted
+    monkeypatch.setenv("TINYGRAD_EDU_CACHE", str(tmp_path))  # a fresh cache: compiled here
     backend._Target.reset()
     mm = compiler.compile(MLP([256, 256]), np.ones((64, 256), np.float32), backend="llvm")
     ew = compiler.compile(
@@ -654,7 +654,7 @@ def test_vector_loops_reduce_lane_wise_without_gathers(shape, axes, tmp_path, mo
     from compiler.backends import llvm as backend
     from compiler.target import host_target
 
-    monkeypatch.setenv("TINYGRAD_EDU_CACHE", str(tmp_path))  # fresh: assembly is emitted
+    monkeypatch.setenv("TINYGRAD_EDU_CACHE", str(tmp_path))  # a fresh cache: compiled here
     backend._Target.reset()
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     lanes = host_target().lanes

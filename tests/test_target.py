@@ -134,7 +134,7 @@ def micro_kernels():
 
 def hot_loops(level, monkeypatch, tmp_path):
     monkeypatch.setenv("TINYGRAD_EDU_CPU", level)
-    monkeypatch.setenv("TINYGRAD_EDU_CACHE", str(tmp_path))  # fresh: assembly is emitted
+    monkeypatch.setenv("TINYGRAD_EDU_CACHE", str(tmp_path))  # a fresh cache: compiled here
     from compiler.backends import llvm as backend
     from compiler.graph import trace
     from compiler.passes import autodiff

@@ -37,6 +37,7 @@ import sys
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -1234,8 +1235,10 @@ class _Target:
                     self.memory[key] = address
             return [self.memory[key] for key in keys]
 
-    def _compile_cold(self, cold: dict[str, str], label: str) -> dict[str, tuple[bytes, str]]:
-        out: dict[str, tuple[bytes, str]] = {}
+    def _compile_cold(
+        self, cold: dict[str, str], label: str
+    ) -> dict[str, tuple[bytes, str | None]]:
+        out: dict[str, tuple[bytes, str | None]] = {}
         progress = _Progress(len(cold), label or "kernels", self.spec)
         workers = min(self.spec.cores, len(cold) // PARALLEL_MIN_KERNELS)
         self.processes_used = 0
@@ -1243,16 +1246,16 @@ class _Target:
             out.update(self._compile_in_workers(cold, workers, progress))
         for key, ir in cold.items():  # what no worker did (or all of it)
             if key not in out:
-                obj, asm = objects.compile_ir(self.machine, ir)
-                objects.write_cache(self.cache_dir, key, obj, asm)
-                out[key] = (obj, asm)
+                obj = objects.compile_object(self.machine, ir)
+                objects.write_cache(self.cache_dir, key, obj)
+                out[key] = (obj, None)
                 progress.step()
         progress.close()
         return out
 
     def _compile_in_workers(
         self, cold: dict[str, str], workers: int, progress: _Progress
-    ) -> dict[str, tuple[bytes, str]]:
+    ) -> dict[str, tuple[bytes, str | None]]:
         """Split the cold kernels over `workers` processes (largest first, each to the least
         loaded) that write into the disk cache; read back what they compiled. A worker that
         fails costs only time: its kernels are compiled here afterwards."""
@@ -1283,7 +1286,7 @@ class _Target:
             )
             procs.append((proc, job))
         self.processes_used = progress.processes = len(procs)
-        done: dict[str, tuple[bytes, str]] = {}
+        done: dict[str, tuple[bytes, str | None]] = {}
 
         def feed_and_read(proc: subprocess.Popen[str], job: str) -> None:
             assert proc.stdin is not None and proc.stdout is not None
@@ -1310,9 +1313,19 @@ class _Target:
                     proc.kill()
         for key in cold:
             cached = objects.read_cache(self.cache_dir, key)
-            if cached is not None and cached[1] is not None:
-                done[key] = (cached[0], cached[1])
+            if cached is not None:
+                done[key] = cached
         return done
+
+    def assembly(self, key: str, ir: Callable[[], str]) -> str:
+        """The assembly of object `key` (of IR `ir()`): from memory or the disk cache, else
+        generated now and stored beside the object."""
+        asm = self.asm.get(key)
+        if asm is None:
+            asm = objects.compile_assembly(self.machine, ir())
+            objects.write_assembly(self.cache_dir, key, asm)
+            self.asm[key] = asm
+        return asm
 
 
 PARALLEL_MIN_KERNELS = 4  # cold kernels per worker process that pay for its start (~0.3 s)
@@ -1390,7 +1403,7 @@ def assembly(kernel: Kernel, target: CPUTarget | None = None) -> str:
     it (`compiler.lower(fusion, "cpu", target)`)."""
     target = target or kernel.target or host_target()
     ir, _, _, _ = render(kernel)
-    return objects.compile_ir(_target_machine(target), ir)[1]
+    return objects.compile_assembly(_target_machine(target), ir)
 
 
 KernelFn = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
@@ -1598,6 +1611,9 @@ class LLVMExecutor(NumpyExecutor):
             asm = self.target.asm.get(ref["key"])
             if asm:
                 k.sources["asm"] = asm
+            else:  # a cold compile emits objects only: the assembly is made when read
+                ir_of = functools.partial(k.sources.__getitem__, "llvm_ir")
+                k.sources.later("asm", functools.partial(self.target.assembly, ref["key"], ir_of))
             fn, extent = KernelFn(address), parallel_extent(k)
             self.compiled[k.name] = self.launch(k, fn, extent, ref["names"], self.checked)
 

@@ -8,8 +8,9 @@ cost the worker numpy and the whole compiler) and reads one JSON job from stdin:
 
     {"triple": ..., "cpu": ..., "features": ..., "cache_dir": ..., "jobs": [[key, ir], ...]}
 
-It compiles each IR, writes the object and its assembly into the cache (atomically: temp
-file, rename), prints `done KEY` per kernel (the parent's progress) or `error KEY MESSAGE`,
+It compiles each IR, writes the object into the cache (atomically: temp file, rename; the
+assembly is made only when someone reads it, `compile_assembly`: emitting it cost a third of
+a cold compile), prints `done KEY` per kernel (the parent's progress) or `error KEY MESSAGE`,
 and exits.
 """
 
@@ -52,10 +53,15 @@ def optimised(machine: Any, ir: str) -> Any:
     return mod
 
 
-def compile_ir(machine: Any, ir: str) -> tuple[bytes, str]:
-    """(object code, assembly text) of one module."""
-    mod = optimised(machine, ir)
-    return machine.emit_object(mod), machine.emit_assembly(mod)
+def compile_object(machine: Any, ir: str) -> bytes:
+    """The object code of one module."""
+    return machine.emit_object(optimised(machine, ir))
+
+
+def compile_assembly(machine: Any, ir: str) -> str:
+    """The assembly text of one module (the same optimisation and code generation as its
+    object, so the same instructions)."""
+    return machine.emit_assembly(optimised(machine, ir))
 
 
 def _atomic_write(path: str, data: bytes) -> None:
@@ -65,12 +71,19 @@ def _atomic_write(path: str, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def write_cache(cache_dir: str, key: str, obj: bytes, asm: str) -> None:
-    """Store an object (with a checksum) and its assembly; a read-only cache only costs
-    the disk cache."""
+def write_assembly(cache_dir: str, key: str, asm: str) -> None:
+    """Store the assembly of the object `key` beside it (read back by `read_cache`)."""
     try:
         os.makedirs(cache_dir, exist_ok=True)
         _atomic_write(os.path.join(cache_dir, key + ".s"), asm.encode())
+    except OSError:
+        pass
+
+
+def write_cache(cache_dir: str, key: str, obj: bytes) -> None:
+    """Store an object (with a checksum); a read-only cache only costs the disk cache."""
+    try:
+        os.makedirs(cache_dir, exist_ok=True)
         _atomic_write(
             os.path.join(cache_dir, key + ".o"), CACHE_MAGIC + hashlib.sha256(obj).digest() + obj
         )
@@ -131,11 +144,11 @@ def main() -> None:
     machine = target_machine(job["triple"], job["cpu"], job["features"])
     for key, ir in job["jobs"]:
         try:
-            obj, asm = compile_ir(machine, ir)
+            obj = compile_object(machine, ir)
         except Exception as e:  # reported to the parent, which compiles it itself
             print(f"error {key} {type(e).__name__}: {e}".replace("\n", " "), flush=True)
             continue
-        write_cache(job["cache_dir"], key, obj, asm)
+        write_cache(job["cache_dir"], key, obj)
         print(f"done {key}", flush=True)
 
 
