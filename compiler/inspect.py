@@ -327,7 +327,15 @@ def _kernel_details(compiled: CompiledFunction, index: int, row: KernelTime | No
         if row
         else "not run"
     )
-    sources = "".join(_deflated(name, src) for name, src in k.sources.items())
+    # the IR renders in milliseconds; assembly not yet made would cost an -O3 compile per
+    # kernel here, at the end of every compiled training run: it is listed when at hand
+    shown = [n for n in k.sources if n != "asm" or k.sources.ready(n)]
+    sources = "".join(_deflated(name, k.sources[name]) for name in shown)
+    if "asm" in k.sources and "asm" not in shown:
+        sources += (
+            "<p>assembly: made when first read (<code>kernel.asm</code>, <code>DEBUG=5</code>);"
+            " a report written after that shows it</p>"
+        )
     return (
         f'<details id="kd-{index}"><summary class="phase-{k.phase}"><b>{_esc(k.name)}</b> — '
         f"{_esc(k.layer or '-')} — {_esc(' → '.join(k.ops))} — {si(k.flops, 'FLOP')}, "

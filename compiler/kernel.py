@@ -250,9 +250,15 @@ class Sources(MutableMapping[str, str]):
         self._text.pop(name, None)
         self._later[name] = render
 
+    def ready(self, name: str) -> bool:
+        """Whether source `name` is at hand without rendering or compiling anything."""
+        return name in self._text
+
     def __getitem__(self, name: str) -> str:
         if name not in self._text and name in self._later:
-            self._text[name] = self._later.pop(name)()
+            text = self._later[name]()  # kept for the next read if rendering raises
+            self._text[name] = text
+            self._later.pop(name, None)
         return self._text[name]
 
     def __setitem__(self, name: str, text: str) -> None:
@@ -290,7 +296,8 @@ class Kernel:
     bytes_written: int
     kind: str
     seconds: list[float] = field(default_factory=list)  # measured per call by the runtime
-    sources: Sources = field(default_factory=Sources)  # backend sources, when rendered
+    # backend sources, when rendered (not compared: comparing would render them)
+    sources: Sources = field(default_factory=Sources, compare=False)
     target: CPUTarget | None = None  # the CPU its schedule was built for ("cpu" schedule)
     tuning: str = ""  # what the tile search tried and chose, when it ran (compiler.tune)
     layer: str = ""  # module path of its main op (`features.3`); "" outside any module

@@ -250,6 +250,26 @@ def test_the_reports_first_screen_shows_kernel_boxes_in_a_real_browser(tmp_path)
     assert all(a < 1.2**2 * 200 * 58 for a in boxes), boxes  # one box each, not a smear
 
 
+def test_a_report_lists_assembly_once_it_is_made_and_never_compiles_it(tmp_path, monkeypatch):
+    """Writing a report after a cold compile renders the IR (milliseconds) but compiles no
+    assembly (an -O3 compile per kernel): it says how to get it, and shows it once read."""
+    from compiler.backends import llvm as backend
+
+    monkeypatch.setenv("TINYGRAD_EDU_CACHE", str(tmp_path / "cache"))
+    backend._Target.reset()
+    x = np.ones((4, 64), np.float32)
+    compiled = compiler.compile(MLP([64, 10]), x, backend="llvm")
+    compiled(x)
+    before = (tmp_path / "before.html").name
+    compiled.report(str(tmp_path / before))
+    assert not list((tmp_path / "cache").glob("*.s"))  # writing it compiled nothing
+    assert "assembly: made when first read" in (tmp_path / before).read_text()
+    assert all("ret" in k.asm for k in compiled.kernels if k.llvm_ir)
+    compiled.report(str(tmp_path / "after.html"))
+    assert "assembly: made when first read" not in (tmp_path / "after.html").read_text()
+    backend._Target.reset()
+
+
 def test_debug_5_shows_assembly_for_kernels_from_the_disk_cache(tmp_path, monkeypatch, capsys):
     from compiler.backends import llvm as backend
 

@@ -1077,10 +1077,10 @@ def parallel_extent(kernel: Kernel) -> int:
     return body[0].extent if len(body) == 1 and isinstance(body[0], Loop) else 1
 
 
-@functools.cache
-def _renderer_digest() -> str:
+def _source_digest() -> str:
     """A hash of the code that turns kernel IR into LLVM IR (this module, the kernel IR's and
-    the target's): part of every reference key, so changing the renderer renders again."""
+    the target's), read at import: the code that runs, not a later edit of its files. Part
+    of every reference key, so a changed renderer renders again."""
     from .. import kernel as kernel_module
     from .. import target as target_module
 
@@ -1089,6 +1089,13 @@ def _renderer_digest() -> str:
         with open(path, "rb") as f:
             h.update(f.read())
     return h.hexdigest()
+
+
+_RENDERER_DIGEST = _source_digest()
+
+
+def _renderer_digest() -> str:
+    return _RENDERER_DIGEST
 
 
 def bounds_checks_enabled() -> bool:
@@ -1322,7 +1329,10 @@ class _Target:
         generated now and stored beside the object."""
         asm = self.asm.get(key)
         if asm is None:
-            asm = objects.compile_assembly(self.machine, ir())
+            text = ir()
+            asm = objects.compile_assembly(self.machine, text)
+            if self.key(text) != key:  # the kernel changed since it was compiled: not its object's
+                return asm
             objects.write_assembly(self.cache_dir, key, asm)
             self.asm[key] = asm
         return asm
