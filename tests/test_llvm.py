@@ -208,7 +208,7 @@ def test_a_kernel_seen_before_is_not_rendered_and_its_ir_renders_when_read(tmp_p
     fresh_compile()
     assert sorted(rendered) == sorted(names)  # references without objects: all rendered
     assert backend._Target.get().misses == len(names)
-    monkeypatch.setattr(backend, "_renderer_digest", lambda: "another renderer")
+    monkeypatch.setattr(backend, "_RENDERER_DIGEST", "another renderer")
     fresh_compile()
     assert sorted(rendered) == sorted(names)  # a changed renderer renders everything again
     backend._Target.reset()

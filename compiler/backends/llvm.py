@@ -1059,16 +1059,16 @@ class _Function:
         )
 
 
-def render(kernel: Kernel, checked: bool = False) -> tuple[str, str, int, list[str]]:
-    """(LLVM IR text, function symbol, extent of the parallel loop, buffer names by number in
-    the bounds-check record) for one kernel; `checked` adds a bounds check to every access."""
+def render(kernel: Kernel, checked: bool = False) -> tuple[str, str, list[str]]:
+    """(LLVM IR text, function symbol, buffer names by number in the bounds-check record) for
+    one kernel; `checked` adds a bounds check to every access."""
     # the symbol names what the kernel computes, not what the tile search measured
     digest = hashlib.sha256(kernel.identity().encode()).hexdigest()[:12]
     symbol = f"{kernel.name}_{digest}{'_checked' if checked else ''}"
     fn = _Function(kernel, symbol, checked)
     text = fn.render()
     names = sorted(fn.buffer_ids, key=fn.buffer_ids.__getitem__)
-    return text, symbol, parallel_extent(kernel), names
+    return text, symbol, names
 
 
 def parallel_extent(kernel: Kernel) -> int:
@@ -1092,10 +1092,6 @@ def _source_digest() -> str:
 
 
 _RENDERER_DIGEST = _source_digest()
-
-
-def _renderer_digest() -> str:
-    return _RENDERER_DIGEST
 
 
 def bounds_checks_enabled() -> bool:
@@ -1169,7 +1165,7 @@ class _Target:
             (kernel.name, kernel.ops, kernel.buffers, kernel.body, kernel.flops,
              kernel.bytes_read, kernel.bytes_written, kernel.target, kernel.tuning, checked)
         )  # fmt: skip
-        return hashlib.sha256(f"{self.tag}|{_renderer_digest()}\n{what}".encode()).hexdigest()
+        return hashlib.sha256(f"{self.tag}|{_RENDERER_DIGEST}\n{what}".encode()).hexdigest()
 
     def reference(self, ref_key: str) -> dict[str, Any] | None:
         """What rendering the kernel of `ref_key` gave ({"key", "symbol", "names"} or
@@ -1412,7 +1408,7 @@ def assembly(kernel: Kernel, target: CPUTarget | None = None) -> str:
     that could not execute it. Lower the kernel for that target first so its schedule fits
     it (`compiler.lower(fusion, "cpu", target)`)."""
     target = target or kernel.target or host_target()
-    ir, _, _, _ = render(kernel)
+    ir = render(kernel)[0]
     return objects.compile_assembly(_target_machine(target), ir)
 
 
@@ -1601,7 +1597,7 @@ class LLVMExecutor(NumpyExecutor):
             ir = None
             if ref is None:
                 try:
-                    ir, symbol, _, names = render(k, self.checked)
+                    ir, symbol, names = render(k, self.checked)
                     ref = {"key": self.target.key(ir), "symbol": symbol, "names": names}
                 except NotRenderableError as why:
                     ref = {"numpy": str(why)}
