@@ -87,6 +87,10 @@ def _call(fn: str, args: list[Any]) -> Any:
             return float(math.floor(x)) if math.isfinite(x) else x
         if fn == "erff":
             return math.erf(x)
+        if fn == "sinf":
+            return math.sin(x) if math.isfinite(x) else math.nan
+        if fn == "cosf":
+            return math.cos(x) if math.isfinite(x) else math.nan
         if fn == "signf":
             return float(np.sign(x))
         if fn == "sigmoid":

@@ -79,6 +79,8 @@ UNARY_CALLS = {
     "floor": "floorf",
     "sigmoid": "sigmoid",
     "erf": "erff",
+    "sin": "sinf",
+    "cos": "cosf",
 }
 BINARY_OPS = {
     "add": "+",

@@ -204,6 +204,8 @@ _UNARY = {
     "sigmoid": "Sigmoid",
     "tanh": "Tanh",
     "erf": "Erf",
+    "sin": "Sin",
+    "cos": "Cos",
     "detach": "Identity",
 }
 _ARITHMETIC = {"add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div", "pow": "Pow"}

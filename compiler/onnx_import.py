@@ -103,6 +103,9 @@ _UNARY = {
     "Neg": Tensor.__neg__,
     "Sign": Tensor.sign,
     "Erf": Tensor.erf,
+    "Sin": Tensor.sin,
+    "Cos": Tensor.cos,
+    "Tan": Tensor.tan,
     "Reciprocal": lambda x: 1.0 / x,
     "Not": lambda x: x == False,  # noqa: E712 (a DSL comparison, not Python's)
 }

@@ -403,11 +403,18 @@ FAILING_RANK = (
 def test_an_exception_on_one_rank_aborts_the_job_and_names_the_rank(with_mpi4py_main) -> None:
     command = ["mpiexec", "-n", "2", sys.executable]
     command += ["-m", "mpi4py", "-c", FAILING_RANK] if with_mpi4py_main else ["-c", FAILING_RANK]
-    start = time.monotonic()
-    proc = subprocess.run(command, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=60)
-    assert time.monotonic() - start < 10
-    assert proc.returncode != 0
-    output = proc.stdout + proc.stderr
+    for attempt in range(2):
+        start = time.monotonic()
+        proc = subprocess.run(
+            command, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=60
+        )
+        assert time.monotonic() - start < 10
+        assert proc.returncode != 0
+        output = proc.stdout + proc.stderr
+        # once in a few hundred runs on a busy machine MPICH's launcher killed the ranks
+        # before forwarding any of their output (the whole capture empty): run it again
+        if output.strip() or attempt:
+            break
     assert "rank one gave up" in output
     # mpi4py's own abort, or tinygrad_edu.distributed's hook when run without -m mpi4py
     assert "rank 1 in comm 0" in output or "[rank 1/2] failed" in output, output[-2000:]

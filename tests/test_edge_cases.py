@@ -191,7 +191,9 @@ def test_careless_inputs_get_clear_errors(call, match):
 
 def test_zero_dim_reductions_accept_dim_zero_like_pytorch():
     t = Tensor(2.0)
-    assert t.sum(0).item() == 2.0 and t.max(-1).item() == 2.0 and t.mean(0).item() == 2.0
+    assert t.sum(0).item() == 2.0 and t.amax(-1).item() == 2.0 and t.mean(0).item() == 2.0
+    values, indices = t.max(-1)  # PyTorch's (values, indices), an index 0 for a 0-d tensor
+    assert values.item() == 2.0 and indices.item() == 0 and indices.dtype == np.int64
 
 
 def test_same_padding_keeps_the_size_with_even_kernels():

@@ -179,7 +179,7 @@ def everything(x, y):
     h = x.leaky_relu(0.1) + y.abs().sqrt() - (x * 0.5).exp().log() / (y * y + 1.0)
     h = h.maximum(y.sign()).minimum(3.0) ** 2.0
     s = h.softmax(axis=1) + h.log_softmax(axis=-1) + h.tanh() + h.sigmoid()
-    r = s.sum(axis=(2, 3), keepdim=True) + s.max(axis=1, keepdim=True) - s.min(axis=3, keepdim=True)
+    r = s.sum(axis=(2, 3), keepdim=True) + s.amax(1, keepdim=True) - s.amin(3, keepdim=True)
     p = r.pad((1, 2, 0, 1), value=0.25).avg_pool2d(2, stride=1, padding=1)
     a = h.adaptive_avg_pool2d((3, 2))  # uneven windows: slices, means and cat
     c = x.where(x > 0, -y) + (x <= y).cast(np.float32) + (x != y).float()
@@ -191,6 +191,7 @@ def everything(x, y):
         "idx": c[:, 1:, ::2, -3:][:, None, 0],
         "argmax": h.flatten(1).argmax(axis=1),
         "mean": h.mean(axis=1) - h.var(axis=1),
+        "trig": x.sin() * y.cos() + x.tan(),
         "mat": h.reshape(-1, 3, 35) @ h.reshape(-1, 35, 3).permute(0, 2, 1).permute(0, 2, 1),
     }
 

@@ -6,11 +6,14 @@
 Both `Value` and `Tensor` run the op table in `ops.py` through one autograd (`autograd.py`).
 """
 
+import numpy as np
+
 from . import nn, optim
 from .anomaly import detect_anomaly, is_anomaly_enabled, set_detect_anomaly
 from .autograd import enable_grad, grad_enabled, no_grad
 from .errors import OpError, OpIndexError
 from .gradcheck import GradcheckError, gradcheck
+from .method_forms import MaxMin, functions
 from .rng import manual_seed
 from .scalar import Value
 from .tensor import (
@@ -28,6 +31,108 @@ from .tensor import (
 )
 
 __version__ = "0.1.0"
+
+# PyTorch's function forms, `tinygrad_edu.exp(x)` for `x.exp()` (the method is the definition)
+FUNCTION_FORMS = (
+    "abs",
+    "add",
+    "amax",
+    "amin",
+    "argmax",
+    "argmin",
+    "bmm",
+    "ceil",
+    "chunk",
+    "clamp",
+    "clip",
+    "clone",
+    "cos",
+    "cosh",
+    "cumsum",
+    "diagonal",
+    "div",
+    "dot",
+    "eq",
+    "erf",
+    "exp",
+    "exp2",
+    "flatten",
+    "flip",
+    "floor",
+    "floor_divide",
+    "gather",
+    "ge",
+    "gt",
+    "le",
+    "lerp",
+    "log",
+    "log10",
+    "log1p",
+    "log2",
+    "log_softmax",
+    "logsumexp",
+    "lt",
+    "masked_fill",
+    "matmul",
+    "max",
+    "maximum",
+    "mean",
+    "min",
+    "minimum",
+    "mm",
+    "movedim",
+    "mul",
+    "mv",
+    "narrow",
+    "ne",
+    "neg",
+    "numel",
+    "outer",
+    "permute",
+    "pow",
+    "relu",
+    "remainder",
+    "reshape",
+    "roll",
+    "round",
+    "rsqrt",
+    "select",
+    "sigmoid",
+    "sign",
+    "sin",
+    "sinh",
+    "softmax",
+    "split",
+    "sqrt",
+    "square",
+    "squeeze",
+    "std",
+    "sub",
+    "sum",
+    "swapaxes",
+    "t",
+    "tan",
+    "tanh",
+    "tile",
+    "trace",
+    "transpose",
+    "tril",
+    "triu",
+    "trunc",
+    "unbind",
+    "unsqueeze",
+    "var",
+    "index_select",
+)
+globals().update(functions(FUNCTION_FORMS))
+# the factories under PyTorch's module-level names
+zeros, ones, full = Tensor.zeros, Tensor.ones, Tensor.full
+rand, randn, arange = Tensor.rand, Tensor.randn, Tensor.arange
+# dtypes under PyTorch's names (numpy's dtypes: what every dtype= argument takes)
+float32, float64, int32, int64, uint8 = np.float32, np.float64, np.int32, np.int64, np.uint8
+float, double, long = np.float32, np.float64, np.int64  # noqa: A001 (torch.float, ...)
+bool = np.bool_  # noqa: A001 (torch.bool)
+
 
 __all__ = [
     "GradcheckError",
@@ -56,4 +161,14 @@ __all__ = [
     "isclose",
     "ones_like",
     "zeros_like",
+    # PyTorch's function forms, factories and dtype names
+    "MaxMin",
+    "arange",
+    "full",
+    "ones",
+    "rand",
+    "randn",
+    "tensor",
+    "zeros",
+    *FUNCTION_FORMS,
 ]

@@ -129,6 +129,9 @@ FLOOR = _unary(
     lambda xp, x: xp.floor(x) if x.dtype.kind == "f" else x,
     lambda g, out, x: g * 0.0,  # zero almost everywhere, as PyTorch's
 )
+# sin' = cos and cos' = -sin: each VJP is the other op, so derivatives of any order stay in DSL
+SIN = _unary("sin", lambda xp, x: xp.sin(x), lambda g, out, x: g * x.cos())
+COS = _unary("cos", lambda xp, x: xp.cos(x), lambda g, out, x: -(g * x.sin()))
 RELU = _unary("relu", lambda xp, x: xp.maximum(x, 0), lambda g, out, x: g * (x > 0))
 SIGMOID = _unary("sigmoid", _sigmoid, lambda g, out, x: g * out * (1 - out))
 TANH = _unary("tanh", lambda xp, x: xp.tanh(x), lambda g, out, x: g * (1 - out * out))
@@ -982,7 +985,8 @@ ONE_HOT = _register("one_hot", "elementwise", _one_hot_shape, _one_hot_forward, 
 # answer from numpy, which a test checks)
 # ---------------------------------------------------------------------------------------------
 _DEFAULT_FLOAT = np.dtype(np.float32)
-_FLOAT_RESULT = ("sigmoid", "tanh", "exp", "log", "sqrt", "div", "erf")  # float even on ints
+# float even on ints
+_FLOAT_RESULT = ("sigmoid", "tanh", "exp", "log", "sqrt", "div", "erf", "sin", "cos")
 
 
 def infer_dtype(op: Op, dtypes: list[np.dtype], attrs: dict[str, Any]) -> np.dtype:

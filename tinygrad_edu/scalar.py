@@ -157,6 +157,12 @@ class Value(Node):
     def tanh(self) -> Value:
         return self._unary(ops.TANH)
 
+    def sin(self) -> Value:
+        return self._unary(ops.SIN)
+
+    def cos(self) -> Value:
+        return self._unary(ops.COS)
+
     def sigmoid(self) -> Value:
         return self._unary(ops.SIGMOID)
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
+import types
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -18,6 +20,7 @@ import numpy as np
 from . import ops, rng
 from .autograd import Node, no_grad, record_input_check, tracing
 from .errors import OpIndexError, op_error
+from .method_forms import MethodForms
 from .ops import Op
 from .shape import SizeAttr
 
@@ -152,7 +155,7 @@ def _axis(axis: Any, dim: Any) -> Any:
     return dim if axis is None else axis
 
 
-class Tensor(Node):
+class Tensor(MethodForms, Node):
     """An array with a gradient. float32 by default; float64 works end to end.
 
     `Tensor(np_array, requires_grad=True)` makes a leaf; ops on it record nodes, and
@@ -520,27 +523,34 @@ class Tensor(Node):
     def floor(self) -> Tensor:
         return self._call(ops.FLOOR)
 
+    def sin(self) -> Tensor:
+        return self._call(ops.SIN)
+
+    def cos(self) -> Tensor:
+        return self._call(ops.COS)
+
     def floor_divide(self, other: Any) -> Tensor:
         """`self // other`, rounded toward minus infinity as PyTorch's and Python's: in the
         promoted dtype (integers stay integers, through float64)."""
         other = self._lift(other)
-        kind = np.result_type(self.dtype, other.dtype)
-        if kind.kind in "iu":
-            if (
-                not tracing()
-                and not isinstance(other.data, MetaArray)
-                and (other.numpy() == 0).any()
-            ):
-                raise op_error(
-                    "floor_divide",
-                    "integer division by zero",
-                    f"{self.shape} // {other.shape}",
-                    "make the divisor nonzero, or divide floats (inf, as PyTorch's)",
-                    ZeroDivisionError,
-                )
-            wide = self.cast(np.float64) / other.cast(np.float64)
-            return wide.floor().cast(np.int64)
-        return (self / other).floor()
+        wide = self._integer_quotient(other, "floor_divide")
+        return (self / other).floor() if wide is None else wide.floor().cast(np.int64)
+
+    def _integer_quotient(self, other: Tensor, op: str) -> Tensor | None:
+        """self / other in float64 when both are integers (None otherwise): exact for
+        integers below 2^53, for rounding to an integer quotient. Raises on a zero divisor,
+        as PyTorch's integer division does."""
+        if np.result_type(self.dtype, other.dtype).kind not in "iu":
+            return None
+        if not tracing() and not isinstance(other.data, MetaArray) and (other.numpy() == 0).any():
+            raise op_error(
+                op,
+                "integer division by zero",
+                f"{self.shape} // {other.shape}",
+                "make the divisor nonzero, or divide floats (inf, as PyTorch's)",
+                ZeroDivisionError,
+            )
+        return self.cast(np.float64) / other.cast(np.float64)
 
     def remainder(self, other: Any) -> Tensor:
         """`self % other` with the divisor's sign, as PyTorch's and Python's:
@@ -703,18 +713,16 @@ class Tensor(Node):
         zero = var == 0
         return where(zero, 0.0, where(zero, 1.0, var).sqrt())
 
-    def max(self, axis: Any = None, keepdim: bool = False, *, dim: Any = None) -> Tensor:
-        """Largest values along `axis` (values only, like `torch.amax`)."""
-        return self._call(ops.MAX, axis=self._axes(_axis(axis, dim), "max"), keepdim=keepdim)
-
-    def min(self, axis: Any = None, keepdim: bool = False, *, dim: Any = None) -> Tensor:
-        return self._call(ops.MIN, axis=self._axes(_axis(axis, dim), "min"), keepdim=keepdim)
+    # max / min / amax / amin, with PyTorch's (values, indices) form: `method_forms`
 
     def argmax(
         self, axis: int | None = None, keepdim: bool = False, *, dim: int | None = None
     ) -> Tensor:
         """Index of the largest value (flattened when axis is None); no gradient."""
         axis = _axis(axis, dim)
+        if self.ndim == 0:  # PyTorch: the one element's index, 0 (a dim must be 0 or -1)
+            self._axes(axis, "argmax")
+            return Tensor._make(np.zeros((), np.int64))
         ax = None if axis is None else self._axes(axis, "argmax")[0]
         if (self.size if ax is None else self.shape[ax]) == 0:
             raise op_error(
@@ -744,7 +752,7 @@ class Tensor(Node):
                 self.shape,
                 "check the batch is not empty",
             )
-        shift = self.detach().max(axes, keepdim=True)
+        shift = self.detach().amax(axes, keepdim=True)
         shift = shift.where(shift.abs() != np.inf, 0.0)  # all -inf (or an inf): no shift
         out = (self - shift).exp().sum(axes, keepdim=True).log() + shift
         return out if keepdim else out.reshape(_drop_axes(out.shape, axes))
@@ -1726,7 +1734,8 @@ def _accepting_keepdims(method: Any) -> Any:
     return reduction
 
 
-for _name, _method in list(vars(Tensor).items()):  # every reduction with a keepdim argument
+# every reduction with a keepdim argument, the method forms' included
+for _name, _method in list({**vars(MethodForms), **vars(Tensor)}.items()):
     if callable(_method) and "keepdim" in inspect.signature(_method).parameters:
         setattr(Tensor, _name, _accepting_keepdims(_method))
 del _name, _method
@@ -2000,3 +2009,20 @@ __all__ = [
     "Tensor", "allclose", "cat", "einsum", "eye", "full_like", "isclose", "no_grad",
     "ones_like", "stack", "where", "zeros_like",
 ]  # fmt: skip
+
+
+def new_tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """`torch.tensor`: a new leaf Tensor holding a copy of `data` (a list, number or array;
+    float32 for floats unless `dtype` says otherwise, int64 for integers)."""
+    return Tensor(np.array(data, copy=True), dtype=dtype, requires_grad=requires_grad)
+
+
+class _CallableModule(types.ModuleType):
+    """This module, callable: `tinygrad_edu.tensor([1.0, 2.0])` is PyTorch's `torch.tensor`
+    while `tinygrad_edu.tensor` stays the module every `import` of it finds."""
+
+    def __call__(self, data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+        return new_tensor(data, dtype, requires_grad)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -406,6 +406,8 @@ class _Function:
         x = self.value(e.args[0], ty) if e.args else "0"
         one = _fconst(1.0, ty)
         simple = {"expf": "exp", "logf": "log", "sqrtf": "sqrt", "fabsf": "fabs", "floorf": "floor"}
+        # LLVM lowers these to libm's sinf/cosf (sin/cos for doubles), lane by lane
+        simple |= {"sinf": "sin", "cosf": "cos"}
         if e.fn in simple:
             return self.intrinsic(simple[e.fn], ty, x)
         if e.fn == "powf":

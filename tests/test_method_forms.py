@@ -1,0 +1,393 @@
+"""PyTorch's method and function forms (`tinygrad_edu.method_forms`) and the sin/cos
+primitives they build on.
+
+Values are checked against numpy's formulas (and PyTorch's where installed), gradients by
+gradcheck in float64 at eps 1e-6, atol 1e-5, rtol 1e-3 (inputs kept 1e-2 off the kinks of
+round/trunc/ceil, whose gradient is zero), and compiled (llvm) results against eager ones.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import compiler
+import tinygrad_edu as tg
+from tinygrad_edu import OpError, OpIndexError, Tensor, Value, gradcheck, nn
+from tinygrad_edu.testing import arrays, shapes
+
+
+def _torch():
+    return pytest.importorskip("torch")
+
+
+# -- sin and cos: primitives on every path ----------------------------------------------------
+@given(x=arrays(shapes(min_dims=1)))
+def test_sin_cos_values_and_gradients(x):
+    t = Tensor(x, dtype=np.float64)
+    np.testing.assert_allclose(t.sin().numpy(), np.sin(x), rtol=1e-15, atol=1e-15)
+    np.testing.assert_allclose(t.cos().numpy(), np.cos(x), rtol=1e-15, atol=1e-15)
+    assert gradcheck(lambda a: a.sin() * a.cos() + a.tan().sin(), [np.clip(x, -1.2, 1.2)])
+
+
+def test_sin_second_derivative_is_minus_sin():
+    x0 = np.linspace(-3, 3, 7)
+    x = Tensor(x0, dtype=np.float64, requires_grad=True)
+    x.sin().sum().backward(create_graph=True)
+    g = x.grad
+    np.testing.assert_allclose(g.numpy(), np.cos(x0), rtol=1e-14)
+    x.grad = None
+    g.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), -np.sin(x0), rtol=1e-14, atol=1e-15)
+
+
+def test_scalar_values_share_sin_and_cos():
+    a = Value(0.7)
+    out = a.sin() * a.cos()
+    out.backward()
+    assert out.data == pytest.approx(np.sin(0.7) * np.cos(0.7))
+    assert a.grad == pytest.approx(np.cos(1.4))  # d/da sin(a)cos(a) = cos(2a)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_trigonometry_equals_eager(dtype):
+    x = np.concatenate([np.linspace(-20, 20, 997), [0.0, np.inf, -np.inf, np.nan]]).astype(dtype)
+
+    def fn(t):
+        return t.sin() + t.cos() * 2.0, t.tan(), t.sinh() - t.cosh()
+
+    compiled = compiler.compile(fn, x, backend="llvm")
+    assert any("sin" in k.ops for k in compiled.kernels)
+    tol = 1e-6 if dtype == np.float32 else 1e-13
+    for got, want in zip(compiled(x).values(), fn(Tensor(x, dtype=dtype))):
+        np.testing.assert_allclose(got, want.numpy(), rtol=tol, atol=tol)
+
+
+class _Wave(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(5, 8), nn.Linear(8, 3)
+
+    def forward(self, x):
+        h = self.fc1(x)
+        return self.fc2(h.sin() * h.cos())
+
+
+def test_compiled_sin_training_step_matches_eager():
+    """The VJPs (cos for sin, -sin for cos) are compiled too: one SGD step, both ways."""
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-2, 2, (8, 5)).astype(np.float32)
+    y = np.arange(8) % 3
+    tg.manual_seed(0)
+    model = _Wave()
+    start = [p.numpy().copy() for p in model.parameters()]
+    opt = tg.optim.SGD(model.parameters(), lr=0.1)
+    step = compiler.compile_train_step(
+        model, lambda o, t: o.cross_entropy(t), opt, x, y, backend="llvm"
+    )
+    compiled_loss = step(x, y)
+    compiled = [p.numpy().copy() for p in model.parameters()]
+    for p, v in zip(model.parameters(), start):
+        p.data[...] = v
+    loss = model(Tensor(x)).cross_entropy(y)
+    loss.backward()
+    opt.step()
+    assert abs(compiled_loss - loss.item()) < 1e-5
+    for p, want in zip(model.parameters(), compiled):
+        np.testing.assert_allclose(p.numpy(), want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.skipif(__import__("shutil").which("nvcc") is None, reason="nvcc is not on PATH")
+def test_generated_cuda_for_trigonometry_compiles_with_nvcc(tmp_path):
+    from compiler.backends.cuda import render_module
+
+    x = np.linspace(-3, 3, 64, dtype=np.float32)
+    compiled = compiler.compile(lambda t: t.sin() * t.cos(), x, backend="cuda")
+    source, _ = render_module(compiled.kernels)
+    assert "sinf(" in source and "cosf(" in source
+    cu = tmp_path / "trig.cu"
+    cu.write_text(source)
+    result = __import__("subprocess").run(
+        ["nvcc", "--ptx", "-arch=sm_90", "-o", str(tmp_path / "t.ptx"), str(cu)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+
+
+# -- max / min with PyTorch's return types ----------------------------------------------------
+def test_max_over_a_dim_unpacks_into_values_and_indices_whatever_the_batch():
+    """`_, pred = out.max(1)`: with two rows, a plain tensor would silently unpack into them."""
+    logits = Tensor(np.array([[0.1, 2.0, -1.0], [3.0, 0.5, 0.2]]))
+    values, pred = logits.max(1)
+    np.testing.assert_array_equal(values.numpy(), [2.0, 3.0])
+    np.testing.assert_array_equal(pred.numpy(), [1, 0])
+    assert pred.dtype == np.int64
+    result = logits.min(dim=0, keepdim=True)
+    assert result.values.shape == (1, 3) and result.indices.shape == (1, 3)
+    np.testing.assert_array_equal(result.indices.numpy(), [[0, 1, 0]])
+    assert logits.max().item() == 3.0
+    np.testing.assert_array_equal(logits.max(axis=1).indices.numpy(), [1, 0])
+
+
+def test_max_min_forms_match_torch():
+    torch = _torch()
+    x = np.random.default_rng(0).standard_normal((3, 4, 5))
+    t, tt = Tensor(x, dtype=np.float64), torch.tensor(x)
+    for dim in (0, 1, -1):
+        for keepdim in (False, True):
+            for name in ("max", "min"):
+                ours = getattr(t, name)(dim, keepdim)
+                theirs = getattr(tt, name)(dim, keepdim)
+                np.testing.assert_array_equal(ours.values.numpy(), theirs.values.numpy())
+                np.testing.assert_array_equal(ours.indices.numpy(), theirs.indices.numpy())
+    other = Tensor(np.zeros((3, 4, 5)))
+    np.testing.assert_array_equal(t.max(other).numpy(), tt.max(torch.zeros(3, 4, 5)).numpy())
+    np.testing.assert_array_equal(t.amax((0, 2)).numpy(), tt.amax((0, 2)).numpy())
+    np.testing.assert_array_equal(t.amin(1, True).numpy(), tt.amin(1, True).numpy())
+
+
+def test_compiled_max_over_a_dim_gives_values_and_indices():
+    x = np.random.default_rng(1).standard_normal((6, 10)).astype(np.float32)
+    compiled = compiler.compile(lambda t: tuple(t.max(1)), x, backend="llvm")
+    values, indices = compiled(x).values()  # outputs by name: out0, out1
+    np.testing.assert_array_equal(values, x.max(1))
+    np.testing.assert_array_equal(indices, x.argmax(1))
+
+
+def test_max_values_gradient_flows_to_the_maximum():
+    assert gradcheck(
+        lambda a: a.max(1).values * 2.0, [np.array([[1.0, 3.0, 2.0], [0.5, -1.0, 0.0]])]
+    )
+
+
+# -- arithmetic, rounding, comparisons --------------------------------------------------------
+def test_arithmetic_methods_take_pytorchs_arguments():
+    a, b = Tensor(np.array([1.0, -2.0, 3.0])), Tensor(np.array([0.5, 4.0, -1.0]))
+    np.testing.assert_allclose(a.add(b, alpha=2).numpy(), [2.0, 6.0, 1.0])
+    np.testing.assert_allclose(a.sub(b, alpha=0.5).numpy(), [0.75, -4.0, 3.5])
+    np.testing.assert_allclose(a.mul(b).numpy(), [0.5, -8.0, -3.0])
+    np.testing.assert_allclose(a.div(b).numpy(), [2.0, -0.5, -3.0])
+    np.testing.assert_allclose(a.pow(2).numpy(), a.square().numpy())
+    np.testing.assert_allclose(a.neg().numpy(), [-1.0, 2.0, -3.0])
+    np.testing.assert_allclose(a.lerp(b, 0.25).numpy(), [0.875, -0.5, 2.0])
+    np.testing.assert_allclose(a.clamp_min(0).numpy(), [1.0, 0.0, 3.0])
+    np.testing.assert_allclose(a.clamp_max(0).numpy(), [0.0, -2.0, 0.0])
+    np.testing.assert_allclose(a.exp2().numpy(), 2.0 ** a.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(b.abs().log2().numpy(), np.log2(np.abs(b.numpy())), rtol=1e-6)
+    np.testing.assert_allclose(b.abs().log10().numpy(), np.log10(np.abs(b.numpy())), rtol=1e-6)
+    for name, want in [("eq", [0, 0, 0]), ("ne", [1, 1, 1]), ("lt", [0, 1, 0])]:
+        np.testing.assert_array_equal(getattr(a, name)(b).numpy(), want)
+    np.testing.assert_array_equal(a.ge(1.0).numpy(), [1, 0, 1])
+    assert a.equal(a.clone()) and not a.equal(b) and not a.equal(a[:2])
+
+
+@pytest.mark.parametrize("mode", [None, "trunc", "floor"])
+def test_div_rounding_modes_match_torch_for_ints_and_floats(mode):
+    torch = _torch()
+    ai, bi = np.array([7, -7, 7, -7, 0, 6]), np.array([2, 2, -2, -2, 3, -3])
+    af, bf = ai.astype(np.float32) + 0.5, bi.astype(np.float32)
+    for a, b in [(ai, bi), (af, bf)]:
+        ours = Tensor(a).div(Tensor(b), rounding_mode=mode)
+        theirs = torch.tensor(a).div(torch.tensor(b), rounding_mode=mode)
+        assert str(ours.dtype) == str(theirs.dtype).replace("torch.", "")
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6)
+
+
+def test_integer_trunc_division_by_zero_and_bad_modes_say_how_to_fix():
+    with pytest.raises(ZeroDivisionError, match="div: integer division by zero"):
+        Tensor([1, 2]).div(Tensor([1, 0]), rounding_mode="trunc")
+    with pytest.raises(OpError, match=r"div: rounding_mode must be.*'trunc'.*Fix"):
+        Tensor([1.0]).div(2.0, rounding_mode="round")
+
+
+@given(x=arrays(shapes(min_dims=1), away_from=(-0.5, 0.5)))
+def test_rounding_matches_numpy_and_has_zero_gradient(x):
+    x = x * 3.0  # spans several whole numbers
+    t = Tensor(x, dtype=np.float64)
+    np.testing.assert_array_equal(t.round().numpy(), np.round(x))
+    np.testing.assert_array_equal(t.trunc().numpy(), np.trunc(x))
+    np.testing.assert_array_equal(t.ceil().numpy(), np.ceil(x))
+    np.testing.assert_allclose(t.frac().numpy(), x - np.trunc(x), atol=1e-15)
+    g = Tensor(x, dtype=np.float64, requires_grad=True)
+    (g.round() + g.trunc() + g.ceil()).sum().backward()
+    np.testing.assert_array_equal(g.grad.numpy(), np.zeros_like(x))
+
+
+def test_round_sends_halves_to_the_even_neighbour_like_torch():
+    x = np.array([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 3.5, 1e8 + 0.5, np.inf, np.nan])
+    want = [-2.0, -2.0, -0.0, 0.0, 2.0, 2.0, 4.0, 1e8, np.inf, np.nan]
+    np.testing.assert_array_equal(Tensor(x, dtype=np.float64).round().numpy(), want)
+    np.testing.assert_allclose(
+        Tensor(np.array([1.2345, -2.5551])).round(decimals=2).numpy(), [1.23, -2.56], rtol=1e-6
+    )
+    compiled = compiler.compile(lambda t: t.round(), x.astype(np.float32), backend="llvm")
+    np.testing.assert_array_equal(compiled(x.astype(np.float32)), np.round(x.astype(np.float32)))
+
+
+# -- matrix products --------------------------------------------------------------------------
+def test_matrix_products_and_their_shape_errors():
+    rng = np.random.default_rng(2)
+    a, b, v = rng.standard_normal((3, 4)), rng.standard_normal((4, 2)), rng.standard_normal(4)
+    ta, tb, tv = Tensor(a), Tensor(b), Tensor(v)
+    np.testing.assert_allclose(ta.mm(tb).numpy(), a @ b, rtol=1e-5)
+    np.testing.assert_allclose(ta.mv(tv).numpy(), a @ v, rtol=1e-5)
+    np.testing.assert_allclose(tv.dot(tv).numpy(), v @ v, rtol=1e-5)
+    np.testing.assert_allclose(tv.outer(tv[:2]).numpy(), np.outer(v, v[:2]), rtol=1e-6)
+    np.testing.assert_allclose(ta.t().numpy(), a.T)
+    batch = rng.standard_normal((2, 3, 4))
+    np.testing.assert_allclose(
+        Tensor(batch).bmm(Tensor(batch).transpose(1, 2)).numpy(),
+        batch @ batch.transpose(0, 2, 1),
+        rtol=1e-5,
+    )
+    with pytest.raises(OpError, match=r"mm: expects 2-D and 2-D operands, got 2-D and 1-D.*Fix"):
+        ta.mm(tv)
+    with pytest.raises(OpError, match=r"bmm: batch sizes differ"):
+        Tensor(batch).bmm(Tensor(rng.standard_normal((3, 4, 2))))
+    with pytest.raises(OpError, match=r"t: expects a tensor of at most 2 dims.*Fix"):
+        Tensor(batch).t()
+    assert gradcheck(lambda x, y: x.mm(y).tanh() + x.t().t().mm(y), [a, b])
+
+
+# -- movement ---------------------------------------------------------------------------------
+def test_movement_methods_match_numpy():
+    x = np.arange(24.0).reshape(2, 3, 4)
+    t = Tensor(x, dtype=np.float64)
+    np.testing.assert_array_equal(t.flip(0, 2).numpy(), np.flip(x, (0, 2)))
+    np.testing.assert_array_equal(t.flip([1]).numpy(), np.flip(x, 1))
+    np.testing.assert_array_equal(t[0].fliplr().numpy(), np.fliplr(x[0]))
+    np.testing.assert_array_equal(t[0].flipud().numpy(), np.flipud(x[0]))
+    np.testing.assert_array_equal(t.roll(2, 2).numpy(), np.roll(x, 2, 2))
+    np.testing.assert_array_equal(t.roll((1, -1), (0, 1)).numpy(), np.roll(x, (1, -1), (0, 1)))
+    np.testing.assert_array_equal(t.roll(5).numpy(), np.roll(x, 5))
+    np.testing.assert_array_equal(t.narrow(2, 1, 2).numpy(), x[:, :, 1:3])
+    np.testing.assert_array_equal(t.narrow(1, -2, 2).numpy(), x[:, 1:3])
+    np.testing.assert_array_equal(t.index_select(2, Tensor([3, 0, 3])).numpy(), x[:, :, [3, 0, 3]])
+    np.testing.assert_array_equal(t.movedim(0, -1).numpy(), np.moveaxis(x, 0, -1))
+    np.testing.assert_array_equal(t.movedim((0, 1), (2, 0)).numpy(), np.moveaxis(x, (0, 1), (2, 0)))
+    np.testing.assert_array_equal(t.swapaxes(0, 2).numpy(), np.swapaxes(x, 0, 2))
+    np.testing.assert_array_equal(t.tile(2).numpy(), np.tile(x, 2))
+    np.testing.assert_array_equal(t.tile((2, 1, 1, 1)).numpy(), np.tile(x, (2, 1, 1, 1)))
+    assert [u.shape for u in t.unbind(1)] == [(2, 4)] * 3
+    np.testing.assert_array_equal(t.unbind(1)[2].numpy(), x[:, 2])
+    np.testing.assert_array_equal(t.select(0, 1).numpy(), x[1])
+    np.testing.assert_array_equal(t.triu(1).numpy(), np.triu(x, 1))
+    np.testing.assert_array_equal(t.tril(-1).numpy(), np.tril(x, -1))
+    np.testing.assert_array_equal(t.diagonal(1, 1, 2).numpy(), np.diagonal(x, 1, 1, 2))
+    np.testing.assert_array_equal(t[0].diagonal(-1).numpy(), np.diagonal(x[0], -1))
+    assert t[0].trace().item() == np.trace(x[0])
+    assert t.clone() is not t and t.clone().dtype == t.dtype
+    assert t.long().dtype == np.int64 and t.int().dtype == np.int32 and t.bool().dtype == np.bool_
+
+
+def test_movement_gradients_match_finite_differences():
+    x = np.random.default_rng(4).standard_normal((3, 4))
+    assert gradcheck(
+        lambda a: (
+            a.flip(1).roll(1, 0) * a.triu()
+            + a.index_select(1, Tensor([0, 0, 2, 3]))
+            + a.t().movedim(0, 1)
+            + a.clone() * a.narrow(1, 0, 4)
+            + a.diagonal().sum()
+        ),
+        [x],
+    )
+
+
+def test_compiled_movement_equals_eager():
+    x = np.random.default_rng(5).standard_normal((2, 3, 8, 8)).astype(np.float32)
+
+    def fn(t):
+        return (
+            t.flip(3) + t.roll(2, 2),
+            t.tril().amax((2, 3)),
+            t.movedim(1, 3).narrow(3, 1, 2) * 2.0,
+            t.index_select(1, Tensor([2, 0])).trunc(),
+        )
+
+    compiled = compiler.compile(fn, x, backend="llvm")
+    for got, want in zip(compiled(x).values(), fn(Tensor(x))):
+        np.testing.assert_allclose(got, want.numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_movement_mistakes_say_how_to_fix():
+    t = Tensor(np.zeros((2, 3)))
+    with pytest.raises(OpIndexError, match=r"narrow: start 2 and length 2 run outside dim 1.*Fix"):
+        t.narrow(1, 2, 2)
+    with pytest.raises(OpError, match=r"movedim: 2 source dims but 1 destinations.*Fix"):
+        t.movedim((0, 1), 0)
+    with pytest.raises(OpError, match=r"roll: 2 shifts for 1 dims.*Fix"):
+        t.roll((1, 2), 0)
+    with pytest.raises(OpError, match=r"index_select: index must be a 1-D integer tensor.*Fix"):
+        t.index_select(0, Tensor([0.5]))
+    with pytest.raises(OpError, match=r"triu: needs at least 2 dims.*Fix"):
+        Tensor([1.0, 2.0]).triu()
+
+
+# -- function forms, factories, dtypes --------------------------------------------------------
+def test_function_forms_read_like_torch():
+    x = tg.tensor([[1.0, -2.0], [3.0, 0.5]])
+    np.testing.assert_allclose(tg.exp(x).numpy(), np.exp(x.numpy()))
+    np.testing.assert_allclose(tg.sin([0.0, 1.0]).numpy(), np.sin([0.0, 1.0]), rtol=1e-6)
+    np.testing.assert_array_equal(tg.max(x, 1).indices.numpy(), [0, 0])
+    np.testing.assert_array_equal(tg.max(x, tg.zeros(2, 2)).numpy(), np.maximum(x.numpy(), 0))
+    np.testing.assert_allclose(tg.matmul(x, x).numpy(), x.numpy() @ x.numpy())
+    np.testing.assert_array_equal(tg.flatten(x).numpy(), x.numpy().reshape(-1))
+    np.testing.assert_array_equal(tg.transpose(x, 0, 1).numpy(), x.numpy().T)
+    assert tg.numel(x) == 4
+    assert tg.exp.__name__ == "exp" and "x.exp" in tg.exp.__doc__ or "input.exp" in tg.exp.__doc__
+
+
+def test_tensor_factory_copies_and_picks_pytorchs_dtypes():
+    data = np.array([1.0, 2.0])
+    t = tg.tensor(data, requires_grad=True)
+    data[0] = 5.0
+    assert t.numpy()[0] == 1.0 and t.requires_grad and t.dtype == np.float32
+    assert tg.tensor([1, 2]).dtype == np.int64 and tg.tensor(2.5).shape == ()
+    assert tg.tensor([1, 2], dtype=tg.float64).dtype == np.float64
+    assert tg.zeros(2, 3, dtype=tg.int64).dtype == np.int64
+    assert tg.ones(2).numpy().tolist() == [1.0, 1.0] and tg.arange(3).shape == (3,)
+    assert tg.randn(2, 2).shape == (2, 2) and tg.rand(3).dtype == np.float32
+    assert tg.full((2,), 7.0).numpy().tolist() == [7.0, 7.0]
+    assert tg.float is np.float32 and tg.long is np.int64 and tg.bool is np.bool_
+    import tinygrad_edu.tensor as module
+
+    assert module.Tensor is Tensor  # the submodule is still the module
+
+
+@given(data=st.data())
+def test_methods_agree_with_torch_on_random_inputs(data):
+    torch = _torch()
+    x = data.draw(arrays(st.tuples(st.integers(2, 5), st.integers(2, 5)), away_from=(-0.5, 0.5)))
+    t, tt = Tensor(x, dtype=np.float64), torch.tensor(x)
+    for name, args in [
+        ("sin", ()),
+        ("cos", ()),
+        ("tan", ()),
+        ("sinh", ()),
+        ("cosh", ()),
+        ("exp2", ()),
+        ("round", ()),
+        ("trunc", ()),
+        ("ceil", ()),
+        ("frac", ()),
+        ("square", ()),
+        ("flip", (0,)),
+        ("roll", (1, 1)),
+        ("triu", (0,)),
+        ("tril", (1,)),
+        ("t", ()),
+        ("amax", (1,)),
+        ("amin", (0,)),
+        ("movedim", (0, 1)),
+        ("narrow", (1, 0, 2)),
+    ]:
+        np.testing.assert_allclose(
+            getattr(t, name)(*args).numpy(),
+            getattr(tt, name)(*args).numpy(),
+            rtol=1e-12,
+            atol=1e-12,
+            err_msg=name,
+        )

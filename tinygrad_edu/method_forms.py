@@ -1,0 +1,487 @@
+"""PyTorch's method forms of the Tensor ops: `x.add(y, alpha=2)`, `x.t()`, `x.flip(0)`,
+`x.max(1)` giving (values, indices), ...
+
+Every method here is a composition of ops that `Tensor` already has (and so of the op
+table's primitives): it adds no forward and no gradient rule of its own, so the eager, scalar
+and compiled paths all run the same definitions. `Tensor` inherits them from `MethodForms`;
+keeping them here keeps `tensor.py` about the ops themselves.
+
+Where PyTorch's method differs from numpy's function of the same name, PyTorch's wins:
+`x.max(dim)` returns `(values, indices)` (`x.amax(dim)` the values alone), `x.round()` rounds
+halves to even, `x.div(y, rounding_mode="trunc")` truncates toward zero.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+
+from .errors import OpIndexError, op_error
+
+if TYPE_CHECKING:
+    from .tensor import Tensor
+
+_LN2 = math.log(2.0)
+_LN10 = math.log(10.0)
+
+
+class MaxMin(NamedTuple):
+    """What `x.max(dim)` / `x.min(dim)` return, as PyTorch's `torch.return_types.max`:
+    unpack it (`values, indices = x.max(1)`) or read `.values` / `.indices`."""
+
+    values: Tensor
+    indices: Tensor
+
+
+def _is_dim(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+class MethodForms:
+    """Mixin of `Tensor`: PyTorch's method names over the DSL's ops (see the module doc)."""
+
+    __slots__ = ()
+
+    # -- arithmetic under PyTorch's method names ---------------------------------------------
+    def add(self: Tensor, other: Any, *, alpha: Any = 1) -> Tensor:
+        """self + alpha * other."""
+        return self + (other if alpha == 1 else self._lift(other) * alpha)
+
+    def sub(self: Tensor, other: Any, *, alpha: Any = 1) -> Tensor:
+        """self - alpha * other."""
+        return self - (other if alpha == 1 else self._lift(other) * alpha)
+
+    subtract = sub
+
+    def mul(self: Tensor, other: Any) -> Tensor:
+        return self * other
+
+    multiply = mul
+
+    def div(self: Tensor, other: Any, *, rounding_mode: str | None = None) -> Tensor:
+        """self / other; `rounding_mode` "trunc" rounds the quotient toward zero, "floor"
+        toward minus infinity (integers stay integers for both, as in PyTorch)."""
+        if rounding_mode is None:
+            return self / other
+        if rounding_mode == "floor":
+            return self.floor_divide(other)
+        if rounding_mode == "trunc":
+            other = self._lift(other)
+            wide = self._integer_quotient(other, "div")
+            return (self / other).trunc() if wide is None else wide.trunc().cast(np.int64)
+        raise op_error(
+            "div",
+            f"rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r}",
+            self.shape,
+            "pass rounding_mode='trunc' or 'floor' (or leave it out: true division)",
+        )
+
+    divide = div
+
+    def true_divide(self: Tensor, other: Any) -> Tensor:
+        return self / other
+
+    def pow(self: Tensor, exponent: Any) -> Tensor:
+        return self**exponent
+
+    def neg(self: Tensor) -> Tensor:
+        return -self
+
+    negative = neg
+
+    def square(self: Tensor) -> Tensor:
+        return self * self
+
+    # -- comparisons (bool tensors, no gradient) ----------------------------------------------
+    def eq(self: Tensor, other: Any) -> Tensor:
+        return self == other
+
+    def ne(self: Tensor, other: Any) -> Tensor:
+        return self != other
+
+    def lt(self: Tensor, other: Any) -> Tensor:
+        return self < other
+
+    def le(self: Tensor, other: Any) -> Tensor:
+        return self <= other
+
+    def gt(self: Tensor, other: Any) -> Tensor:
+        return self > other
+
+    def ge(self: Tensor, other: Any) -> Tensor:
+        return self >= other
+
+    def equal(self: Tensor, other: Any) -> bool:
+        """True when both have the same shape and every element is equal (PyTorch's
+        `torch.equal`: a Python bool, not a tensor)."""
+        other = self._lift(other)
+        return tuple(self.shape) == tuple(other.shape) and bool((self == other).all().item())
+
+    def clamp_min(self: Tensor, min: Any) -> Tensor:  # noqa: A002 (PyTorch's name)
+        return self.clamp(min=min)
+
+    def clamp_max(self: Tensor, max: Any) -> Tensor:  # noqa: A002
+        return self.clamp(max=max)
+
+    # -- elementary functions ----------------------------------------------------------------
+    def tan(self: Tensor) -> Tensor:
+        return self.sin() / self.cos()
+
+    def sinh(self: Tensor) -> Tensor:
+        return (self.exp() - (-self).exp()) * 0.5
+
+    def cosh(self: Tensor) -> Tensor:
+        return (self.exp() + (-self).exp()) * 0.5
+
+    def exp2(self: Tensor) -> Tensor:
+        """2 ** x, as exp(x ln 2)."""
+        return (self * _LN2).exp()
+
+    def log2(self: Tensor) -> Tensor:
+        return self.log() * (1.0 / _LN2)
+
+    def log10(self: Tensor) -> Tensor:
+        return self.log() * (1.0 / _LN10)
+
+    def ceil(self: Tensor) -> Tensor:
+        """The smallest whole number >= x: -floor(-x) (gradient 0, as PyTorch's)."""
+        return -((-self).floor())
+
+    def trunc(self: Tensor) -> Tensor:
+        """x rounded toward zero."""
+        from .tensor import where
+
+        return where(self < 0, self.ceil(), self.floor())
+
+    fix = trunc
+
+    def frac(self: Tensor) -> Tensor:
+        """x - trunc(x), with x's sign."""
+        return self - self.trunc()
+
+    def round(self: Tensor, *, decimals: int = 0) -> Tensor:
+        """x rounded to the nearest whole number, halves to the even one (as PyTorch's and
+        numpy's); `decimals` rounds to that many decimal places (x * 10^d, rounded, / 10^d)."""
+        from .tensor import where
+
+        if decimals:
+            scale = 10.0**decimals
+            return (self * scale).round() / scale
+        if self.dtype.kind != "f":
+            return self
+        down = self.floor()
+        rest = self - down
+        # below a half: down; above: up; exactly a half: whichever of the two is even
+        up_at_half = (down * 0.5).floor() * 2.0 != down
+        go_up = (rest > 0.5).logical_or((rest == 0.5).logical_and(up_at_half))
+        return where(go_up, down + 1.0, down)
+
+    def lerp(self: Tensor, end: Any, weight: Any) -> Tensor:
+        """self + weight * (end - self)."""
+        return self + (self._lift(end) - self) * weight
+
+    # -- reductions with PyTorch's return types ------------------------------------------------
+    def amax(self: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
+        """The largest values over `dim` (an int, a tuple, or None for all); gradient split
+        evenly between tied maxima, as PyTorch's `amax`."""
+        return self._reduce_values("max", dim, keepdim)
+
+    def amin(self: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
+        return self._reduce_values("min", dim, keepdim)
+
+    def max(  # type: ignore[override]
+        self: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None
+    ) -> Any:
+        """PyTorch's three forms: `x.max()` the largest value; `x.max(other)` the elementwise
+        maximum; `x.max(dim)` (an int; `axis=` is its alias) the named pair
+        `(values, indices)` along dim. A tuple of dims gives the values alone, as `amax`."""
+        return self._max_min("max", dim, keepdim, axis)
+
+    def min(  # type: ignore[override]
+        self: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None
+    ) -> Any:
+        """As `max`, for the smallest value (indices: the first of tied minima)."""
+        return self._max_min("min", dim, keepdim, axis)
+
+    def _max_min(self: Tensor, op: str, dim: Any, keepdim: bool, axis: Any) -> Any:
+        from .tensor import Tensor
+
+        if isinstance(dim, Tensor):
+            return self.maximum(dim) if op == "max" else self.minimum(dim)
+        if axis is not None:
+            dim = axis
+        if not _is_dim(dim):
+            return self._reduce_values(op, dim, keepdim)
+        values = self._reduce_values(op, dim, keepdim)
+        pick = self.argmax if op == "max" else self.argmin
+        return MaxMin(values, pick(dim, keepdim))
+
+    def _reduce_values(self: Tensor, op: str, dim: Any, keepdim: bool) -> Tensor:
+        from . import ops
+
+        prim = ops.MAX if op == "max" else ops.MIN
+        return self._call(prim, axis=self._axes(dim, op), keepdim=keepdim)
+
+    # -- matrix products ---------------------------------------------------------------------
+    def t(self: Tensor) -> Tensor:
+        """The transpose of a matrix (a 0-D or 1-D tensor is returned as it is)."""
+        if self.ndim > 2:
+            raise op_error(
+                "t",
+                f"expects a tensor of at most 2 dims, got {self.ndim}",
+                self.shape,
+                "use transpose(dim0, dim1) or permute for more dims",
+            )
+        return self.transpose(0, 1) if self.ndim == 2 else self
+
+    def mm(self: Tensor, other: Any) -> Tensor:
+        """Matrix product of two 2-D tensors."""
+        return self._checked_product("mm", other, 2, 2)
+
+    def bmm(self: Tensor, other: Any) -> Tensor:
+        """Batched matrix product: (b, n, m) @ (b, m, p)."""
+        other = self._lift(other)
+        if self.ndim == 3 and other.ndim == 3 and self.shape[0] != other.shape[0]:
+            raise op_error(
+                "bmm",
+                "batch sizes differ",
+                f"{self.shape} and {other.shape}",
+                "give both operands the same first dim",
+            )
+        return self._checked_product("bmm", other, 3, 3)
+
+    def mv(self: Tensor, vec: Any) -> Tensor:
+        """Matrix times vector: (n, m) @ (m,)."""
+        return self._checked_product("mv", vec, 2, 1)
+
+    def dot(self: Tensor, other: Any) -> Tensor:
+        """The inner product of two 1-D tensors of equal length."""
+        return self._checked_product("dot", other, 1, 1)
+
+    def outer(self: Tensor, other: Any) -> Tensor:
+        """(n,) x (m,) -> (n, m): every product of an element of self and one of other."""
+        other = self._lift(other)
+        if self.ndim != 1 or other.ndim != 1:
+            raise op_error(
+                "outer",
+                "expects two 1-D tensors",
+                f"{self.shape} and {other.shape}",
+                "flatten the operands first",
+            )
+        return self.reshape(-1, 1) * other.reshape(1, -1)
+
+    def _checked_product(self: Tensor, op: str, other: Any, a_dims: int, b_dims: int) -> Tensor:
+        other = self._lift(other)
+        if self.ndim != a_dims or other.ndim != b_dims:
+            raise op_error(
+                op,
+                f"expects {a_dims}-D and {b_dims}-D operands, got {self.ndim}-D and {other.ndim}-D",
+                f"{self.shape} and {other.shape}",
+                "use matmul (@) for other ranks",
+            )
+        return self.matmul(other)
+
+    # -- copies, casts and views -------------------------------------------------------------
+    def clone(self: Tensor) -> Tensor:
+        """A new tensor with the same values; gradients flow back to self."""
+        from . import ops
+
+        return self._call(ops.CAST, dtype=self.dtype.name)
+
+    def swapaxes(self: Tensor, axis0: int, axis1: int) -> Tensor:
+        return self.transpose(axis0, axis1)
+
+    swapdims = swapaxes
+
+    def movedim(self: Tensor, source: Any, destination: Any) -> Tensor:
+        """Move dims `source` to positions `destination` (ints or equal-length sequences);
+        the other dims keep their order."""
+        src = (source,) if _is_dim(source) else tuple(source)
+        dst = (destination,) if _is_dim(destination) else tuple(destination)
+        if len(src) != len(dst):
+            raise op_error(
+                "movedim",
+                f"{len(src)} source dims but {len(dst)} destinations",
+                self.shape,
+                "pass as many destinations as sources",
+            )
+        src = tuple(self._dim(d, "movedim") for d in src)
+        dst = tuple(self._dim(d, "movedim") for d in dst)
+        if len(set(src)) != len(src) or len(set(dst)) != len(dst):
+            raise op_error(
+                "movedim", "repeated dims", f"{source} -> {destination}", "name each dim once"
+            )
+        rest = iter(d for d in range(self.ndim) if d not in src)
+        placed = dict(zip(dst, src))
+        order = tuple(placed[i] if i in placed else next(rest) for i in range(self.ndim))
+        return self.permute(order)
+
+    moveaxis = movedim
+
+    def narrow(self: Tensor, dim: int, start: int, length: int) -> Tensor:
+        """Elements start .. start + length - 1 along `dim` (a view, as a slice)."""
+        d = self._dim(dim, "narrow")
+        n = self.shape[d]
+        begin = start + n if start < 0 else start
+        if not 0 <= begin <= n or length < 0 or begin + length > n:
+            raise op_error(
+                "narrow",
+                f"start {start} and length {length} run outside dim {d} of length {n}",
+                self.shape,
+                "keep start + length within the dim",
+                OpIndexError,
+            )
+        index = [slice(None)] * self.ndim
+        index[d] = slice(begin, begin + length)
+        return self[tuple(index)]
+
+    def index_select(self: Tensor, dim: int, index: Any) -> Tensor:
+        """The entries at the 1-D integer `index` along `dim` (in that order, repeats
+        allowed); the gradient adds back into the picked positions."""
+        from .tensor import Tensor
+
+        idx = index if isinstance(index, Tensor) else Tensor(np.asarray(index))
+        if idx.ndim > 1 or (idx.dtype.kind not in "iu" and idx.size):
+            raise op_error(
+                "index_select",
+                f"index must be a 1-D integer tensor, got {idx.dtype} of shape {idx.shape}",
+                self.shape,
+                "pass e.g. Tensor([0, 2]) (int64)",
+            )
+        d = self._dim(dim, "index_select")
+        picker = [slice(None)] * self.ndim
+        picker[d] = idx.reshape(-1).cast(np.int64)
+        return self[tuple(picker)]
+
+    def flip(self: Tensor, *dims: Any) -> Tensor:
+        """The elements in reverse order along each of `dims`."""
+        if len(dims) == 1 and not _is_dim(dims[0]):
+            dims = tuple(dims[0])
+        axes = {self._dim(d, "flip") for d in dims}
+        if not axes:
+            return self
+        reverse, keep = slice(None, None, -1), slice(None)
+        return self[tuple(reverse if i in axes else keep for i in range(self.ndim))]
+
+    def fliplr(self: Tensor) -> Tensor:
+        return self.flip(1)
+
+    def flipud(self: Tensor) -> Tensor:
+        return self.flip(0)
+
+    def roll(self: Tensor, shifts: Any, dims: Any = None) -> Tensor:
+        """Elements shifted `shifts` places along `dims`, those pushed off the end coming
+        back at the start; without dims, along the flattened tensor."""
+        from .tensor import cat
+
+        if dims is None:
+            if not _is_dim(shifts):
+                raise op_error(
+                    "roll", "without dims, shifts must be one int", self.shape, "pass dims too"
+                )
+            return self.reshape(-1).roll(shifts, 0).reshape(self.shape)
+        shift_list = (shifts,) if _is_dim(shifts) else tuple(shifts)
+        dim_list = (dims,) if _is_dim(dims) else tuple(dims)
+        if len(shift_list) != len(dim_list):
+            raise op_error(
+                "roll",
+                f"{len(shift_list)} shifts for {len(dim_list)} dims",
+                self.shape,
+                "pass one shift per dim",
+            )
+        out = self
+        for s, d in zip(shift_list, dim_list):
+            d = self._dim(d, "roll")
+            n = self.shape[d]
+            k = int(s) % n if n else 0
+            if k:
+                out = cat([out.narrow(d, n - k, k), out.narrow(d, 0, n - k)], dim=d)
+        return out
+
+    def tile(self: Tensor, *dims: Any) -> Tensor:
+        """`repeat` with PyTorch's `tile` rule: fewer reps than dims are padded with ones in
+        front."""
+        reps = tuple(dims[0]) if len(dims) == 1 and not _is_dim(dims[0]) else dims
+        reps = (1,) * (self.ndim - len(reps)) + tuple(reps)
+        return self.repeat(*reps)
+
+    def unbind(self: Tensor, dim: int = 0) -> tuple[Tensor, ...]:
+        """The slices along `dim`, that dim removed."""
+        d = self._dim(dim, "unbind")
+        return tuple(self.select(d, i) for i in range(self.shape[d]))
+
+    def select(self: Tensor, dim: int, index: int) -> Tensor:
+        """The slice at `index` along `dim`, that dim removed."""
+        d = self._dim(dim, "select")
+        picker: list[Any] = [slice(None)] * self.ndim
+        picker[d] = index
+        return self[tuple(picker)]
+
+    def triu(self: Tensor, diagonal: int = 0) -> Tensor:
+        """The last two dims' upper triangle (j - i >= diagonal), zeros below."""
+        return self._triangle("triu", diagonal)
+
+    def tril(self: Tensor, diagonal: int = 0) -> Tensor:
+        """The last two dims' lower triangle (j - i <= diagonal), zeros above."""
+        return self._triangle("tril", diagonal)
+
+    def _triangle(self: Tensor, op: str, diagonal: int) -> Tensor:
+        from .tensor import Tensor, where
+
+        if self.ndim < 2:
+            raise op_error(op, "needs at least 2 dims", self.shape, "reshape to a matrix first")
+        rows, cols = self.shape[-2:]
+        offset = np.arange(cols)[None, :] - np.arange(rows)[:, None]
+        keep = offset >= diagonal if op == "triu" else offset <= diagonal
+        return where(Tensor._make(keep), self, self._lift(0).cast(self.dtype))
+
+    def diagonal(self: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
+        """The entries (i, i + offset) of dims dim1 and dim2, as a last dim."""
+        from .tensor import Tensor
+
+        a, b = self._dim(dim1, "diagonal"), self._dim(dim2, "diagonal")
+        if a == b:
+            raise op_error("diagonal", "dim1 and dim2 are the same", self.shape, "pick two dims")
+        moved = self.movedim((a, b), (-2, -1))
+        rows, cols = moved.shape[-2:]
+        i = np.arange(max(0, -offset), min(rows, cols - offset)) if rows and cols else np.arange(0)
+        lead = (slice(None),) * (moved.ndim - 2)
+        return moved[lead + (Tensor._make(i), Tensor._make(i + offset))]
+
+    def trace(self: Tensor) -> Tensor:
+        """The sum of a matrix's diagonal."""
+        if self.ndim != 2:
+            raise op_error("trace", "expects a 2-D tensor", self.shape, "index one matrix")
+        return self.diagonal().sum()
+
+    # last in the class: from here on these names mean the methods, not the builtins
+    def int(self: Tensor) -> Tensor:
+        return self.cast(np.int32)
+
+    def long(self: Tensor) -> Tensor:
+        return self.cast(np.int64)
+
+    def bool(self: Tensor) -> Tensor:
+        return self.cast(np.bool_)
+
+
+def functions(names: Sequence[str]) -> dict[str, Any]:
+    """`torch.exp(x)`-style functions for the named Tensor methods: each lifts a non-tensor
+    first argument (a list, an array, a number) to a Tensor and calls the method."""
+    from .tensor import Tensor
+
+    def function_of(name: str) -> Any:
+        method = getattr(Tensor, name)
+
+        def fn(input: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: A002 (PyTorch's name)
+            x = input if isinstance(input, Tensor) else Tensor(input)
+            return method(x, *args, **kwargs)
+
+        fn.__name__ = fn.__qualname__ = name
+        fn.__doc__ = f"`{name}(input, ...)` is `input.{name}(...)` (PyTorch's function form)."
+        return fn
+
+    return {name: function_of(name) for name in names}
