@@ -175,7 +175,7 @@ class Node(ABC):
 
     __slots__ = (
         "data", "grad", "requires_grad", "_op", "_inputs", "_attrs", "_retain", "_released",
-        "_made_at", "label", "_scope", "_hooks", "_post_hooks",
+        "_made_at", "label", "_scope", "_hooks", "_post_hooks", "_version", "_saved_versions",
     )  # fmt: skip
 
     def __init__(self, data: Any, requires_grad: bool = False) -> None:
@@ -192,6 +192,10 @@ class Node(ABC):
         self._scope = NO_SCOPE  # (module path, phase) it was traced in; see `current_scope`
         self._hooks: dict[int, Callable[[Any], Any]] | None = None  # register_hook
         self._post_hooks: dict[int, Callable[[Any], None]] | None = None
+        # in-place writes so far, and (own, inputs') when recorded: a VJP may read its output
+        # and inputs, so backward refuses to run it once one of them changed in place
+        self._version = 0
+        self._saved_versions: tuple[int, ...] = ()
 
     # -- subclass hooks ---------------------------------------------------------------------
     @classmethod
@@ -289,6 +293,7 @@ class Node(ABC):
         retain = create_graph if retain_graph is None else retain_graph
         order = self.topological_order()
         _check_not_released(order)
+        _check_unchanged(order)
         seed = self._seed_grad() if gradient is None else self._coerce_seed(gradient)
         grads: dict[int, Node] = {id(self): seed}
         mode = enable_grad() if create_graph else no_grad()
@@ -415,6 +420,28 @@ def _accumulate(grads: dict[int, Node], node: Node, input_grads: Sequence[Any]) 
         grads[key] = parent_grad if key not in grads else grads[key] + parent_grad
 
 
+def _check_unchanged(order: Sequence[Node]) -> None:
+    """Raise if a tensor some op's VJP reads was changed in place after the op ran (its
+    gradient would be computed from the new values), as PyTorch's version check does."""
+    for node in order:
+        if node._op is None or node._released:
+            continue
+        now = (node._version, *(i._version for i in node._inputs))
+        if now != node._saved_versions:
+            which = next(k for k, (a, b) in enumerate(zip(now, node._saved_versions)) if a != b)
+            what = "its result" if which == 0 else f"its input {which - 1}"
+            raise RuntimeError(
+                f"backward: {what} of the '{node.op_name}' op {_shape_of(node)} was changed in "
+                "place after the op ran, so its gradient would be computed from the new values. "
+                "Fix: change a copy (x = x.clone()) or the out-of-place form (x = x.mul(2)), "
+                f"or make the change before the forward pass [at {user_location()}]"
+            )
+
+
+def _shape_of(node: Node) -> str:
+    return f"(shape {tuple(node.shape)})"
+
+
 def _check_not_released(order: Sequence[Node]) -> None:
     """Raise before any gradient is written when the walk would need a released node."""
     for node in reversed(order):  # name the released node nearest the output
@@ -437,6 +464,7 @@ def record(out: Node, op: Op, inputs: Sequence[Node], attrs: dict[str, Any]) -> 
         out._op = op
         out._inputs = tuple(inputs)
         out._attrs = attrs
+        out._saved_versions = (out._version, *(i._version for i in inputs))
         if tracing():
             out._scope = current_scope()
     return out

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from . import rng
+from .autograd import grad_enabled, tracing
 from .errors import OpIndexError, op_error
 
 if TYPE_CHECKING:
@@ -456,6 +458,98 @@ class MethodForms:
         if self.ndim != 2:
             raise op_error("trace", "expects a 2-D tensor", self.shape, "index one matrix")
         return self.diagonal().sum()
+
+    # -- in place (PyTorch's trailing underscore) ---------------------------------------------
+    # Each computes its result with the ops above and writes it into self's array (the same
+    # array: a module, optimizer or compiled function holding it sees the new values). As in
+    # PyTorch, a tensor that requires grad may only change in place while no gradient is
+    # recorded (`with no_grad():`, as `nn.init` does), and a tensor an op saved for its
+    # backward pass makes that backward raise if changed after (its version is checked).
+    def fill_(self: Tensor, value: Any) -> Tensor:
+        """Every element set to `value` (cast to self's dtype, as PyTorch's)."""
+        return self._write("fill_", self._lift(value), cast=True)
+
+    def zero_(self: Tensor) -> Tensor:
+        return self._write("zero_", self._lift(0), cast=True)
+
+    def copy_(self: Tensor, src: Any) -> Tensor:
+        return self._write("copy_", self._lift(src), cast=True)
+
+    def add_(self: Tensor, other: Any, *, alpha: Any = 1) -> Tensor:
+        return self._write("add_", self.add(other, alpha=alpha))
+
+    def sub_(self: Tensor, other: Any, *, alpha: Any = 1) -> Tensor:
+        return self._write("sub_", self.sub(other, alpha=alpha))
+
+    def mul_(self: Tensor, other: Any) -> Tensor:
+        return self._write("mul_", self * other)
+
+    def div_(self: Tensor, other: Any, *, rounding_mode: str | None = None) -> Tensor:
+        return self._write("div_", self.div(other, rounding_mode=rounding_mode))
+
+    def clamp_(self: Tensor, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002
+        return self._write("clamp_", self.clamp(min, max))
+
+    def uniform_(self: Tensor, a: float = 0.0, b: float = 1.0, *, generator: Any = None) -> Tensor:
+        """Fill with U(a, b) from the global generator (`tinygrad_edu.manual_seed`) or the
+        numpy `generator` given."""
+        gen = generator if generator is not None else rng.generator()
+        return self._write("uniform_", self._lift(gen.uniform(a, b, self.shape)), cast=True)
+
+    def normal_(
+        self: Tensor, mean: float = 0.0, std: float = 1.0, *, generator: Any = None
+    ) -> Tensor:
+        """Fill with N(mean, std^2) (see `uniform_` for the generator)."""
+        gen = generator if generator is not None else rng.generator()
+        return self._write("normal_", self._lift(gen.normal(mean, std, self.shape)), cast=True)
+
+    def _write(self: Tensor, op: str, value: Tensor, cast: bool = False) -> Tensor:
+        """Write `value` (broadcast to self's shape) into self's array; see the section."""
+        if tracing():
+            raise op_error(
+                op,
+                "in-place ops cannot be compiled (a traced tensor has no array to write)",
+                self.shape,
+                f"write the out-of-place form, x = x.{op[:-1]}(...)",
+            )
+        if self.requires_grad and grad_enabled():
+            raise op_error(
+                op,
+                "a tensor that requires grad cannot change in place while gradients are "
+                "recorded (its gradient would no longer match its values)",
+                self.shape,
+                f"wrap the call in `with tinygrad_edu.no_grad():` (as nn.init does), or "
+                f"write x = x.{op[:-1]}(...)",
+            )
+        if not cast and np.result_type(value.dtype, self.dtype) != self.dtype:
+            raise op_error(
+                op,
+                f"the {value.dtype} result cannot be stored in this {self.dtype} tensor",
+                self.shape,
+                f"cast first (x = x.float()), or use the out-of-place x.{op[:-1]}(...)",
+            )
+        try:
+            target = np.broadcast_shapes(tuple(value.shape), tuple(self.shape))
+        except ValueError:
+            target = None
+        if target != tuple(self.shape):
+            raise op_error(
+                op,
+                f"a {tuple(value.shape)} value does not broadcast to this tensor's shape",
+                self.shape,
+                "give the value this shape, or one that broadcasts to it",
+            )
+        try:
+            self.data[...] = value.data
+        except ValueError as e:  # numpy: "assignment destination is read-only"
+            raise op_error(
+                op,
+                f"this tensor's array cannot be written ({e})",
+                self.shape,
+                f"make a writable copy first: x = x.clone(), then x.{op}(...)",
+            ) from None
+        self._version += 1
+        return self
 
     # last in the class: from here on these names mean the methods, not the builtins
     def int(self: Tensor) -> Tensor:

@@ -1397,3 +1397,8 @@ __all__ += [
     "UpsamplingBilinear2d",
     "UpsamplingNearest2d",
 ]  # image ops (tinygrad_edu.image)
+
+# PyTorch's nn.init (it fills tensors in place; last, so nothing above is shadowed by it)
+from . import init  # noqa: E402
+
+__all__ += ["init"]
