@@ -994,10 +994,43 @@ class _Lowerer:
                 return strided
         names = [f"i{k}" for k in range(len(shape))]
         idx = tuple(Var(n) for n in names)
-        pre, value = gather_value(g, node, idx, g.operands(node)[0] in self.views)
+        if d["op"] in ("gather_along", "put_along", "argsort"):
+            pre, value = self.along(node, idx)
+        else:
+            pre, value = gather_value(g, node, idx, g.operands(node)[0] in self.views)
         body = [*pre, Let(f"v{node}", value)]
         body += self.epilogue(self.after(node), idx) + self.stores([node], idx)
         return self.loops(names, shape, body)
+
+    def along(self, node: int, idx: tuple[Expr, ...]) -> tuple[list[Stmt], Expr]:
+        """Output element `idx` of the ops with a tensor of indices along one dim: gather
+        loads the source at the index it reads (clamped into the dim: memory is never read
+        outside the source, and eager runs and compiled inputs check the range); put_along
+        (scatter-add) sums, over the index's entries along dim, those that point at this
+        element. argsort has no loop-nest form here: its kernel runs with numpy."""
+        g = self.g
+        d = g.node(node)
+        dim = d["attrs"]["dim"]
+        operands = g.operands(node)
+        if d["op"] == "argsort":
+            return [], Call("argsort", (self.load(operands[0], idx, d["shape"]),))
+        source, index = operands
+        index_shape = g.node(index)["shape"]
+        if d["op"] == "gather_along":
+            size = g.node(source)["shape"][dim]
+            at = self.load(index, idx, index_shape)
+            at = Bin("min", Bin("max", at, Const(0)), Const(size - 1))
+            source_idx = idx[:dim] + (at,) + idx[dim + 1 :]
+            return [], self.load(source, source_idx, g.node(source)["shape"])
+        k_idx = idx[:dim] + (Var("k_along"),) + idx[dim + 1 :]
+        hit = Bin("==", self.load(index, k_idx, index_shape), idx[dim])
+        zero = Const(0.0 if np.dtype(g.node(source)["dtype"]).kind == "f" else 0)
+        picked = Select(hit, self.load(source, k_idx, index_shape), zero)
+        pre: list[Stmt] = [
+            Let("acc_along", zero),
+            Loop("k_along", index_shape[dim], [Accumulate("acc_along", "+", picked)]),
+        ]
+        return pre, Var("acc_along")
 
     def max_pool_scatter(self, node: int) -> list[Stmt]:
         """CPU schedule of max_pool2d's input gradient: a scatter, where the default schedule

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tinygrad_edu import OpError, Tensor, manual_seed, nn, optim
+from tinygrad_edu import OpError, OpIndexError, Tensor, manual_seed, nn, optim
 from tinygrad_edu.testing import shapes
 
 
@@ -531,13 +531,16 @@ def test_careless_inputs_get_errors_that_name_the_op():
     assert x.adaptive_avg_pool2d((None, 2)).shape == (1, 1, 4, 2)
 
 
-def test_a_compiled_index_must_be_a_constant():
+def test_a_compiled_gather_takes_its_index_as_an_input_or_a_constant():
     import compiler
 
     x = np.arange(6.0, dtype=np.float32).reshape(2, 3)
     idx = np.array([[0, 2], [1, 0]])
-    with pytest.raises(OpError, match="gather: an index tensor that is an input of a compiled"):
-        compiler.compile(lambda t, i: t.gather(1, i), Tensor(x), Tensor(idx))
+    f = compiler.compile(lambda t, i: t.gather(1, i), Tensor(x), Tensor(idx), backend="llvm")
+    np.testing.assert_array_equal(f(x, idx), np.take_along_axis(x, idx, 1))
+    np.testing.assert_array_equal(f(x, idx[::-1]), np.take_along_axis(x, idx[::-1], 1))
+    with pytest.raises(OpIndexError, match="gather: index 3 is out of bounds for dim 1"):
+        f(x, np.array([[0, 3], [1, 0]]))
     f = compiler.compile(lambda t: t.gather(1, Tensor(idx)), Tensor(x), backend="llvm")
     np.testing.assert_array_equal(f(x), np.take_along_axis(x, idx, 1))
 

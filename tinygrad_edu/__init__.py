@@ -13,7 +13,7 @@ from .anomaly import detect_anomaly, is_anomaly_enabled, set_detect_anomaly
 from .autograd import enable_grad, grad_enabled, no_grad
 from .errors import OpError, OpIndexError
 from .gradcheck import GradcheckError, gradcheck
-from .method_forms import MaxMin, functions
+from .method_forms import ValuesIndices, functions
 from .rng import manual_seed
 from .scalar import Value
 from .tensor import (
@@ -162,7 +162,7 @@ __all__ = [
     "ones_like",
     "zeros_like",
     # PyTorch's function forms, factories and dtype names
-    "MaxMin",
+    "ValuesIndices",
     "arange",
     "full",
     "ones",

@@ -30,9 +30,10 @@ _LN2 = math.log(2.0)
 _LN10 = math.log(10.0)
 
 
-class MaxMin(NamedTuple):
-    """What `x.max(dim)` / `x.min(dim)` return, as PyTorch's `torch.return_types.max`:
-    unpack it (`values, indices = x.max(1)`) or read `.values` / `.indices`."""
+class ValuesIndices(NamedTuple):
+    """What `x.max(dim)`, `x.min(dim)`, `x.sort()` and `x.topk(k)` return, as PyTorch's
+    `torch.return_types`: unpack it (`values, indices = x.max(1)`) or read `.values` and
+    `.indices`."""
 
     values: Tensor
     indices: Tensor
@@ -219,13 +220,58 @@ class MethodForms:
             return self._reduce_values(op, dim, keepdim)
         values = self._reduce_values(op, dim, keepdim)
         pick = self.argmax if op == "max" else self.argmin
-        return MaxMin(values, pick(dim, keepdim))
+        return ValuesIndices(values, pick(dim, keepdim))
 
     def _reduce_values(self: Tensor, op: str, dim: Any, keepdim: bool) -> Tensor:
         from . import ops
 
         prim = ops.MAX if op == "max" else ops.MIN
         return self._call(prim, axis=self._axes(dim, op), keepdim=keepdim)
+
+    # -- sorting ------------------------------------------------------------------------------
+    def argsort(
+        self: Tensor, dim: int = -1, descending: bool = False, stable: bool = False
+    ) -> Tensor:
+        """The indices that sort self along `dim`. Always stable (ties keep their order, so
+        `stable` changes nothing); NaN sorts as the largest value, as in PyTorch."""
+        from . import ops
+
+        d = self._dim(dim, "argsort")
+        if self.ndim == 0:
+            return self._lift(0).cast(np.int64)
+        return self._call(ops.ARGSORT, dim=d, descending=bool(descending))
+
+    def sort(
+        self: Tensor, dim: int = -1, descending: bool = False, stable: bool = False
+    ) -> ValuesIndices:
+        """(values, indices) of self sorted along `dim` (see `argsort`); the values' gradient
+        goes back to the positions they came from."""
+        if self.ndim == 0:
+            return ValuesIndices(self, self.argsort())
+        indices = self.argsort(dim, descending)
+        return ValuesIndices(self.gather(dim, indices), indices)
+
+    def topk(
+        self: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = True
+    ) -> ValuesIndices:
+        """(values, indices) of the k largest (or smallest) entries along `dim`, best first
+        (ties: the lower index first)."""
+        d = self._dim(dim, "topk")
+        n = self.shape[d] if self.ndim else 1
+        if not _is_dim(k) or not 0 <= k <= n:
+            raise op_error(
+                "topk",
+                f"k={k!r} must be a whole number in [0, {n}] (the size of dim {d})",
+                self.shape,
+                f"pass k <= {n}",
+            )
+        indices = self.argsort(d, descending=largest)
+        if self.ndim:
+            indices = indices.narrow(d, 0, k)
+        return ValuesIndices(self.gather(d, indices) if self.ndim else self, indices)
+
+    def msort(self: Tensor) -> Tensor:
+        return self.sort(0).values
 
     # -- matrix products ---------------------------------------------------------------------
     def t(self: Tensor) -> Tensor:

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import op_error
+from .errors import OpIndexError, op_error
 
 Shape = tuple[int, ...]
 
@@ -981,6 +981,113 @@ ONE_HOT = _register("one_hot", "elementwise", _one_hot_shape, _one_hot_forward, 
 
 
 # ---------------------------------------------------------------------------------------------
+# along one dim, with a tensor of indices (the index is data, not an attribute, so these run
+# compiled whatever made it): PyTorch's gather and scatter_add once the source is cut to the
+# index's extent in the other dims, and argsort (the order sort and topk read)
+# ---------------------------------------------------------------------------------------------
+def check_along_index(index: Any, size: int, dim: int, op: str = "gather") -> None:
+    """Every index in [0, size) (eagerly in the forward; a compiled program on each call)."""
+    if index.size and (int(index.min()) < 0 or int(index.max()) >= size):
+        bad = index[(index < 0) | (index >= size)].flat[0]
+        raise op_error(
+            op,
+            f"index {int(bad)} is out of bounds for dim {dim} of size {size}",
+            index.shape,
+            f"use indices in [0, {size - 1}]",
+            OpIndexError,
+        )
+
+
+def _along_rule(name: str, src: Shape, index: Shape, dim: int) -> None:
+    if len(src) != len(index) or not 0 <= dim < len(src):
+        raise op_error(
+            name,
+            f"the index must have the source's {len(src)} dims and dim {dim} one of them",
+            f"source {src}, index {index}",
+            "unsqueeze the index to the source's rank",
+        )
+    if any(a != b for d, (a, b) in enumerate(zip(src, index)) if d != dim):
+        raise op_error(
+            name,
+            f"the index must match the source outside dim {dim}",
+            f"source {src}, index {index}",
+            "slice the source to the index's extent first (Tensor.gather does)",
+        )
+
+
+def _gather_along_shape(x: Shape, index: Shape, dim: int) -> Shape:
+    _along_rule("gather", x, index, dim)
+    return index
+
+
+def _gather_along_forward(xp: Any, x: Any, index: Any, dim: int) -> Any:
+    check_along_index(index, x.shape[dim], dim)
+    return xp.take_along_axis(x, index.astype(np.int64), axis=dim)
+
+
+def _put_along_shape(src: Shape, index: Shape, size: int, dim: int) -> Shape:
+    if src != index:
+        raise op_error(
+            "scatter_add", "src must have the index's shape", f"src {src}, index {index}",
+            "slice src to the index's shape",
+        )  # fmt: skip
+    return index[:dim] + (size,) + index[dim + 1 :]
+
+
+def _put_along_forward(xp: Any, src: Any, index: Any, size: int, dim: int) -> Any:
+    """Zeros with src[..., k, ...] added at [..., index[..., k, ...], ...] (repeats add up)."""
+    check_along_index(index, size, dim, "scatter_add")
+    out = xp.zeros(index.shape[:dim] + (size,) + index.shape[dim + 1 :], src.dtype)
+    grid = list(xp.indices(index.shape, sparse=True))
+    grid[dim] = index.astype(np.int64)
+    if xp is np:
+        np.add.at(out, tuple(grid), src)
+    else:  # CuPy
+        import cupyx
+
+        cupyx.scatter_add(out, tuple(grid), src)
+    return out
+
+
+# each other's adjoint: gather's VJP adds the gradient back where it was picked from
+GATHER_ALONG = _register(
+    "gather_along",
+    "movement",
+    _gather_along_shape,
+    _gather_along_forward,
+    lambda g, out, x, index, dim: (
+        g.put_along(index, x.shape[dim], dim) if _needs(x) else None,
+        None,
+    ),
+)
+PUT_ALONG = _register(
+    "put_along",
+    "movement",
+    _put_along_shape,
+    _put_along_forward,
+    lambda g, out, src, index, size, dim: (
+        g.gather_along(index, dim) if _needs(src) else None,
+        None,
+    ),
+)
+
+
+def _argsort_forward(xp: Any, x: Any, dim: int, descending: bool) -> Any:
+    """Stable: ties keep their order. NaN counts as the largest value, as in PyTorch."""
+    if not descending:
+        return xp.argsort(x, axis=dim, kind="stable")
+    if x.dtype.kind == "f":  # NaNs first, then the values from the largest
+        keys = (xp.where(xp.isnan(x), 0, -x), ~xp.isnan(x))
+    else:
+        keys = (-x.astype(np.int64),)
+    moved = [xp.moveaxis(k, dim, -1) for k in keys]
+    return xp.moveaxis(xp.lexsort(tuple(moved), axis=-1), -1, dim)
+
+
+ARGSORT = _register("argsort", "movement", lambda x, dim, descending: x, _argsort_forward, None)
+
+
+# ---------------------------------------------------------------------------------------------
 # dtype rule (the compiler's verify pass and symbolic tracing use it; eager runs get the same
 # answer from numpy, which a test checks)
 # ---------------------------------------------------------------------------------------------
@@ -994,8 +1101,10 @@ def infer_dtype(op: Op, dtypes: list[np.dtype], attrs: dict[str, Any]) -> np.dty
     appears only when an input is float64 (int/int division gives float32, as in PyTorch)."""
     if op.kind == "compare":
         return np.dtype(np.bool_)
-    if op.name == "argmax":
+    if op.name in ("argmax", "argsort"):
         return np.dtype(np.int64)
+    if op.name in ("gather_along", "put_along"):
+        return np.dtype(dtypes[0])
     if "dtype" in attrs:
         return np.dtype(attrs["dtype"])
     if op.name == "where":

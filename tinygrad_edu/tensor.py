@@ -1670,9 +1670,50 @@ class Tensor(MethodForms, Node):
 
     def gather(self, dim: int, index: Any) -> Tensor:
         """out[i][j][k] = self[index[i][j][k]][j][k] for dim 0 (likewise for other dims);
-        the gradient adds back into the picked positions (repeats accumulate)."""
-        grid, _ = self._gather_index(dim, index, "gather")
-        return self[grid]
+        the gradient adds back into the picked positions (repeats accumulate). The index is
+        data: it may be computed (argmax, argsort) or a compiled function's input."""
+        d, idx = self._along_index(dim, index, "gather")
+        return self._cut_to(idx.shape, d).gather_along(idx, d)
+
+    def gather_along(self, index: Tensor, dim: int) -> Tensor:
+        """The primitive under `gather`: index of self's shape except along `dim`."""
+        return self._call(ops.GATHER_ALONG, index, dim=dim)
+
+    def put_along(self, index: Tensor, size: int, dim: int) -> Tensor:
+        """The primitive under `scatter_add` (and gather's gradient): zeros of index's shape
+        with dim `dim` of length `size`, self[..., k, ...] added at [..., index[..., k, ...],
+        ...]."""
+        return self._call(ops.PUT_ALONG, index, size=int(size), dim=dim)
+
+    def _along_index(self, dim: int, index: Any, op: str) -> tuple[int, Tensor]:
+        """(dim, index as a Tensor) after PyTorch's rules for gather/scatter: integers, the
+        input's number of dims, no larger than the input outside `dim`. The values are
+        checked by the op (and on each call of a compiled function taking the index)."""
+        idx = index if isinstance(index, Tensor) else Tensor(np.asarray(index))
+        if idx.dtype.kind not in "iu" and idx.size:
+            raise op_error(
+                op, f"index must hold integers, got {idx.dtype}", idx.shape, "pass an int64 index"
+            )
+        d = self._dim(dim, op)
+        if idx.ndim != self.ndim or any(
+            idx.shape[i] > self.shape[i] for i in range(self.ndim) if i != d
+        ):
+            raise op_error(
+                op,
+                f"index must have the input's {self.ndim} dims, no larger than the input's "
+                f"except along dim {d}",
+                f"input {self.shape}, index {idx.shape}",
+                "unsqueeze/expand the index to the input's rank",
+            )
+        size = self.shape[d]
+        record_input_check(idx, lambda a: ops.check_along_index(a, size, d, op))
+        return d, idx.cast(np.int64)
+
+    def _cut_to(self, shape: tuple[int, ...], dim: int) -> Tensor:
+        """self's first shape[i] entries along every dim but `dim`."""
+        if all(n == m for i, (n, m) in enumerate(zip(self.shape, shape)) if i != dim):
+            return self
+        return self[tuple(slice(None) if i == dim else slice(0, n) for i, n in enumerate(shape))]
 
     def _scatter_source(self, index: Tensor, src: Any, op: str) -> Tensor:
         if isinstance(src, Tensor):
@@ -1688,9 +1729,14 @@ class Tensor(MethodForms, Node):
         return self._lift(src).cast(self.dtype).expand(index.shape)
 
     def scatter_add(self, dim: int, index: Any, src: Any) -> Tensor:
-        """self with src[i][j] added at self[index[i][j]][j] (dim 0); repeats accumulate."""
-        grid, idx = self._gather_index(dim, index, "scatter_add")
-        return self + self._scatter_source(idx, src, "scatter_add").index_put(self.shape, grid)
+        """self with src[i][j] added at self[index[i][j]][j] (dim 0); repeats accumulate.
+        The index is data, as gather's."""
+        d, idx = self._along_index(dim, index, "scatter_add")
+        source = self._scatter_source(idx, src, "scatter_add")
+        added = source.put_along(idx, self.shape[d], d)
+        if added.shape != self.shape:  # an index smaller than self outside dim: zeros beyond
+            added = added.pad([(0, n - m) for n, m in zip(self.shape, added.shape)])
+        return self + added
 
     def scatter(self, dim: int, index: Any, src: Any = None, *, value: Any = None) -> Tensor:
         """self with src[i][j] (or `value`) written at self[index[i][j]][j] (dim 0). Where an
