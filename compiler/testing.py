@@ -282,3 +282,31 @@ def _draw_step(draw: Any, op: str, k: int, x: tuple[int, ...], partners: list[in
     if op == "exp_neg":
         return None
     return Step(op, (k,))
+
+
+def assert_step_matches_eager(
+    model: nn.Module,
+    loss_fn: Any,
+    optimizer: Any,
+    x: np.ndarray,
+    y: np.ndarray,
+    backend: str = "llvm",
+    rtol: float = 1e-5,
+    atol: float = 1e-6,
+) -> None:
+    """One compiled training step, then one eager step from the same parameters: the losses
+    agree within 1e-5 and every parameter within (rtol, atol), else AssertionError."""
+    from . import compile_train_step
+
+    start = [p.numpy().copy() for p in model.parameters()]
+    step = compile_train_step(model, loss_fn, optimizer, x, y, backend=backend)
+    compiled_loss = step(x, y)
+    compiled = [p.numpy().copy() for p in model.parameters()]
+    for p, v in zip(model.parameters(), start):
+        p.data[...] = v
+    loss = loss_fn(model(Tensor(x)), Tensor(y))
+    loss.backward()
+    optimizer.step()
+    assert abs(compiled_loss - loss.item()) < 1e-5, (compiled_loss, loss.item())
+    for (name, p), want in zip(model.named_parameters(), compiled):
+        np.testing.assert_allclose(p.numpy(), want, rtol=rtol, atol=atol, err_msg=name)

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 import compiler
 import tinygrad_edu as tg
+from compiler.testing import assert_step_matches_eager
 from tinygrad_edu import OpError, OpIndexError, Tensor, Value, gradcheck, nn
 from tinygrad_edu.testing import arrays, shapes
 
@@ -80,21 +81,8 @@ def test_compiled_sin_training_step_matches_eager():
     y = np.arange(8) % 3
     tg.manual_seed(0)
     model = _Wave()
-    start = [p.numpy().copy() for p in model.parameters()]
     opt = tg.optim.SGD(model.parameters(), lr=0.1)
-    step = compiler.compile_train_step(
-        model, lambda o, t: o.cross_entropy(t), opt, x, y, backend="llvm"
-    )
-    compiled_loss = step(x, y)
-    compiled = [p.numpy().copy() for p in model.parameters()]
-    for p, v in zip(model.parameters(), start):
-        p.data[...] = v
-    loss = model(Tensor(x)).cross_entropy(y)
-    loss.backward()
-    opt.step()
-    assert abs(compiled_loss - loss.item()) < 1e-5
-    for p, want in zip(model.parameters(), compiled):
-        np.testing.assert_allclose(p.numpy(), want, rtol=1e-5, atol=1e-6)
+    assert_step_matches_eager(model, lambda o, t: o.cross_entropy(t), opt, x, y)
 
 
 @pytest.mark.skipif(__import__("shutil").which("nvcc") is None, reason="nvcc is not on PATH")
@@ -432,18 +420,7 @@ def test_compiled_training_through_gather_matches_eager():
     x, y = rng.standard_normal((8, 5)).astype(np.float32), np.arange(8) % 4
     tg.manual_seed(1)
     model = Picker()
-    start = [p.numpy().copy() for p in model.parameters()]
-    opt = tg.optim.SGD(model.parameters(), lr=0.5)
-    compiled_loss = compiler.compile_train_step(model, loss_fn, opt, x, y, backend="llvm")(x, y)
-    compiled = [p.numpy().copy() for p in model.parameters()]
-    for p, v in zip(model.parameters(), start):
-        p.data[...] = v
-    loss = loss_fn(model(Tensor(x)), Tensor(y))
-    loss.backward()
-    opt.step()
-    assert abs(compiled_loss - loss.item()) < 1e-5
-    for p, want in zip(model.parameters(), compiled):
-        np.testing.assert_allclose(p.numpy(), want, rtol=1e-5, atol=1e-6)
+    assert_step_matches_eager(model, loss_fn, tg.optim.SGD(model.parameters(), lr=0.5), x, y)
 
 
 def test_gather_and_scatter_add_match_torch_with_gradients():

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 import compiler
 import tinygrad_edu.functional as F  # noqa: N812 (PyTorch users write F)
+from compiler.testing import assert_step_matches_eager
 from tinygrad_edu import OpError, OpIndexError, Tensor, gradcheck, nn
 from tinygrad_edu.testing import arrays, shapes
 
@@ -380,21 +381,8 @@ def test_compiled_activations_match_eager_forward_and_gradient():
 
     model = nn.Sequential(nn.Linear(37, 16), nn.GELU(), nn.Linear(16, 5), nn.SiLU())
     y = np.arange(4) % 5
-    eager = [p.numpy().copy() for p in model.parameters()]
     opt = __import__("tinygrad_edu").optim.SGD(model.parameters(), lr=0.1)
-    step = compiler.compile_train_step(
-        model, lambda o, t: o.cross_entropy(t), opt, x, y, backend="llvm"
-    )
-    compiled_loss = step(x, y)
-    compiled = [p.numpy().copy() for p in model.parameters()]
-    for p, v in zip(model.parameters(), eager):
-        p.data[...] = v
-    loss = model(Tensor(x)).cross_entropy(y)
-    loss.backward()
-    opt.step()
-    assert abs(compiled_loss - loss.item()) < 1e-5
-    for p, want in zip(model.parameters(), compiled):
-        np.testing.assert_allclose(p.numpy(), want, rtol=1e-5, atol=1e-6)
+    assert_step_matches_eager(model, lambda o, t: o.cross_entropy(t), opt, x, y)
 
 
 def test_compiled_erf_is_close_to_exact_everywhere():

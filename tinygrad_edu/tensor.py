@@ -1636,34 +1636,13 @@ class Tensor(MethodForms, Node):
 
     def _gather_index(self, dim: int, index: Any, op: str) -> tuple[tuple[Any, ...], Tensor]:
         """The advanced index that picks self[..., index, ...] along `dim` for each position
-        of `index` (which has self's number of dims)."""
+        of `index` (`scatter`'s: its last-write-wins rule needs the index values here, so
+        the index must be known, not a compiled function's input)."""
         idx = index if isinstance(index, Tensor) else Tensor(np.asarray(index))
         _known_index(idx, op)
-        if idx.dtype.kind not in "iu":
-            raise op_error(
-                op, f"index must hold integers, got {idx.dtype}", idx.shape, "pass an int64 index"
-            )
-        d = self._dim(dim, op)
-        if idx.ndim != self.ndim or any(
-            idx.shape[i] > self.shape[i] for i in range(self.ndim) if i != d
-        ):
-            raise op_error(
-                op,
-                f"index must have the input's {self.ndim} dims, no larger than the input's "
-                f"except along dim {d}",
-                f"input {self.shape}, index {idx.shape}",
-                "unsqueeze/expand the index to the input's rank",
-            )
+        d, idx = self._along_index(dim, idx, op)
         values = idx.numpy()
-        if values.size and (values.min() < 0 or values.max() >= self.shape[d]):
-            bad = values[(values < 0) | (values >= self.shape[d])].flat[0]
-            raise op_error(
-                op,
-                f"index {int(bad)} is out of bounds for dim {d} of size {self.shape[d]}",
-                f"input {self.shape}",
-                f"use indices in [0, {self.shape[d] - 1}]",
-                OpIndexError,
-            )
+        ops.check_along_index(values, self.shape[d], d, op)
         grid = list(np.indices(idx.shape, sparse=True))
         grid[d] = values
         return tuple(grid), idx

@@ -206,9 +206,8 @@ def kaiming_uniform_(
     nonlinearity: str = "leaky_relu",
     generator: Any = None,
 ) -> Tensor:
-    """U(-b, b) with b = gain * sqrt(3 / fan) (He et al., 2015); `a` is leaky_relu's slope."""
-    fan = _fan(tensor, mode, "kaiming_uniform_")
-    bound = calculate_gain(nonlinearity, a) * math.sqrt(3.0 / fan) if fan else 0.0
+    """U(-b, b) with b = sqrt(3) * std (He et al., 2015; std as `kaiming_normal_`)."""
+    bound = math.sqrt(3.0) * _kaiming_std(tensor, a, mode, nonlinearity, "kaiming_uniform_")
     return uniform_(tensor, -bound, bound, generator)
 
 
@@ -219,10 +218,14 @@ def kaiming_normal_(
     nonlinearity: str = "leaky_relu",
     generator: Any = None,
 ) -> Tensor:
-    """N(0, std^2) with std = gain / sqrt(fan)."""
-    fan = _fan(tensor, mode, "kaiming_normal_")
-    std = calculate_gain(nonlinearity, a) / math.sqrt(fan) if fan else 0.0
+    """N(0, std^2) with std = gain / sqrt(fan); `a` is leaky_relu's negative slope."""
+    std = _kaiming_std(tensor, a, mode, nonlinearity, "kaiming_normal_")
     return normal_(tensor, 0.0, std, generator)
+
+
+def _kaiming_std(tensor: Tensor, a: float, mode: str, nonlinearity: str, op: str) -> float:
+    fan = _fan(tensor, mode, op)
+    return calculate_gain(nonlinearity, a) / math.sqrt(fan) if fan else 0.0
 
 
 def orthogonal_(tensor: Tensor, gain: float = 1.0, generator: Any = None) -> Tensor:
