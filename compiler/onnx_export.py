@@ -547,8 +547,47 @@ def _bernoulli(b: _Builder, nid: int, xs: list[str], attrs: dict[str, Any]) -> s
     )
 
 
+def _gather_along(b: _Builder, nid: int, xs: list[str], attrs: dict[str, Any]) -> str:
+    index = b.cast(xs[1], _operand_dtypes(b, nid)[1], np.int64)
+    return b.emit("GatherElements", [xs[0], index], axis=int(attrs["dim"]))
+
+
+def _put_along(b: _Builder, nid: int, xs: list[str], attrs: dict[str, Any]) -> str:
+    """ScatterElements(reduction="add") into zeros of the index's shape but `size` along dim
+    (the shape read from the index at run time, so a dynamic batch stays dynamic)."""
+    dim, src_dtype = int(attrs["dim"]), _operand_dtypes(b, nid)[0]
+    index = b.cast(xs[1], _operand_dtypes(b, nid)[1], np.int64)
+    shape = b.emit("Shape", [index])
+    parts = [b.emit("Slice", [shape, b.ints([0]), b.ints([dim])]), b.ints([attrs["size"]])]
+    parts.append(b.emit("Slice", [shape, b.ints([dim + 1]), b.ints([len(b.g.node(nid)["shape"])])]))
+    zeros = b.emit("Expand", [b.const(np.zeros((), src_dtype)), b.emit("Concat", parts, axis=0)])
+    return b.emit("ScatterElements", [zeros, index, xs[0]], axis=dim, reduction="add")
+
+
+def _argsort(b: _Builder, nid: int, xs: list[str], attrs: dict[str, Any]) -> str:
+    """TopK of every entry (ONNX keeps the lower index first among equal values: stable)."""
+    dim = int(attrs["dim"])  # k: the dim's length, read at run time (it may be the batch)
+    size = b.emit("Slice", [b.emit("Shape", [xs[0]]), b.ints([dim]), b.ints([dim + 1])])
+    values, indices = b.fresh(f"v{nid}_sorted"), b.fresh(f"v{nid}_order")
+    b.nodes.append(
+        b.onnx.helper.make_node(
+            "TopK",
+            [xs[0], size],
+            [values, indices],
+            name=b.fresh(f"argsort_{nid}"),
+            axis=dim,
+            largest=int(attrs["descending"]),
+            sorted=1,
+        )  # fmt: skip
+    )
+    return indices
+
+
 RULES |= {
     "argmax": _argmax,
+    "gather_along": _gather_along,
+    "put_along": _put_along,
+    "argsort": _argsort,
     "reshape": _reshape,
     "permute": _permute,
     "expand": _expand,

@@ -561,3 +561,26 @@ def test_export_refuses_an_old_opset(tmp_path):
         compiler.export_onnx(
             MLP([2, 2]), np.zeros((1, 2), np.float32), tmp_path / "m.onnx", opset=11
         )
+
+
+def test_gather_scatter_add_and_sorting_export(tmp_path):
+    """The ops that take their index as data: GatherElements, ScatterElements(add), TopK."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((3, 6)).astype(np.float32)
+    y = np.array([5, 0, 2])
+
+    def fn(t, labels):
+        picked = t.log_softmax(1).gather(1, labels.unsqueeze(1))
+        spread = t.scatter_add(1, labels.unsqueeze(1), picked)
+        top = t.topk(3, 1)
+        return {"picked": picked, "spread": spread, "values": top.values, "order": t.argsort(0)}
+
+    path = tmp_path / "along.onnx"
+    compiler.export_onnx(fn, (x, y), path)
+    want = fn(Tensor(x), Tensor(y))
+    for got, name in zip(run_ort(path, x, y), ["picked", "spread", "values", "order"]):
+        assert_close(got, want[name].numpy())
+    bigger = rng.standard_normal((5, 6)).astype(np.float32), np.array([1, 1, 0, 5, 4])
+    want = fn(Tensor(bigger[0]), Tensor(bigger[1]))
+    for got, name in zip(run_ort(path, *bigger), ["picked", "spread", "values", "order"]):
+        assert_close(got, want[name].numpy())

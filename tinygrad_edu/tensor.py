@@ -1703,7 +1703,9 @@ class Tensor(MethodForms, Node):
                     f"index {index.shape}, src {src.shape}",
                     "pass a src of the index's shape",
                 )
-            s = src[tuple(slice(0, n) for n in index.shape)]
+            # (cut only when larger: a slice to the batch's size would pin the batch in ONNX)
+            same = tuple(src.shape) == tuple(index.shape)
+            s = src if same else src[tuple(slice(0, n) for n in index.shape)]
             return s.cast(self.dtype) if s.dtype != self.dtype else s
         return self._lift(src).cast(self.dtype).expand(index.shape)
 
