@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 import compiler
 import tinygrad_edu as tg
+import tinygrad_edu.nn.functional as F  # noqa: N812 (PyTorch users write F)
 from compiler.testing import assert_step_matches_eager
 from tinygrad_edu import OpError, OpIndexError, Tensor, Value, gradcheck, nn
 from tinygrad_edu.testing import arrays, shapes
@@ -496,3 +497,130 @@ def test_compiled_topk_accuracy_equals_eager():
     want = top5(Tensor(logits), Tensor(labels)).item()
     assert float(compiled(logits, labels)) == want
     assert want == np.mean([y in np.argsort(-row)[:5] for row, y in zip(logits, labels)])
+
+
+# -- what running tinygrad's op tests through a name map found missing or different ---------
+def test_shape_mistakes_are_runtime_errors_as_in_torch_and_value_errors_as_before():
+    a, b = Tensor(np.zeros((2, 3))), Tensor(np.zeros((2, 3)))
+    for call in (lambda: a @ b, lambda: a.permute(0), lambda: a.div(b, rounding_mode="x")):
+        with pytest.raises(RuntimeError):
+            call()
+        with pytest.raises(ValueError):
+            call()
+
+
+def test_binary_cross_entropy_differentiates_the_target_too():
+    torch = _torch()
+    rng = np.random.default_rng(12)
+    p, y = rng.uniform(0.1, 0.9, (2, 3)), rng.uniform(0, 1, (2, 3))
+    for reduction in ("mean", "sum"):
+        tp, ty = (
+            Tensor(p, dtype=np.float64, requires_grad=True),
+            Tensor(y, dtype=np.float64, requires_grad=True),
+        )
+        F.binary_cross_entropy(tp, ty, reduction=reduction).backward()
+        qp, qy = torch.tensor(p, requires_grad=True), torch.tensor(y, requires_grad=True)
+        torch.nn.functional.binary_cross_entropy(qp, qy, reduction=reduction).backward()
+        np.testing.assert_allclose(ty.grad.numpy(), qy.grad.numpy(), rtol=1e-12)
+        np.testing.assert_allclose(tp.grad.numpy(), qp.grad.numpy(), rtol=1e-12)
+    assert gradcheck(lambda a, b: a.binary_cross_entropy(b), [p, y])
+
+
+def test_small_pytorch_rules_flip_roll_logical_full():
+    t = Tensor(np.arange(8.0).reshape(2, 4))
+    with pytest.raises(OpError, match=r"flip: dims \(0, 0\) repeat a dim"):
+        t.flip((0, 0))
+    np.testing.assert_array_equal(t.roll((1,)).numpy(), np.roll(np.arange(8.0), 1).reshape(2, 4))
+    np.testing.assert_array_equal(
+        Tensor(np.array([1.0, 0.0, 0.5])).logical_not().numpy(), [0, 1, 0]
+    )
+    np.testing.assert_array_equal(Tensor([2, 0]).logical_and(Tensor([1, 1])).numpy(), [1, 0])
+    assert tg.full((2,), 4).dtype == np.int64 and tg.full((2,), True).dtype == np.bool_
+    assert (
+        tg.full((2,), 0.5).dtype == np.float32
+        and tg.full((2,), 4, dtype=tg.float64).dtype == np.float64
+    )
+    with pytest.raises(OpError, match=r"logical_and: operands must be bool"):
+        Tensor([1, 2]) & Tensor([1, 0])  # bitwise on integers is not offered
+
+
+def test_elementwise_extras_match_torch():
+    torch = _torch()
+    x = np.array([1.5, -np.inf, np.nan, -3.25, np.inf, 0.0, -0.0])
+    t, tt = Tensor(x, dtype=np.float64), torch.tensor(x)
+    for name in ("isnan", "isinf", "isfinite"):
+        np.testing.assert_array_equal(getattr(t, name)().numpy(), getattr(tt, name)().numpy())
+    np.testing.assert_array_equal(t.nan_to_num().numpy(), tt.nan_to_num().numpy())
+    np.testing.assert_array_equal(
+        t.nan_to_num(1.0, 2.0, -2.0).numpy(), tt.nan_to_num(1.0, 2.0, -2.0).numpy()
+    )
+    a = np.array([5.0, -5.0, 5.5, -7.0, 1e-3])
+    b = np.array([3.0, 3.0, -2.0, 2.0, 7.0])
+    ta, tb, qa, qb = (
+        Tensor(a, dtype=np.float64),
+        Tensor(b, dtype=np.float64),
+        torch.tensor(a),
+        torch.tensor(b),
+    )
+    np.testing.assert_allclose(ta.fmod(tb).numpy(), qa.fmod(qb).numpy(), rtol=1e-12)
+    np.testing.assert_allclose(ta.logaddexp(tb).numpy(), qa.logaddexp(qb).numpy(), rtol=1e-12)
+    big = Tensor(np.array([1000.0, -np.inf, np.inf]), dtype=np.float64)
+    np.testing.assert_array_equal(big.logaddexp(big).numpy(), [1000.0 + np.log(2), -np.inf, np.inf])
+    s, m = ta.std_mean(0)
+    qs, qm = torch.std_mean(qa, 0)
+    np.testing.assert_allclose([s.item(), m.item()], [qs.item(), qm.item()], rtol=1e-12)
+    assert gradcheck(lambda u, v: u.logaddexp(v) + u.fmod(3.0) * v, [a[[0, 2, 3]], b[[0, 2, 3]]])
+
+
+def test_shape_extras_match_torch():
+    torch = _torch()
+    v, m = np.array([1.0, 2.0, 3.0]), np.arange(6.0).reshape(2, 3)
+    for d in (0, 2, -1):
+        np.testing.assert_array_equal(Tensor(v).diag(d).numpy(), torch.tensor(v).diag(d).numpy())
+    np.testing.assert_array_equal(Tensor(m).diag(1).numpy(), torch.tensor(m).diag(1).numpy())
+    np.testing.assert_array_equal(
+        Tensor(m).repeat_interleave(2, 1).numpy(), torch.tensor(m).repeat_interleave(2, 1).numpy()
+    )
+    np.testing.assert_array_equal(
+        Tensor(m).repeat_interleave(3).numpy(), torch.tensor(m).repeat_interleave(3).numpy()
+    )
+    assert Tensor(np.zeros((2, 12))).unflatten(1, (3, -1)).shape == (2, 3, 4)
+    for indexing in ("ij", "xy"):
+        ours = tg.meshgrid(Tensor(v), Tensor(v[:2]), indexing=indexing)
+        theirs = torch.meshgrid(torch.tensor(v), torch.tensor(v[:2]), indexing=indexing)
+        for o, w in zip(ours, theirs):
+            np.testing.assert_array_equal(o.numpy(), w.numpy())
+    assert gradcheck(
+        lambda a: a.diag(1).sum(0) * a.repeat_interleave(2).reshape(3, 2)[:, 0].sum(), [v]
+    )
+
+
+def test_factories_and_normalize_match_torch():
+    torch = _torch()
+    np.testing.assert_allclose(tg.linspace(-1, 2, 7).numpy(), torch.linspace(-1, 2, 7).numpy())
+    tg.manual_seed(3)
+    r = tg.randint(2, 9, (1000,))
+    assert r.dtype == np.int64 and r.numpy().min() >= 2 and r.numpy().max() <= 8
+    assert tg.randint(5, size=(2, 2)).shape == (2, 2) and tg.empty(2, 3).shape == (2, 3)
+    assert Tensor(np.ones(3, np.float32)).sum(dtype=tg.float64).dtype == np.float64
+    x = np.random.default_rng(13).standard_normal((4, 5))
+    for p, dim in [(2.0, 1), (1.0, 0), (float("inf"), -1), (3.0, 1)]:
+        np.testing.assert_allclose(
+            F.normalize(Tensor(x, dtype=np.float64), p, dim).numpy(),
+            torch.nn.functional.normalize(torch.tensor(x), p, dim).numpy(),
+            rtol=1e-12,
+        )
+    assert gradcheck(lambda a: F.normalize(a) * 2.0, [x])
+
+
+def test_compiled_extras_equal_eager():
+    x = np.random.default_rng(14).standard_normal((3, 8)).astype(np.float32)
+    x[0, 0], x[1, 1] = np.inf, np.nan
+
+    def fn(t):
+        u = t.nan_to_num(0.0, 5.0, -5.0)
+        return u.logaddexp(u * 0.5), t.isfinite(), u.repeat_interleave(2, 1), u.fmod(1.5)
+
+    compiled = compiler.compile(fn, x, backend="llvm")
+    for got, want in zip(compiled(x).values(), fn(Tensor(x))):
+        np.testing.assert_allclose(got, want.numpy(), rtol=1e-6, atol=1e-6)

@@ -14,10 +14,12 @@ _PROJECT_DIRS = tuple(
 )
 
 
-class OpError(ValueError):
+class OpError(ValueError, RuntimeError):
     """Bad input to a DSL op: wrong shapes, dtypes or parameters.
 
-    A `ValueError`, so `except ValueError` catches it as users expect.
+    A `ValueError`, so `except ValueError` catches it as users expect, and a
+    `RuntimeError`, which PyTorch raises for the same mistakes (a matmul of mismatched
+    shapes, a bad permutation), so `except RuntimeError` code ported from PyTorch catches it.
     """
 
 

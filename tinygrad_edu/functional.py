@@ -512,6 +512,24 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
     return labels.one_hot(num_classes, dtype="int64")
 
 
+def normalize(
+    input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12, out: Any = None
+) -> Tensor:
+    """input / max(||input||_p over dim, eps), as `F.normalize` (`out` is not supported)."""
+    if out is not None:
+        raise op_error("normalize", "out= is not supported", (), "use the returned tensor")
+    x = _tensor(input, "normalize")
+    if p == 2:
+        norm = (x * x).sum(dim, keepdim=True).sqrt()
+    elif p == 1:
+        norm = x.abs().sum(dim, keepdim=True)
+    elif p == float("inf"):
+        norm = x.abs().amax(dim, keepdim=True)
+    else:
+        norm = (x.abs() ** p).sum(dim, keepdim=True) ** (1.0 / p)
+    return x / norm.maximum(eps)
+
+
 # Every public function defined above, so `from tinygrad_edu.functional import *` (what
 # `tinygrad_edu.nn.functional` does) exports the API and nothing it merely imports.
 __all__ = sorted(

@@ -360,7 +360,7 @@ def binary_cross_entropy(
     gives a finite loss."""
     op = "binary_cross_entropy"
     check_reduction(reduction, op)
-    t = _target_like(input, target, op).detach()
+    t = _target_like(input, target, op)  # differentiable too: d/dy = log(1 - p) - log(p)
     if not isinstance(input.data, MetaArray) and input.size:
         values = input.numpy()
         if np.isnan(values).any():

@@ -182,11 +182,60 @@ class MethodForms:
         go_up = (rest > 0.5).logical_or((rest == 0.5).logical_and(up_at_half))
         return where(go_up, down + 1.0, down)
 
+    def isnan(self: Tensor) -> Tensor:
+        return self != self
+
+    def isinf(self: Tensor) -> Tensor:
+        return self.abs() == np.inf
+
+    def isfinite(self: Tensor) -> Tensor:
+        return self.abs() < np.inf  # False for NaN too
+
+    def nan_to_num(
+        self: Tensor, nan: float = 0.0, posinf: float | None = None, neginf: float | None = None
+    ) -> Tensor:
+        """NaN -> `nan`, +-inf -> `posinf`/`neginf` (default: the dtype's largest finite
+        values), as PyTorch's; the gradient passes where the value is kept."""
+        from .tensor import where
+
+        if self.dtype.kind != "f":
+            return self
+        big = float(np.finfo(self.dtype).max)
+        out = where(self.isnan(), nan, self)
+        out = where(out == np.inf, big if posinf is None else posinf, out)
+        return where(out == -np.inf, -big if neginf is None else neginf, out)
+
+    def fmod(self: Tensor, other: Any) -> Tensor:
+        """The remainder with the dividend's sign (C's fmod): self - trunc(self / other) * other."""
+        other = self._lift(other)
+        return self - self.div(other, rounding_mode="trunc") * other
+
+    def logaddexp(self: Tensor, other: Any) -> Tensor:
+        """log(exp(self) + exp(other)) without overflow: max + log1p(exp(-|self - other|))."""
+        other = self._lift(other)
+        both_inf = (self == other).logical_and(self.isinf())  # inf - inf would be NaN
+        from .tensor import where
+
+        gap = where(both_inf, 0.0, self - other)
+        return self.maximum(other) + where(both_inf, 0.0, (-gap.abs()).exp().log1p())
+
     def lerp(self: Tensor, end: Any, weight: Any) -> Tensor:
         """self + weight * (end - self)."""
         return self + (self._lift(end) - self) * weight
 
     # -- reductions with PyTorch's return types ------------------------------------------------
+    def std_mean(
+        self: Tensor, dim: Any = None, *, correction: float = 1, keepdim: bool = False
+    ) -> tuple[Tensor, Tensor]:
+        """(std, mean) over `dim`, as `torch.std_mean`."""
+        return self.std(dim, keepdim=keepdim, correction=correction), self.mean(dim, keepdim)
+
+    def var_mean(
+        self: Tensor, dim: Any = None, *, correction: float = 1, keepdim: bool = False
+    ) -> tuple[Tensor, Tensor]:
+        """(var, mean) over `dim`, as `torch.var_mean`."""
+        return self.var(dim, keepdim=keepdim, correction=correction), self.mean(dim, keepdim)
+
     def amax(self: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
         """The largest values over `dim` (an int, a tuple, or None for all); gradient split
         evenly between tied maxima, as PyTorch's `amax`."""
@@ -408,7 +457,10 @@ class MethodForms:
         """The elements in reverse order along each of `dims`."""
         if len(dims) == 1 and not _is_dim(dims[0]):
             dims = tuple(dims[0])
-        axes = {self._dim(d, "flip") for d in dims}
+        named = [self._dim(d, "flip") for d in dims]
+        axes = set(named)
+        if len(axes) != len(named):
+            raise op_error("flip", f"dims {dims} repeat a dim", self.shape, "name each dim once")
         if not axes:
             return self
         reverse, keep = slice(None, None, -1), slice(None)
@@ -426,6 +478,8 @@ class MethodForms:
         from .tensor import cat
 
         if dims is None:
+            if not _is_dim(shifts) and len(tuple(shifts)) == 1:
+                shifts = tuple(shifts)[0]
             if not _is_dim(shifts):
                 raise op_error(
                     "roll", "without dims, shifts must be one int", self.shape, "pass dims too"
@@ -448,6 +502,46 @@ class MethodForms:
             if k:
                 out = cat([out.narrow(d, n - k, k), out.narrow(d, 0, n - k)], dim=d)
         return out
+
+    def unflatten(self: Tensor, dim: int, sizes: Sequence[int]) -> Tensor:
+        """Dim `dim` split into `sizes` (one may be -1)."""
+        d = self._dim(dim, "unflatten")
+        return self.reshape(self.shape[:d] + tuple(sizes) + self.shape[d + 1 :])
+
+    def repeat_interleave(self: Tensor, repeats: int, dim: int | None = None) -> Tensor:
+        """Each element repeated `repeats` times in place along `dim` (the flattened tensor
+        without one): [1, 2] -> [1, 1, 2, 2]."""
+        if not _is_dim(repeats) or repeats < 0:
+            raise op_error(
+                "repeat_interleave",
+                f"repeats must be a whole number >= 0, got {repeats!r}",
+                self.shape,
+                "pass an int (per-element repeat counts are not supported)",
+            )
+        if dim is None:
+            return self.reshape(-1).repeat_interleave(repeats, 0)
+        d = self._dim(dim, "repeat_interleave")
+        spread = self.unsqueeze(d + 1)
+        wide = spread.expand(*spread.shape[: d + 1], repeats, *spread.shape[d + 2 :])
+        return wide.reshape(*self.shape[:d], self.shape[d] * repeats, *self.shape[d + 1 :])
+
+    def diag(self: Tensor, diagonal: int = 0) -> Tensor:
+        """A 1-D tensor -> the square matrix with it on diagonal `diagonal`; a matrix -> that
+        diagonal, as PyTorch's `diag`."""
+        from .tensor import Tensor, where
+
+        if self.ndim == 2:
+            return self.diagonal(diagonal)
+        if self.ndim != 1:
+            raise op_error("diag", "expects a 1-D or 2-D tensor", self.shape, "flatten first")
+        n = self.shape[0] + abs(diagonal)
+        rows, cols = np.arange(n)[:, None], np.arange(n)[None, :]
+        on = Tensor._make(cols - rows == diagonal)
+        # the entry of row i is self[i] (diagonal >= 0) or self[i + diagonal]
+        k = np.arange(n) if diagonal >= 0 else np.arange(n) + diagonal
+        k = np.clip(k, 0, self.shape[0] - 1)
+        values = self[Tensor._make(k)].reshape(n, 1).expand(n, n)
+        return where(on, values, self._lift(0).cast(self.dtype))
 
     def tile(self: Tensor, *dims: Any) -> Tensor:
         """`repeat` with PyTorch's `tile` rule: fewer reps than dims are padded with ones in

@@ -380,8 +380,13 @@ class Tensor(MethodForms, Node):
 
     @staticmethod
     def full(
-        shape: Sequence[int], value: float, dtype: Any = DEFAULT_FLOAT, requires_grad: bool = False
+        shape: Sequence[int], value: Any, dtype: Any = None, requires_grad: bool = False
     ) -> Tensor:
+        """`shape` filled with `value`; the dtype as PyTorch infers it from the value (bool,
+        int64 for an int, float32 for a float) unless given."""
+        if dtype is None:
+            kind = np.asarray(value).dtype.kind
+            dtype = {"b": np.bool_, "i": np.int64, "u": np.int64}.get(kind, DEFAULT_FLOAT)
         data = np.full(_shape_arg(tuple(shape), "full"), value, dtype=dtype)
         return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 
@@ -413,6 +418,32 @@ class Tensor(MethodForms, Node):
             )
         data = np.arange(start, stop, step)
         return Tensor(data, dtype=dtype)
+
+    @staticmethod
+    def linspace(start: float, end: float, steps: int, dtype: Any = DEFAULT_FLOAT) -> Tensor:
+        """`steps` evenly spaced values from start to end, both included (torch.linspace)."""
+        if not _is_int(steps) or steps < 0:
+            raise op_error(
+                "linspace", f"steps must be a whole number >= 0, got {steps!r}", (), "pass 5"
+            )
+        return Tensor(np.linspace(start, end, int(steps)), dtype=dtype)
+
+    @staticmethod
+    def empty(*shape: Any, dtype: Any = DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
+        """A tensor of `shape` (zeros here: numpy memory is not left uninitialised, so no NaN
+        or garbage leaks into a computation that reads it)."""
+        return Tensor.zeros(*shape, dtype=dtype, requires_grad=requires_grad)
+
+    @staticmethod
+    def randint(low: int, high: int | None = None, size: Any = (), dtype: Any = np.int64) -> Tensor:
+        """Integers uniform in [low, high) (`randint(high, size)` from 0), from the global
+        generator (`tinygrad_edu.manual_seed`), int64 as PyTorch's."""
+        if high is None:
+            low, high = 0, low
+        if high <= low:
+            raise op_error("randint", f"high {high} must exceed low {low}", size, "pass low < high")
+        shape = _shape_arg(tuple(size) if not _is_int(size) else (size,), "randint")
+        return Tensor(rng.generator().integers(low, high, shape), dtype=dtype)
 
     @staticmethod
     def zeros_like(t: Tensor) -> Tensor:
@@ -668,9 +699,13 @@ class Tensor(MethodForms, Node):
             )
         return int(d) % max(n, 1)
 
-    def sum(self, axis: Any = None, keepdim: bool = False, *, dim: Any = None) -> Tensor:
-        axes = self._axes(_axis(axis, dim), "sum")
-        return self._call(ops.SUM, axis=axes, keepdim=keepdim)
+    def sum(
+        self, axis: Any = None, keepdim: bool = False, *, dim: Any = None, dtype: Any = None
+    ) -> Tensor:
+        """The sum over `axis` (all dims when None); `dtype` casts first, as PyTorch's."""
+        source = self if dtype is None else self.cast(dtype)
+        axes = source._axes(_axis(axis, dim), "sum")
+        return source._call(ops.SUM, axis=axes, keepdim=keepdim)
 
     def mean(self, axis: Any = None, keepdim: bool = False, *, dim: Any = None) -> Tensor:
         axes = self._axes(_axis(axis, dim), "mean")
@@ -1512,23 +1547,42 @@ class Tensor(MethodForms, Node):
         return self
 
     def logical_not(self) -> Tensor:
-        return self._logic("logical_not") == False  # noqa: E712 (elementwise, not identity)
+        """True where self is zero (any dtype, as PyTorch's)."""
+        return self._truth() == False  # noqa: E712 (elementwise, not identity)
 
     def logical_and(self, other: Any) -> Tensor:
-        o = self._lift(other)._logic("logical_and")
-        return where(self._logic("logical_and"), o, False)
+        return where(self._truth(), self._lift(other)._truth(), False)
 
     def logical_or(self, other: Any) -> Tensor:
-        o = self._lift(other)._logic("logical_or")
-        return where(self._logic("logical_or"), True, o)
+        return where(self._truth(), True, self._lift(other)._truth())
 
     def logical_xor(self, other: Any) -> Tensor:
-        return self._logic("logical_xor") != self._lift(other)._logic("logical_xor")
+        return self._truth() != self._lift(other)._truth()
 
-    __and__ = logical_and
-    __or__ = logical_or
-    __xor__ = logical_xor
-    __invert__ = logical_not
+    def _truth(self) -> Tensor:
+        return self if self.dtype == np.bool_ else self != 0
+
+    # the operators are bool-only: on integers PyTorch's are bitwise, which these are not
+    def __and__(self, other: Any) -> Tensor:
+        return self._logic("logical_and").logical_and(self._lift(other)._logic("logical_and"))
+
+    def __or__(self, other: Any) -> Tensor:
+        return self._logic("logical_or").logical_or(self._lift(other)._logic("logical_or"))
+
+    def __xor__(self, other: Any) -> Tensor:
+        return self._logic("logical_xor").logical_xor(self._lift(other)._logic("logical_xor"))
+
+    def __rand__(self, other: Any) -> Tensor:
+        return self.__and__(other)
+
+    def __ror__(self, other: Any) -> Tensor:
+        return self.__or__(other)
+
+    def __rxor__(self, other: Any) -> Tensor:
+        return self.__xor__(other)
+
+    def __invert__(self) -> Tensor:
+        return self._logic("logical_not").logical_not()
 
     def all(self, axis: Any = None, keepdim: bool = False, *, dim: Any = None) -> Tensor:
         """True where every element along `axis` is non-zero (a bool tensor)."""
@@ -1983,6 +2037,31 @@ def stack(tensors: Sequence[Tensor], axis: int = 0, *, dim: int | None = None) -
 # ---------------------------------------------------------------------------------------------
 # constructors shaped like another tensor; eye; einsum; closeness (torch.* functions)
 # ---------------------------------------------------------------------------------------------
+def meshgrid(*tensors: Any, indexing: str = "ij") -> tuple[Tensor, ...]:
+    """Coordinate grids from 1-D tensors, as `torch.meshgrid` (`indexing` "ij": the first
+    tensor varies along dim 0; "xy": the first two swapped, as numpy's default)."""
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    if indexing not in ("ij", "xy"):
+        raise op_error("meshgrid", f"indexing must be 'ij' or 'xy', got {indexing!r}", (),
+                       "pass indexing='ij'")  # fmt: skip
+    ts = [t if isinstance(t, Tensor) else Tensor(np.asarray(t)) for t in tensors]
+    if any(t.ndim != 1 for t in ts):
+        raise op_error(
+            "meshgrid", "expects 1-D tensors", [t.shape for t in ts], "flatten them first"
+        )
+    order = list(range(len(ts)))
+    if indexing == "xy" and len(ts) >= 2:
+        order[0], order[1] = 1, 0
+    shape = tuple(ts[k].shape[0] for k in order)
+    out = []
+    for k, t in enumerate(ts):
+        view = [1] * len(ts)
+        view[order.index(k)] = t.shape[0]
+        out.append(t.reshape(view).expand(shape))
+    return tuple(out)
+
+
 def full_like(
     input: Tensor, fill_value: Any, dtype: Any = None, requires_grad: bool = False
 ) -> Tensor:
