@@ -87,6 +87,8 @@ def _call(fn: str, args: list[Any]) -> Any:
             return float(math.floor(x)) if math.isfinite(x) else x
         if fn == "erff":
             return math.erf(x)
+        if fn in ("asinf", "acosf", "atanf"):
+            return float(getattr(np, "arc" + fn[1:-1])(x))
         if fn == "sinf":
             return math.sin(x) if math.isfinite(x) else math.nan
         if fn == "cosf":

@@ -81,6 +81,9 @@ UNARY_CALLS = {
     "erf": "erff",
     "sin": "sinf",
     "cos": "cosf",
+    "asin": "asinf",
+    "acos": "acosf",
+    "atan": "atanf",
 }
 BINARY_OPS = {
     "add": "+",

@@ -206,6 +206,9 @@ _UNARY = {
     "erf": "Erf",
     "sin": "Sin",
     "cos": "Cos",
+    "asin": "Asin",
+    "acos": "Acos",
+    "atan": "Atan",
     "detach": "Identity",
 }
 _ARITHMETIC = {"add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div", "pow": "Pow"}

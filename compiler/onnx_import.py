@@ -106,6 +106,9 @@ _UNARY = {
     "Sin": Tensor.sin,
     "Cos": Tensor.cos,
     "Tan": Tensor.tan,
+    "Asin": Tensor.asin,
+    "Acos": Tensor.acos,
+    "Atan": Tensor.atan,
     "Reciprocal": lambda x: 1.0 / x,
     "Not": lambda x: x == False,  # noqa: E712 (a DSL comparison, not Python's)
 }

@@ -624,3 +624,103 @@ def test_compiled_extras_equal_eager():
     compiled = compiler.compile(fn, x, backend="llvm")
     for got, want in zip(compiled(x).values(), fn(Tensor(x))):
         np.testing.assert_allclose(got, want.numpy(), rtol=1e-6, atol=1e-6)
+
+
+@given(x=arrays(shapes(min_dims=1), away_from=(0.0,)))  # abs's kink, in the acosh check
+def test_inverse_trigonometry_values_and_gradients(x):
+    inside = np.clip(x, -0.9, 0.9)  # asin/acos/atanh are defined (and smooth) on (-1, 1)
+    t = Tensor(inside, dtype=np.float64)
+    np.testing.assert_allclose(t.asin().numpy(), np.arcsin(inside), rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(t.acos().numpy(), np.arccos(inside), rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(t.atanh().numpy(), np.arctanh(inside), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(Tensor(x, dtype=np.float64).atan().numpy(), np.arctan(x), rtol=1e-13)
+    np.testing.assert_allclose(
+        Tensor(x, dtype=np.float64).asinh().numpy(), np.arcsinh(x), rtol=1e-12, atol=1e-15
+    )
+    np.testing.assert_allclose(
+        Tensor(np.abs(x) + 1.0, dtype=np.float64).acosh().numpy(),
+        np.arccosh(np.abs(x) + 1.0),
+        rtol=1e-12,
+    )
+    assert gradcheck(lambda a: a.asin() + a.acos() * a.atan() + a.asinh() + a.atanh(), [inside])
+    assert gradcheck(lambda a: (a.abs() + 1.1).acosh(), [x])
+
+
+def test_asinh_is_accurate_far_out_and_at_zero():
+    z = np.array([1e-9, -1e-9, 3e10, -3e10, 0.0])
+    np.testing.assert_allclose(
+        Tensor(z, dtype=np.float64).asinh().numpy(), np.arcsinh(z), rtol=1e-13
+    )
+    g = Tensor(np.array([0.0]), dtype=np.float64, requires_grad=True)
+    g.asinh().sum().backward()
+    assert g.grad.item() == 1.0
+
+
+def test_compiled_inverse_trigonometry_equals_eager():
+    x = np.linspace(-0.99, 0.99, 257).astype(np.float32)
+
+    def fn(t):
+        return t.asin() + t.acos(), t.atan() * 3.0, t.asinh() - t.atanh()
+
+    compiled = compiler.compile(fn, x, backend="llvm")
+    assert any("asin" in k.ops for k in compiled.kernels)
+    for got, want in zip(compiled(x).values(), fn(Tensor(x))):
+        np.testing.assert_allclose(got, want.numpy(), rtol=2e-6, atol=2e-6)
+
+
+def test_copysign_masked_select_nonzero_match_torch():
+    torch = _torch()
+    a, b = np.array([1.0, -2.0, 3.0, -4.0]), np.array([-0.0, 1.0, -5.0, 0.0])
+    np.testing.assert_array_equal(
+        Tensor(a).copysign(Tensor(b)).numpy(), torch.tensor(a).copysign(torch.tensor(b)).numpy()
+    )
+    x = np.arange(6.0).reshape(2, 3)
+    mask = np.array([True, False, True])
+    np.testing.assert_array_equal(
+        Tensor(x).masked_select(Tensor(mask)).numpy(),
+        torch.tensor(x).masked_select(torch.tensor(mask)).numpy(),
+    )
+    z = np.array([[0, 1, 0], [2, 0, 3]])
+    np.testing.assert_array_equal(Tensor(z).nonzero().numpy(), torch.tensor(z).nonzero().numpy())
+    for ours, theirs in zip(
+        Tensor(z).nonzero(as_tuple=True), torch.tensor(z).nonzero(as_tuple=True)
+    ):
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    with pytest.raises(OpError, match=r"nonzero: the number of non-zero elements.*Fix"):
+        compiler.compile(lambda t: t.nonzero(), z.astype(np.float32), backend="numpy")
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"is_causal": True}, {"mask": "bool"}, {"mask": "float"}, {"scale": 0.3}, {"gqa": True}],
+    ids=["plain", "causal", "bool-mask", "float-mask", "scale", "gqa"],
+)
+def test_scaled_dot_product_attention_matches_torch(kwargs):
+    torch = _torch()
+    rng = np.random.default_rng(15)
+    heads = 2 if kwargs.get("gqa") else 4
+    q = rng.standard_normal((2, 4, 5, 8))
+    k, v = rng.standard_normal((2, heads, 6, 8)), rng.standard_normal((2, heads, 6, 3))
+    ours_kw, theirs_kw = {}, {}
+    if kwargs.get("mask") == "bool":
+        m = rng.uniform(size=(5, 6)) > 0.3
+        m[:, 0] = True  # every row keeps a key (an all-masked row is NaN in both)
+        ours_kw["attn_mask"], theirs_kw["attn_mask"] = Tensor(m), torch.tensor(m)
+    if kwargs.get("mask") == "float":
+        m = rng.standard_normal((5, 6))
+        ours_kw["attn_mask"] = Tensor(m, dtype=np.float64)
+        theirs_kw["attn_mask"] = torch.tensor(m)
+    for key in ("is_causal", "scale"):
+        if key in kwargs:
+            ours_kw[key] = theirs_kw[key] = kwargs[key]
+    gqa = bool(kwargs.get("gqa"))
+    f64 = [Tensor(a, dtype=np.float64) for a in (q, k, v)]
+    ours = F.scaled_dot_product_attention(*f64, enable_gqa=gqa, **ours_kw)
+    theirs = torch.nn.functional.scaled_dot_product_attention(
+        *(torch.tensor(a) for a in (q, k, v)), enable_gqa=gqa, **theirs_kw
+    )
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-12, atol=1e-14)
+    assert gradcheck(
+        lambda a, b, c: F.scaled_dot_product_attention(a, b, c, is_causal=True),
+        [q[:1, :1], k[:1, :1], v[:1, :1]],
+    )

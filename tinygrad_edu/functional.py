@@ -10,8 +10,11 @@ runs agree. Arguments PyTorch keeps only for old code (`inplace`, `size_average`
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any
+
+import numpy as np
 
 from . import image, losses
 from .autograd import tracing
@@ -528,6 +531,47 @@ def normalize(
     else:
         norm = (x.abs() ** p).sum(dim, keepdim=True) ** (1.0 / p)
     return x / norm.maximum(eps)
+
+
+def scaled_dot_product_attention(
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    attn_mask: Any = None,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    scale: float | None = None,
+    enable_gqa: bool = False,
+) -> Tensor:
+    """softmax(Q K^T * scale + mask) V over the last two dims, as `F.scaled_dot_product_attention`:
+    scale 1/sqrt(E) by default; a bool `attn_mask` keeps where True, a float one is added;
+    `is_causal` keeps j <= i; `enable_gqa` repeats key/value heads (dim -3) to the query's."""
+    from .tensor import where
+
+    q, k, v = (_tensor(t, "scaled_dot_product_attention") for t in (query, key, value))
+    if q.ndim < 2 or k.ndim != q.ndim or v.ndim != q.ndim or q.shape[-1] != k.shape[-1]:
+        raise op_error(
+            "scaled_dot_product_attention",
+            "query, key and value must have the same rank (>= 2) and query and key the same "
+            "last dim",
+            f"query {q.shape}, key {k.shape}, value {v.shape}",
+            "pass (..., L, E), (..., S, E) and (..., S, Ev)",
+        )
+    if enable_gqa and q.ndim >= 3 and k.shape[-3] != q.shape[-3]:
+        k = k.repeat_interleave(q.shape[-3] // k.shape[-3], -3)
+        v = v.repeat_interleave(q.shape[-3] // v.shape[-3], -3)
+    factor = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    scores = (q @ k.transpose(-2, -1)) * factor
+    if is_causal:
+        keep = np.tril(np.ones((q.shape[-2], k.shape[-2]), dtype=bool))
+        scores = where(Tensor._make(keep), scores, -np.inf)
+    if attn_mask is not None:
+        m = _tensor(attn_mask, "scaled_dot_product_attention")
+        scores = where(m, scores, -np.inf) if m.dtype == np.bool_ else scores + m
+    weights = scores.softmax(-1)
+    if dropout_p > 0:
+        weights = weights.dropout(dropout_p)
+    return weights @ v
 
 
 # Every public function defined above, so `from tinygrad_edu.functional import *` (what

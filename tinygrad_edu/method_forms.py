@@ -139,6 +139,35 @@ class MethodForms:
     def cosh(self: Tensor) -> Tensor:
         return (self.exp() + (-self).exp()) * 0.5
 
+    def asinh(self: Tensor) -> Tensor:
+        """log(x + sqrt(x^2 + 1)), written log1p(u + u^2 / (1 + sqrt(1 + u^2))) of u = |x|
+        (accurate near 0) with x's sign; u is chosen by a where, so the gradient at 0 is 1."""
+        from .tensor import where
+
+        positive = self >= 0
+        u = where(positive, self, -self)
+        f = (u + u * u / ((u * u + 1.0).sqrt() + 1.0)).log1p()
+        return where(positive, f, -f)
+
+    def acosh(self: Tensor) -> Tensor:
+        """log(x + sqrt(x^2 - 1)) as log1p(t + sqrt(t (x + 1))), t = x - 1 (accurate near 1;
+        NaN below 1, as PyTorch's)."""
+        t = self - 1.0
+        return (t + (t * (self + 1.0)).sqrt()).log1p()
+
+    def atanh(self: Tensor) -> Tensor:
+        """log((1 + x) / (1 - x)) / 2, as log1p(2x / (1 - x)) / 2."""
+        return (self * 2.0 / (1.0 - self)).log1p() * 0.5
+
+    def arcsin(self: Tensor) -> Tensor:
+        return self.asin()
+
+    def arccos(self: Tensor) -> Tensor:
+        return self.acos()
+
+    def arctan(self: Tensor) -> Tensor:
+        return self.atan()
+
     def exp2(self: Tensor) -> Tensor:
         """2 ** x, as exp(x ln 2)."""
         return (self * _LN2).exp()
@@ -218,6 +247,41 @@ class MethodForms:
 
         gap = where(both_inf, 0.0, self - other)
         return self.maximum(other) + where(both_inf, 0.0, (-gap.abs()).exp().log1p())
+
+    def copysign(self: Tensor, other: Any) -> Tensor:
+        """|self| with other's sign (a -0.0 counts as negative, as in PyTorch)."""
+        from .tensor import where
+
+        other = self._lift(other)
+        negative = (other < 0).logical_or((other == 0).logical_and(1.0 / other < 0))
+        magnitude = self.abs()
+        return where(negative, -magnitude, magnitude)
+
+    def masked_select(self: Tensor, mask: Any) -> Tensor:
+        """The 1-D tensor of the elements where `mask` (broadcast to self) is true; its
+        length depends on the mask's values, so it runs eagerly, not compiled."""
+        from .tensor import Tensor
+
+        m = mask if isinstance(mask, Tensor) else Tensor(np.asarray(mask))
+        shape = np.broadcast_shapes(tuple(self.shape), tuple(m.shape))
+        return self.expand(shape)[m.expand(shape)]
+
+    def nonzero(self: Tensor, *, as_tuple: bool = False) -> Any:
+        """The indices of the non-zero elements: an (n, ndim) int64 tensor, or one 1-D tensor
+        per dim (`as_tuple`); no gradient, and eager only (n depends on the values)."""
+        from .tensor import Tensor
+
+        if tracing():
+            raise op_error(
+                "nonzero",
+                "the number of non-zero elements is only known at run time",
+                self.shape,
+                "use a mask (x != 0) with where/sum instead, or run this part eagerly",
+            )
+        found = np.argwhere(self.numpy() != 0).astype(np.int64)
+        if as_tuple:
+            return tuple(Tensor(found[:, k]) for k in range(self.ndim))
+        return Tensor(found)
 
     def lerp(self: Tensor, end: Any, weight: Any) -> Tensor:
         """self + weight * (end - self)."""

@@ -132,6 +132,10 @@ FLOOR = _unary(
 # sin' = cos and cos' = -sin: each VJP is the other op, so derivatives of any order stay in DSL
 SIN = _unary("sin", lambda xp, x: xp.sin(x), lambda g, out, x: g * x.cos())
 COS = _unary("cos", lambda xp, x: xp.cos(x), lambda g, out, x: -(g * x.sin()))
+# asin' = 1/sqrt(1 - x^2), acos' = -asin', atan' = 1/(1 + x^2)
+ASIN = _unary("asin", lambda xp, x: xp.arcsin(x), lambda g, out, x: g / (1 - x * x).sqrt())
+ACOS = _unary("acos", lambda xp, x: xp.arccos(x), lambda g, out, x: -(g / (1 - x * x).sqrt()))
+ATAN = _unary("atan", lambda xp, x: xp.arctan(x), lambda g, out, x: g / (x * x + 1))
 RELU = _unary("relu", lambda xp, x: xp.maximum(x, 0), lambda g, out, x: g * (x > 0))
 SIGMOID = _unary("sigmoid", _sigmoid, lambda g, out, x: g * out * (1 - out))
 TANH = _unary("tanh", lambda xp, x: xp.tanh(x), lambda g, out, x: g * (1 - out * out))
@@ -1094,6 +1098,7 @@ ARGSORT = _register("argsort", "movement", lambda x, dim, descending: x, _argsor
 _DEFAULT_FLOAT = np.dtype(np.float32)
 # float even on ints
 _FLOAT_RESULT = ("sigmoid", "tanh", "exp", "log", "sqrt", "div", "erf", "sin", "cos")
+_FLOAT_RESULT += ("asin", "acos", "atan")
 
 
 def infer_dtype(op: Op, dtypes: list[np.dtype], attrs: dict[str, Any]) -> np.dtype:

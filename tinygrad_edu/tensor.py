@@ -560,6 +560,15 @@ class Tensor(MethodForms, Node):
     def cos(self) -> Tensor:
         return self._call(ops.COS)
 
+    def asin(self) -> Tensor:
+        return self._call(ops.ASIN)
+
+    def acos(self) -> Tensor:
+        return self._call(ops.ACOS)
+
+    def atan(self) -> Tensor:
+        return self._call(ops.ATAN)
+
     def floor_divide(self, other: Any) -> Tensor:
         """`self // other`, rounded toward minus infinity as PyTorch's and Python's: in the
         promoted dtype (integers stay integers, through float64)."""

@@ -407,7 +407,7 @@ class _Function:
         one = _fconst(1.0, ty)
         simple = {"expf": "exp", "logf": "log", "sqrtf": "sqrt", "fabsf": "fabs", "floorf": "floor"}
         # LLVM lowers these to libm's sinf/cosf (sin/cos for doubles), lane by lane
-        simple |= {"sinf": "sin", "cosf": "cos"}
+        simple |= {"sinf": "sin", "cosf": "cos", "asinf": "asin", "acosf": "acos", "atanf": "atan"}
         if e.fn in simple:
             return self.intrinsic(simple[e.fn], ty, x)
         if e.fn == "powf":
