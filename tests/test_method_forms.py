@@ -611,6 +611,24 @@ def test_factories_and_normalize_match_torch():
             rtol=1e-12,
         )
     assert gradcheck(lambda a: F.normalize(a) * 2.0, [x])
+    x[0, :2] = 0.0
+    np.testing.assert_allclose(  # p=0 counts the non-zero entries
+        F.normalize(Tensor(x, dtype=np.float64), 0.0).numpy(),
+        torch.nn.functional.normalize(torch.tensor(x), 0.0).numpy(),
+    )
+    shapes = [t.shape for t in tg.meshgrid(tg.tensor(10.0), tg.arange(3.0))]
+    assert shapes == [(1, 3), (1, 3)]  # a 0-d tensor is one point, as in torch
+    index, ones = Tensor(np.array([[0, 0], [1, 0]])), Tensor(np.ones((2, 2)))
+    np.testing.assert_array_equal(
+        Tensor(np.zeros((2, 3))).scatter(1, index, ones, reduce="add").numpy(),
+        torch.zeros(2, 3, dtype=torch.float64)
+        .scatter(
+            1, torch.tensor([[0, 0], [1, 0]]), torch.ones(2, 2, dtype=torch.float64), reduce="add"
+        )
+        .numpy(),
+    )
+    with pytest.raises(OpError, match=r"scatter: reduce='multiply' is not supported.*Fix"):
+        Tensor(np.zeros((2, 3))).scatter(1, index, ones, reduce="multiply")
 
 
 def test_compiled_extras_equal_eager():
@@ -720,6 +738,8 @@ def test_scaled_dot_product_attention_matches_torch(kwargs):
         *(torch.tensor(a) for a in (q, k, v)), enable_gqa=gqa, **theirs_kw
     )
     np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-12, atol=1e-14)
+    with pytest.raises(OpError, match=r"is_causal and attn_mask are exclusive"):
+        F.scaled_dot_product_attention(*f64, is_causal=True, attn_mask=Tensor(np.ones((5, 6))))
     assert gradcheck(
         lambda a, b, c: F.scaled_dot_product_attention(a, b, c, is_causal=True),
         [q[:1, :1], k[:1, :1], v[:1, :1]],

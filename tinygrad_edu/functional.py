@@ -522,7 +522,9 @@ def normalize(
     if out is not None:
         raise op_error("normalize", "out= is not supported", (), "use the returned tensor")
     x = _tensor(input, "normalize")
-    if p == 2:
+    if p == 0:  # the "norm" counts the non-zero entries, as torch.linalg.vector_norm's
+        norm = (x != 0).sum(dim, keepdim=True).cast(x.dtype)
+    elif p == 2:
         norm = (x * x).sum(dim, keepdim=True).sqrt()
     elif p == 1:
         norm = x.abs().sum(dim, keepdim=True)
@@ -549,6 +551,13 @@ def scaled_dot_product_attention(
     from .tensor import where
 
     q, k, v = (_tensor(t, "scaled_dot_product_attention") for t in (query, key, value))
+    if is_causal and attn_mask is not None:
+        raise op_error(
+            "scaled_dot_product_attention",
+            "is_causal and attn_mask are exclusive",
+            f"attn_mask {getattr(attn_mask, 'shape', None)}",
+            "fold the causal mask into attn_mask (tril), or drop one",
+        )
     if q.ndim < 2 or k.ndim != q.ndim or v.ndim != q.ndim or q.shape[-1] != k.shape[-1]:
         raise op_error(
             "scaled_dot_product_attention",

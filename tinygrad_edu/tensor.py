@@ -1782,13 +1782,31 @@ class Tensor(MethodForms, Node):
             added = added.pad([(0, n - m) for n, m in zip(self.shape, added.shape)])
         return self + added
 
-    def scatter(self, dim: int, index: Any, src: Any = None, *, value: Any = None) -> Tensor:
+    def scatter(
+        self,
+        dim: int,
+        index: Any,
+        src: Any = None,
+        *,
+        value: Any = None,
+        reduce: str | None = None,
+    ) -> Tensor:
         """self with src[i][j] (or `value`) written at self[index[i][j]][j] (dim 0). Where an
-        index repeats, the last write wins (PyTorch leaves that order undefined)."""
+        index repeats, the last write wins (PyTorch leaves that order undefined).
+        `reduce="add"` adds instead (as `scatter_add`)."""
         if (src is None) == (value is None):
             raise op_error(
                 "scatter", "pass exactly one of src and value", self.shape, "scatter(d, i, src)"
             )
+        if reduce is not None:
+            if reduce != "add":
+                raise op_error(
+                    "scatter",
+                    f"reduce={reduce!r} is not supported (only 'add')",
+                    self.shape,
+                    "use reduce='add' (scatter_add), or compute the product another way",
+                )
+            return self.scatter_add(dim, index, src if value is None else value)
         grid, idx = self._gather_index(dim, index, "scatter")
         source = self._scatter_source(idx, src if value is None else value, "scatter")
         flat = np.ravel_multi_index(np.broadcast_arrays(*grid), self.shape).reshape(-1)
@@ -2055,6 +2073,7 @@ def meshgrid(*tensors: Any, indexing: str = "ij") -> tuple[Tensor, ...]:
         raise op_error("meshgrid", f"indexing must be 'ij' or 'xy', got {indexing!r}", (),
                        "pass indexing='ij'")  # fmt: skip
     ts = [t if isinstance(t, Tensor) else Tensor(np.asarray(t)) for t in tensors]
+    ts = [t.reshape(1) if t.ndim == 0 else t for t in ts]  # a 0-d tensor is one point
     if any(t.ndim != 1 for t in ts):
         raise op_error(
             "meshgrid", "expects 1-D tensors", [t.shape for t in ts], "flatten them first"
