@@ -744,3 +744,49 @@ def test_scaled_dot_product_attention_matches_torch(kwargs):
         lambda a, b, c: F.scaled_dot_product_attention(a, b, c, is_causal=True),
         [q[:1, :1], k[:1, :1], v[:1, :1]],
     )
+
+
+def test_running_reductions_match_torch_ties_and_nan_included():
+    torch = _torch()
+    x = np.array([[1.0, 3.0, 3.0, 2.0, 5.0, -1.0], [0.0, -2.0, 4.0, 4.0, np.nan, 0.0]])
+    t, tt = Tensor(x, dtype=np.float64), torch.tensor(x)
+    for name in ("cummax", "cummin"):
+        for dim in (0, 1):
+            ours, theirs = getattr(t, name)(dim), getattr(tt, name)(dim)
+            np.testing.assert_array_equal(ours.values.numpy(), theirs.values.numpy())
+            np.testing.assert_array_equal(ours.indices.numpy(), theirs.indices.numpy())
+    finite = np.nan_to_num(x)
+    np.testing.assert_allclose(
+        Tensor(finite, dtype=np.float64).cumprod(1).numpy(), torch.tensor(finite).cumprod(1).numpy()
+    )
+    np.testing.assert_allclose(
+        Tensor(finite, dtype=np.float64).logcumsumexp(1).numpy(),
+        torch.tensor(finite).logcumsumexp(1).numpy(),
+        rtol=1e-12,
+    )
+    ints = np.array([3, 1, 4, 1, 5])
+    assert Tensor(ints).cumprod(0).tolist() == torch.tensor(ints).cumprod(0).tolist()
+    assert Tensor(ints).cummax(0).indices.tolist() == torch.tensor(ints).cummax(0).indices.tolist()
+    big = Tensor(np.array([1000.0, 1000.0, -np.inf]), dtype=np.float64).logcumsumexp(0)
+    np.testing.assert_allclose(big.numpy(), [1000.0, 1000.0 + np.log(2), 1000.0 + np.log(2)])
+
+
+def test_running_reductions_have_gradients_zeros_included():
+    x = np.array([[0.5, 0.0, -1.5, 2.0], [1.2, -0.7, 0.3, 0.9]])  # a zero in a product
+    assert gradcheck(lambda a: a.cumprod(1), [x])
+    assert gradcheck(lambda a: a.logcumsumexp(1) * 2.0, [x])
+    assert gradcheck(
+        lambda a: a.cummax(1).values + a.cummin(0).values, [x + np.arange(8).reshape(2, 4) * 0.01]
+    )
+
+
+def test_compiled_running_reductions_equal_eager():
+    x = np.random.default_rng(16).standard_normal((3, 9)).astype(np.float32)
+
+    def fn(t):
+        top = t.cummax(1)
+        return t.cumprod(1), t.logcumsumexp(1), top.values, top.indices
+
+    compiled = compiler.compile(fn, x, backend="llvm")
+    for got, want in zip(compiled(x).values(), fn(Tensor(x))):
+        np.testing.assert_allclose(got, want.numpy(), rtol=1e-5, atol=1e-6)

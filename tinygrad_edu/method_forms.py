@@ -341,6 +341,67 @@ class MethodForms:
         prim = ops.MAX if op == "max" else ops.MIN
         return self._call(prim, axis=self._axes(dim, op), keepdim=keepdim)
 
+    # -- running reductions (scans) ------------------------------------------------------------
+    def _scan(self: Tensor, dim: int, op: str, combine: Any, identity: Any) -> Tensor:
+        """Running `combine` along `dim` by doubling (Hillis-Steele): after step k each
+        element has combined the 2^k before it, so log2(n) shifted combines (a pad with
+        `identity`, a slice, `combine`) give the result, its gradient and compiled kernels."""
+        d = self._dim(dim, op)
+        if self.ndim == 0:
+            return self * 1
+        n, shift, out = self.shape[d], 1, self
+        while shift < n:
+            pads = [(0, 0)] * self.ndim
+            pads[d] = (shift, 0)
+            earlier = out.pad(pads, value=identity)[(slice(None),) * d + (slice(0, n),)]
+            out, shift = combine(out, earlier), shift * 2
+        return out if out is not self else self * 1
+
+    def cumprod(self: Tensor, dim: int, *, dtype: Any = None) -> Tensor:
+        """Running products along `dim` (integers and bools give int64, as in PyTorch); the
+        gradient is exact with zeros in the input (no division)."""
+        x = self if dtype is None else self.cast(dtype)
+        if x.dtype.kind in "biu":
+            x = x.cast(np.int64)
+        return x._scan(dim, "cumprod", lambda a, b: a * b, 1)
+
+    def logcumsumexp(self: Tensor, dim: int) -> Tensor:
+        """log(cumsum(exp(x))) without overflow (running `logaddexp`)."""
+        return self._scan(dim, "logcumsumexp", lambda a, b: a.logaddexp(b), -np.inf)
+
+    def cummax(self: Tensor, dim: int) -> ValuesIndices:
+        """(running maxima, the index of each: the latest that reached it), as torch's."""
+        return self._running_extreme(dim, "cummax")
+
+    def cummin(self: Tensor, dim: int) -> ValuesIndices:
+        return self._running_extreme(dim, "cummin")
+
+    def _running_extreme(self: Tensor, dim: int, op: str) -> ValuesIndices:
+        from .tensor import Tensor, where
+
+        biggest = op == "cummax"
+        if self.dtype.kind == "f":
+            identity: Any = -np.inf if biggest else np.inf
+        elif self.dtype.kind == "b":
+            identity = not biggest
+        else:
+            info = np.iinfo(self.dtype)
+            identity = int(info.min if biggest else info.max)
+        pick = (lambda a, b: a.maximum(b)) if biggest else (lambda a, b: a.minimum(b))
+        values = self._scan(dim, op, pick, identity)
+        if self.ndim == 0:
+            return ValuesIndices(values, Tensor._make(np.zeros((), np.int64)))
+        d = self._dim(dim, op)
+        position = np.arange(self.shape[d]).reshape([-1 if i == d else 1 for i in range(self.ndim)])
+        # where the element is (or ties) the running extreme (NaN: it is, from there on),
+        # its position, else -1; the running maximum of those is the latest such position
+        reached = (
+            (self == values).logical_or(self.isnan()) if self.dtype.kind == "f" else self == values
+        )
+        candidates = where(reached, Tensor._make(position.astype(np.int64)), -1)
+        indices = candidates._scan(dim, op, lambda a, b: a.maximum(b), -1)
+        return ValuesIndices(values, indices)
+
     # -- sorting ------------------------------------------------------------------------------
     def argsort(
         self: Tensor, dim: int = -1, descending: bool = False, stable: bool = False

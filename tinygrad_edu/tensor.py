@@ -1683,19 +1683,10 @@ class Tensor(MethodForms, Node):
         holds the sum of the 2^k before it, so log2(n) shifted adds (pad, slice, add) give
         the result, its gradient (the reversed running sum) and compiled kernels, in O(n)
         memory per step. Integer and bool inputs give int64, as in PyTorch."""
-        d = self._dim(dim, "cumsum")
         x = self if dtype is None else self.cast(dtype)
         if x.dtype.kind in "biu":
             x = x.cast(np.int64)
-        if self.ndim == 0:
-            return x * 1
-        n, shift, out = x.shape[d], 1, x
-        while shift < n:
-            pads = [(0, 0)] * x.ndim
-            pads[d] = (shift, 0)
-            earlier = out.pad(pads)[(slice(None),) * d + (slice(0, n),)]
-            out, shift = out + earlier, shift * 2
-        return out if out is not self else self * 1
+        return x._scan(dim, "cumsum", lambda a, b: a + b, 0)
 
     def _gather_index(self, dim: int, index: Any, op: str) -> tuple[tuple[Any, ...], Tensor]:
         """The advanced index that picks self[..., index, ...] along `dim` for each position
