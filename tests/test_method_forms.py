@@ -790,3 +790,24 @@ def test_compiled_running_reductions_equal_eager():
     compiled = compiler.compile(fn, x, backend="llvm")
     for got, want in zip(compiled(x).values(), fn(Tensor(x))):
         np.testing.assert_allclose(got, want.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_prod_unfold_half_match_torch():
+    torch = _torch()
+    x = np.array([[0.5, 0.0, -1.5, 2.0], [1.2, -0.7, 0.3, 0.9]])
+    t, tt = Tensor(x, dtype=np.float64), torch.tensor(x)
+    np.testing.assert_allclose(t.prod().numpy(), tt.prod().numpy())
+    for dim, keepdim in [(0, False), (1, True), (-1, False)]:
+        np.testing.assert_allclose(t.prod(dim, keepdim).numpy(), tt.prod(dim, keepdim).numpy())
+    assert Tensor(np.zeros((2, 0))).prod(1).tolist() == [1.0, 1.0]
+    assert Tensor([2, 3]).prod().dtype == np.int64 and Tensor([2, 3]).prod().item() == 6
+    assert gradcheck(lambda a: a.prod(1) + a.prod(), [x])  # a zero factor included
+    a = np.arange(10.0).reshape(2, 5)
+    for args in [(1, 2, 2), (1, 3, 1), (0, 1, 1), (1, 0, 2)]:
+        np.testing.assert_array_equal(
+            Tensor(a).unfold(*args).numpy(), torch.tensor(a).unfold(*args).numpy()
+        )
+    assert gradcheck(lambda u: u.unfold(1, 3, 1) * 2.0, [a])
+    with pytest.raises(OpError, match=r"unfold: size 6 must be in \[0, 5\]"):
+        Tensor(a).unfold(1, 6, 1)
+    assert Tensor(a).half().dtype == np.float16

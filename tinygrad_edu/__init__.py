@@ -122,6 +122,7 @@ FUNCTION_FORMS = (
     "outer",
     "permute",
     "pow",
+    "prod",
     "relu",
     "remainder",
     "repeat_interleave",

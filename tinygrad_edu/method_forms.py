@@ -365,6 +365,30 @@ class MethodForms:
             x = x.cast(np.int64)
         return x._scan(dim, "cumprod", lambda a, b: a * b, 1)
 
+    def prod(
+        self: Tensor, dim: int | None = None, keepdim: bool = False, *, dtype: Any = None
+    ) -> Tensor:
+        """The product over `dim` (all elements when None): the last running product, so
+        its gradient is exact with zeros in the input (no division)."""
+        if dim is None:
+            out = (
+                self.reshape(-1).cumprod(0, dtype=dtype)[-1]
+                if self.ndim
+                else self.cumprod(0, dtype=dtype)
+            )
+            return out.reshape((1,) * self.ndim) if keepdim else out
+        d = self._dim(dim, "prod")
+        if self.ndim == 0:
+            return self.cumprod(0, dtype=dtype)
+        if self.shape[d] == 0:  # the empty product is one
+            from .tensor import Tensor
+
+            shape = self.shape[:d] + ((1,) if keepdim else ()) + self.shape[d + 1 :]
+            x = self if dtype is None else self.cast(dtype)
+            return Tensor.full(shape, 1, dtype=np.int64 if x.dtype.kind in "biu" else x.dtype)
+        last = self.cumprod(d, dtype=dtype).narrow(d, self.shape[d] - 1, 1)
+        return last if keepdim else last.squeeze(d)
+
     def logcumsumexp(self: Tensor, dim: int) -> Tensor:
         """log(cumsum(exp(x))) without overflow (running `logaddexp`)."""
         return self._scan(dim, "logcumsumexp", lambda a, b: a.logaddexp(b), -np.inf)
@@ -512,6 +536,26 @@ class MethodForms:
         from . import ops
 
         return self._call(ops.CAST, dtype=self.dtype.name)
+
+    def unfold(self: Tensor, dimension: int, size: int, step: int) -> Tensor:
+        """Every window of `size` elements along `dimension`, `step` apart, as a new last dim
+        (PyTorch's `Tensor.unfold`; `unfold2d` is im2col)."""
+        from .tensor import Tensor
+
+        d = self._dim(dimension, "unfold")
+        n = self.shape[d] if self.ndim else 1
+        if not (_is_dim(size) and _is_dim(step)) or size < 0 or step < 1 or size > n:
+            raise op_error(
+                "unfold",
+                f"size {size!r} must be in [0, {n}] and step {step!r} >= 1",
+                self.shape,
+                f"pass a size <= the dim's length {n} and a positive step",
+            )
+        windows = (n - size) // step + 1
+        index = np.arange(windows)[:, None] * step + np.arange(size)[None, :]
+        moved = self.movedim(d, -1) if self.ndim else self.reshape(1)
+        picked = moved[(Ellipsis, Tensor._make(index.astype(np.int64)))]
+        return picked.movedim(-2, d) if self.ndim else picked.reshape(windows, size)[0]
 
     def swapaxes(self: Tensor, axis0: int, axis1: int) -> Tensor:
         return self.transpose(axis0, axis1)
@@ -825,6 +869,10 @@ class MethodForms:
 
     def bool(self: Tensor) -> Tensor:
         return self.cast(np.bool_)
+
+    def half(self: Tensor) -> Tensor:
+        """float16 (eager; compiled kernels run it with numpy)."""
+        return self.cast(np.float16)
 
 
 def functions(names: Sequence[str]) -> dict[str, Any]:
