@@ -22,6 +22,7 @@ import numpy as np
 from . import rng
 from .autograd import grad_enabled, tracing
 from .errors import OpIndexError, op_error
+from .shape import is_int
 
 if TYPE_CHECKING:
     from .tensor import Tensor
@@ -37,10 +38,6 @@ class ValuesIndices(NamedTuple):
 
     values: Tensor
     indices: Tensor
-
-
-def _is_dim(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 class MethodForms:
@@ -329,7 +326,7 @@ class MethodForms:
             return self.maximum(dim) if op == "max" else self.minimum(dim)
         if axis is not None:
             dim = axis
-        if not _is_dim(dim):
+        if not is_int(dim):
             return self._reduce_values(op, dim, keepdim)
         values = self._reduce_values(op, dim, keepdim)
         pick = self.argmax if op == "max" else self.argmin
@@ -456,7 +453,7 @@ class MethodForms:
         (ties: the lower index first)."""
         d = self._dim(dim, "topk")
         n = self.shape[d] if self.ndim else 1
-        if not _is_dim(k) or not 0 <= k <= n:
+        if not is_int(k) or not 0 <= k <= n:
             raise op_error(
                 "topk",
                 f"k={k!r} must be a whole number in [0, {n}] (the size of dim {d})",
@@ -544,7 +541,7 @@ class MethodForms:
 
         d = self._dim(dimension, "unfold")
         n = self.shape[d] if self.ndim else 1
-        if not (_is_dim(size) and _is_dim(step)) or size < 0 or step < 1 or size > n:
+        if not (is_int(size) and is_int(step)) or size < 0 or step < 1 or size > n:
             raise op_error(
                 "unfold",
                 f"size {size!r} must be in [0, {n}] and step {step!r} >= 1",
@@ -565,8 +562,8 @@ class MethodForms:
     def movedim(self: Tensor, source: Any, destination: Any) -> Tensor:
         """Move dims `source` to positions `destination` (ints or equal-length sequences);
         the other dims keep their order."""
-        src = (source,) if _is_dim(source) else tuple(source)
-        dst = (destination,) if _is_dim(destination) else tuple(destination)
+        src = (source,) if is_int(source) else tuple(source)
+        dst = (destination,) if is_int(destination) else tuple(destination)
         if len(src) != len(dst):
             raise op_error(
                 "movedim",
@@ -624,7 +621,7 @@ class MethodForms:
 
     def flip(self: Tensor, *dims: Any) -> Tensor:
         """The elements in reverse order along each of `dims`."""
-        if len(dims) == 1 and not _is_dim(dims[0]):
+        if len(dims) == 1 and not is_int(dims[0]):
             dims = tuple(dims[0])
         named = [self._dim(d, "flip") for d in dims]
         axes = set(named)
@@ -647,15 +644,15 @@ class MethodForms:
         from .tensor import cat
 
         if dims is None:
-            if not _is_dim(shifts) and len(tuple(shifts)) == 1:
+            if not is_int(shifts) and len(tuple(shifts)) == 1:
                 shifts = tuple(shifts)[0]
-            if not _is_dim(shifts):
+            if not is_int(shifts):
                 raise op_error(
                     "roll", "without dims, shifts must be one int", self.shape, "pass dims too"
                 )
             return self.reshape(-1).roll(shifts, 0).reshape(self.shape)
-        shift_list = (shifts,) if _is_dim(shifts) else tuple(shifts)
-        dim_list = (dims,) if _is_dim(dims) else tuple(dims)
+        shift_list = (shifts,) if is_int(shifts) else tuple(shifts)
+        dim_list = (dims,) if is_int(dims) else tuple(dims)
         if len(shift_list) != len(dim_list):
             raise op_error(
                 "roll",
@@ -680,7 +677,7 @@ class MethodForms:
     def repeat_interleave(self: Tensor, repeats: int, dim: int | None = None) -> Tensor:
         """Each element repeated `repeats` times in place along `dim` (the flattened tensor
         without one): [1, 2] -> [1, 1, 2, 2]."""
-        if not _is_dim(repeats) or repeats < 0:
+        if not is_int(repeats) or repeats < 0:
             raise op_error(
                 "repeat_interleave",
                 f"repeats must be a whole number >= 0, got {repeats!r}",
@@ -715,7 +712,7 @@ class MethodForms:
     def tile(self: Tensor, *dims: Any) -> Tensor:
         """`repeat` with PyTorch's `tile` rule: fewer reps than dims are padded with ones in
         front."""
-        reps = tuple(dims[0]) if len(dims) == 1 and not _is_dim(dims[0]) else dims
+        reps = tuple(dims[0]) if len(dims) == 1 and not is_int(dims[0]) else dims
         reps = (1,) * (self.ndim - len(reps)) + tuple(reps)
         return self.repeat(*reps)
 

@@ -10,7 +10,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from .errors import OpIndexError, op_error
+
+
+def is_int(value: Any) -> bool:
+    """A whole number for a dim, size or count: a Python or numpy int, not a bool."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 class Size(tuple):

@@ -23,6 +23,7 @@ from .errors import OpIndexError, op_error
 from .method_forms import MethodForms
 from .ops import Op
 from .shape import SizeAttr
+from .shape import is_int as _is_int
 
 DEFAULT_FLOAT = np.dtype(np.float32)
 
@@ -129,10 +130,6 @@ def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
         f"Tensor: cannot make a tensor from dtype {arr.dtype}. Fix: pass numbers, "
         "a numpy array of floats/ints/bools, or a nested list of them"
     )
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
 def _pair(value: int | Sequence[int], name: str, op: str) -> Pair:
