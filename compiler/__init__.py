@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from tinygrad_edu import Tensor, nn, optim
-from tinygrad_edu.autograd import LOSS, scope
+from tinygrad_edu.autograd import LOSS, note_write, scope
 from tinygrad_edu.errors import op_error
 
 from . import tune as tile_search
@@ -306,6 +306,10 @@ class TrainStep:
                 opt.state[i].update(state)
             raise
         opt.step_count += 1
+        for _, i in self._updated:  # written in place by the kernels
+            note_write(opt.params[i].data)
+        for b in self.model.buffers():
+            note_write(b.data)
         for p in opt.params:
             p.grad = None
         return float(outs["loss"])

@@ -54,6 +54,9 @@ class Graph:
         self.input_names: list[str] = []  # argument order; see `argument_names`
         # (input name, check): run on that input's array at each call (`record_input_check`)
         self.input_checks: list[tuple[str, Callable[[Any], None]]] = []
+        # output name -> check: outputs that exist only to be checked at each call (an index
+        # computed inside the program, that no input check covers); never returned
+        self.output_checks: dict[str, Callable[[Any], None]] = {}
         self._next = 0
 
     # -- building ---------------------------------------------------------------------------
@@ -88,6 +91,7 @@ class Graph:
         g.outputs, g.output_names, g._next = list(self.outputs), list(self.output_names), self._next
         g.input_names = list(self.input_names)
         g.input_checks = list(self.input_checks)
+        g.output_checks = dict(self.output_checks)
         return g
 
     # -- reading ----------------------------------------------------------------------------
@@ -312,11 +316,22 @@ def trace(
         finally:
             for b in buffers:
                 object.__setattr__(b.owner, b.attr, b.tensor)
-    g = from_tensors(outputs, out_names, leaves, names)
+    on_inputs: list[tuple[str, Callable[[Any], None]]] = []
+    output_checks: dict[str, Callable[[Any], None]] = {}
     for t, check in checks:
-        leaf = leaves.get(id(_traced_source(t)))
+        source = _traced_source(t)
+        leaf = leaves.get(id(source))
         if leaf is not None and leaf.role == "input":
-            g.input_checks.append((leaf.name, check))
+            on_inputs.append((leaf.name, check))
+        elif leaf is None and source.op_name not in IN_RANGE_BY_CONSTRUCTION:
+            # computed in the program: its values are known only when it runs, so it becomes
+            # an output the runtime checks (and drops) at each call
+            name = f"check:{len(output_checks)}"
+            outputs.append(t)
+            out_names.append(name)
+            output_checks[name] = check
+    g = from_tensors(outputs, out_names, leaves, names)
+    g.input_checks, g.output_checks = on_inputs, output_checks
     return g
 
 
@@ -329,6 +344,8 @@ def _traced_source(t: Tensor) -> Tensor:
 
 
 SAME_VALUES = ("cast", "reshape", "detach")
+# ops whose results are valid indices along the dim they were taken over
+IN_RANGE_BY_CONSTRUCTION = ("argmax", "argmin", "argsort")
 
 
 def copy_provenance(src: dict[str, Any], dst: dict[str, Any]) -> None:

@@ -572,10 +572,16 @@ def _argsort(b: _Builder, nid: int, xs: list[str], attrs: dict[str, Any]) -> str
     dim = int(attrs["dim"])  # k: the dim's length, read at run time (it may be the batch)
     size = b.emit("Slice", [b.emit("Shape", [xs[0]]), b.ints([dim]), b.ints([dim + 1])])
     values, indices = b.fresh(f"v{nid}_sorted"), b.fresh(f"v{nid}_order")
+    have = np.dtype(_operand_dtypes(b, nid)[0])
+    # onnxruntime's TopK takes float, double, int32 and int64: widen the rest (order kept)
+    want = {"b": np.int32, "i": np.int32 if have.itemsize < 4 else have, "u": np.int64}.get(
+        have.kind, np.float32 if have == np.float16 else have
+    )
+    keys = b.cast(xs[0], have, want)
     b.nodes.append(
         b.onnx.helper.make_node(
             "TopK",
-            [xs[0], size],
+            [keys, size],
             [values, indices],
             name=b.fresh(f"argsort_{nid}"),
             axis=dim,
@@ -799,8 +805,9 @@ def to_onnx(
                 )
             b.names[nid] = rule(b, nid, [b.names[o] for o in g.operands(nid)], d["attrs"])
     b.current = -1
-    names = list(output_names) if output_names is not None else list(g.output_names)
-    for nid, name in zip(g.outputs, names):
+    kept = [(nid, n) for nid, n in zip(g.outputs, g.output_names) if n not in g.output_checks]
+    names = list(output_names) if output_names is not None else [n for _, n in kept]
+    for (nid, _), name in zip(kept, names):
         b.emit("Identity", [b.names[nid]], name)
         outputs.append(_value_info(b, name, nid))
     graph = onnx.helper.make_graph(b.nodes, "tinygrad_edu", inputs, outputs, b.initializers)
@@ -864,7 +871,7 @@ def export_onnx(
             if batched[list(input_names).index(g.node(nid)["name"])]:
                 batch.dims.setdefault(nid, (0,))
     if output_names is None:
-        k = len(g.outputs)
+        k = len(g.outputs) - len(g.output_checks)
         output_names = ["output"] if k == 1 else [f"output{i}" for i in range(k)]
     values: dict[str, np.ndarray] = {}
     buffers: list[str] = []

@@ -129,7 +129,13 @@ class CompiledFunction:
             if d["op"] != "const"
         ]
         self._outputs = [
-            (name, nid, g.node(nid)["dtype"]) for name, nid in zip(g.output_names, g.outputs)
+            (name, nid, g.node(nid)["dtype"])
+            for name, nid in zip(g.output_names, g.outputs)
+            if name not in g.output_checks
+        ]
+        self._output_checks = [
+            (g.outputs[g.output_names.index(name)], check)
+            for name, check in g.output_checks.items()
         ]
         keep = self._output_nodes = set(g.outputs)
         last_use = self.memory.last_use
@@ -278,6 +284,8 @@ class CompiledFunction:
             )
         if level >= 2:
             print(self.timing_table(last_only=True), file=sys.stderr)
+        for nid, check_values in self._output_checks:  # before any state is written back
+            check_values(np.asarray(ex.to_host(env[nid])))
         out = {}
         recycle = getattr(ex, "recycle", None)
         slots = self.state_slots

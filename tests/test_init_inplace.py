@@ -106,6 +106,59 @@ def test_changes_before_the_forward_or_after_backward_are_fine():
     np.testing.assert_allclose(w.grad.numpy(), [6.0 + 0.8, 8.0 + 2.4])
 
 
+def test_a_change_no_vjp_reads_is_fine_as_in_torch():
+    w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    x = Tensor(np.array([3.0, 4.0]))
+    loss = (w + x).sum()  # add's VJP reads neither operand
+    x.mul_(2.0)
+    loss.backward()
+    np.testing.assert_array_equal(w.grad.numpy(), [1.0, 1.0])
+
+
+def test_views_and_detached_tensors_share_the_version_of_their_storage():
+    w = Tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
+    x = Tensor(np.arange(6.0))
+    loss = (w * x.reshape(2, 3)[0]).sum()  # a view of x's array
+    x.mul_(2.0)
+    with pytest.raises(RuntimeError, match=r"'mul' op.*changed in place"):
+        loss.backward()
+    e = w.exp()
+    loss = (e * e).sum()
+    with no_grad():
+        e.detach().add_(1.0)  # the same array as e's
+    with pytest.raises(RuntimeError, match=r"'mul' op.*changed in place"):
+        loss.backward()
+
+
+def test_optimizer_steps_and_load_state_dict_count_as_in_place_changes():
+    x = Tensor(np.ones((1, 3)), requires_grad=True)
+    layer = nn.Linear(3, 2)
+    opt = tg.optim.SGD(layer.parameters(), lr=0.1)
+    first, second = layer(x).sum(), (layer(x) ** 2).sum()
+    first.backward()
+    opt.step()  # the weight second's graph read is now different
+    with pytest.raises(RuntimeError, match=r"'matmul' op.*changed in place"):
+        second.backward()
+    third = layer(x).sum()
+    layer.load_state_dict({k: v * 2 for k, v in layer.state_dict().items()})
+    with pytest.raises(RuntimeError, match=r"'matmul' op.*changed in place"):
+        third.backward()
+
+
+def test_an_in_place_write_of_a_value_that_requires_grad_is_refused():
+    w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    buf = Tensor(np.zeros(2))
+    with pytest.raises(OpError, match=r"add_: the value written requires grad.*x = x.add"):
+        buf.add_(w * 2.0)
+    with pytest.raises(OpError, match=r"copy_: the value written requires grad.*clone"):
+        buf.copy_(w)
+    buf.copy_(w.detach())  # no gradient wanted: say so
+    np.testing.assert_array_equal(buf.numpy(), [1.0, 2.0])
+    with no_grad():
+        buf.add_(w)
+    np.testing.assert_array_equal(buf.numpy(), [2.0, 4.0])
+
+
 # -- nn.init -----------------------------------------------------------------------------------
 def test_calculate_gain_matches_torch():
     torch = _torch()

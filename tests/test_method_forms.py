@@ -145,10 +145,65 @@ def test_compiled_max_over_a_dim_gives_values_and_indices():
     np.testing.assert_array_equal(indices, x.argmax(1))
 
 
+@pytest.mark.parametrize("backend", ["numpy", "llvm"])
+def test_compiled_gather_and_scatter_check_an_index_computed_in_the_program(backend):
+    """An index the program computes is checked at each call too (it becomes an output the
+    runtime reads and drops): never a clamped read or a dropped write."""
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    ok, bad = np.array([[0], [2], [1]]), np.array([[0], [3], [1]])
+    picked = compiler.compile(lambda t, i: t.gather(1, i + 1), x, ok, backend=backend)
+    np.testing.assert_array_equal(picked(x, ok).ravel(), [1.0, 7.0, 10.0])
+    with pytest.raises(OpIndexError, match=r"gather: index 4 is out of bounds for dim 1"):
+        picked(x, bad)
+    spread = compiler.compile(
+        lambda t, i: Tensor.zeros(3, 4).scatter_add(1, i * 2, t[:, :1]), x, ok, backend=backend
+    )
+    with pytest.raises(OpIndexError, match=r"scatter_add: index 4 is out of bounds"):
+        spread(x, ok)
+    assert list(picked.run(x, ok)) == ["out"]  # the check's output is not returned
+
+
 def test_max_values_gradient_flows_to_the_maximum():
     assert gradcheck(
         lambda a: a.max(1).values * 2.0, [np.array([[1.0, 3.0, 2.0], [0.5, -1.0, 0.0]])]
     )
+
+
+def test_max_min_over_a_dim_give_a_tie_all_of_the_gradient_as_torch():
+    """x.max(dim) reads the values at the indices it returns, so the returned element gets
+    the whole gradient (amax splits it between ties); cummax/cummin likewise."""
+    torch = _torch()
+    a = np.array([[1.0, 3.0, 3.0, 2.0], [5.0, 5.0, 1.0, 0.0]])
+    w = np.arange(8.0).reshape(2, 4)
+    for name in ["max", "min", "cummax", "cummin"]:
+        for keepdim in [False, True]:
+            x, tx = Tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
+            extra = {} if name.startswith("cum") else {"keepdim": keepdim}
+            (v, i), (tv, ti) = getattr(x, name)(1, **extra), getattr(tx, name)(1, **extra)
+            np.testing.assert_array_equal(i.numpy(), ti.numpy())
+            seed = w[:, : tv.shape[1]] if tv.ndim == 2 else w[:, 0]
+            (v * Tensor(seed)).sum().backward()
+            (tv * torch.tensor(seed)).sum().backward()
+            np.testing.assert_array_equal(x.grad.numpy(), tx.grad.numpy())
+    x = Tensor(np.float32(2.0), requires_grad=True)
+    values, index = x.max(0)
+    values.backward()
+    assert (values.item(), index.item(), x.grad.item()) == (2.0, 0, 1.0)
+
+
+def test_gather_and_scatter_add_on_0d_and_reductions_over_no_dims_match_torch():
+    torch = _torch()
+    x = Tensor(np.float64(3.0), requires_grad=True)
+    y = x.gather(0, Tensor(np.int64(0)))
+    y.backward()
+    assert y.shape == () and y.item() == 3.0 and x.grad.item() == 1.0
+    assert Tensor(np.float32(3.0)).scatter_add(0, Tensor(np.int64(0)), 2.0).item() == 5.0
+    with pytest.raises(OpIndexError, match=r"gather: index 1 is out of bounds"):
+        x.gather(0, Tensor(np.int64(1)))
+    a = np.arange(6.0).reshape(2, 3)
+    for name in ["sum", "mean", "amax", "amin"]:  # torch: dim=() reduces every dim
+        got = getattr(Tensor(a), name)(())
+        assert got.shape == () and got.item() == getattr(torch.tensor(a), name)(()).item()
 
 
 # -- arithmetic, rounding, comparisons --------------------------------------------------------
@@ -672,6 +727,27 @@ def test_asinh_is_accurate_far_out_and_at_zero():
     g = Tensor(np.array([0.0]), dtype=np.float64, requires_grad=True)
     g.asinh().sum().backward()
     assert g.grad.item() == 1.0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_inverse_hyperbolics_at_the_edges_of_their_domains(dtype):
+    """Where x^2 overflows (asinh, acosh: log(2|x|) there), at atanh's poles and outside
+    the domains (NaN, as numpy and PyTorch give), with finite gradients wherever the
+    function is smooth."""
+    huge = np.finfo(dtype).max / 2
+    x = np.array([-huge, -1e20, -1e9, -3.0, -1.0, 0.0, 1e-30, 0.5, 1.0, 1.5, 1.1e8, 1e20, huge])
+    x = x.astype(dtype)
+    with np.errstate(all="ignore"):
+        for name, ref in [("asinh", np.arcsinh), ("acosh", np.arccosh), ("atanh", np.arctanh)]:
+            t = Tensor(x, dtype=dtype, requires_grad=True)
+            y = getattr(t, name)()
+            np.testing.assert_allclose(y.numpy(), ref(x), rtol=4 * np.finfo(dtype).eps)
+            y.sum().backward()
+            smooth = np.isfinite(ref(x)) & (np.abs(x) != 1.0)
+            assert np.isfinite(t.grad.numpy()[smooth]).all(), name
+        np.testing.assert_array_equal(
+            Tensor(np.array([np.inf, -1.0]), dtype=dtype).log1p().numpy(), [np.inf, -np.inf]
+        )
 
 
 def test_compiled_inverse_trigonometry_equals_eager():

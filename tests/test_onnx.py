@@ -563,6 +563,13 @@ def test_export_refuses_an_old_opset(tmp_path):
         )
 
 
+def test_argsort_of_bools_exports_though_onnxruntime_cannot_sort_them(tmp_path):
+    x = np.random.default_rng(3).standard_normal((2, 7)).astype(np.float32)
+    path = tmp_path / "sort.onnx"
+    compiler.export_onnx(lambda t: (t > 0).argsort(1), x, path)  # TopK on int32 keys
+    np.testing.assert_array_equal(run_ort(path, x)[0], np.argsort(x > 0, 1, kind="stable"))
+
+
 def test_gather_scatter_add_and_sorting_export(tmp_path):
     """The ops that take their index as data: GatherElements, ScatterElements(add), TopK."""
     rng = np.random.default_rng(11)

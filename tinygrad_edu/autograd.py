@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -175,7 +176,7 @@ class Node(ABC):
 
     __slots__ = (
         "data", "grad", "requires_grad", "_op", "_inputs", "_attrs", "_retain", "_released",
-        "_made_at", "label", "_scope", "_hooks", "_post_hooks", "_version", "_saved_versions",
+        "_made_at", "label", "_scope", "_hooks", "_post_hooks", "_saved_versions",
     )  # fmt: skip
 
     def __init__(self, data: Any, requires_grad: bool = False) -> None:
@@ -192,10 +193,9 @@ class Node(ABC):
         self._scope = NO_SCOPE  # (module path, phase) it was traced in; see `current_scope`
         self._hooks: dict[int, Callable[[Any], Any]] | None = None  # register_hook
         self._post_hooks: dict[int, Callable[[Any], None]] | None = None
-        # in-place writes so far, and (own, inputs') when recorded: a VJP may read its output
-        # and inputs, so backward refuses to run it once one of them changed in place
-        self._version = 0
-        self._saved_versions: tuple[int, ...] = ()
+        # (own, inputs') storage versions when recorded (see `storage_version`): a VJP that
+        # reads one of them after it changed in place raises instead of using the new values
+        self._saved_versions: tuple[tuple[int, int], ...] = ()
 
     # -- subclass hooks ---------------------------------------------------------------------
     @classmethod
@@ -224,6 +224,12 @@ class Node(ABC):
     def shape(self) -> tuple[int, ...]:
         """The node's shape (`()` for a scalar)."""
 
+    @property
+    def _version(self) -> int:
+        """In-place writes so far to this node's storage (shared with its views and its
+        `detach()`, as PyTorch's version counter is)."""
+        return storage_version(self.data)[1]
+
     @classmethod
     def apply(cls, op: Op, inputs: Sequence[Node], attrs: dict[str, Any]) -> Node:
         """Apply a primitive op: check shapes by its rule, run its forward, record the node.
@@ -231,6 +237,10 @@ class Node(ABC):
         The shape rule runs first so a bad call fails here, on the user's line, with a
         message naming the op and the shapes, before any array work is done.
         """
+        if _backwards_running[0]:  # (one list read when no backward runs: the hot path)
+            vjp_of = getattr(_state, "vjp_of", None)
+            if vjp_of is not None:
+                _check_unchanged(vjp_of, inputs)
         shape = op.shape(*(i.shape for i in inputs), **attrs)
         out = cls._forward(op, inputs, attrs, shape)
         if anomaly.checking_forward() and not tracing():
@@ -293,38 +303,47 @@ class Node(ABC):
         retain = create_graph if retain_graph is None else retain_graph
         order = self.topological_order()
         _check_not_released(order)
-        _check_unchanged(order)
         seed = self._seed_grad() if gradient is None else self._coerce_seed(gradient)
         grads: dict[int, Node] = {id(self): seed}
         mode = enable_grad() if create_graph else no_grad()
-        with mode:
-            for node in reversed(order):
-                grad = grads.pop(id(node), None)
-                if grad is None:
-                    continue
-                if node._hooks:
-                    grad = _run_gradient_hooks(node, grad)
-                if node.is_leaf or node._retain:
-                    node._store_grad(grad)
-                if node.is_leaf:
-                    if node._post_hooks:
-                        _run_post_accumulate_hooks(node)
-                    continue
-                assert node._op is not None
-                if tracing():  # backward ops belong to the layer they differentiate
-                    with scope(node._scope[0], BACKWARD):
-                        input_grads = node._op.vjp(grad, node, *node._inputs, **node._attrs)
+        previous = getattr(_state, "vjp_of", None)  # a backward() inside a hook
+        _backwards_running[0] += 1
+        try:
+            with mode:
+                for node in reversed(order):
+                    grad = grads.pop(id(node), None)
+                    if grad is None:
+                        continue
+                    if node._hooks:
+                        grad = _run_gradient_hooks(node, grad)
+                    if node.is_leaf or node._retain:
+                        node._store_grad(grad)
+                    if node.is_leaf:
+                        if node._post_hooks:
+                            _run_post_accumulate_hooks(node)
+                        continue
+                    assert node._op is not None
+                    if tracing():  # backward ops belong to the layer they differentiate
+                        with scope(node._scope[0], BACKWARD):
+                            input_grads = node._op.vjp(grad, node, *node._inputs, **node._attrs)
+                            _accumulate(grads, node, input_grads)
+                    elif anomaly.is_anomaly_enabled():
+                        _state.vjp_of = node
+                        with anomaly.checked_vjp():
+                            input_grads = node._op.vjp(grad, node, *node._inputs, **node._attrs)
+                        _state.vjp_of = None
+                        anomaly.check_backward(node, grad, input_grads)
                         _accumulate(grads, node, input_grads)
-                elif anomaly.is_anomaly_enabled():
-                    with anomaly.checked_vjp():
+                    else:
+                        _state.vjp_of = node  # see `_check_unchanged`
                         input_grads = node._op.vjp(grad, node, *node._inputs, **node._attrs)
-                    anomaly.check_backward(node, grad, input_grads)
-                    _accumulate(grads, node, input_grads)
-                else:
-                    input_grads = node._op.vjp(grad, node, *node._inputs, **node._attrs)
-                    _accumulate(grads, node, input_grads)
-                if not retain:
-                    node._release()
+                        _state.vjp_of = None
+                        _accumulate(grads, node, input_grads)
+                    if not retain:
+                        node._release()
+        finally:
+            _backwards_running[0] -= 1
+            _state.vjp_of = previous
 
     def _release(self) -> None:
         """Forget what this node's VJP needed (its inputs and attributes), so the
@@ -420,22 +439,73 @@ def _accumulate(grads: dict[int, Node], node: Node, input_grads: Sequence[Any]) 
         grads[key] = parent_grad if key not in grads else grads[key] + parent_grad
 
 
-def _check_unchanged(order: Sequence[Node]) -> None:
-    """Raise if a tensor some op's VJP reads was changed in place after the op ran (its
-    gradient would be computed from the new values), as PyTorch's version check does."""
-    for node in order:
-        if node._op is None or node._released:
-            continue
-        now = (node._version, *(i._version for i in node._inputs))
-        if now != node._saved_versions:
-            which = next(k for k, (a, b) in enumerate(zip(now, node._saved_versions)) if a != b)
-            what = "its result" if which == 0 else f"its input {which - 1}"
-            raise RuntimeError(
-                f"backward: {what} of the '{node.op_name}' op {_shape_of(node)} was changed in "
-                "place after the op ran, so its gradient would be computed from the new values. "
-                "Fix: change a copy (x = x.clone()) or the out-of-place form (x = x.mul(2)), "
-                f"or make the change before the forward pass [at {user_location()}]"
-            )
+# -- in-place writes: one version counter per storage ----------------------------------------
+# A VJP reads its result and inputs when it runs, long after the forward. If one of them was
+# written in place in between, the gradient would silently use the new values; PyTorch refuses
+# ("modified by an inplace operation"), and so do we. Versions count per *storage* (the array
+# at the root of numpy's `.base` chain), so a view, a reshape or a `detach()` of a tensor sees
+# the writes made through any of them. Only storages that were ever written have an entry.
+_writes: dict[int, tuple[weakref.ref[Any], int]] = {}
+_NUMBER = (0, 0)
+
+
+def _storage(data: Any) -> Any:
+    base = getattr(data, "base", None)
+    while base is not None and hasattr(base, "shape"):  # an array's base array (numpy, cupy)
+        data, base = base, getattr(base, "base", None)
+    return data
+
+
+def storage_version(data: Any) -> tuple[int, int]:
+    """(which storage `data` lives in, how many in-place writes it has had). A node whose
+    `.data` was replaced by another array gets another storage: that counts as a change."""
+    if type(data) is float:  # a scalar Value's number: never written in place
+        return _NUMBER
+    root = data if getattr(data, "base", None) is None else _storage(data)
+    key = id(root)
+    entry = _writes.get(key)
+    if entry is None or entry[0]() is not root:
+        return (key, 0)
+    return (key, entry[1])
+
+
+def note_write(data: Any) -> None:
+    """Count an in-place write into `data`'s storage (every path that writes a tensor's
+    array in place calls this: in-place methods, optimizers, load_state_dict, buffers)."""
+    root = _storage(data)
+    key = id(root)
+    entry = _writes.get(key)
+    count = entry[1] if entry is not None and entry[0]() is root else 0
+    try:
+        _writes[key] = (weakref.ref(root), count + 1)
+    except TypeError:  # not weak-referenceable (a Python number): nothing can view it
+        return
+    if len(_writes) > 4096 and len(_writes) & 1023 == 0:  # forget storages since freed
+        for k in [k for k, (ref, _) in _writes.items() if ref() is None]:
+            del _writes[k]
+
+
+# backward() calls running in any thread; while one runs, the VJP it is running in this
+# thread is `_state.vjp_of`, and every op applied checks the operands it reads against it
+_backwards_running = [0]
+
+
+def _check_unchanged(node: Node, inputs: Sequence[Node]) -> None:
+    """Raise if one of `inputs` is an operand of `node` (whose VJP is running) that changed
+    in place since `node` was recorded: only the operands a VJP actually reads are checked
+    (add's VJP reads none; mul's reads both), so a change nobody reads is fine, as in torch."""
+    operands = (node, *node._inputs)
+    for x in inputs:
+        for k, operand in enumerate(operands):
+            if x is operand and storage_version(x.data) != node._saved_versions[k]:
+                what = "its result" if k == 0 else f"its input {k - 1}"
+                raise RuntimeError(
+                    f"backward: {what} of the '{node.op_name}' op {_shape_of(node)} was changed "
+                    "in place after the op ran, and its gradient reads it, so it would be "
+                    "computed from the new values. Fix: change a copy (x = x.clone()) or use "
+                    "the out-of-place form (x = x.mul(2)), or make the change before the "
+                    f"forward pass [at {user_location()}]"
+                )
 
 
 def _shape_of(node: Node) -> str:
@@ -464,7 +534,8 @@ def record(out: Node, op: Op, inputs: Sequence[Node], attrs: dict[str, Any]) -> 
         out._op = op
         out._inputs = tuple(inputs)
         out._attrs = attrs
-        out._saved_versions = (out._version, *(i._version for i in inputs))
         if tracing():
             out._scope = current_scope()
+        else:
+            out._saved_versions = tuple(storage_version(x.data) for x in (out, *inputs))
     return out

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from . import image, losses
-from .autograd import tracing
+from .autograd import note_write, tracing
 from .errors import op_error
 from .tensor import Tensor
 
@@ -498,6 +498,7 @@ def _update_running(stat: Tensor | None, batch: Tensor, momentum: float) -> None
         )
     fresh = batch.detach().numpy().reshape(stat.shape).astype(stat.dtype)
     stat.data[...] = stat.numpy() * (1 - momentum) + fresh * momentum
+    note_write(stat.data)
 
 
 def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:

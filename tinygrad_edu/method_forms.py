@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from . import rng
-from .autograd import grad_enabled, tracing
+from .autograd import grad_enabled, note_write, tracing
 from .errors import OpIndexError, op_error
 from .shape import is_int
 
@@ -29,6 +29,11 @@ if TYPE_CHECKING:
 
 _LN2 = math.log(2.0)
 _LN10 = math.log(10.0)
+
+
+# above this |x|, x^2 + 1 == x^2 in float64 (and x^2 would overflow float32 soon after):
+# asinh(x) and acosh(x) are log(2x) there, to the last bit
+_LARGE = 1e8
 
 
 class ValuesIndices(NamedTuple):
@@ -143,14 +148,27 @@ class MethodForms:
 
         positive = self >= 0
         u = where(positive, self, -self)
-        f = (u + u * u / ((u * u + 1.0).sqrt() + 1.0)).log1p()
+        big = u > _LARGE  # u^2 would overflow: asinh(u) = log(2u) to float precision there
+        small = where(big, 1.0, u)
+        f = where(
+            big,
+            where(big, u, 1.0).log() + math.log(2.0),
+            (small + small * small / ((small * small + 1.0).sqrt() + 1.0)).log1p(),
+        )
         return where(positive, f, -f)
 
     def acosh(self: Tensor) -> Tensor:
         """log(x + sqrt(x^2 - 1)) as log1p(t + sqrt(t (x + 1))), t = x - 1 (accurate near 1;
         NaN below 1, as PyTorch's)."""
-        t = self - 1.0
-        return (t + (t * (self + 1.0)).sqrt()).log1p()
+        from .tensor import where
+
+        big = self > _LARGE  # log(2x) there (x^2 would overflow)
+        x = where(big, 2.0, self)  # a value inside the domain: no NaN in the gradient
+        t = x - 1.0
+        t = where(t < 0.0, math.nan, t)  # below 1: NaN (t (x + 1) can be positive there)
+        return where(
+            big, where(big, self, 1.0).log() + math.log(2.0), (t + (t * (x + 1.0)).sqrt()).log1p()
+        )
 
     def atanh(self: Tensor) -> Tensor:
         """log((1 + x) / (1 - x)) / 2, as log1p(2x / (1 - x)) / 2."""
@@ -328,9 +346,17 @@ class MethodForms:
             dim = axis
         if not is_int(dim):
             return self._reduce_values(op, dim, keepdim)
-        values = self._reduce_values(op, dim, keepdim)
+        if self.ndim == 0:
+            return ValuesIndices(self._reduce_values(op, dim, keepdim), self.argmax(dim))
+        # the values are read at the indices, so the whole gradient goes to the element
+        # returned (torch's rule for this form; amax splits it between ties)
+        (dim,) = self._axes(dim, op)  # (an error names this op, not argmax)
         pick = self.argmax if op == "max" else self.argmin
-        return ValuesIndices(values, pick(dim, keepdim))
+        indices = pick(dim, keepdim=True)
+        values = self.gather(dim, indices)
+        if not keepdim:
+            values, indices = values.squeeze(dim), indices.squeeze(dim)
+        return ValuesIndices(values, indices)
 
     def _reduce_values(self: Tensor, op: str, dim: Any, keepdim: bool) -> Tensor:
         from . import ops
@@ -421,7 +447,8 @@ class MethodForms:
         )
         candidates = where(reached, Tensor._make(position.astype(np.int64)), -1)
         indices = candidates._scan(dim, op, lambda a, b: a.maximum(b), -1)
-        return ValuesIndices(values, indices)
+        # read at the indices: each running extreme's gradient goes to the element it names
+        return ValuesIndices(self.gather(d, indices), indices)
 
     # -- sorting ------------------------------------------------------------------------------
     def argsort(
@@ -816,7 +843,7 @@ class MethodForms:
                 op,
                 "in-place ops cannot be compiled (a traced tensor has no array to write)",
                 self.shape,
-                f"write the out-of-place form, x = x.{op[:-1]}(...)",
+                f"write the out-of-place form, {_out_of_place(op)}",
             )
         if self.requires_grad and grad_enabled():
             raise op_error(
@@ -825,14 +852,23 @@ class MethodForms:
                 "recorded (its gradient would no longer match its values)",
                 self.shape,
                 f"wrap the call in `with tinygrad_edu.no_grad():` (as nn.init does), or "
-                f"write x = x.{op[:-1]}(...)",
+                f"write {_out_of_place(op)}",
+            )
+        if value.requires_grad and grad_enabled():
+            raise op_error(
+                op,
+                "the value written requires grad, and an in-place write is not recorded for "
+                "backward, so its gradient would be silently lost",
+                self.shape,
+                f"write the out-of-place form, {_out_of_place(op)}, to keep the gradient, or "
+                "pass value.detach() if no gradient should flow",
             )
         if not cast and np.result_type(value.dtype, self.dtype) != self.dtype:
             raise op_error(
                 op,
                 f"the {value.dtype} result cannot be stored in this {self.dtype} tensor",
                 self.shape,
-                f"cast first (x = x.float()), or use the out-of-place x.{op[:-1]}(...)",
+                f"cast first (x = x.float()), or use the out-of-place {_out_of_place(op)}",
             )
         try:
             target = np.broadcast_shapes(tuple(value.shape), tuple(self.shape))
@@ -854,7 +890,7 @@ class MethodForms:
                 self.shape,
                 f"make a writable copy first: x = x.clone(), then x.{op}(...)",
             ) from None
-        self._version += 1
+        note_write(self.data)
         return self
 
     # last in the class: from here on these names mean the methods, not the builtins
@@ -870,6 +906,20 @@ class MethodForms:
     def half(self: Tensor) -> Tensor:
         """float16 (eager; compiled kernels run it with numpy)."""
         return self.cast(np.float16)
+
+
+# what each in-place method's error suggests instead
+_OUT_OF_PLACE = {
+    "fill_": "x = tinygrad_edu.full_like(x, value)",
+    "zero_": "x = tinygrad_edu.zeros_like(x)",
+    "copy_": "x = value.clone()",
+    "uniform_": "x = tinygrad_edu.rand(*x.shape) * (b - a) + a",
+    "normal_": "x = tinygrad_edu.randn(*x.shape) * std + mean",
+}
+
+
+def _out_of_place(op: str) -> str:
+    return _OUT_OF_PLACE.get(op, f"x = x.{op[:-1]}(...)")
 
 
 def functions(names: Sequence[str]) -> dict[str, Any]:

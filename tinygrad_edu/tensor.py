@@ -152,6 +152,14 @@ def _axis(axis: Any, dim: Any) -> Any:
     return dim if axis is None else axis
 
 
+def _one_element(value: Any, op: str) -> Any:
+    """A 0-d index or source for a 0-d input's gather/scatter, as one element."""
+    t = value if isinstance(value, Tensor) else Tensor(np.asarray(value))
+    if t.ndim != 0:
+        raise op_error(op, "a 0-d input takes a 0-d index and source", t.shape, "pass 0-d tensors")
+    return t.reshape(1)
+
+
 class Tensor(MethodForms, Node):
     """An array with a gradient. float32 by default; float64 works end to end.
 
@@ -660,6 +668,8 @@ class Tensor(MethodForms, Node):
                 "pass axis=1 or axis=(0, 2)",
             )
         items = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+        if not items:  # PyTorch: an empty dim list reduces over every dim
+            return tuple(range(self.ndim))
         if len(set(int(a) % max(self.ndim, 1) for a in items)) != len(items):
             raise op_error(
                 op,
@@ -1405,10 +1415,15 @@ class Tensor(MethodForms, Node):
 
     def log1p(self) -> Tensor:
         """log(1 + x), accurate for tiny x: log(w) * x / (w - 1) with w = 1 + x rounded
-        cancels w's rounding error (where w == 1, x itself)."""
+        cancels w's rounding error (where w == 1, x itself; where w - 1 == x, no rounding
+        happened: log(w), which also keeps log1p(inf) = inf)."""
         w = self + 1.0
-        exact = w == 1.0
-        return where(exact, self, w.log() * self / where(exact, 1.0, w - 1.0))
+        tiny = w == 1.0
+        unrounded = (w - 1.0 == self).logical_and(tiny.logical_not())
+        # each branch sees safe operands, so the unused ones give no NaN in the gradient
+        d = where(tiny.logical_or(unrounded), 1.0, w - 1.0)
+        x = where(unrounded, 1.0, self)
+        return where(tiny, self, where(unrounded, w.log(), w.log() * x / d))
 
     def gelu(self, approximate: str = "none") -> Tensor:
         """x * Phi(x): with erf (approximate="none") or PyTorch's tanh approximation."""
@@ -1702,6 +1717,8 @@ class Tensor(MethodForms, Node):
         """out[i][j][k] = self[index[i][j][k]][j][k] for dim 0 (likewise for other dims);
         the gradient adds back into the picked positions (repeats accumulate). The index is
         data: it may be computed (argmax, argsort) or a compiled function's input."""
+        if self.ndim == 0:  # as PyTorch: a 0-d input and index, taken as one element
+            return self.reshape(1).gather(dim, _one_element(index, "gather")).reshape(())
         d, idx = self._along_index(dim, index, "gather")
         return self._cut_to(idx.shape, d).gather_along(idx, d)
 
@@ -1763,6 +1780,9 @@ class Tensor(MethodForms, Node):
     def scatter_add(self, dim: int, index: Any, src: Any) -> Tensor:
         """self with src[i][j] added at self[index[i][j]][j] (dim 0); repeats accumulate.
         The index is data, as gather's."""
+        if self.ndim == 0:
+            one = _one_element(index, "scatter_add")
+            return self.reshape(1).scatter_add(dim, one, _one_element(src, "scatter_add"))[0]
         d, idx = self._along_index(dim, index, "scatter_add")
         source = self._scatter_source(idx, src, "scatter_add")
         added = source.put_along(idx, self.shape[d], d)

@@ -143,6 +143,7 @@ def autodiff(
                 names.append(out_name)
     out = from_tensors(outputs, names, leaves, input_names, labels)
     out.input_checks = list(g.input_checks)  # the inputs are the same: so are their checks
+    out.output_checks = dict(g.output_checks)  # (passed through above as outputs)
     return out
 
 

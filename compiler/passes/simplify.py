@@ -323,6 +323,7 @@ def simplify(g: Graph, exact: bool = False) -> Graph:
     new.output_names = list(g.output_names)
     new.input_names = list(g.input_names)  # inputs DCE removed are still arguments
     new.input_checks = list(g.input_checks)
+    new.output_checks = dict(g.output_checks)
     # DCE again: folding and reshape merging can orphan nodes
     live = set(new.outputs)
     for out in new.outputs:

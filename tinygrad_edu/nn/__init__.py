@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .. import losses, rng, serialization
-from ..autograd import module_scope, tracing
+from ..autograd import module_scope, note_write, tracing
 from ..errors import op_error, user_location
 from ..tensor import Tensor
 
@@ -320,6 +320,7 @@ class Module:
             object.__setattr__(self, name, value)
         else:
             old.data[...] = value.data
+            note_write(old.data)
 
     def parameters(self, recurse: bool = True) -> list[Tensor]:
         return [p for _, p in self.named_parameters(recurse=recurse)]
@@ -414,6 +415,7 @@ class Module:
         for key, tensor in own.items():
             if key in state:
                 tensor.data[...] = np.asarray(state[key], dtype=tensor.dtype)
+                note_write(tensor.data)
         return IncompatibleKeys(missing, unexpected)
 
     def __repr__(self) -> str:

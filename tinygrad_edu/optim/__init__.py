@@ -73,7 +73,7 @@ from typing import Any
 
 import numpy as np
 
-from ..autograd import enable_grad, no_grad
+from ..autograd import enable_grad, no_grad, note_write
 from ..errors import op_error
 from ..tensor import Tensor
 
@@ -402,6 +402,7 @@ class Optimizer(ABC):
             for i, (state, p, g) in enumerate(zip(self.state, self.params, grads)):
                 if g is not None:
                     self._apply(state, p.data, g, self.group_of(i))
+                    note_write(p.data)
         self.step_count += 1
         return loss
 
