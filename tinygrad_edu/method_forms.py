@@ -13,8 +13,9 @@ halves to even, `x.div(y, rounding_mode="trunc")` truncates toward zero.
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -29,6 +30,19 @@ if TYPE_CHECKING:
 
 _LN2 = math.log(2.0)
 _LN10 = math.log(10.0)
+
+
+def _in_float(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Integer and bool inputs compute in the default float (float32), as PyTorch's
+    floating-point functions do, instead of failing inside numpy (-bool) or rounding."""
+
+    @functools.wraps(method)
+    def floated(self: Tensor, *args: Any, **kwargs: Any) -> Any:
+        if self.dtype.kind not in "fc":
+            self = self.cast(np.float32)
+        return method(self, *args, **kwargs)
+
+    return floated
 
 
 # above this |x|, x^2 + 1 == x^2 in float64 (and x^2 would overflow float32 soon after):
@@ -132,15 +146,19 @@ class MethodForms:
         return self.clamp(max=max)
 
     # -- elementary functions ----------------------------------------------------------------
+    @_in_float
     def tan(self: Tensor) -> Tensor:
         return self.sin() / self.cos()
 
+    @_in_float
     def sinh(self: Tensor) -> Tensor:
         return (self.exp() - (-self).exp()) * 0.5
 
+    @_in_float
     def cosh(self: Tensor) -> Tensor:
         return (self.exp() + (-self).exp()) * 0.5
 
+    @_in_float
     def asinh(self: Tensor) -> Tensor:
         """log(x + sqrt(x^2 + 1)), written log1p(u + u^2 / (1 + sqrt(1 + u^2))) of u = |x|
         (accurate near 0) with x's sign; u is chosen by a where, so the gradient at 0 is 1."""
@@ -157,6 +175,7 @@ class MethodForms:
         )
         return where(positive, f, -f)
 
+    @_in_float
     def acosh(self: Tensor) -> Tensor:
         """log(x + sqrt(x^2 - 1)) as log1p(t + sqrt(t (x + 1))), t = x - 1 (accurate near 1;
         NaN below 1, as PyTorch's)."""
@@ -170,6 +189,7 @@ class MethodForms:
             big, where(big, self, 1.0).log() + math.log(2.0), (t + (t * (x + 1.0)).sqrt()).log1p()
         )
 
+    @_in_float
     def atanh(self: Tensor) -> Tensor:
         """log((1 + x) / (1 - x)) / 2, as log1p(2x / (1 - x)) / 2."""
         return (self * 2.0 / (1.0 - self)).log1p() * 0.5
@@ -183,13 +203,16 @@ class MethodForms:
     def arctan(self: Tensor) -> Tensor:
         return self.atan()
 
+    @_in_float
     def exp2(self: Tensor) -> Tensor:
         """2 ** x, as exp(x ln 2)."""
         return (self * _LN2).exp()
 
+    @_in_float
     def log2(self: Tensor) -> Tensor:
         return self.log() * (1.0 / _LN2)
 
+    @_in_float
     def log10(self: Tensor) -> Tensor:
         return self.log() * (1.0 / _LN10)
 
@@ -254,6 +277,7 @@ class MethodForms:
         other = self._lift(other)
         return self - self.div(other, rounding_mode="trunc") * other
 
+    @_in_float
     def logaddexp(self: Tensor, other: Any) -> Tensor:
         """log(exp(self) + exp(other)) without overflow: max + log1p(exp(-|self - other|))."""
         other = self._lift(other)
@@ -263,6 +287,7 @@ class MethodForms:
         gap = where(both_inf, 0.0, self - other)
         return self.maximum(other) + where(both_inf, 0.0, (-gap.abs()).exp().log1p())
 
+    @_in_float
     def copysign(self: Tensor, other: Any) -> Tensor:
         """|self| with other's sign (a -0.0 counts as negative, as in PyTorch)."""
         from .tensor import where
@@ -393,6 +418,12 @@ class MethodForms:
     ) -> Tensor:
         """The product over `dim` (all elements when None): the last running product, so
         its gradient is exact with zeros in the input (no division)."""
+        if dim is None and self.size == 0:  # the empty product is one
+            return (
+                self.reshape(-1)
+                .prod(0, keepdim=keepdim, dtype=dtype)
+                .reshape((1,) * self.ndim if keepdim else ())
+            )
         if dim is None:
             out = (
                 self.reshape(-1).cumprod(0, dtype=dtype)[-1]
@@ -469,6 +500,7 @@ class MethodForms:
         """(values, indices) of self sorted along `dim` (see `argsort`); the values' gradient
         goes back to the positions they came from."""
         if self.ndim == 0:
+            self._axes(dim, "sort")  # 0 or -1 only, as PyTorch
             return ValuesIndices(self, self.argsort())
         indices = self.argsort(dim, descending)
         return ValuesIndices(self.gather(dim, indices), indices)

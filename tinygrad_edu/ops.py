@@ -122,7 +122,9 @@ EXP = _unary("exp", lambda xp, x: xp.exp(x), lambda g, out, x: g * out)
 LOG = _unary("log", lambda xp, x: xp.log(x), lambda g, out, x: g / x)
 SQRT = _unary("sqrt", lambda xp, x: xp.sqrt(x), lambda g, out, x: g / (out * 2))
 ABS = _unary("abs", lambda xp, x: xp.abs(x), lambda g, out, x: g * x.sign())
-SIGN = _unary("sign", lambda xp, x: xp.sign(x), lambda g, out, x: g * 0.0)  # zero a.e.
+SIGN = _unary(
+    "sign", lambda xp, x: x if x.dtype == bool else xp.sign(x), lambda g, out, x: g * 0.0
+)  # zero a.e.; a bool is its own sign (numpy has no bool sign)
 # integers are their own floor (numpy's floor of an int array would be float64)
 FLOOR = _unary(
     "floor",
@@ -1097,8 +1099,9 @@ ARGSORT = _register("argsort", "movement", lambda x, dim, descending: x, _argsor
 # ---------------------------------------------------------------------------------------------
 _DEFAULT_FLOAT = np.dtype(np.float32)
 # float even on ints
-_FLOAT_RESULT = ("sigmoid", "tanh", "exp", "log", "sqrt", "div", "erf", "sin", "cos")
-_FLOAT_RESULT += ("asin", "acos", "atan")
+# ops whose result is a float whatever the inputs (integers and bools compute in float32)
+FLOAT_RESULT = ("sigmoid", "tanh", "exp", "log", "sqrt", "div", "erf", "sin", "cos")
+FLOAT_RESULT += ("asin", "acos", "atan")
 
 
 def infer_dtype(op: Op, dtypes: list[np.dtype], attrs: dict[str, Any]) -> np.dtype:
@@ -1114,7 +1117,7 @@ def infer_dtype(op: Op, dtypes: list[np.dtype], attrs: dict[str, Any]) -> np.dty
         return np.dtype(attrs["dtype"])
     if op.name == "where":
         dtypes = dtypes[1:]
-    if op.name in _FLOAT_RESULT or op.kind in ("conv", "pool"):
+    if op.name in FLOAT_RESULT or op.kind in ("conv", "pool"):
         dtypes = [*dtypes, _DEFAULT_FLOAT]
     result = np.result_type(*dtypes) if dtypes else _DEFAULT_FLOAT
     if op.name == "sum" and result.kind in "biu":

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import ops, rng
 from .autograd import Node, no_grad, record_input_check, tracing
-from .errors import OpIndexError, op_error
+from .errors import OpError, OpIndexError, op_error
 from .method_forms import MethodForms
 from .ops import Op
 from .shape import SizeAttr
@@ -152,6 +152,23 @@ def _axis(axis: Any, dim: Any) -> Any:
     return dim if axis is None else axis
 
 
+def _category(dtype: np.dtype) -> int:
+    return {"b": 0, "i": 1, "u": 1, "f": 2, "c": 3}.get(dtype.kind, 4)
+
+
+def _zero_dim_promotion(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """PyTorch's promotion between a tensor with dims and a 0-d one: the 0-d operand's
+    width counts only when its category (bool < integer < float) is higher, so
+    `float32 tensor + 0-d float64` stays float32 and `int32 tensor + 0-d int64` int32."""
+    if a.dtype == b.dtype or (a.ndim == 0) == (b.ndim == 0):
+        return a, b
+    zero, full = (a, b) if a.ndim == 0 else (b, a)
+    if _category(zero.dtype) > _category(full.dtype):
+        return a, b
+    zero = zero.cast(full.dtype)
+    return (zero, full) if a.ndim == 0 else (full, zero)
+
+
 def _one_element(value: Any, op: str) -> Any:
     """A 0-d index or source for a 0-d input's gather/scatter, as one element."""
     t = value if isinstance(value, Tensor) else Tensor(np.asarray(value))
@@ -208,7 +225,22 @@ class Tensor(MethodForms, Node):
         if tracing():  # symbolic: the op table's shape and dtype rules, no array work
             dtype = ops.infer_dtype(op, [a.dtype for a in arrays], attrs)
             return cls._make(MetaArray(shape, dtype))
-        out = op.forward(xp, *arrays, **attrs)
+        if op.name in ops.FLOAT_RESULT and not any(a.dtype.kind in "fc" for a in arrays):
+            # bools and small ints would give numpy's float16: compute in the default float,
+            # as PyTorch (and the compiler's dtype rule) do
+            arrays = [a.astype(DEFAULT_FLOAT) for a in arrays]
+        try:
+            out = op.forward(xp, *arrays, **attrs)
+        except (TypeError, ValueError, OverflowError) as e:
+            if isinstance(e, OpError):
+                raise
+            # numpy refusing these dtypes (bool negation, int ** negative int, ...)
+            raise op_error(
+                op.name,
+                f"not defined for {' and '.join(str(a.dtype) for a in arrays)} inputs: {e}",
+                " and ".join(str(tuple(a.shape)) for a in arrays),
+                "cast first (x.float(), or x.long() for integer arithmetic on bools)",
+            ) from None
         if (
             out.dtype == np.float64
             and "dtype" not in attrs
@@ -477,10 +509,14 @@ class Tensor(MethodForms, Node):
         return Tensor(arr)
 
     def _call(self, op: Op, *others: Any, **attrs: Any) -> Tensor:
+        if len(others) == 1:
+            a, b = _zero_dim_promotion(self, self._lift(others[0]))
+            return self.apply(op, (a, b), attrs)  # type: ignore[return-value]
         return self.apply(op, (self, *(self._lift(o) for o in others)), attrs)  # type: ignore
 
     def _rop(self, op: Op, other: Any) -> Tensor:
-        return self.apply(op, (self._lift(other), self), {})  # type: ignore[return-value]
+        a, b = _zero_dim_promotion(self._lift(other), self)
+        return self.apply(op, (a, b), {})  # type: ignore[return-value]
 
     # -- elementwise -----------------------------------------------------------------------------
     def __add__(self, other: Any) -> Tensor:
@@ -641,6 +677,10 @@ class Tensor(MethodForms, Node):
         dtype = np.dtype(dtype)
         if dtype == self.dtype:
             return self
+        if dtype.kind not in "fc" and self.requires_grad:
+            # integers and bools carry no gradient (PyTorch's cast detaches them too): a
+            # gradient passed through x.long() would be counted as if the cast were identity
+            return self.detach()._call(ops.CAST, dtype=dtype.name)
         return self._call(ops.CAST, dtype=dtype.name)
 
     def float(self) -> Tensor:
@@ -1458,7 +1498,8 @@ class Tensor(MethodForms, Node):
     def elu(self, alpha: float = 1.0) -> Tensor:
         """x for x > 0, else alpha * (exp(x) - 1). exp only sees x <= 0 (no overflow)."""
         negative = self.where(self <= 0.0, 0.0)
-        return where(self > 0.0, self, (negative.exp() - 1.0) * alpha)
+        # the conditions send NaN to the branch that is x itself: NaN in, NaN out
+        return where(self <= 0.0, (negative.exp() - 1.0) * alpha, self)
 
     def selu(self) -> Tensor:
         """scale * elu(x, alpha) with the self-normalising constants."""
@@ -1469,7 +1510,7 @@ class Tensor(MethodForms, Node):
         if alpha == 0:
             raise op_error("celu", "alpha must not be 0", self.shape, "pass alpha=1.0")
         negative = self.where(self <= 0.0, 0.0)
-        return where(self > 0.0, self, ((negative / alpha).exp() - 1.0) * alpha)
+        return where(self <= 0.0, ((negative / alpha).exp() - 1.0) * alpha, self)
 
     def softplus(self, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
         """log(1 + exp(beta x)) / beta, and x itself where beta x > threshold (PyTorch's).
@@ -1496,7 +1537,7 @@ class Tensor(MethodForms, Node):
 
     def hardshrink(self, lambd: float = 0.5) -> Tensor:
         """x where |x| > lambd, else 0."""
-        return where(self.abs() > lambd, self, 0.0)
+        return where(self.abs() <= lambd, 0.0, self)  # (NaN stays NaN)
 
     def softshrink(self, lambd: float = 0.5) -> Tensor:
         """x - lambd above lambd, x + lambd below -lambd, else 0."""
@@ -1504,11 +1545,11 @@ class Tensor(MethodForms, Node):
             raise op_error(
                 "softshrink", f"lambd must be >= 0, got {lambd}", self.shape, "pass lambd=0.5"
             )
-        return where(self > lambd, self - lambd, where(self < -lambd, self + lambd, 0.0))
+        return where(self.abs() <= lambd, 0.0, self - self.sign() * lambd)  # (NaN stays NaN)
 
     def threshold(self, threshold: float, value: float) -> Tensor:
         """x where x > threshold, else value (`F.threshold`)."""
-        return where(self > threshold, self, value)
+        return where(self <= threshold, value, self)  # (NaN stays NaN, as PyTorch's)
 
     def prelu(self, weight: Tensor) -> Tensor:
         """x where x > 0, else weight * x; weight has 1 entry or one per channel (dim 1)."""
@@ -1623,6 +1664,8 @@ class Tensor(MethodForms, Node):
             raise op_error(
                 "isclose", f"rtol and atol must be >= 0, got {rtol}, {atol}", o.shape, "fix them"
             )
+        if self.dtype.kind == "b" and o.dtype.kind == "b":
+            return self == o
         equal = self == o
         if equal_nan:
             equal = equal | ((self != self) & (o != o))
@@ -2023,7 +2066,8 @@ def where(condition: Any, a: Any, b: Any) -> Tensor:
             cond.shape,
             "compare first (x > 0) or cast with .astype(bool)",
         )
-    return anchor.apply(ops.WHERE, (cond, anchor._lift(a), anchor._lift(b)), {})  # type: ignore
+    a, b = _zero_dim_promotion(anchor._lift(a), anchor._lift(b))
+    return anchor.apply(ops.WHERE, (cond, a, b), {})  # type: ignore
 
 
 def cat(tensors: Sequence[Tensor], axis: int = 0, *, dim: int | None = None) -> Tensor:

@@ -135,7 +135,10 @@ def pad(x: Tensor, pad: Any, mode: str = "constant", value: float | None = None)
         grow = tuple((max(lo, 0), max(hi, 0)) for lo, hi in pairs)
         if all(g == (0, 0) for g in grow):
             return out
-        return out._call(ops.PAD, pads=grow, value=float(0.0 if value is None else value))
+        fill = 0 if value is None else value
+        # an integer tensor's fill stays an int: int64's extremes do not survive a float
+        exact = out.dtype.kind in "iub" and float(fill).is_integer()
+        return out._call(ops.PAD, pads=grow, value=int(fill) if exact else float(fill))
     if value is not None and value != 0:
         raise op_error(
             "pad",

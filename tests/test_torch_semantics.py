@@ -1,0 +1,97 @@
+"""PyTorch's rules where numpy's differ: integer casts carry no gradient, bools and small
+integers compute in float32, a 0-d tensor's width does not widen a tensor with dims, NaN
+passes through the piecewise activations, and dtypes numpy cannot handle give an OpError
+naming the op (not a numpy TypeError from inside the library)."""
+
+import numpy as np
+import pytest
+
+import tinygrad_edu.nn.functional as F  # noqa: N812 (PyTorch users write F)
+from tinygrad_edu import OpError, OpIndexError, Tensor
+
+
+def _torch():
+    return pytest.importorskip("torch")
+
+
+def test_an_integer_cast_carries_no_gradient():
+    x = Tensor(np.array([1.7, -2.3]), requires_grad=True)
+    assert not x.long().requires_grad and not x.bool().requires_grad
+    (x.long() * 3.0 + x).sum().backward()  # only the float branch reaches x
+    np.testing.assert_array_equal(x.grad.numpy(), [1.0, 1.0])
+    assert x.half().requires_grad  # float to float keeps it
+
+
+@pytest.mark.parametrize("dtype", [np.bool_, np.uint8, np.int8, np.int16, np.int64])
+def test_bools_and_integers_compute_in_float32(dtype):
+    torch = _torch()
+    a = np.array([1, 0, 1], dtype)
+    for name in ["exp", "log", "sqrt", "sigmoid", "tanh", "sin", "cos", "sinh", "asinh", "exp2"]:
+        with np.errstate(all="ignore"):
+            got = getattr(Tensor(a), name)()
+        want = getattr(torch.tensor(a), name)()
+        assert got.dtype == np.float32, name
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6, err_msg=name)
+
+
+def test_a_zero_dim_tensor_widens_only_across_categories():
+    torch = _torch()
+    cases = [
+        (np.ones(2, np.float32), np.array(1.5)),  # float32 + 0-d float64: float32
+        (np.ones(2, np.int32), np.array(2)),  # int32 + 0-d int64: int32
+        (np.ones(2, np.int32), np.array(1.5)),  # int32 + 0-d float64: float64 (category)
+        (np.ones(2, np.bool_), np.array(3)),  # bool + 0-d int64: int64
+    ]
+    for full, zero in cases:
+        a, b = Tensor(full, dtype=full.dtype), Tensor(zero, dtype=zero.dtype)
+        want = (torch.tensor(full) + torch.tensor(zero)).dtype
+        assert str(want).endswith(str((a + b).dtype)), (full.dtype, zero.dtype)
+        assert str(want).endswith(str((b * a).dtype))
+    x = Tensor(np.ones(2, np.float32))
+    mask = Tensor(np.array([True, False]))
+    assert x.masked_fill(mask, Tensor(np.array(3.0), dtype=np.float64)).dtype == np.float32
+
+
+def test_piecewise_activations_pass_nan_through():
+    torch = _torch()
+    a = np.array([np.nan, -1.0, -0.3, 0.0, 0.2, 0.7, np.inf, -np.inf])
+    for name, args in [
+        ("elu", ()),
+        ("selu", ()),
+        ("celu", ()),
+        ("hardshrink", ()),
+        ("softshrink", ()),
+        ("threshold", (0.1, 20.0)),
+    ]:
+        got = getattr(F, name)(Tensor(a, dtype=np.float64), *args).numpy()
+        want = getattr(torch.nn.functional, name)(torch.tensor(a), *args).numpy()
+        np.testing.assert_allclose(got, want, rtol=1e-15, err_msg=name)  # NaN where torch's
+
+
+def test_int64_extremes_survive_padding_and_running_minima():
+    big = np.iinfo(np.int64).max
+    padded = Tensor(np.array([3, 1])).pad([(1, 0)], value=big)
+    np.testing.assert_array_equal(padded.numpy(), [big, 3, 1])
+    values, indices = Tensor(np.array([3, 1, 2])).cummin(0)
+    np.testing.assert_array_equal(values.numpy(), [3, 1, 1])
+    np.testing.assert_array_equal(indices.numpy(), [0, 1, 1])
+
+
+def test_empty_products_bool_closeness_and_0d_sort_dims():
+    assert Tensor(np.zeros(0)).prod().item() == 1.0
+    assert Tensor(np.zeros((0, 3))).prod(keepdim=True).shape == (1, 1)
+    t = Tensor(np.array([True, False]))
+    np.testing.assert_array_equal(t.isclose(Tensor(np.array([True, True]))).numpy(), [1, 0])
+    np.testing.assert_array_equal(t.sign().numpy(), [True, False])
+    with pytest.raises(OpIndexError, match=r"sort: axis 1 is out of range for a 0-d input"):
+        Tensor(np.array(3.0)).sort(1)
+
+
+def test_dtypes_numpy_refuses_give_an_op_error_naming_the_op():
+    b = Tensor(np.array([True, False]))
+    with pytest.raises(OpError, match=r"neg: not defined for bool inputs.*Fix: cast first"):
+        _ = -b
+    with pytest.raises(OpError, match=r"sub: not defined for bool and bool inputs"):
+        _ = b - b
+    with pytest.raises(OpError, match=r"pow: integers to negative integer powers"):
+        _ = Tensor(np.array([2])) ** Tensor(np.array([-1]))
