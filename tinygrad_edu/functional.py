@@ -586,6 +586,85 @@ def scaled_dot_product_attention(
 
 # Every public function defined above, so `from tinygrad_edu.functional import *` (what
 # `tinygrad_edu.nn.functional` does) exports the API and nothing it merely imports.
+
+
+# ---------------------------------------------------------------------------------------------
+# normalisation over features (per example): layer and group norm
+# ---------------------------------------------------------------------------------------------
+def _affine(
+    y: Tensor, weight: Tensor | None, bias: Tensor | None, shape: tuple[int, ...]
+) -> Tensor:
+    if weight is not None:
+        y = y * weight.reshape(shape)
+    if bias is not None:
+        y = y + bias.reshape(shape)
+    return y
+
+
+def layer_norm(
+    input: Tensor,  # noqa: A002 (PyTorch's name)
+    normalized_shape: Any,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    eps: float = 1e-05,
+) -> Tensor:
+    """Normalise over the last len(normalized_shape) dims (biased variance, as PyTorch),
+    then scale by `weight` and shift by `bias` (each of `normalized_shape`)."""
+    x = _tensor(input, "layer_norm")
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    k = len(shape)
+    if k == 0 or tuple(x.shape[x.ndim - k :]) != shape or x.ndim < k:
+        raise op_error(
+            "layer_norm",
+            f"normalized_shape {shape} must be the input's last {k} dims",
+            x.shape,
+            f"pass normalized_shape={tuple(x.shape[-1:])} (the feature dims)",
+        )
+    for name, p in (("weight", weight), ("bias", bias)):
+        if p is not None and tuple(p.shape) != shape:
+            raise op_error(
+                "layer_norm", f"{name} must have shape {shape}", p.shape, "match normalized_shape"
+            )
+    axes = tuple(range(x.ndim - k, x.ndim))
+    mean = x.mean(axes, keepdim=True)
+    var = x.var(axes, keepdim=True, correction=0)
+    return _affine((x - mean) / (var + eps).sqrt(), weight, bias, shape)
+
+
+def group_norm(
+    input: Tensor,  # noqa: A002 (PyTorch's name)
+    num_groups: int,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    eps: float = 1e-05,
+) -> Tensor:
+    """Split the channels (dim 1) of an (N, C, ...) input into `num_groups` groups and
+    normalise each group of each example over its channels and positions (biased variance);
+    then a per-channel `weight` and `bias`. Batch-size independent, unlike batch_norm."""
+    x = _tensor(input, "group_norm")
+    if x.ndim < 2 or num_groups < 1 or x.shape[1] % num_groups:
+        raise op_error(
+            "group_norm",
+            f"the channel count (dim 1) must be divisible by num_groups={num_groups}",
+            x.shape,
+            "pass an (N, C, ...) input and a num_groups that divides C",
+        )
+    n, c = x.shape[0], x.shape[1]
+    grouped = x.reshape(n, num_groups, -1)
+    mean = grouped.mean(2, keepdim=True)
+    var = grouped.var(2, keepdim=True, correction=0)
+    y = ((grouped - mean) / (var + eps).sqrt()).reshape(x.shape)
+    return _affine(y, weight, bias, (1, c) + (1,) * (x.ndim - 2))
+
+
+def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-08) -> Tensor:
+    """x1 . x2 / max(|x1| |x2|, eps) along `dim` (broadcasting x1 and x2)."""
+    a, b = _tensor(x1, "cosine_similarity"), _tensor(x2, "cosine_similarity")
+    dot = (a * b).sum(dim)
+    norms = ((a * a).sum(dim) * (b * b).sum(dim)).sqrt()
+    return dot / norms.clamp(min=eps)
+
+
 __all__ = sorted(
     name
     for name, value in list(globals().items())

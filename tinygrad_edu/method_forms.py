@@ -481,6 +481,149 @@ class MethodForms:
         # read at the indices: each running extreme's gradient goes to the element it names
         return ValuesIndices(self.gather(d, indices), indices)
 
+    # -- norms, order statistics, two-argument elementary functions ---------------------------
+    def norm(
+        self: Tensor, p: Any = "fro", dim: Any = None, keepdim: bool = False, dtype: Any = None
+    ) -> Tensor:
+        """The vector p-norm over `dim` (all elements when None): "fro" and 2 Euclidean,
+        inf / -inf the largest / smallest |x|, 0 the count of nonzeros, as PyTorch's
+        `x.norm`. At a zero vector the gradient is 0 (not NaN), as PyTorch's."""
+        from .tensor import where
+
+        x = self if dtype is None else self.cast(dtype)
+        if x.dtype.kind not in "fc":
+            x = x.cast(np.float32)
+        if isinstance(p, str) and p != "fro":
+            raise op_error("norm", f"p must be a number, 'fro' or inf, got {p!r}", self.shape)
+        if p == "fro":
+            p = 2
+        a = x.abs()
+        if p == math.inf:
+            return a.amax(dim, keepdim=keepdim)
+        if p == -math.inf:
+            return a.amin(dim, keepdim=keepdim)
+        if p == 0:
+            return (a != 0.0).cast(x.dtype).sum(dim, keepdim=keepdim)
+        if p == 1:
+            return a.sum(dim, keepdim=keepdim)
+        s = (x * x if p == 2 else a**p).sum(dim, keepdim=keepdim)
+        zero = s == 0.0
+        root = where(zero, 1.0, s)  # a safe operand: no NaN in the unused branch's gradient
+        return where(zero, 0.0, root.sqrt() if p == 2 else root ** (1.0 / p))
+
+    def _sorted_at(self: Tensor, dim: int, position: Any, keepdim: bool, op: str) -> Any:
+        """(values, indices) of the `position`-th smallest along `dim` (an int, or an int64
+        tensor with a 1 at dim); the values' gradient goes to the element picked."""
+        from .tensor import Tensor
+
+        if self.ndim == 0:
+            return ValuesIndices(self * 1, Tensor._make(np.zeros((), np.int64)))
+        values, indices = self.sort(dim)
+        if isinstance(position, int):
+            v, i = values.narrow(dim, position, 1), indices.narrow(dim, position, 1)
+        else:
+            v, i = values.gather(dim, position), indices.gather(dim, position)
+        return ValuesIndices(v, i) if keepdim else ValuesIndices(v.squeeze(dim), i.squeeze(dim))
+
+    def median(self: Tensor, dim: Any = None, keepdim: bool = False) -> Any:
+        """The lower median (the ((n - 1) // 2)-th smallest), NaN where a NaN is present, as
+        PyTorch's: a 0-d tensor of all elements when dim is None, else `(values, indices)`
+        along `dim`."""
+        from .tensor import Tensor, where
+
+        if dim is None:
+            flat = self.reshape(-1)
+            if flat.shape[0] == 0:
+                return Tensor.full((), math.nan, dtype=np.result_type(self.dtype, np.float32))
+            return flat.median(0).values
+        (d,) = self._axes(dim, "median")
+        n = self.shape[d] if self.ndim else 1
+        if n == 0:
+            raise op_error("median", f"dim {d} is empty", self.shape, "use a non-empty dim")
+        if self.dtype.kind != "f":
+            return self._sorted_at(d, (n - 1) // 2, keepdim, "median")
+        nans = self.isnan().cast(np.int64).sum(d, keepdim=True) if self.ndim else None
+        if nans is None:
+            return self._sorted_at(d, 0, keepdim, "median")
+        # NaN sorts last: where one is present, the first NaN (its value and index, as torch)
+        position = where(nans > 0, n - nans, (n - 1) // 2)
+        return self._sorted_at(d, position, keepdim, "median")
+
+    def kthvalue(self: Tensor, k: int, dim: int = -1, keepdim: bool = False) -> ValuesIndices:
+        """(values, indices) of the k-th smallest (k from 1) along `dim`, as PyTorch's."""
+        (d,) = self._axes(dim, "kthvalue")
+        n = self.shape[d] if self.ndim else 1
+        if not is_int(k) or not 1 <= k <= n:
+            raise op_error(
+                "kthvalue", f"k must be in [1, {n}], got {k!r}", self.shape, "pick a k in range"
+            )
+        return self._sorted_at(d, int(k) - 1, keepdim, "kthvalue")
+
+    @_in_float
+    def atan2(self: Tensor, other: Any) -> Tensor:
+        """The angle of the point (x=other, y=self), in [-pi, pi], with numpy's and
+        PyTorch's signed zeros: atan(y / x) (plus or minus pi for x < 0) where |x| >= |y|,
+        +-pi/2 - atan(x / y) elsewhere, so nothing is divided by zero and the gradient is
+        finite everywhere but the origin."""
+        from .tensor import where
+
+        y, x = self, self._lift(other)
+        if x.dtype.kind not in "fc":
+            x = x.cast(y.dtype)
+        with np.errstate(divide="ignore"):  # 1 / -0.0 tells the zeros' signs apart
+            y_negative = (y < 0.0).logical_or((y == 0.0).logical_and(1.0 / y < 0.0))
+            x_negative = (x < 0.0).logical_or((x == 0.0).logical_and(1.0 / x < 0.0))
+        by_x = x.abs() >= y.abs()
+        near_x_axis = (y / where(by_x.logical_and(x != 0.0), x, 1.0)).atan()
+        pi = y._lift(math.pi)  # in y's dtype (two bare numbers would make float32)
+        half_turn = where(y_negative, -pi, pi)
+        near_x_axis = where(x_negative, near_x_axis + half_turn, near_x_axis)
+        near_y_axis = half_turn * 0.5 - (x / where(by_x, 1.0, y)).atan()
+        return where(by_x, near_x_axis, near_y_axis)
+
+    def arctan2(self: Tensor, other: Any) -> Tensor:
+        return self.atan2(other)
+
+    @_in_float
+    def hypot(self: Tensor, other: Any) -> Tensor:
+        """sqrt(x^2 + y^2) without overflow: the larger |.| times sqrt(1 + (smaller /
+        larger)^2); 0 at the origin (gradient 0 there), inf if either is inf."""
+        from .tensor import where
+
+        a, b = self.abs(), self._lift(other).abs()
+        big, small = a.maximum(b), a.minimum(b)
+        zero = big == 0.0
+        ratio = small / where(zero, 1.0, big)
+        out = big * (ratio * ratio + 1.0).sqrt()
+        return where(big.isinf(), big, where(zero, 0.0, out))
+
+    @_in_float
+    def expm1(self: Tensor) -> Tensor:
+        """exp(x) - 1, accurate near 0: (u - 1) x / log(u) with u = exp(x) rounded cancels
+        u's rounding error (Kahan's trick); x itself where u == 1; u - 1 where u is 0 or
+        inf."""
+        from .tensor import where
+
+        u = self.exp()
+        one = u == 1.0
+        plain = one.logical_or(u == 0.0).logical_or(u.isinf())
+        log_u = where(plain, 2.0, u).log()  # safe operands: no NaN from the unused branch
+        return where(
+            one, self, where(plain, u - 1.0, (u - 1.0) * (where(plain, 1.0, self) / log_u))
+        )
+
+    @property
+    def mT(self: Tensor) -> Tensor:  # noqa: N802 (PyTorch's name)
+        """The last two dims swapped (a batch of matrices transposed)."""
+        if self.ndim < 2:
+            raise op_error("mT", "needs at least 2 dims", self.shape, "use a (..., m, n) tensor")
+        return self.transpose(-2, -1)
+
+    def argwhere(self: Tensor) -> Tensor:
+        """The (count, ndim) int64 indices of the nonzero elements (eager: the count depends
+        on the values)."""
+        return self.nonzero()
+
     # -- sorting ------------------------------------------------------------------------------
     def argsort(
         self: Tensor, dim: int = -1, descending: bool = False, stable: bool = False

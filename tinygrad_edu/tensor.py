@@ -2055,8 +2055,14 @@ def _broadcast(a: tuple[int, ...], b: tuple[int, ...], op: str) -> tuple[int, ..
         ) from None
 
 
-def where(condition: Any, a: Any, b: Any) -> Tensor:
-    """Elementwise `condition ? a : b` with broadcasting; gradients flow to a and b."""
+def where(condition: Any, a: Any = None, b: Any = None) -> Any:
+    """Elementwise `condition ? a : b` with broadcasting; gradients flow to a and b.
+    `where(condition)` alone is `condition.nonzero(as_tuple=True)`, as PyTorch's."""
+    if a is None and b is None:
+        cond = condition if isinstance(condition, Tensor) else Tensor(np.asarray(condition))
+        return cond.nonzero(as_tuple=True)
+    if a is None or b is None:
+        raise op_error("where", "give both a and b, or neither", (), "where(cond, a, b)")
     anchor = a if isinstance(a, Tensor) else b if isinstance(b, Tensor) else Tensor(a)
     cond = condition if isinstance(condition, Tensor) else Tensor(np.asarray(condition))
     if cond.dtype != np.bool_:

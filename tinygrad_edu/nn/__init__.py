@@ -1046,6 +1046,76 @@ class BatchNorm1d(_BatchNorm):
     _layout = "(N, {C}) or (N, {C}, L)"
 
 
+class LayerNorm(Module):
+    """`LayerNorm(normalized_shape, eps=1e-5, elementwise_affine=True, bias=True)`:
+    `F.layer_norm` over the last dims, with a learnt weight (ones) and bias (zeros) of
+    `normalized_shape`, as PyTorch's."""
+
+    def __init__(
+        self,
+        normalized_shape: Any,
+        eps: float = 1e-5,
+        elementwise_affine: bool = True,
+        bias: bool = True,
+    ):
+        super().__init__()
+        shape = (
+            (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        )
+        _check_ints("LayerNorm", **{f"normalized_shape[{i}]": n for i, n in enumerate(shape)})
+        if not shape or not eps > 0:
+            raise ValueError("LayerNorm: need a non-empty normalized_shape and eps > 0")
+        self.normalized_shape, self.eps = shape, eps
+        self.elementwise_affine = elementwise_affine
+        affine = elementwise_affine
+        self.register_parameter("weight", Parameter(np.ones(shape)) if affine else None)
+        self.register_parameter("bias", Parameter(np.zeros(shape)) if affine and bias else None)
+
+    def forward(self, x: Tensor) -> Tensor:
+        from .. import functional
+
+        return functional.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+        )
+
+
+class GroupNorm(Module):
+    """`GroupNorm(num_groups, num_channels, eps=1e-5, affine=True)`: `F.group_norm` with a
+    learnt per-channel weight (ones) and bias (zeros), as PyTorch's."""
+
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True):
+        super().__init__()
+        _check_ints("GroupNorm", num_groups=num_groups, num_channels=num_channels)
+        if num_channels % num_groups or not eps > 0:
+            raise ValueError(
+                f"GroupNorm: num_channels ({num_channels}) must be divisible by num_groups "
+                f"({num_groups}), and eps > 0"
+            )
+        self.num_groups, self.num_channels, self.eps, self.affine = (
+            num_groups, num_channels, eps, affine
+        )  # fmt: skip
+        self.register_parameter("weight", Parameter(np.ones(num_channels)) if affine else None)
+        self.register_parameter("bias", Parameter(np.zeros(num_channels)) if affine else None)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim < 2 or x.shape[1] != self.num_channels:
+            raise op_error(
+                "GroupNorm",
+                f"expected (N, {self.num_channels}, ...)",
+                x.shape,
+                "match num_channels to the channel count",
+            )
+        from .. import functional
+
+        return functional.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
+
+
 from .containers import ModuleDict, ModuleList, ParameterDict, ParameterList  # noqa: E402
 
 
