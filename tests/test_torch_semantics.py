@@ -6,6 +6,7 @@ naming the op (not a numpy TypeError from inside the library)."""
 import numpy as np
 import pytest
 
+import tinygrad_edu as tg
 import tinygrad_edu.nn.functional as F  # noqa: N812 (PyTorch users write F)
 from tinygrad_edu import OpError, OpIndexError, Tensor
 
@@ -95,3 +96,30 @@ def test_dtypes_numpy_refuses_give_an_op_error_naming_the_op():
         _ = b - b
     with pytest.raises(OpError, match=r"pow: integers to negative integer powers"):
         _ = Tensor(np.array([2])) ** Tensor(np.array([-1]))
+
+
+def test_the_other_in_place_variants_bernoulli_and_inference_mode():
+    x = Tensor(np.array([-1.0, 0.5, 2.0]))
+    array = x.data
+    assert x.relu_() is x and x.data is array
+    np.testing.assert_array_equal(x.numpy(), [0.0, 0.5, 2.0])
+    np.testing.assert_allclose(x.sigmoid_().numpy(), 1 / (1 + np.exp(-np.array([0.0, 0.5, 2.0]))))
+    with pytest.raises(OpError, match=r"sqrt_: the float32 result cannot be stored in this int64"):
+        Tensor(np.array([1, 4])).sqrt_()
+    w = Tensor(np.ones(3), requires_grad=True)
+    with pytest.raises(OpError, match=r"relu_: a tensor that requires grad"):
+        w.relu_()
+    tg.manual_seed(0)
+    draws = Tensor(np.zeros(10_000)).bernoulli_(0.3).numpy()
+    assert set(np.unique(draws)) <= {0.0, 1.0} and abs(draws.mean() - 0.3) < 0.03
+    np.testing.assert_array_equal(Tensor(np.array([0.0, 1.0])).bernoulli().numpy(), [0.0, 1.0])
+
+    @tg.inference_mode()
+    def predict(t):
+        return t * 2.0
+
+    assert not predict(w).requires_grad
+    with tg.inference_mode(False):
+        assert (w * 2.0).requires_grad
+    assert tg.nn.Unflatten(1, (2, 4))(tg.zeros(3, 8)).shape == (3, 2, 4)
+    assert w.type() == "float32" and w.type(np.float64).dtype == np.float64

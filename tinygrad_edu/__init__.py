@@ -10,7 +10,7 @@ import numpy as np
 
 from . import nn, optim
 from .anomaly import detect_anomaly, is_anomaly_enabled, set_detect_anomaly
-from .autograd import enable_grad, grad_enabled, no_grad
+from .autograd import enable_grad, grad_enabled, inference_mode, no_grad
 from .errors import OpError, OpIndexError
 from .gradcheck import GradcheckError, gradcheck
 from .method_forms import ValuesIndices, functions
@@ -198,6 +198,7 @@ __all__ = [
     "optim",
     "set_detect_anomaly",
     "no_grad",
+    "inference_mode",
     "stack",
     "where",
     # tensor functions of issue 13

@@ -42,6 +42,18 @@ def no_grad() -> Iterator[None]:
         _state.enabled = previous
 
 
+def inference_mode(mode: bool = True) -> contextlib.AbstractContextManager[None]:
+    """PyTorch's `inference_mode` (a context manager or decorator): `no_grad` here, since
+    a tensor made without recording is already free of autograd bookkeeping; with
+    mode=False, gradients are recorded or not as outside it."""
+    return no_grad() if mode else _as_outside()
+
+
+@contextlib.contextmanager
+def _as_outside() -> Iterator[None]:
+    yield
+
+
 def tracing() -> bool:
     """Whether ops run symbolically (shapes and dtypes only) and every op is recorded."""
     return getattr(_state, "tracing", False)

@@ -998,6 +998,22 @@ class MethodForms:
     def clamp_(self: Tensor, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002
         return self._write("clamp_", self.clamp(min, max))
 
+    def bernoulli_(self: Tensor, p: Any = 0.5, *, generator: Any = None) -> Tensor:
+        """Fill with 1 where a uniform draw is below `p` (a number or a tensor of
+        probabilities broadcast to self), else 0 (the generator as `uniform_`'s)."""
+        gen = generator if generator is not None else rng.generator()
+        prob = p.numpy() if hasattr(p, "numpy") else np.asarray(p)
+        return self._write("bernoulli_", self._lift(gen.random(self.shape) < prob), cast=True)
+
+    def bernoulli(self: Tensor, *, generator: Any = None) -> Tensor:
+        """0/1 draws (self's dtype) with probabilities self, as torch.bernoulli (no
+        gradient: the draw is not differentiable)."""
+        from .tensor import Tensor
+
+        gen = generator if generator is not None else rng.generator()
+        draws = gen.random(self.shape) < self.detach().numpy()
+        return Tensor._make(draws.astype(self.dtype))
+
     def uniform_(self: Tensor, a: float = 0.0, b: float = 1.0, *, generator: Any = None) -> Tensor:
         """Fill with U(a, b) from the global generator (`tinygrad_edu.manual_seed`) or the
         numpy `generator` given."""
@@ -1078,10 +1094,37 @@ class MethodForms:
     def bool(self: Tensor) -> Tensor:
         return self.cast(np.bool_)
 
+    def type(self: Tensor, dtype: Any = None) -> Any:
+        """With a dtype, self cast to it (`x.type(tg.float64)`); without, the dtype's name."""
+        return np.dtype(self.dtype).name if dtype is None else self.cast(dtype)
+
     def half(self: Tensor) -> Tensor:
         """float16 (eager; compiled kernels run it with numpy)."""
         return self.cast(np.float16)
 
+
+# PyTorch's other in-place variants: x.relu_() writes x.relu() into x's array (see `_write`)
+_IN_PLACE_OF = (
+    "abs", "neg", "exp", "exp2", "expm1", "log", "log1p", "log2", "log10", "sqrt", "rsqrt",
+    "sigmoid", "tanh", "relu", "sin", "cos", "tan", "erf", "floor", "ceil", "round", "trunc",
+    "frac", "sign", "reciprocal", "square", "pow", "fmod", "remainder", "clamp_min",
+    "clamp_max", "clip", "masked_fill", "lerp", "nan_to_num", "tril", "triu", "hardtanh",
+    "leaky_relu", "atan2", "hypot", "copysign", "logical_not",
+)  # fmt: skip
+
+
+def _in_place_form(name: str) -> Callable[..., Any]:
+    def in_place(self: Tensor, *args: Any, **kwargs: Any) -> Tensor:
+        return self._write(f"{name}_", getattr(self, name)(*args, **kwargs))
+
+    in_place.__name__ = in_place.__qualname__ = f"{name}_"
+    in_place.__doc__ = f"`x.{name}(...)` written into x's own array (see the in-place section)."
+    return in_place
+
+
+for _name in _IN_PLACE_OF:
+    if not hasattr(MethodForms, f"{_name}_"):
+        setattr(MethodForms, f"{_name}_", _in_place_form(_name))
 
 # what each in-place method's error suggests instead
 _OUT_OF_PLACE = {
