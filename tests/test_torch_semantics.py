@@ -123,3 +123,17 @@ def test_the_other_in_place_variants_bernoulli_and_inference_mode():
         assert (w * 2.0).requires_grad
     assert tg.nn.Unflatten(1, (2, 4))(tg.zeros(3, 8)).shape == (3, 2, 4)
     assert w.type() == "float32" and w.type(np.float64).dtype == np.float64
+
+
+def test_division_remainders_by_infinity_and_nan_clamp_bounds_match_torch():
+    torch = _torch()
+    a = np.array([1.0, -2.0, 0.0, 3.5, np.inf, np.nan, 2.0, -np.inf])
+    for b in [np.full(8, np.inf), np.full(8, -np.inf), np.array([2, -3, 1.5, -0.5, 1, 1, 0, -2.0])]:
+        for name in ["fmod", "remainder", "floor_divide"]:
+            with np.errstate(all="ignore"):
+                got = getattr(Tensor(a, dtype=np.float64), name)(Tensor(b, dtype=np.float64))
+            want = getattr(torch, name)(torch.tensor(a), torch.tensor(b))
+            np.testing.assert_array_equal(got.numpy(), want.numpy(), err_msg=f"{name} {b}")
+    x = Tensor(np.array([1.0, 2.0]))
+    np.testing.assert_array_equal(x.clamp(min=Tensor(np.array([np.nan, 0.0]))).numpy(), [np.nan, 2])
+    assert np.isnan(x.clamp(max=float("nan")).numpy()).all()

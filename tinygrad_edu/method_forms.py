@@ -274,8 +274,13 @@ class MethodForms:
 
     def fmod(self: Tensor, other: Any) -> Tensor:
         """The remainder with the dividend's sign (C's fmod): self - trunc(self / other) * other."""
+        from .tensor import where
+
         other = self._lift(other)
-        return self - self.div(other, rounding_mode="trunc") * other
+        out = self - self.div(other, rounding_mode="trunc") * other
+        if out.dtype.kind != "f":
+            return out
+        return where(other.isinf().logical_and(self.isfinite()), self, out)  # fmod(x, inf) = x
 
     @_in_float
     def logaddexp(self: Tensor, other: Any) -> Tensor:

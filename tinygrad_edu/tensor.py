@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import sys
 import types
 from collections.abc import Iterable, Iterator, Sequence
@@ -615,7 +616,14 @@ class Tensor(MethodForms, Node):
         promoted dtype (integers stay integers, through float64)."""
         other = self._lift(other)
         wide = self._integer_quotient(other, "floor_divide")
-        return (self / other).floor() if wide is None else wide.floor().cast(np.int64)
+        if wide is not None:
+            return wide.floor().cast(np.int64)
+        q = (self / other).floor()
+        # a finite x over an infinite divisor: 0, or -1 when the signs differ (-2 // inf is
+        # -1 in Python and PyTorch; floor(-0.0) alone would give -0)
+        opposite = (self < 0.0).logical_xor(other < 0.0).logical_and(self != 0.0)
+        q = where(other.isinf().logical_and(self.isfinite()).logical_and(opposite), -1.0, q)
+        return where(self.isinf().logical_and(other.isfinite()), math.nan, q)  # as Python's
 
     def _integer_quotient(self, other: Tensor, op: str) -> Tensor | None:
         """self / other in float64 when both are integers (None otherwise): exact for
@@ -637,7 +645,13 @@ class Tensor(MethodForms, Node):
         """`self % other` with the divisor's sign, as PyTorch's and Python's:
         self - floor_divide(self, other) * other."""
         other = self._lift(other)
-        return self - self.floor_divide(other) * other
+        out = self - self.floor_divide(other) * other
+        if out.dtype.kind != "f":
+            return out
+        # an infinite divisor: x itself when the signs agree (or x is 0), else the divisor
+        same = (self < 0.0).logical_xor(other < 0.0).logical_not().logical_or(self == 0.0)
+        by_inf = other.isinf().logical_and(self.isfinite())
+        return where(by_inf, where(same, self, other), out)
 
     def __floordiv__(self, other: Any) -> Tensor:
         return self.floor_divide(other)
@@ -1424,6 +1438,11 @@ class Tensor(MethodForms, Node):
             out = where(out >= min, out, where(out < min, min, out.detach()))
         if max is not None:
             out = where(out <= max, out, where(out > max, max, out.detach()))
+        for bound in (min, max):  # a NaN bound gives NaN, as PyTorch's
+            if isinstance(bound, Tensor) and bound.dtype.kind == "f":
+                out = where(bound.isnan(), bound, out)
+            elif isinstance(bound, float) and bound != bound:  # NaN
+                out = out * math.nan
         return out
 
     clip = clamp
