@@ -584,10 +584,6 @@ def scaled_dot_product_attention(
     return weights @ v
 
 
-# Every public function defined above, so `from tinygrad_edu.functional import *` (what
-# `tinygrad_edu.nn.functional` does) exports the API and nothing it merely imports.
-
-
 # ---------------------------------------------------------------------------------------------
 # normalisation over features (per example): layer and group norm
 # ---------------------------------------------------------------------------------------------
@@ -665,6 +661,201 @@ def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-08) 
     return dot / norms.clamp(min=eps)
 
 
+# ---------------------------------------------------------------------------------------------
+# more of torch.nn.functional for image networks: channel dropout, instance norm, pixel
+# shuffles, 1-d pools, embeddings
+# ---------------------------------------------------------------------------------------------
+def _channel_dropout(x: Tensor, p: float, training: bool, op: str, spatial: int) -> Tensor:
+    """Zero whole channels of an (N, C, *spatial) input with probability p (the rest scaled
+    by 1 / (1 - p)): one draw per (example, channel), broadcast over the positions."""
+    if x.ndim != spatial + 2:
+        dims = "H, W" if spatial == 2 else "L"
+        raise op_error(op, f"expects an (N, C, {dims}) input", x.shape, f"pass (N, C, {dims})")
+    return x._dropout(p, training, op, tuple(x.shape[:2]) + (1,) * spatial)
+
+
+def dropout1d(
+    input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False
+) -> Tensor:  # noqa: A002
+    """Channel dropout of an (N, C, L) input (see `dropout2d`)."""
+    return _channel_dropout(_tensor(input, "dropout1d"), p, training, "dropout1d", 1)
+
+
+def dropout2d(
+    input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False
+) -> Tensor:  # noqa: A002
+    """Zero whole channels of an (N, C, H, W) input with probability p, scaling the rest by
+    1 / (1 - p) (PyTorch's Dropout2d); identity when not training."""
+    return _channel_dropout(_tensor(input, "dropout2d"), p, training, "dropout2d", 2)
+
+
+def instance_norm(
+    input: Tensor,  # noqa: A002
+    running_mean: Tensor | None = None,
+    running_var: Tensor | None = None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    use_input_stats: bool = True,
+    momentum: float = 0.1,
+    eps: float = 1e-05,
+) -> Tensor:
+    """Normalise each channel of each example over its positions (biased variance), as
+    PyTorch's; with running statistics given they are updated (the batch's average of the
+    instance statistics) and, with use_input_stats=False, used instead."""
+    x = _tensor(input, "instance_norm")
+    if x.ndim < 3:
+        raise op_error("instance_norm", "expects an (N, C, ...) input", x.shape, "add dims")
+    axes = tuple(range(2, x.ndim))
+    shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+    if use_input_stats:
+        mean = x.mean(axes, keepdim=True)
+        var = x.var(axes, keepdim=True, correction=0)
+        count = math.prod(x.shape[2:])
+        _update_running(running_mean, mean.mean(0), momentum)
+        _update_running(running_var, (var * (count / max(count - 1, 1))).mean(0), momentum)
+    else:
+        if running_mean is None or running_var is None:
+            raise op_error(
+                "instance_norm",
+                "use_input_stats=False needs running_mean and running_var",
+                x.shape,
+                "pass them, or use_input_stats=True",
+            )
+        mean, var = running_mean.reshape(shape), running_var.reshape(shape)
+    return _affine((x - mean) / (var + eps).sqrt(), weight, bias, shape)
+
+
+def pixel_shuffle(input: Tensor, upscale_factor: int) -> Tensor:  # noqa: A002
+    """(N, C r^2, H, W) -> (N, C, H r, W r): each group of r^2 channels becomes an r x r
+    block of positions (sub-pixel convolution's upsampling), as PyTorch's."""
+    x, r = _tensor(input, "pixel_shuffle"), upscale_factor
+    if x.ndim < 3 or not isinstance(r, int) or r < 1 or x.shape[-3] % (r * r):
+        raise op_error(
+            "pixel_shuffle",
+            f"the channel count must be divisible by upscale_factor^2 = {r}^2",
+            x.shape,
+            "pass an (N, C*r*r, H, W) input",
+        )
+    *lead, c, h, w = x.shape
+    y = x.reshape(*lead, c // (r * r), r, r, h, w)
+    k = len(lead)
+    y = y.permute(*range(k), k, k + 3, k + 1, k + 4, k + 2)
+    return y.reshape(*lead, c // (r * r), h * r, w * r)
+
+
+def pixel_unshuffle(input: Tensor, downscale_factor: int) -> Tensor:  # noqa: A002
+    """The inverse of `pixel_shuffle`: (N, C, H r, W r) -> (N, C r^2, H, W)."""
+    x, r = _tensor(input, "pixel_unshuffle"), downscale_factor
+    if x.ndim < 3 or not isinstance(r, int) or r < 1 or x.shape[-1] % r or x.shape[-2] % r:
+        raise op_error(
+            "pixel_unshuffle",
+            f"height and width must be divisible by downscale_factor = {r}",
+            x.shape,
+            "crop or pad the input first",
+        )
+    *lead, c, h, w = x.shape
+    y = x.reshape(*lead, c, h // r, r, w // r, r)
+    k = len(lead)
+    y = y.permute(*range(k), k, k + 2, k + 4, k + 1, k + 3)
+    return y.reshape(*lead, c * r * r, h // r, w // r)
+
+
+def _pool1d(x: Tensor, op: str, pool: Any) -> Tensor:
+    if x.ndim not in (2, 3):
+        raise op_error(op, "expects an (N, C, L) or (C, L) input", x.shape, "add a channel dim")
+    return pool(x.unsqueeze(-2)).squeeze(-2)
+
+
+def max_pool1d(
+    input: Tensor,  # noqa: A002
+    kernel_size: int,
+    stride: int | None = None,
+    padding: int = 0,
+    dilation: int = 1,
+    ceil_mode: bool = False,
+) -> Tensor:
+    """Max over windows of the last dim (max_pool2d over a height of 1)."""
+    s = kernel_size if stride is None else stride
+    return _pool1d(
+        _tensor(input, "max_pool1d"),
+        "max_pool1d",
+        lambda t: max_pool2d(t, (1, kernel_size), (1, s), (0, padding), (1, dilation), ceil_mode),
+    )
+
+
+def avg_pool1d(
+    input: Tensor,  # noqa: A002
+    kernel_size: int,
+    stride: int | None = None,
+    padding: int = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+) -> Tensor:
+    """Mean over windows of the last dim (avg_pool2d over a height of 1)."""
+    s = kernel_size if stride is None else stride
+    return _pool1d(
+        _tensor(input, "avg_pool1d"),
+        "avg_pool1d",
+        lambda t: avg_pool2d(
+            t, (1, kernel_size), (1, s), (0, padding), ceil_mode, count_include_pad
+        ),
+    )
+
+
+def adaptive_avg_pool1d(input: Tensor, output_size: int) -> Tensor:  # noqa: A002
+    return _pool1d(
+        _tensor(input, "adaptive_avg_pool1d"),
+        "adaptive_avg_pool1d",
+        lambda t: t.adaptive_avg_pool2d((1, output_size)),
+    )
+
+
+def adaptive_max_pool1d(input: Tensor, output_size: int) -> Tensor:  # noqa: A002
+    return _pool1d(
+        _tensor(input, "adaptive_max_pool1d"),
+        "adaptive_max_pool1d",
+        lambda t: adaptive_max_pool2d(t, (1, output_size)),
+    )
+
+
+def embedding(
+    input: Tensor,  # noqa: A002
+    weight: Tensor,
+    padding_idx: int | None = None,
+    max_norm: float | None = None,
+    norm_type: float = 2.0,
+    scale_grad_by_freq: bool = False,
+    sparse: bool = False,
+) -> Tensor:
+    """The rows of `weight` (num_embeddings, dim) at the integer `input` indices: shape
+    input.shape + (dim,). The index is data (checked in range; a compiled function may take
+    it as input); the row at `padding_idx` gets no gradient, as PyTorch's. (max_norm's
+    in-place renormalisation, scale_grad_by_freq and sparse gradients are not offered.)"""
+    if max_norm is not None or scale_grad_by_freq or sparse:
+        raise op_error(
+            "embedding",
+            "max_norm, scale_grad_by_freq and sparse are not offered",
+            f"max_norm={max_norm}, scale_grad_by_freq={scale_grad_by_freq}, sparse={sparse}",
+            "leave them at their defaults (renormalise the weight yourself under no_grad)",
+        )
+    idx = input if isinstance(input, Tensor) else Tensor(np.asarray(input))
+    w = _tensor(weight, "embedding")
+    if w.ndim != 2 or idx.dtype.kind not in "iu":
+        raise op_error(
+            "embedding",
+            "expects integer indices and a 2-D (num_embeddings, dim) weight",
+            f"indices {idx.shape} {idx.dtype}, weight {w.shape}",
+            "pass int64 indices",
+        )
+    if padding_idx is not None:
+        rows = np.arange(w.shape[0]).reshape(-1, 1) == padding_idx % w.shape[0]
+        w = w.where(Tensor(~rows), w.detach())
+    flat = idx.reshape(-1, 1).expand(idx.size, w.shape[1])
+    return w.gather(0, flat).reshape(*idx.shape, w.shape[1])
+
+
+# Every public function defined above, so `from tinygrad_edu.functional import *` (what
+# `tinygrad_edu.nn.functional` does) exports the API and nothing it merely imports.
 __all__ = sorted(
     name
     for name, value in list(globals().items())

@@ -499,7 +499,9 @@ class MethodForms:
         if x.dtype.kind not in "fc":
             x = x.cast(np.float32)
         if isinstance(p, str) and p != "fro":
-            raise op_error("norm", f"p must be a number, 'fro' or inf, got {p!r}", self.shape)
+            raise op_error(
+                "norm", f"p must be a number, 'fro' or inf, got {p!r}", self.shape, "pass p=2"
+            )
         if p == "fro":
             p = 2
         a = x.abs()

@@ -1350,9 +1350,14 @@ class Tensor(MethodForms, Node):
         """Inverted dropout: zero each element with probability p, scale the rest by 1/(1-p).
         Draws from the global generator (`tinygrad_edu.manual_seed`). Identity when not
         training or p == 0."""
+        return self._dropout(p, training, "dropout", self.shape)
+
+    def _dropout(self, p: float, training: bool, op: str, mask_shape: tuple[int, ...]) -> Tensor:
+        """Dropout with one draw per element of `mask_shape` (broadcast to self's shape:
+        (N, C, 1, 1) drops whole channels)."""
         if self.dtype.kind != "f":
             raise op_error(
-                "dropout",
+                op,
                 f"input must be floating point, got {self.dtype}",
                 self.shape,
                 "cast with .float() first",
@@ -1363,7 +1368,7 @@ class Tensor(MethodForms, Node):
             or not 0.0 <= p <= 1.0
         ):
             raise op_error(
-                "dropout",
+                op,
                 f"p must be in [0, 1], got {p}",
                 self.shape,
                 "pass a probability such as 0.5",
@@ -1372,7 +1377,7 @@ class Tensor(MethodForms, Node):
             return self
         if p == 1.0:
             return self * 0.0
-        attrs = dict(shape=self.shape, p=float(p), dtype=self.dtype.name)
+        attrs = dict(shape=tuple(mask_shape), p=float(p), dtype=self.dtype.name)
         return self * self.apply(ops.BERNOULLI, (), attrs)
 
     # -- PyTorch's shape and dtype conveniences -----------------------------------------------

@@ -1127,6 +1127,231 @@ class GroupNorm(Module):
         return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
 
 
+class Dropout2d(Module):
+    """Whole channels of (N, C, H, W) zeroed with probability p while training
+    (`F.dropout2d`); identity in eval mode."""
+
+    _spatial = 2
+
+    def __init__(self, p: float = 0.5, inplace: bool = False):
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"{type(self).__name__}: p must be in [0, 1], got {p}")
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        from .. import functional
+
+        drop = functional.dropout2d if self._spatial == 2 else functional.dropout1d
+        return drop(x, self.p, self.training)
+
+
+class Dropout1d(Dropout2d):
+    """Whole channels of (N, C, L) zeroed with probability p while training."""
+
+    _spatial = 1
+
+
+class _Pad2d(Module):
+    """Pad the last two dims by `padding` (an int, or (left, right, top, bottom))."""
+
+    _mode = "constant"
+
+    def __init__(self, padding: Any, value: float = 0.0):
+        super().__init__()
+        p = (padding,) * 4 if isinstance(padding, int) else tuple(padding)
+        if len(p) != 4:
+            raise ValueError(
+                f"{type(self).__name__}: padding must be an int or (left, right, top, bottom), "
+                f"got {padding!r}"
+            )
+        self.padding, self.value = p, value
+
+    def forward(self, x: Tensor) -> Tensor:
+        from .. import functional
+
+        value = self.value if self._mode == "constant" else None
+        return functional.pad(x, self.padding, self._mode, value)
+
+    def extra_repr(self) -> str:
+        return f"{self.padding}"
+
+
+class ZeroPad2d(_Pad2d):
+    def __init__(self, padding: Any):
+        super().__init__(padding)
+
+
+class ConstantPad2d(_Pad2d):
+    def __init__(self, padding: Any, value: float):
+        super().__init__(padding, value)
+
+
+class ReflectionPad2d(_Pad2d):
+    _mode = "reflect"
+
+    def __init__(self, padding: Any):
+        super().__init__(padding)
+
+
+class ReplicationPad2d(_Pad2d):
+    _mode = "replicate"
+
+    def __init__(self, padding: Any):
+        super().__init__(padding)
+
+
+class PixelShuffle(Module):
+    def __init__(self, upscale_factor: int):
+        super().__init__()
+        self.upscale_factor = upscale_factor
+
+    def forward(self, x: Tensor) -> Tensor:
+        from .. import functional
+
+        return functional.pixel_shuffle(x, self.upscale_factor)
+
+
+class PixelUnshuffle(Module):
+    def __init__(self, downscale_factor: int):
+        super().__init__()
+        self.downscale_factor = downscale_factor
+
+    def forward(self, x: Tensor) -> Tensor:
+        from .. import functional
+
+        return functional.pixel_unshuffle(x, self.downscale_factor)
+
+
+class InstanceNorm2d(Module):
+    """`InstanceNorm2d(num_features, eps=1e-5, momentum=0.1, affine=False,
+    track_running_stats=False)`: `F.instance_norm` per example and channel, as PyTorch's
+    (with running statistics, eval mode uses them)."""
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+        affine: bool = False,
+        track_running_stats: bool = False,
+    ):
+        super().__init__()
+        _check_ints("InstanceNorm2d", num_features=num_features)
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        self.register_parameter("weight", Parameter(np.ones(num_features)) if affine else None)
+        self.register_parameter("bias", Parameter(np.zeros(num_features)) if affine else None)
+        stats = track_running_stats
+        zeros, ones = np.zeros(num_features, np.float32), np.ones(num_features, np.float32)
+        self.register_buffer("running_mean", Tensor(zeros) if stats else None)
+        self.register_buffer("running_var", Tensor(ones) if stats else None)
+        batches = Tensor(np.zeros((), np.int64)) if stats else None
+        self.register_buffer("num_batches_tracked", batches)
+
+    def forward(self, x: Tensor) -> Tensor:
+        from .. import functional
+
+        if x.ndim != 4 or x.shape[1] != self.num_features:
+            raise op_error(
+                "InstanceNorm2d",
+                f"expected (N, {self.num_features}, H, W)",
+                x.shape,
+                "match num_features to the channel count",
+            )
+        # training, or no running statistics: each instance's own (updating the running
+        # ones when tracked); eval with running statistics: those
+        own = self.training or not self.track_running_stats
+        return functional.instance_norm(
+            x,
+            self.running_mean,
+            self.running_var,
+            self.weight,
+            self.bias,
+            use_input_stats=own,
+            momentum=self.momentum,
+            eps=self.eps,
+        )
+
+
+class _Pool1d(Module):
+    def __init__(self, kernel_size: int, stride: int | None = None, padding: int = 0, **kw: Any):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding, self.kw = kernel_size, stride, padding, kw
+
+
+class MaxPool1d(_Pool1d):
+    def __init__(
+        self,
+        kernel_size: int,
+        stride: int | None = None,
+        padding: int = 0,
+        dilation: int = 1,
+        ceil_mode: bool = False,
+    ):
+        super().__init__(kernel_size, stride, padding, dilation=dilation, ceil_mode=ceil_mode)
+
+    def forward(self, x: Tensor) -> Tensor:
+        from .. import functional
+
+        return functional.max_pool1d(x, self.kernel_size, self.stride, self.padding, **self.kw)
+
+
+class AvgPool1d(_Pool1d):
+    def __init__(
+        self,
+        kernel_size: int,
+        stride: int | None = None,
+        padding: int = 0,
+        ceil_mode: bool = False,
+        count_include_pad: bool = True,
+    ):
+        super().__init__(
+            kernel_size, stride, padding, ceil_mode=ceil_mode, count_include_pad=count_include_pad
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        from .. import functional
+
+        return functional.avg_pool1d(x, self.kernel_size, self.stride, self.padding, **self.kw)
+
+
+class AdaptiveAvgPool1d(Module):
+    def __init__(self, output_size: int):
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, x: Tensor) -> Tensor:
+        from .. import functional
+
+        return functional.adaptive_avg_pool1d(x, self.output_size)
+
+
+class Embedding(Module):
+    """`Embedding(num_embeddings, embedding_dim, padding_idx=None)`: a learnt table of
+    rows, N(0, 1) at first (the padding row zeros and never updated), as PyTorch's."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None):
+        super().__init__()
+        _check_ints("Embedding", num_embeddings=num_embeddings, embedding_dim=embedding_dim)
+        if padding_idx is not None and not -num_embeddings <= padding_idx < num_embeddings:
+            raise ValueError(f"Embedding: padding_idx {padding_idx} is out of range")
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        self.padding_idx = None if padding_idx is None else padding_idx % num_embeddings
+        table = rng.generator().normal(0.0, 1.0, (num_embeddings, embedding_dim))
+        if self.padding_idx is not None:
+            table[self.padding_idx] = 0.0
+        self.weight = Parameter(table)
+
+    def forward(self, x: Tensor) -> Tensor:
+        from .. import functional
+
+        return functional.embedding(x, self.weight, self.padding_idx)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_embeddings}, {self.embedding_dim}"
+
+
 from .containers import ModuleDict, ModuleList, ParameterDict, ParameterList  # noqa: E402
 
 
