@@ -1352,6 +1352,201 @@ class Embedding(Module):
         return f"{self.num_embeddings}, {self.embedding_dim}"
 
 
+class MultiheadAttention(Module):
+    """`MultiheadAttention(embed_dim, num_heads, dropout=0.0, bias=True, batch_first=False)`
+    with PyTorch's parameters (`in_proj_weight` (3E, E) Xavier-uniform, `in_proj_bias`
+    zeros, `out_proj` a Linear with zero bias) and call: `out, weights = mha(query, key,
+    value, key_padding_mask=None, need_weights=True, attn_mask=None,
+    average_attn_weights=True, is_causal=False)`. As in torch, a bool mask is True where
+    attention is NOT allowed (the opposite of `F.scaled_dot_product_attention`'s), a float
+    mask is added; weights are averaged over heads unless asked not to."""
+
+    def __init__(
+        self,
+        embed_dim: int,
+        num_heads: int,
+        dropout: float = 0.0,
+        bias: bool = True,
+        batch_first: bool = False,
+    ):
+        super().__init__()
+        _check_ints("MultiheadAttention", embed_dim=embed_dim, num_heads=num_heads)
+        if embed_dim % num_heads:
+            raise ValueError(
+                f"MultiheadAttention: embed_dim ({embed_dim}) must be divisible by num_heads "
+                f"({num_heads})"
+            )
+        self.embed_dim, self.num_heads, self.dropout = embed_dim, num_heads, dropout
+        self.batch_first, self.head_dim = batch_first, embed_dim // num_heads
+        bound = math.sqrt(6.0 / (embed_dim + 3 * embed_dim))  # xavier_uniform_ of (3E, E)
+        self.in_proj_weight = Parameter(
+            rng.generator().uniform(-bound, bound, (3 * embed_dim, embed_dim))
+        )
+        self.register_parameter(
+            "in_proj_bias", Parameter(np.zeros(3 * embed_dim)) if bias else None
+        )
+        self.out_proj = Linear(embed_dim, embed_dim, bias=bias)
+        if bias:
+            self.out_proj.bias = Parameter(np.zeros(embed_dim))
+
+    def forward(
+        self,
+        query: Tensor,
+        key: Tensor,
+        value: Tensor,
+        key_padding_mask: Tensor | None = None,
+        need_weights: bool = True,
+        attn_mask: Tensor | None = None,
+        average_attn_weights: bool = True,
+        is_causal: bool = False,
+    ) -> tuple[Tensor, Tensor | None]:
+        from ..tensor import where
+
+        unbatched = query.ndim == 2
+        if unbatched:
+            query, key, value = (
+                t.unsqueeze(0 if self.batch_first else 1) for t in (query, key, value)
+            )
+        if query.ndim != 3 or query.shape[-1] != self.embed_dim:
+            raise op_error(
+                "MultiheadAttention",
+                f"expected (L, N, {self.embed_dim}) inputs, or (N, L, {self.embed_dim}) with "
+                "batch_first=True",
+                f"query {query.shape}, key {key.shape}, value {value.shape}",
+                "match embed_dim to the inputs' last dim",
+            )
+        if not self.batch_first:
+            query, key, value = (t.transpose(0, 1) for t in (query, key, value))
+        n, length, e = query.shape
+        source = key.shape[1]
+        w, b = self.in_proj_weight, self.in_proj_bias
+        parts = [
+            t.linear(w[i * e : (i + 1) * e], None if b is None else b[i * e : (i + 1) * e])
+            for i, t in enumerate((query, key, value))
+        ]
+        q, k, v = (p.reshape(n, -1, self.num_heads, self.head_dim).transpose(1, 2) for p in parts)
+        scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(self.head_dim))
+        if is_causal and attn_mask is None:
+            attn_mask = Tensor(~np.tril(np.ones((length, source), dtype=bool)))
+        if attn_mask is not None:
+            m = (
+                attn_mask
+                if attn_mask.ndim == 2
+                else attn_mask.reshape(n, self.num_heads, length, source)
+            )
+            scores = where(m, -np.inf, scores) if m.dtype == np.bool_ else scores + m
+        if key_padding_mask is not None:
+            pad = key_padding_mask.reshape(n, 1, 1, source)
+            scores = where(pad, -np.inf, scores) if pad.dtype == np.bool_ else scores + pad
+        weights = scores.softmax(-1)
+        if self.training and self.dropout > 0:
+            weights = weights.dropout(self.dropout)
+        out = (weights @ v).transpose(1, 2).reshape(n, length, e)
+        out = self.out_proj(out)
+        if not self.batch_first:
+            out = out.transpose(0, 1)
+        if unbatched:
+            out = out.squeeze(0 if self.batch_first else 1)
+        if not need_weights:
+            return out, None
+        shown = weights.mean(1) if average_attn_weights else weights
+        return out, shown.squeeze(0) if unbatched else shown
+
+
+class TransformerEncoderLayer(Module):
+    """`TransformerEncoderLayer(d_model, nhead, dim_feedforward=2048, dropout=0.1,
+    activation="relu", layer_norm_eps=1e-5, batch_first=False, norm_first=False,
+    bias=True)`: self-attention and a feed-forward block, each with a residual and a
+    LayerNorm (after, or before with norm_first), torch's submodule names."""
+
+    def __init__(
+        self,
+        d_model: int,
+        nhead: int,
+        dim_feedforward: int = 2048,
+        dropout: float = 0.1,
+        activation: Any = "relu",
+        layer_norm_eps: float = 1e-5,
+        batch_first: bool = False,
+        norm_first: bool = False,
+        bias: bool = True,
+    ):
+        super().__init__()
+        self.self_attn = MultiheadAttention(d_model, nhead, dropout, bias, batch_first)
+        self.linear1 = Linear(d_model, dim_feedforward, bias=bias)
+        self.dropout = Dropout(dropout)
+        self.linear2 = Linear(dim_feedforward, d_model, bias=bias)
+        self.norm_first = norm_first
+        self.norm1 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
+        self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
+        self.dropout1, self.dropout2 = Dropout(dropout), Dropout(dropout)
+        if activation in ("relu", "gelu"):
+            self._activation = activation
+        elif callable(activation):
+            self._activation = activation
+        else:
+            raise ValueError(
+                f"TransformerEncoderLayer: activation must be 'relu', 'gelu' or a callable, "
+                f"got {activation!r}"
+            )
+
+    def _act(self, x: Tensor) -> Tensor:
+        if self._activation == "relu":
+            return x.relu()
+        if self._activation == "gelu":
+            return x.gelu()
+        return self._activation(x)
+
+    def forward(
+        self,
+        src: Tensor,
+        src_mask: Tensor | None = None,
+        src_key_padding_mask: Tensor | None = None,
+        is_causal: bool = False,
+    ) -> Tensor:
+        def attend(x: Tensor) -> Tensor:
+            out, _ = self.self_attn(
+                x, x, x, src_key_padding_mask, False, src_mask, is_causal=is_causal
+            )
+            return self.dropout1(out)
+
+        def feed_forward(x: Tensor) -> Tensor:
+            return self.dropout2(self.linear2(self.dropout(self._act(self.linear1(x)))))
+
+        x = src
+        if self.norm_first:
+            x = x + attend(self.norm1(x))
+            return x + feed_forward(self.norm2(x))
+        x = self.norm1(x + attend(x))
+        return self.norm2(x + feed_forward(x))
+
+
+class TransformerEncoder(Module):
+    """`TransformerEncoder(encoder_layer, num_layers, norm=None)`: num_layers copies of the
+    layer (`layers.0`, `layers.1`, ... as torch's), then `norm` if given."""
+
+    def __init__(self, encoder_layer: Module, num_layers: int, norm: Module | None = None):
+        super().__init__()
+        import copy
+
+        _check_ints("TransformerEncoder", num_layers=num_layers)
+        self.layers = ModuleList([copy.deepcopy(encoder_layer) for _ in range(num_layers)])
+        self.num_layers = num_layers
+        self.norm = norm
+
+    def forward(
+        self,
+        src: Tensor,
+        mask: Tensor | None = None,
+        src_key_padding_mask: Tensor | None = None,
+        is_causal: bool = False,
+    ) -> Tensor:
+        x = src
+        for layer in self.layers:
+            x = layer(x, mask, src_key_padding_mask, is_causal)
+        return x if self.norm is None else self.norm(x)
+
+
 from .containers import ModuleDict, ModuleList, ParameterDict, ParameterList  # noqa: E402
 
 
