@@ -25,7 +25,7 @@ CASES = {
         r"conv2d: channels must divide into groups=2",
     ),
     "conv_rank": (
-        lambda: z(3, 8, 8).conv2d(z(4, 3, 3, 3)),
+        lambda: z(8, 8).conv2d(z(4, 3, 3, 3)),  # (a 3-D input is torch's unbatched form)
         r"conv2d: input must be \(N, C, H, W\)",
     ),
     "pool_window": (lambda: z(1, 1, 2, 2).max_pool2d(3), r"max_pool2d: window \(3, 3\) is larger"),

@@ -137,3 +137,17 @@ def test_division_remainders_by_infinity_and_nan_clamp_bounds_match_torch():
     x = Tensor(np.array([1.0, 2.0]))
     np.testing.assert_array_equal(x.clamp(min=Tensor(np.array([np.nan, 0.0]))).numpy(), [np.nan, 2])
     assert np.isnan(x.clamp(max=float("nan")).numpy()).all()
+
+
+def test_unbatched_convolution_and_reductions_of_empty_tensors_match_torch():
+    torch = _torch()
+    x = np.random.default_rng(5).standard_normal((3, 6, 6)).astype(np.float32)
+    w = np.random.default_rng(6).standard_normal((4, 3, 3, 3)).astype(np.float32)
+    got = F.conv2d(Tensor(x), Tensor(w), padding=1).numpy()
+    want = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(w), padding=1).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    assert Tensor(np.zeros((3, 0))).amax(0).shape == (0,)  # an empty result, not an error
+    assert Tensor(np.zeros(0)).logsumexp(0).item() == -np.inf
+    assert Tensor(np.zeros((2, 0))).logsumexp(1, keepdim=True).shape == (2, 1)
+    with pytest.raises(OpError, match=r"max: cannot take the max over an empty dim"):
+        Tensor(np.zeros((3, 0))).amax(1)

@@ -305,12 +305,12 @@ def _extreme_vjp(g: Any, out: Any, x: Any, axis: tuple[int, ...], keepdim: bool)
 
 def _reducer(name: str, fn: str) -> Callable[..., Any]:
     def forward(xp: Any, x: Any, axis: tuple[int, ...], keepdim: bool) -> Any:
-        if x.size == 0 and fn != "sum":
+        if fn != "sum" and any(x.shape[a] == 0 for a in axis):
             raise op_error(
                 name,
-                "cannot reduce an empty tensor",
+                f"cannot take the {name} over an empty dim",
                 x.shape,
-                "reduce a tensor with at least one element",
+                "reduce over dims with at least one element",
             )
         return getattr(xp, fn)(x, axis=axis, keepdims=keepdim)
 

@@ -850,13 +850,10 @@ class Tensor(MethodForms, Node):
     def logsumexp(self, axis: Any = None, keepdim: bool = False, *, dim: Any = None) -> Tensor:
         """log(sum(exp(x))) computed stably by shifting by the (constant) max."""
         axes = self._axes(_axis(axis, dim), "logsumexp")
-        if self.size == 0:
-            raise op_error(
-                "logsumexp",
-                "cannot reduce an empty tensor",
-                self.shape,
-                "check the batch is not empty",
-            )
+        if any(self.shape[a] == 0 for a in axes):  # log of an empty sum: -inf, as PyTorch's
+            kept = tuple(1 if i in axes else n for i, n in enumerate(self.shape))
+            out = Tensor.full(kept, -np.inf, dtype=self.dtype if self.dtype.kind == "f" else None)
+            return out if keepdim else out.reshape(_drop_axes(kept, axes))
         shift = self.detach().amax(axes, keepdim=True)
         shift = shift.where(shift.abs() != np.inf, 0.0)  # all -inf (or an inf): no shift
         out = (self - shift).exp().sum(axes, keepdim=True).log() + shift
@@ -1045,7 +1042,9 @@ class Tensor(MethodForms, Node):
     ) -> Tensor:
         """2-D cross-correlation, NCHW input, weight (out, in/groups, kh, kw), PyTorch rules.
         `padding` may also be "valid" (none) or "same" (stride 1; the odd extra row/column
-        goes after, as PyTorch pads)."""
+        goes after, as PyTorch pads). An unbatched (C, H, W) input gives (O, H', W')."""
+        if self.ndim == 3:
+            return self.unsqueeze(0).conv2d(weight, bias, stride, padding, dilation, groups)[0]
         x = self
         if isinstance(padding, str):
             x, padding = self._string_padding(weight, padding, stride, dilation)
