@@ -151,3 +151,12 @@ def test_unbatched_convolution_and_reductions_of_empty_tensors_match_torch():
     assert Tensor(np.zeros((2, 0))).logsumexp(1, keepdim=True).shape == (2, 1)
     with pytest.raises(OpError, match=r"max: cannot take the max over an empty dim"):
         Tensor(np.zeros((3, 0))).amax(1)
+
+
+def test_a_nan_maximum_sends_its_gradient_to_the_nan_as_torch():
+    torch = _torch()
+    a = np.array([1.0, np.nan, 3.0])
+    x, tx = Tensor(a, dtype=np.float64, requires_grad=True), torch.tensor(a, requires_grad=True)
+    x.max().backward()
+    tx.max().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), tx.grad.numpy())

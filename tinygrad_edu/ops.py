@@ -299,7 +299,10 @@ def _sum_vjp(g: Any, out: Any, x: Any, axis: tuple[int, ...], keepdim: bool) -> 
 def _extreme_vjp(g: Any, out: Any, x: Any, axis: tuple[int, ...], keepdim: bool) -> tuple[Any]:
     # The gradient is split evenly between tied extremes: a valid subgradient that sums to g.
     keep = _keep_shape(x.shape, axis)
-    hit = x == out.detach().reshape(keep)
+    best = out.detach().reshape(keep)
+    hit = x == best
+    if x.dtype.kind == "f":  # a NaN extreme is the NaN elements' (x == NaN is never true)
+        hit = hit.logical_or(x.isnan().logical_and(best.isnan()))
     return (g.reshape(keep) * hit / hit.sum(axis=axis, keepdim=True),)
 
 
