@@ -597,6 +597,13 @@ def _affine(
     return y
 
 
+def _standardize(x: Tensor, axes: tuple[int, ...], eps: float) -> Tensor:
+    """(x - mean) / sqrt(var + eps) over `axes`, with the biased variance (as every
+    PyTorch normalisation layer)."""
+    mean = x.mean(axes, keepdim=True)
+    return (x - mean) / (x.var(axes, keepdim=True, correction=0) + eps).sqrt()
+
+
 def layer_norm(
     input: Tensor,  # noqa: A002 (PyTorch's name)
     normalized_shape: Any,
@@ -621,10 +628,7 @@ def layer_norm(
             raise op_error(
                 "layer_norm", f"{name} must have shape {shape}", p.shape, "match normalized_shape"
             )
-    axes = tuple(range(x.ndim - k, x.ndim))
-    mean = x.mean(axes, keepdim=True)
-    var = x.var(axes, keepdim=True, correction=0)
-    return _affine((x - mean) / (var + eps).sqrt(), weight, bias, shape)
+    return _affine(_standardize(x, tuple(range(x.ndim - k, x.ndim)), eps), weight, bias, shape)
 
 
 def group_norm(
@@ -646,10 +650,7 @@ def group_norm(
             "pass an (N, C, ...) input and a num_groups that divides C",
         )
     n, c = x.shape[0], x.shape[1]
-    grouped = x.reshape(n, num_groups, -1)
-    mean = grouped.mean(2, keepdim=True)
-    var = grouped.var(2, keepdim=True, correction=0)
-    y = ((grouped - mean) / (var + eps).sqrt()).reshape(x.shape)
+    y = _standardize(x.reshape(n, num_groups, -1), (2,), eps).reshape(x.shape)
     return _affine(y, weight, bias, (1, c) + (1,) * (x.ndim - 2))
 
 
