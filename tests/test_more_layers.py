@@ -114,3 +114,50 @@ def test_instance_norm_module_tracks_and_uses_running_statistics():
     np.testing.assert_allclose(
         layer(Tensor(x)).numpy(), (x - mean) / np.sqrt(var + 1e-5), rtol=1e-5, atol=1e-6
     )
+
+
+def test_ported_model_code_finds_torchs_names():
+    """What torchvision's model files reach for: `tinygrad_edu.nn.functional` after a plain
+    import, `nn.BatchNorm3d` (a default argument in torchvision.ops.misc), torch.jit's
+    decorators and queries, `_assert`; every public layer is in `nn.__all__`."""
+    import subprocess
+    import sys
+
+    code = "import tinygrad_edu as tg; print(tg.nn.functional.interpolate.__name__)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.strip() == "interpolate", done.stderr
+    assert tg.nn.BatchNorm3d(2)(Tensor(np.ones((2, 2, 3, 3, 3), np.float32))).shape == (
+        2,
+        2,
+        3,
+        3,
+        3,
+    )
+    assert not tg.jit.is_scripting() and tg.jit.unused(len) is len
+    with pytest.raises(AssertionError, match="image size"):
+        tg._assert(False, "wrong image size")
+    layers = [
+        name
+        for name, value in vars(nn).items()
+        if isinstance(value, type) and issubclass(value, nn.Module) and not name.startswith("_")
+    ]
+    assert sorted(set(layers) - set(nn.__all__)) == []
+
+
+def test_module_to_casts_and_moves_parameters_buffers_and_gradients_in_place():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
+    weight = model[0].weight
+    opt = tg.optim.SGD(model.parameters(), lr=0.1)
+    out = model(Tensor(np.ones((2, 3, 5, 5), np.float32))).sum()
+    out.backward()
+    assert model.double() is model and model[0].weight is weight  # the same Tensor objects
+    assert weight.dtype == weight.grad.dtype == np.float64 and opt.params[0] is weight
+    state = model.state_dict()
+    assert state["1.running_mean"].dtype == np.float64
+    assert state["1.num_batches_tracked"].dtype == np.int64  # integers stay
+    y = model(Tensor(np.ones((2, 3, 5, 5)), dtype=np.float64))
+    assert y.dtype == np.float64
+    assert model.to("cpu").float()[0].weight.dtype == np.float32
+    assert model.to(dtype=np.float64)[1].weight.dtype == np.float64
+    with pytest.raises(TypeError, match="dtype must be floating"):
+        model.to(np.int64)

@@ -8,7 +8,7 @@ Both `Value` and `Tensor` run the op table in `ops.py` through one autograd (`au
 
 import numpy as np
 
-from . import nn, optim
+from . import jit, nn, optim
 from .anomaly import detect_anomaly, is_anomaly_enabled, set_detect_anomaly
 from .autograd import enable_grad, grad_enabled, inference_mode, no_grad
 from .errors import OpError, OpIndexError
@@ -170,6 +170,14 @@ FUNCTION_FORMS = (
     "var",
     "var_mean",
 )
+
+
+def _assert(condition: object, message: str) -> None:
+    """`torch._assert`, as torchvision's model code calls it: AssertionError(message)."""
+    if not condition:
+        raise AssertionError(message)
+
+
 globals().update(functions(FUNCTION_FORMS))
 # the factories under PyTorch's module-level names
 zeros, ones, full = Tensor.zeros, Tensor.ones, Tensor.full
@@ -199,6 +207,7 @@ __all__ = [
     "set_detect_anomaly",
     "no_grad",
     "inference_mode",
+    "jit",
     "stack",
     "where",
     # tensor functions of issue 13

@@ -9,6 +9,7 @@ or `.safetensors` atomically and read them back without pickle (`serialization`)
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -365,6 +366,54 @@ class Module:
         for p in self.parameters():
             p.requires_grad_(requires_grad)
         return self
+
+    # -- dtypes and devices ---------------------------------------------------------------------
+    def to(self, *args: Any, device: Any = None, dtype: Any = None) -> Module:
+        """PyTorch's `module.to(...)`: `to(np.float64)` / `to(dtype=...)` casts every floating
+        parameter and buffer (and gradient), `to("cpu")` / `to("cuda")` moves them; the
+        Tensor objects stay the same (an optimizer holding them sees the change). Returns
+        self."""
+        for a in args:
+            if isinstance(a, Tensor):
+                device, dtype = a.device, a.dtype
+            elif isinstance(a, str) and a.split(":")[0] in ("cpu", "cuda"):
+                device = a
+            else:
+                dtype = a
+        want = None if dtype is None else np.dtype(dtype)
+        if want is not None and want.kind != "f":
+            raise TypeError(f"{type(self).__name__}.to: dtype must be floating, got {want}")
+        for _, t in self._named_state():
+            for holder in (t, t.grad):
+                if holder is None:
+                    continue
+                moved = holder
+                if want is not None and moved.dtype.kind == "f" and moved.dtype != want:
+                    moved = moved.detach().cast(want)
+                if device is not None and moved.device != device:
+                    moved = moved.detach().to(device)
+                if moved is not holder:
+                    holder.data = moved.data
+        _structure_version[0] += 1
+        return self
+
+    def double(self) -> Module:
+        return self.to(np.float64)
+
+    def float(self) -> Module:
+        return self.to(np.float32)
+
+    def half(self) -> Module:
+        return self.to(np.float16)
+
+    def type(self, dst_type: Any) -> Module:
+        return self.to(dst_type)
+
+    def cpu(self) -> Module:
+        return self.to("cpu")
+
+    def cuda(self, device: Any = None) -> Module:
+        return self.to("cuda")  # (one GPU: the index is not used)
 
     # -- state ----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, np.ndarray]:
@@ -1047,6 +1096,13 @@ class BatchNorm2d(_BatchNorm):
 
     _ranks = (4,)
     _layout = "(N, {C}, H, W)"
+
+
+class BatchNorm3d(_BatchNorm):
+    """Batch normalisation of (N, C, D, H, W) over (N, D, H, W) per channel."""
+
+    _ranks = (5,)
+    _layout = "(N, {C}, D, H, W)"
 
 
 class BatchNorm1d(_BatchNorm):
@@ -1905,3 +1961,14 @@ __all__ += [
 from . import init  # noqa: E402
 
 __all__ += ["init"]
+__all__ += [
+    "AdaptiveAvgPool1d", "AvgPool1d", "BatchNorm3d", "ConstantPad2d", "Dropout1d", "Dropout2d",
+    "Embedding", "GroupNorm", "InstanceNorm2d", "LayerNorm", "MaxPool1d", "MultiheadAttention",
+    "PixelShuffle", "PixelUnshuffle", "ReflectionPad2d", "ReplicationPad2d",
+    "TransformerEncoder", "TransformerEncoderLayer", "Unflatten", "ZeroPad2d",
+]  # fmt: skip
+
+# `import tinygrad_edu` then `tinygrad_edu.nn.functional.relu` works, as torch.nn.functional
+# (importing the submodule sets the package's attribute; the layers above import
+# tinygrad_edu.functional under that name locally)
+importlib.import_module(f"{__name__}.functional")
