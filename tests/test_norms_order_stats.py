@@ -154,3 +154,20 @@ def test_cosine_similarity_where_and_mt_match_torch():
     np.testing.assert_array_equal(cols.numpy(), [0, 1])
     np.testing.assert_array_equal(Tensor(m).argwhere().numpy(), [[0, 0], [1, 1]])
     assert Tensor(np.zeros((2, 3, 4))).mT.shape == (2, 4, 3)
+
+
+def test_atan2_and_hypot_of_infinities_and_the_origin_match_torch():
+    torch = _torch()
+    inf = np.inf
+    y, x = np.array([inf, -inf, inf, -inf]), np.array([inf, inf, -inf, -inf])
+    np.testing.assert_allclose(
+        Tensor(y, dtype=np.float64).atan2(Tensor(x, dtype=np.float64)).numpy(),
+        torch.atan2(torch.tensor(y), torch.tensor(x)).numpy(),
+        rtol=1e-15,
+    )
+    a = Tensor(np.array([0.0]), dtype=np.float64, requires_grad=True)
+    b = Tensor(np.array([0.0]), dtype=np.float64, requires_grad=True)
+    a.atan2(b).sum().backward()
+    assert a.grad.item() == 0.0 and b.grad.item() == 0.0  # torch's subgradient at the origin
+    got = Tensor(np.array([inf, np.nan])).hypot(Tensor(np.array([np.nan, -inf]))).numpy()
+    np.testing.assert_array_equal(got, [inf, inf])  # inf beside a NaN, as IEEE's hypot

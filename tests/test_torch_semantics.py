@@ -160,3 +160,15 @@ def test_a_nan_maximum_sends_its_gradient_to_the_nan_as_torch():
     x.max().backward()
     tx.max().backward()
     np.testing.assert_array_equal(x.grad.numpy(), tx.grad.numpy())
+
+
+def test_in_place_methods_on_a_reduction_result_and_bare_inference_mode():
+    total = Tensor(np.array([1.0, -2.0])).sum()
+    assert total.relu_().item() == 0.0
+    assert Tensor(np.array([1.0, -2.0])).sum().add_(3.0).item() == 2.0
+
+    @tg.inference_mode
+    def predict(t):
+        return t * 2.0
+
+    assert not predict(Tensor(np.ones(2), requires_grad=True)).requires_grad

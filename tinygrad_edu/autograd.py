@@ -46,6 +46,8 @@ def inference_mode(mode: bool = True) -> contextlib.AbstractContextManager[None]
     """PyTorch's `inference_mode` (a context manager or decorator): `no_grad` here, since
     a tensor made without recording is already free of autograd bookkeeping; with
     mode=False, gradients are recorded or not as outside it."""
+    if callable(mode):  # the bare decorator: @inference_mode
+        return no_grad()(mode)
     return no_grad() if mode else _as_outside()
 
 
@@ -319,7 +321,8 @@ class Node(ABC):
         grads: dict[int, Node] = {id(self): seed}
         mode = enable_grad() if create_graph else no_grad()
         previous = getattr(_state, "vjp_of", None)  # a backward() inside a hook
-        _backwards_running[0] += 1
+        with _count_lock:
+            _backwards_running[0] += 1
         try:
             with mode:
                 for node in reversed(order):
@@ -354,7 +357,8 @@ class Node(ABC):
                     if not retain:
                         node._release()
         finally:
-            _backwards_running[0] -= 1
+            with _count_lock:
+                _backwards_running[0] -= 1
             _state.vjp_of = previous
 
     def _release(self) -> None:
@@ -500,6 +504,7 @@ def note_write(data: Any) -> None:
 # backward() calls running in any thread; while one runs, the VJP it is running in this
 # thread is `_state.vjp_of`, and every op applied checks the operands it reads against it
 _backwards_running = [0]
+_count_lock = threading.Lock()  # += is not atomic across threads
 
 
 def _check_unchanged(node: Node, inputs: Sequence[Node]) -> None:

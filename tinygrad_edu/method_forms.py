@@ -577,11 +577,14 @@ class MethodForms:
         y, x = self, self._lift(other)
         if x.dtype.kind not in "fc":
             x = x.cast(y.dtype)
+        both_inf = y.isinf().logical_and(x.isinf())  # the angle of (+-1, +-1): inf/inf is NaN
+        y, x = where(both_inf, y.sign(), y), where(both_inf, x.sign(), x)
         with np.errstate(divide="ignore"):  # 1 / -0.0 tells the zeros' signs apart
             y_negative = (y < 0.0).logical_or((y == 0.0).logical_and(1.0 / y < 0.0))
             x_negative = (x < 0.0).logical_or((x == 0.0).logical_and(1.0 / x < 0.0))
         by_x = x.abs() >= y.abs()
-        near_x_axis = (y / where(by_x.logical_and(x != 0.0), x, 1.0)).atan()
+        # at the origin y / inf: 0 with gradient 0, as torch's
+        near_x_axis = (y / where(by_x.logical_and(x != 0.0), x, math.inf)).atan()
         pi = y._lift(math.pi)  # in y's dtype (two bare numbers would make float32)
         half_turn = where(y_negative, -pi, pi)
         near_x_axis = where(x_negative, near_x_axis + half_turn, near_x_axis)
@@ -602,7 +605,8 @@ class MethodForms:
         zero = big == 0.0
         ratio = small / where(zero, 1.0, big)
         out = big * (ratio * ratio + 1.0).sqrt()
-        return where(big.isinf(), big, where(zero, 0.0, out))
+        infinite = a.isinf().logical_or(b.isinf())  # inf even beside a NaN (IEEE's hypot)
+        return where(infinite, math.inf, where(zero, 0.0, out))
 
     @_in_float
     def expm1(self: Tensor) -> Tensor:
@@ -1079,6 +1083,8 @@ class MethodForms:
                 self.shape,
                 "give the value this shape, or one that broadcasts to it",
             )
+        if not isinstance(self.data, np.ndarray) and np.isscalar(self.data):
+            self.data = np.asarray(self.data)  # a reduction's numpy scalar: make it writable
         try:
             self.data[...] = value.data
         except ValueError as e:  # numpy: "assignment destination is read-only"
