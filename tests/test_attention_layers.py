@@ -89,3 +89,23 @@ def test_attention_gradients_and_compiled_forward():
     x32 = np.random.default_rng(3).standard_normal((2, 5, 8)).astype(np.float32)
     compiled = compiler.compile(block, x32, backend="llvm")
     np.testing.assert_allclose(compiled(x32), block(Tensor(x32)).numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_multihead_attention_with_other_key_and_value_widths_equals_torchs():
+    torch = _torch()
+    torch.manual_seed(2)
+    theirs = torch.nn.MultiheadAttention(8, 2, kdim=5, vdim=3, batch_first=True).double()
+    ours = _loaded(nn.MultiheadAttention(8, 2, kdim=5, vdim=3, batch_first=True), theirs)
+    assert list(ours.state_dict()) == list(theirs.state_dict())  # q/k/v_proj_weight
+    rng = np.random.default_rng(4)
+    q, k, v = (
+        rng.standard_normal((2, 4, 8)),
+        rng.standard_normal((2, 6, 5)),
+        rng.standard_normal((2, 6, 3)),
+    )
+    got = ours(*(Tensor(a, dtype=np.float64) for a in (q, k, v)))
+    want = theirs(*(torch.tensor(a) for a in (q, k, v)))
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g.numpy(), w.detach().numpy(), rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="add_bias_kv and add_zero_attn are not offered"):
+        nn.MultiheadAttention(8, 2, add_bias_kv=True)

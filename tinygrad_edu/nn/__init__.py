@@ -1423,6 +1423,10 @@ class MultiheadAttention(Module):
         num_heads: int,
         dropout: float = 0.0,
         bias: bool = True,
+        add_bias_kv: bool = False,
+        add_zero_attn: bool = False,
+        kdim: int | None = None,
+        vdim: int | None = None,
         batch_first: bool = False,
     ):
         super().__init__()
@@ -1432,12 +1436,27 @@ class MultiheadAttention(Module):
                 f"MultiheadAttention: embed_dim ({embed_dim}) must be divisible by num_heads "
                 f"({num_heads})"
             )
+        if add_bias_kv or add_zero_attn:
+            raise ValueError(
+                "MultiheadAttention: add_bias_kv and add_zero_attn are not offered; append "
+                "the extra key/value rows to key and value yourself"
+            )
         self.embed_dim, self.num_heads, self.dropout = embed_dim, num_heads, dropout
         self.batch_first, self.head_dim = batch_first, embed_dim // num_heads
-        bound = math.sqrt(6.0 / (embed_dim + 3 * embed_dim))  # xavier_uniform_ of (3E, E)
-        self.in_proj_weight = Parameter(
-            rng.generator().uniform(-bound, bound, (3 * embed_dim, embed_dim))
-        )
+        self.kdim = embed_dim if kdim is None else kdim
+        self.vdim = embed_dim if vdim is None else vdim
+        self._qkv_same_embed_dim = self.kdim == embed_dim and self.vdim == embed_dim
+        if self._qkv_same_embed_dim:
+            bound = math.sqrt(6.0 / (embed_dim + 3 * embed_dim))  # xavier_uniform_, (3E, E)
+            self.in_proj_weight = Parameter(
+                rng.generator().uniform(-bound, bound, (3 * embed_dim, embed_dim))
+            )
+        else:  # torch's separate projections (its names) when key/value widths differ
+            for name, width in (("q", embed_dim), ("k", self.kdim), ("v", self.vdim)):
+                bound = math.sqrt(6.0 / (embed_dim + width))
+                weight = rng.generator().uniform(-bound, bound, (embed_dim, width))
+                self.register_parameter(f"{name}_proj_weight", Parameter(weight))
+            self.register_parameter("in_proj_weight", None)
         self.register_parameter(
             "in_proj_bias", Parameter(np.zeros(3 * embed_dim)) if bias else None
         )
@@ -1475,9 +1494,14 @@ class MultiheadAttention(Module):
             query, key, value = (t.transpose(0, 1) for t in (query, key, value))
         n, length, e = query.shape
         source = key.shape[1]
-        w, b = self.in_proj_weight, self.in_proj_bias
+        b = self.in_proj_bias
+        if self._qkv_same_embed_dim:
+            w = self.in_proj_weight
+            weights = [w[i * e : (i + 1) * e] for i in range(3)]
+        else:
+            weights = [self.q_proj_weight, self.k_proj_weight, self.v_proj_weight]
         parts = [
-            t.linear(w[i * e : (i + 1) * e], None if b is None else b[i * e : (i + 1) * e])
+            t.linear(weights[i], None if b is None else b[i * e : (i + 1) * e])
             for i, t in enumerate((query, key, value))
         ]
         q, k, v = (p.reshape(n, -1, self.num_heads, self.head_dim).transpose(1, 2) for p in parts)
@@ -1528,7 +1552,9 @@ class TransformerEncoderLayer(Module):
         bias: bool = True,
     ):
         super().__init__()
-        self.self_attn = MultiheadAttention(d_model, nhead, dropout, bias, batch_first)
+        self.self_attn = MultiheadAttention(
+            d_model, nhead, dropout, bias=bias, batch_first=batch_first
+        )
         self.linear1 = Linear(d_model, dim_feedforward, bias=bias)
         self.dropout = Dropout(dropout)
         self.linear2 = Linear(dim_feedforward, d_model, bias=bias)
