@@ -63,6 +63,9 @@ def _binary(op: str, a: Any, b: Any) -> Any:
     compare = {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b, "==": a == b, "!=": a != b}
     if op in compare:
         return bool(compare[op])
+    if op in ("&", "|", "^"):
+        x, y = int(a), int(b)
+        return x & y if op == "&" else x | y if op == "|" else x ^ y
     if op == "&&":
         return bool(a) and bool(b)
     if op == "||":

@@ -92,6 +92,9 @@ BINARY_OPS = {
     "div": "/",
     "maximum": "max",
     "minimum": "min",
+    "bitwise_and": "&",
+    "bitwise_or": "|",
+    "bitwise_xor": "^",
     "eq": "==",
     "ne": "!=",
     "lt": "<",
@@ -211,6 +214,8 @@ class _Lowerer:
             return Call(UNARY_CALLS[op], (args[0],))
         if op == "neg":
             return Bin("-", Const(0.0), args[0])
+        if op == "bitwise_not":  # ~x is x ^ -1 (all bits set) in two's complement
+            return Bin("^", args[0], Const(-1))
         if op == "relu":
             return Bin("max", args[0], Const(0.0))
         if op == "leaky_relu":

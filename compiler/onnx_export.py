@@ -210,9 +210,11 @@ _UNARY = {
     "acos": "Acos",
     "atan": "Atan",
     "detach": "Identity",
+    "bitwise_not": "BitwiseNot",
 }
 _ARITHMETIC = {"add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div", "pow": "Pow"}
 _ARITHMETIC |= {"maximum": "Max", "minimum": "Min"}
+_ARITHMETIC |= {"bitwise_and": "BitwiseAnd", "bitwise_or": "BitwiseOr", "bitwise_xor": "BitwiseXor"}
 _COMPARE = {"eq": "Equal", "lt": "Less", "le": "LessOrEqual", "gt": "Greater"}
 _COMPARE |= {"ge": "GreaterOrEqual"}
 

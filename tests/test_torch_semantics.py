@@ -6,6 +6,7 @@ naming the op (not a numpy TypeError from inside the library)."""
 import numpy as np
 import pytest
 
+import compiler
 import tinygrad_edu as tg
 import tinygrad_edu.nn.functional as F  # noqa: N812 (PyTorch users write F)
 from tinygrad_edu import OpError, OpIndexError, Tensor
@@ -172,3 +173,32 @@ def test_in_place_methods_on_a_reduction_result_and_bare_inference_mode():
         return t * 2.0
 
     assert not predict(Tensor(np.ones(2), requires_grad=True)).requires_grad
+
+
+@pytest.mark.parametrize("backend", ["numpy", "llvm"])
+def test_integer_bitwise_operators_match_torch_eager_compiled_and_in_onnx(backend, tmp_path):
+    torch = _torch()
+    a, b = np.array([6, -3, 12, 0]), np.array([3, 5, -1, 7])
+    x, y, ta, tb = Tensor(a), Tensor(b), torch.tensor(a), torch.tensor(b)
+    for ours, theirs in [(x & y, ta & tb), (x | y, ta | tb), (x ^ y, ta ^ tb), (~x, ~ta)]:
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+        assert ours.dtype == np.int64
+    np.testing.assert_array_equal((x & 3).numpy(), (ta & 3).numpy())
+    flags = Tensor(np.array([True, False, True, True]))
+    np.testing.assert_array_equal((flags & x).numpy(), (torch.tensor(flags.numpy()) & ta).numpy())
+
+    def fn(p, q):
+        return ((p & q) | (p ^ 5)) + ~q
+
+    compiled = compiler.compile(fn, a, b, backend=backend)
+    np.testing.assert_array_equal(compiled(a, b), fn(x, y).numpy())
+    if backend == "numpy":
+        ort = pytest.importorskip("onnxruntime")
+        compiler.export_onnx(fn, (a, b), tmp_path / "bits.onnx")
+        session = ort.InferenceSession(str(tmp_path / "bits.onnx"))
+        names = [i.name for i in session.get_inputs()]
+        np.testing.assert_array_equal(
+            session.run(None, dict(zip(names, (a, b))))[0], fn(x, y).numpy()
+        )
+    with pytest.raises(OpError, match=r"logical_and: operands must be bool"):
+        _ = Tensor(np.array([1.0])) & Tensor(np.array([1]))

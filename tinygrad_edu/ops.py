@@ -256,6 +256,12 @@ MINIMUM = _binary(
 )
 
 # Comparisons have no gradient; they produce bool tensors (floats 0/1 for `Value`).
+# integers' bitwise operators (PyTorch's `&`, `|`, `^`, `~` on int tensors): no gradient
+BITWISE_AND = _binary("bitwise_and", lambda xp, a, b: xp.bitwise_and(a, b), None)
+BITWISE_OR = _binary("bitwise_or", lambda xp, a, b: xp.bitwise_or(a, b), None)
+BITWISE_XOR = _binary("bitwise_xor", lambda xp, a, b: xp.bitwise_xor(a, b), None)
+BITWISE_NOT = _unary("bitwise_not", lambda xp, x: xp.invert(x), None)
+
 EQ = _binary("eq", lambda xp, a, b: a == b, None, "compare")
 NE = _binary("ne", lambda xp, a, b: a != b, None, "compare")
 LT = _binary("lt", lambda xp, a, b: a < b, None, "compare")

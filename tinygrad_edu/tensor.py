@@ -1647,15 +1647,58 @@ class Tensor(MethodForms, Node):
     def _truth(self) -> Tensor:
         return self if self.dtype == np.bool_ else self != 0
 
-    # the operators are bool-only: on integers PyTorch's are bitwise, which these are not
+    # the operators: logical on bools, bitwise on integers (as PyTorch's); a float refused
     def __and__(self, other: Any) -> Tensor:
+        if self._bitwise(other):
+            return self.bitwise_and(other)
         return self._logic("logical_and").logical_and(self._lift(other)._logic("logical_and"))
 
     def __or__(self, other: Any) -> Tensor:
+        if self._bitwise(other):
+            return self.bitwise_or(other)
         return self._logic("logical_or").logical_or(self._lift(other)._logic("logical_or"))
 
     def __xor__(self, other: Any) -> Tensor:
+        if self._bitwise(other):
+            return self.bitwise_xor(other)
         return self._logic("logical_xor").logical_xor(self._lift(other)._logic("logical_xor"))
+
+    def _bitwise(self, other: Any) -> bool:
+        """Whether `self op other` is integer bitwise (some operand an integer, none float)."""
+        kinds = {self.dtype.kind, self._lift(other).dtype.kind}
+        return bool(kinds & {"i", "u"}) and kinds <= {"i", "u", "b"}
+
+    def bitwise_and(self, other: Any) -> Tensor:
+        return self._integer_bits("bitwise_and", ops.BITWISE_AND, other)
+
+    def bitwise_or(self, other: Any) -> Tensor:
+        return self._integer_bits("bitwise_or", ops.BITWISE_OR, other)
+
+    def bitwise_xor(self, other: Any) -> Tensor:
+        return self._integer_bits("bitwise_xor", ops.BITWISE_XOR, other)
+
+    def bitwise_not(self) -> Tensor:
+        if self.dtype == np.bool_:
+            return self.logical_not()
+        self._integer_bits("bitwise_not", None, 0)
+        return self._call(ops.BITWISE_NOT)
+
+    def _integer_bits(self, name: str, op: Op | None, other: Any) -> Tensor:
+        o = self._lift(other)
+        for t in (self, o):
+            if t.dtype.kind not in "iub":
+                raise op_error(
+                    name,
+                    f"defined for integer and bool tensors, got {t.dtype}",
+                    t.shape,
+                    "cast to an integer dtype first (x.long())",
+                )
+        if op is None:
+            return self
+        if self.dtype == np.bool_ and o.dtype == np.bool_:  # two bools: the logical form
+            logical = {"bitwise_and": "logical_and", "bitwise_or": "logical_or"}
+            return getattr(self, logical.get(name, "logical_xor"))(o)
+        return self._call(op, o)
 
     def __rand__(self, other: Any) -> Tensor:
         return self.__and__(other)
@@ -1667,6 +1710,8 @@ class Tensor(MethodForms, Node):
         return self.__xor__(other)
 
     def __invert__(self) -> Tensor:
+        if self.dtype.kind in "iu":
+            return self.bitwise_not()
         return self._logic("logical_not").logical_not()
 
     def all(self, axis: Any = None, keepdim: bool = False, *, dim: Any = None) -> Tensor:

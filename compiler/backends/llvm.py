@@ -344,6 +344,7 @@ class _Function:
             self.emit(f"{t} = {op} contract {ty} {a}, {b}")
             return t
         op = {"+": "add", "-": "sub", "*": "mul", "/": "sdiv", "%": "srem"}.get(e.op)
+        op = op or {"&": "and", "|": "or", "^": "xor"}.get(e.op)
         if op is None:
             if e.op in ("max", "min"):
                 c = self.tmp()
