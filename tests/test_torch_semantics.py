@@ -202,3 +202,24 @@ def test_integer_bitwise_operators_match_torch_eager_compiled_and_in_onnx(backen
         )
     with pytest.raises(OpError, match=r"logical_and: operands must be bool"):
         _ = Tensor(np.array([1.0])) & Tensor(np.array([1]))
+
+
+def test_generated_cuda_for_bitwise_operators_compiles_with_nvcc(tmp_path):
+    import shutil
+    import subprocess
+
+    from compiler.backends.cuda import render_module
+
+    if shutil.which("nvcc") is None:
+        pytest.skip("nvcc is not installed")
+    a = np.array([6, -3, 12, 0])
+    compiled = compiler.compile(lambda p: (p & 3) | ~p ^ 5, a, backend="cuda")
+    source, _ = render_module(compiled.kernels)
+    assert " & " in source and " ^ " in source
+    cu = tmp_path / "bits.cu"
+    cu.write_text(source)
+    done = subprocess.run(
+        ["nvcc", "--ptx", "-arch=sm_90", "-o", str(tmp_path / "b.ptx"), str(cu)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-4000:]
