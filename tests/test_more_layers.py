@@ -161,3 +161,28 @@ def test_module_to_casts_and_moves_parameters_buffers_and_gradients_in_place():
     assert model.to(dtype=np.float64)[1].weight.dtype == np.float64
     with pytest.raises(TypeError, match="dtype must be floating"):
         model.to(np.int64)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"scale_factor": 2},
+        {"size": (5, 11)},
+        {"size": (5, 11), "align_corners": True},
+        {"scale_factor": 1.7},
+        {"scale_factor": 0.5},
+    ],
+)
+def test_bicubic_interpolation_matches_torch_values_and_gradients(kw):
+    torch = _torch()
+    x = np.random.default_rng(7).standard_normal((2, 3, 6, 8))
+    t, tt = Tensor(x, dtype=np.float64, requires_grad=True), torch.tensor(x, requires_grad=True)
+    got = F.interpolate(t, mode="bicubic", **kw)
+    want = torch.nn.functional.interpolate(tt, mode="bicubic", **kw)
+    np.testing.assert_allclose(got.numpy(), want.detach().numpy(), rtol=1e-12, atol=1e-12)
+    seed = np.random.default_rng(8).standard_normal(want.shape)
+    (got * Tensor(seed, dtype=np.float64)).sum().backward()
+    (want * torch.tensor(seed)).sum().backward()
+    np.testing.assert_allclose(t.grad.numpy(), tt.grad.numpy(), rtol=1e-12, atol=1e-12)
+    up = nn.Upsample(scale_factor=2, mode="bicubic")(Tensor(x.astype(np.float32)))
+    assert up.shape == (2, 3, 12, 16)

@@ -13,7 +13,8 @@ from ..tensor import Tensor
 # ---------------------------------------------------------------------------------------------
 # interpolate: one spatial axis at a time, from constant index tables or weight matrices
 # ---------------------------------------------------------------------------------------------
-_INTERPOLATE_MODES = ("nearest", "nearest-exact", "linear", "bilinear", "area")
+_INTERPOLATE_MODES = ("nearest", "nearest-exact", "linear", "bilinear", "bicubic", "area")
+_CUBIC_A = -0.75  # PyTorch's (and OpenCV's) bicubic convolution constant
 
 
 def _nearest_sources(size: int, out: int, scale: float | None, exact: bool) -> np.ndarray:
@@ -51,6 +52,40 @@ def _linear_weights(
     rows = np.arange(out)
     np.add.at(weights, (rows, low), one - frac)
     np.add.at(weights, (rows, high), frac)
+    return weights
+
+
+def _cubic_weights(
+    size: int, out: int, scale: float | None, align_corners: bool, dtype: np.dtype
+) -> np.ndarray:
+    """The (out, size) matrix of PyTorch's bicubic interpolation along one axis: four taps
+    at floor(src) - 1 .. + 2 with Keys' cubic convolution weights (A = -0.75), taps beyond
+    the edge clamped to it; source positions computed in the input's float type, unclamped
+    (as PyTorch's cubic mode)."""
+    a = dtype.type(_CUBIC_A)
+    dst = np.arange(out).astype(dtype)
+    if align_corners:
+        step = dtype.type((size - 1) / (out - 1)) if out > 1 else dtype.type(0)
+        src = step * dst
+    else:
+        step = (
+            dtype.type(1.0 / scale) if scale is not None and scale > 0 else dtype.type(size / out)
+        )
+        src = step * (dst + dtype.type(0.5)) - dtype.type(0.5)
+    base = np.floor(src).astype(np.int64)
+    t = (src - base.astype(dtype)).astype(dtype)
+
+    def near(x: np.ndarray) -> np.ndarray:  # |x| <= 1
+        return ((a + 2) * x - (a + 3)) * x * x + 1
+
+    def far(x: np.ndarray) -> np.ndarray:  # 1 < |x| < 2
+        return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+
+    taps = [far(t + 1), near(t), near(1 - t), far(2 - t)]
+    weights = np.zeros((out, size), dtype)
+    rows = np.arange(out)
+    for k, w in enumerate(taps):
+        np.add.at(weights, (rows, np.clip(base - 1 + k, 0, size - 1)), w.astype(dtype))
     return weights
 
 
@@ -130,7 +165,7 @@ def interpolate(
     antialias: bool = False,
 ) -> Tensor:
     """torch.nn.functional.interpolate for (N, C, L) and (N, C, H, W) inputs: modes
-    'nearest', 'nearest-exact', 'linear' (3-D), 'bilinear' (4-D) and 'area'.
+    'nearest', 'nearest-exact', 'linear' (3-D), 'bilinear' and 'bicubic' (4-D) and 'area'.
 
     Nearest modes index each spatial axis by a constant table (a repeat or a strided slice
     when the table is one, so integer factors are view ops); linear modes multiply by a
@@ -150,18 +185,19 @@ def interpolate(
         raise op_error(
             op, "input must be (N, C, L) or (N, C, H, W)", x.shape, "add batch/channel dims"
         )
-    linear = mode in ("linear", "bilinear")
+    linear = mode in ("linear", "bilinear", "bicubic")
     if linear and x.ndim != (3 if mode == "linear" else 4):
         raise op_error(
             op,
             f"mode {mode!r} needs a {3 if mode == 'linear' else 4}-D input",
             x.shape,
-            "use 'linear' for (N, C, L) and 'bilinear' for (N, C, H, W)",
+            "use 'linear' for (N, C, L) and 'bilinear' or 'bicubic' for (N, C, H, W)",
         )
     if align_corners is not None and not linear:
         raise op_error(
             op,
-            "align_corners can only be set with the interpolating modes (linear, bilinear)",
+            "align_corners can only be set with the interpolating modes (linear, bilinear, "
+            "bicubic)",
             x.shape,
             "leave align_corners=None for nearest and area",
         )
@@ -177,7 +213,8 @@ def interpolate(
         axis = 2 + i
         if linear:
             dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float32)
-            m = _linear_weights(x.shape[axis], sizes[i], scales[i], bool(align_corners), dtype)
+            weigh = _cubic_weights if mode == "bicubic" else _linear_weights
+            m = weigh(x.shape[axis], sizes[i], scales[i], bool(align_corners), dtype)
             weights = Tensor(m, dtype=dtype)
             out = out @ weights.T if axis == out.ndim - 1 else weights @ out
         else:
