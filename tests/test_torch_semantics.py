@@ -223,3 +223,14 @@ def test_generated_cuda_for_bitwise_operators_compiles_with_nvcc(tmp_path):
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-4000:]
+
+
+def test_copysign_promotes_as_torch():
+    torch = _torch()
+    a, b = np.array([1.0, -2.0], np.float32), np.array([-0.0, 3.0])
+    got = Tensor(a).copysign(Tensor(b, dtype=np.float64))
+    want = torch.tensor(a).copysign(torch.tensor(b))
+    assert got.dtype == np.float64 and str(want.dtype) == "torch.float64"
+    np.testing.assert_array_equal(got.numpy(), want.numpy())
+    ints = Tensor(np.array([1, -2])).copysign(Tensor(np.array([-1, 1])))
+    assert ints.dtype == np.float32  # integers compute in float32, as torch

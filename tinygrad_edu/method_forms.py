@@ -298,8 +298,12 @@ class MethodForms:
         from .tensor import where
 
         other = self._lift(other)
-        negative = (other < 0).logical_or((other == 0).logical_and(1.0 / other < 0))
-        magnitude = self.abs()
+        # f32 with f64: f64, as torch's (an integer sign source does not widen)
+        wide = np.result_type(self.dtype, other.dtype) if other.dtype.kind == "f" else self.dtype
+        x = self.cast(wide) if wide != self.dtype else self
+        with np.errstate(divide="ignore"):  # 1 / -0.0 tells the zeros' signs apart
+            negative = (other < 0).logical_or((other == 0).logical_and(1.0 / other < 0))
+        magnitude = x.abs()
         return where(negative, -magnitude, magnitude)
 
     def masked_select(self: Tensor, mask: Any) -> Tensor:
