@@ -234,3 +234,11 @@ def test_copysign_promotes_as_torch():
     np.testing.assert_array_equal(got.numpy(), want.numpy())
     ints = Tensor(np.array([1, -2])).copysign(Tensor(np.array([-1, 1])))
     assert ints.dtype == np.float32  # integers compute in float32, as torch
+
+
+def test_relu6_and_hardtanh_keep_an_integer_input_integer():
+    torch = _torch()
+    x = np.array([-3, 2, 9])
+    got = F.relu6(Tensor(x))
+    assert got.dtype == np.int64
+    np.testing.assert_array_equal(got.numpy(), torch.nn.functional.relu6(torch.tensor(x)).numpy())

@@ -1462,7 +1462,11 @@ class Tensor(MethodForms, Node):
                 "pass min_val <= max_val",
             )
         # the gradient is zeroed only where x <= min_val or x >= max_val: NaN keeps it
-        return where(self <= min_val, min_val, where(self >= max_val, max_val, self))
+        lo, hi = min_val, max_val
+        if self.dtype.kind in "iu" and float(lo).is_integer() and float(hi).is_integer():
+            # an integer input stays integer (torch's relu6 of an int64 tensor is int64)
+            lo, hi = (Tensor(np.asarray(int(v), self.dtype)) for v in (min_val, max_val))
+        return where(self <= lo, lo, where(self >= hi, hi, self))
 
     def relu6(self) -> Tensor:
         """min(max(x, 0), 6), PyTorch's `F.relu6` (hardtanh(0, 6): gradient 0 at 0 and 6)."""
