@@ -595,8 +595,9 @@ def test_small_pytorch_rules_flip_roll_logical_full():
         tg.full((2,), 0.5).dtype == np.float32
         and tg.full((2,), 4, dtype=tg.float64).dtype == np.float64
     )
+    np.testing.assert_array_equal((Tensor([1, 2]) & Tensor([1, 0])).numpy(), [1, 0])  # bitwise
     with pytest.raises(OpError, match=r"logical_and: operands must be bool"):
-        Tensor([1, 2]) & Tensor([1, 0])  # bitwise on integers is not offered
+        Tensor([1.0, 2.0]) & Tensor([1, 0])  # a float is neither logical nor bitwise
 
 
 def test_elementwise_extras_match_torch():

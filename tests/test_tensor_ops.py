@@ -484,8 +484,9 @@ def test_masked_fill_and_logical_ops():
     np.testing.assert_array_equal((~a).numpy(), [False, False, True])
     with pytest.raises(OpError, match="masked_fill: mask must be bool"):
         x.masked_fill(Tensor([1, 0]), 0.0)
+    np.testing.assert_array_equal((Tensor([1, 2]) & Tensor([1, 0])).numpy(), [1, 0])  # bitwise
     with pytest.raises(OpError, match="logical_and: operands must be bool"):
-        Tensor([1, 2]) & Tensor([1, 0])
+        Tensor([1.0, 2.0]) & Tensor([1, 0])
 
 
 @given(x=arrays(shapes(min_dims=1)), scale=st.sampled_from([0.0, 1e-9, 1e-6, 1e-3]))
