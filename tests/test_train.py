@@ -56,6 +56,7 @@ def test_resume_gives_the_same_numbers_as_an_uninterrupted_run(tmp_path):
     assert all(np.array_equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow  # 18 s; test_resume_gives_the_same_numbers_as_an_uninterrupted_run stays
 def test_resume_of_a_dropout_model_is_bit_identical(tmp_path):
     """AlexNet-mini has dropout: resuming must restore the generator state, not only weights."""
     # compiled: the same generator draws the masks as in eager code, at a tenth of the time
