@@ -478,12 +478,7 @@ def batch_norm(
             )
         mean = running_mean.reshape(shape).cast(x.dtype)
         var = running_var.reshape(shape).cast(x.dtype)
-    out = (x - mean) / (var + eps).sqrt()
-    if weight is not None:
-        out = out * weight.reshape(shape)
-    if bias is not None:
-        out = out + bias.reshape(shape)
-    return out
+    return _affine((x - mean) / (var + eps).sqrt(), weight, bias, shape)
 
 
 def _update_running(stat: Tensor | None, batch: Tensor, momentum: float) -> None:

@@ -522,7 +522,7 @@ class MethodForms:
         root = where(zero, 1.0, s)  # a safe operand: no NaN in the unused branch's gradient
         return where(zero, 0.0, root.sqrt() if p == 2 else root ** (1.0 / p))
 
-    def _sorted_at(self: Tensor, dim: int, position: Any, keepdim: bool, op: str) -> Any:
+    def _sorted_at(self: Tensor, dim: int, position: Any, keepdim: bool) -> Any:
         """(values, indices) of the `position`-th smallest along `dim` (an int, or an int64
         tensor with a 1 at dim); the values' gradient goes to the element picked."""
         from .tensor import Tensor
@@ -552,13 +552,11 @@ class MethodForms:
         if n == 0:
             raise op_error("median", f"dim {d} is empty", self.shape, "use a non-empty dim")
         if self.dtype.kind != "f":
-            return self._sorted_at(d, (n - 1) // 2, keepdim, "median")
-        nans = self.isnan().cast(np.int64).sum(d, keepdim=True) if self.ndim else None
-        if nans is None:
-            return self._sorted_at(d, 0, keepdim, "median")
+            return self._sorted_at(d, (n - 1) // 2, keepdim)
+        nans = self.isnan().cast(np.int64).sum(d, keepdim=True)
         # NaN sorts last: where one is present, the first NaN (its value and index, as torch)
         position = where(nans > 0, n - nans, (n - 1) // 2)
-        return self._sorted_at(d, position, keepdim, "median")
+        return self._sorted_at(d, position, keepdim)
 
     def kthvalue(self: Tensor, k: int, dim: int = -1, keepdim: bool = False) -> ValuesIndices:
         """(values, indices) of the k-th smallest (k from 1) along `dim`, as PyTorch's."""
@@ -568,7 +566,7 @@ class MethodForms:
             raise op_error(
                 "kthvalue", f"k must be in [1, {n}], got {k!r}", self.shape, "pick a k in range"
             )
-        return self._sorted_at(d, int(k) - 1, keepdim, "kthvalue")
+        return self._sorted_at(d, int(k) - 1, keepdim)
 
     @_in_float
     def atan2(self: Tensor, other: Any) -> Tensor:

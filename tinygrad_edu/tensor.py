@@ -170,6 +170,17 @@ def _zero_dim_promotion(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
     return (zero, full) if a.ndim == 0 else (full, zero)
 
 
+def _check_integer_bits(name: str, *tensors: Tensor) -> None:
+    for t in tensors:
+        if t.dtype.kind not in "iub":
+            raise op_error(
+                name,
+                f"defined for integer and bool tensors, got {t.dtype}",
+                t.shape,
+                "cast to an integer dtype first (x.long())",
+            )
+
+
 def _one_element(value: Any, op: str) -> Any:
     """A 0-d index or source for a 0-d input's gather/scatter, as one element."""
     t = value if isinstance(value, Tensor) else Tensor(np.asarray(value))
@@ -1684,21 +1695,12 @@ class Tensor(MethodForms, Node):
     def bitwise_not(self) -> Tensor:
         if self.dtype == np.bool_:
             return self.logical_not()
-        self._integer_bits("bitwise_not", None, 0)
+        _check_integer_bits("bitwise_not", self)
         return self._call(ops.BITWISE_NOT)
 
-    def _integer_bits(self, name: str, op: Op | None, other: Any) -> Tensor:
+    def _integer_bits(self, name: str, op: Op, other: Any) -> Tensor:
         o = self._lift(other)
-        for t in (self, o):
-            if t.dtype.kind not in "iub":
-                raise op_error(
-                    name,
-                    f"defined for integer and bool tensors, got {t.dtype}",
-                    t.shape,
-                    "cast to an integer dtype first (x.long())",
-                )
-        if op is None:
-            return self
+        _check_integer_bits(name, self, o)
         if self.dtype == np.bool_ and o.dtype == np.bool_:  # two bools: the logical form
             logical = {"bitwise_and": "logical_and", "bitwise_or": "logical_or"}
             return getattr(self, logical.get(name, "logical_xor"))(o)

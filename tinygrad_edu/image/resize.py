@@ -30,21 +30,29 @@ def _nearest_sources(size: int, out: int, scale: float | None, exact: bool) -> n
     return np.minimum(np.floor(pos).astype(np.int64), size - 1)
 
 
+def _source_positions(
+    size: int, out: int, scale: float | None, align_corners: bool, dtype: np.dtype
+) -> np.ndarray:
+    """Each output index's source position along one axis, in the input's float type as
+    PyTorch computes it: step * dst with corners aligned, else step * (dst + 0.5) - 0.5
+    (step 1 / scale_factor when one is used, else size / out)."""
+    dst = np.arange(out).astype(dtype)
+    if align_corners:
+        step = dtype.type((size - 1) / (out - 1)) if out > 1 else dtype.type(0)
+        return step * dst
+    step = dtype.type(1.0 / scale) if scale is not None and scale > 0 else dtype.type(size / out)
+    return step * (dst + dtype.type(0.5)) - dtype.type(0.5)
+
+
 def _linear_weights(
     size: int, out: int, scale: float | None, align_corners: bool, dtype: np.dtype
 ) -> np.ndarray:
     """The (out, size) matrix of PyTorch's linear interpolation along one axis, computed in
     the input's float type as PyTorch computes its source positions and lambdas."""
     one = dtype.type(1)
-    dst = np.arange(out).astype(dtype)
-    if align_corners:
-        step = dtype.type((size - 1) / (out - 1)) if out > 1 else dtype.type(0)
-        src = step * dst
-    else:
-        step = (
-            dtype.type(1.0 / scale) if scale is not None and scale > 0 else dtype.type(size / out)
-        )
-        src = np.maximum(step * (dst + dtype.type(0.5)) - dtype.type(0.5), dtype.type(0))
+    src = _source_positions(size, out, scale, align_corners, dtype)
+    if not align_corners:
+        src = np.maximum(src, dtype.type(0))  # (the cubic mode keeps them unclamped)
     low = src.astype(np.int64)  # src >= 0, so truncation is floor
     high = np.where(low < size - 1, low + 1, low)
     frac = (src - low.astype(dtype)).astype(dtype)
@@ -63,15 +71,7 @@ def _cubic_weights(
     the edge clamped to it; source positions computed in the input's float type, unclamped
     (as PyTorch's cubic mode)."""
     a = dtype.type(_CUBIC_A)
-    dst = np.arange(out).astype(dtype)
-    if align_corners:
-        step = dtype.type((size - 1) / (out - 1)) if out > 1 else dtype.type(0)
-        src = step * dst
-    else:
-        step = (
-            dtype.type(1.0 / scale) if scale is not None and scale > 0 else dtype.type(size / out)
-        )
-        src = step * (dst + dtype.type(0.5)) - dtype.type(0.5)
+    src = _source_positions(size, out, scale, align_corners, dtype)
     base = np.floor(src).astype(np.int64)
     t = (src - base.astype(dtype)).astype(dtype)
 

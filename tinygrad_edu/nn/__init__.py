@@ -999,6 +999,29 @@ class Identity(Module):
         return x
 
 
+def _per_channel_state(
+    module: Module,
+    num_features: int,
+    eps: float,
+    momentum: float | None,
+    affine: bool,
+    track_running_stats: bool,
+) -> None:
+    """What batch and instance norm hold, under PyTorch's names: the settings, a weight
+    (ones) and bias (zeros) per channel when affine, and the running statistics (mean
+    zeros, variance ones, a batch count) when tracked."""
+    module.num_features, module.eps, module.momentum = num_features, eps, momentum
+    module.affine, module.track_running_stats = affine, track_running_stats
+    module.register_parameter("weight", Parameter(np.ones(num_features)) if affine else None)
+    module.register_parameter("bias", Parameter(np.zeros(num_features)) if affine else None)
+    stats = track_running_stats
+    zeros, ones = np.zeros(num_features, np.float32), np.ones(num_features, np.float32)
+    module.register_buffer("running_mean", Tensor(zeros) if stats else None)
+    module.register_buffer("running_var", Tensor(ones) if stats else None)
+    batches = Tensor(np.zeros((), np.int64)) if stats else None
+    module.register_buffer("num_batches_tracked", batches)
+
+
 class _BatchNorm(Module):
     """Batch normalisation per channel (dim 1), over every other dim; PyTorch's semantics:
     training uses the batch's biased variance and updates running stats with the unbiased
@@ -1028,16 +1051,7 @@ class _BatchNorm(Module):
                 f"{name}: need eps > 0 and momentum in [0, 1] or None, got eps={eps}, "
                 f"momentum={momentum}"
             )
-        self.num_features, self.eps, self.momentum = num_features, eps, momentum
-        self.affine, self.track_running_stats = affine, track_running_stats
-        self.register_parameter("weight", Parameter(np.ones(num_features)) if affine else None)
-        self.register_parameter("bias", Parameter(np.zeros(num_features)) if affine else None)
-        stats = track_running_stats
-        zeros, ones = np.zeros(num_features, np.float32), np.ones(num_features, np.float32)
-        self.register_buffer("running_mean", Tensor(zeros) if stats else None)
-        self.register_buffer("running_var", Tensor(ones) if stats else None)
-        batches = Tensor(np.zeros((), np.int64)) if stats else None
-        self.register_buffer("num_batches_tracked", batches)
+        _per_channel_state(self, num_features, eps, momentum, affine, track_running_stats)
 
     def forward(self, x: Tensor) -> Tensor:
         name = type(self).__name__
@@ -1294,16 +1308,7 @@ class InstanceNorm2d(Module):
     ):
         super().__init__()
         _check_ints("InstanceNorm2d", num_features=num_features)
-        self.num_features, self.eps, self.momentum = num_features, eps, momentum
-        self.affine, self.track_running_stats = affine, track_running_stats
-        self.register_parameter("weight", Parameter(np.ones(num_features)) if affine else None)
-        self.register_parameter("bias", Parameter(np.zeros(num_features)) if affine else None)
-        stats = track_running_stats
-        zeros, ones = np.zeros(num_features, np.float32), np.ones(num_features, np.float32)
-        self.register_buffer("running_mean", Tensor(zeros) if stats else None)
-        self.register_buffer("running_var", Tensor(ones) if stats else None)
-        batches = Tensor(np.zeros((), np.int64)) if stats else None
-        self.register_buffer("num_batches_tracked", batches)
+        _per_channel_state(self, num_features, eps, momentum, affine, track_running_stats)
 
     def forward(self, x: Tensor) -> Tensor:
         from .. import functional
