@@ -171,3 +171,15 @@ def test_atan2_and_hypot_of_infinities_and_the_origin_match_torch():
     assert a.grad.item() == 0.0 and b.grad.item() == 0.0  # torch's subgradient at the origin
     got = Tensor(np.array([inf, np.nan])).hypot(Tensor(np.array([np.nan, -inf]))).numpy()
     np.testing.assert_array_equal(got, [inf, inf])  # inf beside a NaN, as IEEE's hypot
+
+
+def test_median_and_kthvalue_of_a_0d_tensor_are_the_element_as_torch():
+    torch = _torch()
+    x = Tensor(np.float32(3.0))
+    for (v, i), (tv, ti) in [
+        (x.median(0), torch.tensor(3.0).median(0)),
+        (x.kthvalue(1, 0), torch.tensor(3.0).kthvalue(1, 0)),
+    ]:
+        assert (v.item(), i.item()) == (tv.item(), ti.item())
+    with pytest.raises(OpError, match=r"kthvalue: k must be in \[1, 1\]"):
+        x.kthvalue(2, 0)

@@ -547,8 +547,11 @@ class MethodForms:
             if flat.shape[0] == 0:
                 return Tensor.full((), math.nan, dtype=np.result_type(self.dtype, np.float32))
             return flat.median(0).values
-        (d,) = self._axes(dim, "median")
-        n = self.shape[d] if self.ndim else 1
+        axes = self._axes(dim, "median")  # (a 0-d input takes dim 0 or -1: no axes)
+        if not axes:
+            return self._sorted_at(0, 0, keepdim)
+        (d,) = axes
+        n = self.shape[d]
         if n == 0:
             raise op_error("median", f"dim {d} is empty", self.shape, "use a non-empty dim")
         if self.dtype.kind != "f":
@@ -560,8 +563,8 @@ class MethodForms:
 
     def kthvalue(self: Tensor, k: int, dim: int = -1, keepdim: bool = False) -> ValuesIndices:
         """(values, indices) of the k-th smallest (k from 1) along `dim`, as PyTorch's."""
-        (d,) = self._axes(dim, "kthvalue")
-        n = self.shape[d] if self.ndim else 1
+        axes = self._axes(dim, "kthvalue")
+        d, n = (axes[0], self.shape[axes[0]]) if axes else (0, 1)
         if not is_int(k) or not 1 <= k <= n:
             raise op_error(
                 "kthvalue", f"k must be in [1, {n}], got {k!r}", self.shape, "pick a k in range"
