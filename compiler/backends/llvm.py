@@ -120,6 +120,17 @@ def _names(e: Expr) -> set[str]:
     return {x.name for x in walk(e) if isinstance(x, Var)}
 
 
+# Kernels whose long loops LLVM does not unroll (`_Function.leave_rolled`): measured on a
+# Zen 3 (paper AlexNet training step, 74 kernels), LLVM's unrolling of their loops took 2.9
+# of the 9.5 s of serial LLVM time (a 16 x 1000 bias-gradient sum alone 0.22 s for 4 KB of
+# IR: its 500-element on-chip loops were fully unrolled) and changed none of their run times
+# beyond noise. Convolutions, GEMMs and pooling keep it (rolled, the 55x55 max-pool ran
+# 2.5 -> 17 ms), and so do loops shorter than UNROLL_MIN_EXTENT everywhere (with those
+# rolled too, the max-pool's backward ran 10 -> 30 ms and a permute of 3x3 taps 1.7x slower).
+ROLLED_KINDS = frozenset({"elementwise", "reduce", "movement"})
+UNROLL_MIN_EXTENT = 8
+
+
 class _Function:
     """Emits one kernel's LLVM IR text."""
 
@@ -1008,7 +1019,7 @@ class _Function:
         # inside, that would take lanes across this loop's variable, with gathers
         if "scalar" in lp.tags or self.vector_loops > vector_loops:
             hints.append('!{!"llvm.loop.vectorize.enable", i1 false}')
-        if "scalar" in lp.tags:
+        if "scalar" in lp.tags or self.leave_rolled(lp):
             hints.append('!{!"llvm.loop.unroll.disable"}')
         if hints:
             m = len(self.metadata)
@@ -1019,6 +1030,13 @@ class _Function:
         else:
             self.emit(f"br label %{head}")
         self.block(done)
+
+    def leave_rolled(self, lp: Loop) -> bool:
+        """Whether LLVM's unroller must leave `lp` alone: a loop of UNROLL_MIN_EXTENT or more
+        iterations in a memory-bound kernel (`ROLLED_KINDS`), which waits on memory whether
+        unrolled or not, while unrolling it (fully, where the trip count is constant) was
+        most of the compile time of such kernels (see ROLLED_KINDS)."""
+        return self.kernel.kind in ROLLED_KINDS and lp.extent >= UNROLL_MIN_EXTENT
 
     def render(self) -> str:
         for i, b in enumerate(self.kernel.buffers):
