@@ -97,7 +97,7 @@ def _call(fn: str, args: list[Any]) -> Any:
         if fn == "cosf":
             return math.cos(x) if math.isfinite(x) else math.nan
         if fn == "signf":
-            return float(np.sign(x))
+            return 0.0 if math.isnan(x) else float(np.sign(x))
         if fn == "sigmoid":
             return float(1 / (1 + np.exp(-x)))
         if fn == "powf":

@@ -242,3 +242,15 @@ def test_relu6_and_hardtanh_keep_an_integer_input_integer():
     got = F.relu6(Tensor(x))
     assert got.dtype == np.int64
     np.testing.assert_array_equal(got.numpy(), torch.nn.functional.relu6(torch.tensor(x)).numpy())
+
+
+@pytest.mark.parametrize("backend", ["numpy", "llvm"])
+def test_sign_of_nan_is_zero_eager_compiled_and_in_the_gradient_of_abs(backend):
+    x = np.array([np.nan, -0.0, 0.0, 1.5, -2.0, np.inf, -np.inf], np.float32)
+    want = np.array([0.0, 0.0, 0.0, 1.0, -1.0, 1.0, -1.0], np.float32)  # torch.sign's values
+    np.testing.assert_array_equal(Tensor(x).sign().numpy(), want)
+    np.testing.assert_array_equal(compiler.compile(Tensor.sign, x, backend=backend)(x), want)
+    t = Tensor(x, requires_grad=True)
+    t.abs().sum().backward()  # torch: grad * sgn(x), so 0 at a NaN
+    np.testing.assert_array_equal(t.grad.numpy(), want)
+    assert float(tg.Value(float("nan")).sign().data) == 0.0

@@ -122,8 +122,20 @@ EXP = _unary("exp", lambda xp, x: xp.exp(x), lambda g, out, x: g * out)
 LOG = _unary("log", lambda xp, x: xp.log(x), lambda g, out, x: g / x)
 SQRT = _unary("sqrt", lambda xp, x: xp.sqrt(x), lambda g, out, x: g / (out * 2))
 ABS = _unary("abs", lambda xp, x: xp.abs(x), lambda g, out, x: g * x.sign())
+
+
+def _sign(xp: Any, x: Any) -> Any:
+    if x.dtype == bool:
+        return x
+    if x.dtype.kind != "f":
+        return xp.sign(x)
+    # sign(NaN) is 0, as in PyTorch and the compiled kernels (ordered compares), not
+    # numpy's NaN
+    return xp.where(xp.isnan(x), xp.zeros_like(x), xp.sign(x))
+
+
 SIGN = _unary(
-    "sign", lambda xp, x: x if x.dtype == bool else xp.sign(x), lambda g, out, x: g * 0.0
+    "sign", _sign, lambda g, out, x: g * 0.0
 )  # zero a.e.; a bool is its own sign (numpy has no bool sign)
 # integers are their own floor (numpy's floor of an int array would be float64)
 FLOOR = _unary(
