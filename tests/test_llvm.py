@@ -759,3 +759,31 @@ def test_memory_bound_kernels_long_loops_are_left_rolled_and_stay_small(tmp_path
     assert kernel.kind in backend.ROLLED_KINDS
     assert '!"llvm.loop.unroll.disable"' in kernel.llvm_ir
     assert len(asm._instructions(kernel.asm)) < 1000
+
+
+@pytest.mark.parametrize("caller_too", [True, False])
+def test_parallel_slices_are_dealt_out_each_run_exactly_once(caller_too):
+    """The parallel loop's slices go to whichever thread is free (`_Workers.run`): every
+    slice runs once, on no more threads than there are workers, the caller among them only
+    when `caller_too` (kernels with big on-chip tiles need the workers' big stacks)."""
+    import threading
+    import time
+
+    from compiler.backends import llvm as backend
+
+    workers = backend._Workers(2)
+    ran: list[tuple[int, int, str]] = []
+    lock = threading.Lock()
+
+    def fn(args, start, end):
+        time.sleep(0.002 if start % 3 == 0 else 0.0005)  # uneven slices
+        with lock:
+            ran.append((start, end, threading.current_thread().name))
+
+    bounds = [(i, i + 1) for i in range(13)]
+    workers.run(fn, None, bounds, caller_too)
+    assert sorted((a, b) for a, b, _ in ran) == bounds
+    threads = {name for *_, name in ran}
+    assert len(threads) <= 2
+    if not caller_too:
+        assert threading.current_thread().name not in threads

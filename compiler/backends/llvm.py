@@ -1458,35 +1458,50 @@ class _Workers:
 
     def _work(self) -> None:
         while True:
-            fn, args, start, end, done = self.tasks.get()
+            fn, args, take, done = self.tasks.get()
             try:
-                fn(args, start, end)
+                _run_slices(fn, args, take)
             finally:
                 done.release()
 
     def run(self, fn: Any, args: Any, bounds: list[tuple[int, int]], caller_too: bool) -> None:
-        """Run every slice; the calling thread takes the first one when `caller_too` (saves
-        a hand-off; kernels with big on-chip tiles stay on the workers' big stacks)."""
+        """Run every slice, each once, on as many threads as there are workers (the calling
+        thread being one of them when `caller_too`: kernels with big on-chip tiles stay on
+        the workers' big stacks). The slices are dealt out as threads come free, not split
+        in advance: on a shared machine one core is often slowed by another tenant, and a
+        fixed half each made every parallel kernel wait for the slower core's half."""
         done = threading.Semaphore(0)
-        rest = bounds[1:] if caller_too else bounds
-        for a, b in rest:
-            self.tasks.put((fn, args, a, b, done))
+        lock = threading.Lock()
+        pending = iter(bounds)
+
+        def take() -> tuple[int, int] | None:
+            with lock:
+                return next(pending, None)
+
+        helpers = min(len(self.threads), len(bounds)) - (1 if caller_too else 0)
+        for _ in range(helpers):
+            self.tasks.put((fn, args, take, done))
         if caller_too:
-            fn(args, *bounds[0])
+            _run_slices(fn, args, take)
         waited = 0
         try:
-            while waited < len(rest):
+            while waited < helpers:
                 done.acquire()
                 waited += 1
         finally:
             # interrupted (Ctrl-C): the workers still write into the caller's arrays, so
             # they must finish before those arrays may be freed
-            while waited < len(rest):
+            while waited < helpers:
                 try:
                     done.acquire()
                     waited += 1
                 except KeyboardInterrupt:
                     continue
+
+
+def _run_slices(fn: Any, args: Any, take: Callable[[], tuple[int, int] | None]) -> None:
+    while (piece := take()) is not None:
+        fn(args, *piece)
 
 
 def thread_count() -> int:
@@ -1530,7 +1545,10 @@ def _workers() -> _Workers:
 # a worker thread costs tens of microseconds, more than small kernels take whole.
 PARALLEL_SECONDS = 100e-6
 SERIAL_FLOPS_PER_S, SERIAL_BYTES_PER_S = 40e9, 8e9
-SMALL_STACK_BYTES = 256 << 10  # on-chip tiles up to this size may run on the caller's stack
+SMALL_STACK_BYTES = 256 << 10
+# The parallel loop is cut into this many slices per thread, dealt out as threads come free
+# (`_Workers.run`)
+SLICES_PER_THREAD = 4  # on-chip tiles up to this size may run on the caller's stack
 
 
 @dataclass
@@ -1540,7 +1558,7 @@ class _Launch:
     fn: Any
     buffers: list[tuple[int, bool, np.dtype, tuple[int, ...]]]  # node, is input, dtype, shape
     args: Any  # the ctypes pointer array, refilled per call
-    bounds: list[tuple[int, int]]  # slices of the parallel loop, one per core used
+    bounds: list[tuple[int, int]]  # slices of the parallel loop (SLICES_PER_THREAD a thread)
     caller_too: bool
     errors: np.ndarray | None = None  # bounds-check mode: (flag, buffer number, flat index)
     names: list[str] | None = None  # buffer names by number (locals after the arguments)
@@ -1696,7 +1714,8 @@ class LLVMExecutor(NumpyExecutor):
         seconds = k.flops / SERIAL_FLOPS_PER_S + (k.bytes_read + k.bytes_written) / (
             SERIAL_BYTES_PER_S
         )
-        chunks = min(thread_count(), extent) if seconds > PARALLEL_SECONDS else 1
+        threads = thread_count()
+        chunks = min(threads * SLICES_PER_THREAD, extent) if seconds > PARALLEL_SECONDS else 1
         cuts = np.linspace(0, extent, chunks + 1).astype(int)
         bounds = [(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
         return _Launch(
