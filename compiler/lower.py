@@ -65,7 +65,7 @@ from .kernel import (
     vectorize,
     walk,
 )
-from .names import buffer_names, check_kernel_names, kernel_name, label
+from .names import buffer_names, kernel_name, label
 from .passes.fuse import Fusion, Group, is_view
 from .target import CPUTarget, Tile, host_target
 
@@ -2056,5 +2056,4 @@ def lower(
                 layers=layers,
             )
         )
-        check_kernel_names(kernels[-1])
     return kernels

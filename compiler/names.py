@@ -9,7 +9,9 @@ both become `a_b`. `buffer_names(g)` gives each node of a graph one identifier:
   characters made one `_`: `0.weight` -> `p_0_weight`, `int` -> `p_int`. The prefix keeps
   them clear of C/CUDA keywords and builtins and of the compiler's own local names (loop
   variables, registers, tiles), which never take these prefixes — `check_kernel_names` checks
-  that on every kernel, so a clash is a compile-time error and never a wrong number;
+  that on every kernel the LLVM and CUDA backends render (before any code is generated; a
+  warm compile that finds a kernel's object renders nothing), so a clash is a compile-time
+  error and never a wrong number;
 - intermediates are `t{id}`, constants `c{id}`;
 - names that clean to the same string take `_2`, `_3`, ... in node order.
 The original name stays visible: `Buffer.label` holds it and kernels print it beside the

@@ -158,6 +158,11 @@ def test_a_local_named_like_a_buffer_is_a_compile_error_not_a_wrong_number():
     kernel.body = [Loop("i", 4, [Let("int", Load("w", (Var("i"),)))])]
     with pytest.raises(RuntimeError, match="'int' is not a valid identifier or is reserved"):
         check_kernel_names(kernel)
+    from compiler.backends import cuda, llvm
+
+    for render in (llvm.render, cuda.render):  # the backends check before generating code
+        with pytest.raises(RuntimeError, match="'int' is not a valid identifier"):
+            render(kernel)
 
 
 @settings(max_examples=6, deadline=None)

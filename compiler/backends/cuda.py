@@ -40,6 +40,7 @@ from ..kernel import (
     Var,
     buffer_legend,
 )
+from ..names import check_kernel_names
 
 THREADS = 256
 TILE = 16
@@ -335,6 +336,7 @@ def _render_matmul(kernel: Kernel, sig: str) -> tuple[str, LaunchConfig]:
 
 def render(kernel: Kernel) -> CudaKernel:
     """CUDA C for one kernel; raises NotRenderableError for kernels that need a runtime helper."""
+    check_kernel_names(kernel)
     sig, names = _signature(kernel)
     loops, inner = _outer_nest(kernel.body)
     has_local = any(isinstance(s, Local) for s in inner)

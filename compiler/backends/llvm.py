@@ -64,6 +64,7 @@ from ..kernel import (
     substitute,
     walk,
 )
+from ..names import check_kernel_names
 from ..passes import MemoryPlan
 from ..target import CPUTarget, TargetError, host_target, usable_cores
 from . import llvm_objects as objects
@@ -1083,6 +1084,7 @@ class _Function:
 def render(kernel: Kernel, checked: bool = False) -> tuple[str, str, list[str]]:
     """(LLVM IR text, function symbol, buffer names by number in the bounds-check record) for
     one kernel; `checked` adds a bounds check to every access."""
+    check_kernel_names(kernel)  # before any code is generated (a found object needs none)
     # the symbol names what the kernel computes, not what the tile search measured
     digest = hashlib.sha256(kernel.identity().encode()).hexdigest()[:12]
     symbol = f"{kernel.name}_{digest}{'_checked' if checked else ''}"
