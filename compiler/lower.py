@@ -19,6 +19,7 @@ row-wise loops.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -1477,6 +1478,21 @@ def _flat_pixels_ok(g: Graph, stmts: list[Stmt], hw: tuple[int, int]) -> bool:
     return _flat_ok(g, stmts, ("oh", "ow"), hw, {"tile": (1, *hw)})
 
 
+_SHAPES: weakref.WeakKeyDictionary[Graph, tuple[int, dict[str, tuple[int, ...]]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _buffer_shapes(g: Graph) -> dict[str, tuple[int, ...]]:
+    """Identifier -> shape of every node of `g`, cached per graph as `buffer_names` is."""
+    hit = _SHAPES.get(g)
+    if hit is None or hit[0] != g._next:
+        names = buffer_names(g)
+        hit = (g._next, {names[n]: tuple(g.node(n)["shape"]) for n in g.nx.nodes})
+        _SHAPES[g] = hit
+    return hit[1]
+
+
 def _flat_ok(
     g: Graph,
     stmts: list[Stmt],
@@ -1493,8 +1509,10 @@ def _flat_ok(
     them: a permuted source is not row-major in the view's axes."""
     pixel = tuple(Var(n) for n in names)
     tail = len(names)
-    shapes = {buffer_name(g, n): g.node(n)["shape"] for n in g.nx.nodes}
-    shapes.update(extra or {})
+    known, extra = _buffer_shapes(g), extra or {}
+
+    def shape_of(buffer: str) -> tuple[int, ...] | None:
+        return extra.get(buffer, known.get(buffer))
 
     def uses(e: Expr) -> bool:
         return any(x in pixel for x in walk(e))
@@ -1502,7 +1520,7 @@ def _flat_ok(
     def access_ok(buffer: str, index: tuple[Expr, ...]) -> bool:
         if not any(uses(i) for i in index):
             return True
-        shape = shapes.get(buffer)
+        shape = shape_of(buffer)
         return (
             shape is not None
             and buffer not in views
