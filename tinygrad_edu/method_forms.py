@@ -59,6 +59,13 @@ class ValuesIndices(NamedTuple):
     indices: Tensor
 
 
+class MinMax(NamedTuple):
+    """What `x.aminmax()` returns, as torch.return_types.aminmax."""
+
+    min: Tensor
+    max: Tensor
+
+
 class MethodForms:
     """Mixin of `Tensor`: PyTorch's method names over the DSL's ops (see the module doc)."""
 
@@ -305,6 +312,250 @@ class MethodForms:
             negative = (other < 0).logical_or((other == 0).logical_and(1.0 / other < 0))
         magnitude = x.abs()
         return where(negative, -magnitude, magnitude)
+
+    # -- more of PyTorch's names, each composed of the ops above -----------------------------
+
+    def diff(
+        self: Tensor, n: int = 1, dim: int = -1, prepend: Any = None, append: Any = None
+    ) -> Tensor:
+        """The n-th forward difference along `dim` (x[i+1] - x[i], n times), with `prepend`
+        / `append` joined along `dim` first, as torch.diff."""
+        from .tensor import cat
+
+        d = self._dim(dim, "diff")
+        if not is_int(n) or n < 0:
+            raise op_error("diff", f"n must be an int >= 0, got {n!r}", self.shape, "pass n=1")
+        x = self
+        parts = [self._lift(prepend), x] if prepend is not None else [x]
+        if append is not None:
+            parts.append(self._lift(append))
+        x = cat(parts, d) if len(parts) > 1 else x
+        for _ in range(n):
+            length = x.shape[d]
+            if length == 0:
+                break
+            x = x.narrow(d, 1, length - 1) - x.narrow(d, 0, length - 1)
+        return x
+
+    def absolute(self: Tensor) -> Tensor:
+        return self.abs()
+
+    def greater(self: Tensor, other: Any) -> Tensor:
+        return self > other
+
+    def greater_equal(self: Tensor, other: Any) -> Tensor:
+        return self >= other
+
+    def less(self: Tensor, other: Any) -> Tensor:
+        return self < other
+
+    def less_equal(self: Tensor, other: Any) -> Tensor:
+        return self <= other
+
+    def not_equal(self: Tensor, other: Any) -> Tensor:
+        return self != other
+
+    def broadcast_to(self: Tensor, *shape: Any) -> Tensor:
+        return self.expand(*shape)
+
+    def rad2deg(self: Tensor) -> Tensor:
+        return self._as_float() * (180.0 / math.pi)
+
+    def deg2rad(self: Tensor) -> Tensor:
+        return self._as_float() * (math.pi / 180.0)
+
+    def _as_float(self: Tensor) -> Tensor:
+        return self if self.dtype.kind == "f" else self.float()
+
+    def count_nonzero(self: Tensor, dim: Any = None) -> Tensor:
+        return (self != 0).sum(dim).cast(np.int64)
+
+    def isposinf(self: Tensor) -> Tensor:
+        return self == np.inf
+
+    def isneginf(self: Tensor) -> Tensor:
+        return self == -np.inf
+
+    def signbit(self: Tensor) -> Tensor:
+        """Whether the sign bit is set: True for negatives and -0.0 (and a NaN with it)."""
+        if self.dtype.kind not in "f":
+            return self < 0
+        from .tensor import ones_like
+
+        return ones_like(self).copysign(self.detach()) < 0
+
+    def sgn(self: Tensor) -> Tensor:
+        return self.sign()
+
+    def fmax(self: Tensor, other: Any) -> Tensor:
+        """The larger of the two, a NaN losing to a number (numpy's fmax; maximum keeps it)."""
+        from .tensor import where
+
+        other = self._lift(other)
+        return where(self.isnan(), other, where(other.isnan(), self, self.maximum(other)))
+
+    def fmin(self: Tensor, other: Any) -> Tensor:
+        from .tensor import where
+
+        other = self._lift(other)
+        return where(self.isnan(), other, where(other.isnan(), self, self.minimum(other)))
+
+    def nansum(self: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
+        """The sum with NaNs counted as 0."""
+        from .tensor import where
+
+        return where(self.isnan(), 0.0, self).sum(dim, keepdim=keepdim)
+
+    def nanmean(self: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
+        """The mean of the values that are not NaN (NaN where every value is)."""
+        kept = (~self.isnan()).sum(dim, keepdim=keepdim)
+        with np.errstate(invalid="ignore"):  # 0 / 0 where every value is NaN: NaN
+            return self.nansum(dim, keepdim) / kept
+
+    def xlogy(self: Tensor, other: Any) -> Tensor:
+        """self * log(other), 0 where self is 0 (and other is not NaN), as torch.xlogy."""
+        from .tensor import where
+
+        other = self._lift(other)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            product = self * other.log()
+        return where((self == 0).logical_and(~other.isnan()), 0.0, product)
+
+    def float_power(self: Tensor, exponent: Any) -> Tensor:
+        """self ** exponent in float64, as torch.float_power."""
+        exponent = exponent.double() if hasattr(exponent, "double") else exponent
+        return self.double() ** exponent
+
+    def heaviside(self: Tensor, values: Any) -> Tensor:
+        """0 below zero, 1 above, `values` at zero (no gradient: the step is flat)."""
+        from .tensor import where
+
+        values = self._lift(values)
+        step = (self > 0).cast(self.dtype)
+        return where(self == 0, values.cast(self.dtype), step).detach()
+
+    def aminmax(self: Tensor, *, dim: Any = None, keepdim: bool = False) -> MinMax:
+        """(min, max) at once, as torch.aminmax (`.min` and `.max`)."""
+        return MinMax(self.amin(dim, keepdim), self.amax(dim, keepdim))
+
+    def ravel(self: Tensor) -> Tensor:
+        return self.reshape(-1)
+
+    def tensor_split(self: Tensor, indices_or_sections: Any, dim: int = 0) -> tuple[Tensor, ...]:
+        """Pieces along `dim`: `sections` nearly equal ones (the first n % sections one
+        longer), or cut before each listed index, as torch.tensor_split."""
+        d = self._dim(dim, "tensor_split")
+        n = self.shape[d]
+        if is_int(indices_or_sections):
+            k = int(indices_or_sections)
+            if k < 1:
+                raise op_error(
+                    "tensor_split", f"sections must be >= 1, got {k}", self.shape, "pass 2"
+                )
+            sizes = [n // k + (1 if i < n % k else 0) for i in range(k)]
+            cuts = [sum(sizes[:i]) for i in range(1, k)]
+        else:
+            cuts = [int(c) for c in indices_or_sections]
+        bounds = [0, *(min(max(c + n if c < 0 else c, 0), n) for c in cuts), n]
+        return tuple(self.narrow(d, a, max(b - a, 0)) for a, b in zip(bounds[:-1], bounds[1:]))
+
+    def hsplit(self: Tensor, sections: Any) -> tuple[Tensor, ...]:
+        return self.tensor_split(sections, 1 if self.ndim > 1 else 0)
+
+    def vsplit(self: Tensor, sections: Any) -> tuple[Tensor, ...]:
+        return self.tensor_split(sections, 0)
+
+    def take_along_dim(self: Tensor, indices: Any, dim: int | None = None) -> Tensor:
+        """Values at `indices` along `dim` (indices broadcast against self elsewhere), or at
+        flat `indices` when dim is None, as torch.take_along_dim."""
+        from .tensor import Tensor
+
+        idx = indices if isinstance(indices, Tensor) else Tensor(np.asarray(indices))
+        if dim is None:
+            return self.reshape(-1).gather(0, idx.reshape(-1))
+        d = self._dim(dim, "take_along_dim")
+        shape = list(
+            np.broadcast_shapes(
+                tuple(1 if i == d else s for i, s in enumerate(self.shape)),
+                tuple(1 if i == d else s for i, s in enumerate(idx.shape)),
+            )
+        )
+        source = self.expand(*[self.shape[d] if i == d else s for i, s in enumerate(shape)])
+        index = idx.expand(*[idx.shape[d] if i == d else s for i, s in enumerate(shape)])
+        return source.gather(d, index)
+
+    def dist(self: Tensor, other: Any, p: float = 2) -> Tensor:
+        return (self - other).norm(p)
+
+    def addmm(self: Tensor, mat1: Any, mat2: Any, *, beta: Any = 1, alpha: Any = 1) -> Tensor:
+        """beta * self + alpha * (mat1 @ mat2), as torch.addmm."""
+        product = self._lift(mat1) @ mat2
+        return self * beta + (product * alpha if alpha != 1 else product)
+
+    def baddbmm(self: Tensor, batch1: Any, batch2: Any, *, beta: Any = 1, alpha: Any = 1) -> Tensor:
+        """beta * self + alpha * (batch1 @ batch2) per batch, as torch.baddbmm."""
+        product = self._lift(batch1).bmm(batch2)
+        return self * beta + (product * alpha if alpha != 1 else product)
+
+    def kron(self: Tensor, other: Any) -> Tensor:
+        """The Kronecker product, as torch.kron: blocks self[i] * other."""
+        other = self._lift(other)
+        nd = max(self.ndim, other.ndim)
+        a = self.reshape(*([1] * (nd - self.ndim)), *self.shape)
+        b = other.reshape(*([1] * (nd - other.ndim)), *other.shape)
+        # interleave: a's dims become (..., a_i, 1, ...) and b's (..., 1, b_i, ...)
+        a_shape = [v for s in a.shape for v in (s, 1)]
+        b_shape = [v for s in b.shape for v in (1, s)]
+        out = a.reshape(*a_shape) * b.reshape(*b_shape)
+        return out.reshape(*(x * y for x, y in zip(a.shape, b.shape)))
+
+    def tensordot(self: Tensor, other: Any, dims: Any = 2) -> Tensor:
+        """Sum over self's last / other's first `dims` dims (an int), or over the paired
+        dims listed ([dims of self], [dims of other]), as torch.tensordot."""
+        other = self._lift(other)
+        if is_int(dims):
+            k = int(dims)
+            mine, theirs = list(range(self.ndim - k, self.ndim)), list(range(k))
+        else:
+            mine, theirs = (
+                ([dims[0]] if is_int(dims[0]) else list(dims[0])),
+                ([dims[1]] if is_int(dims[1]) else list(dims[1])),
+            )
+            mine = [self._dim(d, "tensordot") for d in mine]
+            theirs = [other._dim(d, "tensordot") for d in theirs]
+        if [self.shape[d] for d in mine] != [other.shape[d] for d in theirs]:
+            raise op_error(
+                "tensordot",
+                f"contracted dims {mine} of {self.shape} and {theirs} of {other.shape} differ",
+                (self.shape, other.shape),
+                "pair dims of equal length",
+            )
+        keep_a = [d for d in range(self.ndim) if d not in mine]
+        keep_b = [d for d in range(other.ndim) if d not in theirs]
+        size = int(np.prod([self.shape[d] for d in mine], dtype=np.int64))
+        a = self.permute(*keep_a, *mine).reshape(-1, size)
+        b = other.permute(*theirs, *keep_b).reshape(size, -1)
+        return (a @ b).reshape(*[self.shape[d] for d in keep_a], *[other.shape[d] for d in keep_b])
+
+    def cross(self: Tensor, other: Any, dim: int | None = None) -> Tensor:
+        """The 3-vector cross product along `dim` (default: the first dim of length 3)."""
+        from .tensor import stack
+
+        other = self._lift(other)
+        if dim is None:
+            dim = next((i for i, s in enumerate(self.shape) if s == 3), -1)
+        d = self._dim(dim, "cross")
+        if self.shape[d] != 3 or tuple(other.shape) != tuple(self.shape):
+            raise op_error(
+                "cross",
+                f"needs two tensors of one shape with length 3 along dim {d}",
+                (self.shape, other.shape),
+                "pass 3-vectors (and dim=)",
+            )
+        a = [self.select(d, i) for i in range(3)]
+        b = [other.select(d, i) for i in range(3)]
+        parts = [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
+        return stack(parts, d)
 
     def masked_select(self: Tensor, mask: Any) -> Tensor:
         """The 1-D tensor of the elements where `mask` (broadcast to self) is true; its
@@ -1043,9 +1294,51 @@ class MethodForms:
         gen = generator if generator is not None else rng.generator()
         return self._write("normal_", self._lift(gen.normal(mean, std, self.shape)), cast=True)
 
-    def _write(self: Tensor, op: str, value: Tensor, cast: bool = False) -> Tensor:
-        """Write `value` (broadcast to self's shape) into self's array; see the section."""
-        if tracing():
+    def __setitem__(self: Tensor, index: Any, value: Any) -> None:
+        """`x[index] = value`, PyTorch's indexing (as `x[index]` reads: ints, slices, None,
+        ..., int and bool index arrays) and assignment rules: the value (a number, array or
+        tensor) broadcasts to the indexed part and is cast to x's dtype; views of x see the
+        write. An in-place write, so the rules of the `_` methods hold (not while x
+        requires grad and gradients are recorded, nor with a value that requires grad)."""
+        from .tensor import Tensor, _normalize_index, _split_index
+
+        lifted = value if isinstance(value, Tensor) else None
+        # while the compiler traces, a constant built from numbers (a mask, an index table)
+        # may still be filled in: neither side is symbolic
+        concrete = isinstance(self.data, np.ndarray | np.generic) and (
+            lifted is None or isinstance(lifted.data, np.ndarray | np.generic)
+        )
+        self._check_writable("setitem", lifted, concrete)
+        source = lifted.data if lifted is not None else np.asarray(value)
+        basic, advanced = _split_index(_normalize_index(index, "setitem"))
+        if not isinstance(self.data, np.ndarray) and np.isscalar(self.data):
+            self.data = np.asarray(self.data)  # a reduction's numpy scalar: make it writable
+        try:
+            if advanced is None:
+                self.data[basic] = source
+            else:  # PyTorch's order: the basic items' view, then the index arrays in it
+                self.data[basic][advanced] = source
+        except IndexError as e:
+            raise op_error(
+                "setitem", str(e), self.shape, "index within the tensor's shape", OpIndexError
+            ) from None
+        except (ValueError, TypeError) as e:  # broadcast, read-only, NaN into an int
+            raise op_error(
+                "setitem",
+                f"cannot write a {np.shape(source)} {np.asarray(source).dtype} value there ({e})",
+                self.shape,
+                "give the value the indexed part's shape (or one that broadcasts to it) and "
+                "a dtype this tensor can hold; a read-only array needs x = x.clone() first",
+            ) from None
+        note_write(self.data)
+
+    def _check_writable(
+        self: Tensor, op: str, value: Tensor | None, concrete: bool = False
+    ) -> None:
+        """The in-place rules (see the section): not while tracing (unless both sides hold
+        numbers: `concrete`), not into a tensor that requires grad while gradients are
+        recorded, not from a value that requires grad."""
+        if tracing() and not concrete:
             raise op_error(
                 op,
                 "in-place ops cannot be compiled (a traced tensor has no array to write)",
@@ -1061,7 +1354,7 @@ class MethodForms:
                 f"wrap the call in `with tinygrad_edu.no_grad():` (as nn.init does), or "
                 f"write {_out_of_place(op)}",
             )
-        if value.requires_grad and grad_enabled():
+        if value is not None and value.requires_grad and grad_enabled():
             raise op_error(
                 op,
                 "the value written requires grad, and an in-place write is not recorded for "
@@ -1070,6 +1363,10 @@ class MethodForms:
                 f"write the out-of-place form, {_out_of_place(op)}, to keep the gradient, or "
                 "pass value.detach() if no gradient should flow",
             )
+
+    def _write(self: Tensor, op: str, value: Tensor, cast: bool = False) -> Tensor:
+        """Write `value` (broadcast to self's shape) into self's array; see the section."""
+        self._check_writable(op, value)
         if not cast and np.result_type(value.dtype, self.dtype) != self.dtype:
             raise op_error(
                 op,
@@ -1151,6 +1448,7 @@ _OUT_OF_PLACE = {
     "copy_": "x = value.clone()",
     "uniform_": "x = tinygrad_edu.rand(*x.shape) * (b - a) + a",
     "normal_": "x = tinygrad_edu.randn(*x.shape) * std + mean",
+    "setitem": "x = tinygrad_edu.where(mask, value, x) (or build x with tinygrad_edu.cat)",
 }
 
 

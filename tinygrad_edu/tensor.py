@@ -418,18 +418,26 @@ class Tensor(MethodForms, Node):
 
     # -- constructors ------------------------------------------------------------------------
     @staticmethod
-    def zeros(*shape: Any, dtype: Any = DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
+    def zeros(
+        *shape: Any, dtype: Any = DEFAULT_FLOAT, requires_grad: bool = False, device: Any = None
+    ) -> Tensor:
         data = np.zeros(_shape_arg(shape, "zeros"), dtype=dtype)
-        return Tensor(data, requires_grad=requires_grad, dtype=dtype)
+        return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=_device(device))
 
     @staticmethod
-    def ones(*shape: Any, dtype: Any = DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
+    def ones(
+        *shape: Any, dtype: Any = DEFAULT_FLOAT, requires_grad: bool = False, device: Any = None
+    ) -> Tensor:
         data = np.ones(_shape_arg(shape, "ones"), dtype=dtype)
-        return Tensor(data, requires_grad=requires_grad, dtype=dtype)
+        return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=_device(device))
 
     @staticmethod
     def full(
-        shape: Sequence[int], value: Any, dtype: Any = None, requires_grad: bool = False
+        shape: Sequence[int],
+        value: Any,
+        dtype: Any = None,
+        requires_grad: bool = False,
+        device: Any = None,
     ) -> Tensor:
         """`shape` filled with `value`; the dtype as PyTorch infers it from the value (bool,
         int64 for an int, float32 for a float) unless given."""
@@ -437,23 +445,32 @@ class Tensor(MethodForms, Node):
             kind = np.asarray(value).dtype.kind
             dtype = {"b": np.bool_, "i": np.int64, "u": np.int64}.get(kind, DEFAULT_FLOAT)
         data = np.full(_shape_arg(tuple(shape), "full"), value, dtype=dtype)
-        return Tensor(data, requires_grad=requires_grad, dtype=dtype)
+        return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=_device(device))
 
     @staticmethod
-    def randn(*shape: Any, dtype: Any = DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
+    def randn(
+        *shape: Any, dtype: Any = DEFAULT_FLOAT, requires_grad: bool = False, device: Any = None
+    ) -> Tensor:
         """Standard normal samples from the global generator (`tinygrad_edu.manual_seed`)."""
         data = rng.generator().standard_normal(_shape_arg(shape, "randn")).astype(dtype)
-        return Tensor(data, requires_grad=requires_grad, dtype=dtype)
+        return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=_device(device))
 
     @staticmethod
-    def rand(*shape: Any, dtype: Any = DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
+    def rand(
+        *shape: Any, dtype: Any = DEFAULT_FLOAT, requires_grad: bool = False, device: Any = None
+    ) -> Tensor:
         """Uniform [0, 1) samples from the global generator."""
         data = rng.generator().random(_shape_arg(shape, "rand")).astype(dtype)
-        return Tensor(data, requires_grad=requires_grad, dtype=dtype)
+        return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=_device(device))
 
     @staticmethod
     def arange(
-        start: float, stop: float | None = None, step: float = 1, dtype: Any = None
+        start: float,
+        stop: float | None = None,
+        step: float = 1,
+        dtype: Any = None,
+        requires_grad: bool = False,
+        device: Any = None,
     ) -> Tensor:
         """Like `torch.arange`: int64 for integer arguments, else float32."""
         if stop is None:
@@ -466,25 +483,35 @@ class Tensor(MethodForms, Node):
                 "pass a positive or negative step",
             )
         data = np.arange(start, stop, step)
-        return Tensor(data, dtype=dtype)
+        return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=_device(device))
 
     @staticmethod
-    def linspace(start: float, end: float, steps: int, dtype: Any = DEFAULT_FLOAT) -> Tensor:
+    def linspace(
+        start: float, end: float, steps: int, dtype: Any = DEFAULT_FLOAT, device: Any = None
+    ) -> Tensor:
         """`steps` evenly spaced values from start to end, both included (torch.linspace)."""
         if not _is_int(steps) or steps < 0:
             raise op_error(
                 "linspace", f"steps must be a whole number >= 0, got {steps!r}", (), "pass 5"
             )
-        return Tensor(np.linspace(start, end, int(steps)), dtype=dtype)
+        return Tensor(np.linspace(start, end, int(steps)), dtype=dtype, device=_device(device))
 
     @staticmethod
-    def empty(*shape: Any, dtype: Any = DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
+    def empty(
+        *shape: Any, dtype: Any = DEFAULT_FLOAT, requires_grad: bool = False, device: Any = None
+    ) -> Tensor:
         """A tensor of `shape` (zeros here: numpy memory is not left uninitialised, so no NaN
         or garbage leaks into a computation that reads it)."""
-        return Tensor.zeros(*shape, dtype=dtype, requires_grad=requires_grad)
+        return Tensor.zeros(*shape, dtype=dtype, requires_grad=requires_grad, device=device)
 
     @staticmethod
-    def randint(low: int, high: int | None = None, size: Any = (), dtype: Any = np.int64) -> Tensor:
+    def randint(
+        low: int,
+        high: int | None = None,
+        size: Any = (),
+        dtype: Any = np.int64,
+        device: Any = None,
+    ) -> Tensor:
         """Integers uniform in [low, high) (`randint(high, size)` from 0), from the global
         generator (`tinygrad_edu.manual_seed`), int64 as PyTorch's."""
         if high is None:
@@ -492,7 +519,9 @@ class Tensor(MethodForms, Node):
         if high <= low:
             raise op_error("randint", f"high {high} must exceed low {low}", size, "pass low < high")
         shape = _shape_arg(tuple(size) if not _is_int(size) else (size,), "randint")
-        return Tensor(rng.generator().integers(low, high, shape), dtype=dtype)
+        return Tensor(
+            rng.generator().integers(low, high, shape), dtype=dtype, device=_device(device)
+        )
 
     @staticmethod
     def zeros_like(t: Tensor) -> Tensor:
@@ -2026,12 +2055,12 @@ def _known_index(index: Tensor, op: str) -> None:
         )
 
 
-def _normalize_index(index: Any) -> tuple[Any, ...]:
+def _normalize_index(index: Any, op: str = "getitem") -> tuple[Any, ...]:
     items = index if isinstance(index, tuple) else (index,)
     out: list[Any] = []
     for item in items:
         if isinstance(item, Tensor):
-            _known_index(item, "getitem")
+            _known_index(item, op)
             item = item.numpy()
         if isinstance(item, (list, bool, np.bool_)):
             item = np.asarray(item)
@@ -2039,14 +2068,14 @@ def _normalize_index(index: Any) -> tuple[Any, ...]:
             item = int(item)  # PyTorch indexes with a 0-d int tensor as with an int
         if isinstance(item, np.ndarray) and item.dtype.kind not in "iub":
             raise op_error(
-                "getitem",
+                op,
                 f"index arrays must hold ints or bools, not {item.dtype}",
                 item.shape,
                 "cast the index with .astype(int)",
             )
         if not isinstance(item, (int, np.integer, slice, np.ndarray, type(None), type(Ellipsis))):
             raise op_error(
-                "getitem",
+                op,
                 f"unsupported index {item!r}",
                 type(item).__name__,
                 "use ints, slices, None, ... or integer/bool arrays",
@@ -2277,18 +2306,36 @@ __all__ = [
 ]  # fmt: skip
 
 
-def new_tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def new_tensor(
+    data: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None
+) -> Tensor:
     """`torch.tensor`: a new leaf Tensor holding a copy of `data` (a list, number or array;
     float32 for floats unless `dtype` says otherwise, int64 for integers)."""
-    return Tensor(np.array(data, copy=True), dtype=dtype, requires_grad=requires_grad)
+    source = np.array(data.numpy() if isinstance(data, Tensor) else data, copy=True)
+    return Tensor(source, dtype=dtype, requires_grad=requires_grad, device=_device(device))
+
+
+def _device(device: Any) -> str | None:
+    """A factory's `device=`: "cpu", "cuda" ("cuda:0": the one GPU used), a tensor's
+    `.device`, or None (the host); anything else is refused by name."""
+    if device is None:
+        return None
+    name = str(device)
+    if name.split(":")[0] not in ("cpu", "cuda"):
+        raise op_error(
+            "device", f"unknown device {device!r}", (), 'pass "cpu" or "cuda" (or x.device)'
+        )
+    return None if name == "cpu" else "cuda"
 
 
 class _CallableModule(types.ModuleType):
     """This module, callable: `tinygrad_edu.tensor([1.0, 2.0])` is PyTorch's `torch.tensor`
     while `tinygrad_edu.tensor` stays the module every `import` of it finds."""
 
-    def __call__(self, data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-        return new_tensor(data, dtype, requires_grad)
+    def __call__(
+        self, data: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None
+    ) -> Tensor:
+        return new_tensor(data, dtype, requires_grad, device)
 
 
 sys.modules[__name__].__class__ = _CallableModule

@@ -23,9 +23,13 @@ from ..errors import op_error, user_location
 from ..tensor import Tensor
 
 
-def Parameter(data: Any, dtype: Any = np.float32) -> Tensor:  # noqa: N802 (PyTorch's name)
-    """A trainable tensor: float data with `requires_grad=True`."""
-    return Tensor(np.asarray(data), dtype=dtype, requires_grad=True)
+def Parameter(  # noqa: N802 (PyTorch's name)
+    data: Any = None, requires_grad: bool = True, dtype: Any = np.float32
+) -> Tensor:
+    """A trainable tensor: float data with `requires_grad=True` (a copy of `data`; no data:
+    an empty one, as `nn.Parameter()`)."""
+    array = np.zeros((0,)) if data is None else np.asarray(data)
+    return Tensor(array, dtype=dtype, requires_grad=requires_grad)
 
 
 def _uniform(shape: tuple[int, ...], bound: float) -> Tensor:
@@ -1998,6 +2002,11 @@ __all__ += [
     "PixelShuffle", "PixelUnshuffle", "ReflectionPad2d", "ReplicationPad2d",
     "TransformerEncoder", "TransformerEncoderLayer", "Unflatten", "ZeroPad2d",
 ]  # fmt: skip
+
+# `nn.parameter.Parameter`, torch's module path of the same function
+from . import parameter  # noqa: E402
+
+__all__ += ["parameter"]
 
 # `import tinygrad_edu` then `tinygrad_edu.nn.functional.relu` works, as torch.nn.functional
 # (importing the submodule sets the package's attribute; the layers above import
