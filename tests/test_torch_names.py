@@ -241,3 +241,67 @@ def test_factories_take_a_device_as_torch_code_passes_one():
     np.testing.assert_array_equal(made[-1].numpy(), [1.0, 2.0])
     with pytest.raises(OpError, match="unknown device 'tpu'"):
         tg.zeros(2, device="tpu")
+
+
+def test_review_findings_stay_fixed():
+    """What a review of the names above found against torch."""
+    # results that must not alias their input (a write into them would change it)
+    for make in (lambda x: x.flip(0), lambda x: x.floor(), lambda x: x.round()):
+        x = tg.arange(6)
+        y = make(x)
+        y[0] = 100
+        assert int(x[0].item()) == 0
+    b = tg.tensor([True, False])
+    s = b.sign()
+    s[0] = False
+    assert bool(b[0].item())
+    # beta=0 does not read the input (torch.empty-style buffers hold anything)
+    a = tg.tensor([[1.0, 2.0], [3.0, 4.0]])
+    out = tg.addmm(tg.full((2, 2), float("nan")), a, a, beta=0)
+    np.testing.assert_array_equal(out.numpy(), a.numpy() @ a.numpy())
+    assert tg.tensordot(tg.zeros(2, 0), tg.zeros(0, 3), dims=1).shape == (2, 3)
+    assert tg.nansum(tg.arange(4)).dtype == np.int64
+    assert tg.nanmean(tg.tensor([1.0, float("nan")], dtype=np.float16)).dtype == np.float16
+    with pytest.raises(OpError, match="nanmean: expects a float tensor"):
+        tg.nanmean(tg.arange(3))
+    z = tg.tensor([0.0], requires_grad=True)
+    tg.xlogy(z, tg.tensor([0.0])).sum().backward()
+    assert float(z.grad.numpy()[0]) == 0.0  # torch's: no NaN from the unused log(0)
+    got = tg.take_along_dim(tg.tensor([[1.0, 2.0, 3.0]]), tg.tensor([[-1, 0]]), dim=1)
+    np.testing.assert_array_equal(got.numpy(), [[3.0, 1.0]])
+    assert tg.eye(2, device="cpu").device == "cpu"
+    assert tg.zeros_like(tg.ones(2), device="cpu").device == "cpu"
+
+
+def test_set_grad_enabled_as_a_decorator_changes_nothing_until_called():
+    @tg.set_grad_enabled(False)
+    def recording() -> bool:
+        return tg.is_grad_enabled()
+
+    assert tg.is_grad_enabled()  # decorating is not a call
+    assert not recording() and tg.is_grad_enabled()
+    with tg.no_grad():
+        assert not recording() and not tg.is_grad_enabled()  # restored to the caller's
+
+
+def test_an_interrupted_caller_still_waits_for_the_workers():
+    """Ctrl-C in the calling thread's own slice must not return while workers still write
+    into the caller's arrays."""
+    import threading
+    import time
+
+    from compiler.backends import llvm as backend
+
+    workers = backend._Workers(2)
+    finished = []
+
+    def fn(args, start, end):
+        if threading.current_thread() is threading.main_thread():
+            time.sleep(0.01)
+            raise KeyboardInterrupt
+        time.sleep(0.05)
+        finished.append(start)
+
+    with pytest.raises(KeyboardInterrupt):
+        workers.run(fn, None, [(i, i + 1) for i in range(4)], True)
+    assert finished  # the worker's slices were done before run() gave up

@@ -248,7 +248,7 @@ class MethodForms:
             scale = 10.0**decimals
             return (self * scale).round() / scale
         if self.dtype.kind != "f":
-            return self
+            return self.clone()  # a new tensor, as torch's
         down = self.floor()
         rest = self - down
         # below a half: down; above: up; exactly a half: whichever of the two is even
@@ -377,7 +377,8 @@ class MethodForms:
         return self == -np.inf
 
     def signbit(self: Tensor) -> Tensor:
-        """Whether the sign bit is set: True for negatives and -0.0 (and a NaN with it)."""
+        """Whether the sign bit is set: True for negatives and -0.0 (a NaN counts as
+        positive here: the comparisons it is built from cannot see a NaN's sign)."""
         if self.dtype.kind not in "f":
             return self < 0
         from .tensor import ones_like
@@ -404,22 +405,31 @@ class MethodForms:
         """The sum with NaNs counted as 0."""
         from .tensor import where
 
+        if self.dtype.kind != "f":  # integers hold no NaN (and keep their dtype)
+            return self.sum(dim, keepdim=keepdim)
         return where(self.isnan(), 0.0, self).sum(dim, keepdim=keepdim)
 
     def nanmean(self: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
         """The mean of the values that are not NaN (NaN where every value is)."""
+        if self.dtype.kind != "f":
+            raise op_error(
+                "nanmean", f"expects a float tensor, got {self.dtype}", self.shape, "x.float()"
+            )
         kept = (~self.isnan()).sum(dim, keepdim=keepdim)
         with np.errstate(invalid="ignore"):  # 0 / 0 where every value is NaN: NaN
-            return self.nansum(dim, keepdim) / kept
+            return (self.nansum(dim, keepdim) / kept).cast(self.dtype)
 
     def xlogy(self: Tensor, other: Any) -> Tensor:
         """self * log(other), 0 where self is 0 (and other is not NaN), as torch.xlogy."""
         from .tensor import where
 
         other = self._lift(other)
+        zero = (self == 0).logical_and(~other.isnan())
+        # log of 1 where the answer is 0, so neither side of the where is NaN (its
+        # gradient would be: 0 * inf)
         with np.errstate(divide="ignore", invalid="ignore"):
-            product = self * other.log()
-        return where((self == 0).logical_and(~other.isnan()), 0.0, product)
+            product = self * where(zero, 1.0, other).log()
+        return where(zero, 0.0, product)
 
     def float_power(self: Tensor, exponent: Any) -> Tensor:
         """self ** exponent in float64, as torch.float_power."""
@@ -472,8 +482,10 @@ class MethodForms:
 
         idx = indices if isinstance(indices, Tensor) else Tensor(np.asarray(indices))
         if dim is None:
-            return self.reshape(-1).gather(0, idx.reshape(-1))
+            flat = self.reshape(-1)
+            return flat.gather(0, _wrapped(idx.reshape(-1), flat.shape[0]))
         d = self._dim(dim, "take_along_dim")
+        idx = _wrapped(idx, self.shape[d])
         shape = list(
             np.broadcast_shapes(
                 tuple(1 if i == d else s for i, s in enumerate(self.shape)),
@@ -489,13 +501,11 @@ class MethodForms:
 
     def addmm(self: Tensor, mat1: Any, mat2: Any, *, beta: Any = 1, alpha: Any = 1) -> Tensor:
         """beta * self + alpha * (mat1 @ mat2), as torch.addmm."""
-        product = self._lift(mat1) @ mat2
-        return self * beta + (product * alpha if alpha != 1 else product)
+        return _scaled_sum(self, self._lift(mat1) @ mat2, beta, alpha)
 
     def baddbmm(self: Tensor, batch1: Any, batch2: Any, *, beta: Any = 1, alpha: Any = 1) -> Tensor:
         """beta * self + alpha * (batch1 @ batch2) per batch, as torch.baddbmm."""
-        product = self._lift(batch1).bmm(batch2)
-        return self * beta + (product * alpha if alpha != 1 else product)
+        return _scaled_sum(self, self._lift(batch1).bmm(batch2), beta, alpha)
 
     def kron(self: Tensor, other: Any) -> Tensor:
         """The Kronecker product, as torch.kron: blocks self[i] * other."""
@@ -532,9 +542,13 @@ class MethodForms:
             )
         keep_a = [d for d in range(self.ndim) if d not in mine]
         keep_b = [d for d in range(other.ndim) if d not in theirs]
-        size = int(np.prod([self.shape[d] for d in mine], dtype=np.int64))
-        a = self.permute(*keep_a, *mine).reshape(-1, size)
-        b = other.permute(*theirs, *keep_b).reshape(size, -1)
+
+        def count(shape: Sequence[int], dims: list[int]) -> int:
+            return int(np.prod([shape[d] for d in dims], dtype=np.int64))
+
+        size = count(self.shape, mine)
+        a = self.permute(*keep_a, *mine).reshape(count(self.shape, keep_a), size)
+        b = other.permute(*theirs, *keep_b).reshape(size, count(other.shape, keep_b))
         return (a @ b).reshape(*[self.shape[d] for d in keep_a], *[other.shape[d] for d in keep_b])
 
     def cross(self: Tensor, other: Any, dim: int | None = None) -> Tensor:
@@ -1097,9 +1111,10 @@ class MethodForms:
         if len(axes) != len(named):
             raise op_error("flip", f"dims {dims} repeat a dim", self.shape, "name each dim once")
         if not axes:
-            return self
+            return self.clone()
         reverse, keep = slice(None, None, -1), slice(None)
-        return self[tuple(reverse if i in axes else keep for i in range(self.ndim))]
+        # a copy, as torch's flip: the reversed slice alone would be a view of self
+        return self[tuple(reverse if i in axes else keep for i in range(self.ndim))].clone()
 
     def fliplr(self: Tensor) -> Tensor:
         return self.flip(1)
@@ -1450,6 +1465,23 @@ _OUT_OF_PLACE = {
     "normal_": "x = tinygrad_edu.randn(*x.shape) * std + mean",
     "setitem": "x = tinygrad_edu.where(mask, value, x) (or build x with tinygrad_edu.cat)",
 }
+
+
+def _scaled_sum(base: Tensor, product: Tensor, beta: Any, alpha: Any) -> Tensor:
+    """beta * base + alpha * product; with beta 0 the base is not read (torch's rule: NaN or
+    inf there, as in an `empty` buffer, does not leak in), only broadcast against."""
+    scaled = product * alpha if alpha != 1 else product
+    if beta == 0:
+        shape = np.broadcast_shapes(tuple(scaled.shape), tuple(base.shape))
+        return scaled if tuple(scaled.shape) == shape else scaled.expand(*shape).clone()
+    return base * beta + scaled
+
+
+def _wrapped(index: Tensor, length: int) -> Tensor:
+    """Negative indices counted from the end, as torch's."""
+    from .tensor import where
+
+    return where(index < 0, index + length, index)
 
 
 def _out_of_place(op: str) -> str:

@@ -126,7 +126,7 @@ ABS = _unary("abs", lambda xp, x: xp.abs(x), lambda g, out, x: g * x.sign())
 
 def _sign(xp: Any, x: Any) -> Any:
     if x.dtype == bool:
-        return x
+        return x.copy()  # a new tensor (writing into it must not change x)
     if x.dtype.kind != "f":
         return xp.sign(x)
     # sign(NaN) is 0, as in PyTorch and the compiled kernels (ordered compares), not
@@ -140,7 +140,7 @@ SIGN = _unary(
 # integers are their own floor (numpy's floor of an int array would be float64)
 FLOOR = _unary(
     "floor",
-    lambda xp, x: xp.floor(x) if x.dtype.kind == "f" else x,
+    lambda xp, x: xp.floor(x) if x.dtype.kind == "f" else x.copy(),  # a new tensor, as torch
     lambda g, out, x: g * 0.0,  # zero almost everywhere, as PyTorch's
 )
 # sin' = cos and cos' = -sin: each VJP is the other op, so derivatives of any order stay in DSL

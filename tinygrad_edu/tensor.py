@@ -2252,28 +2252,44 @@ def meshgrid(*tensors: Any, indexing: str = "ij") -> tuple[Tensor, ...]:
 
 
 def full_like(
-    input: Tensor, fill_value: Any, dtype: Any = None, requires_grad: bool = False
+    input: Tensor,
+    fill_value: Any,
+    dtype: Any = None,
+    requires_grad: bool = False,
+    device: Any = None,
 ) -> Tensor:
-    """A tensor of `input`'s shape filled with `fill_value` (input's dtype unless given)."""
+    """A tensor of `input`'s shape filled with `fill_value` (input's dtype and device unless
+    given)."""
     dt = input.dtype if dtype is None else np.dtype(dtype)
-    return Tensor(np.full(input.shape, fill_value, dtype=dt), dtype=dt, requires_grad=requires_grad)
+    where = _device(input.device if device is None else device)
+    data = np.full(input.shape, fill_value, dtype=dt)
+    return Tensor(data, dtype=dt, requires_grad=requires_grad, device=where)
 
 
-def zeros_like(input: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    return full_like(input, 0, dtype, requires_grad)
+def zeros_like(
+    input: Tensor, dtype: Any = None, requires_grad: bool = False, device: Any = None
+) -> Tensor:
+    return full_like(input, 0, dtype, requires_grad, device)
 
 
-def ones_like(input: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    return full_like(input, 1, dtype, requires_grad)
+def ones_like(
+    input: Tensor, dtype: Any = None, requires_grad: bool = False, device: Any = None
+) -> Tensor:
+    return full_like(input, 1, dtype, requires_grad, device)
 
 
 def eye(
-    n: int, m: int | None = None, dtype: Any = DEFAULT_FLOAT, requires_grad: bool = False
+    n: int,
+    m: int | None = None,
+    dtype: Any = DEFAULT_FLOAT,
+    requires_grad: bool = False,
+    device: Any = None,
 ) -> Tensor:
     """The (n, m) identity matrix (m = n by default)."""
     cols = n if m is None else m
     sizes = _shape_arg((n, cols), "eye")
-    return Tensor(np.eye(*sizes, dtype=dtype), dtype=dtype, requires_grad=requires_grad)
+    data = np.eye(*sizes, dtype=dtype)
+    return Tensor(data, dtype=dtype, requires_grad=requires_grad, device=_device(device))
 
 
 def isclose(

@@ -8,7 +8,7 @@ switch, so every path (eager, compiled) runs the one definition underneath.
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import types
 from collections.abc import Sequence
 from typing import Any
@@ -60,11 +60,14 @@ def from_numpy(array: np.ndarray) -> Tensor:
 
 def as_tensor(data: Any, dtype: Any = None, device: str | None = None) -> Tensor:
     """`data` as a tensor, shared where it already is one (or an array) of that dtype."""
-    if isinstance(data, Tensor):
+    where = _device(device)
+    if isinstance(data, Tensor) and (where or "cpu") == data.device:
         return data if dtype is None or data.dtype == np.dtype(dtype) else data.cast(dtype)
-    if isinstance(data, np.ndarray) and (dtype is None or data.dtype == np.dtype(dtype)):
+    same = dtype is None or getattr(data, "dtype", None) == np.dtype(dtype)
+    if isinstance(data, np.ndarray) and same and where is None:
         return Tensor._make(data)
-    return Tensor(data, dtype=dtype, device=device)
+    source = data.numpy() if isinstance(data, Tensor) else data
+    return Tensor(source, dtype=dtype, device=where)
 
 
 def is_tensor(obj: Any) -> bool:
@@ -79,22 +82,39 @@ def get_default_dtype() -> Any:
     return DEFAULT_FLOAT
 
 
-def empty_like(x: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    """Zeros of x's shape (see `Tensor.empty`: no uninitialised memory)."""
-    return Tensor.zeros(*x.shape, dtype=dtype or x.dtype, requires_grad=requires_grad)
+def empty_like(
+    x: Tensor, dtype: Any = None, requires_grad: bool = False, device: Any = None
+) -> Tensor:
+    """Zeros of x's shape (see `Tensor.empty`: no uninitialised memory), on x's device
+    unless given, as the other `_like` factories."""
+    return Tensor.zeros(
+        *x.shape, dtype=dtype or x.dtype, requires_grad=requires_grad, device=device or x.device
+    )
 
 
-def rand_like(x: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    return Tensor.rand(*x.shape, dtype=dtype or _float_of(x), requires_grad=requires_grad)
+def rand_like(
+    x: Tensor, dtype: Any = None, requires_grad: bool = False, device: Any = None
+) -> Tensor:
+    dtype = dtype or _float_of(x)
+    return Tensor.rand(
+        *x.shape, dtype=dtype, requires_grad=requires_grad, device=device or x.device
+    )
 
 
-def randn_like(x: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    return Tensor.randn(*x.shape, dtype=dtype or _float_of(x), requires_grad=requires_grad)
+def randn_like(
+    x: Tensor, dtype: Any = None, requires_grad: bool = False, device: Any = None
+) -> Tensor:
+    dtype = dtype or _float_of(x)
+    return Tensor.randn(
+        *x.shape, dtype=dtype, requires_grad=requires_grad, device=device or x.device
+    )
 
 
-def randint_like(x: Tensor, low: int, high: int | None = None, dtype: Any = None) -> Tensor:
+def randint_like(
+    x: Tensor, low: int, high: int | None = None, dtype: Any = None, device: Any = None
+) -> Tensor:
     """Integers in [low, high) (`randint_like(x, high)`: from 0) of x's shape and dtype."""
-    out = Tensor.randint(low, high, tuple(x.shape))
+    out = Tensor.randint(low, high, tuple(x.shape), device=device or x.device)
     return out.cast(dtype or x.dtype)
 
 
@@ -164,9 +184,10 @@ def broadcast_tensors(*tensors: Tensor) -> tuple[Tensor, ...]:
     return tuple(t.expand(*shape) for t in tensors)
 
 
-class set_grad_enabled(contextlib.ContextDecorator):  # noqa: N801 (PyTorch's name)
+class set_grad_enabled:  # noqa: N801 (PyTorch's name)
     """Turn recording for backward on or off: as a call (`set_grad_enabled(False)`, for
-    good) or a context manager / decorator (restored on exit), as torch.set_grad_enabled."""
+    good), a context manager (restored on exit) or a decorator (each call runs in the mode,
+    and decorating changes nothing), as torch.set_grad_enabled."""
 
     def __init__(self, mode: bool) -> None:
         self.previous = autograd.grad_enabled()
@@ -178,6 +199,17 @@ class set_grad_enabled(contextlib.ContextDecorator):  # noqa: N801 (PyTorch's na
 
     def __exit__(self, *exc: object) -> None:
         autograd._state.enabled = self.previous
+
+    def __call__(self, fn: Any) -> Any:
+        autograd._state.enabled = self.previous  # decorating is not a call
+        mode = self.mode
+
+        @functools.wraps(fn)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            with set_grad_enabled(mode):
+                return fn(*args, **kwargs)
+
+        return run
 
 
 def is_grad_enabled() -> bool:

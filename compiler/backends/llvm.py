@@ -1473,20 +1473,18 @@ class _Workers:
         in advance: on a shared machine one core is often slowed by another tenant, and a
         fixed half each made every parallel kernel wait for the slower core's half."""
         done = threading.Semaphore(0)
-        lock = threading.Lock()
         pending = iter(bounds)
 
         def take() -> tuple[int, int] | None:
-            with lock:
-                return next(pending, None)
+            return next(pending, None)  # one C call under the GIL: atomic, no lock to leak
 
         helpers = min(len(self.threads), len(bounds)) - (1 if caller_too else 0)
         for _ in range(helpers):
             self.tasks.put((fn, args, take, done))
-        if caller_too:
-            _run_slices(fn, args, take)
         waited = 0
         try:
+            if caller_too:
+                _run_slices(fn, args, take)
             while waited < helpers:
                 done.acquire()
                 waited += 1
@@ -1547,10 +1545,10 @@ def _workers() -> _Workers:
 # a worker thread costs tens of microseconds, more than small kernels take whole.
 PARALLEL_SECONDS = 100e-6
 SERIAL_FLOPS_PER_S, SERIAL_BYTES_PER_S = 40e9, 8e9
-SMALL_STACK_BYTES = 256 << 10
+SMALL_STACK_BYTES = 256 << 10  # on-chip tiles up to this size may run on the caller's stack
 # The parallel loop is cut into this many slices per thread, dealt out as threads come free
 # (`_Workers.run`)
-SLICES_PER_THREAD = 4  # on-chip tiles up to this size may run on the caller's stack
+SLICES_PER_THREAD = 4
 
 
 @dataclass
