@@ -164,6 +164,12 @@ def test_item_assignment_refuses_what_would_lose_a_gradient_or_not_fit():
         x[5] = 1.0
     with pytest.raises(OpError, match=r"setitem: cannot write a \(5,\)"):
         x[0] = tg.ones(5)
+    small = tg.zeros(3, dtype=np.int32)
+    with pytest.raises(OpError, match="do not fit this int32 tensor"):
+        small[0] = 2**40  # numpy's cast would store 0
+    small[1] = tg.tensor([3])  # a (1,) value into one element, as torch allows
+    small[2] = np.int64(-5)
+    np.testing.assert_array_equal(small.numpy(), [0, 3, -5])
 
 
 def test_a_mask_filled_by_item_assignment_compiles():

@@ -1325,14 +1325,19 @@ class MethodForms:
         )
         self._check_writable("setitem", lifted, concrete)
         source = lifted.data if lifted is not None else np.asarray(value)
+        _check_fits("setitem", source, self.dtype, self.shape)
         basic, advanced = _split_index(_normalize_index(index, "setitem"))
         if not isinstance(self.data, np.ndarray) and np.isscalar(self.data):
             self.data = np.asarray(self.data)  # a reduction's numpy scalar: make it writable
+        # PyTorch's order: the basic items' view, then the index arrays in it
+        target = self.data if advanced is None else self.data[basic]
+        where = basic if advanced is None else advanced
         try:
-            if advanced is None:
-                self.data[basic] = source
-            else:  # PyTorch's order: the basic items' view, then the index arrays in it
-                self.data[basic][advanced] = source
+            # torch also drops a value's leading 1-dims (a (1,) tensor into one element)
+            ndim = np.ndim(target[where]) if np.ndim(source) else 0
+            while np.ndim(source) > ndim and np.shape(source)[0] == 1:
+                source = source[0]
+            target[where] = source
         except IndexError as e:
             raise op_error(
                 "setitem", str(e), self.shape, "index within the tensor's shape", OpIndexError
@@ -1465,6 +1470,25 @@ _OUT_OF_PLACE = {
     "normal_": "x = tinygrad_edu.randn(*x.shape) * std + mean",
     "setitem": "x = tinygrad_edu.where(mask, value, x) (or build x with tinygrad_edu.cat)",
 }
+
+
+def _check_fits(op: str, source: Any, dtype: np.dtype, shape: Any) -> None:
+    """Integers written into a narrower integer tensor must fit: numpy's cast would wrap
+    them silently (2**40 into int32 is 0), where torch refuses."""
+    kind = getattr(source, "dtype", np.dtype(object)).kind
+    if dtype.kind not in "iu" or kind not in "iu" or np.can_cast(source.dtype, dtype):
+        return
+    if not isinstance(source, np.ndarray) or source.size == 0:
+        return
+    info = np.iinfo(dtype)
+    low, high = int(source.min()), int(source.max())
+    if low < info.min or high > info.max:
+        raise op_error(
+            op,
+            f"values {low} .. {high} do not fit this {dtype} tensor ({info.min} .. {info.max})",
+            shape,
+            "cast the tensor to a wider integer type first (x = x.long())",
+        )
 
 
 def _scaled_sum(base: Tensor, product: Tensor, beta: Any, alpha: Any) -> Tensor:
