@@ -311,3 +311,22 @@ def test_an_interrupted_caller_still_waits_for_the_workers():
     with pytest.raises(KeyboardInterrupt):
         workers.run(fn, None, [(i, i + 1) for i in range(4)], True)
     assert finished  # the worker's slices were done before run() gave up
+
+
+def test_cross_broadcasts_diff_of_bools_xors_and_splits_check_like_torch():
+    torch = _torch()
+    a, b = RNG.random((3, 3)).astype(np.float32), RNG.random((1, 3)).astype(np.float32)
+    np.testing.assert_allclose(
+        tg.cross(tg.tensor(a), tg.tensor(b), dim=1).numpy(),
+        torch.cross(torch.tensor(a), torch.tensor(b), dim=1).numpy(),
+        rtol=1e-6,
+    )
+    bits = [True, False, False, True]
+    np.testing.assert_array_equal(tg.diff(tg.tensor(bits)).numpy(), torch.diff(torch.tensor(bits)))
+    assert [t.shape for t in tg.tensor_split(tg.arange(7), tg.tensor(3))] == [(3,), (2,), (2,)]
+    with pytest.raises(OpError, match="hsplit: dim 1 of length 4 does not split into 3"):
+        tg.hsplit(tg.zeros(2, 4), 3)
+    with pytest.raises(OpError, match="vsplit: needs at least 2 dims"):
+        tg.vsplit(tg.zeros(4), 2)
+    with pytest.raises(OpError, match="take_along_dim: indices need as many dims"):
+        tg.take_along_dim(tg.zeros(2, 3), tg.tensor([0]), dim=1)

@@ -334,7 +334,9 @@ class MethodForms:
             length = x.shape[d]
             if length == 0:
                 break
-            x = x.narrow(d, 1, length - 1) - x.narrow(d, 0, length - 1)
+            later, earlier = x.narrow(d, 1, length - 1), x.narrow(d, 0, length - 1)
+            # bools differ by xor, as torch's
+            x = later.logical_xor(earlier) if x.dtype == np.bool_ else later - earlier
         return x
 
     def absolute(self: Tensor) -> Tensor:
@@ -456,6 +458,8 @@ class MethodForms:
         longer), or cut before each listed index, as torch.tensor_split."""
         d = self._dim(dim, "tensor_split")
         n = self.shape[d]
+        if getattr(indices_or_sections, "ndim", None) == 0:  # a 0-d tensor: a count
+            indices_or_sections = int(indices_or_sections.item())
         if is_int(indices_or_sections):
             k = int(indices_or_sections)
             if k < 1:
@@ -470,10 +474,25 @@ class MethodForms:
         return tuple(self.narrow(d, a, max(b - a, 0)) for a, b in zip(bounds[:-1], bounds[1:]))
 
     def hsplit(self: Tensor, sections: Any) -> tuple[Tensor, ...]:
-        return self.tensor_split(sections, 1 if self.ndim > 1 else 0)
+        return self._even_split("hsplit", sections, 1 if self.ndim > 1 else 0, 1)
 
     def vsplit(self: Tensor, sections: Any) -> tuple[Tensor, ...]:
-        return self.tensor_split(sections, 0)
+        return self._even_split("vsplit", sections, 0, 2)
+
+    def _even_split(
+        self: Tensor, op: str, sections: Any, dim: int, min_dims: int
+    ) -> tuple[Tensor, ...]:
+        """torch's hsplit/vsplit: tensor_split, but a count must divide the dim evenly."""
+        if self.ndim < min_dims:
+            raise op_error(op, f"needs at least {min_dims} dims", self.shape, "reshape first")
+        if is_int(sections) and (sections < 1 or self.shape[dim] % sections):
+            raise op_error(
+                op,
+                f"dim {dim} of length {self.shape[dim]} does not split into {sections} equal parts",
+                self.shape,
+                "pass a count that divides it, or the indices to cut at",
+            )
+        return self.tensor_split(sections, dim)
 
     def take_along_dim(self: Tensor, indices: Any, dim: int | None = None) -> Tensor:
         """Values at `indices` along `dim` (indices broadcast against self elsewhere), or at
@@ -485,6 +504,13 @@ class MethodForms:
             flat = self.reshape(-1)
             return flat.gather(0, _wrapped(idx.reshape(-1), flat.shape[0]))
         d = self._dim(dim, "take_along_dim")
+        if idx.ndim != self.ndim:
+            raise op_error(
+                "take_along_dim",
+                f"indices need as many dims as the input ({self.ndim}), got {idx.ndim}",
+                (self.shape, idx.shape),
+                "add size-1 dims to the indices (unsqueeze)",
+            )
         idx = _wrapped(idx, self.shape[d])
         shape = list(
             np.broadcast_shapes(
@@ -556,17 +582,23 @@ class MethodForms:
         from .tensor import stack
 
         other = self._lift(other)
+        try:  # the two broadcast against each other, as torch's
+            shape = np.broadcast_shapes(tuple(self.shape), tuple(other.shape))
+        except ValueError:
+            shape = None
+        a_full = self.expand(*shape) if shape is not None else self
+        other = other.expand(*shape) if shape is not None else other
         if dim is None:
-            dim = next((i for i, s in enumerate(self.shape) if s == 3), -1)
-        d = self._dim(dim, "cross")
-        if self.shape[d] != 3 or tuple(other.shape) != tuple(self.shape):
+            dim = next((i for i, s in enumerate(a_full.shape) if s == 3), -1)
+        d = a_full._dim(dim, "cross")
+        if shape is None or a_full.shape[d] != 3:
             raise op_error(
                 "cross",
                 f"needs two tensors of one shape with length 3 along dim {d}",
                 (self.shape, other.shape),
                 "pass 3-vectors (and dim=)",
             )
-        a = [self.select(d, i) for i in range(3)]
+        a = [a_full.select(d, i) for i in range(3)]
         b = [other.select(d, i) for i in range(3)]
         parts = [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
         return stack(parts, d)
