@@ -360,14 +360,13 @@ class MethodForms:
     def broadcast_to(self: Tensor, *shape: Any) -> Tensor:
         return self.expand(*shape)
 
+    @_in_float
     def rad2deg(self: Tensor) -> Tensor:
-        return self._as_float() * (180.0 / math.pi)
+        return self * (180.0 / math.pi)
 
+    @_in_float
     def deg2rad(self: Tensor) -> Tensor:
-        return self._as_float() * (math.pi / 180.0)
-
-    def _as_float(self: Tensor) -> Tensor:
-        return self if self.dtype.kind == "f" else self.float()
+        return self * (math.pi / 180.0)
 
     def count_nonzero(self: Tensor, dim: Any = None) -> Tensor:
         return (self != 0).sum(dim).cast(np.int64)

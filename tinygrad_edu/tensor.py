@@ -87,8 +87,7 @@ def cupy_with_device(who: str) -> Any:
 
 
 def _to_device(arr: np.ndarray, device: str) -> Any:
-    if device != "cuda":
-        raise ValueError(f"Tensor: unknown device {device!r}. Fix: use 'cpu' or 'cuda'")
+    assert device == "cuda", device  # `_device` named it
     return cupy_with_device("Tensor(device='cuda')").asarray(arr)
 
 
@@ -202,10 +201,11 @@ class Tensor(MethodForms, Node):
     def __init__(
         self, data: Any, requires_grad: bool = False, dtype: Any = None, device: str | None = None
     ) -> None:
+        device = _device(device)  # "cpu", "cuda", "cuda:0" or x.device: None or "cuda"
         if device is None and type(data).__module__.startswith("cupy"):
             device = "cuda"  # a CuPy array stays on the GPU
         arr = _to_array(data, dtype)
-        if device is not None and device != "cpu":
+        if device is not None:
             arr = _to_device(arr, device)
         if requires_grad and arr.dtype.kind != "f":
             raise TypeError(
@@ -313,11 +313,12 @@ class Tensor(MethodForms, Node):
                 dtype = None
             if dtype is not None:
                 return self.cast(dtype)
-        if device == self.device:
+        where = _device(device) or "cpu"
+        if where == self.device:
             return self
-        if device == "cpu":
+        if where == "cpu":
             return Tensor._make(self.numpy())
-        return Tensor._make(_to_device(self.numpy(), device))
+        return Tensor._make(_to_device(self.numpy(), where))
 
     def cuda(self) -> Tensor:
         return self.to("cuda")
@@ -422,14 +423,14 @@ class Tensor(MethodForms, Node):
         *shape: Any, dtype: Any = DEFAULT_FLOAT, requires_grad: bool = False, device: Any = None
     ) -> Tensor:
         data = np.zeros(_shape_arg(shape, "zeros"), dtype=dtype)
-        return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=_device(device))
+        return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=device)
 
     @staticmethod
     def ones(
         *shape: Any, dtype: Any = DEFAULT_FLOAT, requires_grad: bool = False, device: Any = None
     ) -> Tensor:
         data = np.ones(_shape_arg(shape, "ones"), dtype=dtype)
-        return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=_device(device))
+        return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=device)
 
     @staticmethod
     def full(
@@ -445,7 +446,7 @@ class Tensor(MethodForms, Node):
             kind = np.asarray(value).dtype.kind
             dtype = {"b": np.bool_, "i": np.int64, "u": np.int64}.get(kind, DEFAULT_FLOAT)
         data = np.full(_shape_arg(tuple(shape), "full"), value, dtype=dtype)
-        return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=_device(device))
+        return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=device)
 
     @staticmethod
     def randn(
@@ -453,7 +454,7 @@ class Tensor(MethodForms, Node):
     ) -> Tensor:
         """Standard normal samples from the global generator (`tinygrad_edu.manual_seed`)."""
         data = rng.generator().standard_normal(_shape_arg(shape, "randn")).astype(dtype)
-        return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=_device(device))
+        return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=device)
 
     @staticmethod
     def rand(
@@ -461,7 +462,7 @@ class Tensor(MethodForms, Node):
     ) -> Tensor:
         """Uniform [0, 1) samples from the global generator."""
         data = rng.generator().random(_shape_arg(shape, "rand")).astype(dtype)
-        return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=_device(device))
+        return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=device)
 
     @staticmethod
     def arange(
@@ -483,7 +484,7 @@ class Tensor(MethodForms, Node):
                 "pass a positive or negative step",
             )
         data = np.arange(start, stop, step)
-        return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=_device(device))
+        return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=device)
 
     @staticmethod
     def linspace(
@@ -494,7 +495,7 @@ class Tensor(MethodForms, Node):
             raise op_error(
                 "linspace", f"steps must be a whole number >= 0, got {steps!r}", (), "pass 5"
             )
-        return Tensor(np.linspace(start, end, int(steps)), dtype=dtype, device=_device(device))
+        return Tensor(np.linspace(start, end, int(steps)), dtype=dtype, device=device)
 
     @staticmethod
     def empty(
@@ -519,9 +520,7 @@ class Tensor(MethodForms, Node):
         if high <= low:
             raise op_error("randint", f"high {high} must exceed low {low}", size, "pass low < high")
         shape = _shape_arg(tuple(size) if not _is_int(size) else (size,), "randint")
-        return Tensor(
-            rng.generator().integers(low, high, shape), dtype=dtype, device=_device(device)
-        )
+        return Tensor(rng.generator().integers(low, high, shape), dtype=dtype, device=device)
 
     @staticmethod
     def zeros_like(t: Tensor) -> Tensor:
@@ -2261,8 +2260,8 @@ def full_like(
     """A tensor of `input`'s shape filled with `fill_value` (input's dtype and device unless
     given)."""
     dt = input.dtype if dtype is None else np.dtype(dtype)
-    where = _device(input.device if device is None else device)
     data = np.full(input.shape, fill_value, dtype=dt)
+    where = input.device if device is None else device
     return Tensor(data, dtype=dt, requires_grad=requires_grad, device=where)
 
 
@@ -2289,7 +2288,7 @@ def eye(
     cols = n if m is None else m
     sizes = _shape_arg((n, cols), "eye")
     data = np.eye(*sizes, dtype=dtype)
-    return Tensor(data, dtype=dtype, requires_grad=requires_grad, device=_device(device))
+    return Tensor(data, dtype=dtype, requires_grad=requires_grad, device=device)
 
 
 def isclose(
@@ -2328,12 +2327,13 @@ def new_tensor(
     """`torch.tensor`: a new leaf Tensor holding a copy of `data` (a list, number or array;
     float32 for floats unless `dtype` says otherwise, int64 for integers)."""
     source = np.array(data.numpy() if isinstance(data, Tensor) else data, copy=True)
-    return Tensor(source, dtype=dtype, requires_grad=requires_grad, device=_device(device))
+    return Tensor(source, dtype=dtype, requires_grad=requires_grad, device=device)
 
 
 def _device(device: Any) -> str | None:
-    """A factory's `device=`: "cpu", "cuda" ("cuda:0": the one GPU used), a tensor's
-    `.device`, or None (the host); anything else is refused by name."""
+    """What `device=` names (every factory passes it to `Tensor`): "cpu", "cuda" ("cuda:0":
+    the one GPU used), a tensor's `.device`, or None (the host) -> None for the host, else
+    "cuda"; anything else is refused by name."""
     if device is None:
         return None
     name = str(device)
