@@ -97,6 +97,10 @@ class ConvGeometry:
     #: the panel bytes every channel block runs over before the next (`micro_kernel`);
     #: 0: the whole panel at once
     chunk_bytes: int = 0
+    #: the largest row panel (`RowBlocks`) a task packs at once, its column blocks then run
+    #: one after another; 0: one column block's worth (rows narrower than the tile, or
+    #: segments of wider ones)
+    group_bytes: int = 0
 
     @property
     def lanes(self) -> int:
@@ -201,22 +205,29 @@ def micro_kernel(
     finish: Callable[[Expr, Expr], list[Stmt]],
     bj: int | None = None,
     valid: int | None = None,
+    block: tuple[Expr, Expr] | None = None,
 ) -> list[Stmt]:
     """For each block of BI of the task's `rows` output channels (absolute channel row0 + r):
-    accumulate the BI x BJ tile over every tap of the panel, then run `finish(r, jj)` per
-    element with the sum in `acc_v` (r: the channel within the task, jj: the panel column;
-    only the first `valid` columns, when the panel is padded to BJ).
-    `a_load(oc, ic, kh, kw)` reads the weight of output channel oc at tap (ic, kh, kw)."""
+    accumulate the BI x BJ tile over every tap of the panel, then run `finish(r, j)` per
+    element with the sum in `acc_v` (r: the channel within the task, j: the pixel's column
+    in the panel; only the first `valid` columns, when the panel is padded to BJ).
+    `a_load(oc, ic, kh, kw)` reads the weight of output channel oc at tap (ic, kh, kw).
+    `block` = (first panel row, first column): the panel holds several column blocks one
+    after another (`row_panel_micro_kernels`), this one from that row, its pixels from
+    that column on."""
     bi = min(geo.tile.rows, rows)
     bj = bj or geo.block_cols
     valid = valid or bj
     lanes = geo.lanes
     tile = (Var("ii"), Var("jj"))
+    first_tap, column = (None, Var("jj")) if block is None else (block[0], add(block[1], Var("jj")))
     chunks = panel_chunks(geo, bj)
     if chunks > 1:
-        return _chunked_micro_kernel(geo, rows, row0, a_load, finish, bj, valid, chunks)
+        return _chunked_micro_kernel(
+            geo, rows, row0, a_load, finish, bj, valid, chunks, first_tap, column
+        )
     row = add(Var("ib"), Var("ii"))
-    taps = tap_loops(geo, bi, bj, row0, row, Var("kc"), geo.cg, a_load)
+    taps = tap_loops(geo, bi, bj, row0, row, Var("kc"), geo.cg, a_load, first_tap)
     return [
         Loop(
             "i0",
@@ -232,7 +243,7 @@ def micro_kernel(
                 over_tile(
                     bi,
                     valid,
-                    [Let("acc_v", Load("done_tile", tile)), *finish(row, Var("jj"))],
+                    [Let("acc_v", Load("done_tile", tile)), *finish(row, column)],
                     lanes,
                     unroll=False,
                 ),
@@ -268,14 +279,17 @@ def tap_loops(
     kc: Expr,
     channels: int,
     a_load: Callable[[Expr, Expr, Expr, Expr], Expr],
+    first_tap: Expr | None = None,
 ) -> Loop:
     """The micro-kernel's sum over `channels` source channels (loop `kc`; `kc` the absolute
     channel) and every (kr, kq) tap: per tap, the weights of output channels row0 + `row`
-    times the panel's row of that tap, a rank-1 update of the BI x BJ register tile."""
+    times the panel's row of that tap (counted from panel row `first_tap`), a rank-1
+    update of the BI x BJ register tile."""
     kh_n, kw_n = geo.kernel
     tap = add(mul(add(mul(kc, kh_n), Var("kr")), kw_n), Var("kq"))
     weight = a_load(add(row0, row), kc, Var("kr"), Var("kq"))
-    per_tap = rank1_update(bi, bj, weight, Load("panel", (tap, Var("jj"))), geo.lanes)
+    at = tap if first_tap is None else add(first_tap, tap)
+    per_tap = rank1_update(bi, bj, weight, Load("panel", (at, Var("jj"))), geo.lanes)
     return Loop("kc", channels, [Loop("kr", kh_n, [Loop("kq", kw_n, [per_tap])])])
 
 
@@ -288,6 +302,8 @@ def _chunked_micro_kernel(
     bj: int,
     valid: int,
     chunks: int,
+    first_tap: Expr | None,
+    column: Expr,
 ) -> list[Stmt]:
     """`micro_kernel` for a panel larger than `chunk_bytes` (a 512-channel 3x3 layer's is
     4608 taps x 64 columns, 1.2 MiB): every channel block runs over one chunk of the taps,
@@ -302,7 +318,7 @@ def _chunked_micro_kernel(
     per_chunk = geo.cg // chunks
     kc = add(mul(Var("kb"), per_chunk), Var("kc"))
     row = Bin("min", add(Var("ib"), Var("ii")), Const(rows - 1))
-    taps = tap_loops(geo, bi, bj, row0, row, kc, per_chunk, a_load)
+    taps = tap_loops(geo, bi, bj, row0, row, kc, per_chunk, a_load, first_tap)
     part = (add(Var("ib"), Var("ii")), Var("jj"))
     return [  # `partial` is declared by the caller (`micro_kernel_locals`)
         Loop(
@@ -329,7 +345,7 @@ def _chunked_micro_kernel(
                     valid,
                     [
                         Let("acc_v", Load("partial", part)),
-                        *finish(add(Var("ib"), Var("ii")), Var("jj")),
+                        *finish(add(Var("ib"), Var("ii")), column),
                     ],
                     lanes,
                     unroll=False,
@@ -345,13 +361,16 @@ def column_block_start(geo: ConvGeometry, block: Expr) -> Expr:
     return Bin("min", mul(block, bj), Const(geo.pixels - bj))
 
 
-def micro_kernel_locals(taps: int, rows: int, cols: int, tile: Tile, chunked: bool) -> list[Stmt]:
+def micro_kernel_locals(
+    taps: int, rows: int, cols: int, tile: Tile, chunked: bool, blocks: int = 1
+) -> list[Stmt]:
     """The on-chip buffers `micro_kernel` runs in, declared once per kernel however many
-    micro-kernels it runs: the panel, the register tile and its copy, and (`chunked`: some
-    micro-kernel's panel is run over in chunks) the partial sums of every channel block."""
+    micro-kernels it runs: the panel (of `blocks` column blocks one after another), the
+    register tile and its copy, and (`chunked`: some micro-kernel's panel is run over in
+    chunks) the partial sums of every channel block."""
     bi = min(tile.rows, rows)
     out: list[Stmt] = [
-        Local("panel", (taps, cols)),
+        Local("panel", (blocks * taps, cols)),
         Local("acc_tile", (bi, cols)),
         Local("done_tile", (bi, cols)),
     ]
@@ -360,11 +379,12 @@ def micro_kernel_locals(taps: int, rows: int, cols: int, tile: Tile, chunked: bo
     return out
 
 
-def locals_for(geo: ConvGeometry, rows: int, cols: int = 0) -> list[Stmt]:
-    """`micro_kernel_locals` for micro-kernels of `geo` on panels `cols` wide (default: its
-    column blocks)."""
+def locals_for(geo: ConvGeometry, rows: int, cols: int = 0, blocks: int = 1) -> list[Stmt]:
+    """`micro_kernel_locals` for micro-kernels of `geo` on panels of `blocks` column blocks
+    `cols` wide (default: its own)."""
     cols = cols or geo.block_cols
-    return micro_kernel_locals(geo.taps, rows, cols, geo.tile, panel_chunks(geo, cols) > 1)
+    chunked = panel_chunks(geo, cols) > 1
+    return micro_kernel_locals(geo.taps, rows, cols, geo.tile, chunked, blocks)
 
 
 def pixel_position(geo: ConvGeometry, p0: Expr, jj: Expr) -> list[Stmt]:
@@ -396,7 +416,7 @@ def conv_gemm_direct(
     """Tasks over (image, group, column block), parallel: pack, then all channel blocks;
     `finish(n, oc, oh, ow)` consumes `acc_v` for each output element (`flat`: see
     `pixel_index`). Row panels where they apply (`conv_gemm_rows`, for `cores`)."""
-    rb = row_blocks(geo, batch, rows)
+    rb = row_blocks(geo, batch, rows, cores)
     if rb is not None:
         return conv_gemm_rows(geo, rb, batch, groups, rows, a_load, finish, flat, cores)
     blocks = geo.col_blocks
@@ -421,12 +441,18 @@ def conv_gemm_direct(
 
 @dataclass(frozen=True)
 class RowBlocks:
-    """Column blocks made of whole output rows, for a stride-1 convolution: `rows` rows of
-    `width` pixels from column `start` (one of `starts`, fixed at compile time), packed row
-    after row into a panel of the tile's BJ columns (the rest zero). Because every column
-    position is then a constant, each window tap's valid columns are a constant range and
-    the pack copies contiguous input runs as vectors (the general pack is scalar: a block
-    that starts anywhere crosses rows at run time). With `images` > 1 a block's rows may
+    """Column blocks made of whole output rows, for a stride-1 convolution: a task packs
+    `rows` rows of `width` pixels from column `start` (one of `starts`, fixed at compile
+    time) row after row into one panel, then runs the panel's column blocks of the tile's
+    BJ columns one after another (`row_panel_micro_kernels`; the last block pulled back to
+    end with the panel, a panel narrower than BJ one block with the rest zero). Because
+    every column position is a constant, each window tap's valid columns are a constant
+    range and the pack copies contiguous input runs as vectors (the general pack is
+    scalar: a block that starts anywhere crosses rows at run time). Rows are whole
+    (`width` = OW, one start) unless one row's panel would exceed the geometry's
+    `group_bytes`; then it is packed in segments. Blocks of a panel of several rows cross
+    rows: 56-pixel rows waste 8 of 16 columns' blocks one row at a time (4 blocks for 56
+    pixels), none two at a time (7 blocks for 112). With `images` > 1 a panel's rows may
     continue into the next image: 7x7 images fill 9 rows of a 64-column panel (63 pixels)
     instead of 7 (49), at the price of an epilogue that locates each pixel by division."""
 
@@ -434,6 +460,15 @@ class RowBlocks:
     width: int
     starts: tuple[int, ...]
     images: int = 1  # > 1: the rows run on across this many images
+
+    @property
+    def used(self) -> int:
+        """The panel columns that hold pixels."""
+        return self.rows * self.width
+
+    def blocks(self, cols: int) -> int:
+        """How many column blocks of `cols` run over the panel."""
+        return max(1, -(-self.used // cols))
 
 
 # the least share of a row-block panel's columns that hold pixels (the rest is computed and
@@ -446,33 +481,87 @@ ROW_PANEL_USE = 0.75
 ACROSS_IMAGES_GAIN = 0.05
 
 
-def row_blocks(geo: ConvGeometry, batch: int = 1, channels: int = 0) -> RowBlocks | None:
-    """Whole-row blocks for `geo` (see `RowBlocks`): rows of OW < BJ pixels, as many as
-    fit, running on across the `batch` images when that fills the panel clearly better;
-    wider rows in BJ-pixel segments (the last pulled back to end at OW). A convolution
-    strided along columns packs from a column-split copy of its input rows
-    (`split_columns`). Row panels only where they beat the general pack (`_rows_pay`, given
-    the convolution's `channels` out). None when too much of the panel would be padding, for
-    1-wide kernels strided along columns, or when the split copy would not fit on chip."""
-    (oh_n, ow_n), cols = geo.out_hw, geo.tile.cols
+def row_blocks(
+    geo: ConvGeometry, batch: int = 1, channels: int = 0, cores: int = 1
+) -> RowBlocks | None:
+    """Whole-row blocks for `geo` (see `RowBlocks`): as many rows a panel as compute the
+    fewest columns per core (`_balanced_use`: the columns wasted, and a last round of tasks
+    that leaves some of the `cores` idle), then the fewest in all, then the fewest rows
+    among equals, running on across
+    the `batch` images when that fills the panels clearly better. A convolution strided
+    along columns packs from a column-split copy of its input rows (`split_columns`). Row
+    panels only where they beat the general pack (`_rows_pay`, given the convolution's
+    `channels` out). None when too much of the panel would be padding, for 1-wide kernels
+    strided along columns, or when the split copy would not fit on chip."""
+    oh_n = geo.out_hw[0]
     if geo.stride[1] > 1 and geo.kernel[1] == 1:
         # one column per tap: the general pack copies exactly the columns needed, where
         # the column split would copy every phase (measured 2x slower, 1x1 stride 2)
         return None
-    if ow_n >= cols:
-        starts = tuple(sorted({min(c, ow_n - cols) for c in range(0, ow_n, cols)}))
-        blocks = RowBlocks(1, cols, starts)
-    else:
-        blocks = RowBlocks(min(cols // ow_n, oh_n), ow_n, (0,))
-        across = RowBlocks(min(cols // ow_n, batch * oh_n), ow_n, (0,), batch)
-        better = _use(geo, across) > _use(geo, blocks) + ACROSS_IMAGES_GAIN
-        if batch > 1 and geo.stride[1] == 1 and better:
+
+    def best(images: int) -> tuple[RowBlocks | None, float]:
+        found, found_key = None, (0.0, 0.0)
+        for rows in range(1, images * oh_n + 1):
+            rb = _row_group(geo, rows, images)
+            if rb is None:  # more rows only make the panel larger
+                break
+            # equal balance: the fewer columns computed in all
+            key = (round(_balanced_use(geo, rb, batch, cores), 9), round(_use(geo, rb), 9))
+            if key > found_key:
+                found, found_key = rb, key
+        return found, found_key[0]
+
+    blocks, use = best(1)
+    if batch > 1 and geo.stride[1] == 1:
+        across, across_use = best(batch)
+        if across is not None and across_use > use + ACROSS_IMAGES_GAIN:
             blocks = across
-    if _use(geo, blocks) < ROW_PANEL_USE or not _rows_pay(geo, blocks, channels):
-        return None
-    if geo.stride[1] > 1 and 4 * math.prod(_split_columns_shape(geo, blocks)) > SPLIT_BYTES:
+    if blocks is None or _use(geo, blocks) < ROW_PANEL_USE or not _rows_pay(geo, blocks, channels):
         return None
     return blocks
+
+
+def _row_group(geo: ConvGeometry, rows: int, images: int) -> RowBlocks | None:
+    """Panels of `rows` whole rows (of `images` images' rows); None where the panel would
+    exceed `group_bytes` (one panel no wider than the tile always fits) or, strided along
+    columns, the column-split copy SPLIT_BYTES. A single row too wide for `group_bytes` is
+    packed in segments of whole column blocks, the last pulled back to end at OW."""
+    ow_n, cols = geo.out_hw[1], geo.tile.cols
+    limit = max(cols, geo.group_bytes // (4 * geo.taps))  # the columns a panel may hold
+    if rows * ow_n <= limit:
+        rb = RowBlocks(rows, ow_n, (0,), images)
+    elif rows > 1:
+        return None
+    else:
+        width = limit // cols * cols
+        starts = tuple(sorted({min(c, ow_n - width) for c in range(0, ow_n, width)}))
+        rb = RowBlocks(1, width, starts, images)
+    if geo.stride[1] > 1 and 4 * math.prod(_split_columns_shape(geo, rb)) > SPLIT_BYTES:
+        return None
+    return rb
+
+
+def row_panel_micro_kernels(
+    geo: ConvGeometry,
+    rb: RowBlocks,
+    rows: int,
+    row0: Expr,
+    a_load: Callable[[Expr, Expr, Expr, Expr], Expr],
+    finish: Callable[[Expr, Expr], list[Stmt]],
+    label: str = "cb",
+) -> list[Stmt]:
+    """`micro_kernel` over each column block of one packed row panel (`RowBlocks`), one
+    after another in loop `label`, the last pulled back to end with the panel (recomputing,
+    and storing again, a few columns); a panel no wider than the tile is one block whose
+    `finish` sees only the columns that hold pixels. `finish(r, j)`: j is the panel column."""
+    cols, used = geo.tile.cols, rb.used
+    if used <= cols:
+        return micro_kernel(geo, rows, row0, a_load, finish, cols, used)
+    c0 = Var(f"{label}0")
+    first = Let(c0.name, Bin("min", mul(Var(label), cols), Const(used - cols)))
+    block = (mul(Var(label), geo.taps), c0)
+    kernel = micro_kernel(geo, rows, row0, a_load, finish, cols, cols, block)
+    return [Loop(label, rb.blocks(cols), [first, *kernel])]
 
 
 # Fitted to 18 kernels measured on Zen 5 with AVX-512 and forced AVX2 (AlexNet's and
@@ -516,7 +605,17 @@ def _use(geo: ConvGeometry, blocks: RowBlocks) -> float:
     pixels computed twice where blocks overlap)."""
     (oh_n, ow_n), cols = geo.out_hw, geo.tile.cols
     rows = blocks.images * oh_n
-    return rows * ow_n / (-(-rows // blocks.rows) * len(blocks.starts) * cols)
+    panels = -(-rows // blocks.rows) * len(blocks.starts)
+    return rows * ow_n / (panels * blocks.blocks(cols) * cols)
+
+
+def _balanced_use(geo: ConvGeometry, blocks: RowBlocks, batch: int, cores: int) -> float:
+    """`_use` with the tasks (one a panel of rows, all its segments) dealt to `cores`: the
+    idle cores of a last, partial round count as computed columns too."""
+    rows = blocks.images * geo.out_hw[0]
+    tasks = (batch if blocks.images == 1 else 1) * -(-rows // blocks.rows)
+    rounds = -(-tasks // cores)
+    return _use(geo, blocks) * tasks / (rounds * cores)
 
 
 WIDE_CHUNKED_WASTE = 0.15  # see fit_row_panels
@@ -529,6 +628,7 @@ def fit_row_panels(
     batch: int = 1,
     channels: int = 0,
     wide_chunk_bytes: int = 0,
+    cores: int = 1,
 ) -> ConvGeometry:
     """`geo` with the register tile whose row panels waste the fewest columns: the target's
     own, or one of its `wide` tiles (fewer rows, more vectors) when that wastes strictly
@@ -541,12 +641,12 @@ def fit_row_panels(
     columns and 104 of 3 x 7's 112 (on Zen 5, 12.7 -> 11.1 ms and 9.5 -> 8.7 ms); where the
     gain is smaller, the chunks cost more than it (ResNet-18's 28x28 layers, 87.5% -> 100%
     of the columns, ran 8% slower; its 7x7, 98% -> 100%, 50% slower)."""
-    rb = row_blocks(geo, batch, channels)
+    rb = row_blocks(geo, batch, channels, cores)
     best, best_use = geo, _use(geo, rb) if rb else 0.0
     own_use = best_use
     for tile in wide:
         candidate = replace(geo, tile=tile, chunk_bytes=0)
-        rb = row_blocks(candidate, batch, channels)
+        rb = row_blocks(candidate, batch, channels, cores)
         if rb is None:
             continue
         if candidate.taps * tile.cols * 4 > panel_bytes:
@@ -568,57 +668,121 @@ def pack_rows(
     oh0: Expr,
     whole: bool = False,
 ) -> list[Stmt]:
-    """Copy the window taps of rows oh0 .. oh0+R-1, columns start .. start+width-1 into
-    `panel[tap][r*width + j]`: per tap and row a vector copy of the columns inside the
-    image and zeros outside (both constant ranges). A row outside the image reads the
-    nearest one and selects 0 instead (branch-free, so the copy stays a vector loop; a
-    select, not a multiply by 0, so an infinity there cannot turn into NaN)."""
+    """Copy the window taps of rows oh0 .. oh0+R-1, columns start .. start+width-1 into the
+    panel, row after row: per tap and row a vector copy of the columns inside the image and
+    zeros outside (both constant ranges). A panel of one column block holds them at
+    `panel[tap][r*width + j]`; one of several blocks holds each block's columns apart
+    (`panel[block*taps + tap][jj]`, so a block's micro-kernel reads contiguous rows of the
+    tile's width, not every panel row's share of it), its rows cut at the blocks' bounds
+    (`_pieces`, constant). A row outside the image reads the nearest one and selects 0
+    instead (branch-free, so the copy stays a vector loop; a select, not a multiply by 0,
+    so an infinity there cannot turn into NaN). Strided along columns, the copy reads
+    `split_columns`'s copy instead."""
+    kh_n = geo.kernel[0]
+    if rb.used <= geo.tile.cols:  # one block: the rows in a loop
+        runs = [(0, 0, rb.width, mul(Var("pr"), rb.width))]
+        per_row = _row_copies(geo, rb, n, channel0, start, oh0, Var("pr"), runs, whole, "")
+        return [Loop("pic", geo.cg, [Loop("pkh", kh_n, [Loop("pr", rb.rows, per_row)])])]
+    rows: dict[int, list[tuple[int, int, int, Expr]]] = {}
+    for block, r, column, count, at in _pieces(rb, geo.tile.cols):
+        rows.setdefault(r, []).append((block, column, count, Const(at)))
+    body: list[Stmt] = []
+    for r, runs in rows.items():
+        body += _row_copies(geo, rb, n, channel0, start, oh0, Const(r), runs, whole, str(r))
+    return [Loop("pic", geo.cg, [Loop("pkh", kh_n, body)])]
+
+
+def _pieces(rb: RowBlocks, cols: int) -> list[tuple[int, int, int, int, int]]:
+    """(block, row, first column, columns, block column) of each run of a row's pixels that
+    one column block of a multi-block panel holds (the last block pulled back to end with
+    the panel, so its first runs repeat the previous block's last)."""
+    out = []
+    for block in range(rb.blocks(cols)):
+        first = min(block * cols, rb.used - cols)
+        for r in range(rb.rows):
+            lo, hi = max(first, r * rb.width), min(first + cols, (r + 1) * rb.width)
+            if lo < hi:
+                out.append((block, r, lo - r * rb.width, hi - lo, lo - first))
+    return out
+
+
+def _row_copies(
+    geo: ConvGeometry,
+    rb: RowBlocks,
+    n: Expr,
+    channel0: Expr,
+    start: int,
+    oh0: Expr,
+    r: Expr,
+    runs: list[tuple[int, int, int, Expr]],
+    whole: bool,
+    suffix: str,
+) -> list[Stmt]:
+    """`pack_rows`'s copies for row oh0 + r, inside loops `pic` (source channel) and `pkh`
+    (kernel row): each run (block, column, count, at) takes `count` columns from start +
+    column into panel columns at .. at + count - 1 of `block`, per kernel column kw."""
     (kh_n, kw_n), (dh, dw), (ph, pw) = geo.kernel, geo.dilation, geo.padding
-    h, w = geo.src_hw
-    width, lanes = rb.width, geo.lanes
-    sh, sw = geo.stride
-    if sw > 1:
-        return _pack_split_rows(geo, rb, start, mul(oh0, sh) if whole else Const(0))
-    per_row: list[Stmt] = []
-    if rb.images > 1:  # row oh0 + pr of all images' rows: its image and its row there
-        oh_n = geo.out_hw[0]
-        per_row += [
-            Let("pn", Bin("/", add(oh0, Var("pr")), Const(oh_n))),
-            Let("poh", Bin("%", add(oh0, Var("pr")), Const(oh_n))),
-        ]
-        n, ih = Var("pn"), add(mul(Var("poh"), sh), Const(-ph), mul(Var("pkh"), dh))
-    else:
-        ih = add(mul(add(oh0, Var("pr")), sh), Const(-ph), mul(Var("pkh"), dh))
-    per_row += [
-        Let("prow_ok", in_range(ih, h)),
-        Let("pih", clamp(ih, h)),
-    ]
+    (h, w), (sh, sw), lanes = geo.src_hw, geo.stride, geo.lanes
     tap0 = mul(add(mul(Var("pic"), kh_n), Var("pkh")), kw_n)
-    column0 = mul(Var("pr"), width)
-    for kw in range(kw_n):
-        offset = start - pw + kw * dw  # input column of panel column j: j + offset
-        lo, hi = max(0, -offset), min(width, w - offset)
-        tap = add(tap0, Const(kw))
 
-        def zeros(a: int, b: int, tap: Expr = tap) -> list[Stmt]:
-            if b <= a:
-                return []
-            at = (tap, add(column0, Var("pj"), Const(a)))
-            return [Loop("pj", b - a, [Store("panel", at, Const(0.0))], [vectorize(lanes)])]
+    def panel_row(block: int, kw: int) -> Expr:
+        return add(tap0, Const(block * geo.taps + kw))
 
-        if hi <= lo:
-            per_row += zeros(0, width)
-            continue
-        source = Load(
-            geo.src, (n, add(channel0, Var("pic")), Var("pih"), add(Var("pj"), Const(lo + offset)))
-        )
-        dst = (tap, add(column0, Var("pj"), Const(lo)))
-        per_row += zeros(0, lo)
-        per_row.append(
-            selected_run("pj", hi - lo, "panel", dst, source, "prow_ok", [vectorize(lanes)])
-        )
-        per_row += zeros(hi, width)
-    return [Loop("pic", geo.cg, [Loop("pkh", kh_n, [Loop("pr", rb.rows, per_row)])])]
+    out: list[Stmt] = []
+    if sw > 1:  # from the column-split copy: tap (kh, kw) is phase (kw*d) % s of its row
+        row = add(mul(oh0, sh) if whole else Const(0), mul(r, sh), mul(Var("pkh"), dh))
+        for block, column, count, at in runs:
+            for kw in range(kw_n):
+                phase, shift = (kw * dw) % sw, (kw * dw) // sw
+                index = (
+                    Var("pic"),
+                    row,
+                    Const(phase),
+                    add(Var("pj"), Const(start + column + shift)),
+                )
+                dst = (panel_row(block, kw), add(at, Var("pj")))
+                out.append(
+                    Loop(
+                        "pj",
+                        count,
+                        [Store("panel", dst, Load("xsplit", index))],
+                        [vectorize(lanes)],
+                    )
+                )
+        return out
+    ok, clamped = f"prow_ok{suffix}", f"pih{suffix}"
+    if rb.images > 1:  # row oh0 + r of all images' rows: its image and its row there
+        oh_n, image, image_row = geo.out_hw[0], f"pn{suffix}", f"poh{suffix}"
+        out += [
+            Let(image, Bin("/", add(oh0, r), Const(oh_n))),
+            Let(image_row, Bin("%", add(oh0, r), Const(oh_n))),
+        ]
+        n, ih = Var(image), add(mul(Var(image_row), sh), Const(-ph), mul(Var("pkh"), dh))
+    else:
+        ih = add(mul(add(oh0, r), sh), Const(-ph), mul(Var("pkh"), dh))
+    out += [Let(ok, in_range(ih, h)), Let(clamped, clamp(ih, h))]
+    for block, column, count, at in runs:
+        for kw in range(kw_n):
+            offset = start + column - pw + kw * dw  # input column of run column j: j + offset
+            lo, hi = max(0, -offset), min(count, w - offset)
+            dst_row = panel_row(block, kw)
+
+            def zeros(a: int, b: int, dst_row: Expr = dst_row, at: Expr = at) -> list[Stmt]:
+                if b <= a:
+                    return []
+                dst = (dst_row, add(at, Var("pj"), Const(a)))
+                return [Loop("pj", b - a, [Store("panel", dst, Const(0.0))], [vectorize(lanes)])]
+
+            if hi <= lo:
+                out += zeros(0, count)
+                continue
+            column_at = add(Var("pj"), Const(lo + offset))
+            source = Load(geo.src, (n, add(channel0, Var("pic")), Var(clamped), column_at))
+            dst = (dst_row, add(at, Var("pj"), Const(lo)))
+            out += zeros(0, lo)
+            out.append(selected_run("pj", hi - lo, "panel", dst, source, ok, [vectorize(lanes)]))
+            out += zeros(hi, count)
+    return out
 
 
 def split_columns(
@@ -627,7 +791,7 @@ def split_columns(
     """For a convolution strided along columns: copy the input rows that output rows oh0 ..
     oh0+R-1 read into `xsplit[ic][row][b][q]` = input column s*q + b - padding (zero outside
     the image, rows outside it too), so that a window tap's columns, s apart in the input,
-    are consecutive in phase b = (kw*d) % s and `_pack_split_rows` copies them as vectors.
+    are consecutive in phase b = (kw*d) % s and `pack_rows` copies them as vectors.
     The copy itself is scalar (strided reads), but once per task rather than once per tap.
     `whole`: every row the image's output rows read, copied once for all of them (a task
     that runs all its image's blocks: adjacent blocks share most of their input rows)."""
@@ -665,23 +829,6 @@ def split_columns(
     ]
 
 
-def _pack_split_rows(geo: ConvGeometry, rb: RowBlocks, start: int, row0: Expr) -> list[Stmt]:
-    """`pack_rows` from `split_columns`'s copy: tap (kh, kw) of panel row r is phase
-    (kw*d) % s of copied row r*s + kh*d, from column start + (kw*d) // s on: a vector copy,
-    zeros already in place."""
-    (kh_n, kw_n), (sh, sw), (dh, dw) = geo.kernel, geo.stride, geo.dilation
-    width, lanes = rb.width, geo.lanes
-    tap0 = mul(add(mul(Var("pic"), kh_n), Var("pkh")), kw_n)
-    row = add(row0, mul(Var("pr"), sh), mul(Var("pkh"), dh))
-    per_row: list[Stmt] = []
-    for kw in range(kw_n):
-        b, shift = (kw * dw) % sw, (kw * dw) // sw
-        source = Load("xsplit", (Var("pic"), row, Const(b), add(Var("pj"), Const(start + shift))))
-        at = (add(tap0, Const(kw)), add(mul(Var("pr"), width), Var("pj")))
-        per_row.append(Loop("pj", width, [Store("panel", at, source)], [vectorize(lanes)]))
-    return [Loop("pic", geo.cg, [Loop("pkh", kh_n, [Loop("pr", rb.rows, per_row)])])]
-
-
 def _zero_padding_columns(taps: int, used: int, cols: int) -> list[Stmt]:
     """Zero a row panel's columns past the pixels: computed, never stored, but kept finite
     (stack memory could hold NaNs or slow denormals)."""
@@ -715,7 +862,6 @@ def conv_gemm_rows(
     all_rows = images * oh_n  # the rows the blocks cover: one image's, or all of them
     blocks = -(-all_rows // rb.rows)
     n = Var("n")
-    used = rb.rows * rb.width
     # a block's split rows over the rows its output rows advance by: how many times each
     # input row would be split (measured on Zen 5 at N=16: ResNet's stem, 3.5, 11.7 -> 10.3
     # ms with a task per image; AlexNet's conv1, 1.9, 8.9 -> 8.2 ms; a stride-2 3x3, 1.25,
@@ -731,7 +877,7 @@ def conv_gemm_rows(
     # the first row of the block: block `task % blocks`, or (whole) block `pb` of the image
     block = Var("pb") if whole else Bin("%", Var("task"), Const(blocks))
     first = Let("oh0", Bin("min", mul(block, rb.rows), Const(all_rows - rb.rows)))
-    body: list[Stmt] = locals_for(geo, rows, cols)
+    body: list[Stmt] = locals_for(geo, rows, cols, rb.blocks(cols))
     if whole:
         body += [
             Let("n", Bin("/", Var("task"), Const(groups))),
@@ -743,7 +889,7 @@ def conv_gemm_rows(
             Let("g", Bin("%", Bin("/", Var("task"), Const(blocks)), Const(groups))),
             first,
         ]
-    body += _zero_padding_columns(geo.taps, used, cols)
+    body += _zero_padding_columns(geo.taps, rb.used, cols)
     if geo.stride[1] > 1:
         body += split_columns(geo, rb, n, mul(Var("g"), geo.cg), Var("oh0"), whole)
     per_block: list[Stmt] = []
@@ -763,7 +909,7 @@ def conv_gemm_rows(
             return lets + finish(n, oc, oh, ow)
 
         per_block += pack_rows(geo, rb, n, mul(Var("g"), geo.cg), start, Var("oh0"), whole)
-        per_block += micro_kernel(geo, rows, mul(Var("g"), rows), a_load, done, cols, used)
+        per_block += row_panel_micro_kernels(geo, rb, rows, mul(Var("g"), rows), a_load, done)
     if whole:
         body.append(Loop("pb", blocks, [first, *per_block]))
         return [Loop("task", batch * groups, body, ["parallel"])]
@@ -811,8 +957,10 @@ def conv_gemm_tiled(
     else:  # whole-row panels (`conv_gemm_rows`)
         (oh_n, ow_n), cols = geo.out_hw, geo.tile.cols
         blocks = -(-oh_n // rb.rows)
-        used = rb.rows * rb.width
-        locals_ = [*locals_for(geo, part, cols), *_zero_padding_columns(geo.taps, used, cols)]
+        locals_ = [
+            *locals_for(geo, part, cols, rb.blocks(cols)),
+            *_zero_padding_columns(geo.taps, rb.used, cols),
+        ]
         oh0 = Bin("min", mul(Var("pb"), rb.rows), Const(oh_n - rb.rows))
         per_block = [Let("oh0", oh0)]
         # a task runs all its image's blocks: split its input rows once, when they fit
@@ -825,8 +973,8 @@ def conv_gemm_tiled(
         for start in rb.starts:
             p0 = add(mul(Var("oh0"), ow_n), Const(start))
             per_block += pack_rows(geo, rb, n, channel0, start, Var("oh0"), whole)
-            per_block += micro_kernel(
-                geo, part, first_row, a_load, lambda r, jj, p0=p0: done(r, jj, p0), cols, used
+            per_block += row_panel_micro_kernels(
+                geo, rb, part, first_row, a_load, lambda r, jj, p0=p0: done(r, jj, p0)
             )
     body: list[Stmt] = [
         *locals_,
@@ -1067,8 +1215,9 @@ def conv_gemm_phases(
     # a phase chunks on its own columns only if it would on the widest (chunks grow with them)
     chunked = any(panel_chunks(geo, bj) > 1 for geo in convs)
     taps = max((geo.taps for geo in convs), default=1)
+    panel_blocks = max((rb.blocks(tile.cols) for rb in rbs if rb is not None), default=1)
     body: list[Stmt] = [
-        *micro_kernel_locals(taps, rows, bj, tile, chunked),
+        *micro_kernel_locals(taps, rows, bj, tile, chunked, panel_blocks),
         Let("n", Bin("/", Var("task"), Const(groups * blocks))),
         Let("g", Bin("%", Bin("/", Var("task"), Const(blocks)), Const(groups))),
         Let("b", Bin("%", Var("task"), Const(blocks))),
@@ -1110,18 +1259,17 @@ def conv_gemm_phases(
             assert phase.geo is not None
             oh0 = Var(f"oh0_{k}")
             body.append(Let(oh0.name, Bin("min", mul(Var("b"), rb.rows), Const(hq - rb.rows))))
-            used = rb.rows * rb.width
             for start in rb.starts:
                 p0 = add(mul(oh0, wq), Const(start))
                 body += pack_rows(phase.geo, rb, n, mul(Var("g"), phase.geo.cg), start, oh0)
-                body += micro_kernel(
+                body += row_panel_micro_kernels(
                     phase.geo,
+                    rb,
                     rows,
                     mul(Var("g"), rows),
                     weight,
                     lambda r, jj, p0=p0, done=done: done(r, jj, p0),
-                    tile.cols,
-                    used,
+                    f"cb{k}",
                 )
             continue
         if phase.geo is None:  # its columns b + s*r, among other phases' columns

@@ -807,14 +807,17 @@ class _Lowerer:
         if self.tuned or self.target is None:
             return geo
         wide, budget = self.target.wide_tiles, self.target.conv_panel_bytes
-        return fit_row_panels(geo, wide, budget, batch, channels, self.target.wide_chunk_bytes)
+        return fit_row_panels(
+            geo, wide, budget, batch, channels, self.target.wide_chunk_bytes, self.target.cores
+        )
 
-    def gemm_blocking(self) -> tuple[Tile, int, int]:
-        """The target's micro-kernel tile, weight-gradient band budget and panel chunk
-        (`ConvGeometry`)."""
+    def gemm_blocking(self) -> tuple[Tile, int, int, int]:
+        """The target's micro-kernel tile, weight-gradient band budget, panel chunk and row
+        panel budget (`ConvGeometry`)."""
         assert self.target is not None
         assert self.gemm_tile is not None
-        return self.gemm_tile, self.target.band_bytes, self.target.chunk_bytes
+        target = self.target
+        return self.gemm_tile, target.band_bytes, target.chunk_bytes, target.row_panel_bytes
 
     def conv2d_gemm(self, conv: int, tail: list[int], pools: list[int]) -> list[Stmt] | None:
         """CPU schedule of conv2d as an implicit GEMM (see `conv_gemm`), the group's
@@ -1170,7 +1173,7 @@ class _Lowerer:
         groups = attrs["groups"]
         og = out_c // groups
         stride = attrs["stride"]
-        tile, band, chunk = self.gemm_blocking()
+        tile, band, chunk, group = self.gemm_blocking()
         per_axis = zip((h, w), (kh, kw), stride, attrs["padding"], attrs["dilation"], strict=True)
         rows_axis, cols_axis = (
             [_phase_taps(a, size, k, s, p, d) for a in range(s)] for size, k, s, p, d in per_axis
@@ -1197,6 +1200,7 @@ class _Lowerer:
                     tile,
                     band,
                     chunk,
+                    group,
                 )
                 if geo.taps * geo.block_cols * 4 > GEMM_LOCAL_BYTES:
                     return None

@@ -118,7 +118,9 @@ def test_row_panel_convolution_with_a_fused_pool_equals_eager(tile_cols, width):
 
 
 def test_a_wider_tile_is_chosen_when_two_rows_fill_it_exactly(tile_cols, monkeypatch, tmp_path):
-    """Its micro-kernel still keeps every accumulator in registers (no stack access)."""
+    """Its micro-kernel still keeps every accumulator in registers (no stack access). The
+    image has two rows only, so the target's own tile cannot fill its column blocks by
+    taking more rows a panel (two rows of 12 fill 24 of its 32 columns)."""
     from compiler.asm import hot_loop
     from compiler.conv_gemm import fit_row_panels
     from compiler.target import host_target
@@ -135,7 +137,7 @@ def test_a_wider_tile_is_chosen_when_two_rows_fill_it_exactly(tile_cols, monkeyp
         assert fit_row_panels(geo, target.wide_tiles, target.conv_panel_bytes).tile == tile
         # a panel over the budget keeps the target's own tile
         assert fit_row_panels(geo, target.wide_tiles, 0).tile == target.gemm_tile
-        x = np.random.default_rng(ow).standard_normal((2, 4, 4, ow)).astype(np.float32)
+        x = np.random.default_rng(ow).standard_normal((2, 4, 2, ow)).astype(np.float32)
         conv = nn.Conv2d(4, 8, 3, padding=1)
         fn = compiler.compile(conv, x, backend="llvm")
         kernel = fn.kernels[0]
@@ -154,7 +156,7 @@ def test_small_images_share_panels_across_images():
     assert row_blocks(geometry((16, 16), 64), batch=16) == RowBlocks(4, 16, (0,))
 
 
-@pytest.mark.parametrize("hw, batch", [(7, 5), (5, 3), (3, 7)])
+@pytest.mark.parametrize("hw, batch", [(7, 5), (5, 6), (3, 7)])
 def test_rows_across_images_equal_eager_forward_and_input_gradient(tile_cols, hw, batch):
     """Blocks that end in one image and start in the next, the last block pulled back."""
     x = np.random.default_rng(hw).standard_normal((batch, 4, hw, hw)).astype(np.float32)
@@ -279,3 +281,66 @@ def test_panels_larger_than_the_chunk_are_run_over_in_chunks(
     chunks = panel_chunks(geo, target.gemm_tile.cols)
     assert chunks == 1 or cin % chunks == 0  # equal runs of whole channels
     assert_sgd_step_equals_eager(lambda: nn.Conv2d(cin, cout, 3, stride=stride, padding=1), x)
+
+
+def test_panels_of_several_rows_fill_every_column_block():
+    """With a row-panel budget, rows that leave part of a column block empty one at a time
+    are packed several a panel and its blocks cross rows: 56-pixel rows two at a time
+    (112 = 7 blocks of 16), 28-pixel rows four; the budget bounds the panel (one block's
+    worth of taps per column: the rows one at a time, as before)."""
+    from compiler.conv_gemm import _use
+
+    def geo(hw, cin, budget):
+        return replace(
+            ConvGeometry("x", (hw, hw), (hw, hw), cin, (3, 3), (1, 1), (1, 1), (1, 1),
+                         Tile(6, 2, 8), 0),
+            group_bytes=budget,
+        )  # fmt: skip
+
+    for hw, rows in ((56, 2), (28, 4)):
+        rb = row_blocks(geo(hw, 64, 1 << 20), batch=16, cores=2)
+        assert rb == RowBlocks(rows, hw, (0,)) and _use(geo(hw, 64, 1 << 20), rb) == 1.0
+    assert row_blocks(geo(56, 64, 0), batch=16) == RowBlocks(1, 16, (0, 16, 32, 40))
+    # 64 channels x 9 taps x 112 columns x 4 bytes is over a 200 KiB budget: 56 a panel,
+    # whole, in 4 blocks (the last pulled back)
+    assert row_blocks(geo(56, 64, 200 << 10), batch=16) == RowBlocks(1, 56, (0,))
+    # rows too wide for the budget even alone: segments of whole blocks
+    assert row_blocks(geo(56, 64, 32 * 576 * 4), batch=16) == RowBlocks(1, 32, (0, 24))
+
+
+def test_a_last_round_that_leaves_a_core_idle_counts_against_larger_panels():
+    """One image of 4 rows of 12 on two cores: four rows a panel would fill its blocks
+    (48 = 3 x 16) but leave one core idle; one row a panel uses 12 of 16 columns on both."""
+    g = ConvGeometry("x", (4, 12), (4, 12), 4, (3, 3), (1, 1), (1, 1), (1, 1), Tile(6, 2, 8), 0)
+    g = replace(g, group_bytes=1 << 20)
+    assert row_blocks(g, batch=1, cores=1) == RowBlocks(4, 12, (0,))
+    assert row_blocks(g, batch=1, cores=2) == RowBlocks(1, 12, (0,))
+
+
+@pytest.mark.parametrize(
+    "out_w, stride, batch, pool",
+    [
+        (28, 1, 2, False),  # rows cut at every block bound (28 = 3.5 vectors of 8)
+        (27, 1, 2, False),  # odd widths: half-vector and single-lane runs
+        (27, 2, 2, False),  # strided: the pieces copy from the column-split rows
+        (7, 1, 6, False),  # across images: pieces of rows of several images
+        (27, 1, 1, True),  # the pooled tile's panels
+    ],
+)
+def test_panels_of_several_rows_equal_eager_forward_and_step(tile_cols, out_w, stride, batch, pool):
+    """Every pixel reaches its output once (pieces cut at the blocks' bounds, the last block
+    pulled back), forward and through one compiled SGD step (the stride-1 input gradient
+    is the same schedule; a strided one runs its phases' panels)."""
+    h = 9 * stride
+    w = (out_w - 1) * stride + 1
+    x = np.random.default_rng(out_w).standard_normal((batch, 5, h, w)).astype(np.float32)
+    layers = [nn.Conv2d(5, 7, 3, stride, 1), nn.ReLU(), *([nn.MaxPool2d(2)] if pool else [])]
+    net = nn.Sequential(*layers)
+    fn = compiler.compile(net, x, backend="llvm")
+    (kernel,) = [k for k in fn.kernels if "conv2d" in k.ops]
+    code = kernel.pseudo_c()
+    assert "cb0" in code and "prow_ok1" in code or "xsplit" in code and "cb0" in code
+    np.testing.assert_allclose(fn(x), net(Tensor(x)).numpy(), rtol=1e-5, atol=1e-5)
+    assert_sgd_step_equals_eager(
+        lambda: nn.Sequential(nn.Conv2d(5, 5, 1), nn.Conv2d(5, 7, 3, stride, 1)), x
+    )

@@ -787,3 +787,36 @@ def test_parallel_slices_are_dealt_out_each_run_exactly_once(caller_too):
     assert len(threads) <= 2
     if not caller_too:
         assert threading.current_thread().name not in threads
+
+
+@pytest.mark.parametrize("n", [3, 4, 5, 7, 12, 13, 15, 20, 31, 25 * 8 + 6])
+def test_vector_loop_remainders_equal_numpy(n):
+    """A vector loop's last partial vector: masked where the target masks cheaply (AVX-512),
+    else a half-width vector for half of it or more and single lanes for the rest; a loop
+    shorter than a vector but at least half of one is vectorised the same way (a row
+    panel's pieces: 12 columns a ymm and an xmm, not a ymm and 4 lanes)."""
+    from compiler import kernel as k
+    from compiler.backends.llvm import LLVMExecutor
+    from compiler.target import host_target
+
+    target = host_target()
+    at = (k.Var("i"),)
+    # the row pack's copy: a load, then a select on a row test
+    body = [
+        k.Let("v", k.Bin("*", k.Load("x", at), k.Const(3.0))),
+        k.Store("y", at, k.Select(k.Var("ok"), k.Var("v"), k.Const(0.0))),
+    ]
+    buffers = [k.Buffer("x", (n,), "float32", "in", 0), k.Buffer("y", (n,), "float32", "out", 1)]
+    loop = k.Loop("i", n, body, [k.vectorize(target.lanes)])
+    kernel = k.Kernel(
+        "k_rest", ["mul"], [0, 1], buffers, [k.Let("ok", k.Const(1.0)), loop], n, 4 * n, 4 * n,
+        "elementwise",
+    )  # fmt: skip
+    x = np.random.default_rng(n).standard_normal(n).astype(np.float32)
+    env = {0: x}
+    executor = LLVMExecutor([kernel])
+    executor.run_group(None, None, kernel, env)
+    np.testing.assert_array_equal(env[1], x * np.float32(3))
+    half, rest = target.lanes // 2, n % target.lanes
+    if not target.masked_remainders and half >= 4:
+        assert (f"<{half} x float>" in kernel.llvm_ir) == (rest >= half)

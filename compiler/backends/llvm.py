@@ -91,6 +91,8 @@ ERFC_FIT = (
 )  # fmt: skip
 MAX_UNROLL = 16  # "unroll" loops up to this extent are emitted once per value
 MAX_VECTOR_UNROLL = 4  # vector loops of up to this many registers get constant offsets
+# the narrowest half-width vector a remainder runs as (4 floats: an xmm register)
+HALF_VECTOR_LANES = 4
 
 
 class NotRenderableError(Exception):
@@ -554,7 +556,7 @@ class _Function:
             lanes
             and self.vector is None
             and self.ftype == "float"
-            and lp.extent >= lanes
+            and lp.extent >= self.shortest_vector_loop(lp, lanes)
             and self.vectorizable(lp)
         ):
             self.lanes = lanes
@@ -660,6 +662,16 @@ class _Function:
                 out[i], out[j] = a, c
             b //= 2
         return out
+
+    def shortest_vector_loop(self, lp: Loop, lanes: int) -> int:
+        """The fewest iterations a loop of `lanes` vectors needs to be vectorised: one whole
+        vector, or half of one where the remainder may run as a half-width vector (no
+        masked remainders, and no sum whose lane-wise partials are `lanes` wide)."""
+        sums = any(isinstance(st, Accumulate) for st in lp.body)
+        half = lanes // 2
+        if self.masked_remainders or sums or half < HALF_VECTOR_LANES:
+            return lanes
+        return half
 
     def vectorizable(self, lp: Loop) -> bool:
         lets: set[str] = set()
@@ -791,6 +803,14 @@ class _Function:
             self.vector_body(lp, Const(full * lanes))
             self.live_lanes = 0
             rest = 0
+        half = lanes // 2
+        if rest >= half >= HALF_VECTOR_LANES and not sums:
+            # no cheap masks (AVX2): a half-width vector takes most of the remainder, so a
+            # 12-column run is one ymm and one xmm copy instead of a ymm and 4 lanes
+            self.lanes = half
+            self.vector_body(lp, Const(full * lanes))
+            self.lanes = lanes
+            rest -= half
         for st in sums:  # across the lanes, into the register, once per loop
             self.reduce_lanes(st)
         for v in range(lp.extent - rest, lp.extent):  # the remainder, one lane at a time
