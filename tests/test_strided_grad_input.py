@@ -163,6 +163,23 @@ def test_strided_input_gradient_on_whole_row_panels_equals_eager(tile_cols, widt
     np.testing.assert_allclose(compiled(g, w), want, rtol=1e-5, atol=1e-5)
 
 
+def test_phases_share_one_count_of_row_panels():
+    """A task runs panel b of every phase: phases of ResNet's layer3 stride-2 input gradient
+    (14x14 grids, sub-kernels of 1 to 4 taps) must not choose different rows a panel (one of
+    14 rows beside phases of one row ran its panel 14 times, 24 -> 186 ms), so each phase's
+    panel is one column block: the kernel runs no loop over a panel's blocks."""
+    g = np.zeros((2, 32, 14, 14), np.float32)
+    w = np.zeros((32, 16, 3, 3), np.float32)
+
+    def fn(a, b):
+        return F.conv_transpose2d(a, b, stride=2, padding=1, output_padding=1)
+
+    compiled = compiler.compile(fn, g, w, backend="llvm")
+    (kernel,) = [k for k in compiled.kernels if "conv2d_grad_input" in k.ops]
+    code = kernel.pseudo_c()
+    assert "prow_ok" in code and "for (int cb" not in code
+
+
 def test_rows_no_tap_reaches_are_written_whole_through_the_epilogue(tile_cols):
     """A 1x1 stride-2 kernel reaches no odd input row: those rows are zeros, written a row
     at a time, with the fused epilogue (here adding another tensor) applied to them too."""
