@@ -538,7 +538,25 @@ def _row_group(geo: ConvGeometry, rows: int, images: int) -> RowBlocks | None:
         rb = RowBlocks(1, width, starts, images)
     if geo.stride[1] > 1 and 4 * math.prod(_split_columns_shape(geo, rb)) > SPLIT_BYTES:
         return None
+    if rows > 1 and rb.used > cols and (images > 1 or _pack_copies(geo, rb) > MAX_PACK_COPIES):
+        return None
     return rb
+
+
+# the most vector copies a multi-block row panel's pack may run per source channel and
+# kernel row (`_pack_copies`): its pieces are compile-time code. Rows across images take
+# one block a panel only: the paper AlexNet's 13x13 layers, six rows of 13 across images
+# in 5 blocks (97.5% of the columns against the general pack's 96%), tripled those
+# kernels' LLVM IR (the cold step 4.3 -> 5.3 s) and the step ran 1.24 -> 1.37 s (Zen 3)
+MAX_PACK_COPIES = 32
+
+
+def _pack_copies(geo: ConvGeometry, rb: RowBlocks) -> int:
+    """The copies `pack_rows` emits per source channel and kernel row: a piece (`_pieces`)
+    per kernel column, or one per piece where the kernel columns are a loop (strided
+    along columns)."""
+    per_piece = 1 if geo.stride[1] > 1 else geo.kernel[1]
+    return len(_pieces(rb, geo.tile.cols)) * per_piece
 
 
 def row_panel_micro_kernels(
@@ -645,7 +663,8 @@ def fit_row_panels(
     best, best_use = geo, _use(geo, rb) if rb else 0.0
     own_use = best_use
     for tile in wide:
-        candidate = replace(geo, tile=tile, chunk_bytes=0)
+        # one block a panel: a wide tile is for rows that fill it exactly (or nearly)
+        candidate = replace(geo, tile=tile, chunk_bytes=0, group_bytes=0)
         rb = row_blocks(candidate, batch, channels, cores)
         if rb is None:
             continue
@@ -689,7 +708,9 @@ def pack_rows(
     body: list[Stmt] = []
     for r, runs in rows.items():
         body += _row_copies(geo, rb, n, channel0, start, oh0, Const(r), runs, whole, str(r))
-    return [Loop("pic", geo.cg, [Loop("pkh", kh_n, body)])]
+    # already a long run of copies: unrolled by LLVM (AlexNet's conv1, 3 x 11 times 88
+    # copies) it only tripled the kernel's compile time (0.3 -> 0.9 s)
+    return [Loop("pic", geo.cg, [Loop("pkh", kh_n, body, ["rolled"])], ["rolled"])]
 
 
 def _pieces(rb: RowBlocks, cols: int) -> list[tuple[int, int, int, int, int]]:
@@ -729,27 +750,19 @@ def _row_copies(
         return add(tap0, Const(block * geo.taps + kw))
 
     out: list[Stmt] = []
-    if sw > 1:  # from the column-split copy: tap (kh, kw) is phase (kw*d) % s of its row
+    if sw > 1:
+        # from the column-split copy, zeros in place: tap (kh, kw) is phase (kw*d) % s of
+        # its row, from column (kw*d) // s on; kw a loop (AlexNet's conv1 has 11 of them)
         row = add(mul(oh0, sh) if whole else Const(0), mul(r, sh), mul(Var("pkh"), dh))
+        reach = mul(Var("pkw"), dw)
+        phase, shift = Bin("%", reach, Const(sw)), Bin("/", reach, Const(sw))
+        copies: list[Stmt] = []
         for block, column, count, at in runs:
-            for kw in range(kw_n):
-                phase, shift = (kw * dw) % sw, (kw * dw) // sw
-                index = (
-                    Var("pic"),
-                    row,
-                    Const(phase),
-                    add(Var("pj"), Const(start + column + shift)),
-                )
-                dst = (panel_row(block, kw), add(at, Var("pj")))
-                out.append(
-                    Loop(
-                        "pj",
-                        count,
-                        [Store("panel", dst, Load("xsplit", index))],
-                        [vectorize(lanes)],
-                    )
-                )
-        return out
+            index = (Var("pic"), row, phase, add(Var("pj"), shift, Const(start + column)))
+            dst = (add(tap0, Var("pkw"), Const(block * geo.taps)), add(at, Var("pj")))
+            copy = Store("panel", dst, Load("xsplit", index))
+            copies.append(Loop("pj", count, [copy], [vectorize(lanes)]))
+        return [Loop("pkw", kw_n, copies, ["rolled"])]
     ok, clamped = f"prow_ok{suffix}", f"pih{suffix}"
     if rb.images > 1:  # row oh0 + r of all images' rows: its image and its row there
         oh_n, image, image_row = geo.out_hw[0], f"pn{suffix}", f"poh{suffix}"

@@ -5,7 +5,7 @@ Expressions: `Var`, `Const`, `Load(buffer, index)`, `Bin(op, a, b)`, `Call(fn, a
 scalar in a register), `Local(name, shape)` (a small on-chip tile), `Store(buffer, index,
 value)` and `Accumulate(target, op, value)`. The schedule is carried as loop tags —
 "parallel" (split across threads), "vectorize(L)" (SIMD vectors of L lanes, the target's
-width), "unroll", "scalar" (never vectorise), "tile=N" — in the
+width), "unroll", "scalar" (never vectorise), "rolled" (never unroll), "tile=N" — in the
 spirit of Halide/TVM: the same computation can be re-scheduled without changing what it
 computes. `Kernel.pseudo_c()` prints it as readable C.
 """

@@ -323,15 +323,16 @@ def test_a_last_round_that_leaves_a_core_idle_counts_against_larger_panels():
         (28, 1, 2, False),  # rows cut at every block bound (28 = 3.5 vectors of 8)
         (27, 1, 2, False),  # odd widths: half-vector and single-lane runs
         (27, 2, 2, False),  # strided: the pieces copy from the column-split rows
-        (7, 1, 6, False),  # across images: pieces of rows of several images
+        (56, 1, 1, False),  # ResNet's layer1 rows, two a panel
         (27, 1, 1, True),  # the pooled tile's panels
     ],
 )
 def test_panels_of_several_rows_equal_eager_forward_and_step(tile_cols, out_w, stride, batch, pool):
     """Every pixel reaches its output once (pieces cut at the blocks' bounds, the last block
-    pulled back), forward and through one compiled SGD step (the stride-1 input gradient
+    pulled back), forward and through one compiled SGD step (rows across images take one
+    block a panel: see `MAX_PACK_COPIES`) (the stride-1 input gradient
     is the same schedule; a strided one runs its phases' panels)."""
-    h = 9 * stride
+    h = 8 * stride  # 8 output rows: whole panels of 2 or 4 rows
     w = (out_w - 1) * stride + 1
     x = np.random.default_rng(out_w).standard_normal((batch, 5, h, w)).astype(np.float32)
     layers = [nn.Conv2d(5, 7, 3, stride, 1), nn.ReLU(), *([nn.MaxPool2d(2)] if pool else [])]
@@ -339,7 +340,8 @@ def test_panels_of_several_rows_equal_eager_forward_and_step(tile_cols, out_w, s
     fn = compiler.compile(net, x, backend="llvm")
     (kernel,) = [k for k in fn.kernels if "conv2d" in k.ops]
     code = kernel.pseudo_c()
-    assert "cb0" in code and "prow_ok1" in code or "xsplit" in code and "cb0" in code
+    # a loop over the panel's blocks; rows cut into pieces (or copied from the split rows)
+    assert "cb0" in code and ("prow_ok1" in code or "xsplit" in code)
     np.testing.assert_allclose(fn(x), net(Tensor(x)).numpy(), rtol=1e-5, atol=1e-5)
     assert_sgd_step_equals_eager(
         lambda: nn.Sequential(nn.Conv2d(5, 5, 1), nn.Conv2d(5, 7, 3, stride, 1)), x

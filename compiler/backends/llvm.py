@@ -1040,7 +1040,7 @@ class _Function:
         # inside, that would take lanes across this loop's variable, with gathers
         if "scalar" in lp.tags or self.vector_loops > vector_loops:
             hints.append('!{!"llvm.loop.vectorize.enable", i1 false}')
-        if "scalar" in lp.tags or self.leave_rolled(lp):
+        if "scalar" in lp.tags or "rolled" in lp.tags or self.leave_rolled(lp):
             hints.append('!{!"llvm.loop.unroll.disable"}')
         if hints:
             m = len(self.metadata)
