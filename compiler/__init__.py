@@ -281,6 +281,9 @@ class TrainStep:
         self._updated = updated  # (parameter name, its index in the optimizer)
         self._scalars = scalars  # parameter name -> this call's numbers (bindings read it)
         self._hyperparameters = optimizer.hyperparameters()
+        # the step writes the buffers it was traced with (BatchNorm's statistics): a model
+        # without any then needs no walk of its module tree per call (~10% of an MLP step)
+        self._writes_buffers = next(iter(model.buffers()), None) is not None
 
     def __getattr__(self, name: str) -> Any:  # kernels, report(), explain_fusion(), ...
         return getattr(self.compiled, name)
@@ -308,8 +311,9 @@ class TrainStep:
         opt.step_count += 1
         for _, i in self._updated:  # written in place by the kernels
             note_write(opt.params[i].data)
-        for b in self.model.buffers():
-            note_write(b.data)
+        if self._writes_buffers:
+            for b in self.model.buffers():
+                note_write(b.data)
         for p in opt.params:
             p.grad = None
         return float(outs["loss"])
