@@ -318,20 +318,20 @@ def test_a_last_round_that_leaves_a_core_idle_counts_against_larger_panels():
 
 
 @pytest.mark.parametrize(
-    "out_w, stride, batch, pool",
+    "extra, stride, batch, pool",
     [
-        (28, 1, 2, False),  # rows cut at every block bound (28 = 3.5 vectors of 8)
-        (27, 1, 2, False),  # odd widths: half-vector and single-lane runs
-        (27, 2, 2, False),  # strided: the pieces copy from the column-split rows
-        (56, 1, 1, False),  # ResNet's layer1 rows, two a panel
-        (27, 1, 1, True),  # the pooled tile's panels
+        (0, 1, 2, False),  # 1.5 blocks a row: two rows in 3 blocks, one cut mid-row
+        (3, 1, 2, False),  # odd widths: half-vector and single-lane runs
+        (3, 2, 2, False),  # strided: the pieces copy from the column-split rows
+        (0, 1, 1, True),  # the pooled tile's panels
     ],
 )
-def test_panels_of_several_rows_equal_eager_forward_and_step(tile_cols, out_w, stride, batch, pool):
+def test_panels_of_several_rows_equal_eager_forward_and_step(tile_cols, extra, stride, batch, pool):
     """Every pixel reaches its output once (pieces cut at the blocks' bounds, the last block
     pulled back), forward and through one compiled SGD step (rows across images take one
     block a panel: see `MAX_PACK_COPIES`) (the stride-1 input gradient
     is the same schedule; a strided one runs its phases' panels)."""
+    out_w = tile_cols + tile_cols // 2 + extra  # rows of 1.5 column blocks (and a few)
     h = 8 * stride  # 8 output rows: whole panels of 2 or 4 rows
     w = (out_w - 1) * stride + 1
     x = np.random.default_rng(out_w).standard_normal((batch, 5, h, w)).astype(np.float32)
