@@ -451,8 +451,8 @@ class RowBlocks:
     scalar: a block that starts anywhere crosses rows at run time). Rows are whole
     (`width` = OW, one start) unless one row's panel would exceed the geometry's
     `group_bytes`; then it is packed in segments. Blocks of a panel of several rows cross
-    rows: 56-pixel rows waste 8 of 16 columns' blocks one row at a time (4 blocks for 56
-    pixels), none two at a time (7 blocks for 112). With `images` > 1 a panel's rows may
+    rows: 56-pixel rows one at a time fill 56 of 4 blocks' 64 columns (AVX2's 16 a
+    block), two at a time all of 7 blocks' 112. With `images` > 1 a panel's rows may
     continue into the next image: 7x7 images fill 9 rows of a 64-column panel (63 pixels)
     instead of 7 (49), at the price of an epilogue that locates each pixel by division."""
 
@@ -487,8 +487,8 @@ def row_blocks(
     """Whole-row blocks for `geo` (see `RowBlocks`): as many rows a panel as compute the
     fewest columns per core (`_balanced_use`: the columns wasted, and a last round of tasks
     that leaves some of the `cores` idle), then the fewest in all, then the fewest rows
-    among equals, running on across
-    the `batch` images when that fills the panels clearly better. A convolution strided
+    among equals, running on across the `batch` images when that fills the panels clearly
+    better. A convolution strided
     along columns packs from a column-split copy of its input rows (`split_columns`). Row
     panels only where they beat the general pack (`_rows_pay`, given the convolution's
     `channels` out). None when too much of the panel would be padding, for 1-wide kernels
@@ -503,7 +503,7 @@ def row_blocks(
         found, found_key = None, (0.0, 0.0)
         for rows in range(1, images * oh_n + 1):
             rb = _row_group(geo, rows, images)
-            if rb is None:  # more rows only make the panel larger
+            if rb is None:  # more rows only make the panel larger and its pack longer
                 break
             # equal balance: the fewer columns computed in all
             key = (round(_balanced_use(geo, rb, batch, cores), 9), round(_use(geo, rb), 9))
@@ -747,8 +747,10 @@ def _row_copies(
     (h, w), (sh, sw), lanes = geo.src_hw, geo.stride, geo.lanes
     tap0 = mul(add(mul(Var("pic"), kh_n), Var("pkh")), kw_n)
 
-    def panel_row(block: int, kw: int) -> Expr:
-        return add(tap0, Const(block * geo.taps + kw))
+    def panel_row(block: int, kw: int | Expr) -> Expr:  # tap (pic, pkh, kw) of `block`
+        if isinstance(kw, int):
+            return add(tap0, Const(block * geo.taps + kw))
+        return add(tap0, kw, Const(block * geo.taps))
 
     out: list[Stmt] = []
     if sw > 1:
@@ -760,7 +762,7 @@ def _row_copies(
         copies: list[Stmt] = []
         for block, column, count, at in runs:
             index = (Var("pic"), row, phase, add(Var("pj"), shift, Const(start + column)))
-            dst = (add(tap0, Var("pkw"), Const(block * geo.taps)), add(at, Var("pj")))
+            dst = (panel_row(block, Var("pkw")), add(at, Var("pj")))
             copy = Store("panel", dst, Load("xsplit", index))
             copies.append(Loop("pj", count, [copy], [vectorize(lanes)]))
         return [Loop("pkw", kw_n, copies, ["rolled"])]

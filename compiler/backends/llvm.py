@@ -556,7 +556,7 @@ class _Function:
             lanes
             and self.vector is None
             and self.ftype == "float"
-            and lp.extent >= self.shortest_vector_loop(lp, lanes)
+            and lp.extent >= (self.half_vector_lanes(lp, lanes) or lanes)
             and self.vectorizable(lp)
         ):
             self.lanes = lanes
@@ -663,14 +663,15 @@ class _Function:
             b //= 2
         return out
 
-    def shortest_vector_loop(self, lp: Loop, lanes: int) -> int:
-        """The fewest iterations a loop of `lanes` vectors needs to be vectorised: one whole
-        vector, or half of one where the remainder may run as a half-width vector (no
-        masked remainders, and no sum whose lane-wise partials are `lanes` wide)."""
-        sums = any(isinstance(st, Accumulate) for st in lp.body)
+    def half_vector_lanes(self, lp: Loop, lanes: int) -> int:
+        """The lanes of the half-width vector a remainder of a loop of `lanes` vectors may
+        run as (then a loop of that many iterations or more is vectorised), 0 for none:
+        not where remainders are masked, nor for a sum (its lane-wise partials are `lanes`
+        wide), nor below HALF_VECTOR_LANES."""
         half = lanes // 2
+        sums = any(isinstance(st, Accumulate) for st in lp.body)
         if self.masked_remainders or sums or half < HALF_VECTOR_LANES:
-            return lanes
+            return 0
         return half
 
     def vectorizable(self, lp: Loop) -> bool:
@@ -803,8 +804,8 @@ class _Function:
             self.vector_body(lp, Const(full * lanes))
             self.live_lanes = 0
             rest = 0
-        half = lanes // 2
-        if rest >= half >= HALF_VECTOR_LANES and not sums:
+        half = self.half_vector_lanes(lp, lanes)
+        if half and rest >= half:
             # no cheap masks (AVX2): a half-width vector takes most of the remainder, so a
             # 12-column run is one ymm and one xmm copy instead of a ymm and 4 lanes
             self.lanes = half
