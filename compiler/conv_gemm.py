@@ -157,14 +157,22 @@ def selected_run(
     )
 
 
-def pack(geo: ConvGeometry, n: Expr, channel0: Expr, p0: Expr) -> list[Stmt]:
+def pack(
+    geo: ConvGeometry, n: Expr, channel0: Expr, p0: Expr, bj: int = 0, across: bool = False
+) -> list[Stmt]:
     """Copy columns p0 .. p0+BJ-1 of image n's im2col (source channels from `channel0`) into
-    `panel[tap][col]`. Scalar loops: each column computes its window origin once, and a
-    vectorised version would need gathers (strided or row-crossing reads)."""
+    `panel[tap][col]`; `across`: p0 counts the pixels of all images (`ImageBlocks`), so
+    each column finds its image `pn` too, and `n` is unused. Scalar loops: each column
+    computes its window origin once, and a vectorised version would need gathers (strided
+    or row-crossing reads)."""
     ow_n = geo.out_hw[1]
     (kh_n, kw_n), (sh, sw), (dh, dw) = geo.kernel, geo.stride, geo.dilation
-    bj = geo.block_cols
+    bj = bj or geo.block_cols
     pixel = add(p0, Var("pj"))
+    image: list[Stmt] = []
+    if across:
+        image = [Let("pn", Bin("/", pixel, Const(geo.pixels)))]
+        n, pixel = Var("pn"), Bin("%", pixel, Const(geo.pixels))
     ih = add(Var("ohb"), mul(Var("pkh"), dh))
     iw = add(Var("owb"), mul(Var("pkw"), dw))
     tap = add(mul(add(mul(Var("pic"), kh_n), Var("pkh")), kw_n), Var("pkw"))
@@ -176,6 +184,7 @@ def pack(geo: ConvGeometry, n: Expr, channel0: Expr, p0: Expr) -> list[Stmt]:
             "pj",
             bj,
             [
+                *image,
                 Let("ohb", add(mul(Bin("/", pixel, Const(ow_n)), sh), Const(-geo.padding[0]))),
                 Let("owb", add(mul(Bin("%", pixel, Const(ow_n)), sw), Const(-geo.padding[1]))),
                 Loop(
@@ -419,6 +428,8 @@ def conv_gemm_direct(
     rb = row_blocks(geo, batch, rows, cores)
     if rb is not None:
         return conv_gemm_rows(geo, rb, batch, groups, rows, a_load, finish, flat, cores)
+    if across_images(geo, batch):
+        return _conv_gemm_across(geo, batch, groups, rows, a_load, finish, flat)
     blocks = geo.col_blocks
     n = Var("n")
     task = Var("task")
@@ -437,6 +448,55 @@ def conv_gemm_direct(
         *micro_kernel(geo, rows, mul(Var("g"), rows), a_load, done),
     ]
     return [Loop("task", batch * groups * blocks, body, ["parallel"])]
+
+
+def across_images(geo: ConvGeometry, batch: int) -> bool:
+    """Whether the general pack's column blocks run on across the batch's images (pixel p
+    of all N * P): where an image's pixels leave its last block (or its only one, narrower
+    than the tile) partly empty, and the whole batch fills its blocks clearly better
+    (`ACROSS_IMAGES_GAIN`). ResNet's 7x7 layers (49
+    pixels) fill 49 of 4 AVX2 blocks' 64 columns one image at a time, and all 784 columns
+    of 16 images' 49 blocks together."""
+    cols, pixels = geo.tile.cols, geo.pixels
+    if batch < 2 or batch * pixels < cols:
+        return False
+    # an image narrower than the tile still runs a tile's vectors (the rest lane by lane)
+    per_image = pixels / (geo.col_blocks * cols)
+    across = batch * pixels / (-(-batch * pixels // cols) * cols)
+    return across > per_image + ACROSS_IMAGES_GAIN
+
+
+def _conv_gemm_across(
+    geo: ConvGeometry,
+    batch: int,
+    groups: int,
+    rows: int,
+    a_load: Callable[[Expr, Expr, Expr, Expr], Expr],
+    finish: Callable[[Expr, Expr, Expr, Expr], list[Stmt]],
+    flat: bool,
+) -> list[Stmt]:
+    """`conv_gemm_direct`'s tasks over (group, column block of all images' pixels): each
+    panel column, and each output element, locates its image and pixel by division (the
+    last block pulled back to end at N * P)."""
+    cols, pixels = geo.tile.cols, geo.pixels
+    total = batch * pixels
+    blocks = -(-total // cols)
+    task = Var("task")
+
+    def done(r: Expr, jj: Expr) -> list[Stmt]:
+        oc = add(mul(Var("g"), rows), r)
+        q = add(Var("p0"), jj)
+        lets, oh, ow = pixel_index(geo, Const(0), Bin("%", q, Const(pixels)), flat)
+        return [Let("n", Bin("/", q, Const(pixels))), *lets, *finish(Var("n"), oc, oh, ow)]
+
+    body: list[Stmt] = [
+        *locals_for(geo, rows, cols),
+        Let("g", Bin("/", task, Const(blocks))),
+        Let("p0", Bin("min", mul(Bin("%", task, Const(blocks)), cols), Const(total - cols))),
+        *pack(geo, Const(0), mul(Var("g"), geo.cg), Var("p0"), cols, across=True),
+        *micro_kernel(geo, rows, mul(Var("g"), rows), a_load, done, cols),
+    ]
+    return [Loop("task", groups * blocks, body, ["parallel"])]
 
 
 @dataclass(frozen=True)
@@ -476,8 +536,9 @@ class RowBlocks:
 ROW_PANEL_USE = 0.75
 
 
-# how much more of the panel rows across images must use before they are chosen (their
-# epilogue divides to find each pixel's image and row)
+# how much more of the panels' columns blocks across images must fill before they are
+# chosen, as rows (`row_blocks`) or general blocks (`across_images`): their epilogue
+# divides to find each pixel's image and row
 ACROSS_IMAGES_GAIN = 0.05
 
 

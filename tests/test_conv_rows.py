@@ -346,3 +346,61 @@ def test_panels_of_several_rows_equal_eager_forward_and_step(tile_cols, extra, s
     assert_sgd_step_equals_eager(
         lambda: nn.Sequential(nn.Conv2d(5, 5, 1), nn.Conv2d(5, 7, 3, stride, 1)), x
     )
+
+
+def test_general_blocks_run_across_images_where_one_image_leaves_a_block_part_empty():
+    from compiler.conv_gemm import across_images
+
+    # 49 pixels fill 49 of 4 blocks' 64 columns one image at a time, all of 16 images' 49
+    assert across_images(geometry((7, 7), 16), batch=16)
+    assert not across_images(geometry((7, 7), 16), batch=1)
+    # 56 x 56 pixels fill their 196 blocks exactly: nothing to gain
+    assert not across_images(geometry((56, 56), 16), batch=16)
+    # 3x3 images narrower than the tile: 9 of 16 columns alone, 81 of 96 nine together
+    assert across_images(geometry((3, 3), 16), batch=9)
+    # fewer pixels in the whole batch than one block holds
+    assert not across_images(geometry((2, 2), 16), batch=3)
+
+
+def _across_images_net(channels):
+    """A residual block ending in an average pool, as ResNet's last one: its convolutions'
+    epilogues (batch norm, the residual sum, ReLU, the pool) find each pixel's image."""
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+            self.bn1 = nn.BatchNorm2d(channels)
+            self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+            self.bn2 = nn.BatchNorm2d(channels)
+            self.down = nn.Conv2d(channels, channels, 1, stride=2)
+            self.pool = nn.AdaptiveAvgPool2d(1)
+
+        def forward(self, x):
+            y = self.bn1(self.conv1(x)).relu()
+            y = (self.bn2(self.conv2(y)) + x).relu()
+            return self.pool(self.down(y)).flatten(1)
+
+    return Block()
+
+
+@pytest.mark.parametrize("hw, batch", [(7, 5), (5, 7), (3, 9)])
+def test_general_blocks_across_images_equal_eager_forward_and_step(
+    tile_cols, monkeypatch, hw, batch
+):
+    """The general pack's blocks across images (row panels turned off, so the stride-1
+    convolutions and their input gradients take them): blocks that end in one image and
+    start in the next, the last one pulled back."""
+    import compiler.conv_gemm as conv_gemm
+
+    monkeypatch.setattr(conv_gemm, "row_blocks", lambda *args, **kwargs: None)
+    x = np.random.default_rng(hw).standard_normal((batch, 4, hw, hw)).astype(np.float32)
+    from tinygrad_edu import manual_seed
+
+    manual_seed(0)
+    net = _across_images_net(4).eval()
+    fn = compiler.compile(net, x, backend="llvm")
+    convs = [k for k in fn.kernels if "conv2d" in k.ops and k.layer in ("conv1", "conv2")]
+    assert len(convs) == 2 and all("pn = " in k.pseudo_c() for k in convs)
+    np.testing.assert_allclose(fn(x), net(Tensor(x)).numpy(), rtol=1e-5, atol=1e-5)
+    assert_sgd_step_equals_eager(lambda: _across_images_net(4), x)
