@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_edu.ops import OPS
+from tinygrad_edu.ops import FLOAT_RESULT, OPS
 
 from .conv_gemm import (
     ConvGeometry,
@@ -209,6 +209,12 @@ class _Lowerer:
         d = self.g.node(nid)
         op, attrs, shape = d["op"], d["attrs"], d["shape"]
         args = [self.operand(o, idx, shape) for o in self.g.operands(nid)]
+        if op in FLOAT_RESULT and np.dtype(d["dtype"]).kind == "f":
+            # integers and bools are converted before the op, as eager does: a C `/` of
+            # two integers would truncate (int64 -3 / 4 is -0.75, not 0)
+            kinds = [np.dtype(self.g.node(o)["dtype"]).kind for o in self.g.operands(nid)]
+            cast = f"({d['dtype']})"
+            args = [a if k == "f" else Call(cast, (a,)) for a, k in zip(args, kinds, strict=True)]
         if op in BINARY_OPS:
             return Bin(BINARY_OPS[op], args[0], args[1])
         if op in UNARY_CALLS:

@@ -62,7 +62,10 @@ def _leaf_array(value: Any, role: str, name: str, shape: tuple[int, ...], dtype:
             "call with the compiled shapes, or compile again for the new shape",
         )
     if arr.dtype != dtype:
-        if arr.dtype.kind != dtype.kind:
+        # integers are traced as int64: any integer data that int64 holds exactly (the uint8
+        # image the function was compiled with) is taken, as floats of another width are
+        integers = arr.dtype.kind in "iu" and dtype.kind in "iu" and np.can_cast(arr.dtype, dtype)
+        if arr.dtype.kind != dtype.kind and not integers:
             raise op_error(
                 "compiled call",
                 f"{role} {name!r} has dtype {arr.dtype} but the function was compiled for {dtype}",

@@ -518,17 +518,9 @@ def normalize(
     if out is not None:
         raise op_error("normalize", "out= is not supported", (), "use the returned tensor")
     x = _tensor(input, "normalize")
-    if p == 0:  # the "norm" counts the non-zero entries, as torch.linalg.vector_norm's
-        norm = (x != 0).sum(dim, keepdim=True).cast(x.dtype)
-    elif p == 2:
-        norm = (x * x).sum(dim, keepdim=True).sqrt()
-    elif p == 1:
-        norm = x.abs().sum(dim, keepdim=True)
-    elif p == float("inf"):
-        norm = x.abs().amax(dim, keepdim=True)
-    else:
-        norm = (x.abs() ** p).sum(dim, keepdim=True) ** (1.0 / p)
-    return x / norm.maximum(eps)
+    # `norm`: p=0 counts the non-zero entries, as torch.linalg.vector_norm's; its gradient
+    # at a zero vector is 0, so a zero row's is 1/eps, as PyTorch's (not NaN from sqrt's)
+    return x / x.norm(p, dim, keepdim=True).maximum(eps)
 
 
 def scaled_dot_product_attention(
@@ -650,11 +642,23 @@ def group_norm(
 
 
 def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-08) -> Tensor:
-    """x1 . x2 / max(|x1| |x2|, eps) along `dim` (broadcasting x1 and x2)."""
+    """(x1 / max(|x1|, eps)) . (x2 / max(|x2|, eps)) along `dim`, x1 and x2 broadcast
+    first, as PyTorch computes it: a zero vector gives 0 and finite gradients (its norm's
+    gradient there is 0, see `Tensor.norm`)."""
     a, b = _tensor(x1, "cosine_similarity"), _tensor(x2, "cosine_similarity")
-    dot = (a * b).sum(dim)
-    norms = ((a * a).sum(dim) * (b * b).sum(dim)).sqrt()
-    return dot / norms.clamp(min=eps)
+    try:
+        shape = np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise op_error(
+            "cosine_similarity",
+            "x1 and x2 cannot be broadcast together",
+            (a.shape, b.shape),
+            "pass tensors of one shape, or shapes that broadcast (1 where they differ)",
+        ) from None
+    a, b = a.expand(*shape), b.expand(*shape)
+    a = a / a.norm(2, dim, keepdim=True).clamp(min=eps)
+    b = b / b.norm(2, dim, keepdim=True).clamp(min=eps)
+    return (a * b).sum(dim)
 
 
 # ---------------------------------------------------------------------------------------------

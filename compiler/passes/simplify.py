@@ -26,7 +26,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from tinygrad_edu.ops import OPS
+from tinygrad_edu.ops import OPS, infer_dtype
 
 from ..graph import Graph, copy_provenance
 
@@ -174,17 +174,32 @@ def _factored_sum(b: _Builder, src: int, attrs: dict[str, Any], out: dict[str, A
     final = np.broadcast_shapes(out["shape"], *(w for _, _, w in outer))
     if tuple(final) != tuple(out["shape"]):
         return None
-    acc, acc_shape = inside[0][0], tuple(shape)
+
+    # every new node's dtype from the op table, as verify will check it; factors of mixed
+    # dtypes (float32 data times a float64 or bool one) may make the rewrite's result
+    # another dtype than the traced sum's: then it is left alone
+    def product(p: int, a: np.dtype, f: int) -> tuple[str, np.dtype]:
+        op = "mul" if p > 0 else "div"
+        return op, infer_dtype(OPS[op], [a, new.node(f)["dtype"]], {})
+
+    inner = [new.node(inside[0][0])["dtype"]]
     for f, p in inside[1:]:
-        dtype = np.result_type(new.node(acc)["dtype"], new.node(f)["dtype"])
-        acc = b.add("mul" if p > 0 else "div", [acc, f], {}, acc_shape, dtype)
-    dtype = out["dtype"]
-    acc = _sum(b, acc, attrs, out)
-    for f, p, want in outer:
+        inner.append(product(p, inner[-1], f)[1])
+    summed = infer_dtype(OPS["sum"], [inner[-1]], attrs)
+    outer_dtypes = [summed]
+    for f, p, _ in outer:
+        outer_dtypes.append(product(p, outer_dtypes[-1], f)[1])
+    if outer_dtypes[-1] != out["dtype"]:
+        return None
+    acc, acc_shape = inside[0][0], tuple(shape)
+    for (f, p), dtype in zip(inside[1:], inner[1:], strict=True):
+        acc = b.add(product(p, dtype, f)[0], [acc, f], {}, acc_shape, dtype)
+    acc = _sum(b, acc, attrs, {**out, "dtype": summed})
+    for (f, p, want), dtype in zip(outer, outer_dtypes[1:], strict=True):
         if tuple(new.node(f)["shape"]) != want:
             f = b.add("reshape", [f], {"shape": want}, want, new.node(f)["dtype"])
-        acc = b.add("mul" if p > 0 else "div", [acc, f], {}, out["shape"], dtype)
-    return b.add("neg", [acc], {}, out["shape"], dtype) if sign < 0 else acc
+        acc = b.add(product(p, dtype, f)[0], [acc, f], {}, out["shape"], dtype)
+    return b.add("neg", [acc], {}, out["shape"], out["dtype"]) if sign < 0 else acc
 
 
 def _sum(b: _Builder, src: int, attrs: dict[str, Any], out: dict[str, Any]) -> int:

@@ -24,10 +24,15 @@ from ..tensor import Tensor
 
 
 def Parameter(  # noqa: N802 (PyTorch's name)
-    data: Any = None, requires_grad: bool = True, dtype: Any = np.float32
+    data: Any = None, requires_grad: bool = True, dtype: Any = None
 ) -> Tensor:
     """A trainable tensor: float data with `requires_grad=True` (a copy of `data`; no data:
-    an empty one, as `nn.Parameter()`)."""
+    an empty one, as `nn.Parameter()`). A float Tensor keeps its dtype, as PyTorch's (a
+    float64 tensor stays float64); arrays and other data become float32 unless `dtype`
+    says otherwise."""
+    if dtype is None:
+        floating = isinstance(data, Tensor) and data.dtype.kind == "f"
+        dtype = data.dtype if floating else np.float32
     array = np.zeros((0,)) if data is None else np.asarray(data)
     return Tensor(array, dtype=dtype, requires_grad=requires_grad)
 
