@@ -1,6 +1,7 @@
 """Edge cases an independent differential fuzzer against PyTorch found: integer true
 division in compiled code, sums of products of mixed dtypes through the simplifier, zero
-vectors in normalize / cosine_similarity, Parameter dtypes, integer inputs of another width."""
+vectors in normalize / cosine_similarity, Parameter dtypes, integer inputs of another width,
+reductions over an empty dim."""
 
 import numpy as np
 import pytest
@@ -99,3 +100,17 @@ def test_a_compiled_function_takes_integer_data_of_another_width(backend):
     np.testing.assert_allclose(fn(img.astype(np.int32)), img / 255.0, rtol=1e-6)
     with pytest.raises(ValueError, match="compiled for int64"):
         fn(np.ones((2, 3), np.uint64))  # may not fit int64
+
+
+def test_reductions_over_an_empty_dim_stay_in_the_graph():
+    """logsumexp (-inf) and prod (1) over a size-0 dim require grad like sum does, and their
+    backward reaches the input (an empty gradient), as PyTorch's."""
+    x = Tensor(np.zeros((2, 0)), dtype=np.float64, requires_grad=True)
+    lse, prod = x.logsumexp(1), x.prod(1)
+    np.testing.assert_array_equal(lse.numpy(), [-np.inf, -np.inf])
+    np.testing.assert_array_equal(prod.numpy(), [1.0, 1.0])
+    assert lse.requires_grad and prod.requires_grad and prod.dtype == np.float64
+    (lse.sum() + prod.sum()).backward()
+    assert x.grad.shape == (2, 0)
+    assert x.prod(1, keepdim=True).shape == (2, 1)
+    assert Tensor(np.zeros((2, 0), np.int64)).prod(1).dtype == np.int64

@@ -740,11 +740,10 @@ class MethodForms:
         if self.ndim == 0:
             return self.cumprod(0, dtype=dtype)
         if self.shape[d] == 0:  # the empty product is one
-            from .tensor import Tensor
-
-            shape = self.shape[:d] + ((1,) if keepdim else ()) + self.shape[d + 1 :]
+            # built from the (empty, 0) sum so it stays in the graph: backward() from it
+            # reaches the input (a zero gradient), as PyTorch's
             x = self if dtype is None else self.cast(dtype)
-            return Tensor.full(shape, 1, dtype=np.int64 if x.dtype.kind in "biu" else x.dtype)
+            return x.sum(d, keepdim=keepdim) * 0 + 1
         last = self.cumprod(d, dtype=dtype).narrow(d, self.shape[d] - 1, 1)
         return last if keepdim else last.squeeze(d)
 

@@ -890,9 +890,9 @@ class Tensor(MethodForms, Node):
         """log(sum(exp(x))) computed stably by shifting by the (constant) max."""
         axes = self._axes(_axis(axis, dim), "logsumexp")
         if any(self.shape[a] == 0 for a in axes):  # log of an empty sum: -inf, as PyTorch's
-            kept = tuple(1 if i in axes else n for i, n in enumerate(self.shape))
-            out = Tensor.full(kept, -np.inf, dtype=self.dtype if self.dtype.kind == "f" else None)
-            return out if keepdim else out.reshape(_drop_axes(kept, axes))
+            # from the (empty, 0) sum, so backward() reaches the input (a zero gradient)
+            x = self if self.dtype.kind == "f" else self.cast(np.float32)
+            return x.sum(axes, keepdim=keepdim) - np.inf
         shift = self.detach().amax(axes, keepdim=True)
         shift = shift.where(shift.abs() != np.inf, 0.0)  # all -inf (or an inf): no shift
         out = (self - shift).exp().sum(axes, keepdim=True).log() + shift
