@@ -114,3 +114,17 @@ def test_reductions_over_an_empty_dim_stay_in_the_graph():
     assert x.grad.shape == (2, 0)
     assert x.prod(1, keepdim=True).shape == (2, 1)
     assert Tensor(np.zeros((2, 0), np.int64)).prod(1).dtype == np.int64
+
+
+def test_norm_and_linear_parameters_of_the_wrong_size_name_their_op():
+    x = Tensor(np.ones((4, 3, 2, 2)))
+    with pytest.raises(ValueError, match=r"batch_norm: weight must have one value per channel"):
+        F.batch_norm(x, None, None, Tensor(np.ones(4)), None, training=True)
+    with pytest.raises(ValueError, match=r"batch_norm: running_mean"):
+        F.batch_norm(x, Tensor(np.zeros(2)), Tensor(np.ones(3)))
+    with pytest.raises(ValueError, match=r"linear: bias must have out_features"):
+        F.linear(Tensor(np.ones((4, 3))), Tensor(np.ones((5, 3))), Tensor(np.ones(4)))
+    assert F.linear(Tensor(np.ones((4, 3))), Tensor(np.ones((5, 3))), Tensor(np.ones(5))).shape == (
+        4,
+        5,
+    )

@@ -455,6 +455,10 @@ def batch_norm(
         raise op_error("batch_norm", "input must be (N, C, ...)", x.shape, "add a batch dim")
     axes = (0, *range(2, x.ndim))
     shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+    for role, t in (("running_mean", running_mean), ("running_var", running_var)):
+        _per_channel("batch_norm", role, t, x)
+    for role, t in (("weight", weight), ("bias", bias)):
+        _per_channel("batch_norm", role, t, x)
     if training:
         count = x.size // x.shape[1]
         if count < 2:
@@ -479,6 +483,20 @@ def batch_norm(
         mean = running_mean.reshape(shape).cast(x.dtype)
         var = running_var.reshape(shape).cast(x.dtype)
     return _affine((x - mean) / (var + eps).sqrt(), weight, bias, shape)
+
+
+def _per_channel(op: str, role: str, t: Any, x: Tensor) -> None:
+    """A clear error where a per-channel tensor of a norm is not one value per channel."""
+    if t is None:
+        return
+    shape = tuple(t.shape if hasattr(t, "shape") else np.shape(t))
+    if math.prod(shape) != x.shape[1]:
+        raise op_error(
+            op,
+            f"{role} must have one value per channel (C = {x.shape[1]})",
+            f"input {x.shape}, {role} {shape}",
+            f"pass a {role} of shape ({x.shape[1]},), or check which dim holds the channels",
+        )
 
 
 def _update_running(stat: Tensor | None, batch: Tensor, momentum: float) -> None:

@@ -1066,6 +1066,14 @@ class Tensor(MethodForms, Node):
                 f"input {self.shape}, weight {weight.shape}",
                 "weight is (out_features, in_features); flatten the input first?",
             )
+        bias_shape = tuple(bias.shape if hasattr(bias, "shape") else np.shape(bias))
+        if bias is not None and bias_shape not in ((), (1,), weight.shape[:1]):
+            raise op_error(
+                "linear",
+                "bias must have out_features elements",
+                f"weight {weight.shape}, bias {bias_shape}",
+                f"pass a bias of shape ({weight.shape[0]},)",
+            )
         out = self @ weight.T
         return out if bias is None else out + bias
 
