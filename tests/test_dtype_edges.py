@@ -128,3 +128,11 @@ def test_norm_and_linear_parameters_of_the_wrong_size_name_their_op():
         4,
         5,
     )
+
+
+def test_integer_floor_division_and_remainder_keep_the_operands_dtype():
+    t = Tensor(np.array([7, -7], np.int32), dtype=np.int32)
+    assert (t // 2).dtype == np.int32 and (t % 2).dtype == np.int32  # PyTorch's too
+    np.testing.assert_array_equal((t // 2).numpy(), [3, -4])
+    np.testing.assert_array_equal((t % -2).numpy(), [-1, -1])
+    assert (Tensor(np.array([7])) // 2).dtype == np.int64

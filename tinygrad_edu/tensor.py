@@ -655,8 +655,9 @@ class Tensor(MethodForms, Node):
         promoted dtype (integers stay integers, through float64)."""
         other = self._lift(other)
         wide = self._integer_quotient(other, "floor_divide")
-        if wide is not None:
-            return wide.floor().cast(np.int64)
+        if wide is not None:  # back in the operands' integer dtype (int32 // 2 is int32)
+            integer = np.result_type(self.dtype, other.dtype)
+            return wide.floor().cast(integer if integer.kind in "iu" else np.int64)
         q = (self / other).floor()
         # a finite x over an infinite divisor: 0, or -1 when the signs differ (-2 // inf is
         # -1 in Python and PyTorch; floor(-0.0) alone would give -0)
